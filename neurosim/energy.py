@@ -1,0 +1,226 @@
+"""Activations, energy, cost, forces, parameter derivatives and Jacobian products (MATH.md 1-3).
+
+Every function is batched: a state is a dict population -> ``(batch, n)`` array. Per-example
+quantities (energy, cost, forces, state derivatives) keep the batch axis; parameter-shaped
+quantities (``dE/dtheta``, ``(dF/dtheta)^T w``) are batch means, so they are derivatives of
+the batch-mean loss.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+# -- activations ------------------------------------------------------------------------
+def rho(activation, s, out=None):
+    """The rate ``rho(s)``: ``clip(s, 0, 1)`` or ``1 / (1 + exp(-4 (s - 1/2)))``."""
+    if activation == "hard_sigmoid":
+        return np.clip(s, 0.0, 1.0, out=out)
+    out = np.multiply(s, -4.0, out=out)
+    out += 2.0
+    np.exp(out, out=out)
+    out += 1.0
+    return np.reciprocal(out, out=out)
+
+
+def rho_prime(activation, s, r=None):
+    """``rho'(s)``; for hard sigmoid 1 on the closed interval [0, 1] (as in the 2017 code)."""
+    if activation == "hard_sigmoid":
+        return ((s >= 0.0) & (s <= 1.0)).astype(s.dtype)
+    r = rho(activation, s) if r is None else r
+    return 4.0 * r * (1.0 - r)
+
+
+def rho_second(activation, s, r=None):
+    """``rho''(s)`` (zero almost everywhere for hard sigmoid)."""
+    if activation == "hard_sigmoid":
+        return np.zeros_like(s)
+    r = rho(activation, s) if r is None else r
+    return 16.0 * r * (1.0 - r) * (1.0 - 2.0 * r)
+
+
+# -- building blocks ----------------------------------------------------------------------
+def rates(net, state, inputs):
+    """Rates of every population: inputs are their own rate, the rest ``rho(s)``."""
+    r = {p: rho(net.activation, state[p]) for p in net.state_pops}
+    r.update(inputs)
+    return r
+
+
+def _matrix(net, term):
+    w = net.params[term.key]
+    return w.T if term.transpose else w
+
+
+def drives(net, r):
+    """``h_p = sum_terms rho(s_q) M + b_p`` for every state population, from rates ``r``."""
+    h = {}
+    for p in net.state_pops:
+        h[p] = np.broadcast_to(net.params["b:%s" % p], r[next(iter(r))].shape[:1] + (net.sizes[p],)).copy()
+    for t in net.terms:
+        h[t.target] += r[t.source] @ _matrix(net, t)
+    return h
+
+
+def energy(net, state, x):
+    """Per-example energy ``E(s)`` (energy dynamics only), shape ``(batch,)``."""
+    if net.dynamics != "energy":
+        raise ValueError("energy() is defined for energy dynamics only (this network is %r)"
+                         % net.dynamics)
+    inputs = net.inputs_dict(x)
+    r = rates(net, state, inputs)
+    e = sum(0.5 * np.sum(state[p] ** 2, axis=1) - r[p] @ net.params["b:%s" % p]
+            for p in net.state_pops)
+    for t in net.terms:
+        if t.transpose:
+            continue
+        scale = 0.5 if t.lateral else 1.0
+        e = e - scale * np.einsum("bi,ij,bj->b", r[t.source], net.params[t.key], r[t.target])
+    return e
+
+
+def cost(net, state, y):
+    """Per-example cost ``C = 1/2 |s_out - y|^2`` (summed over output populations)."""
+    batch = state[net.state_pops[0]].shape[0]
+    y = net.targets_dict(y, batch)
+    return sum(0.5 * np.sum((state[p] - y[p]) ** 2, axis=1) for p in net.outputs)
+
+
+def dC_ds(net, state, y):
+    """``dC/ds`` per example: ``s_out - y`` on outputs, zero elsewhere."""
+    batch = state[net.state_pops[0]].shape[0]
+    y = net.targets_dict(y, batch)
+    return {p: (state[p] - y[p]) if p in y else np.zeros_like(state[p]) for p in net.state_pops}
+
+
+def forces(net, state, x, y=None, beta=0.0):
+    """``F = -dE/ds - beta dC/ds`` per example (the vector field in vector-field mode)."""
+    inputs = net.inputs_dict(x)
+    r = rates(net, state, inputs)
+    h = drives(net, r)
+    f = {p: rho_prime(net.activation, state[p], r[p]) * h[p] - state[p] for p in net.state_pops}
+    if beta:
+        for p, g in dC_ds(net, state, y).items():
+            f[p] -= beta * g
+    return f
+
+
+def dE_dtheta(net, state, x):
+    """Batch-mean ``dE/dtheta`` (energy mode): ``-rho_a^T rho_b / batch`` and ``-mean rho_p``.
+
+    A lateral matrix counts once in the energy (``-1/2 rho^T W rho``), so its derivative is
+    ``-1/2 rho^T rho`` with zero diagonal.
+    """
+    inputs = net.inputs_dict(x)
+    r = rates(net, state, inputs)
+    batch = r[net.state_pops[0]].shape[0]
+    g = {}
+    for t in net.terms:
+        if t.transpose:
+            continue
+        d = -(r[t.source].T @ r[t.target]) / batch
+        if t.lateral:
+            d *= 0.5
+            np.fill_diagonal(d, 0.0)
+        elif t.source == t.target:
+            np.fill_diagonal(d, 0.0)
+        g[t.key] = d
+    for p in net.state_pops:
+        g["b:%s" % p] = -r[p].mean(axis=0)
+    return {k: g[k] for k in net.params}
+
+
+def flatten(net, state):
+    """State dict -> ``(batch, n_state)`` array, populations in ``net.state_pops`` order."""
+    return np.concatenate([state[p] for p in net.state_pops], axis=1)
+
+
+def unflatten(net, v):
+    """``(batch, n_state)`` array -> state dict (views)."""
+    out, i = {}, 0
+    for p in net.state_pops:
+        out[p] = v[:, i:i + net.sizes[p]]
+        i += net.sizes[p]
+    return out
+
+
+class Linearization:
+    """The dynamics linearised at a state ``s``: products with ``J = dF/ds``, ``J^T`` and
+    ``(dF/dtheta)^T``, plus dense per-example Jacobians for small networks.
+
+    ``F_p = -s_p + rho'(s_p) h_p``  gives
+    ``(J v)_p = (-1 + rho''_p h_p) v_p + rho'_p sum_terms (rho'_q v_q) M``.
+    """
+
+    def __init__(self, net, state, x):
+        self.net = net
+        self.inputs = net.inputs_dict(x)
+        self.state = state
+        act = net.activation
+        self.r = rates(net, state, self.inputs)
+        self.h = drives(net, self.r)
+        self.d1 = {p: rho_prime(act, state[p], self.r[p]) for p in net.state_pops}
+        self.diag = {p: rho_second(act, state[p], self.r[p]) * self.h[p] - 1.0
+                     for p in net.state_pops}
+        self.batch = state[net.state_pops[0]].shape[0]
+
+    def jvp(self, v):
+        """``J v`` per example."""
+        net = self.net
+        z = {p: self.d1[p] * v[p] for p in net.state_pops}
+        out = {p: np.zeros_like(v[p]) for p in net.state_pops}
+        for t in net.terms:
+            if t.source in z:
+                out[t.target] += z[t.source] @ _matrix(net, t)
+        return {p: self.diag[p] * v[p] + self.d1[p] * out[p] for p in net.state_pops}
+
+    def vjp(self, w):
+        """``J^T w`` per example."""
+        net = self.net
+        z = {p: self.d1[p] * w[p] for p in net.state_pops}
+        out = {p: np.zeros_like(w[p]) for p in net.state_pops}
+        for t in net.terms:
+            if t.source in out:
+                out[t.source] += z[t.target] @ _matrix(net, t).T
+        return {p: self.diag[p] * w[p] + self.d1[p] * out[p] for p in net.state_pops}
+
+    def param_vjp(self, w):
+        """Batch-mean ``(dF/dtheta)^T w``: the parameter gradient carried by a state vector."""
+        net, r = self.net, self.r
+        z = {p: self.d1[p] * w[p] for p in net.state_pops}
+        g = {k: np.zeros_like(v) for k, v in net.params.items()}
+        for t in net.terms:
+            if t.transpose:
+                g[t.key] += z[t.target].T @ r[t.source]
+            elif t.lateral:
+                m = r[t.source].T @ z[t.target]
+                g[t.key] += 0.5 * (m + m.T)
+            else:
+                g[t.key] += r[t.source].T @ z[t.target]
+            if t.source == t.target:
+                np.fill_diagonal(g[t.key], 0.0)
+        for p in net.state_pops:
+            g["b:%s" % p] += z[p].sum(axis=0)
+        for k in g:
+            g[k] /= self.batch
+        return g
+
+    def dense(self, i):
+        """The dense Jacobian ``J`` of example ``i``, ``(n_state, n_state)``."""
+        net = self.net
+        n = net.n_state
+        J = np.zeros((n, n))
+        offs, o = {}, 0
+        for p in net.state_pops:
+            offs[p] = o
+            o += net.sizes[p]
+        for p in net.state_pops:
+            a = offs[p]
+            J[a:a + net.sizes[p], a:a + net.sizes[p]] += np.diag(self.diag[p][i])
+        for t in net.terms:
+            if t.source not in offs:
+                continue
+            m = _matrix(net, t)  # (n_src, n_tgt): d h_tgt / d rho_src = m.T
+            block = (self.d1[t.target][i][:, None] * m.T) * self.d1[t.source][i][None, :]
+            a, b = offs[t.target], offs[t.source]
+            J[a:a + net.sizes[t.target], b:b + net.sizes[t.source]] += block
+        return J

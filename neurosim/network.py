@@ -1,0 +1,319 @@
+"""Populations and projections on a networkx graph, with their parameters.
+
+A :class:`Network` is the single model description every engine reads (MATH.md section 1).
+Nodes are populations with attributes ``size`` and ``role`` ("input", "hidden", "output");
+edges ``a -> b`` are projections with a weight matrix ``W:a->b`` of shape ``(n_a, n_b)``.
+Every non-input population ``p`` has a bias ``b:p``.
+
+* ``energy`` dynamics: one matrix per edge, used in both directions (tied weights).
+  A self-loop ``a -> a`` is a symmetric lateral matrix with zero diagonal.
+* ``vector_field`` dynamics: separate matrices per direction; an edge ``a -> b`` between two
+  non-input populations gets ``W:a->b`` (a drives b) and ``W:b->a`` (b drives a).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+ACTIVATIONS = ("hard_sigmoid", "logistic")
+DYNAMICS = ("energy", "vector_field")
+ROLES = ("input", "hidden", "output")
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+class NetworkError(ValueError):
+    """A network description, or the data given to it, is invalid."""
+
+
+@dataclass(frozen=True)
+class Term:
+    """One matrix product that drives population ``target``: ``rho(source) @ M`` where
+    ``M = params[key]`` (or its transpose); ``lateral`` marks a tied self-projection."""
+
+    target: str
+    source: str
+    key: str
+    transpose: bool
+    lateral: bool = False
+
+
+def _dtype(dtype):
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise NetworkError("dtype must be one of %s, got %r" % (sorted(DTYPES), dtype))
+        return np.dtype(DTYPES[dtype])
+    d = np.dtype(dtype)
+    if d not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise NetworkError("dtype must be float64 or float32, got %s" % d)
+    return d
+
+
+def _check_graph(g, dynamics):
+    if not isinstance(g, nx.DiGraph):
+        raise NetworkError("graph must be a networkx.DiGraph, got %s" % type(g).__name__)
+    if g.number_of_nodes() == 0:
+        raise NetworkError("graph has no populations")
+    for n, attrs in g.nodes(data=True):
+        if "size" not in attrs:
+            raise NetworkError("population %r has no 'size' attribute (a positive integer)" % (n,))
+        size = attrs["size"]
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+            raise NetworkError("population %r: size must be a positive integer, got %r" % (n, size))
+        role = attrs.get("role")
+        if role not in ROLES:
+            raise NetworkError("population %r: role must be one of %s, got %r" % (n, ROLES, role))
+        if "->" in str(n) or ":" in str(n):
+            raise NetworkError("population name %r may not contain '->' or ':'" % (n,))
+    inputs = [n for n in g.nodes if g.nodes[n]["role"] == "input"]
+    outputs = [n for n in g.nodes if g.nodes[n]["role"] == "output"]
+    if not inputs:
+        raise NetworkError("graph has no input population (a node with role='input')")
+    if not outputs:
+        raise NetworkError("graph has no output population (a node with role='output')")
+    for i in inputs:
+        for cycle in nx.simple_cycles(g):
+            if i in cycle:
+                path = " -> ".join(str(c) for c in cycle + [cycle[0]])
+                raise NetworkError("cycle through input population %r: %s; inputs are clamped to "
+                                   "data and cannot be part of a cycle" % (i, path))
+        preds = list(g.predecessors(i))
+        if preds:
+            raise NetworkError("input population %r has incoming projections from %s; inputs are "
+                               "clamped to data and receive nothing" % (i, preds))
+    for n in g.nodes:
+        if g.nodes[n]["role"] != "input" and g.degree(n) - (2 if g.has_edge(n, n) else 0) == 0:
+            raise NetworkError("population %r is not connected to any other population" % (n,))
+    if dynamics == "energy":
+        for a, b in g.edges:
+            if a != b and g.has_edge(b, a) and str(a) < str(b):
+                raise NetworkError("projections %r and %r both exist; in energy dynamics a "
+                                   "projection already acts in both directions (tied weights): "
+                                   "keep one" % ("%s->%s" % (a, b), "%s->%s" % (b, a)))
+    return inputs, outputs
+
+
+class Network:
+    """A fixed-point network: topology (``graph``), parameters (``params``) and model choices.
+
+    Build one with :func:`layered` or :meth:`Network.from_graph`.
+    """
+
+    def __init__(self, graph, params, activation="logistic", dynamics="energy", dtype="float64"):
+        if activation not in ACTIVATIONS:
+            raise NetworkError("activation must be one of %s, got %r" % (ACTIVATIONS, activation))
+        if dynamics not in DYNAMICS:
+            raise NetworkError("dynamics must be one of %s, got %r" % (DYNAMICS, dynamics))
+        self.inputs, self.outputs = _check_graph(graph, dynamics)
+        self.graph = graph
+        self.activation = activation
+        self.dynamics = dynamics
+        self.dtype = _dtype(dtype)
+        self.state_pops = [n for n in graph.nodes if graph.nodes[n]["role"] != "input"]
+        self.sizes = {n: int(graph.nodes[n]["size"]) for n in graph.nodes}
+        self.terms = self._terms()
+        expected = {t.key: self._key_shape(t.key) for t in self.terms}
+        expected.update({"b:%s" % p: (self.sizes[p],) for p in self.state_pops})
+        self.params = {}
+        for key, shape in expected.items():
+            if key not in params:
+                raise NetworkError("params is missing %r (shape %s)" % (key, shape))
+            v = np.array(params[key], dtype=self.dtype)
+            if v.shape != shape:
+                raise NetworkError("params[%r] must have shape %s, got %s" % (key, shape, v.shape))
+            if not np.all(np.isfinite(v)):
+                raise NetworkError("params[%r] contains NaN or inf" % key)
+            self.params[key] = v
+        extra = set(params) - set(expected)
+        if extra:
+            raise NetworkError("params has keys that match no projection or population: %s"
+                               % sorted(extra))
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_graph(cls, g, activation="logistic", dynamics="energy", seed=0, dtype="float64",
+                   gain=1.0, asymmetry=0.0):
+        """Build a network on any topology with seeded Glorot-uniform weights, zero biases.
+
+        ``gain`` scales every weight; in ``vector_field`` dynamics the backward matrix starts
+        as the transpose of the forward one plus ``asymmetry`` times an independent
+        Glorot-uniform matrix (0: tied weights, where vector-field EP is exact).
+        """
+        if dynamics not in DYNAMICS:
+            raise NetworkError("dynamics must be one of %s, got %r" % (DYNAMICS, dynamics))
+        _check_graph(g, dynamics)
+        rng = np.random.default_rng(seed)
+        sizes = {n: int(g.nodes[n]["size"]) for n in g.nodes}
+
+        def glorot(n_in, n_out):
+            a = gain * np.sqrt(6.0 / (n_in + n_out))
+            return rng.uniform(-a, a, (n_in, n_out))
+
+        params = {}
+        for a, b in g.edges:
+            w = glorot(sizes[a], sizes[b])
+            if a == b:
+                w = 0.5 * (w + w.T)
+                np.fill_diagonal(w, 0.0)
+            if dynamics == "vector_field" and g.has_edge(b, a) and "W:%s->%s" % (a, b) in params:
+                continue
+            params["W:%s->%s" % (a, b)] = w
+            if dynamics == "vector_field" and g.nodes[a]["role"] != "input":
+                noise = glorot(sizes[a], sizes[b])
+                if a == b:
+                    noise = noise - np.diag(np.diag(noise))
+                    params["W:%s->%s" % (a, b)] = w + asymmetry * noise
+                else:
+                    params["W:%s->%s" % (b, a)] = (w + asymmetry * noise).T.copy()
+        for p in g.nodes:
+            if g.nodes[p]["role"] != "input":
+                params["b:%s" % p] = np.zeros(sizes[p])
+        return cls(g, params, activation=activation, dynamics=dynamics, dtype=dtype)
+
+    def _key_shape(self, key):
+        a, b = key[2:].split("->")
+        a, b = self._node(a), self._node(b)
+        return (self.sizes[a], self.sizes[b])
+
+    def _node(self, name):
+        for n in self.graph.nodes:
+            if str(n) == name:
+                return n
+        raise KeyError(name)
+
+    def _terms(self):
+        """The matrix products that drive each non-input population (see :class:`Term`)."""
+        g, terms = self.graph, []
+        for a, b in g.edges:
+            key = "W:%s->%s" % (a, b)
+            if a == b:
+                terms.append(Term(a, a, key, False, lateral=self.dynamics == "energy"))
+                continue
+            terms.append(Term(b, a, key, False))
+            if g.nodes[a]["role"] == "input":
+                continue
+            if self.dynamics == "energy":
+                terms.append(Term(a, b, key, True))
+            elif not g.has_edge(b, a):
+                terms.append(Term(a, b, "W:%s->%s" % (b, a), False))
+        return terms
+
+    # -- conveniences -------------------------------------------------------------------
+    @property
+    def projections(self):
+        """Parameter keys of the weight matrices, in a stable order."""
+        return [k for k in self.params if k.startswith("W:")]
+
+    @property
+    def n_state(self):
+        """Number of state units (all non-input populations) per example."""
+        return sum(self.sizes[p] for p in self.state_pops)
+
+    def copy(self, params=None, dtype=None):
+        """A copy, optionally with other parameters or another dtype."""
+        return Network(copy.deepcopy(self.graph), params if params is not None else self.params,
+                       activation=self.activation, dynamics=self.dynamics,
+                       dtype=dtype if dtype is not None else self.dtype)
+
+    def zero_params(self):
+        """A dict of zero arrays with the keys and shapes of ``params``."""
+        return {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def inputs_dict(self, x, name="x"):
+        """Validate ``x`` ((batch, n_in) array, or a dict for several inputs) -> dict."""
+        if not isinstance(x, dict):
+            if len(self.inputs) != 1:
+                raise NetworkError("%s must be a dict over the input populations %s"
+                                   % (name, self.inputs))
+            x = {self.inputs[0]: x}
+        missing = set(self.inputs) - set(x)
+        if missing:
+            raise NetworkError("%s is missing input population(s) %s" % (name, sorted(missing)))
+        out, batch = {}, None
+        for p in self.inputs:
+            label = name if len(self.inputs) == 1 else "%s[%r]" % (name, p)
+            out[p] = self._array(x[p], label, self.sizes[p], batch)
+            batch = out[p].shape[0]
+        extra = set(x) - set(self.inputs)
+        if extra:
+            raise NetworkError("%s has populations that are not inputs: %s" % (name, sorted(extra)))
+        return out
+
+    def targets_dict(self, y, batch, name="y"):
+        """Validate ``y`` ((batch, n_out) array, or a dict for several outputs) -> dict."""
+        if not isinstance(y, dict):
+            if len(self.outputs) != 1:
+                raise NetworkError("%s must be a dict over the output populations %s"
+                                   % (name, self.outputs))
+            y = {self.outputs[0]: y}
+        missing = set(self.outputs) - set(y)
+        if missing:
+            raise NetworkError("%s is missing output population(s) %s" % (name, sorted(missing)))
+        return {p: self._array(y[p], name if len(self.outputs) == 1 else "%s[%r]" % (name, p),
+                               self.sizes[p], batch) for p in self.outputs}
+
+    def _array(self, v, label, n, batch):
+        v = np.asarray(v)
+        if v.ndim == 1 and batch is None and v.shape[0] == n:
+            raise NetworkError("%s must have shape (batch, %d); got a 1-d array of length %d: "
+                               "use %s[None, :] for a single example" % (label, n, n, label))
+        if v.ndim != 2 or v.shape[1] != n or (batch is not None and v.shape[0] != batch):
+            want = "(%s, %d)" % ("batch" if batch is None else batch, n)
+            raise NetworkError("%s must have shape %s, got %s" % (label, want, v.shape))
+        if v.shape[0] == 0:
+            raise NetworkError("%s is empty (batch of 0 examples)" % label)
+        if not np.issubdtype(v.dtype, np.number) or not np.all(np.isfinite(v)):
+            raise NetworkError("%s contains NaN or inf (or is not numeric)" % label)
+        return np.ascontiguousarray(v, dtype=self.dtype)
+
+    def zero_state(self, batch):
+        """The default initial state: zeros for every non-input population."""
+        return {p: np.zeros((batch, self.sizes[p]), dtype=self.dtype) for p in self.state_pops}
+
+    def check_state(self, state, batch, name="state"):
+        """Validate a state dict (warm start) -> a fresh copy in the network's dtype."""
+        if not isinstance(state, dict):
+            raise NetworkError("%s must be a dict population -> (batch, n) array" % name)
+        out = {}
+        for p in self.state_pops:
+            if p not in state:
+                raise NetworkError("%s is missing population %r" % (name, p))
+            out[p] = self._array(state[p], "%s[%r]" % (name, p), self.sizes[p], batch).copy()
+        return out
+
+    def __repr__(self):
+        pops = ", ".join("%s:%d(%s)" % (n, self.sizes[n], self.graph.nodes[n]["role"])
+                         for n in self.graph.nodes)
+        return "Network(%s; %s, %s, %s)" % (pops, self.activation, self.dynamics, self.dtype)
+
+
+def layered(sizes, activation="logistic", dynamics="energy", seed=0, dtype="float64", gain=1.0,
+            asymmetry=0.0, skip=(), names=None):
+    """A layered network ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
+
+    Populations are named ``x``, ``h1``, ``h2``, ..., ``y`` unless ``names`` is given;
+    ``skip`` lists extra projections as ``(i, j)`` layer-index pairs (e.g. ``[(0, 2)]``).
+    """
+    sizes = list(sizes) if not isinstance(sizes, (str, bytes)) else None
+    if not sizes or len(sizes) < 2:
+        raise NetworkError("sizes must list at least two layer sizes (input and output), got %r"
+                           % (sizes,))
+    if names is None:
+        names = ["x"] + ["h%d" % i for i in range(1, len(sizes) - 1)] + ["y"]
+    if len(names) != len(sizes):
+        raise NetworkError("names must have one entry per layer (%d), got %d"
+                           % (len(sizes), len(names)))
+    g = nx.DiGraph()
+    for i, (name, n) in enumerate(zip(names, sizes)):
+        role = "input" if i == 0 else "output" if i == len(sizes) - 1 else "hidden"
+        g.add_node(name, size=n, role=role)
+    for i in range(len(sizes) - 1):
+        g.add_edge(names[i], names[i + 1])
+    for i, j in skip:
+        if not (0 <= i < len(sizes) and 0 <= j < len(sizes)) or j <= i:
+            raise NetworkError("skip pair (%r, %r) must name layers i < j of %d" % (i, j, len(sizes)))
+        g.add_edge(names[i], names[j])
+    return Network.from_graph(g, activation=activation, dynamics=dynamics, seed=seed, dtype=dtype,
+                              gain=gain, asymmetry=asymmetry)

@@ -1,0 +1,279 @@
+"""Free and nudged relaxation by Euler steps (MATH.md section 2), batched and in place.
+
+``s_{k+1} = s_k + eps * (F(s_k) - beta dC/ds(s_k))``, optionally projected to [0, 1] after
+each step (the 2017 recipe). :class:`Dynamics` compiles a network and a batch of inputs once:
+the constant input drive (``x @ W + b``) is computed a single time per batch, and every step
+works in preallocated buffers, so long relaxations cost little beyond the matrix products.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import energy as en
+
+
+class RelaxationError(RuntimeError):
+    """A relaxation diverged or did not converge within its step limit."""
+
+
+@dataclass
+class RelaxResult:
+    """The outcome of a relaxation and its statistics.
+
+    ``state``: population -> (batch, n); ``steps``: Euler steps taken; ``residual``: the
+    trace of ``max |F|`` over steps (``residual[k]`` at ``s_k``; empty when ``tol`` is None and
+    ``record_residual`` is off); ``converged``: ``max |F| < tol`` was reached (None when no
+    tolerance was asked); ``trajectory``: population -> (steps + 1, batch, n) when recorded.
+    """
+
+    state: dict
+    steps: int
+    residual: np.ndarray
+    converged: bool | None
+    beta: float
+    eps: float
+    trajectory: dict | None = field(default=None, repr=False)
+
+    @property
+    def final_residual(self):
+        return float(self.residual[-1]) if len(self.residual) else float("nan")
+
+
+class Dynamics:
+    """A network bound to one batch of inputs (and targets), ready to take Euler steps."""
+
+    def __init__(self, net, x, y=None, clip=False):
+        self.net = net
+        self.inputs = net.inputs_dict(x)
+        self.batch = next(iter(self.inputs.values())).shape[0]
+        self.targets = None if y is None else net.targets_dict(y, self.batch)
+        self.clip = bool(clip)
+        act = net.activation
+        # with hard sigmoid and states kept in [0, 1], rho(s) = s and rho'(s) = 1
+        self.identity_rates = clip and act == "hard_sigmoid"
+        dt = net.dtype
+        shape = {p: (self.batch, net.sizes[p]) for p in net.state_pops}
+        self.const = {p: np.empty(shape[p], dt) for p in net.state_pops}
+        self.terms = {p: [] for p in net.state_pops}
+        for p in net.state_pops:
+            self.const[p][...] = net.params["b:%s" % p]
+        for t in net.terms:
+            m = net.params[t.key]
+            m = m.T if t.transpose else m
+            if t.source in self.inputs:
+                self.const[t.target] += self.inputs[t.source] @ m
+            else:
+                self.terms[t.target].append((t.source, m))
+        self.buf = {p: np.empty(shape[p], dt) for p in net.state_pops}
+        self.tmp = {p: np.empty(shape[p], dt) for p in net.state_pops}
+        self.rate = {p: np.empty(shape[p], dt) for p in net.state_pops}
+        self.d1 = {p: np.empty(shape[p], dt) for p in net.state_pops}
+
+    def initial_state(self, state=None):
+        """A fresh state: zeros, or a validated copy of ``state`` (warm start)."""
+        s = self.net.zero_state(self.batch) if state is None else \
+            self.net.check_state(state, self.batch)
+        if self.clip:
+            for v in s.values():
+                np.clip(v, 0.0, 1.0, out=v)
+        return s
+
+    def force(self, s, beta=0.0):
+        """Compute ``F(s) - beta dC/ds`` into ``self.buf`` and return it (no copy)."""
+        net, act = self.net, self.net.activation
+        if self.identity_rates:
+            r = s
+        else:
+            r = self.rate
+            for p in net.state_pops:
+                en.rho(act, s[p], out=r[p])
+        for p in net.state_pops:
+            h, terms = self.buf[p], self.terms[p]
+            if terms:
+                np.matmul(r[terms[0][0]], terms[0][1], out=h)
+                for q, m in terms[1:]:
+                    np.matmul(r[q], m, out=self.tmp[p])
+                    h += self.tmp[p]
+                h += self.const[p]
+            else:
+                np.copyto(h, self.const[p])
+            if not self.identity_rates:
+                if act == "hard_sigmoid":
+                    d = self.d1[p]
+                    np.greater_equal(s[p], 0.0, out=d)
+                    h *= d
+                    np.less_equal(s[p], 1.0, out=d)
+                    h *= d
+                else:
+                    d = self.d1[p]
+                    np.subtract(1.0, r[p], out=d)
+                    d *= r[p]
+                    d *= 4.0
+                    h *= d
+            h -= s[p]
+        if beta:
+            if self.targets is None:
+                raise ValueError("a nudged relaxation (beta != 0) needs targets y")
+            for p, yp in self.targets.items():
+                t = self.tmp[p]
+                np.subtract(s[p], yp, out=t)
+                t *= beta
+                self.buf[p] -= t
+        return self.buf
+
+    def step(self, s, eps, beta=0.0, residual=False):
+        """One synchronous Euler step, in place; returns ``max |F(s_k)|`` if asked."""
+        f = self.force(s, beta)
+        res = max(float(np.max(np.abs(v))) for v in f.values()) if residual else None
+        for p in self.net.state_pops:
+            f[p] *= eps
+            s[p] += f[p]
+            if self.clip:
+                np.clip(s[p], 0.0, 1.0, out=s[p])
+        return res
+
+    def residual(self, s, beta=0.0):
+        """``max |F(s) - beta dC/ds|`` with states at the [0, 1] bounds projected (clip mode)."""
+        f = self.force(s, beta)
+        if self.clip:
+            out = 0.0
+            for p in self.net.state_pops:
+                g = f[p].copy()
+                g[(s[p] <= 0.0) & (g < 0)] = 0.0
+                g[(s[p] >= 1.0) & (g > 0)] = 0.0
+                out = max(out, float(np.max(np.abs(g))))
+            return out
+        return max(float(np.max(np.abs(v))) for v in f.values())
+
+    def run(self, s, eps, beta=0.0, steps=None, tol=None, record=False, record_residual=False,
+            raise_on_fail=True):
+        """Take Euler steps on ``s`` in place; see :func:`relax` for the arguments."""
+        _check_eps(eps)
+        limit = int(steps)
+        trace, traj = [], None
+        if record:
+            traj = {p: [s[p].copy()] for p in self.net.state_pops}
+        k = 0
+        converged = None
+        track = tol is not None or record_residual
+        while k < limit:
+            if track:
+                if self.clip:
+                    r = self.residual(s, beta)
+                    self.step(s, eps, beta)
+                else:
+                    r = self.step(s, eps, beta, residual=True)
+                trace.append(r)
+                if not np.isfinite(r) or r > 1e12:
+                    raise RelaxationError(
+                        "relaxation diverged at step %d (max |force| = %.3g, beta=%g): reduce the "
+                        "step eps (now %g) or the weight scale" % (k, r, beta, eps))
+            else:
+                self.step(s, eps, beta)
+            k += 1
+            if record:
+                for p in self.net.state_pops:
+                    traj[p].append(s[p].copy())
+            if tol is not None and trace[-1] < tol:
+                converged = True
+                break
+        if tol is not None and converged is None:
+            r = self.residual(s, beta)
+            trace.append(r)
+            converged = bool(r < tol)
+            if not converged:
+                if not np.isfinite(r):
+                    raise RelaxationError("relaxation diverged (max |force| = %s after %d steps): "
+                                          "reduce eps (now %g) or the weight scale" % (r, k, eps))
+                if raise_on_fail:
+                    raise RelaxationError(
+                        "relaxation did not converge in max_steps=%d: max |force| = %.3g > tol=%g "
+                        "(beta=%g, eps=%g); raise max_steps, raise tol, or pass "
+                        "raise_on_fail=False to get the state with converged=False"
+                        % (limit, r, tol, beta, eps))
+        if not track and not all(np.all(np.isfinite(v)) for v in s.values()):
+            raise RelaxationError("relaxation diverged (NaN/inf in the state after %d steps): "
+                                  "reduce eps (now %g) or the weight scale" % (k, eps))
+        if record:
+            traj = {p: np.stack(v) for p, v in traj.items()}
+        return RelaxResult(state=s, steps=k, residual=np.array(trace), converged=converged,
+                           beta=beta, eps=eps, trajectory=traj)
+
+
+def _check_eps(eps):
+    if not np.isfinite(eps) or eps <= 0:
+        raise ValueError("eps (the Euler step) must be a positive number, got %r" % (eps,))
+
+
+def relax(net, x, y=None, beta=0.0, eps=0.1, tol=1e-10, max_steps=100_000, state=None, clip=False,
+          record=False, raise_on_fail=True):
+    """Relax ``net`` on inputs ``x`` (free phase, or nudged toward ``y`` with ``beta``).
+
+    Parameters
+    ----------
+    tol : float or None
+        Stop when ``max |F| < tol``; None runs exactly ``max_steps`` steps (fixed-step phase).
+    state : dict, optional
+        Warm start (persistent particles); default zeros. It is copied, never modified.
+    clip : bool
+        Project states to [0, 1] after each step (the 2017 recipe).
+    record : bool
+        Keep the whole trajectory in ``result.trajectory``.
+    raise_on_fail : bool
+        Non-convergence raises :class:`RelaxationError`; with False it returns
+        ``converged=False``. Divergence always raises.
+    """
+    if max_steps is None or int(max_steps) < 0:
+        raise ValueError("max_steps must be a non-negative integer, got %r" % (max_steps,))
+    if tol is not None and not tol > 0:
+        raise ValueError("tol must be positive or None, got %r" % (tol,))
+    dyn = Dynamics(net, x, y, clip=clip)
+    if beta and dyn.targets is None:
+        raise ValueError("relax with beta=%g needs targets y (shape (batch, n_out))" % beta)
+    s = dyn.initial_state(state)
+    return dyn.run(s, eps, beta=beta, steps=max_steps, tol=tol, record=record,
+                   raise_on_fail=raise_on_fail)
+
+
+def polish(net, x, state, iters=3, dense_limit=1500):
+    """Refine a converged free state by Newton steps ``s <- s - J^{-1} F(s)`` so the residual
+    falls to rounding level (the theorem's ``u_0 = -Sbar_0`` then holds to rounding).
+
+    Only for smooth activations and networks small enough for dense Jacobians; a step that
+    does not lower the residual is discarded. Returns a new state dict.
+    """
+    if net.activation != "logistic" or net.n_state > dense_limit:
+        return state
+    inputs = net.inputs_dict(x)
+    s = {p: np.array(v, dtype=np.float64) for p, v in state.items()}
+
+    def res(st):
+        return max(float(np.max(np.abs(v))) for v in en.forces(net, st, inputs).values())
+
+    r = res(s)
+    for _ in range(iters):
+        lin = en.Linearization(net, s, inputs)
+        f = en.flatten(net, en.forces(net, s, inputs))
+        flat = en.flatten(net, s)
+        new = np.stack([flat[i] - np.linalg.solve(lin.dense(i), f[i]) for i in range(lin.batch)])
+        cand = en.unflatten(net, new)
+        rc = res(cand)
+        if not rc < r:
+            break
+        s, r = {p: v.copy() for p, v in cand.items()}, rc
+    return {p: v.astype(net.dtype) for p, v in s.items()}
+
+
+def free_state(net, x, eps=0.1, tol=1e-12, max_steps=1_000_000, state=None, refine=True):
+    """The free fixed point ``s0`` to tolerance ``tol`` (used by RBP and EP), refined to
+    rounding level by :func:`polish` when ``refine`` (smooth, small networks)."""
+    s = relax(net, x, beta=0.0, eps=eps, tol=tol, max_steps=max_steps, state=state).state
+    return polish(net, x, s) if refine else s
+
+
+def loss(net, x, y, eps=0.1, tol=1e-10, max_steps=100_000, state=None):
+    """Batch-mean cost ``C`` at the free fixed point."""
+    s0 = relax(net, x, eps=eps, tol=tol, max_steps=max_steps, state=state).state
+    return float(np.mean(en.cost(net, s0, y)))
