@@ -13,6 +13,7 @@ Every non-input population ``p`` has a bias ``b:p``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import networkx as nx
@@ -56,17 +57,24 @@ def _check_graph(g, dynamics):
         raise NetworkError("graph must be a networkx.DiGraph, got %s" % type(g).__name__)
     if g.number_of_nodes() == 0:
         raise NetworkError("graph has no populations")
+    names = {}
     for n, attrs in g.nodes(data=True):
+        if "->" in str(n) or ":" in str(n):
+            raise NetworkError("population name %r may not contain '->' or ':'" % (n,))
+        if str(n) in names:
+            raise NetworkError("populations %r and %r have the same name as a string (%r); "
+                               "parameter keys could not tell them apart" % (names[str(n)], n, str(n)))
+        names[str(n)] = n
         if "size" not in attrs:
             raise NetworkError("population %r has no 'size' attribute (a positive integer)" % (n,))
         size = attrs["size"]
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
             raise NetworkError("population %r: size must be a positive integer, got %r" % (n, size))
-        role = attrs.get("role")
-        if role not in ROLES:
+        if "role" not in attrs:
+            raise NetworkError("population %r has no 'role' attribute (one of %s)" % (n, ROLES))
+        role = attrs["role"]
+        if not isinstance(role, str) or role not in ROLES:
             raise NetworkError("population %r: role must be one of %s, got %r" % (n, ROLES, role))
-        if "->" in str(n) or ":" in str(n):
-            raise NetworkError("population name %r may not contain '->' or ':'" % (n,))
     inputs = [n for n in g.nodes if g.nodes[n]["role"] == "input"]
     outputs = [n for n in g.nodes if g.nodes[n]["role"] == "output"]
     if not inputs:
@@ -74,18 +82,23 @@ def _check_graph(g, dynamics):
     if not outputs:
         raise NetworkError("graph has no output population (a node with role='output')")
     for i in inputs:
-        for cycle in nx.simple_cycles(g):
-            if i in cycle:
-                path = " -> ".join(str(c) for c in cycle + [cycle[0]])
+        preds = list(g.predecessors(i))
+        for p in preds:   # a cycle through i exists iff some predecessor is reachable from i
+            if nx.has_path(g, i, p):
+                path = " -> ".join(str(c) for c in nx.shortest_path(g, i, p) + [i])
                 raise NetworkError("cycle through input population %r: %s; inputs are clamped to "
                                    "data and cannot be part of a cycle" % (i, path))
-        preds = list(g.predecessors(i))
         if preds:
             raise NetworkError("input population %r has incoming projections from %s; inputs are "
                                "clamped to data and receive nothing" % (i, preds))
     for n in g.nodes:
         if g.nodes[n]["role"] != "input" and g.degree(n) - (2 if g.has_edge(n, n) else 0) == 0:
             raise NetworkError("population %r is not connected to any other population" % (n,))
+    for comp in nx.weakly_connected_components(g):
+        if not any(g.nodes[n]["role"] == "input" for n in comp):
+            raise NetworkError("populations %s are not connected to any input population (not "
+                               "even through other populations), so the data cannot reach them"
+                               % sorted(comp, key=str))
     if dynamics == "energy":
         for a, b in g.edges:
             if a != b and g.has_edge(b, a) and str(a) < str(b):
@@ -95,6 +108,26 @@ def _check_graph(g, dynamics):
     return inputs, outputs
 
 
+def _check_choices(activation, dynamics):
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise NetworkError("activation must be one of %s, got %r" % (ACTIVATIONS, activation))
+    if not isinstance(dynamics, str) or dynamics not in DYNAMICS:
+        raise NetworkError("dynamics must be one of %s, got %r" % (DYNAMICS, dynamics))
+
+
+def _check_lateral(key, w):
+    """Energy mode: a lateral matrix must be symmetric with a zero diagonal (MATH.md 1)."""
+    scale = max(1.0, float(np.max(np.abs(w))))
+    asym = float(np.max(np.abs(w - w.T)))
+    if asym > 1e-6 * scale:
+        raise NetworkError("params[%r] is a lateral (self) projection and must be symmetric in "
+                           "energy dynamics; max |W - W^T| = %.3g" % (key, asym))
+    diag = float(np.max(np.abs(np.diag(w))))
+    if diag > 1e-6 * scale:
+        raise NetworkError("params[%r] is a lateral (self) projection and must have a zero "
+                           "diagonal; max |diag| = %.3g" % (key, diag))
+
+
 class Network:
     """A fixed-point network: topology (``graph``), parameters (``params``) and model choices.
 
@@ -102,11 +135,11 @@ class Network:
     """
 
     def __init__(self, graph, params, activation="logistic", dynamics="energy", dtype="float64"):
-        if activation not in ACTIVATIONS:
-            raise NetworkError("activation must be one of %s, got %r" % (ACTIVATIONS, activation))
-        if dynamics not in DYNAMICS:
-            raise NetworkError("dynamics must be one of %s, got %r" % (DYNAMICS, dynamics))
+        _check_choices(activation, dynamics)
         self.inputs, self.outputs = _check_graph(graph, dynamics)
+        if not isinstance(params, Mapping):
+            raise NetworkError("params must be a dict of parameter key -> array, got %s"
+                               % type(params).__name__)
         self.graph = graph
         self.activation = activation
         self.dynamics = dynamics
@@ -120,16 +153,25 @@ class Network:
         for key, shape in expected.items():
             if key not in params:
                 raise NetworkError("params is missing %r (shape %s)" % (key, shape))
-            v = np.array(params[key], dtype=self.dtype)
+            try:
+                v = np.array(params[key], dtype=self.dtype)
+            except (TypeError, ValueError) as exc:
+                raise NetworkError("params[%r] must be a numeric array of shape %s (%s)"
+                                   % (key, shape, exc)) from None
             if v.shape != shape:
                 raise NetworkError("params[%r] must have shape %s, got %s" % (key, shape, v.shape))
             if not np.all(np.isfinite(v)):
-                raise NetworkError("params[%r] contains NaN or inf" % key)
+                raise NetworkError("params[%r] contains NaN or inf (%d entries)"
+                                   % (key, int(np.sum(~np.isfinite(v)))))
             self.params[key] = v
         extra = set(params) - set(expected)
         if extra:
             raise NetworkError("params has keys that match no projection or population: %s"
-                               % sorted(extra))
+                               % sorted(extra, key=str))
+        if dynamics == "energy":
+            for t in self.terms:
+                if t.lateral:
+                    _check_lateral(t.key, self.params[t.key])
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -141,8 +183,12 @@ class Network:
         as the transpose of the forward one plus ``asymmetry`` times an independent
         Glorot-uniform matrix (0: tied weights, where vector-field EP is exact).
         """
-        if dynamics not in DYNAMICS:
-            raise NetworkError("dynamics must be one of %s, got %r" % (DYNAMICS, dynamics))
+        _check_choices(activation, dynamics)
+        _dtype(dtype)
+        for name, val in (("gain", gain), ("asymmetry", asymmetry)):
+            if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(val):
+                raise NetworkError("%s must be a finite number, got %r" % (name, val))
         _check_graph(g, dynamics)
         rng = np.random.default_rng(seed)
         sizes = {n: int(g.nodes[n]["size"]) for n in g.nodes}
@@ -255,17 +301,33 @@ class Network:
                                self.sizes[p], batch) for p in self.outputs}
 
     def _array(self, v, label, n, batch):
-        v = np.asarray(v)
-        if v.ndim == 1 and batch is None and v.shape[0] == n:
-            raise NetworkError("%s must have shape (batch, %d); got a 1-d array of length %d: "
-                               "use %s[None, :] for a single example" % (label, n, n, label))
+        want = "(%s, %d)" % ("batch" if batch is None else batch, n)
+        if v is None:
+            raise NetworkError("%s is required: an array of shape %s, got None" % (label, want))
+        try:
+            v = np.asarray(v)
+        except (TypeError, ValueError) as exc:
+            raise NetworkError("%s must be a numeric array of shape %s (%s)"
+                               % (label, want, exc)) from None
+        if v.ndim == 1 and v.shape[0] == n and batch in (None, 1):
+            raise NetworkError("%s must have shape %s; got a 1-d array of length %d: "
+                               "use %s[None, :] for a single example" % (label, want, n, label))
         if v.ndim != 2 or v.shape[1] != n or (batch is not None and v.shape[0] != batch):
-            want = "(%s, %d)" % ("batch" if batch is None else batch, n)
-            raise NetworkError("%s must have shape %s, got %s" % (label, want, v.shape))
+            why = ""
+            if v.ndim == 2 and v.shape[1] == n and batch is not None:
+                why = " (the batch size must match the inputs' %d examples)" % batch
+            raise NetworkError("%s must have shape %s, got %s%s" % (label, want, v.shape, why))
         if v.shape[0] == 0:
             raise NetworkError("%s is empty (batch of 0 examples)" % label)
-        if not np.issubdtype(v.dtype, np.number) or not np.all(np.isfinite(v)):
-            raise NetworkError("%s contains NaN or inf (or is not numeric)" % label)
+        if v.dtype == np.bool_:
+            v = v.astype(self.dtype)
+        if not np.issubdtype(v.dtype, np.number) or np.issubdtype(v.dtype, np.complexfloating):
+            raise NetworkError("%s must be a real numeric array, got dtype %s" % (label, v.dtype))
+        bad = ~np.isfinite(v)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise NetworkError("%s contains NaN or inf (%d entries; the first at [%d, %d] is %r)"
+                               % (label, int(bad.sum()), i, j, float(v[i, j])))
         return np.ascontiguousarray(v, dtype=self.dtype)
 
     def zero_state(self, batch):
@@ -296,24 +358,40 @@ def layered(sizes, activation="logistic", dynamics="energy", seed=0, dtype="floa
     Populations are named ``x``, ``h1``, ``h2``, ..., ``y`` unless ``names`` is given;
     ``skip`` lists extra projections as ``(i, j)`` layer-index pairs (e.g. ``[(0, 2)]``).
     """
-    sizes = list(sizes) if not isinstance(sizes, (str, bytes)) else None
+    try:
+        sizes = None if isinstance(sizes, (str, bytes, dict)) else list(sizes)
+    except TypeError:
+        sizes = None
     if not sizes or len(sizes) < 2:
         raise NetworkError("sizes must list at least two layer sizes (input and output), got %r"
                            % (sizes,))
     if names is None:
         names = ["x"] + ["h%d" % i for i in range(1, len(sizes) - 1)] + ["y"]
+    names = list(names)
     if len(names) != len(sizes):
         raise NetworkError("names must have one entry per layer (%d), got %d"
                            % (len(sizes), len(names)))
+    dup = sorted({str(n) for n in names if [str(m) for m in names].count(str(n)) > 1})
+    if dup:
+        raise NetworkError("names must be distinct, got %s more than once" % dup)
+    pairs = []
+    for pair in skip:
+        try:
+            i, j = pair
+            ok = all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in (i, j))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok or not (0 <= i < len(sizes) and 0 <= j < len(sizes)) or j <= i:
+            raise NetworkError("skip entry %r must be a pair (i, j) of layer indices with "
+                               "0 <= i < j < %d" % (pair, len(sizes)))
+        pairs.append((int(i), int(j)))
     g = nx.DiGraph()
     for i, (name, n) in enumerate(zip(names, sizes)):
         role = "input" if i == 0 else "output" if i == len(sizes) - 1 else "hidden"
         g.add_node(name, size=n, role=role)
     for i in range(len(sizes) - 1):
         g.add_edge(names[i], names[i + 1])
-    for i, j in skip:
-        if not (0 <= i < len(sizes) and 0 <= j < len(sizes)) or j <= i:
-            raise NetworkError("skip pair (%r, %r) must name layers i < j of %d" % (i, j, len(sizes)))
+    for i, j in pairs:
         g.add_edge(names[i], names[j])
     return Network.from_graph(g, activation=activation, dynamics=dynamics, seed=seed, dtype=dtype,
                               gain=gain, asymmetry=asymmetry)

@@ -1,0 +1,281 @@
+"""The seed result shown: during EP's nudged phase each neuron's temporal derivative equals
+the error derivative of RBP's side network (Scellier & Bengio 2019; MATH.md section 5).
+
+:func:`run_theorem` relaxes an embedded default network on a batch of digits, runs the
+discrete Almeida–Pineda side network and EP's second phase for several beta with the same
+Euler step, and measures how ``u_k`` matches ``-Sbar_k`` and ``P_k`` matches ``Thetabar_k``,
+how EP's bias scales with beta, and how every gradient method agrees.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import networkx as nx
+import numpy as np
+
+from . import ep, fidelity, rbp
+from .network import Network
+from .relax import free_state
+
+
+def default_network(seed=0, n_in=64):
+    """Logistic x(64) -> h1(32) -> h2(24) -> y(10) with a skip projection x -> h2."""
+    g = nx.DiGraph()
+    for name, size, role in [("x", n_in, "input"), ("h1", 32, "hidden"), ("h2", 24, "hidden"),
+                             ("y", 10, "output")]:
+        g.add_node(name, size=size, role=role)
+    g.add_edges_from([("x", "h1"), ("h1", "h2"), ("h2", "y"), ("x", "h2")])
+    return Network.from_graph(g, activation="logistic", dynamics="energy", seed=seed)
+
+
+def default_batch(batch=16, seed=0):
+    """A batch of scikit-learn's 8x8 digits in [0, 1] with one-hot targets, or synthetic data
+    of the same shape when scikit-learn is absent. Returns ``(x, y, source)``."""
+    rng = np.random.default_rng(seed)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        x = rng.uniform(0.0, 1.0, (batch, 64))
+        return x, np.eye(10)[rng.integers(0, 10, batch)], "synthetic"
+    d = load_digits()
+    idx = rng.choice(len(d.target), size=batch, replace=False)
+    return d.data[idx] / 16.0, np.eye(10)[d.target[idx]], "sklearn digits"
+
+
+def _slope(betas, errors):
+    return float(np.polyfit(np.log(betas), np.log(errors), 1)[0])
+
+
+def run_theorem(seed=0, batch=16, eps=0.1, steps=200, betas=(1e-2, 1e-3, 1e-4),
+                fit_betas=(0.01, 0.005, 0.0025, 0.00125, 0.000625), ep_beta=1e-3, net=None, data=None):
+    """Run the theorem experiment; returns a dict of results (arrays included)."""
+    t0 = time.perf_counter()
+    net = default_network(seed) if net is None else net
+    x, y, source = default_batch(batch, seed) if data is None else (*data, "given")
+    s0 = free_state(net, x, eps=eps, tol=1e-12)
+    side = rbp.side_network(net, x, y, eps, steps, state=s0)
+    minus_s = fidelity.negate(side.S)
+    per_beta = []
+    for beta in betas:
+        sp = ep.second_phase(net, x, y, beta, eps, steps, state=s0)
+        tu = fidelity.time_resolved(sp.u, minus_s)
+        tp = fidelity.time_resolved(sp.P[1:], side.Theta[1:])   # P_0 = Theta_0 = 0
+        per_beta.append({"beta": beta, "u": tu, "P": tp, "traces": sp})
+    implicit, stats = rbp.gradient(net, x, y, method="implicit", solver="dense", eps=eps, state=s0,
+                                   return_stats=True)
+    grads = {
+        "rbp implicit (dense)": implicit,
+        "rbp implicit (CG)": rbp.gradient(net, x, y, solver="cg", eps=eps, state=s0),
+        "rbp implicit (Neumann)": rbp.gradient(net, x, y, solver="neumann", eps=eps, state=s0),
+        "rbp Almeida-Pineda (discrete)": rbp.gradient(net, x, y, method="almeida_pineda", eps=eps,
+                                                      state=s0),
+        "rbp Almeida-Pineda (continuous)": rbp.gradient(net, x, y, method="continuous", eps=eps,
+                                                        state=s0),
+        "bptt (Euler free phase)": rbp.gradient(net, x, y, method="bptt", eps=eps),
+        "ep one-sided (beta=%g)" % ep_beta: ep.gradient(net, x, y, ep_beta, eps=eps, state=s0),
+        "ep symmetric (beta=%g)" % ep_beta: ep.gradient(net, x, y, ep_beta, variant="symmetric",
+                                                        eps=eps, state=s0),
+    }
+    agreement = {k: fidelity.compare(g, implicit) for k, g in grads.items()}
+    fit = {"betas": list(fit_betas), "one_sided": [], "symmetric": []}
+    for b in fit_betas:
+        for variant in ("one_sided", "symmetric"):
+            g = ep.gradient(net, x, y, b, variant=variant, eps=eps, state=s0)
+            fit[variant].append(fidelity.compare(g, implicit)["rel_error"])
+    fit["slope_one_sided"] = _slope(fit_betas, fit["one_sided"])
+    fit["slope_symmetric"] = _slope(fit_betas, fit["symmetric"])
+    return {"net": net, "x": x, "y": y, "source": source, "eps": eps, "steps": steps, "s0": s0,
+            "side": side, "per_beta": per_beta, "gradients": grads, "agreement": agreement,
+            "fit": fit, "spectral_radius": stats.spectral_radius, "ep_beta": ep_beta,
+            "seconds": time.perf_counter() - t0}
+
+
+def _worst(tr):
+    v = tr["valid"]
+    return float(np.min(tr["cosine"][v])), float(np.max(tr["rel_error"][v]))
+
+
+def summary(res):
+    """The one-line JSON summary (plain floats)."""
+    small = min(res["per_beta"], key=lambda r: r["beta"])
+    cu, eu = _worst(small["u"])
+    cp, ep_ = _worst(small["P"])
+    key = "ep one-sided (beta=%g)" % res["ep_beta"]
+    out = {"beta_min": small["beta"], "worst_cosine_u": cu, "worst_rel_error_u": eu,
+           "worst_cosine_P": cp, "worst_rel_error_P": ep_,
+           "u0_error": float(small["u"]["rel_error"][0]),
+           "ep_vs_rbp_cosine": res["agreement"][key]["cosine"],
+           "ep_vs_rbp_rel_error": res["agreement"][key]["rel_error"],
+           "slope_one_sided": res["fit"]["slope_one_sided"],
+           "slope_symmetric": res["fit"]["slope_symmetric"],
+           "spectral_radius": res["spectral_radius"],
+           "methods_rel_error": {k: a["rel_error"] for k, a in res["agreement"].items()},
+           "data": res["source"], "seconds": round(res["seconds"], 3)}
+    for k in ("png", "h5"):
+        if k in res:
+            out[k] = res[k]
+    return out
+
+
+def report(res):
+    """The printed report: tables over k, bias slopes and gradient agreement."""
+    lines = []
+    net = res["net"]
+    lines.append("neurosim theorem: EP's nudged-phase temporal derivatives vs RBP's side network")
+    lines.append("network %s; data: %s, batch %d; eps=%g; %d steps; spectral radius of dG/ds %.4f"
+                 % (net, res["source"], res["x"].shape[0], res["eps"], res["steps"],
+                    res["spectral_radius"]))
+    small = min(res["per_beta"], key=lambda r: r["beta"])
+    lines.append("")
+    lines.append("Over k, beta=%g:  u_k vs -Sbar_k (neurons)  |  P_k vs Thetabar_k (parameters)"
+                 % small["beta"])
+    lines.append("%6s %14s %12s %11s | %14s %12s" % ("k", "cosine", "rel error", "|Sbar_k|",
+                                                       "cosine", "rel error"))
+    ks = sorted({k for k in [0, 1, 2, 3, 5, 10, 20, 50, 100, 150, 200, 300, 500, 1000]
+                 if k < res["steps"]} | {res["steps"] - 1})
+    for k in ks:
+        u = small["u"]
+        row = "%6d %14.10f %12.3e %11.3e |" % (k, u["cosine"][k], u["rel_error"][k], u["norm"][k])
+        if k >= 1:
+            p = small["P"]
+            row += " %14.10f %12.3e" % (p["cosine"][k - 1], p["rel_error"][k - 1])
+        else:
+            row += " %14s %12s" % ("(P_0 = 0)", "")
+        if not u["valid"][k]:
+            row += "   (|Sbar_k| < 1e-4 |Sbar_0|: rounding dominates)"
+        lines.append(row)
+    lines.append("")
+    lines.append("Worst over the steps where |Sbar_k| > 1e-4 |Sbar_0|, per beta:")
+    lines.append("%10s %14s %12s %12s | %14s %12s" % ("beta", "cos(u,-S)", "rel err", "err/beta",
+                                                       "cos(P,Theta)", "rel err"))
+    for r in res["per_beta"]:
+        cu, eu = _worst(r["u"])
+        cp, epp = _worst(r["P"])
+        lines.append("%10g %14.10f %12.3e %12.2f | %14.10f %12.3e" % (r["beta"], cu, eu,
+                                                                      eu / r["beta"], cp, epp))
+    fit = res["fit"]
+    lines.append("")
+    lines.append("EP bias vs beta (relative error to the implicit RBP gradient):")
+    lines.append("%10s %14s %14s" % ("beta", "one-sided", "symmetric"))
+    for b, e1, e2 in zip(fit["betas"], fit["one_sided"], fit["symmetric"]):
+        lines.append("%10g %14.3e %14.3e" % (b, e1, e2))
+    lines.append("log-log slope: one-sided %.3f (expected 1), symmetric %.3f (expected 2)"
+                 % (fit["slope_one_sided"], fit["slope_symmetric"]))
+    lines.append("")
+    lines.append("Gradient agreement with the implicit RBP gradient (dense solve):")
+    lines.append("%-34s %14s %12s" % ("method", "cosine", "rel error"))
+    for k, a in res["agreement"].items():
+        lines.append("%-34s %14.10f %12.3e" % (k, a["cosine"], a["rel_error"]))
+    lines.append("")
+    lines.append("finished in %.1f s" % res["seconds"])
+    return "\n".join(lines)
+
+
+def plot(res, path):
+    """PNG: a few neurons' u_k over -Sbar_k; error vs k per beta; EP bias vs beta."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    side, eps = res["side"], res["eps"]
+    k = np.arange(res["steps"])
+    largest = max(res["per_beta"], key=lambda r: r["beta"])
+    out = res["net"].outputs[0]
+    hid = [p for p in res["net"].state_pops if p != out][0]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    top = np.argsort(-np.abs(side.S[hid][:, 0, :]).max(axis=0))
+    for i, (pop, unit) in enumerate([(out, 0), (out, 1), (hid, int(top[0])), (hid, int(top[1]))]):
+        c = colors[i % len(colors)]
+        axes[0].plot(k, -side.S[pop][:, 0, unit], color=c, lw=2.5, alpha=0.45,
+                     label="-Sbar %s[%d]" % (pop, unit))
+        axes[0].plot(k, largest["traces"].u[pop][:, 0, unit], "--", color=c, lw=1.2,
+                     label="u %s[%d]" % (pop, unit))
+    axes[0].set(xlabel="step k (eps=%g)" % eps, ylabel="value",
+                title="u_k (EP, beta=%g) over -Sbar_k (RBP)" % largest["beta"])
+    axes[0].legend(fontsize=7, ncol=2)
+    for r in res["per_beta"]:
+        e = np.where(r["u"]["valid"], r["u"]["rel_error"], np.nan)
+        axes[1].semilogy(k, e, label="beta=%g" % r["beta"])
+    axes[1].set(xlabel="step k", ylabel="|u_k + Sbar_k| / |Sbar_k|",
+                title="theorem error vs k (O(beta))")
+    axes[1].legend(fontsize=8)
+    fit = res["fit"]
+    axes[2].loglog(fit["betas"], fit["one_sided"], "o-",
+                   label="one-sided (slope %.2f)" % fit["slope_one_sided"])
+    axes[2].loglog(fit["betas"], fit["symmetric"], "s-",
+                   label="symmetric (slope %.2f)" % fit["slope_symmetric"])
+    axes[2].set(xlabel="beta", ylabel="rel error vs RBP", title="EP bias vs beta")
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def save_h5(res, path):
+    """HDF5 with every trace (plain layout), written under a temporary name and renamed."""
+    import h5py
+    from . import __version__
+    tmp = path + ".tmp"
+    net = res["net"]
+    with h5py.File(tmp, "w") as f:
+        f.attrs["neurosim_version"] = __version__
+        f.attrs["eps"] = res["eps"]
+        f.attrs["steps"] = res["steps"]
+        f.attrs["data"] = res["source"]
+        f.attrs["network"] = repr(net)
+        kw = dict(compression="gzip", shuffle=True)
+        f.create_dataset("data/x", data=res["x"], **kw)
+        f.create_dataset("data/y", data=res["y"], **kw)
+        for k, v in net.params.items():
+            f.create_dataset("params/%s" % k.replace("/", "_"), data=v, **kw)
+        for p, v in res["s0"].items():
+            f.create_dataset("free_state/%s" % p, data=v, **kw)
+        side = res["side"]
+        for p, v in side.S.items():
+            f.create_dataset("side_network/S/%s" % p, data=v, chunks=True, **kw)
+        for k in net.params:
+            f.create_dataset("side_network/Theta/%s" % k, data=np.stack([t[k] for t in side.Theta]),
+                             chunks=True, **kw)
+        for i, r in enumerate(res["per_beta"]):
+            g = f.create_group("second_phase/%d" % i)
+            g.attrs["beta"] = r["beta"]
+            for p, v in r["traces"].u.items():
+                g.create_dataset("u/%s" % p, data=v, chunks=True, **kw)
+            for p, v in r["traces"].states.items():
+                g.create_dataset("states/%s" % p, data=v, chunks=True, **kw)
+            for k in net.params:
+                g.create_dataset("P/%s" % k, data=np.stack([t[k] for t in r["traces"].P]),
+                                 chunks=True, **kw)
+            for name in ("u", "P"):
+                for m in ("cosine", "rel_error", "rel_rmse", "sign_agreement", "valid"):
+                    g.create_dataset("fidelity/%s/%s" % (name, m), data=r[name][m])
+        for name, grad in res["gradients"].items():
+            for k, v in grad.items():
+                f.create_dataset("gradients/%s/%s" % (name, k), data=v)
+        f.create_dataset("bias_fit/betas", data=np.array(res["fit"]["betas"]))
+        f.create_dataset("bias_fit/one_sided", data=np.array(res["fit"]["one_sided"]))
+        f.create_dataset("bias_fit/symmetric", data=np.array(res["fit"]["symmetric"]))
+    os.replace(tmp, path)
+    return path
+
+
+def main(args):
+    """``neurosim theorem``: run, print the report, save PNG and HDF5, optionally JSON."""
+    betas = tuple(args.betas)
+    res = run_theorem(seed=args.seed, batch=args.batch, eps=args.eps, steps=args.steps,
+                      betas=betas)
+    out = args.out or os.path.join("runs", "theorem-%s" % time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(out, exist_ok=True)
+    if not args.no_plot:
+        res["png"] = plot(res, os.path.join(out, "theorem.png"))
+    res["h5"] = save_h5(res, os.path.join(out, "theorem.h5"))
+    print(report(res))
+    print("wrote %s" % ", ".join(res[k] for k in ("png", "h5") if k in res))
+    if args.json:
+        print(json.dumps(summary(res)))
+    return 0
