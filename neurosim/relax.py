@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg.blas import get_blas_funcs
 
 from . import energy as en
+
+try:  # the clip ufunc itself: np.clip adds a few microseconds of Python dispatch per call
+    _clip = np._core.umath.clip
+except AttributeError:  # pragma: no cover - other numpy layouts
+    _clip = np.clip
 
 
 class RelaxationError(RuntimeError):

@@ -1,0 +1,1 @@
+"""Ready-to-run circuit files (TOML), installed as the package data ``neurosim.circuits``."""

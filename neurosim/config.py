@@ -1,0 +1,269 @@
+"""Circuit files: TOML descriptions of a network, its engine, learning rule, training run,
+dataset, recording and output folder, validated with errors that name the field.
+
+Sections: ``network``, ``engine``, ``learning``, ``train``, ``dataset``, ``record``, ``output``
+(plus a top-level ``name``). Unknown keys and wrong types are rejected with the field's dotted
+path. ``--set KEY=VALUE`` overrides use the same dotted paths and the same validation.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from importlib import resources
+from typing import Dict, List, Literal, Optional, Union
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A circuit file or an override is invalid; the message names the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Population(_Section):
+    """One population of an explicit graph."""
+    name: str = Field(min_length=1)
+    size: int = Field(gt=0)
+    role: Literal["input", "hidden", "output"]
+
+
+class Projection(_Section):
+    """One projection ``source -> target`` of an explicit graph."""
+    source: str
+    target: str
+
+
+class NetworkSection(_Section):
+    """The network: ``sizes`` for a layered network (with optional ``skip`` pairs), or
+    explicit ``populations`` and ``projections``."""
+    sizes: Optional[List[int]] = None
+    skip: List[List[int]] = []
+    populations: Optional[List[Population]] = None
+    projections: Optional[List[Projection]] = None
+    activation: Literal["hard_sigmoid", "logistic"] = "hard_sigmoid"
+    dynamics: Literal["energy", "vector_field"] = "energy"
+    dtype: Literal["float64", "float32"] = "float64"
+    seed: int = 0
+    gain: float = Field(1.0, gt=0)
+    asymmetry: float = Field(0.0, ge=0)
+
+    @field_validator("skip")
+    @classmethod
+    def _skip(cls, v):
+        for i, pair in enumerate(v):
+            if len(pair) != 2:
+                raise ValueError("entry %d must be a pair [i, j] of layer indices, got %r" % (i, pair))
+        return v
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, v):
+        if v is not None:
+            if len(v) < 2:
+                raise ValueError("needs at least two layer sizes (input and output)")
+            for i, n in enumerate(v):
+                if n <= 0:
+                    raise ValueError("entry %d must be a positive integer, got %r" % (i, n))
+        return v
+
+    @model_validator(mode="after")
+    def _one_topology(self):
+        explicit = self.populations is not None or self.projections is not None
+        if self.sizes is None and not explicit:
+            raise ValueError("give either 'sizes' (layered) or 'populations' and 'projections'")
+        if self.sizes is not None and explicit:
+            raise ValueError("give either 'sizes' or 'populations'/'projections', not both")
+        if explicit and (self.populations is None or self.projections is None):
+            raise ValueError("an explicit graph needs both 'populations' and 'projections'")
+        return self
+
+
+class EngineSection(_Section):
+    """How the dynamics run: Euler steps ``eps`` for ``free_steps`` / ``nudge_steps``, or the
+    fast block solver that reaches the same fixed point in fewer sweeps."""
+    name: Literal["reference"] = "reference"
+    solver: Literal["euler", "block"] = "euler"
+    eps: float = Field(0.5, gt=0)
+    free_steps: int = Field(20, gt=0)
+    nudge_steps: int = Field(4, gt=0)
+    clip: bool = True
+    persistent: bool = False
+
+
+class LearningSection(_Section):
+    """The learning rule: EP (variant, beta) or a gradient baseline (``rbp``: the implicit
+    gradient, i.e. backprop at the fixed point), with per-projection learning rates."""
+    rule: Literal["ep", "continual_ep", "rbp"] = "ep"
+    variant: Literal["one_sided", "symmetric", "random_sign"] = "symmetric"
+    beta: float = 0.5
+    lr: Union[float, List[float], Dict[str, float]] = 0.1
+    bias_lr: Optional[Union[float, List[float], Dict[str, float]]] = None
+    momentum: float = Field(0.0, ge=0, lt=1)
+
+    @field_validator("beta")
+    @classmethod
+    def _beta(cls, v):
+        if v == 0 or v != v:
+            raise ValueError("must be a non-zero number")
+        return v
+
+
+class TrainSection(_Section):
+    """The training run."""
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(20, gt=0)
+    seed: int = 0
+    fidelity_batches: int = Field(2, ge=0)
+    eval_batch_size: int = Field(1000, gt=0)
+    checkpoint_every: int = Field(200, gt=0)
+
+
+class DatasetSection(_Section):
+    """Which data to train on (see neurosim.datasets)."""
+    name: str = "digits"
+    limit_train: int = Field(0, ge=0)
+    limit_test: int = Field(0, ge=0)
+    path: str = ""
+    seed: int = 0
+
+
+class RecordSection(_Section):
+    """What to record into traces.h5."""
+    traces: bool = True
+    examples: int = Field(1, ge=0)
+    populations: List[str] = []
+    weights: Literal["none", "final", "epoch"] = "epoch"
+
+
+class OutputSection(_Section):
+    """Where runs go: ``<dir>/<name>-<timestamp>/``."""
+    dir: str = "runs"
+
+
+class Circuit(_Section):
+    """A whole circuit file."""
+    name: str = "circuit"
+    network: NetworkSection
+    engine: EngineSection = EngineSection()
+    learning: LearningSection = LearningSection()
+    train: TrainSection = TrainSection()
+    dataset: DatasetSection = DatasetSection()
+    record: RecordSection = RecordSection()
+    output: OutputSection = OutputSection()
+
+
+def _path(loc):
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += "[%d]" % part
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _format(err, where):
+    lines = []
+    for e in err.errors():
+        loc = [p for p in e["loc"] if not (isinstance(p, str) and (p.startswith("function-")
+                                                                    or p in ("float", "list[float]",
+                                                                             "dict[str,float]")))]
+        field = _path(loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = e["msg"].replace("Value error, ", "")
+            if "input" in e and not isinstance(e["input"], (dict, list)):
+                msg += " (got %r)" % (e["input"],)
+        lines.append("%s: %s" % (field, msg))
+    seen = list(dict.fromkeys(lines))
+    return "%s: invalid circuit:\n  " % where + "\n  ".join(seen)
+
+
+def parse_override(text):
+    """``KEY=VALUE`` -> (dotted key, value); VALUE is read as TOML (``2``, ``0.5``, ``[1, 2]``,
+    ``true``, ``"s"``), and a bare word is taken as a string."""
+    if "=" not in text:
+        raise ConfigError("override %r must look like KEY=VALUE (e.g. train.epochs=2)" % text)
+    key, raw = text.split("=", 1)
+    key, raw = key.strip(), raw.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError("override %r: the key must be a dotted path like train.epochs" % text)
+    try:
+        value = tomllib.loads("v = %s" % raw)["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(data, overrides):
+    """Set dotted keys in a nested dict (copied); unknown sections are caught by validation."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, value = parse_override(item) if isinstance(item, str) else item
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError("override %r: %r is not a section" % (key, part))
+            node = nxt
+        node[parts[-1]] = value
+    return data
+
+
+def validate(data, where="circuit"):
+    """A dict -> :class:`Circuit`, or :class:`ConfigError` naming every bad field."""
+    try:
+        return Circuit.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format(e, where)) from None
+
+
+def builtin_path(name="default"):
+    """Path of a circuit file shipped with neurosim (``default``, ``theorem``, ...)."""
+    base = resources.files("neurosim.circuits")
+    p = base / (name if name.endswith(".toml") else name + ".toml")
+    if not p.is_file():
+        names = sorted(f.name[:-5] for f in base.iterdir() if f.name.endswith(".toml"))
+        raise ConfigError("no built-in circuit %r; built-in circuits: %s" % (name, names))
+    return str(p)
+
+
+def load(path=None, overrides=()):
+    """Read a circuit file (default: the built-in ``default``), apply overrides, validate.
+
+    Returns ``(circuit, text)``: the validated :class:`Circuit` and the file's text.
+    """
+    if path is None:
+        path = builtin_path("default")
+    elif not os.path.exists(path) and os.sep not in path and not path.endswith(".toml"):
+        path = builtin_path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError("cannot read circuit file %r: %s" % (path, e.strerror)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError("circuit file %r is not valid TOML: %s" % (path, e)) from None
+    data = apply_overrides(data, overrides)
+    where = "circuit file %r%s" % (path, " with overrides %s" % list(overrides) if overrides else "")
+    return validate(data, where), raw.decode("utf-8")
+
+
+def to_toml(circuit):
+    """The circuit as TOML text (the resolved configuration, overrides included)."""
+    import tomli_w
+    return tomli_w.dumps(circuit.model_dump(exclude_none=True))

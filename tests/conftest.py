@@ -1,0 +1,190 @@
+"""Shared networks, data and helpers for the test suite.
+
+Every network here is small (a few dozen state units) so that dense Jacobians, finite
+differences over every parameter and long side-network series stay cheap. Data come from
+``np.random.default_rng(seed)``; batches have more than one example so that batch means and
+per-example traces are both exercised.
+
+Topologies (``TOPOLOGIES``):
+
+* ``layered``     x(5) -> h1(4) -> y(3)
+* ``deep``        x(4) -> h1(5) -> h2(4) -> y(3)
+* ``skip``        the ``deep`` layers plus skip projections x -> h2 and h1 -> y
+* ``two_inputs``  xa(3) -> h(4), xb(2) -> h, h -> y(3), xb -> y  (``x`` given as a dict)
+* ``lateral``     x(4) -> h(5) -> y(3) with a lateral projection h -> h
+* ``cycle``       x(4) -> h1(3) -> h2(3) -> h3(3) -> h1 (a hidden cycle), h3 -> y(2)
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import neurosim as ns
+from neurosim import energy as en
+from neurosim.relax import free_state, polish
+
+SEEDS = (0, 1, 2)
+TOPOLOGIES = ("layered", "deep", "skip", "two_inputs", "lateral", "cycle")
+NON_LAYERED = ("skip", "two_inputs", "lateral", "cycle")
+BATCH = 3
+EPS = 0.1
+
+
+def _graph(nodes, edges):
+    g = nx.DiGraph()
+    for name, size, role in nodes:
+        g.add_node(name, size=size, role=role)
+    g.add_edges_from(edges)
+    return g
+
+
+def graph(kind):
+    """The networkx graph of topology ``kind`` (see the module docstring)."""
+    if kind == "layered":
+        return _graph([("x", 5, "input"), ("h1", 4, "hidden"), ("y", 3, "output")],
+                      [("x", "h1"), ("h1", "y")])
+    if kind in ("deep", "skip"):
+        edges = [("x", "h1"), ("h1", "h2"), ("h2", "y")]
+        if kind == "skip":
+            edges += [("x", "h2"), ("h1", "y")]
+        return _graph([("x", 4, "input"), ("h1", 5, "hidden"), ("h2", 4, "hidden"),
+                       ("y", 3, "output")], edges)
+    if kind == "two_inputs":
+        return _graph([("xa", 3, "input"), ("xb", 2, "input"), ("h", 4, "hidden"),
+                       ("y", 3, "output")],
+                      [("xa", "h"), ("xb", "h"), ("h", "y"), ("xb", "y")])
+    if kind == "lateral":
+        return _graph([("x", 4, "input"), ("h", 5, "hidden"), ("y", 3, "output")],
+                      [("x", "h"), ("h", "h"), ("h", "y")])
+    if kind == "cycle":
+        return _graph([("x", 4, "input"), ("h1", 3, "hidden"), ("h2", 3, "hidden"),
+                       ("h3", 3, "hidden"), ("y", 2, "output")],
+                      [("x", "h1"), ("h1", "h2"), ("h2", "h3"), ("h3", "h1"), ("h3", "y")])
+    raise ValueError(kind)
+
+
+def make_net(kind, seed, dynamics="energy", asymmetry=0.0, dtype="float64", bias=0.2):
+    """Topology ``kind`` with seeded Glorot weights and seeded random biases (scale ``bias``)."""
+    net = ns.Network.from_graph(graph(kind), activation="logistic", dynamics=dynamics,
+                                seed=seed, dtype=dtype, asymmetry=asymmetry)
+    rng = np.random.default_rng(1000 + seed)
+    params = {k: (rng.normal(0.0, bias, v.shape) if k.startswith("b:") else v)
+              for k, v in net.params.items()}
+    return net.copy(params=params)
+
+
+def make_data(net, seed, batch=BATCH):
+    """Inputs in [0, 1] (a dict when the network has several input populations) and targets."""
+    rng = np.random.default_rng(seed)
+    xs = {p: rng.uniform(0.0, 1.0, (batch, net.sizes[p])) for p in net.inputs}
+    x = xs if len(xs) > 1 else xs[net.inputs[0]]
+    y = rng.uniform(0.0, 1.0, (batch, net.sizes[net.outputs[0]]))
+    return x, y
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A network, a batch, and its free fixed point ``s0`` (relaxed and polished)."""
+
+    name: str
+    net: ns.Network
+    x: object
+    y: np.ndarray
+    s0: dict
+    eps: float = EPS
+
+    @property
+    def id(self):
+        return self.name
+
+
+@functools.lru_cache(maxsize=None)
+def problem(kind, seed, dynamics="energy", asymmetry=0.0, batch=BATCH):
+    """Cached: the network of ``kind``/``seed``, data and the polished free state."""
+    net = make_net(kind, seed, dynamics=dynamics, asymmetry=asymmetry)
+    x, y = make_data(net, seed, batch)
+    s0 = free_state(net, x, eps=EPS)
+    return Problem("%s-seed%d" % (kind, seed), net, x, y, s0)
+
+
+def problems(kinds=TOPOLOGIES, seeds=SEEDS):
+    """pytest params ``(kind, seed)`` with readable ids."""
+    return [pytest.param(k, s, id="%s-%d" % (k, s)) for k in kinds for s in seeds]
+
+
+# -- numerical helpers ------------------------------------------------------------------------
+def flat(d, keys=None):
+    """A parameter dict (or a state dict) -> one float64 vector, keys in a stable order."""
+    keys = sorted(d) if keys is None else keys
+    return np.concatenate([np.ravel(np.asarray(d[k], dtype=np.float64)) for k in keys])
+
+
+def norm(d):
+    return float(np.linalg.norm(flat(d)))
+
+
+def rel_err(a, b):
+    """``|a - b| / |b|`` over all entries of two dicts with the same keys."""
+    return float(np.linalg.norm(flat(a) - flat(b, sorted(a))) / np.linalg.norm(flat(b, sorted(a))))
+
+
+def state_at(series, k):
+    """Entry ``k`` of a time series dict ``pop -> (steps, batch, n)`` as a state dict."""
+    return {p: v[k] for p, v in series.items()}
+
+
+def residual(net, state, x):
+    """``max |dE/ds|`` (``max |F|``) at ``state``."""
+    return max(float(np.max(np.abs(v))) for v in en.forces(net, state, x).values())
+
+
+def free_loss(net, x, y, state):
+    """The batch-mean loss at the free fixed point of ``net``, found by Newton steps from the
+    nearby fixed point ``state`` (of the unperturbed network), with a full relaxation as the
+    fallback when Newton does not reach rounding level."""
+    s = polish(net, x, state, iters=6)
+    if residual(net, s, x) > 1e-13:
+        s = free_state(net, x, eps=EPS, state=state)
+    assert residual(net, s, x) < 1e-12
+    return float(np.mean(en.cost(net, s, y)))
+
+
+def fd_entry(net, x, y, key, idx, s0, h=1e-5, pair=None):
+    """Central finite difference of the loss in ``params[key][idx]`` (and ``[pair]`` together,
+    for the two entries of a symmetric lateral matrix)."""
+    vals = []
+    for sign in (1.0, -1.0):
+        params = {k: v.copy() for k, v in net.params.items()}
+        params[key][idx] += sign * h
+        if pair is not None:
+            params[key][pair] += sign * h
+        vals.append(free_loss(net.copy(params=params), x, y, state=s0))
+    return (vals[0] - vals[1]) / (2.0 * h)
+
+
+def all_entries(net, keys=None):
+    """Every (key, index) of the parameters (off-diagonal upper triangle for lateral matrices,
+    each to be perturbed with its mirror entry)."""
+    out = []
+    for k in (keys or net.params):
+        v = net.params[k]
+        if is_lateral(net, k):
+            out += [(k, (i, j)) for i in range(v.shape[0]) for j in range(i + 1, v.shape[1])]
+        else:
+            out += [(k, idx) for idx in np.ndindex(v.shape)]
+    return out
+
+
+def is_lateral(net, key):
+    if not key.startswith("W:"):
+        return False
+    a, b = key[2:].split("->")
+    return a == b and net.dynamics == "energy"
+
+
+def loglog_slope(xs, ys):
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
