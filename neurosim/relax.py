@@ -62,20 +62,23 @@ class Dynamics:
         dt = net.dtype
         shape = {p: (self.batch, net.sizes[p]) for p in net.state_pops}
         self.const = {p: np.empty(shape[p], dt) for p in net.state_pops}
+        self.buf = {p: np.empty(shape[p], dt) for p in net.state_pops}
+        self.tmp = {p: np.empty(shape[p], dt) for p in net.state_pops}
         self.terms = {p: [] for p in net.state_pops}
         for p in net.state_pops:
             self.const[p][...] = net.params["b:%s" % p]
+        # the constant drive b_p + sum_inputs x W, once per batch (products into a buffer)
         for t in net.terms:
             m = net.params[t.key]
             m = m.T if t.transpose else m
             if t.source in self.inputs:
-                self.const[t.target] += self.inputs[t.source] @ m
+                self.const[t.target] += np.matmul(self.inputs[t.source], m, out=self.tmp[t.target])
             else:
                 self.terms[t.target].append((t.source, m))
-        self.buf = {p: np.empty(shape[p], dt) for p in net.state_pops}
-        self.tmp = {p: np.empty(shape[p], dt) for p in net.state_pops}
         self.rate = {p: np.empty(shape[p], dt) for p in net.state_pops}
         self.d1 = {p: np.empty(shape[p], dt) for p in net.state_pops}
+        self.ec = {p: np.empty(shape[p], dt) for p in net.state_pops}  # eps (const + beta y)
+        self._plan = None
 
     def initial_state(self, state=None):
         """A fresh state: zeros, or a validated copy of ``state`` (warm start)."""
@@ -133,25 +136,133 @@ class Dynamics:
         """One synchronous Euler step, in place; returns ``max |F(s_k)|`` if asked."""
         f = self.force(s, beta)
         res = max(float(np.max(np.abs(v))) for v in f.values()) if residual else None
+        self._apply(s, f, eps)
+        return res
+
+    def _apply(self, s, f, eps):
+        """``s += eps f`` (``f`` is overwritten), then the projection to [0, 1] in clip mode."""
         for p in self.net.state_pops:
             f[p] *= eps
             s[p] += f[p]
             if self.clip:
-                np.clip(s[p], 0.0, 1.0, out=s[p])
-        return res
+                _clip(s[p], 0.0, 1.0, out=s[p])
+
+    def _projected_max(self, s, f):
+        """``max |f|`` over entries, ignoring components that push a clipped state outward."""
+        if not self.clip:
+            return max(float(np.max(np.abs(v))) for v in f.values())
+        out = 0.0
+        for p in self.net.state_pops:
+            g = f[p].copy()
+            g[(s[p] <= 0.0) & (g < 0)] = 0.0
+            g[(s[p] >= 1.0) & (g > 0)] = 0.0
+            out = max(out, float(np.max(np.abs(g))))
+        return out
 
     def residual(self, s, beta=0.0):
         """``max |F(s) - beta dC/ds|`` with states at the [0, 1] bounds projected (clip mode)."""
-        f = self.force(s, beta)
-        if self.clip:
-            out = 0.0
-            for p in self.net.state_pops:
-                g = f[p].copy()
-                g[(s[p] <= 0.0) & (g < 0)] = 0.0
-                g[(s[p] >= 1.0) & (g > 0)] = 0.0
-                out = max(out, float(np.max(np.abs(g))))
-            return out
-        return max(float(np.max(np.abs(v))) for v in f.values())
+        return self._projected_max(s, self.force(s, beta))
+
+    # -- fast fixed-step path ----------------------------------------------------------
+    def _fast_plan(self):
+        """Static part of the fused update (built once per Dynamics): per population the
+        gemm operands of its drive terms, and the population updated in place."""
+        if self._plan is not None:
+            return self._plan
+        net = self.net
+        gemm = get_blas_funcs("gemm", dtype=net.dtype)
+        gterms = {}
+        for p in net.state_pops:
+            lst = []
+            for q, m in self.terms[p]:
+                # BLAS sees C-ordered arrays transposed: (s_q @ m)^T = m^T s_q^T
+                if m.flags.c_contiguous:
+                    lst.append((q, m.T, 0))
+                elif m.T.flags.c_contiguous:
+                    lst.append((q, m, 1))
+                else:
+                    lst.append((q, np.ascontiguousarray(m).T, 0))
+            gterms[p] = lst
+        # the largest population without a self-term is accumulated in place (gemm beta = a):
+        # every other population reads its old state before it is written
+        cands = [p for p in net.state_pops if gterms[p] and all(q != p for q, _, _ in gterms[p])]
+        star = max(cands, key=lambda p: net.sizes[p]) if cands else None
+        self._plan = (gemm, gterms, star)
+        return self._plan
+
+    def run_fixed(self, s, eps, beta=0.0, steps=0):
+        """Exactly ``steps`` Euler steps on ``s`` in place, without residual tracking.
+
+        The dynamics of :meth:`run` (same ``eps``, ``beta``, clipping). With clipped hard
+        sigmoid (rates = states) each step is one fused update per population,
+        ``s <- clip(a s + eps (sum_q s_q M_q) + eps (const + beta y))`` with
+        ``a = 1 - eps (1 + beta [output])``: BLAS gemm accumulates the products in place and
+        the constant part is scaled once per call. Numbers equal :meth:`run`'s to rounding.
+        Other settings take :meth:`run`'s exact path. Returns ``s``.
+        """
+        _check_eps(eps)
+        steps = int(steps)
+        if steps < 0:
+            raise ValueError("steps must be a non-negative integer, got %r" % (steps,))
+        if beta and self.targets is None:
+            raise ValueError("a nudged relaxation (beta != 0) needs targets y")
+        net = self.net
+        fast = self.identity_rates and all(
+            s[p].flags.c_contiguous and s[p].dtype == net.dtype
+            and s[p].shape == (self.batch, net.sizes[p]) for p in net.state_pops)
+        if not fast:
+            self.run(s, eps, beta=beta, steps=steps)
+            return s
+        if steps == 0:
+            return s
+        gemm, gterms, star = self._fast_plan()
+        eps, beta = float(eps), float(beta)
+        a, ec = {}, self.ec
+        for p in net.state_pops:
+            np.multiply(self.const[p], eps, out=ec[p])
+            if beta and p in self.targets:
+                a[p] = 1.0 - eps - eps * beta
+                np.multiply(self.targets[p], eps * beta, out=self.tmp[p])
+                ec[p] += self.tmp[p]
+            else:
+                a[p] = 1.0 - eps
+        st = {p: s[p].T for p in net.state_pops}          # F-ordered views for BLAS
+        buffered = [p for p in net.state_pops if gterms[p] and p != star]
+        alone = [p for p in net.state_pops if not gterms[p]]
+        bt = {p: self.tmp[p].T for p in buffered}
+        jobs = [(self.tmp[p], s[p], a[p], ec[p],
+                 [(A, st[q], ta) for q, A, ta in gterms[p]], bt[p]) for p in buffered]
+        if star is not None:
+            s_star, st_star, ec_star = s[star], st[star], ec[star]
+            # gemm's beta scales the old state by a; later terms add to it
+            sj = [(A, st[q], ta, a[star] if i == 0 else 1.0)
+                  for i, (q, A, ta) in enumerate(gterms[star])]
+            # the accumulation must happen in place (no copy): check once on these arrays
+            probe = gemm(0.0, sj[0][0], sj[0][1], 1.0, st_star, sj[0][2], 0, 1)
+            if not np.may_share_memory(probe, st_star):  # pragma: no cover
+                raise RuntimeError("BLAS gemm did not update the state in place")
+        for _ in range(steps):
+            # populations written through a buffer: a s + eps const + eps sum s_q M (old s)
+            for t, sp, ap, ecp, gl, tt in jobs:
+                np.multiply(sp, ap, out=t)
+                t += ecp
+                for A, sq, ta in gl:
+                    gemm(eps, A, sq, 1.0, tt, ta, 0, 1)
+            if star is not None:
+                for A, sq, ta, b in sj:
+                    gemm(eps, A, sq, b, st_star, ta, 0, 1)
+                s_star += ec_star
+                _clip(s_star, 0.0, 1.0, out=s_star)
+            for p in alone:
+                s[p] *= a[p]
+                s[p] += ec[p]
+                _clip(s[p], 0.0, 1.0, out=s[p])
+            for t, sp, _, _, _, _ in jobs:
+                _clip(t, 0.0, 1.0, out=sp)
+        if not all(np.isfinite(v.sum()) for v in s.values()):
+            raise RelaxationError("relaxation diverged (NaN/inf in the state after %d steps): "
+                                  "reduce eps (now %g) or the weight scale" % (steps, eps))
+        return s
 
     def run(self, s, eps, beta=0.0, steps=None, tol=None, record=False, record_residual=False,
             raise_on_fail=True):
@@ -166,11 +277,9 @@ class Dynamics:
         track = tol is not None or record_residual
         while k < limit:
             if track:
-                if self.clip:
-                    r = self.residual(s, beta)
-                    self.step(s, eps, beta)
-                else:
-                    r = self.step(s, eps, beta, residual=True)
+                f = self.force(s, beta)
+                r = self._projected_max(s, f)
+                self._apply(s, f, eps)
                 trace.append(r)
                 if not np.isfinite(r) or r > 1e12:
                     raise RelaxationError(

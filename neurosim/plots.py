@@ -1,0 +1,58 @@
+"""Plots of a training run: learning curves and the fidelity of the EP update over training.
+Files are written under a temporary name and renamed."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def _figure(ncols, width=5.2, height=4.0):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return plt, fig, axes[0]
+
+
+def _save(plt, fig, path):
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def learning_curves(history, path):
+    """Train loss, test loss and test error per epoch."""
+    plt, fig, (a, b) = _figure(2)
+    ep = np.asarray(history["epoch"])
+    a.plot(ep, history["train_loss"], "o-", label="train (running)")
+    a.plot(ep, history["test_loss"], "s-", label="test")
+    a.set(xlabel="epoch", ylabel="loss (mean cost C)", title="loss")
+    a.legend()
+    b.plot(ep, 100 * (1 - np.asarray(history["train_accuracy"])), "o-", label="train")
+    b.plot(ep, 100 * (1 - np.asarray(history["test_accuracy"])), "s-", label="test")
+    b.set(xlabel="epoch", ylabel="error (%)", title="classification error")
+    b.legend()
+    return _save(plt, fig, path)
+
+
+def fidelity_curves(fidelity, path):
+    """Cosine, relative error and sign agreement of the EP update vs RBP, per layer, over
+    training (``fidelity``: dict with ``step`` and ``<metric>/<key>`` arrays)."""
+    plt, fig, axes = _figure(3)
+    step = np.asarray(fidelity["epoch_fraction"])
+    keys = sorted({k.split("/", 1)[1] for k in fidelity if "/" in k})
+    for ax, metric, label in zip(axes, ("cosine", "rel_error", "sign_agreement"),
+                                 ("cosine", "relative error", "sign agreement")):
+        for key in keys:
+            name = "%s/%s" % (metric, key)
+            if name in fidelity:
+                ax.plot(step, fidelity[name], ".-", label=key)
+        ax.set(xlabel="epoch", ylabel=label, title="EP update vs RBP: %s" % label)
+        if metric == "rel_error":
+            ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    return _save(plt, fig, path)

@@ -1,0 +1,725 @@
+"""HDF5 trace files: the SONATA layout for reports and spikes, plus neurosim's own groups.
+
+One file holds one run::
+
+    /                                   root attributes: format, format_version, SONATA magic
+                                        and version, created, circuit (TOML text), package versions
+    /report/<population>/data           (time, columns) SONATA frame-oriented report, attr units
+    /report/<population>/mapping/       node_ids, index_pointers, element_ids, time = [start, stop, dt]
+    /spikes/<population>/               attr sorting = by_time; timestamps (attr units), node_ids
+    /phases/                            name, start, stop, beta: one entry per phase
+    /weights/<projection>               weight snapshots ("W:x->h1", ...)
+    /gradients/<method>/<param key>     e.g. ep, rbp, bptt
+    /fidelity/...                       nested metrics: groups, 0-d datasets, arrays
+    /training/<metric>                  per-epoch arrays, all of one length
+
+Batched reports: a ``(time, batch, n)`` array is stored as SONATA ``data`` of shape
+``(time, n * batch)``, node-major: the columns of neuron ``i`` are
+``data[:, index_pointers[i]:index_pointers[i + 1]]`` and its ``element_ids`` are the example
+indices ``0 .. batch-1``. A ``(time, n)`` array has one column per neuron and element id 0.
+The group attribute ``layout`` ("time,neuron" or "time,example,neuron") lets :func:`load`
+give back the array in the shape it was written.
+
+Keys become HDF5 names with ``%`` and ``/`` percent-encoded (``%25``, ``%2F``); where that
+changes the name the original key is kept in the attribute ``key``. Every dataset of one or
+more dimensions is chunked and gzip-compressed. Files are written under a temporary name in
+the target directory and renamed with :func:`os.replace`, so an interrupted write never leaves
+a half-written file under the final name (and never touches a file already there).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import numbers
+import os
+import platform
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata as _metadata
+from urllib.parse import unquote
+
+import h5py
+import numpy as np
+
+FORMAT = "neurosim-traces"
+FORMAT_VERSION = 1
+SONATA_MAGIC = 0x0A7A
+SONATA_VERSION = (0, 1)
+SORTING = h5py.enum_dtype({"none": 0, "by_id": 1, "by_time": 2}, basetype="u1")
+VERSION_PACKAGES = ("neurosim", "numpy", "h5py", "scipy")
+RESERVED_ATTRS = ("format", "format_version", "magic", "version", "created", "circuit",
+                  "python_version", "hdf5_version") + tuple("%s_version" % p
+                                                          for p in VERSION_PACKAGES)
+_GZIP = dict(compression="gzip", compression_opts=4)
+
+__all__ = ["write", "load", "inspect", "Traces", "TraceError", "FORMAT",
+           "FORMAT_VERSION"]
+
+
+class TraceError(ValueError):
+    """Bad input for a trace file, or a file that is not a neurosim trace file."""
+
+
+@dataclass
+class Traces:
+    """The contents of a trace file as plain numpy data (see :func:`load`).
+
+    ``reports[pop]``: dict with ``data`` ((time, n) or (time, batch, n), as written),
+    ``time`` (the time of each frame), ``node_ids``, ``element_ids``, ``index_pointers``,
+    ``start``, ``stop``, ``dt``, ``units``, ``time_units``.
+    ``spikes[pop]``: dict with ``timestamps``, ``node_ids``, ``units``, ``sorting``.
+    ``phases``: list of dicts ``name``, ``start``, ``stop``, ``beta``.
+    ``weights``/``gradients``/``fidelity``/``training``: nested dicts as written (0-d values
+    come back as Python scalars, sequences as numpy arrays).
+    ``attrs``: every root attribute (``circuit``, the package versions, user attributes).
+    """
+
+    reports: dict = field(default_factory=dict)
+    spikes: dict = field(default_factory=dict)
+    phases: list = field(default_factory=list)
+    weights: dict = field(default_factory=dict)
+    gradients: dict = field(default_factory=dict)
+    fidelity: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def circuit(self):
+        """The circuit file (TOML text) the run came from, or None."""
+        return self.attrs.get("circuit")
+
+    @property
+    def versions(self):
+        """Package versions recorded at write time: ``{"neurosim": "0.1.0", ...}``."""
+        return {k[:-len("_version")]: v for k, v in self.attrs.items()
+                if k.endswith("_version") and k != "format_version"}
+
+    def __repr__(self):
+        return "Traces(reports=%s, spikes=%s, phases=%s, weights=%d, gradients=%s, " \
+               "fidelity=%s, training=%s)" % (
+                   list(self.reports), list(self.spikes), [p["name"] for p in self.phases],
+                   len(self.weights), list(self.gradients), list(self.fidelity),
+                   list(self.training))
+
+
+# -- names ------------------------------------------------------------------------------------
+def _escape(key, where):
+    if not isinstance(key, str) or not key:
+        raise TraceError("%s: keys must be non-empty strings, got %r" % (where, key))
+    name = key.replace("%", "%25").replace("/", "%2F")
+    return name.replace(".", "%2E") if name in (".", "..") else name
+
+
+def _key(obj):
+    name = obj.name.rsplit("/", 1)[-1]
+    return _str(obj.attrs["key"]) if "key" in obj.attrs else unquote(name)
+
+
+def _str(v):
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def _where(field_name, *keys):
+    return field_name + "".join("[%r]" % k for k in keys)
+
+
+# -- validation: every input becomes plain numpy before the file is opened -------------------
+def _array(value, where, kinds="biuf"):
+    try:
+        arr = np.asarray(value)
+    except Exception as e:  # ragged lists and the like
+        raise TraceError("%s: cannot be read as an array (%s)" % (where, e)) from None
+    if arr.dtype.kind not in kinds:
+        raise TraceError("%s: expected numbers, got dtype %s" % (where, arr.dtype))
+    return arr
+
+
+def _finite_number(value, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TraceError("%s: expected a finite number, got %r" % (where, value))
+    return float(value)
+
+
+def _ids(value, n, where):
+    arr = _array(value, where, "iuf")
+    if arr.shape != (n,):
+        raise TraceError("%s: expected %d ids, got shape %s" % (where, n, arr.shape))
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+        raise TraceError("%s: ids must be integers" % where)
+    if n and arr.min() < 0:
+        raise TraceError("%s: ids must be non-negative, got %s" % (where, arr.min()))
+    return arr.astype(np.uint64)
+
+
+def _prepare_report(pop, value, dt, time_units):
+    where = _where("reports", pop)
+    _escape(pop, "reports")
+    spec = dict(value) if isinstance(value, dict) else {"data": value}
+    unknown = set(spec) - {"data", "node_ids", "start", "dt", "units", "time_units", "variable",
+                           "time", "stop", "element_ids", "index_pointers"}
+    if unknown or "data" not in spec:
+        raise TraceError("%s: expected an array or a dict with 'data' (and optionally node_ids, "
+                         "start, dt, units, time_units, variable); got keys %s"
+                         % (where, sorted(spec)))
+    data = _array(spec["data"], where + ".data")
+    if data.ndim not in (2, 3):
+        raise TraceError("%s: data must be 2-D (time, neurons) or 3-D (time, batch, neurons), "
+                         "got shape %s" % (where, data.shape))
+    if data.shape[0] == 0 or data.shape[-1] == 0 or data.size == 0:
+        raise TraceError("%s: data has no time steps, neurons or examples (shape %s)"
+                         % (where, data.shape))
+    if data.dtype.kind != "f":
+        data = data.astype(np.float64)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        raise TraceError("%s: data must be finite; %d non-finite values, the first at index %s"
+                         % (where, int(bad.sum()), tuple(int(i) for i in np.argwhere(bad)[0])))
+    T, n = data.shape[0], data.shape[-1]
+    batch = data.shape[1] if data.ndim == 3 else 1
+    node_ids = spec.get("node_ids")
+    node_ids = np.arange(n, dtype=np.uint64) if node_ids is None else \
+        _ids(node_ids, n, where + ".node_ids")
+    if len(np.unique(node_ids)) != n:
+        raise TraceError("%s.node_ids: ids must be unique" % where)
+    step = _finite_number(spec.get("dt", dt), where + ".dt")
+    if step <= 0:
+        raise TraceError("%s.dt: must be positive, got %r" % (where, step))
+    start = _finite_number(spec.get("start", 0.0), where + ".start")
+    out = {"pop": pop, "n": n, "batch": batch, "layout":
+           "time,example,neuron" if data.ndim == 3 else "time,neuron",
+           "data": data.transpose(0, 2, 1).reshape(T, n * batch) if data.ndim == 3 else data,
+           "node_ids": node_ids, "start": start, "dt": step, "stop": start + T * step}
+    for k, default in (("units", "dimensionless"), ("time_units", time_units),
+                       ("variable", None)):
+        v = spec.get(k, default)
+        if v is not None and not isinstance(v, str):
+            raise TraceError("%s.%s: expected a string, got %r" % (where, k, v))
+        out[k] = v
+    return out
+
+
+def _prepare_spikes(pop, value, time_units):
+    where = _where("spikes", pop)
+    _escape(pop, "spikes")
+    units = time_units
+    if isinstance(value, dict):
+        if "timestamps" not in value or "node_ids" not in value:
+            raise TraceError("%s: expected (timestamps, node_ids) or a dict with 'timestamps' "
+                             "and 'node_ids'" % where)
+        ts, ids, units = value["timestamps"], value["node_ids"], value.get("units", time_units)
+    else:
+        try:
+            ts, ids = value
+        except (TypeError, ValueError):
+            raise TraceError("%s: expected a pair (timestamps, node_ids)" % where) from None
+    ts = _array(ts, where + ".timestamps", "iuf").astype(np.float64)
+    if ts.ndim != 1:
+        raise TraceError("%s.timestamps: expected a 1-D array, got shape %s" % (where, ts.shape))
+    ids_arr = np.asarray(ids)
+    if ids_arr.ndim != 1 or len(ids_arr) != len(ts):
+        raise TraceError("%s: timestamps has %d entries but node_ids has shape %s; they must be "
+                         "1-D and of the same length" % (where, len(ts), ids_arr.shape))
+    ids_arr = _ids(ids_arr, len(ts), where + ".node_ids")
+    if not np.all(np.isfinite(ts)):
+        raise TraceError("%s.timestamps: must be finite" % where)
+    if not isinstance(units, str):
+        raise TraceError("%s.units: expected a string, got %r" % (where, units))
+    order = np.argsort(ts, kind="stable")
+    return {"pop": pop, "timestamps": ts[order], "node_ids": ids_arr[order], "units": units}
+
+
+def _prepare_phases(phases):
+    if isinstance(phases, dict) or isinstance(phases, (str, bytes)):
+        raise TraceError("phases: expected a list of dicts with name, start, stop, beta")
+    rows = []
+    for i, ph in enumerate(phases):
+        where = "phases[%d]" % i
+        if isinstance(ph, dict):
+            missing = {"name", "start", "stop", "beta"} - set(ph)
+            if missing:
+                raise TraceError("%s: missing %s" % (where, ", ".join(sorted(missing))))
+            name, start, stop, beta = ph["name"], ph["start"], ph["stop"], ph["beta"]
+        else:
+            try:
+                name, start, stop, beta = ph
+            except (TypeError, ValueError):
+                raise TraceError("%s: expected a dict (name, start, stop, beta) or a 4-tuple"
+                                 % where) from None
+        if not isinstance(name, str) or not name:
+            raise TraceError("%s.name: expected a non-empty string, got %r" % (where, name))
+        start = _finite_number(start, where + ".start")
+        stop = _finite_number(stop, where + ".stop")
+        beta = _finite_number(beta, where + ".beta")
+        if stop < start:
+            raise TraceError("%s: stop (%r) is before start (%r)" % (where, stop, start))
+        rows.append((name, start, stop, beta))
+    return rows
+
+
+def _prepare_value(value, where):
+    if isinstance(value, dict):
+        return {k: _prepare_value(v, _where(where, k)) for k, v in _checked_keys(value, where)}
+    if value is None:
+        raise TraceError("%s: None cannot be stored" % where)
+    if isinstance(value, str):
+        return value
+    arr = _array(value, where, "biufUS")
+    if arr.dtype.kind in "US":
+        arr = arr.astype(object)
+    return arr
+
+
+def _checked_keys(mapping, where):
+    if not isinstance(mapping, dict):
+        raise TraceError("%s: expected a dict, got %s" % (where, type(mapping).__name__))
+    for k in mapping:
+        _escape(k, where)
+    return mapping.items()
+
+
+def _prepare_numeric_tree(mapping, where, depth):
+    """``{key: array}`` (``depth`` levels of dicts above the arrays may be nested further)."""
+    out = {}
+    for k, v in _checked_keys(mapping, where):
+        w = _where(where, k)
+        if isinstance(v, dict):
+            out[k] = _prepare_numeric_tree(v, w, depth - 1)
+        elif depth > 1:
+            raise TraceError("%s: expected a dict {param key: array}, got %s"
+                             % (w, type(v).__name__))
+        else:
+            out[k] = _array(v, w)
+    return out
+
+
+def _prepare_training(training):
+    out, n = {}, None
+    for k, v in _checked_keys(training, "training"):
+        w = _where("training", k)
+        arr = _array(v, w)
+        if arr.ndim == 0:
+            raise TraceError("%s: expected a per-epoch array, got a scalar" % w)
+        if n is not None and arr.shape[0] != n[1]:
+            raise TraceError("%s: has %d epochs but training[%r] has %d; every training metric "
+                             "needs one entry per epoch" % (w, arr.shape[0], n[0], n[1]))
+        n = n or (k, arr.shape[0])
+        out[k] = arr
+    return out
+
+
+def _prepare_attrs(attrs):
+    out = {}
+    for k, v in _checked_keys(attrs, "attrs"):
+        w = _where("attrs", k)
+        if k in RESERVED_ATTRS:
+            raise TraceError("%s: the name is reserved (%s)" % (w, ", ".join(RESERVED_ATTRS)))
+        if isinstance(v, dict) or v is None:
+            raise TraceError("%s: attributes are strings, numbers or flat arrays; put nested "
+                             "data in fidelity" % w)
+        out[k] = v if isinstance(v, str) else _array(v, w, "biufUS")
+    return out
+
+
+def _versions():
+    out = {}
+    for p in VERSION_PACKAGES:
+        try:
+            out[p + "_version"] = _metadata.version(p)
+        except _metadata.PackageNotFoundError:
+            out[p + "_version"] = "not installed"
+    out["python_version"] = platform.python_version()
+    out["hdf5_version"] = h5py.version.hdf5_version
+    return out
+
+
+# -- writing ----------------------------------------------------------------------------------
+@contextmanager
+def _atomic(path, what="path"):
+    """Yield a temporary path next to ``path``; rename it to ``path`` on success, remove it
+    on any failure (including KeyboardInterrupt)."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TraceError("%s: expected a file path, got %r" % (what, path)) from None
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise TraceError("%s: directory %r does not exist (for %r)" % (what, folder, path))
+    if os.path.isdir(path):
+        raise TraceError("%s: %r is a directory" % (what, path))
+    stem, ext = os.path.splitext(os.path.basename(path))
+    tmp = os.path.join(folder, ".%s.tmp-%s%s" % (stem, uuid.uuid4().hex[:12], ext))
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _dataset(group, name, data, chunks=True):
+    """A dataset: chunked and gzip-compressed unless 0-d."""
+    if isinstance(data, str):
+        return group.create_dataset(name, data=data, dtype=h5py.string_dtype())
+    data = np.asarray(data)
+    if data.dtype == object:
+        return group.create_dataset(name, data=data, dtype=h5py.string_dtype(), chunks=chunks,
+                                    **_GZIP)
+    if data.ndim == 0:
+        return group.create_dataset(name, data=data)
+    return group.create_dataset(name, data=data, chunks=chunks, shuffle=True, **_GZIP)
+
+
+def _report_chunks(shape):
+    """Chunks of at most 64k values: whole frames of up to 1024 columns."""
+    T, cols = shape
+    c = min(cols, 1024)
+    return (max(1, min(T, 65536 // c)), c)
+
+
+def _group(parent, key, where):
+    """A subgroup named by ``key`` (escaped; the key kept in attribute ``key`` if changed)."""
+    name = _escape(key, where)
+    g = parent.create_group(name, track_order=True)
+    if name != key:
+        g.attrs["key"] = key
+    return g
+
+
+def _write_tree(group, tree):
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            _write_tree(_group(group, k, group.name), v)
+        else:
+            name = _escape(k, group.name)
+            obj = _dataset(group, name, v)
+            if name != k:
+                obj.attrs["key"] = k
+
+
+def _write_reports(f, reports):
+    root = f.create_group("report", track_order=True)
+    for r in reports:
+        g = _group(root, r["pop"], "reports")
+        g.attrs["layout"] = r["layout"]
+        g.attrs["n_examples"] = np.int64(r["batch"])
+        if r["variable"] is not None:
+            g.attrs["variable"] = r["variable"]
+        d = _dataset(g, "data", r["data"], chunks=_report_chunks(r["data"].shape))
+        d.attrs["units"] = r["units"]
+        m = g.create_group("mapping", track_order=True)
+        ids = _dataset(m, "node_ids", r["node_ids"])
+        ids.attrs["sorted"] = np.int8(bool(np.all(np.diff(r["node_ids"].astype(np.int64)) > 0)))
+        _dataset(m, "index_pointers", np.arange(r["n"] + 1, dtype=np.uint64) * r["batch"])
+        _dataset(m, "element_ids", np.tile(np.arange(r["batch"], dtype=np.uint32), r["n"]))
+        t = _dataset(m, "time", np.array([r["start"], r["stop"], r["dt"]], dtype=np.float64))
+        t.attrs["units"] = r["time_units"]
+
+
+def _write_spikes(f, spikes):
+    root = f.create_group("spikes", track_order=True)
+    for s in spikes:
+        g = _group(root, s["pop"], "spikes")
+        g.attrs.create("sorting", 2, dtype=SORTING)
+        _dataset(g, "timestamps", s["timestamps"]).attrs["units"] = s["units"]
+        _dataset(g, "node_ids", s["node_ids"])
+
+
+def _write_phases(f, rows, time_units):
+    g = f.create_group("phases", track_order=True)
+    _dataset(g, "name", np.array([r[0] for r in rows], dtype=object))
+    for i, col in enumerate(("start", "stop", "beta"), start=1):
+        d = _dataset(g, col, np.array([r[i] for r in rows], dtype=np.float64))
+        if col != "beta":
+            d.attrs["units"] = time_units
+
+
+def _write_group(f, name, tree):
+    _write_tree(f.create_group(name, track_order=True), tree)
+
+
+def write(path, *, reports=None, spikes=None, phases=None, weights=None, gradients=None,
+          fidelity=None, training=None, circuit=None, attrs=None, dt=1.0, time_units="tau"):
+    """Write a trace file (SONATA reports and spikes plus neurosim groups), atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The target file. Its directory must exist. The file is written under a temporary
+        name in that directory and renamed at the end; on any error nothing is left behind
+        and a file already at ``path`` is untouched.
+    reports : dict, optional
+        ``{population: array}`` with arrays ``(time, n)`` or ``(time, batch, n)`` (all examples
+        are kept, see the module docstring), finite. A value may also be a dict with ``data``
+        and optional ``node_ids`` (default ``0..n-1``), ``start`` (default 0), ``dt``,
+        ``units`` (default "dimensionless"), ``time_units``, ``variable``.
+    spikes : dict, optional
+        ``{population: (timestamps, node_ids)}`` (or a dict with those keys and ``units``);
+        stored sorted by time (stable), ``sorting = by_time``.
+    phases : list, optional
+        Dicts (or 4-tuples) ``name, start, stop, beta``, e.g. free / nudged+ / nudged-.
+    weights : dict, optional
+        ``{projection key: array}`` (dicts may nest, e.g. snapshots per epoch).
+    gradients : dict, optional
+        ``{method: {param key: array}}``, e.g. ``{"ep": ..., "rbp": ..., "bptt": ...}``.
+    fidelity : dict, optional
+        Nested dicts of numbers, strings and arrays (numbers become 0-d datasets).
+    training : dict, optional
+        ``{metric: array}``, one entry per epoch (leading axis) for every metric.
+    circuit : str, optional
+        The circuit file (TOML text), stored as the root attribute ``circuit``.
+    attrs : dict, optional
+        Extra root attributes (strings, numbers, flat arrays); reserved names are refused.
+    dt, time_units : float, str
+        The report frame interval and the unit of every time (reports, spikes, phases):
+        "tau" or "step" for the dimensionless reference engine, "ms" for Brian2 runs.
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    if not isinstance(time_units, str) or not time_units:
+        raise TraceError("time_units: expected a non-empty string, got %r" % (time_units,))
+    dt = _finite_number(dt, "dt")
+    if dt <= 0:
+        raise TraceError("dt: must be positive, got %r" % dt)
+    if circuit is not None and not isinstance(circuit, str):
+        raise TraceError("circuit: expected the circuit file as text (str), got %s"
+                         % type(circuit).__name__)
+    plan = {
+        "reports": [_prepare_report(p, v, dt, time_units)
+                    for p, v in _checked_keys(reports, "reports")] if reports is not None else None,
+        "spikes": [_prepare_spikes(p, v, time_units)
+                   for p, v in _checked_keys(spikes, "spikes")] if spikes is not None else None,
+        "phases": _prepare_phases(phases) if phases is not None else None,
+        "weights": _prepare_numeric_tree(weights, "weights", 1) if weights is not None else None,
+        "gradients": (_prepare_numeric_tree(gradients, "gradients", 2)
+                      if gradients is not None else None),
+        "fidelity": (_prepare_value(fidelity, "fidelity") if fidelity is not None else None),
+        "training": _prepare_training(training) if training is not None else None,
+    }
+    if plan["fidelity"] is not None and not isinstance(plan["fidelity"], dict):
+        raise TraceError("fidelity: expected a dict of metrics")
+    user = _prepare_attrs(attrs) if attrs is not None else {}
+    with _atomic(path) as tmp:
+        with h5py.File(tmp, "x", track_order=True) as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+            f.attrs["magic"] = np.uint32(SONATA_MAGIC)
+            f.attrs["version"] = np.array(SONATA_VERSION, dtype=np.uint32)
+            f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            for k, v in _versions().items():
+                f.attrs[k] = v
+            if circuit is not None:
+                f.attrs["circuit"] = circuit
+            for k, v in user.items():
+                f.attrs[k] = v if not (isinstance(v, np.ndarray) and v.dtype.kind in "US") \
+                    else v.astype(h5py.string_dtype())
+            _write_all(f, plan, time_units)
+    return os.fspath(path)
+
+
+def _write_all(f, plan, time_units):
+    if plan["reports"] is not None:
+        _write_reports(f, plan["reports"])
+    if plan["spikes"] is not None:
+        _write_spikes(f, plan["spikes"])
+    if plan["phases"] is not None:
+        _write_phases(f, plan["phases"], time_units)
+    for name in ("weights", "gradients", "fidelity", "training"):
+        if plan[name] is not None:
+            _write_group(f, name, plan[name])
+
+
+# -- reading ----------------------------------------------------------------------------------
+@contextmanager
+def _open(path):
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TraceError("path: expected a file path, got %r" % (path,)) from None
+    if not os.path.exists(path):
+        raise FileNotFoundError("trace file %r does not exist" % path)
+    if not h5py.is_hdf5(path):
+        raise TraceError("%r is not a neurosim trace file: it is not an HDF5 file" % path)
+    with h5py.File(path, "r") as f:
+        fmt = _str(f.attrs.get("format", ""))
+        if fmt != FORMAT:
+            raise TraceError("%r is not a neurosim trace file: the root attribute 'format' is "
+                             "%r, expected %r" % (path, fmt or None, FORMAT))
+        version = int(f.attrs.get("format_version", 0))
+        if version > FORMAT_VERSION:
+            raise TraceError("%r has trace format version %d; this neurosim reads up to %d: "
+                             "upgrade neurosim" % (path, version, FORMAT_VERSION))
+        yield f
+
+
+def _plain(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, np.ndarray):
+        if v.dtype.kind in "OS":
+            return np.array([_str(x) for x in v.ravel()], dtype=object).reshape(v.shape)
+        return v
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _read_tree(group):
+    out = {}
+    for obj in group.values():
+        if isinstance(obj, h5py.Group):
+            out[_key(obj)] = _read_tree(obj)
+        else:
+            out[_key(obj)] = _plain(obj[()])
+    return out
+
+
+def _read_report(g):
+    m = g["mapping"]
+    data = g["data"][()]
+    node_ids = m["node_ids"][()]
+    start, stop, step = (float(x) for x in m["time"][()])
+    T, n = data.shape[0], len(node_ids)
+    if _str(g.attrs.get("layout", "time,neuron")) == "time,example,neuron":
+        batch = int(g.attrs["n_examples"])
+        data = np.ascontiguousarray(data.reshape(T, n, batch).transpose(0, 2, 1))
+    return {"data": data, "time": start + step * np.arange(T), "node_ids": node_ids,
+            "element_ids": m["element_ids"][()], "index_pointers": m["index_pointers"][()],
+            "start": start, "stop": stop, "dt": step, "units": _str(g["data"].attrs["units"]),
+            "time_units": _str(m["time"].attrs["units"]),
+            **({"variable": _str(g.attrs["variable"])} if "variable" in g.attrs else {})}
+
+
+def _sorting(g):
+    if "sorting" not in g.attrs:
+        return "none"
+    names = {v: k for k, v in h5py.check_enum_dtype(g.attrs.get_id("sorting").dtype).items()}
+    return names[int(g.attrs["sorting"])]
+
+
+def load(path):
+    """Read a trace file written by :func:`write` into a :class:`Traces` (plain numpy).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    TraceError
+        If the file is not HDF5, not a neurosim trace file, or of a newer format version.
+    """
+    with _open(path) as f:
+        t = Traces(attrs={k: _plain(v) for k, v in f.attrs.items()})
+        for g in f.get("report", {}).values():
+            t.reports[_key(g)] = _read_report(g)
+        for g in f.get("spikes", {}).values():
+            t.spikes[_key(g)] = {"timestamps": g["timestamps"][()], "node_ids": g["node_ids"][()],
+                                 "units": _str(g["timestamps"].attrs["units"]),
+                                 "sorting": _sorting(g)}
+        if "phases" in f:
+            g = f["phases"]
+            names = [_str(x) for x in g["name"][()]]
+            t.phases = [{"name": nm, "start": float(a), "stop": float(b), "beta": float(c)}
+                        for nm, a, b, c in zip(names, g["start"][()], g["stop"][()],
+                                               g["beta"][()])]
+        for name in ("weights", "gradients", "fidelity", "training"):
+            if name in f:
+                setattr(t, name, _read_tree(f[name]))
+    return t
+
+
+# -- inspect ----------------------------------------------------------------------------------
+def _fmt(v):
+    if isinstance(v, float):
+        return "%.4g" % v
+    return str(v)
+
+
+def inspect(path):
+    """A readable summary of a trace file, then its tree with shapes and dtypes.
+
+    Reads only shapes, attributes and the last entry of each training metric, so it is fast
+    on large files. Backs ``neurosim traces inspect FILE``.
+    """
+    lines = []
+    with _open(path) as f:
+        a = f.attrs
+        lines.append("%s: neurosim trace file (format %s v%d, SONATA %s), created %s"
+                     % (os.fspath(path), FORMAT, int(a["format_version"]),
+                        ".".join(str(int(x)) for x in a.get("version", SONATA_VERSION)),
+                        _str(a.get("created", "?"))))
+        lines.append("written by neurosim %s with numpy %s, h5py %s (HDF5 %s), scipy %s, "
+                     "python %s" % tuple(_str(a.get(k, "?")) for k in (
+                         "neurosim_version", "numpy_version", "h5py_version", "hdf5_version",
+                         "scipy_version", "python_version")))
+        if "circuit" in a:
+            lines.append("circuit: %d lines of TOML" % len(_str(a["circuit"]).splitlines()))
+        if "report" in f:
+            rep = f["report"]
+            lines.append("reports: %d population(s)" % len(rep))
+            for g in rep.values():
+                t0, t1, step = g["mapping/time"][()]
+                n = g["mapping/node_ids"].shape[0]
+                batch = int(g.attrs.get("n_examples", 1))
+                shape = "%d neurons" % n + (" x %d examples" % batch
+                                           if _str(g.attrs.get("layout", "")) ==
+                                           "time,example,neuron" else "")
+                lines.append("  %-10s %d time steps x %s, t in [%s, %s) step %s %s, units %s"
+                             % (_key(g), g["data"].shape[0], shape, _fmt(float(t0)),
+                                _fmt(float(t1)), _fmt(float(step)),
+                                _str(g["mapping/time"].attrs["units"]),
+                                _str(g["data"].attrs["units"])))
+        if "spikes" in f:
+            lines.append("spikes: " + ", ".join(
+                "%s %d spikes" % (_key(g), g["timestamps"].shape[0]) for g in f["spikes"].values()))
+        if "phases" in f:
+            g = f["phases"]
+            lines.append("phases: " + ", ".join(
+                "%s [%s, %s) beta=%s" % (_str(nm), _fmt(float(s)), _fmt(float(e)), _fmt(float(b)))
+                for nm, s, e, b in zip(g["name"][()], g["start"][()], g["stop"][()],
+                                       g["beta"][()])))
+        if "weights" in f:
+            lines.append("weights: %s" % ", ".join(_key(o) for o in f["weights"].values()))
+        if "gradients" in f:
+            lines.append("gradients: %s" % ", ".join(
+                "%s (%d params)" % (_key(o), len(o)) for o in f["gradients"].values()))
+        if "training" in f and len(f["training"]):
+            tr = f["training"]
+            n_ep = next(iter(tr.values())).shape[0]
+            final = ["%s %s" % (_key(d), _fmt(_plain(d[n_ep - 1])))
+                     for d in tr.values() if d.ndim == 1 and n_ep]
+            lines.append("training: %d epochs; final: %s" % (n_ep, ", ".join(final) or "-"))
+        if "fidelity" in f:
+            top = ["%s %s" % (_key(d), _fmt(_plain(d[()]))) for d in f["fidelity"].values()
+                   if isinstance(d, h5py.Dataset) and d.ndim == 0]
+            lines.append("fidelity: %s" % (", ".join(top) or ", ".join(
+                _key(o) for o in f["fidelity"].values())))
+        lines.append("")
+        lines.append("tree:")
+
+        _tree_lines(f, 1, lines)
+    return "\n".join(lines)
+
+
+def _tree_lines(group, depth, lines):
+    """The tree below ``group`` in creation order: groups end in '/', datasets show
+    dtype, shape, compression and units."""
+    for label, obj in group.items():
+        if isinstance(obj, h5py.Group):
+            lines.append("  " * depth + label + "/")
+            _tree_lines(obj, depth + 1, lines)
+            continue
+        extra = [obj.compression] if obj.compression else []
+        if "units" in obj.attrs:
+            extra.append("units=%s" % _str(obj.attrs["units"]))
+        dtype = "str" if h5py.check_string_dtype(obj.dtype) else str(obj.dtype)
+        lines.append("  " * depth + "%s  %s %s%s" % (
+            label, dtype, obj.shape, ("  " + " ".join(extra)) if extra else ""))
