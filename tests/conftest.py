@@ -188,3 +188,18 @@ def is_lateral(net, key):
 
 def loglog_slope(xs, ys):
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
+# -- hypothesis ---------------------------------------------------------------------------------
+# Property tests are derandomized by default, so the suite is deterministic (DESIGN.md:
+# determinism); run with HYPOTHESIS_PROFILE=explore to search new random networks.
+try:
+    import os
+
+    from hypothesis import settings
+
+    settings.register_profile("default", derandomize=True, deadline=None)
+    settings.register_profile("explore", derandomize=False, deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+except ImportError:   # hypothesis is a test extra; test_properties.py skips without it
+    pass
