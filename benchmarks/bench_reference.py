@@ -7,11 +7,13 @@ persistent particles (each step starts its free phase from the previous free sta
 steps (the target), and 20 + 4 (the 2017 784-500-10 counts) for reference.
 
 Printed for each dtype: examples/s (best and median over rounds of repeated steps), the
-matrix-multiply work of one step (every product the step does), the achieved GFLOP/s, the
-GFLOP/s of a large square matmul measured in the same run, and their ratio; the speed-up over
-the plain path (neurosim.ep.gradient + theta -= lr g); and where the time of one step goes.
+matrix-multiply work of one step (every product the step does: the input drive x W once, the
+state-to-state products at every Euler step, the update products), the achieved GFLOP/s, the
+GFLOP/s of a 1000x1000 matmul measured in the same run, and their ratio; the speed-up over
+the plain path (neurosim.ep.estimate + theta -= lr g, same BLAS threads); one row with BLAS's
+own threading (ep_step's blas_threads=None); and where the time of one step goes.
 
-    python benchmarks/bench_reference.py [--seconds 3] [--batch 100] [--blas-threads N]
+    python benchmarks/bench_reference.py [--seconds 3] [--batch 100] [--blas-threads N|none]
 
 Timings are printed, never asserted (machines are noisy: run it on an idle machine).
 """
@@ -26,7 +28,7 @@ import numpy as np
 
 import neurosim as ns
 from neurosim import train
-from neurosim.relax import Dynamics
+from neurosim.relax import Dynamics, blas_threads
 
 SIZES = [784, 500, 10]
 EPS, BETA = 0.5, 0.5
@@ -97,12 +99,35 @@ def problem(dtype, batch, seed=0):
     return net, x, y
 
 
+def _cpu_clock():
+    """(wall s, busy CPU s of the whole machine, CPU s of this process); busy is None where
+    /proc/stat is unreadable."""
+    busy = None
+    try:
+        with open("/proc/stat") as f:
+            v = [int(u) for u in f.readline().split()[1:]]
+        busy = (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    t = os.times()
+    return time.perf_counter(), busy, t.user + t.system
+
+
+def others_load(c0, c1):
+    """Cores kept busy by other processes between two :func:`_cpu_clock` readings."""
+    if c0[1] is None or c1[1] is None:
+        return float("nan")
+    return max(0.0, ((c1[1] - c0[1]) - (c1[2] - c0[2])) / (c1[0] - c0[0]))
+
+
 def throughput(fn, batch, seconds, rounds=6):
-    """examples/s of ``fn`` (one step per call): (best round, median round)."""
+    """examples/s of ``fn`` (one step per call): (best round, median round, cores used by
+    other processes meanwhile)."""
     fn()
     fn()
     per_round = seconds / rounds
     rates = []
+    c0 = _cpu_clock()
     for _ in range(rounds):
         n, t0 = 0, time.perf_counter()
         while True:
@@ -112,10 +137,10 @@ def throughput(fn, batch, seconds, rounds=6):
             if el >= per_round:
                 break
         rates.append(n * batch / el)
-    return max(rates), float(np.median(rates))
+    return max(rates), float(np.median(rates)), others_load(c0, _cpu_clock())
 
 
-def fast_step_fn(dtype, batch, free_steps, nudge_steps):
+def fast_step_fn(dtype, batch, free_steps, nudge_steps, threads=1):
     net, x, y = problem(dtype, batch)
     rng = np.random.default_rng(1)
     box = {"state": None}
@@ -123,121 +148,155 @@ def fast_step_fn(dtype, batch, free_steps, nudge_steps):
     def fn():
         box["state"], _ = train.ep_step(net, x, y, BETA, LR, eps=EPS, free_steps=free_steps,
                                         nudge_steps=nudge_steps, variant="random_sign",
-                                        clip=True, state=box["state"], rng=rng)
+                                        clip=True, state=box["state"], rng=rng,
+                                        blas_threads=threads)
     return fn
 
 
-def plain_step_fn(dtype, batch, free_steps, nudge_steps):
+def plain_step_fn(dtype, batch, free_steps, nudge_steps, threads=1):
     """The same training step with the general-purpose API: ep.estimate + theta -= lr g."""
     net, x, y = problem(dtype, batch)
     rng = np.random.default_rng(1)
     box = {"state": None}
 
     def fn():
-        est = ns.ep.estimate(net, x, y, BETA, variant="random_sign", eps=EPS,
-                             free_steps=free_steps, nudge_steps=nudge_steps, clip=True,
-                             state=box["state"], rng=rng)
-        for k, g in est.gradient.items():
-            net.params[k] -= LR[k] * g
+        with blas_threads(threads):      # the same BLAS setting as the fast step
+            est = ns.ep.estimate(net, x, y, BETA, variant="random_sign", eps=EPS,
+                                 free_steps=free_steps, nudge_steps=nudge_steps, clip=True,
+                                 state=box["state"], rng=rng)
+            for k, g in est.gradient.items():
+                net.params[k] -= LR[k] * g
         box["state"] = est.s0
     return fn
 
 
-def breakdown(dtype, batch, free_steps, nudge_steps, reps=30):
-    """Milliseconds per step in each part of ep_step (median over reps), and the share of the
-    Euler steps spent inside BLAS gemm (the same gemm calls timed alone)."""
+def breakdown(dtype, batch, free_steps, nudge_steps, threads, reps=30):
+    """Milliseconds per step in each part of ep_step (median over reps), and the time the
+    gemm calls of the Euler steps take alone (same operands, same count)."""
     net, x, y = problem(dtype, batch)
-    parts = {k: [] for k in ("bind batch + input drive (x W)", "free phase", "nudged phase",
-                             "update (x^T dr, ...)", "  of which: gemm in Euler steps")}
+    names = ("bind batch + input drive (x W)", "free phase", "nudged phase",
+             "update (x^T dr, ...)", "  of which: gemm in Euler steps")
+    parts = {k: [] for k in names}
     state = None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        dyn = Dynamics(net, x, y, clip=True)
-        s0 = dyn.initial_state(state)
-        t1 = time.perf_counter()
-        dyn.run_fixed(s0, EPS, 0.0, free_steps)
-        t2 = time.perf_counter()
-        sb = dyn.run_fixed({p: v.copy() for p, v in s0.items()}, EPS, BETA, nudge_steps)
-        t3 = time.perf_counter()
-        train._energy_update(net, dyn, sb, s0, 1.0 / BETA, LR)
-        t4 = time.perf_counter()
-        # the gemm calls of the Euler steps alone, same operands, same count
-        gemm, gterms, star = dyn._fast_plan()
-        calls = [(A, s0[q].T, ta, (s0[p] if p == star else dyn.tmp[p]).T)
-                 for p in net.state_pops for q, A, ta in gterms[p]]
-        scratch = {p: v.copy() for p, v in s0.items()}
-        calls = [(A, scratch[q].T if False else B, ta, C) for A, B, ta, C in calls]
-        t5 = time.perf_counter()
-        for _k in range(free_steps + nudge_steps):
-            for A, B, ta, C in calls:
-                gemm(EPS, A, B, 0.5, C, ta, 0, 1)
-        t6 = time.perf_counter()
-        np.clip(s0[star], 0.0, 1.0, out=s0[star])
-        state = s0
-        for k, v in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t6 - t5)):
-            parts[k].append(v * 1e3)
+    with blas_threads(threads):
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            dyn = Dynamics(net, x, y, clip=True)
+            s0 = dyn.initial_state(state)
+            gemm, gterms, star, _ = dyn._fast_plan()
+            dyn._fast_const(gemm)
+            t1 = time.perf_counter()
+            dyn.run_fixed(s0, EPS, 0.0, free_steps)
+            t2 = time.perf_counter()
+            sb = dyn.run_fixed({p: v.copy() for p, v in s0.items()}, EPS, BETA, nudge_steps)
+            t3 = time.perf_counter()
+            train._energy_update(net, dyn, sb, s0, 1.0 / BETA, LR)
+            t4 = time.perf_counter()
+            src = {p: v.copy() for p, v in s0.items()}
+            out = {p: np.zeros_like(v) for p, v in s0.items()}
+            calls = [(A, src[q].T, ta, out[p].T) for p in net.state_pops
+                     for q, A, ta in gterms[p]]
+            t5 = time.perf_counter()
+            with blas_threads(1):      # as run_fixed does for small products
+                for _k in range(free_steps + nudge_steps):
+                    for A, Bt, ta, C in calls:
+                        gemm(EPS, A, Bt, 1.0, C, ta, 0, 1)
+            t6 = time.perf_counter()
+            state = s0
+            for k, v in zip(names, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t6 - t5)):
+                parts[k].append(v * 1e3)
     return {k: float(np.median(v)) for k, v in parts.items()}
+
+
+def _threads(v):
+    return None if v.lower() in ("none", "default") else int(v)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=3.0, help="timing per measurement")
+    ap.add_argument("--seconds", type=float, default=3.0,
+                    help="timing per measurement of the fast step (default 3)")
     ap.add_argument("--batch", type=int, default=100)
-    ap.add_argument("--blas-threads", type=int, default=None,
-                    help="limit BLAS threads (needs threadpoolctl); default: BLAS default")
+    ap.add_argument("--blas-threads", type=_threads, default=1,
+                    help="ep_step's blas_threads (default 1; 'none': BLAS's own setting)")
     args = ap.parse_args()
-    if args.blas_threads is not None:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.blas_threads)
-    B = args.batch
-    print("neurosim reference engine: EP training step, 784-500-10 hard sigmoid, clip, "
-          "eps=%g, beta=%g (random sign), batch %d, persistent particles" % (EPS, BETA, B))
+    B, thr = args.batch, args.blas_threads
+    print("neurosim reference engine: one EP training step (neurosim.train.ep_step), "
+          "784-500-10 hard sigmoid, clip, eps=%g, beta=%g (random sign), lr 0.1/0.05, "
+          "batch %d, persistent particles, blas_threads=%s" % (EPS, BETA, B, thr))
     print("machine: %d CPUs (nproc), %s; numpy %s; BLAS: %s"
           % (os.cpu_count(), cpu_model(), np.__version__, blas_info()))
     load0 = os.getloadavg()[0]
-    peak = {dt: matmul_gflops(dt) for dt in ("float64", "float32")}
-    print("1000x1000 matmul: %.1f GFLOP/s float64, %.1f GFLOP/s float32"
-          % (peak["float64"], peak["float32"]))
+
+    peak_all = {dt: 0.0 for dt in ("float64", "float32")}
+    peak1 = dict(peak_all)
+
+    def peaks(seconds):
+        """Read the matmul rates again and keep the best reading: another process on a core
+        lowers a reading, never raises it."""
+        for dt in peak_all:
+            with blas_threads(1):
+                peak1[dt] = max(peak1[dt], matmul_gflops(dt, seconds=seconds))
+            peak_all[dt] = max(peak_all[dt], matmul_gflops(dt, seconds=seconds))
+
+    peaks(1.0)
+    results, lines = {}, []
+    rows = [(fs, n, dt, thr) for fs, n in SETTINGS for dt in ("float64", "float32")]
+    if thr is not None:
+        rows += [(100, 20, dt, None) for dt in ("float64", "float32")]
+    for fs, nsteps, dt, th in rows:
+        net, _, _ = problem(dt, B)
+        flops, _ = step_flops(net, B, fs, nsteps, "one_sided")
+        best, med, other = throughput(fast_step_fn(dt, B, fs, nsteps, th), B, args.seconds)
+        label = "%d+%d" % (fs, nsteps) + ("" if th == thr else " (BLAS threads: default)")
+        ratio = "-"
+        if th == thr:
+            results[(fs, nsteps, dt)] = best
+            pbest = throughput(plain_step_fn(dt, B, fs, nsteps, th), B, args.seconds / 3)[0]
+            ratio = "%.2fx" % (best / pbest)
+        lines.append((label, dt, best, med, flops, ratio, other))
+        peaks(0.3)
+    print("1000x1000 matmul (np.matmul, best reading of the run): all BLAS threads %.1f GFLOP/s "
+          "float64, %.1f float32; one thread %.1f float64, %.1f float32"
+          % (peak_all["float64"], peak_all["float32"], peak1["float64"], peak1["float32"]))
+    # the machine's rate: the better of the two (another process on a core lowers the
+    # all-thread reading below the one-thread one)
+    peak = {dt: max(peak_all[dt], peak1[dt]) for dt in peak_all}
     print()
-    head = ("steps free+nudged", "dtype", "ex/s best", "ex/s median", "ms/batch",
-            "MFLOP/batch", "GFLOP/s", "matmul frac", "vs ep.gradient")
+    head = ("free+nudged steps", "dtype", "ex/s best", "ex/s median", "ms/batch",
+            "MFLOP/batch", "GFLOP/s", "frac of machine matmul", "frac of 1-thread matmul",
+            "vs ep.gradient", "other load (cores)")
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")
-    results = {}
-    for fs, nsteps in SETTINGS:
-        for dt in ("float64", "float32"):
-            net, _, _ = problem(dt, B)
-            flops, _ = step_flops(net, B, fs, nsteps, "one_sided")
-            best, med = throughput(fast_step_fn(dt, B, fs, nsteps), B, args.seconds)
-            pbest, _ = throughput(plain_step_fn(dt, B, fs, nsteps), B, args.seconds / 3)
-            gf = flops * best / B / 1e9
-            results[(fs, nsteps, dt)] = best
-            print("| %d+%d | %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.2f | %.2fx |"
-                  % (fs, nsteps, dt, best, med, 1e3 * B / best, flops / 1e6, gf, gf / peak[dt],
-                     best / pbest))
+    for label, dt, best, med, flops, ratio, other in lines:
+        gf = flops * best / B / 1e9
+        print("| %s | %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.3f | %.3f | %s | %.2f |"
+              % (label, dt, best, med, 1e3 * B / best, flops / 1e6, gf, gf / peak[dt],
+                 gf / peak1[dt], ratio, other))
+    print("(other load: CPU time of other processes during the measurement, in cores; "
+          "with more than ~0.1 the numbers are skewed)")
     print()
     print("targets (100+20, this 2-core machine): " + ", ".join(
         "%s >= %d ex/s: %s (%.0f)" % (dt, t, "met" if results[(100, 20, dt)] >= t else "NOT met",
                                       results[(100, 20, dt)]) for dt, t in TARGETS.items()))
     print()
-    print("where the time goes, 100+20, ms per batch of %d (median of 30):" % B)
-    rows = {dt: breakdown(dt, B, 100, 20) for dt in ("float64", "float32")}
+    print("where the time goes, 100+20, ms per batch of %d (median of 30 steps):" % B)
+    parts = {dt: breakdown(dt, B, 100, 20, thr) for dt in ("float64", "float32")}
     print("| part | float64 | float32 |")
     print("|---|---|---|")
-    for k in rows["float64"]:
-        print("| %s | %.2f | %.2f |" % (k, rows["float64"][k], rows["float32"][k]))
-    tot = {dt: sum(v for k, v in r.items() if not k.startswith("  ")) for dt, r in rows.items()}
+    for k in parts["float64"]:
+        print("| %s | %.2f | %.2f |" % (k, parts["float64"][k], parts["float32"][k]))
+    tot = {dt: sum(v for k, v in r.items() if not k.startswith("  ")) for dt, r in parts.items()}
     print("| total | %.2f | %.2f |" % (tot["float64"], tot["float32"]))
-    for dt, r in rows.items():
+    for dt, r in parts.items():
         steps_ms = r["free phase"] + r["nudged phase"]
-        print("%s: Euler steps %.1f us each, %.0f%% of that inside gemm; BLAS (all gemm) "
-              "~%.0f%% of the step" % (dt, 1e3 * steps_ms / 120, 100 * r["  of which: gemm in "
-                                                                        "Euler steps"] / steps_ms,
-                                      100 * (r["  of which: gemm in Euler steps"]
-                                             + r["bind batch + input drive (x W)"]
-                                             + r["update (x^T dr, ...)"]) / tot[dt]))
-    print("load average: %.2f at start, %.2f at end (other processes skew the numbers)"
-          % (load0, os.getloadavg()[0]))
+        g = r["  of which: gemm in Euler steps"]
+        print("%s: %.1f us per Euler step, %.0f%% of it in the two small gemm calls, the rest "
+              "elementwise (scale, add, clip) and Python; gemm overall ~%.0f%% of the step"
+              % (dt, 1e3 * steps_ms / 120, 100 * g / steps_ms,
+                 100 * (g + r["bind batch + input drive (x W)"] + r["update (x^T dr, ...)"])
+                 / tot[dt]))
+    print("load average: %.2f at start, %.2f at end" % (load0, os.getloadavg()[0]))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ def rho(activation, s, out=None):
         return np.clip(s, 0.0, 1.0, out=out)
     out = np.multiply(s, -4.0, out=out)
     out += 2.0
+    np.minimum(out, 700.0, out=out)   # exp overflows past ~709; the rate is 0 there anyway
     np.exp(out, out=out)
     out += 1.0
     return np.reciprocal(out, out=out)

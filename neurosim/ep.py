@@ -62,8 +62,17 @@ def _check_beta(beta):
         raise ValueError("beta must be a non-zero finite number, got %r" % (beta,))
 
 
+def _check_steps(name, v, minimum=0):
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ValueError("%s must be an integer >= %d or None, got %r" % (name, minimum, v))
+    return int(v)
+
+
 def _phases(net, x, y, eps, free_steps, tol, state, clip):
     """Bind the batch and run the free phase; returns (Dynamics, s0, steps taken)."""
+    free_steps = _check_steps("free_steps", free_steps)
     dyn = Dynamics(net, x, y, clip=clip)
     if dyn.targets is None:
         raise ValueError("EP needs targets y of shape (batch, n_out)")
@@ -76,6 +85,7 @@ def _phases(net, x, y, eps, free_steps, tol, state, clip):
 
 
 def _nudge(dyn, s0, eps, beta, nudge_steps, tol):
+    nudge_steps = _check_steps("nudge_steps", nudge_steps, 1)
     s = {p: v.copy() for p, v in s0.items()}
     if nudge_steps is None:
         res = dyn.run(s, eps, beta=beta, steps=1_000_000, tol=tol)
@@ -179,6 +189,7 @@ def continual(net, x, y, beta, lr, eps=0.1, nudge_steps=20, free_steps=None, tol
     use the updated parameters. ``lr`` is a number or a dict per parameter key.
     Returns a :class:`ContinualResult`; ``net`` itself is not modified."""
     _check_beta(beta)
+    nudge_steps = _check_steps("nudge_steps", nudge_steps, 1)
     if net.dynamics != "energy":
         raise ValueError("continual EP is defined here for energy dynamics only")
     lrs = lr if isinstance(lr, dict) else {k: float(lr) for k in net.params}

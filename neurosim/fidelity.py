@@ -55,7 +55,8 @@ def time_resolved(estimates, references, floor=1e-4):
     ``estimates`` and ``references`` are either lists of dicts (``P_k``, ``Thetabar_k``) or
     dicts of arrays with time first (``u[pop]``, ``S[pop]``). Returns a dict metric ->
     array over k, plus ``"norm"`` (reference norm per k) and ``"valid"``: the steps where
-    ``|ref_k| > floor * max_k |ref_k|`` (below that, rounding in differences dominates).
+    ``|ref_k| > floor * |ref_0|`` (MATH.md section 6; ``max_k |ref_k|`` when ``ref_0`` is
+    zero, as for ``Thetabar_0``); below that, rounding in differences dominates.
     """
     if isinstance(estimates, dict):
         keys = list(references)
@@ -71,7 +72,8 @@ def time_resolved(estimates, references, floor=1e-4):
     norms = np.array([np.sqrt(sum(np.sum(np.asarray(v, np.float64) ** 2) for v in r.values()))
                       for r in ref])
     out["norm"] = norms
-    out["valid"] = norms > floor * (norms.max() if norms.size else 0.0)
+    base = norms[0] if norms.size and norms[0] > 0 else (norms.max() if norms.size else 0.0)
+    out["valid"] = norms > floor * base
     return out
 
 

@@ -115,11 +115,12 @@ def _check_choices(activation, dynamics):
         raise NetworkError("dynamics must be one of %s, got %r" % (DYNAMICS, dynamics))
 
 
-def _check_lateral(key, w):
-    """Energy mode: a lateral matrix must be symmetric with a zero diagonal (MATH.md 1)."""
+def _check_lateral(key, w, symmetric=True):
+    """A lateral matrix has a zero diagonal (no self-excitation; the learning rules keep it
+    zero); in energy mode it is also symmetric (MATH.md 1)."""
     scale = max(1.0, float(np.max(np.abs(w))))
     asym = float(np.max(np.abs(w - w.T)))
-    if asym > 1e-6 * scale:
+    if symmetric and asym > 1e-6 * scale:
         raise NetworkError("params[%r] is a lateral (self) projection and must be symmetric in "
                            "energy dynamics; max |W - W^T| = %.3g" % (key, asym))
     diag = float(np.max(np.abs(np.diag(w))))
@@ -168,10 +169,9 @@ class Network:
         if extra:
             raise NetworkError("params has keys that match no projection or population: %s"
                                % sorted(extra, key=str))
-        if dynamics == "energy":
-            for t in self.terms:
-                if t.lateral:
-                    _check_lateral(t.key, self.params[t.key])
+        for t in self.terms:
+            if t.source == t.target:
+                _check_lateral(t.key, self.params[t.key], symmetric=dynamics == "energy")
 
     # -- construction -------------------------------------------------------------------
     @classmethod

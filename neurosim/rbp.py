@@ -23,7 +23,7 @@ import scipy.sparse.linalg as spla
 from scipy.integrate import solve_ivp
 
 from . import energy as en
-from .relax import RelaxationError, free_state
+from .relax import RelaxationError, _check_eps, free_state
 
 METHODS = ("implicit", "almeida_pineda", "continuous", "bptt")
 SOLVERS = ("auto", "dense", "cg", "gmres", "neumann")
@@ -223,6 +223,7 @@ def side_network(net, x, y, eps, steps, state=None, continuous=False, tol=1e-12)
     continuous-time side network at ``t = eps k`` (matrix exponential).
     ``state``: the converged free state ``s0`` (relaxed here when omitted).
     """
+    _check_eps(eps)
     steps = int(steps)
     if steps < 1:
         raise ValueError("steps must be a positive integer, got %r" % (steps,))
@@ -332,6 +333,9 @@ def gradient(net, x, y, method="implicit", eps=0.1, steps=None, solver="auto", t
     """
     if method not in METHODS:
         raise ValueError("method must be one of %s, got %r" % (METHODS, method))
+    if solver not in SOLVERS:
+        raise ValueError("solver must be one of %s, got %r" % (SOLVERS, solver))
+    _check_eps(eps)
     if steps is not None and (int(steps) != steps or steps < 0):
         raise ValueError("steps must be a non-negative integer or None, got %r" % (steps,))
     if method == "bptt":

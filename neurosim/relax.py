@@ -7,6 +7,7 @@ works in preallocated buffers, so long relaxations cost little beyond the matrix
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +19,44 @@ try:  # the clip ufunc itself: np.clip adds a few microseconds of Python dispatc
     _clip = np._core.umath.clip
 except AttributeError:  # pragma: no cover - other numpy layouts
     _clip = np.clip
+
+
+_BLAS = []   # lazily: [threadpoolctl controller of the loaded BLAS libraries, or None]
+SMALL_GEMM = 1 << 22  # multiply-adds: per-step products up to this size run on one BLAS thread
+
+
+def _gemm_operand(m):
+    """``(A, trans)`` such that BLAS gemm with ``op(A)`` computes ``m^T`` in column-major
+    terms: for C-ordered arrays ``(s @ m)^T = m^T s^T``, so ``gemm(alpha, A, s.T, beta, c.T,
+    trans)`` accumulates ``alpha s @ m`` into ``c`` without copies."""
+    if m.flags.c_contiguous:
+        return m.T, 0
+    if m.T.flags.c_contiguous:
+        return m, 1
+    return np.ascontiguousarray(m).T, 0
+
+
+def blas_threads(n):
+    """A context that limits BLAS to ``n`` threads (via threadpoolctl when it is installed;
+    ``None`` or no threadpoolctl: leave BLAS as it is).
+
+    Euler steps of networks like 784-500-10 are made of small products (100x10 @ 10x500):
+    a second BLAS thread gains nothing on them, and when another process holds the other
+    core every multi-threaded call waits for its helper thread to be scheduled (measured on a
+    busy 2-core machine: a 784-500-10 EP step 5-8x slower). Not thread-safe across
+    concurrent relaxations in one process (the limit is process-wide).
+    """
+    if n is None:
+        return contextlib.nullcontext()
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+            ctl = ThreadpoolController().select(user_api="blas")
+            _BLAS.append(ctl if ctl.lib_controllers else None)
+        except Exception:  # pragma: no cover - threadpoolctl missing or unusable
+            _BLAS.append(None)
+    ctl = _BLAS[0]
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=int(n))
 
 
 class RelaxationError(RuntimeError):
@@ -61,24 +100,51 @@ class Dynamics:
         self.identity_rates = clip and act == "hard_sigmoid"
         dt = net.dtype
         shape = {p: (self.batch, net.sizes[p]) for p in net.state_pops}
-        self.const = {p: np.empty(shape[p], dt) for p in net.state_pops}
         self.buf = {p: np.empty(shape[p], dt) for p in net.state_pops}
         self.tmp = {p: np.empty(shape[p], dt) for p in net.state_pops}
+        self.rate = {p: np.empty(shape[p], dt) for p in net.state_pops}
+        self.d1 = {p: np.empty(shape[p], dt) for p in net.state_pops}
+        self.ec = {p: np.empty(shape[p], dt) for p in net.state_pops}  # eps (const + beta y)
         self.terms = {p: [] for p in net.state_pops}
-        for p in net.state_pops:
-            self.const[p][...] = net.params["b:%s" % p]
-        # the constant drive b_p + sum_inputs x W, once per batch (products into a buffer)
+        self._input_terms = []
         for t in net.terms:
             m = net.params[t.key]
             m = m.T if t.transpose else m
             if t.source in self.inputs:
-                self.const[t.target] += np.matmul(self.inputs[t.source], m, out=self.tmp[t.target])
+                self._input_terms.append((t.source, t.target, m))
             else:
                 self.terms[t.target].append((t.source, m))
-        self.rate = {p: np.empty(shape[p], dt) for p in net.state_pops}
-        self.d1 = {p: np.empty(shape[p], dt) for p in net.state_pops}
-        self.ec = {p: np.empty(shape[p], dt) for p in net.state_pops}  # eps (const + beta y)
+        self._const = None
+        self._const_fast = None
         self._plan = None
+
+    @property
+    def const(self):
+        """The constant drive ``b_p + sum_inputs x W`` per population, ``(batch, n_p)``:
+        computed once per batch (at the first step), with products into a buffer."""
+        if self._const is None:
+            const = {}
+            for p in self.net.state_pops:
+                const[p] = np.empty_like(self.tmp[p])
+                const[p][...] = self.net.params["b:%s" % p]
+            for src, tgt, m in self._input_terms:
+                const[tgt] += np.matmul(self.inputs[src], m, out=self.tmp[tgt])
+            self._const = const
+        return self._const
+
+    def _fast_const(self, gemm):
+        """The constant drive for :meth:`run_fixed`, its products accumulated by the same BLAS
+        gemm as the steps (one BLAS library, one thread pool in a fast EP step)."""
+        if self._const_fast is None:
+            const = {}
+            for p in self.net.state_pops:
+                const[p] = np.empty_like(self.tmp[p])
+                const[p][...] = self.net.params["b:%s" % p]
+            for src, tgt, m in self._input_terms:
+                A, ta = _gemm_operand(m)
+                gemm(1.0, A, self.inputs[src].T, 1.0, const[tgt].T, ta, 0, 1)
+            self._const_fast = const
+        return self._const_fast
 
     def initial_state(self, state=None):
         """A fresh state: zeros, or a validated copy of ``state`` (warm start)."""
@@ -91,7 +157,7 @@ class Dynamics:
 
     def force(self, s, beta=0.0):
         """Compute ``F(s) - beta dC/ds`` into ``self.buf`` and return it (no copy)."""
-        net, act = self.net, self.net.activation
+        net, act, const = self.net, self.net.activation, self.const
         if self.identity_rates:
             r = s
         else:
@@ -105,9 +171,9 @@ class Dynamics:
                 for q, m in terms[1:]:
                     np.matmul(r[q], m, out=self.tmp[p])
                     h += self.tmp[p]
-                h += self.const[p]
+                h += const[p]
             else:
-                np.copyto(h, self.const[p])
+                np.copyto(h, const[p])
             if not self.identity_rates:
                 if act == "hard_sigmoid":
                     d = self.d1[p]
@@ -171,23 +237,16 @@ class Dynamics:
             return self._plan
         net = self.net
         gemm = get_blas_funcs("gemm", dtype=net.dtype)
-        gterms = {}
-        for p in net.state_pops:
-            lst = []
-            for q, m in self.terms[p]:
-                # BLAS sees C-ordered arrays transposed: (s_q @ m)^T = m^T s_q^T
-                if m.flags.c_contiguous:
-                    lst.append((q, m.T, 0))
-                elif m.T.flags.c_contiguous:
-                    lst.append((q, m, 1))
-                else:
-                    lst.append((q, np.ascontiguousarray(m).T, 0))
-            gterms[p] = lst
+        gterms = {p: [(q,) + _gemm_operand(m) for q, m in self.terms[p]] for p in net.state_pops}
         # the largest population without a self-term is accumulated in place (gemm beta = a):
         # every other population reads its old state before it is written
         cands = [p for p in net.state_pops if gterms[p] and all(q != p for q, _, _ in gterms[p])]
         star = max(cands, key=lambda p: net.sizes[p]) if cands else None
-        self._plan = (gemm, gterms, star)
+        # products this small gain nothing from a second BLAS thread, and lose much when the
+        # helper thread waits for a busy core: run the steps on one thread
+        work = max([self.batch * net.sizes[p] * net.sizes[q] for p in net.state_pops
+                    for q, _, _ in gterms[p]], default=0)
+        self._plan = (gemm, gterms, star, work <= SMALL_GEMM)
         return self._plan
 
     def run_fixed(self, s, eps, beta=0.0, steps=0):
@@ -215,11 +274,12 @@ class Dynamics:
             return s
         if steps == 0:
             return s
-        gemm, gterms, star = self._fast_plan()
+        gemm, gterms, star, small = self._fast_plan()
+        const = self._fast_const(gemm)
         eps, beta = float(eps), float(beta)
         a, ec = {}, self.ec
         for p in net.state_pops:
-            np.multiply(self.const[p], eps, out=ec[p])
+            np.multiply(const[p], eps, out=ec[p])
             if beta and p in self.targets:
                 a[p] = 1.0 - eps - eps * beta
                 np.multiply(self.targets[p], eps * beta, out=self.tmp[p])
@@ -241,24 +301,25 @@ class Dynamics:
             probe = gemm(0.0, sj[0][0], sj[0][1], 1.0, st_star, sj[0][2], 0, 1)
             if not np.may_share_memory(probe, st_star):  # pragma: no cover
                 raise RuntimeError("BLAS gemm did not update the state in place")
-        for _ in range(steps):
-            # populations written through a buffer: a s + eps const + eps sum s_q M (old s)
-            for t, sp, ap, ecp, gl, tt in jobs:
-                np.multiply(sp, ap, out=t)
-                t += ecp
-                for A, sq, ta in gl:
-                    gemm(eps, A, sq, 1.0, tt, ta, 0, 1)
-            if star is not None:
-                for A, sq, ta, b in sj:
-                    gemm(eps, A, sq, b, st_star, ta, 0, 1)
-                s_star += ec_star
-                _clip(s_star, 0.0, 1.0, out=s_star)
-            for p in alone:
-                s[p] *= a[p]
-                s[p] += ec[p]
-                _clip(s[p], 0.0, 1.0, out=s[p])
-            for t, sp, _, _, _, _ in jobs:
-                _clip(t, 0.0, 1.0, out=sp)
+        with blas_threads(1 if small else None):
+            for _ in range(steps):
+                # buffered populations: a s + eps const + eps sum_q s_q M, from the old states
+                for t, sp, ap, ecp, gl, tt in jobs:
+                    np.multiply(sp, ap, out=t)
+                    t += ecp
+                    for A, sq, ta in gl:
+                        gemm(eps, A, sq, 1.0, tt, ta, 0, 1)
+                if star is not None:
+                    for A, sq, ta, b in sj:
+                        gemm(eps, A, sq, b, st_star, ta, 0, 1)
+                    s_star += ec_star
+                    _clip(s_star, 0.0, 1.0, out=s_star)
+                for p in alone:
+                    s[p] *= a[p]
+                    s[p] += ec[p]
+                    _clip(s[p], 0.0, 1.0, out=s[p])
+                for t, sp, _, _, _, _ in jobs:
+                    _clip(t, 0.0, 1.0, out=sp)
         if not all(np.isfinite(v.sum()) for v in s.values()):
             raise RelaxationError("relaxation diverged (NaN/inf in the state after %d steps): "
                                   "reduce eps (now %g) or the weight scale" % (steps, eps))
@@ -318,7 +379,8 @@ class Dynamics:
 
 
 def _check_eps(eps):
-    if not np.isfinite(eps) or eps <= 0:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(eps) or eps <= 0:
         raise ValueError("eps (the Euler step) must be a positive number, got %r" % (eps,))
 
 

@@ -23,6 +23,7 @@ from scipy.linalg.blas import get_blas_funcs
 
 from . import energy as en
 from .relax import Dynamics
+from .relax import blas_threads as _blas_limit
 
 VARIANTS = ("one_sided", "symmetric", "random_sign")
 
@@ -116,8 +117,10 @@ def _energy_update(net, dyn, ra, rb, scale, lrs):
         w = net.params[t.key]
         alpha = lrs[t.key] * scale / B         # W += alpha (r_a^T r_b |_b - |_a)
         if t.source == t.target:               # lateral: half the product, zero diagonal
-            m = ra[t.source].T @ ra[t.target]
-            m -= rb[t.source].T @ rb[t.target]
+            m = np.zeros_like(w)
+            mt = m.T
+            gemm(1.0, ra[t.target].T, ra[t.source].T, 1.0, mt, 0, 1, 1)
+            gemm(-1.0, rb[t.target].T, rb[t.source].T, 1.0, mt, 0, 1, 1)
             np.fill_diagonal(m, 0.0)
             m *= alpha * (0.5 if t.lateral else 1.0)
             w += m
@@ -156,7 +159,7 @@ def _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state,
 
 
 def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant="one_sided",
-            clip=True, state=None, rng=None, grad_out=None):
+            clip=True, state=None, rng=None, grad_out=None, blas_threads=1):
     """One EP training step on a batch; updates ``net.params`` in place.
 
     Parameters
@@ -187,6 +190,10 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
     grad_out : dict, optional
         If given, filled with the gradient estimate ``g`` (keys of ``net.params``) before the
         update; without it no gradient arrays are formed.
+    blas_threads : int or None
+        BLAS threads during the step (default 1; None leaves BLAS as configured). The
+        products of a step are small or few, and multi-threaded BLAS loses badly whenever
+        another process (a test run, a sweep worker) holds a core; see benchmarks/README.md.
 
     Returns
     -------
@@ -206,6 +213,17 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
     if grad_out is not None and not isinstance(grad_out, dict):
         raise ValueError("grad_out must be a dict (filled with the gradient) or None")
     lrs = _learning_rates(net, lr)
+    if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(
+            blas_threads, (int, np.integer)) or blas_threads < 1):
+        raise ValueError("blas_threads must be a positive integer or None, got %r"
+                         % (blas_threads,))
+    with _blas_limit(blas_threads):
+        return _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, state,
+                     rng, grad_out)
+
+
+def _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, state, rng,
+          grad_out):
     dyn, s0, sa, sb, scale = _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant,
                                      clip, state, rng)
     yo = dyn.targets

@@ -167,23 +167,32 @@ def fd_entry(net, x, y, key, idx, s0, h=1e-5, pair=None):
 
 
 def all_entries(net, keys=None):
-    """Every (key, index) of the parameters (off-diagonal upper triangle for lateral matrices,
-    each to be perturbed with its mirror entry)."""
+    """Every (key, index) of the parameters. Self-projections have a diagonal fixed at zero
+    (not a parameter); of an energy-mode lateral matrix only the upper triangle is listed, each
+    entry to be perturbed together with its mirror entry."""
     out = []
     for k in (keys or net.params):
         v = net.params[k]
         if is_lateral(net, k):
             out += [(k, (i, j)) for i in range(v.shape[0]) for j in range(i + 1, v.shape[1])]
+        elif is_self_loop(k):
+            out += [(k, (i, j)) for i in range(v.shape[0]) for j in range(v.shape[1]) if i != j]
         else:
             out += [(k, idx) for idx in np.ndindex(v.shape)]
     return out
 
 
-def is_lateral(net, key):
+def is_self_loop(key):
+    """``W:a->a`` (lateral in energy mode, an untied self-projection in vector-field mode)."""
     if not key.startswith("W:"):
         return False
     a, b = key[2:].split("->")
-    return a == b and net.dynamics == "energy"
+    return a == b
+
+
+def is_lateral(net, key):
+    """A tied (symmetric, zero-diagonal) lateral matrix of an energy-mode network."""
+    return is_self_loop(key) and net.dynamics == "energy"
 
 
 def loglog_slope(xs, ys):

@@ -551,9 +551,7 @@ def test_energy_on_vector_field_network(data):
         ns.energy.energy(vf, s, x)
 
 
-# -- known gaps in files this suite does not own (see the report) ---------------------------
-@pytest.mark.xfail(reason="rbp.gradient does not validate eps when state is given: eps=0 gives a "
-                          "misleading 'spectral radius ... use a smaller eps' error", strict=False)
+# -- argument checks in rbp, relax and ep ----------------------------------------------------
 def test_rbp_eps_zero_with_state(net, data):
     x, y = data
     s0 = ns.relax(net, x).state
@@ -561,24 +559,18 @@ def test_rbp_eps_zero_with_state(net, data):
         ns.rbp.gradient(net, x, y, method="almeida_pineda", eps=0, state=s0)
 
 
-@pytest.mark.xfail(reason="rbp.gradient validates solver only for method='implicit', after the "
-                          "free phase", strict=False)
 def test_rbp_unknown_solver_any_method(net, data):
     x, y = data
     with pytest.raises(ValueError, match=r"solver must be one of .*got 'lu'"):
         ns.rbp.gradient(net, x, y, method="almeida_pineda", solver="lu")
 
 
-@pytest.mark.xfail(reason="relax._check_eps lets numpy raise TypeError for a non-number eps",
-                   strict=False)
 def test_relax_eps_not_a_number(net, data):
     x, _ = data
     with pytest.raises(ValueError, match=r"eps .* must be a positive number, got 'a'"):
         ns.relax(net, x, eps="a")
 
 
-@pytest.mark.xfail(reason="ep.gradient accepts nudge_steps=-1 (runs 0 steps, zero gradient)",
-                   strict=False)
 def test_ep_negative_nudge_steps(net, data):
     x, y = data
     with pytest.raises(ValueError, match=r"nudge_steps"):

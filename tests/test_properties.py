@@ -46,7 +46,13 @@ def test_theorem_relations_hold(problem):
                                 return_stats=True)
     assert stats.spectral_radius < 1.0
     assert rel_err(ap, g) < 1e-6
-    K, beta = 200, 1e-4
+    # beta = 1e-5, not 1e-4: 1 - cosine is O(beta^2) with a network-dependent constant, and a
+    # search of random networks (HYPOTHESIS_PROFILE=explore) finds ~1 in 100 where the valid-k
+    # minimum at beta = 1e-4 is below 1 - 1e-6. Measured: 2-5-5, batch 2: 1 - cos = 1.4e-6 at
+    # beta = 1e-4; 4-5-2, batch 1: 4.7e-6 at beta = 5e-5; 4-5-6: 4.2e-4 / 4.2e-6 / 4.2e-8 at
+    # beta = 1e-3 / 1e-4 / 1e-5 (|u_k + Sbar_k| / |Sbar_k| ~ 32 beta at k = 84). MATH.md's row
+    # "> 1 - 1e-6 for beta <= 1e-3" needs beta <~ 1.4e-3 / C with C that constant.
+    K, beta = 200, 1e-5
     sn = ns.rbp.side_network(net, x, y, EPS, K, state=s0)
     sp = ns.ep.second_phase(net, x, y, beta, EPS, K, state=s0)
     # k = 0: exact up to rounding of s_1 - s_0
@@ -74,5 +80,12 @@ def test_implicit_gradient_matches_finite_differences(problem, pick):
     keys = sorted(net.params)
     for key in rng.choice(keys, size=4, replace=True):
         idx = tuple(int(rng.integers(n)) for n in net.params[key].shape)
-        fd = fd_entry(net, x, y, key, idx, s0)
+        # Richardson-extrapolated central differences (steps 1e-5 and 5e-6): random networks
+        # include nearly singular Hessians (e.g. layered [3, 6, 5], smallest eigenvalue of H
+        # 0.03, spectral radius 0.997) where the plain step-1e-5 difference is off by 1.1e-5
+        # through its O(h^2) truncation term (measured: error 1.1e-3 / 1.1e-5 / 1.1e-7 at
+        # h = 1e-4 / 1e-5 / 1e-6), not because the implicit gradient is wrong.
+        d1 = fd_entry(net, x, y, key, idx, s0, h=1e-5)
+        d2 = fd_entry(net, x, y, key, idx, s0, h=5e-6)
+        fd = (4 * d2 - d1) / 3
         assert abs(fd - g[key][idx]) < 1e-7, (key, idx)

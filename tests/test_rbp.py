@@ -8,35 +8,18 @@ import pytest
 import neurosim as ns
 from neurosim import energy as en
 
-from conftest import (EPS, SEEDS, fd_entry, flat, is_lateral, norm, problem, problems, rel_err,
-                      residual)
+from conftest import (SEEDS, all_entries, fd_entry, flat, is_lateral, is_self_loop, norm, problem,
+                      problems, rel_err, residual)
 
 FD_TOL = 1e-7   # MATH.md section 6: implicit vs central differences (step 1e-5)
 
 
-def _self_loop(key):
-    if not key.startswith("W:"):
-        return False
-    a, b = key[2:].split("->")
-    return a == b
-
-
-def _fd_check(P, key, max_entries=None, seed=0):
-    """Central differences of the loss vs the implicit gradient on the entries of ``key``
-    (all of them, or ``max_entries`` drawn at random); returns the worst absolute error."""
+def _fd_check(P, key):
+    """Central differences of the loss vs the implicit gradient on every entry of ``key``;
+    returns the worst absolute error."""
     g = ns.rbp.gradient(P.net, P.x, P.y, method="implicit", eps=P.eps, state=P.s0)
-    shape = P.net.params[key].shape
-    if is_lateral(P.net, key):
-        idx = [(i, j) for i in range(shape[0]) for j in range(i + 1, shape[1])]
-    elif _self_loop(key):
-        idx = [(i, j) for i in range(shape[0]) for j in range(shape[1]) if i != j]
-    else:
-        idx = list(np.ndindex(shape))
-    if max_entries is not None and len(idx) > max_entries:
-        pick = np.random.default_rng(seed).choice(len(idx), max_entries, replace=False)
-        idx = [idx[i] for i in pick]
     worst, scale = 0.0, 0.0
-    for ix in idx:
+    for _, ix in all_entries(P.net, [key]):
         if is_lateral(P.net, key):
             fd = fd_entry(P.net, P.x, P.y, key, ix, P.s0, pair=ix[::-1])
             an = g[key][ix] + g[key][ix[::-1]]
@@ -93,7 +76,7 @@ def test_lateral_gradient_by_finite_differences(seed):
 def test_vector_field_gradient_by_finite_differences(kind, key, seed):
     P = problem(kind, seed, "vector_field", 0.5)
     w = P.net.params[key]
-    if _self_loop(key):
+    if is_self_loop(key):
         assert not np.allclose(w, w.T)
     assert _fd_check(P, key) < FD_TOL
 
@@ -249,7 +232,7 @@ def test_jvp_vjp_against_finite_differences(kind, dynamics):
     # (dF/dtheta)^T w (batch mean) against d/dh <w, F(theta + h d)> / batch
     d = {k: rng.normal(size=a.shape) for k, a in net.params.items()}
     for k, a in d.items():
-        if _self_loop(k):
+        if is_self_loop(k):
             if dynamics == "energy":
                 a[...] = a + a.T          # lateral matrices stay symmetric ...
             np.fill_diagonal(a, 0.0)      # ... with zero diagonal

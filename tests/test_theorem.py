@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import neurosim as ns
-from neurosim import energy as en
 from neurosim.fidelity import negate, time_resolved
 
 from conftest import (EPS, NON_LAYERED, SEEDS, TOPOLOGIES, all_entries, fd_entry, flat,
@@ -20,7 +19,6 @@ from conftest import (EPS, NON_LAYERED, SEEDS, TOPOLOGIES, all_entries, fd_entry
                       state_at)
 
 ALL = problems()
-ONE_SEED = problems(seeds=(0,))
 
 
 @functools.lru_cache(maxsize=None)

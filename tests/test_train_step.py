@@ -247,3 +247,24 @@ def test_needs_targets():
     x, _, _ = data(net)
     with pytest.raises((ValueError, ns.NetworkError)):
         ep_step(net, x, None, 0.5, 0.1)
+
+
+def test_batch_of_one():
+    net = build("skip")
+    x, y, state = data(net, batch=1)
+    ref = ns.ep.gradient(net, x, y, 0.5, variant="symmetric", clip=True, state=state, **KW)
+    g = {}
+    ep_step(net.copy(), x, y, 0.5, 0.1, variant="symmetric", state=state, grad_out=g, **KW)
+    assert max_rel(g, ref) < 1e-12
+
+
+@pytest.mark.parametrize("threads", [None, 1, 2])
+def test_blas_threads_setting_gives_the_same_numbers(threads):
+    net = build("lateral")
+    x, y, state = data(net)
+    ref = ns.ep.gradient(net, x, y, 0.5, clip=True, state=state, **KW)
+    g = {}
+    ep_step(net.copy(), x, y, 0.5, 0.1, state=state, grad_out=g, blas_threads=threads, **KW)
+    assert max_rel(g, ref) < 1e-12
+    with pytest.raises(ValueError, match="blas_threads"):
+        ep_step(net.copy(), x, y, 0.5, 0.1, blas_threads=0)
