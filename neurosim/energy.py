@@ -146,22 +146,30 @@ def unflatten(net, v):
 
 class Linearization:
     """The dynamics linearised at a state ``s``: products with ``J = dF/ds``, ``J^T`` and
-    ``(dF/dtheta)^T``, plus dense per-example Jacobians for small networks.
+    ``(dF/dtheta)^T``, plus dense per-example Jacobians for small networks. ``clip=True``
+    linearises the dynamics projected to [0, 1] (hard sigmoid): pinned units are fixed.
 
     ``F_p = -s_p + rho'(s_p) h_p``  gives
     ``(J v)_p = (-1 + rho''_p h_p) v_p + rho'_p sum_terms (rho'_q v_q) M``.
     """
 
-    def __init__(self, net, state, x):
+    def __init__(self, net, state, x, clip=False):
         self.net = net
         self.inputs = net.inputs_dict(x)
         self.state = state
         act = net.activation
         self.r = rates(net, state, self.inputs)
         self.h = drives(net, self.r)
-        self.d1 = {p: rho_prime(act, state[p], self.r[p]) for p in net.state_pops}
-        self.diag = {p: rho_second(act, state[p], self.r[p]) * self.h[p] - 1.0
-                     for p in net.state_pops}
+        if clip and act == "hard_sigmoid":
+            # dynamics projected to [0, 1]: the fixed point is s = clip(h); units pinned at a
+            # bound do not move, so only units strictly inside (0, 1) respond to perturbations
+            self.d1 = {p: ((state[p] > 0.0) & (state[p] < 1.0)).astype(state[p].dtype)
+                       for p in net.state_pops}
+            self.diag = {p: np.full_like(state[p], -1.0) for p in net.state_pops}
+        else:
+            self.d1 = {p: rho_prime(act, state[p], self.r[p]) for p in net.state_pops}
+            self.diag = {p: rho_second(act, state[p], self.r[p]) * self.h[p] - 1.0
+                         for p in net.state_pops}
         self.batch = state[net.state_pops[0]].shape[0]
 
     def jvp(self, v):

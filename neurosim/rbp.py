@@ -72,13 +72,13 @@ class BPTTResult:
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _setup(net, x, y, eps, tol, state):
+def _setup(net, x, y, eps, tol, state, clip=False):
     inputs = net.inputs_dict(x)
     batch = next(iter(inputs.values())).shape[0]
     net.targets_dict(y, batch)
-    s0 = free_state(net, inputs, eps=eps, tol=tol) if state is None else \
+    s0 = free_state(net, inputs, eps=eps, tol=tol, clip=clip) if state is None else \
         net.check_state(state, batch)
-    lin = en.Linearization(net, s0, inputs)
+    lin = en.Linearization(net, s0, inputs, clip=clip)
     return s0, lin, en.dC_ds(net, s0, y)
 
 
@@ -304,7 +304,7 @@ def bptt(net, x, y, eps, steps, state=None, clip=False):
     g = {k: np.zeros_like(v, dtype=np.float64) for k, v in net.params.items()}
     Theta = [{k: v.copy() for k, v in g.items()}]
     for k in range(int(steps) - 1, -1, -1):
-        lin = en.Linearization(net, {p: traj[p][k] for p in net.state_pops}, inputs)
+        lin = en.Linearization(net, {p: traj[p][k] for p in net.state_pops}, inputs, clip=clip)
         _axpy(eps, lin.param_vjp(a), g)
         jt = lin.vjp(a)
         a = {p: a[p] + eps * jt[p] for p in a}
@@ -314,7 +314,7 @@ def bptt(net, x, y, eps, steps, state=None, clip=False):
 
 # -- the one entry point ------------------------------------------------------------------
 def gradient(net, x, y, method="implicit", eps=0.1, steps=None, solver="auto", tol=1e-12,
-             state=None, return_stats=False):
+             state=None, return_stats=False, clip=False):
     """The RBP gradient of the batch-mean loss, a dict with the keys of ``net.params``.
 
     Parameters
@@ -330,6 +330,9 @@ def gradient(net, x, y, method="implicit", eps=0.1, steps=None, solver="auto", t
         The converged free state ``s0`` (relaxed here when omitted).
     return_stats : bool
         Also return :class:`SolverStats` (with the spectral radius of ``dG/ds``).
+    clip : bool
+        The dynamics project states to [0, 1] (the 2017 recipe): relax and linearise them so
+        (hard sigmoid: units pinned at 0 or 1 do not respond).
     """
     if method not in METHODS:
         raise ValueError("method must be one of %s, got %r" % (METHODS, method))
@@ -342,12 +345,12 @@ def gradient(net, x, y, method="implicit", eps=0.1, steps=None, solver="auto", t
         inputs = net.inputs_dict(x)
         if steps is None:
             from .relax import relax
-            steps = relax(net, inputs, eps=eps, tol=tol, max_steps=1_000_000).steps
-        res = bptt(net, inputs, y, eps, steps, state=state)
+            steps = relax(net, inputs, eps=eps, tol=tol, max_steps=1_000_000, clip=clip).steps
+        res = bptt(net, inputs, y, eps, steps, state=state, clip=clip)
         stats = SolverStats(method="bptt", iterations=int(steps))
         grad = res.gradient
     else:
-        s0, lin, c = _setup(net, x, y, eps, tol, state)
+        s0, lin, c = _setup(net, x, y, eps, tol, state, clip=clip)
         if method == "implicit":
             w, stats = solve_adjoint(net, lin, c, solver=solver, tol=tol, eps=eps, steps=steps)
             grad = _scale(lin.param_vjp(w), -1.0)

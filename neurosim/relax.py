@@ -443,10 +443,12 @@ def polish(net, x, state, iters=3, dense_limit=1500):
     return {p: v.astype(net.dtype) for p, v in s.items()}
 
 
-def free_state(net, x, eps=0.1, tol=1e-12, max_steps=1_000_000, state=None, refine=True):
+def free_state(net, x, eps=0.1, tol=1e-12, max_steps=1_000_000, state=None, refine=True,
+               clip=False):
     """The free fixed point ``s0`` to tolerance ``tol`` (used by RBP and EP), refined to
     rounding level by :func:`polish` when ``refine`` (smooth, small networks)."""
-    s = relax(net, x, beta=0.0, eps=eps, tol=tol, max_steps=max_steps, state=state).state
+    s = relax(net, x, beta=0.0, eps=eps, tol=tol, max_steps=max_steps, state=state,
+              clip=clip).state
     return polish(net, x, s) if refine else s
 
 
