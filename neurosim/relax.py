@@ -4,6 +4,9 @@
 each step (the 2017 recipe). :class:`Dynamics` compiles a network and a batch of inputs once:
 the constant input drive (``x @ W + b``) is computed a single time per batch, and every step
 works in preallocated buffers, so long relaxations cost little beyond the matrix products.
+:meth:`Dynamics.run_fixed` is the fast path for a fixed number of steps without residual
+tracking (the training phases): with clipped hard sigmoid each population takes one fused
+update per step, its products accumulated in place by BLAS gemm.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ phase(s) with a fixed number of Euler steps each, and applies the EP update
   ``-x^T (r_b^b - r_b^0) / B``, and every product is accumulated straight into the weight
   matrix by BLAS gemm (no gradient arrays are formed unless ``grad_out`` asks for them);
 * vector-field networks use ``g = -(1/beta) (dF/dtheta)^T (s_beta - s0)`` at ``s0``
-  (:meth:`neurosim.energy.Linearization.param_vjp`).
+  (:meth:`neurosim.energy.Linearization.param_vjp`, as :mod:`neurosim.ep` computes it).
 """
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
 from . import energy as en
+from . import ep as _ep
 from .relax import Dynamics
 from .relax import blas_threads as _blas_limit
 
-VARIANTS = ("one_sided", "symmetric", "random_sign")
+VARIANTS = _ep.VARIANTS
 
 
 class StepResult(NamedTuple):
@@ -115,7 +116,7 @@ def _energy_update(net, dyn, ra, rb, scale, lrs):
         if t.transpose or not lrs[t.key]:
             continue
         w = net.params[t.key]
-        alpha = lrs[t.key] * scale / B         # W += alpha (r_a^T r_b |_b - |_a)
+        alpha = lrs[t.key] * scale / B   # W += alpha (r_src^T r_tgt at a - the same at b)
         if t.source == t.target:               # lateral: half the product, zero diagonal
             m = np.zeros_like(w)
             mt = m.T
@@ -236,10 +237,9 @@ def _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, sta
             return StepResult(s0, cost)
         g = _energy_gradient(net, dyn, ra, rb, scale)
     else:
-        lin = en.Linearization(net, s0, dyn.inputs)
-        g = lin.param_vjp({p: sa[p] - sb[p] for p in net.state_pops})
-        for v in g.values():
-            v *= -scale
+        # -scale (dF/dtheta)^T (sa - sb) at s0: the estimator of neurosim.ep itself, so the
+        # two stay the same by construction
+        g = _ep._estimate(net, dyn, s0, sa, sb, scale)
     if grad_out is not None:
         grad_out.clear()
         grad_out.update(g)

@@ -1,0 +1,234 @@
+"""One training run from a circuit file: build the network, engine and dataset, train, and
+write the run folder ``<output.dir>/<name>-<timestamp>/`` with ``traces.h5``,
+``metrics.json``, ``circuit.toml`` (the resolved circuit), ``checkpoint.npz`` and plots."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import networkx as nx
+import numpy as np
+
+from . import __version__, config, datasets, plots, traces
+from .network import Network, layered
+from .relax import relax
+from .train import ConfigurationError, ReferenceEngine, Trainer
+
+CHECKPOINT = "checkpoint.npz"
+
+
+def build_network(section):
+    """A :class:`Network` from the ``[network]`` section."""
+    kw = dict(activation=section.activation, dynamics=section.dynamics, seed=section.seed,
+              dtype=section.dtype, gain=section.gain, asymmetry=section.asymmetry)
+    if section.sizes is not None:
+        return layered(section.sizes, skip=[tuple(p) for p in section.skip], **kw)
+    g = nx.DiGraph()
+    for p in section.populations:
+        g.add_node(p.name, size=p.size, role=p.role)
+    for e in section.projections:
+        for end in (e.source, e.target):
+            if end not in g:
+                raise ConfigurationError("network.projections: %r is not a population (%s)"
+                                         % (end, list(g.nodes)))
+        g.add_edge(e.source, e.target)
+    return Network.from_graph(g, **kw)
+
+
+def build_dataset(section, dtype):
+    """The dataset of the ``[dataset]`` section."""
+    opts = {"seed": section.seed, "dtype": dtype}
+    if section.limit_train:
+        opts["limit_train"] = section.limit_train
+    if section.limit_test:
+        opts["limit_test"] = section.limit_test
+    if section.path:
+        opts["path"] = section.path
+    return datasets.load(section.name, **opts)
+
+
+def build_engine(circuit, net):
+    e = circuit.engine
+    return ReferenceEngine(net, eps=e.eps, free_steps=e.free_steps, nudge_steps=e.nudge_steps,
+                           clip=e.clip, solver=e.solver)
+
+
+def _check_fit(net, data):
+    n_in = net.sizes[net.inputs[0]]
+    n_out = net.sizes[net.outputs[0]]
+    if len(net.inputs) != 1 or len(net.outputs) != 1:
+        raise ConfigurationError("network: training needs exactly one input and one output "
+                                 "population")
+    if data.n_features != n_in:
+        raise ConfigurationError("network: the input population has %d units but dataset %r has "
+                                 "%d features" % (n_in, data.name, data.n_features))
+    if data.n_classes != n_out:
+        raise ConfigurationError("network: the output population has %d units but dataset %r has "
+                                 "%d classes" % (n_out, data.name, data.n_classes))
+
+
+def _record_traces(circuit, engine, data):
+    """Free and nudged (+beta, -beta) Euler trajectories of a few test examples."""
+    rec, eng = circuit.record, circuit.engine
+    n = min(rec.examples, data.x_test.shape[0])
+    if not rec.traces or n == 0:
+        return {}, []
+    net = engine.net
+    x, y = data.x_test[:n], data.y_test[:n]
+    free = relax(net, x, eps=eng.eps, tol=None, max_steps=eng.free_steps, clip=eng.clip,
+                 record=True)
+    s0 = free.state
+    beta = circuit.learning.beta
+    parts, phases, t = [free.trajectory], [("free", 0, eng.free_steps, 0.0)], eng.free_steps
+    for name, b in (("nudged+", beta), ("nudged-", -beta)):
+        res = relax(net, x, y, beta=b, eps=eng.eps, tol=None, max_steps=eng.nudge_steps,
+                    clip=eng.clip, state=s0, record=True)
+        parts.append({p: v[1:] for p, v in res.trajectory.items()})
+        phases.append((name, t, t + eng.nudge_steps, b))
+        t += eng.nudge_steps
+    keep = rec.populations or net.state_pops
+    unknown = [p for p in keep if p not in net.state_pops]
+    if unknown:
+        raise ConfigurationError("record.populations: %s are not state populations (%s)"
+                                 % (unknown, net.state_pops))
+    reports = {p: {"data": np.concatenate([part[p] for part in parts]), "dt": eng.eps,
+                   "variable": "s", "units": "dimensionless"} for p in keep}
+    phases = [{"name": a, "start": s * eng.eps, "stop": e * eng.eps, "beta": b}
+              for a, s, e, b in phases]
+    return reports, phases
+
+
+def _summary(circuit, trainer, run_dir, seconds):
+    h = trainer.history
+    out = {"name": circuit.name, "engine": circuit.engine.name, "rule": circuit.learning.rule,
+           "dataset": circuit.dataset.name, "epochs": len(h["epoch"]),
+           "test_accuracy": h["test_accuracy"][-1] if h["test_accuracy"] else None,
+           "test_error": 1 - h["test_accuracy"][-1] if h["test_accuracy"] else None,
+           "train_accuracy": h["train_accuracy"][-1] if h["train_accuracy"] else None,
+           "test_loss": h["test_loss"][-1] if h["test_loss"] else None,
+           "best_test_accuracy": max(h["test_accuracy"]) if h["test_accuracy"] else None,
+           "seconds_per_epoch": float(np.mean(h["seconds"])) if h["seconds"] else None,
+           "examples_per_second": float(np.mean(h["examples_per_second"]))
+           if h["examples_per_second"] else None,
+           "seconds": round(seconds, 3), "run_dir": run_dir}
+    f = trainer.fidelity
+    if f.get("cosine/all"):
+        out["fidelity_cosine_last"] = f["cosine/all"][-1]
+        out["fidelity_cosine_mean"] = float(np.mean(f["cosine/all"]))
+        out["fidelity_rel_error_last"] = f["rel_error/all"][-1]
+    return out
+
+
+def table(history):
+    """The per-epoch summary table as text."""
+    lines = ["%6s %11s %10s %10s %10s %9s %10s" % ("epoch", "train loss", "train acc",
+                                                    "test loss", "test acc", "seconds", "ex/s")]
+    for i in range(len(history["epoch"])):
+        lines.append("%6d %11.5f %10.4f %10.5f %10.4f %9.2f %10.0f" % (
+            history["epoch"][i], history["train_loss"][i], history["train_accuracy"][i],
+            history["test_loss"][i], history["test_accuracy"][i], history["seconds"][i],
+            history["examples_per_second"][i]))
+    return "\n".join(lines)
+
+
+def _atomic_text(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=True, echo=print):
+    """Train the circuit; returns the summary dict (also written to ``metrics.json``).
+
+    ``resume``: a run folder with a checkpoint: continue it to the circuit's epochs (the
+    circuit stored in that folder is used; overrides still apply, e.g. more epochs).
+    """
+    t0 = time.perf_counter()
+    if resume is not None:
+        stored = os.path.join(resume, "circuit.toml")
+        if not os.path.exists(os.path.join(resume, CHECKPOINT)):
+            raise ConfigurationError("--resume %s: no %s there (a run folder written by "
+                                     "'neurosim run')" % (resume, CHECKPOINT))
+        circuit, text = config.load(stored, overrides)
+        run_dir = resume
+    else:
+        circuit, text = config.load(circuit_path, overrides)
+        base = out_dir or circuit.output.dir
+        stem = os.path.join(base, "%s-%s" % (circuit.name, time.strftime("%Y%m%d-%H%M%S")))
+        run_dir, k = stem, 1
+        while os.path.exists(run_dir):
+            k += 1
+            run_dir = "%s-%d" % (stem, k)
+        os.makedirs(run_dir)
+        _atomic_text(os.path.join(run_dir, "circuit.toml"), config.to_toml(circuit))
+    net = build_network(circuit.network)
+    data = build_dataset(circuit.dataset, circuit.network.dtype)
+    _check_fit(net, data)
+    engine = build_engine(circuit, net)
+    L, T = circuit.learning, circuit.train
+    trainer = Trainer(engine, data, rule=L.rule, variant=L.variant, beta=L.beta, lr=L.lr,
+                      bias_lr=L.bias_lr, momentum=L.momentum, epochs=T.epochs,
+                      batch_size=T.batch_size, seed=T.seed, fidelity_batches=T.fidelity_batches,
+                      eval_batch_size=T.eval_batch_size, checkpoint_every=T.checkpoint_every,
+                      persistent=circuit.engine.persistent,
+                      checkpoint=os.path.join(run_dir, CHECKPOINT), progress=progress)
+    if resume is not None:
+        trainer.load(os.path.join(run_dir, CHECKPOINT))
+        echo("resuming %s at epoch %d, batch %d" % (run_dir, trainer.epoch + 1, trainer.batch))
+    else:
+        echo("neurosim run %s: %s on %s (%d train / %d test), %s engine, %s %s, %d epochs"
+             % (circuit.name, net, data.name, data.n_train, data.n_test, engine.name, L.rule,
+                L.variant if L.rule == "ep" else "", T.epochs))
+    snapshots = {}
+
+    def on_epoch(tr):
+        if circuit.record.weights == "epoch":
+            snapshots["epoch_%03d" % tr.epoch] = {k: v.copy() for k, v in net.params.items()
+                                                  if k.startswith("W:")}
+        h = tr.history
+        echo("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s"
+             % (h["epoch"][-1], tr.epochs, h["train_loss"][-1], h["train_accuracy"][-1],
+                h["test_loss"][-1], h["test_accuracy"][-1], h["seconds"][-1]))
+
+    trainer.fit(on_epoch=on_epoch)
+    seconds = time.perf_counter() - t0
+    summary = _summary(circuit, trainer, run_dir, seconds)
+    _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, summary)
+    echo("")
+    echo(table(trainer.history))
+    echo("test accuracy %.4f after %d epochs (%.1f s); run folder: %s"
+         % (summary["test_accuracy"], summary["epochs"], seconds, run_dir))
+    return summary
+
+
+def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, summary):
+    net = engine.net
+    reports, phases = _record_traces(circuit, engine, data)
+    weights = {}
+    if circuit.record.weights != "none":
+        weights = dict(snapshots)
+        weights["final"] = {k: v for k, v in net.params.items()}
+    gradients = {}
+    if trainer.last_gradients:
+        gradients = {k: v for k, v in trainer.last_gradients.items() if v}
+    fidelity = {"over_training": {k: np.asarray(v) for k, v in trainer.fidelity.items()}} \
+        if trainer.fidelity.get("epoch_fraction") else None
+    training = {k: np.asarray(v) for k, v in trainer.history.items()}
+    traces.write(os.path.join(run_dir, "traces.h5"), reports=reports or None,
+                 phases=phases or None, weights=weights or None, gradients=gradients or None,
+                 fidelity=fidelity, training=training, circuit=text,
+                 attrs={"run_dir": run_dir, "name": circuit.name}, dt=circuit.engine.eps,
+                 time_units="tau")
+    metrics = dict(summary)
+    metrics["history"] = trainer.history
+    metrics["fidelity"] = trainer.fidelity
+    metrics["neurosim_version"] = __version__
+    _atomic_text(os.path.join(run_dir, "metrics.json"), json.dumps(metrics, indent=1))
+    plots.learning_curves(trainer.history, os.path.join(run_dir, "learning_curves.png"))
+    if trainer.fidelity.get("epoch_fraction"):
+        plots.fidelity_curves(trainer.fidelity, os.path.join(run_dir, "fidelity.png"))
+
+
+__all__ = ["run", "build_network", "build_dataset", "build_engine", "table"]
