@@ -1,4 +1,4 @@
-"""Throughput of one EP training step on the numpy reference engine (neurosim.train.ep_step).
+"""Throughput of one EP training step on the numpy reference engine (neurosim.engine.ep_step).
 
 Network 784-500-10, hard sigmoid, states clipped to [0, 1] after every Euler step (the 2017
 recipe), eps = 0.5, beta = 0.5 with a random sign, learning rates 0.1 / 0.05 per layer,
@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 import neurosim as ns
-from neurosim import train
+from neurosim import engine
 from neurosim.relax import Dynamics, blas_threads
 
 SIZES = [784, 500, 10]
@@ -146,7 +146,7 @@ def fast_step_fn(dtype, batch, free_steps, nudge_steps, threads=1):
     box = {"state": None}
 
     def fn():
-        box["state"], _ = train.ep_step(net, x, y, BETA, LR, eps=EPS, free_steps=free_steps,
+        box["state"], _ = engine.ep_step(net, x, y, BETA, LR, eps=EPS, free_steps=free_steps,
                                         nudge_steps=nudge_steps, variant="random_sign",
                                         clip=True, state=box["state"], rng=rng,
                                         blas_threads=threads)
@@ -190,7 +190,7 @@ def breakdown(dtype, batch, free_steps, nudge_steps, threads, reps=30):
             t2 = time.perf_counter()
             sb = dyn.run_fixed({p: v.copy() for p, v in s0.items()}, EPS, BETA, nudge_steps)
             t3 = time.perf_counter()
-            train._energy_update(net, dyn, sb, s0, 1.0 / BETA, LR)
+            engine._energy_update(net, dyn, sb, s0, 1.0 / BETA, LR)
             t4 = time.perf_counter()
             src = {p: v.copy() for p, v in s0.items()}
             out = {p: np.zeros_like(v) for p, v in s0.items()}
@@ -221,7 +221,7 @@ def main():
                     help="ep_step's blas_threads (default 1; 'none': BLAS's own setting)")
     args = ap.parse_args()
     B, thr = args.batch, args.blas_threads
-    print("neurosim reference engine: one EP training step (neurosim.train.ep_step), "
+    print("neurosim reference engine: one EP training step (neurosim.engine.ep_step), "
           "784-500-10 hard sigmoid, clip, eps=%g, beta=%g (random sign), lr 0.1/0.05, "
           "batch %d, persistent particles, blas_threads=%s" % (EPS, BETA, B, thr))
     print("machine: %d CPUs (nproc), %s; numpy %s; BLAS: %s"

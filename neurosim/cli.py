@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -54,7 +55,58 @@ def build_parser():
                     help="output folder (default runs/theorem-<timestamp>)")
     th.add_argument("--no-plot", action="store_true", help="skip the PNG")
     th.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+    run = sub.add_parser(
+        "run", help="train a circuit file and write a run folder (traces.h5, metrics, plots)",
+        description="Train the network of a circuit file (default: the built-in 'default', "
+                    "digits) and write <output.dir>/<name>-<timestamp>/ with traces.h5, "
+                    "metrics.json, circuit.toml, checkpoint.npz and PNG plots. Ctrl-C or "
+                    "SIGTERM writes a checkpoint; --resume continues it.")
+    run.add_argument("circuit", nargs="?", default=None,
+                     help="circuit file (TOML) or the name of a built-in circuit (default, "
+                          "theorem, fashion_mnist_784-500-10, digits_two_hidden)")
+    _add_set(run)
+    run.add_argument("--resume", metavar="RUN_DIR", default=None,
+                     help="continue an interrupted run from its checkpoint")
+    run.add_argument("--out", metavar="DIR", default=None,
+                     help="parent folder of the run folder (default: output.dir)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+
+    tr = sub.add_parser("traces", help="inspect or convert HDF5 trace files")
+    trs = tr.add_subparsers(dest="traces_command", metavar="ACTION")
+    trs.required = True
+    ins = trs.add_parser("inspect", help="print the tree, shapes and a summary of a trace file")
+    ins.add_argument("file", help="a traces.h5 written by neurosim")
+    nwb = trs.add_parser("to-nwb", help="export a trace file to NWB (needs neurosim[nwb])")
+    nwb.add_argument("file", help="a traces.h5 written by neurosim")
+    nwb.add_argument("output", help="the .nwb file to write")
     return parser
+
+
+def _add_set(p):
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a circuit-file value by its dotted path, e.g. "
+                        "--set train.epochs=2 --set learning.beta=0.2 (repeatable)")
+
+
+def _run(args):
+    import json
+    from . import experiment
+    summary = experiment.run(args.circuit, args.overrides, resume=args.resume, out_dir=args.out,
+                             progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+def _traces(args):
+    if args.traces_command == "inspect":
+        from .traces import inspect
+        print(inspect(args.file))
+    else:
+        from .nwb import to_nwb
+        print("wrote %s" % to_nwb(args.file, args.output))
+    return 0
 
 
 def main(argv=None):
@@ -63,11 +115,22 @@ def main(argv=None):
     from .network import NetworkError
     from .rbp import RBPConvergenceError
     from .relax import RelaxationError
+    from .train import Interrupted
     try:
         if args.command == "theorem":
             from . import theorem
             return theorem.main(args)
-    except (NetworkError, RelaxationError, RBPConvergenceError, OSError, ValueError) as e:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "traces":
+            return _traces(args)
+    except Interrupted as e:
+        print("neurosim %s: %s; continue with: neurosim run --resume %s"
+              % (args.command, e, os.path.dirname(str(e).rsplit("checkpoint: ", 1)[-1])),
+              file=sys.stderr)
+        return 130
+    except (NetworkError, RelaxationError, RBPConvergenceError, OSError, ValueError,
+            ImportError) as e:
         print("neurosim %s: error: %s" % (args.command, e), file=sys.stderr)
         return 2
     parser.error("unknown command %r" % args.command)

@@ -13,7 +13,8 @@ import numpy as np
 from . import __version__, config, datasets, plots, traces
 from .network import Network, layered
 from .relax import relax
-from .train import ConfigurationError, ReferenceEngine, Trainer
+from .engine import ConfigurationError, ReferenceEngine
+from .train import Trainer
 
 CHECKPOINT = "checkpoint.npz"
 

@@ -1,249 +1,305 @@
-"""Training on the reference engine: one fast Equilibrium Propagation step (MATH.md 4, 8).
-
-:func:`ep_step` runs the free phase (warm-started from persistent particles), the nudged
-phase(s) with a fixed number of Euler steps each, and applies the EP update
-``theta <- theta - lr g`` to ``net.params`` in place. It computes the same estimate as
-:func:`neurosim.ep.gradient` with the same arguments (to rounding), faster:
-
-* the phases use :meth:`neurosim.relax.Dynamics.run_fixed` (fused, in-place Euler steps);
-* in energy mode the update uses ``dE/dW_ab(s) = -rho_a^T rho_b / B``, so
-  ``dE/dW_ab(s_beta) - dE/dW_ab(s0) = -(r_a^b^T r_b^b - r_a^0^T r_b^0) / B``; for an input
-  projection (``x`` is the same in both phases) that is the single product
-  ``-x^T (r_b^b - r_b^0) / B``, and every product is accumulated straight into the weight
-  matrix by BLAS gemm (no gradient arrays are formed unless ``grad_out`` asks for them);
-* vector-field networks use ``g = -(1/beta) (dF/dtheta)^T (s_beta - s0)`` at ``s0``
-  (:meth:`neurosim.energy.Linearization.param_vjp`, as :mod:`neurosim.ep` computes it).
+"""The engine-agnostic training loop (:class:`Trainer`): learning rates per projection,
+momentum, persistent particles, mini-batches, evaluation, the fidelity of each update to RBP
+on a sample of batches, and checkpoints that let an interrupted run resume exactly.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+import json
+import os
+import signal
+import time
 
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
+from tqdm.auto import tqdm
 
 from . import energy as en
 from . import ep as _ep
-from .relax import Dynamics
-from .relax import blas_threads as _blas_limit
+from . import fidelity as fid
+from .engine import ConfigurationError, StepResult
 
-VARIANTS = _ep.VARIANTS
+def resolve_learning_rates(net, lr, bias_lr=None, field="learning.lr"):
+    """Learning rates per parameter key from a number, a list (one per projection, in
+    ``net.projections`` order) or a dict keyed by projection (``"x->h1"`` or ``"W:x->h1"``).
+    A bias follows the first projection into its population unless ``bias_lr`` is given."""
+    projs = net.projections
 
+    def per_projection(v, name):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return {k: float(v) for k in projs}
+        if isinstance(v, (list, tuple)):
+            if len(v) != len(projs):
+                raise ConfigurationError(
+                    "%s: expected %d values, one per projection %s, got %d"
+                    % (name, len(projs), [k[2:] for k in projs], len(v)))
+            return {k: float(x) for k, x in zip(projs, v)}
+        if isinstance(v, dict):
+            out = {}
+            for key, x in v.items():
+                k = key if key.startswith("W:") else "W:" + key
+                if k not in projs:
+                    raise ConfigurationError("%s: %r is not a projection of the network (%s)"
+                                             % (name, key, [p[2:] for p in projs]))
+                out[k] = float(x)
+            missing = [k[2:] for k in projs if k not in out]
+            if missing:
+                raise ConfigurationError("%s: no learning rate for projection(s) %s"
+                                         % (name, missing))
+            return out
+        raise ConfigurationError("%s: expected a number, a list or a table, got %r" % (name, v))
 
-class StepResult(NamedTuple):
-    """What :func:`ep_step` returns: the free state ``s0`` (population -> (batch, n), fresh
-    arrays to keep as persistent particles) and the batch-mean cost ``C`` at ``s0``."""
-
-    state: dict
-    cost: float
-
-
-def _learning_rates(net, lr):
-    if isinstance(lr, dict):
-        missing = set(net.params) - set(lr)
-        if missing:
-            raise ValueError("lr dict is missing parameter key(s) %s" % sorted(missing))
-        extra = set(lr) - set(net.params)
-        if extra:
-            raise ValueError("lr dict has keys that are not parameters: %s (parameters: %s)"
-                             % (sorted(extra), list(net.params)))
-        out = {}
-        for k in net.params:
-            try:
-                out[k] = float(lr[k])
-            except (TypeError, ValueError):
-                raise ValueError("lr[%r] must be a number, got %r" % (k, lr[k])) from None
-    else:
-        try:
-            v = float(lr)
-        except (TypeError, ValueError):
-            raise ValueError("lr must be a number or a dict per parameter key, got %r"
-                             % (lr,)) from None
-        out = {k: v for k in net.params}
-    for k, v in out.items():
-        if not np.isfinite(v):
-            raise ValueError("learning rate for %r must be finite, got %r" % (k, v))
-    return out
-
-
-def _steps(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-        raise ValueError("%s must be a non-negative integer (a fixed number of Euler steps), "
-                         "got %r" % (name, v))
-    return int(v)
-
-
-def _rates(net, dyn, s):
-    """Rates of the state populations (the states themselves with clipped hard sigmoid)."""
-    if dyn.identity_rates:
-        return s
-    return {p: en.rho(net.activation, s[p]) for p in net.state_pops}
-
-
-def _energy_gradient(net, dyn, ra, rb, scale):
-    """``scale * [dE/dtheta(a) - dE/dtheta(b)]`` from the rates of two states (batch mean)."""
-    inputs, B = dyn.inputs, dyn.batch
-    c = scale / B
-    d = {p: ra[p] - rb[p] for p in net.state_pops}
-    g = {}
-    for t in net.terms:
-        if t.transpose:
-            continue
-        if t.source in inputs:
-            m = inputs[t.source].T @ d[t.target]
-        else:
-            m = ra[t.source].T @ ra[t.target]
-            m -= rb[t.source].T @ rb[t.target]
-            if t.lateral:
-                m *= 0.5
-            if t.source == t.target:
-                np.fill_diagonal(m, 0.0)
-        m *= -c
-        g[t.key] = m
-    for p in net.state_pops:
-        g["b:%s" % p] = d[p].sum(axis=0) * -c
-    return {k: g[k] for k in net.params}
-
-
-def _energy_update(net, dyn, ra, rb, scale, lrs):
-    """``theta -= lr * scale [dE/dtheta(a) - dE/dtheta(b)]`` in place, products accumulated
-    by gemm straight into the (C-ordered) weight matrices."""
-    inputs, B = dyn.inputs, dyn.batch
-    gemm = get_blas_funcs("gemm", dtype=net.dtype)
-    d = {}
-    for p in net.state_pops:
-        d[p] = np.subtract(ra[p], rb[p], out=dyn.tmp[p])
-    for t in net.terms:
-        if t.transpose or not lrs[t.key]:
-            continue
-        w = net.params[t.key]
-        alpha = lrs[t.key] * scale / B   # W += alpha (r_src^T r_tgt at a - the same at b)
-        if t.source == t.target:               # lateral: half the product, zero diagonal
-            m = np.zeros_like(w)
-            mt = m.T
-            gemm(1.0, ra[t.target].T, ra[t.source].T, 1.0, mt, 0, 1, 1)
-            gemm(-1.0, rb[t.target].T, rb[t.source].T, 1.0, mt, 0, 1, 1)
-            np.fill_diagonal(m, 0.0)
-            m *= alpha * (0.5 if t.lateral else 1.0)
-            w += m
-            continue
-        if not w.flags.c_contiguous:           # pragma: no cover - params are made C-ordered
-            raise RuntimeError("parameter %r is not C-contiguous" % t.key)
-        wt = w.T                               # F-ordered view: W^T += alpha r_b^T r_a
-        if t.source in inputs:
-            xs = inputs[t.source]
-            r = gemm(alpha, d[t.target].T, xs.T, 1.0, wt, 0, 1, 1)
-        else:
-            gemm(alpha, ra[t.target].T, ra[t.source].T, 1.0, wt, 0, 1, 1)
-            r = gemm(-alpha, rb[t.target].T, rb[t.source].T, 1.0, wt, 0, 1, 1)
-        if not np.may_share_memory(r, w):      # pragma: no cover
-            raise RuntimeError("BLAS gemm did not update %r in place" % t.key)
+    lrs = per_projection(lr, field)
     for p in net.state_pops:
         key = "b:%s" % p
-        if lrs[key]:
-            b = net.params[key]
-            b += d[p].sum(axis=0) * (lrs[key] * scale / B)
+        incoming = [t.key for t in net.terms if t.target == p and not t.transpose]
+        lrs[key] = lrs[incoming[0]] if incoming else next(iter(lrs.values()))
+    if bias_lr is not None:
+        if isinstance(bias_lr, (int, float)) and not isinstance(bias_lr, bool):
+            for p in net.state_pops:
+                lrs["b:%s" % p] = float(bias_lr)
+        elif isinstance(bias_lr, (list, tuple)):
+            if len(bias_lr) != len(net.state_pops):
+                raise ConfigurationError("learning.bias_lr: expected %d values, one per population "
+                                         "%s, got %d" % (len(net.state_pops), net.state_pops,
+                                                         len(bias_lr)))
+            for p, v in zip(net.state_pops, bias_lr):
+                lrs["b:%s" % p] = float(v)
+        else:
+            for p, v in bias_lr.items():
+                if p not in net.state_pops:
+                    raise ConfigurationError("learning.bias_lr: %r is not a population (%s)"
+                                             % (p, net.state_pops))
+                lrs["b:%s" % p] = float(v)
+    return {k: lrs[k] for k in net.params}
 
 
-def _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state, rng):
-    dyn = Dynamics(net, x, y, clip=clip)
-    if dyn.targets is None:
-        raise ValueError("ep_step needs targets y of shape (batch, n_out)")
-    s0 = dyn.run_fixed(dyn.initial_state(state), eps, 0.0, free_steps)
-    if variant == "random_sign":           # the draw of neurosim.ep.estimate
-        rng = np.random.default_rng(rng)
-        beta = beta * (1.0 if rng.random() < 0.5 else -1.0)
-    sp = dyn.run_fixed({p: v.copy() for p, v in s0.items()}, eps, beta, nudge_steps)
-    if variant == "symmetric":
-        sm = dyn.run_fixed({p: v.copy() for p, v in s0.items()}, eps, -beta, nudge_steps)
-        return dyn, s0, sp, sm, 1.0 / (2.0 * beta)
-    return dyn, s0, sp, s0, 1.0 / beta
+class Optimizer:
+    """Plain SGD with optional momentum, per-key learning rates: ``v <- m v + g``,
+    ``theta <- theta - lr v``."""
+
+    def __init__(self, lrs, momentum=0.0):
+        self.lrs = dict(lrs)
+        self.momentum = float(momentum)
+        self.velocity = {}
+
+    def apply(self, params, grad):
+        for k, g in grad.items():
+            lr = self.lrs[k]
+            if not lr:
+                continue
+            if self.momentum:
+                v = self.velocity.get(k)
+                if v is None:
+                    v = self.velocity[k] = np.zeros_like(g)
+                v *= self.momentum
+                v += g
+                g = v
+            params[k] -= lr * g
+
+    def state_dict(self):
+        return {k: v.copy() for k, v in self.velocity.items()}
+
+    def load_state_dict(self, d):
+        self.velocity = {k: np.array(v) for k, v in d.items()}
 
 
-def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant="one_sided",
-            clip=True, state=None, rng=None, grad_out=None, blas_threads=1):
-    """One EP training step on a batch; updates ``net.params`` in place.
+class Interrupted(RuntimeError):
+    """Training stopped by SIGINT/SIGTERM after writing a checkpoint."""
 
-    Parameters
-    ----------
-    net : Network
-        Energy or vector-field dynamics, any topology (lateral projections, several input
-        populations, skip connections).
-    x, y : array or dict
-        Inputs ``(batch, n_in)`` (a dict for several input populations) and targets.
-    beta : float
-        Nudging strength (non-zero); ``random_sign`` flips its sign with probability 1/2.
-    lr : float or dict
-        Learning rate, or one per parameter key: ``theta <- theta - lr * g``.
-    eps : float
-        Euler step of both phases (0.5 in the 2017 recipe).
-    free_steps, nudge_steps : int
-        Fixed numbers of Euler steps (the 2017 recipe: 20 and 4 for 784-500-10).
-    variant : "one_sided" | "symmetric" | "random_sign"
-        ``g = (1/beta) [dE/dtheta(s_beta) - dE/dtheta(s0)]``, or
-        ``(1/(2 beta)) [dE/dtheta(s_+beta) - dE/dtheta(s_-beta)]``, or one-sided with a
-        random sign of beta.
-    clip : bool
-        Project states to [0, 1] after each Euler step (the 2017 recipe).
-    state : dict, optional
-        Warm start of the free phase (persistent particles); copied, never modified.
-    rng : numpy Generator or int, optional
-        Source of the random sign (the same draw as :func:`neurosim.ep.estimate`).
-    grad_out : dict, optional
-        If given, filled with the gradient estimate ``g`` (keys of ``net.params``) before the
-        update; without it no gradient arrays are formed.
-    blas_threads : int or None
-        BLAS threads during the step (default 1; None leaves BLAS as configured). The
-        products of a step are small or few, and multi-threaded BLAS loses badly whenever
-        another process (a test run, a sweep worker) holds a core; see benchmarks/README.md.
 
-    Returns
-    -------
-    StepResult
-        ``(state, cost)``: the free state ``s0`` (new arrays) and the batch-mean cost at it.
+def evaluate(engine, x, y, batch_size=1000):
+    """Mean cost and accuracy (argmax of the output state) after the free phase."""
+    net = engine.net
+    out = net.outputs[0]
+    cost, correct, n = 0.0, 0, x.shape[0]
+    for i in range(0, n, batch_size):
+        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        s = engine.free(xb)
+        cost += float(np.sum(en.cost(net, s, yb)))
+        correct += int(np.sum(np.argmax(s[out], axis=1) == np.argmax(yb, axis=1)))
+    return cost / n, correct / n
+
+
+HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds",
+                "examples_per_second")
+
+
+class Trainer:
+    """Trains ``engine.net`` on a dataset with a learning rule, logs the fidelity of the
+    update to RBP on a sample of batches, and checkpoints so a run can resume exactly.
+
+    Determinism: each epoch's order and each batch's random sign come from
+    ``(seed, epoch, batch)``, so a resumed run ends with the same weights as an uninterrupted
+    one. SIGINT/SIGTERM write a checkpoint after the current batch and raise
+    :class:`Interrupted`.
     """
-    try:
-        beta = float(beta)
-    except (TypeError, ValueError):
-        raise ValueError("beta must be a non-zero finite number, got %r" % (beta,)) from None
-    if not np.isfinite(beta) or beta == 0:
-        raise ValueError("beta must be a non-zero finite number, got %r" % (beta,))
-    if variant not in VARIANTS:
-        raise ValueError("variant must be one of %s, got %r" % (VARIANTS, variant))
-    free_steps = _steps("free_steps", free_steps)
-    nudge_steps = _steps("nudge_steps", nudge_steps)
-    if grad_out is not None and not isinstance(grad_out, dict):
-        raise ValueError("grad_out must be a dict (filled with the gradient) or None")
-    lrs = _learning_rates(net, lr)
-    if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(
-            blas_threads, (int, np.integer)) or blas_threads < 1):
-        raise ValueError("blas_threads must be a positive integer or None, got %r"
-                         % (blas_threads,))
-    with _blas_limit(blas_threads):
-        return _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, state,
-                     rng, grad_out)
 
+    def __init__(self, engine, dataset, *, rule="ep", variant="symmetric", beta=0.5, lr=0.1,
+                 bias_lr=None, momentum=0.0, epochs=10, batch_size=20, seed=0,
+                 fidelity_batches=2, eval_batch_size=1000, checkpoint_every=200,
+                 persistent=False, checkpoint=None, progress=True):
+        self.engine, self.net, self.data = engine, engine.net, dataset
+        self.rule, self.variant, self.beta = rule, variant, float(beta)
+        self.lrs = resolve_learning_rates(self.net, lr, bias_lr)
+        self.opt = Optimizer(self.lrs, momentum)
+        self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), int(seed)
+        self.fidelity_batches, self.eval_batch_size = int(fidelity_batches), int(eval_batch_size)
+        self.checkpoint_every, self.checkpoint = int(checkpoint_every), checkpoint
+        self.progress = progress
+        n = dataset.x_train.shape[0]
+        self.n_batches = -(-n // self.batch_size)
+        self.particles = ({p: np.zeros((n, self.net.sizes[p]), self.net.dtype)
+                           for p in self.net.state_pops} if persistent else None)
+        self.history = {k: [] for k in HISTORY_KEYS}
+        self.fidelity = {"epoch_fraction": []}
+        self.last_gradients = {}
+        self.epoch, self.batch = 0, 0           # where the next batch starts
+        self.acc = [0.0, 0, 0, 0.0]             # running cost sum, correct, examples, seconds
+        self._stop = None
 
-def _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, state, rng,
-          grad_out):
-    dyn, s0, sa, sb, scale = _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant,
-                                     clip, state, rng)
-    yo = dyn.targets
-    cost = 0.5 * sum(float(np.sum(np.square(s0[p] - yo[p], dtype=np.float64)))
-                     for p in net.outputs) / dyn.batch
-    if net.dynamics == "energy":
-        ra, rb = _rates(net, dyn, sa), _rates(net, dyn, sb)
-        if grad_out is None:
-            _energy_update(net, dyn, ra, rb, scale, lrs)
-            return StepResult(s0, cost)
-        g = _energy_gradient(net, dyn, ra, rb, scale)
-    else:
-        # -scale (dF/dtheta)^T (sa - sb) at s0: the estimator of neurosim.ep itself, so the
-        # two stay the same by construction
-        g = _ep._estimate(net, dyn, s0, sa, sb, scale)
-    if grad_out is not None:
-        grad_out.clear()
-        grad_out.update(g)
-    for k, v in g.items():
-        if lrs[k]:
-            net.params[k] -= lrs[k] * v
-    return StepResult(s0, cost)
+    # -- bookkeeping ------------------------------------------------------------------
+    def _order(self, epoch):
+        return np.random.default_rng([self.seed, epoch]).permutation(self.data.x_train.shape[0])
+
+    def _fidelity_at(self):
+        k = min(self.fidelity_batches, self.n_batches)
+        return set(np.linspace(0, self.n_batches - 1, k).round().astype(int).tolist()) if k else set()
+
+    def save(self, path=None):
+        """Write a checkpoint (temporary name, then rename)."""
+        path = path or self.checkpoint
+        if not path:
+            return None
+        arrays = {"param/" + k: v for k, v in self.net.params.items()}
+        arrays.update({"velocity/" + k: v for k, v in self.opt.state_dict().items()})
+        if self.particles is not None:
+            arrays.update({"particles/" + p: v for p, v in self.particles.items()})
+        meta = {"epoch": self.epoch, "batch": self.batch, "acc": self.acc,
+                "history": self.history,
+                "fidelity": {k: [float(x) for x in v] for k, v in self.fidelity.items()}}
+        arrays["meta"] = np.array(json.dumps(meta))
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path):
+        """Restore a checkpoint written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            for k in self.net.params:
+                if "param/" + k not in z:
+                    raise ValueError("checkpoint %s does not match the network: no %r" % (path, k))
+                if z["param/" + k].shape != self.net.params[k].shape:
+                    raise ValueError("checkpoint %s does not match the network: %r has shape %s, "
+                                     "expected %s" % (path, k, z["param/" + k].shape,
+                                                      self.net.params[k].shape))
+                self.net.params[k][...] = z["param/" + k]
+            self.opt.load_state_dict({k[9:]: z[k] for k in z.files if k.startswith("velocity/")})
+            if self.particles is not None:
+                for p in self.particles:
+                    self.particles[p][...] = z["particles/" + p]
+        self.epoch, self.batch, self.acc = meta["epoch"], meta["batch"], meta["acc"]
+        self.history = {k: list(v) for k, v in meta["history"].items()}
+        self.fidelity = {k: list(v) for k, v in meta["fidelity"].items()}
+
+    def _signal(self, signum, frame):
+        self._stop = signum
+
+    # -- the loop ---------------------------------------------------------------------
+    def _train_batch(self, idx, epoch, b, fidelity):
+        x, y = self.data.x_train[idx], self.data.y_train[idx]
+        state = None if self.particles is None else {p: v[idx] for p, v in self.particles.items()}
+        rng = np.random.default_rng([self.seed, epoch, b, 1])
+        ref = self.engine.rbp_gradient(x, y) if fidelity or self.rule == "rbp" else None
+        if self.rule == "rbp":
+            s = self.engine.free(x, state)
+            grad = ref
+            self.opt.apply(self.net.params, grad)
+            res = StepResult(s, float(np.mean(en.cost(self.net, s, y))))
+        elif self.rule == "continual_ep":
+            s = self.engine.free(x, state)
+            out = _ep.continual(self.net, x, y, self.beta, self.lrs, eps=self.engine.eps,
+                               nudge_steps=self.engine.nudge_steps, free_steps=0, state=s,
+                               clip=self.engine.clip)
+            self.net.params.update({k: v.astype(self.net.dtype) for k, v in out.params.items()})
+            grad = out.gradient
+            res = StepResult(s, float(np.mean(en.cost(self.net, s, y))))
+        else:
+            grad = {} if (fidelity or self.opt.momentum) else None
+            res = self.engine.step(x, y, self.beta, self.variant,
+                                   self.lrs if grad is None else {k: 0.0 for k in self.lrs},
+                                   rng=rng, state=state, grad_out=grad)
+            if grad is not None:
+                self.opt.apply(self.net.params, grad)
+        if self.particles is not None:
+            for p in self.particles:
+                self.particles[p][idx] = res.state[p]
+        if fidelity:
+            m = fid.compare(grad, ref)
+            self.fidelity["epoch_fraction"].append(epoch + b / self.n_batches)
+            for key in ["all"] + list(self.net.params):
+                row = m if key == "all" else m["per_param"][key]
+                for metric in ("cosine", "rel_error", "sign_agreement"):
+                    self.fidelity.setdefault("%s/%s" % (metric, key), []).append(row[metric])
+            self.last_gradients = {"ep": grad, "rbp": ref}
+        out = self.net.outputs[0]
+        correct = int(np.sum(np.argmax(res.state[out], 1) == np.argmax(y, 1)))
+        return res.cost * len(idx), correct
+
+    def fit(self, on_epoch=None):
+        """Train from the current position to ``epochs``; returns the history."""
+        old = {s: signal.signal(s, self._signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while self.epoch < self.epochs:
+                self._run_epoch(on_epoch)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        return self.history
+
+    def _run_epoch(self, on_epoch):
+        epoch, order = self.epoch, self._order(self.epoch)
+        fid_at = self._fidelity_at()
+        bar = tqdm(total=self.n_batches, initial=self.batch, disable=not self.progress,
+                   desc="epoch %d/%d" % (epoch + 1, self.epochs), unit="batch", leave=False)
+        t0 = time.perf_counter()
+        try:
+            while self.batch < self.n_batches:
+                b = self.batch
+                idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+                cost, correct = self._train_batch(idx, epoch, b, b in fid_at)
+                self.acc[0] += cost
+                self.acc[1] += correct
+                self.acc[2] += len(idx)
+                self.batch += 1
+                if self.progress:
+                    bar.update(1)
+                    bar.set_postfix(loss="%.4f" % (self.acc[0] / self.acc[2]),
+                                    acc="%.3f" % (self.acc[1] / self.acc[2]))
+                if self._stop is not None:
+                    self.acc[3] += time.perf_counter() - t0
+                    path = self.save()
+                    raise Interrupted("interrupted by signal %d at epoch %d, batch %d/%d; "
+                                      "checkpoint: %s" % (self._stop, epoch + 1, self.batch,
+                                                          self.n_batches, path))
+                if self.batch % self.checkpoint_every == 0 and self.batch < self.n_batches:
+                    self.acc[3] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    self.save()
+        finally:
+            bar.close()
+        self.acc[3] += time.perf_counter() - t0
+        test_loss, test_acc = evaluate(self.engine, self.data.x_test, self.data.y_test,
+                                       self.eval_batch_size)
+        h = self.history
+        h["epoch"].append(epoch + 1)
+        h["train_loss"].append(self.acc[0] / self.acc[2])
+        h["train_accuracy"].append(self.acc[1] / self.acc[2])
+        h["test_loss"].append(test_loss)
+        h["test_accuracy"].append(test_acc)
+        h["seconds"].append(self.acc[3])
+        h["examples_per_second"].append(self.acc[2] / max(self.acc[3], 1e-9))
+        self.epoch, self.batch, self.acc = epoch + 1, 0, [0.0, 0, 0, 0.0]
+        self.save()
+        if on_epoch is not None:
+            on_epoch(self)

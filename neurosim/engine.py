@@ -1,0 +1,315 @@
+"""The reference engine: one fast Equilibrium Propagation step in numpy (MATH.md 4, 8), and
+the engine object the training loop drives (EP steps, free phases, RBP ground truth).
+
+:func:`ep_step` runs the free phase (warm-started from persistent particles), the nudged
+phase(s) with a fixed number of Euler steps (or block sweeps) each, and applies the EP update
+``theta <- theta - lr g`` to ``net.params`` in place. It computes the same estimate as
+:func:`neurosim.ep.gradient` with the same arguments (to rounding), faster:
+
+* the phases use :meth:`neurosim.relax.Dynamics.run_fixed` (fused, in-place Euler steps) or
+  :meth:`neurosim.relax.Dynamics.run_block` (layer-wise block updates);
+* in energy mode the update uses ``dE/dW_ab(s) = -rho_a^T rho_b / B``, so
+  ``dE/dW_ab(s_beta) - dE/dW_ab(s0) = -(r_a^b^T r_b^b - r_a^0^T r_b^0) / B``; for an input
+  projection (``x`` is the same in both phases) that is the single product
+  ``-x^T (r_b^b - r_b^0) / B``, and every product is accumulated straight into the weight
+  matrix by BLAS gemm (no gradient arrays are formed unless ``grad_out`` asks for them);
+* vector-field networks use ``g = -(1/beta) (dF/dtheta)^T (s_beta - s0)`` at ``s0``
+  (:meth:`neurosim.energy.Linearization.param_vjp`, as :mod:`neurosim.ep` computes it).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.linalg.blas import get_blas_funcs
+
+from . import energy as en
+from . import ep as _ep
+from . import rbp
+from .relax import Dynamics
+from .relax import blas_threads as _blas_limit
+
+VARIANTS = _ep.VARIANTS
+
+
+class ConfigurationError(ValueError):
+    """A setting does not fit the network (the message names the circuit-file field)."""
+
+
+class StepResult(NamedTuple):
+    """What :func:`ep_step` returns: the free state ``s0`` (population -> (batch, n), fresh
+    arrays to keep as persistent particles) and the batch-mean cost ``C`` at ``s0``."""
+
+    state: dict
+    cost: float
+
+
+def _learning_rates(net, lr):
+    if isinstance(lr, dict):
+        missing = set(net.params) - set(lr)
+        if missing:
+            raise ValueError("lr dict is missing parameter key(s) %s" % sorted(missing))
+        extra = set(lr) - set(net.params)
+        if extra:
+            raise ValueError("lr dict has keys that are not parameters: %s (parameters: %s)"
+                             % (sorted(extra), list(net.params)))
+        out = {}
+        for k in net.params:
+            try:
+                out[k] = float(lr[k])
+            except (TypeError, ValueError):
+                raise ValueError("lr[%r] must be a number, got %r" % (k, lr[k])) from None
+    else:
+        try:
+            v = float(lr)
+        except (TypeError, ValueError):
+            raise ValueError("lr must be a number or a dict per parameter key, got %r"
+                             % (lr,)) from None
+        out = {k: v for k in net.params}
+    for k, v in out.items():
+        if not np.isfinite(v):
+            raise ValueError("learning rate for %r must be finite, got %r" % (k, v))
+    return out
+
+
+def _steps(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+        raise ValueError("%s must be a non-negative integer (a fixed number of Euler steps), "
+                         "got %r" % (name, v))
+    return int(v)
+
+
+def _rates(net, dyn, s):
+    """Rates of the state populations (the states themselves with clipped hard sigmoid)."""
+    if dyn.identity_rates:
+        return s
+    return {p: en.rho(net.activation, s[p]) for p in net.state_pops}
+
+
+def _energy_gradient(net, dyn, ra, rb, scale):
+    """``scale * [dE/dtheta(a) - dE/dtheta(b)]`` from the rates of two states (batch mean)."""
+    inputs, B = dyn.inputs, dyn.batch
+    c = scale / B
+    d = {p: ra[p] - rb[p] for p in net.state_pops}
+    g = {}
+    for t in net.terms:
+        if t.transpose:
+            continue
+        if t.source in inputs:
+            m = inputs[t.source].T @ d[t.target]
+        else:
+            m = ra[t.source].T @ ra[t.target]
+            m -= rb[t.source].T @ rb[t.target]
+            if t.lateral:
+                m *= 0.5
+            if t.source == t.target:
+                np.fill_diagonal(m, 0.0)
+        m *= -c
+        g[t.key] = m
+    for p in net.state_pops:
+        g["b:%s" % p] = d[p].sum(axis=0) * -c
+    return {k: g[k] for k in net.params}
+
+
+def _energy_update(net, dyn, ra, rb, scale, lrs):
+    """``theta -= lr * scale [dE/dtheta(a) - dE/dtheta(b)]`` in place, products accumulated
+    by gemm straight into the (C-ordered) weight matrices."""
+    inputs, B = dyn.inputs, dyn.batch
+    gemm = get_blas_funcs("gemm", dtype=net.dtype)
+    d = {}
+    for p in net.state_pops:
+        d[p] = np.subtract(ra[p], rb[p], out=dyn.tmp[p])
+    for t in net.terms:
+        if t.transpose or not lrs[t.key]:
+            continue
+        w = net.params[t.key]
+        alpha = lrs[t.key] * scale / B   # W += alpha (r_src^T r_tgt at a - the same at b)
+        if t.source == t.target:               # lateral: half the product, zero diagonal
+            m = np.zeros_like(w)
+            mt = m.T
+            gemm(1.0, ra[t.target].T, ra[t.source].T, 1.0, mt, 0, 1, 1)
+            gemm(-1.0, rb[t.target].T, rb[t.source].T, 1.0, mt, 0, 1, 1)
+            np.fill_diagonal(m, 0.0)
+            m *= alpha * (0.5 if t.lateral else 1.0)
+            w += m
+            continue
+        if not w.flags.c_contiguous:           # pragma: no cover - params are made C-ordered
+            raise RuntimeError("parameter %r is not C-contiguous" % t.key)
+        wt = w.T                               # F-ordered view: W^T += alpha r_b^T r_a
+        if t.source in inputs:
+            xs = inputs[t.source]
+            r = gemm(alpha, d[t.target].T, xs.T, 1.0, wt, 0, 1, 1)
+        else:
+            gemm(alpha, ra[t.target].T, ra[t.source].T, 1.0, wt, 0, 1, 1)
+            r = gemm(-alpha, rb[t.target].T, rb[t.source].T, 1.0, wt, 0, 1, 1)
+        if not np.may_share_memory(r, w):      # pragma: no cover
+            raise RuntimeError("BLAS gemm did not update %r in place" % t.key)
+    for p in net.state_pops:
+        key = "b:%s" % p
+        if lrs[key]:
+            b = net.params[key]
+            b += d[p].sum(axis=0) * (lrs[key] * scale / B)
+
+
+def _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state, rng,
+            solver="euler"):
+    dyn = Dynamics(net, x, y, clip=clip)
+    if dyn.targets is None:
+        raise ValueError("ep_step needs targets y of shape (batch, n_out)")
+    if solver == "block":
+        def phase(s, b, n):
+            return dyn.run_block(s, b, n)
+    else:
+        def phase(s, b, n):
+            return dyn.run_fixed(s, eps, b, n)
+    s0 = phase(dyn.initial_state(state), 0.0, free_steps)
+    if variant == "random_sign":           # the draw of neurosim.ep.estimate
+        rng = np.random.default_rng(rng)
+        beta = beta * (1.0 if rng.random() < 0.5 else -1.0)
+    sp = phase({p: v.copy() for p, v in s0.items()}, beta, nudge_steps)
+    if variant == "symmetric":
+        sm = phase({p: v.copy() for p, v in s0.items()}, -beta, nudge_steps)
+        return dyn, s0, sp, sm, 1.0 / (2.0 * beta)
+    return dyn, s0, sp, s0, 1.0 / beta
+
+
+def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant="one_sided",
+            clip=True, state=None, rng=None, grad_out=None, blas_threads=1, solver="euler"):
+    """One EP training step on a batch; updates ``net.params`` in place.
+
+    Parameters
+    ----------
+    net : Network
+        Energy or vector-field dynamics, any topology (lateral projections, several input
+        populations, skip connections).
+    x, y : array or dict
+        Inputs ``(batch, n_in)`` (a dict for several input populations) and targets.
+    beta : float
+        Nudging strength (non-zero); ``random_sign`` flips its sign with probability 1/2.
+    lr : float or dict
+        Learning rate, or one per parameter key: ``theta <- theta - lr * g``.
+    eps : float
+        Euler step of both phases (0.5 in the 2017 recipe).
+    free_steps, nudge_steps : int
+        Fixed numbers of Euler steps (the 2017 recipe: 20 and 4 for 784-500-10).
+    variant : "one_sided" | "symmetric" | "random_sign"
+        ``g = (1/beta) [dE/dtheta(s_beta) - dE/dtheta(s0)]``, or
+        ``(1/(2 beta)) [dE/dtheta(s_+beta) - dE/dtheta(s_-beta)]``, or one-sided with a
+        random sign of beta.
+    clip : bool
+        Project states to [0, 1] after each Euler step (the 2017 recipe).
+    state : dict, optional
+        Warm start of the free phase (persistent particles); copied, never modified.
+    rng : numpy Generator or int, optional
+        Source of the random sign (the same draw as :func:`neurosim.ep.estimate`).
+    grad_out : dict, optional
+        If given, filled with the gradient estimate ``g`` (keys of ``net.params``) before the
+        update; without it no gradient arrays are formed.
+    solver : "euler" | "block"
+        Euler steps, or layer-wise block updates (:meth:`Dynamics.run_block`; hard sigmoid
+        with ``clip``), where the step counts are sweeps.
+    blas_threads : int or None
+        BLAS threads during the step (default 1; None leaves BLAS as configured). The
+        products of a step are small or few, and multi-threaded BLAS loses badly whenever
+        another process (a test run, a sweep worker) holds a core; see benchmarks/README.md.
+
+    Returns
+    -------
+    StepResult
+        ``(state, cost)``: the free state ``s0`` (new arrays) and the batch-mean cost at it.
+    """
+    try:
+        beta = float(beta)
+    except (TypeError, ValueError):
+        raise ValueError("beta must be a non-zero finite number, got %r" % (beta,)) from None
+    if not np.isfinite(beta) or beta == 0:
+        raise ValueError("beta must be a non-zero finite number, got %r" % (beta,))
+    if variant not in VARIANTS:
+        raise ValueError("variant must be one of %s, got %r" % (VARIANTS, variant))
+    free_steps = _steps("free_steps", free_steps)
+    nudge_steps = _steps("nudge_steps", nudge_steps)
+    if grad_out is not None and not isinstance(grad_out, dict):
+        raise ValueError("grad_out must be a dict (filled with the gradient) or None")
+    lrs = _learning_rates(net, lr)
+    if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(
+            blas_threads, (int, np.integer)) or blas_threads < 1):
+        raise ValueError("blas_threads must be a positive integer or None, got %r"
+                         % (blas_threads,))
+    if solver not in ("euler", "block"):
+        raise ValueError("solver must be 'euler' or 'block', got %r" % (solver,))
+    with _blas_limit(blas_threads):
+        return _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, state,
+                     rng, grad_out, solver)
+
+
+def _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, state, rng,
+          grad_out, solver="euler"):
+    dyn, s0, sa, sb, scale = _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant,
+                                     clip, state, rng, solver)
+    yo = dyn.targets
+    cost = 0.5 * sum(float(np.sum(np.square(s0[p] - yo[p], dtype=np.float64)))
+                     for p in net.outputs) / dyn.batch
+    if net.dynamics == "energy":
+        ra, rb = _rates(net, dyn, sa), _rates(net, dyn, sb)
+        if grad_out is None:
+            _energy_update(net, dyn, ra, rb, scale, lrs)
+            return StepResult(s0, cost)
+        g = _energy_gradient(net, dyn, ra, rb, scale)
+    else:
+        # -scale (dF/dtheta)^T (sa - sb) at s0: the estimator of neurosim.ep itself, so the
+        # two stay the same by construction
+        g = _ep._estimate(net, dyn, s0, sa, sb, scale)
+    if grad_out is not None:
+        grad_out.clear()
+        grad_out.update(g)
+    for k, v in g.items():
+        if lrs[k]:
+            net.params[k] -= lrs[k] * v
+    return StepResult(s0, cost)
+
+
+class ReferenceEngine:
+    """The numpy reference engine bound to a network and the phase settings of a circuit
+    file: EP steps, free phases for evaluation, and converged free states for RBP."""
+
+    name = "reference"
+
+    def __init__(self, net, eps=0.5, free_steps=20, nudge_steps=4, clip=True, solver="euler"):
+        if solver == "block":
+            if net.activation != "hard_sigmoid" or not clip:
+                raise ConfigurationError("engine.solver: 'block' needs activation 'hard_sigmoid' "
+                                         "with engine.clip = true (its block update is the exact "
+                                         "minimiser of the energy in one population); use 'euler'")
+            if net.dynamics != "energy" or any(t.source == t.target for t in net.terms):
+                raise ConfigurationError("engine.solver: 'block' needs energy dynamics without "
+                                         "lateral projections; use 'euler'")
+        self.net, self.eps, self.clip, self.solver = net, eps, clip, solver
+        self.free_steps, self.nudge_steps = free_steps, nudge_steps
+
+    def step(self, x, y, beta, variant, lrs, rng=None, state=None, grad_out=None):
+        """One EP step (updates ``net.params``); see :func:`ep_step`."""
+        return ep_step(self.net, x, y, beta, lrs, eps=self.eps, free_steps=self.free_steps,
+                       nudge_steps=self.nudge_steps, variant=variant, clip=self.clip,
+                       state=state, rng=rng, grad_out=grad_out, solver=self.solver)
+
+    def free(self, x, state=None):
+        """The free state after the training-time free phase (used for predictions)."""
+        dyn = Dynamics(self.net, x, clip=self.clip)
+        s = dyn.initial_state(state)
+        if self.solver == "block":
+            return dyn.run_block(s, 0.0, self.free_steps)
+        return dyn.run_fixed(s, self.eps, 0.0, self.free_steps)
+
+    def converged_free(self, x, tol=1e-10):
+        """The free fixed point to ``tol`` (for the RBP ground truth)."""
+        dyn = Dynamics(self.net, x, clip=self.clip)
+        s = dyn.initial_state()
+        if self.solver == "block":
+            s = dyn.run_block(s, 0.0, 50)
+        return dyn.run(s, self.eps, steps=200_000, tol=tol, raise_on_fail=False).state
+
+    def rbp_gradient(self, x, y, state=None):
+        """RBP ground truth (implicit gradient) at the converged free state."""
+        s0 = self.converged_free(x) if state is None else state
+        return rbp.gradient(self.net, x, y, method="implicit", eps=self.eps, state=s0,
+                            clip=self.clip)
