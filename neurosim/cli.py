@@ -44,9 +44,14 @@ def build_parser():
                     "for several beta, and print how u_k matches -Sbar_k and P_k matches "
                     "Thetabar_k, EP's bias slopes and the agreement of every gradient method. "
                     "Writes theorem.png and theorem.h5.")
+    th.add_argument("circuit", nargs="?", default=None,
+                    help="optional circuit file: use its network (energy dynamics), engine.eps "
+                         "and dataset instead of the embedded default")
+    _add_set(th)
     th.add_argument("--seed", type=int, default=0, help="network and batch seed (default 0)")
     th.add_argument("--batch", type=_positive(int), default=16, help="batch size (default 16)")
-    th.add_argument("--eps", type=_positive(float), default=0.1, help="Euler step (default 0.1)")
+    th.add_argument("--eps", type=_positive(float), default=None,
+                    help="Euler step (default 0.1, or engine.eps of the circuit file)")
     th.add_argument("--steps", type=_positive(int), default=200,
                     help="side-network / nudged-phase steps (default 200)")
     th.add_argument("--betas", type=_beta, nargs="+", default=[1e-2, 1e-3, 1e-4],

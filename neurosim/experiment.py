@@ -55,7 +55,7 @@ def build_engine(circuit, net):
                            clip=e.clip, solver=e.solver)
 
 
-def _check_fit(net, data):
+def check_fit(net, data):
     n_in = net.sizes[net.inputs[0]]
     n_out = net.sizes[net.outputs[0]]
     if len(net.inputs) != 1 or len(net.outputs) != 1:
@@ -148,33 +148,35 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     """
     t0 = time.perf_counter()
     if resume is not None:
-        stored = os.path.join(resume, "circuit.toml")
         if not os.path.exists(os.path.join(resume, CHECKPOINT)):
             raise ConfigurationError("--resume %s: no %s there (a run folder written by "
                                      "'neurosim run')" % (resume, CHECKPOINT))
-        circuit, text = config.load(stored, overrides)
-        run_dir = resume
+        circuit, text = config.load(os.path.join(resume, "circuit.toml"), overrides)
     else:
         circuit, text = config.load(circuit_path, overrides)
-        base = out_dir or circuit.output.dir
-        stem = os.path.join(base, "%s-%s" % (circuit.name, time.strftime("%Y%m%d-%H%M%S")))
-        run_dir, k = stem, 1
-        while os.path.exists(run_dir):
-            k += 1
-            run_dir = "%s-%d" % (stem, k)
-        os.makedirs(run_dir)
-        _atomic_text(os.path.join(run_dir, "circuit.toml"), config.to_toml(circuit))
+    # build and check everything before anything is written
     net = build_network(circuit.network)
     data = build_dataset(circuit.dataset, circuit.network.dtype)
-    _check_fit(net, data)
+    check_fit(net, data)
     engine = build_engine(circuit, net)
     L, T = circuit.learning, circuit.train
     trainer = Trainer(engine, data, rule=L.rule, variant=L.variant, beta=L.beta, lr=L.lr,
                       bias_lr=L.bias_lr, momentum=L.momentum, epochs=T.epochs,
                       batch_size=T.batch_size, seed=T.seed, fidelity_batches=T.fidelity_batches,
                       eval_batch_size=T.eval_batch_size, checkpoint_every=T.checkpoint_every,
-                      persistent=circuit.engine.persistent,
-                      checkpoint=os.path.join(run_dir, CHECKPOINT), progress=progress)
+                      persistent=circuit.engine.persistent, progress=progress)
+    if resume is not None:
+        run_dir = resume
+    else:
+        stem = os.path.join(out_dir or circuit.output.dir,
+                            "%s-%s" % (circuit.name, time.strftime("%Y%m%d-%H%M%S")))
+        run_dir, k = stem, 1
+        while os.path.exists(run_dir):
+            k += 1
+            run_dir = "%s-%d" % (stem, k)
+        os.makedirs(run_dir)
+        _atomic_text(os.path.join(run_dir, "circuit.toml"), config.to_toml(circuit))
+    trainer.checkpoint = os.path.join(run_dir, CHECKPOINT)
     if resume is not None:
         trainer.load(os.path.join(run_dir, CHECKPOINT))
         echo("resuming %s at epoch %d, batch %d" % (run_dir, trainer.epoch + 1, trainer.batch))

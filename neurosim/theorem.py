@@ -44,6 +44,23 @@ def default_batch(batch=16, seed=0):
     return d.data[idx] / 16.0, np.eye(10)[d.target[idx]], "sklearn digits"
 
 
+def from_circuit(path, overrides=(), batch=16, seed=0):
+    """The network, a batch ``(x, y)`` of its dataset's test split and ``engine.eps`` of a
+    circuit file (for ``neurosim theorem CIRCUIT``)."""
+    from . import config, experiment
+    circuit, _ = config.load(path, overrides)
+    if circuit.network.dynamics != "energy":
+        raise ValueError("network.dynamics: the theorem needs 'energy' dynamics (vector-field "
+                         "EP does not equal RBP), got %r" % circuit.network.dynamics)
+    net = experiment.build_network(circuit.network)
+    data = experiment.build_dataset(circuit.dataset, "float64")
+    experiment.check_fit(net, data)
+    net = net.copy(dtype="float64")
+    idx = np.random.default_rng(seed).choice(data.n_test, size=min(batch, data.n_test),
+                                             replace=False)
+    return net, (data.x_test[idx], data.y_test[idx]), circuit.engine.eps
+
+
 def _slope(betas, errors):
     return float(np.polyfit(np.log(betas), np.log(errors), 1)[0])
 
@@ -53,7 +70,7 @@ def run_theorem(seed=0, batch=16, eps=0.1, steps=200, betas=(1e-2, 1e-3, 1e-4),
     """Run the theorem experiment; returns a dict of results (arrays included)."""
     t0 = time.perf_counter()
     net = default_network(seed) if net is None else net
-    x, y, source = default_batch(batch, seed) if data is None else (*data, "given")
+    x, y, source = default_batch(batch, seed) if data is None else (*data, "circuit dataset")
     s0 = free_state(net, x, eps=eps, tol=1e-12)
     side = rbp.side_network(net, x, y, eps, steps, state=s0)
     minus_s = fidelity.negate(side.S)
@@ -267,8 +284,12 @@ def save_h5(res, path):
 def main(args):
     """``neurosim theorem``: run, print the report, save PNG and HDF5, optionally JSON."""
     betas = tuple(args.betas)
-    res = run_theorem(seed=args.seed, batch=args.batch, eps=args.eps, steps=args.steps,
-                      betas=betas)
+    net, data, eps = None, None, args.eps
+    if args.circuit is not None or args.overrides:
+        net, data, circuit_eps = from_circuit(args.circuit, args.overrides, args.batch, args.seed)
+        eps = eps or circuit_eps
+    res = run_theorem(seed=args.seed, batch=args.batch, eps=eps or 0.1, steps=args.steps,
+                      betas=betas, net=net, data=data)
     out = args.out or os.path.join("runs", "theorem-%s" % time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
     if not args.no_plot:

@@ -1,0 +1,156 @@
+"""`neurosim run` end to end: the default circuit on digits, the run folder, the JSON summary,
+bad input, and checkpoints: SIGINT and SIGKILL mid-run, then --resume, end with the weights of
+an uninterrupted run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from neurosim import traces
+
+
+def _cmd(*args):
+    return [sys.executable, "-m", "neurosim.cli", *args]
+
+
+def _run(*args, cwd=None):
+    return subprocess.run(_cmd(*args), capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def _summary(r):
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_default_run_reaches_95_percent_on_digits(tmp_path):
+    s = _summary(_run("run", "--json", "--no-progress", "--out", str(tmp_path)))
+    assert s["test_accuracy"] >= 0.95
+    assert s["epochs"] == 30 and s["seconds"] > 0 and s["dataset"] == "digits"
+    run_dir = s["run_dir"]
+    for name in ("traces.h5", "metrics.json", "circuit.toml", "checkpoint.npz",
+                 "learning_curves.png", "fidelity.png"):
+        assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
+    t = traces.load(os.path.join(run_dir, "traces.h5"))
+    assert len(t.training["test_accuracy"]) == 30
+    assert t.training["test_accuracy"][-1] == pytest.approx(s["test_accuracy"])
+    assert set(t.reports) == {"h1", "y"}
+    assert [p["name"] for p in t.phases] == ["free", "nudged+", "nudged-"]
+    assert "final" in t.weights and "W:x->h1" in t.weights["final"]
+    assert "ep" in t.gradients and "rbp" in t.gradients
+    cos = t.fidelity["over_training"]["cosine/all"]
+    assert len(cos) == 60 and np.all(np.abs(cos) <= 1 + 1e-9)
+    assert "[network]" in t.circuit
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert metrics["history"]["test_accuracy"][-1] == s["test_accuracy"]
+
+
+def test_overrides_and_inspect(tmp_path):
+    s = _summary(_run("run", "--json", "--no-progress", "--out", str(tmp_path),
+                      "--set", "train.epochs=2", "--set", "learning.beta=0.2",
+                      "--set", "network.sizes=[64, 32, 10]", "--set", "learning.momentum=0.5"))
+    assert s["epochs"] == 2
+    text = open(os.path.join(s["run_dir"], "circuit.toml")).read()
+    assert "beta = 0.2" in text and "momentum = 0.5" in text
+    r = _run("traces", "inspect", os.path.join(s["run_dir"], "traces.h5"))
+    assert r.returncode == 0 and "training: 2 epochs" in r.stdout and "h1" in r.stdout
+
+
+@pytest.mark.parametrize("args, culprit", [
+    (["--set", "train.epochs=zero"], "train.epochs"),
+    (["--set", "train.epoch=2"], "train.epoch: unknown key"),
+    (["--set", "learning.lr=[0.1, 0.2, 0.3]"], "learning.lr: expected 2 values"),
+    (["--set", "network.sizes=[20, 32, 10]"], "input population has 20 units"),
+    (["--set", "network.activation=\"logistic\""], "engine.solver: 'block' needs"),
+    (["--set", "dataset.name=cifar"], "cifar"),
+    (["nonesuch.toml"], "cannot read circuit file"),
+    (["--resume", "/nonexistent/run"], "--resume"),
+])
+def test_bad_input_names_the_culprit(tmp_path, args, culprit):
+    r = _run("run", "--no-progress", "--out", str(tmp_path), *args)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert culprit in r.stderr, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+SLOW = ["--set", "train.epochs=3", "--set", "train.checkpoint_every=3",
+        "--set", "engine.solver=\"euler\"", "--set", "engine.free_steps=400",
+        "--set", "network.sizes=[64, 1024, 10]", "--set", "train.fidelity_batches=0",
+        "--set", "engine.persistent=true", "--set", "learning.momentum=0.5"]
+
+
+def _final_params(run_dir):
+    with np.load(os.path.join(run_dir, "checkpoint.npz")) as z:
+        return {k: z[k] for k in z.files if k.startswith(("param/", "velocity/", "particles/"))}
+
+
+def _meta(run_dir):
+    with np.load(os.path.join(run_dir, "checkpoint.npz")) as z:
+        return json.loads(str(z["meta"]))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    s = _summary(_run("run", "--json", "--no-progress", "--out", str(out), *SLOW))
+    return _final_params(s["run_dir"]), s
+
+
+def _start_and_stop(out, sig, after_epochs):
+    p = subprocess.Popen(_cmd("run", "--no-progress", "--out", str(out), *SLOW),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    run_dir = None
+    while time.time() < deadline:
+        dirs = [d for d in os.listdir(out)] if os.path.isdir(out) else []
+        if dirs:
+            run_dir = os.path.join(out, dirs[0])
+            ck = os.path.join(run_dir, "checkpoint.npz")
+            if os.path.exists(ck):
+                try:
+                    m = _meta(run_dir)
+                except Exception:       # being replaced right now
+                    m = None
+                if m and (m["epoch"], m["batch"]) >= (after_epochs, 3):
+                    break
+        if p.poll() is not None:
+            pytest.fail("the run ended before it could be interrupted: " + p.stderr.read()[-2000:])
+        time.sleep(0.02)
+    seen = _meta(run_dir)
+    p.send_signal(sig)
+    out_, err = p.communicate(timeout=120)
+    return p.returncode, err, run_dir, seen
+
+
+def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, uninterrupted):
+    ref, _ = uninterrupted
+    code, _, run_dir, seen = _start_and_stop(tmp_path, signal.SIGKILL, 1)
+    assert code == -signal.SIGKILL
+    m = _meta(run_dir)
+    assert m["epoch"] >= seen["epoch"] >= 1           # no finished epoch lost
+    assert len(m["history"]["epoch"]) == m["epoch"]
+    s = _summary(_run("run", "--json", "--no-progress", "--resume", run_dir))
+    assert s["epochs"] == 3
+    got = _final_params(run_dir)
+    assert set(got) == set(ref)
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+
+
+def test_sigint_writes_a_checkpoint_and_resume_matches(tmp_path, uninterrupted):
+    ref, full = uninterrupted
+    code, err, run_dir, seen = _start_and_stop(tmp_path, signal.SIGINT, 0)
+    assert code == 130, err[-2000:]
+    assert "--resume" in err and "checkpoint" in err
+    m = _meta(run_dir)
+    assert (m["epoch"], m["batch"]) >= (seen["epoch"], seen["batch"])
+    s = _summary(_run("run", "--json", "--no-progress", "--resume", run_dir))
+    got = _final_params(run_dir)
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+    assert s["test_accuracy"] == full["test_accuracy"]
