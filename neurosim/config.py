@@ -107,6 +107,7 @@ class LearningSection(_Section):
     lr: Union[float, List[float], Dict[str, float]] = 0.1
     bias_lr: Optional[Union[float, List[float], Dict[str, float]]] = None
     momentum: float = Field(0.0, ge=0, lt=1)
+    schedule: Literal["constant", "cosine"] = "constant"
 
     @field_validator("beta")
     @classmethod

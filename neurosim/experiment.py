@@ -161,7 +161,8 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     engine = build_engine(circuit, net)
     L, T = circuit.learning, circuit.train
     trainer = Trainer(engine, data, rule=L.rule, variant=L.variant, beta=L.beta, lr=L.lr,
-                      bias_lr=L.bias_lr, momentum=L.momentum, epochs=T.epochs,
+                      bias_lr=L.bias_lr, momentum=L.momentum, schedule=L.schedule,
+                      epochs=T.epochs,
                       batch_size=T.batch_size, seed=T.seed, fidelity_batches=T.fidelity_batches,
                       eval_batch_size=T.eval_batch_size, checkpoint_every=T.checkpoint_every,
                       persistent=circuit.engine.persistent, progress=progress)

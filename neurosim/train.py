@@ -134,12 +134,17 @@ class Trainer:
     """
 
     def __init__(self, engine, dataset, *, rule="ep", variant="symmetric", beta=0.5, lr=0.1,
-                 bias_lr=None, momentum=0.0, epochs=10, batch_size=20, seed=0,
+                 bias_lr=None, momentum=0.0, schedule="constant", epochs=10, batch_size=20, seed=0,
                  fidelity_batches=2, eval_batch_size=1000, checkpoint_every=200,
                  persistent=False, checkpoint=None, progress=True):
         self.engine, self.net, self.data = engine, engine.net, dataset
         self.rule, self.variant, self.beta = rule, variant, float(beta)
-        self.lrs = resolve_learning_rates(self.net, lr, bias_lr)
+        self.base_lrs = resolve_learning_rates(self.net, lr, bias_lr)
+        self.lrs = dict(self.base_lrs)
+        if schedule not in ("constant", "cosine"):
+            raise ConfigurationError("learning.schedule: expected 'constant' or 'cosine', got %r"
+                                     % (schedule,))
+        self.schedule = schedule
         self.opt = Optimizer(self.lrs, momentum)
         self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), int(seed)
         self.fidelity_batches, self.eval_batch_size = int(fidelity_batches), int(eval_batch_size)
@@ -257,8 +262,15 @@ class Trainer:
                 signal.signal(s, h)
         return self.history
 
+    def _set_learning_rates(self, epoch):
+        """Constant, or cosine annealing from the base rates toward 0 over the epochs."""
+        f = 1.0 if self.schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / self.epochs))
+        self.lrs = {k: v * f for k, v in self.base_lrs.items()}
+        self.opt.lrs = self.lrs
+
     def _run_epoch(self, on_epoch):
         epoch, order = self.epoch, self._order(self.epoch)
+        self._set_learning_rates(epoch)
         fid_at = self._fidelity_at()
         bar = tqdm(total=self.n_batches, initial=self.batch, disable=not self.progress,
                    desc="epoch %d/%d" % (epoch + 1, self.epochs), unit="batch", leave=False)
