@@ -233,7 +233,10 @@ def validate(data, where="circuit"):
 
 def builtin_path(name="default"):
     """Path of a circuit file shipped with neurosim (``default``, ``theorem``, ...)."""
-    base = resources.files("neurosim.circuits")
+    try:
+        base = resources.files("neurosim.circuits")     # installed: package data
+    except ModuleNotFoundError:                         # run from a source checkout
+        base = resources.files("neurosim").parent / "circuits"
     p = base / (name if name.endswith(".toml") else name + ".toml")
     if not p.is_file():
         names = sorted(f.name[:-5] for f in base.iterdir() if f.name.endswith(".toml"))
