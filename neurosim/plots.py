@@ -7,7 +7,8 @@ import os
 import numpy as np
 
 
-def _figure(ncols, width=5.2, height=4.0):
+def figure(ncols, width=5.2, height=4.0):
+    """A row of ``ncols`` axes on the Agg backend: ``(pyplot, figure, axes)``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -15,7 +16,8 @@ def _figure(ncols, width=5.2, height=4.0):
     return plt, fig, axes[0]
 
 
-def _save(plt, fig, path):
+def save(plt, fig, path):
+    """Save as PNG under a temporary name, rename, close."""
     fig.tight_layout()
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=110)
@@ -26,7 +28,7 @@ def _save(plt, fig, path):
 
 def learning_curves(history, path):
     """Train loss, test loss and test error per epoch."""
-    plt, fig, (a, b) = _figure(2)
+    plt, fig, (a, b) = figure(2)
     ep = np.asarray(history["epoch"])
     a.plot(ep, history["train_loss"], "o-", label="train (running)")
     a.plot(ep, history["test_loss"], "s-", label="test")
@@ -36,13 +38,13 @@ def learning_curves(history, path):
     b.plot(ep, 100 * (1 - np.asarray(history["test_accuracy"])), "s-", label="test")
     b.set(xlabel="epoch", ylabel="error (%)", title="classification error")
     b.legend()
-    return _save(plt, fig, path)
+    return save(plt, fig, path)
 
 
 def fidelity_curves(fidelity, path):
     """Cosine, relative error and sign agreement of the EP update vs RBP, per layer, over
     training (``fidelity``: dict with ``step`` and ``<metric>/<key>`` arrays)."""
-    plt, fig, axes = _figure(3)
+    plt, fig, axes = figure(3)
     step = np.asarray(fidelity["epoch_fraction"])
     keys = sorted({k.split("/", 1)[1] for k in fidelity if "/" in k})
     for ax, metric, label in zip(axes, ("cosine", "rel_error", "sign_agreement"),
@@ -55,4 +57,4 @@ def fidelity_curves(fidelity, path):
         if metric == "rel_error":
             ax.set_yscale("log")
         ax.legend(fontsize=7)
-    return _save(plt, fig, path)
+    return save(plt, fig, path)

@@ -15,7 +15,7 @@ import time
 import networkx as nx
 import numpy as np
 
-from . import ep, fidelity, rbp
+from . import ep, fidelity, plots, rbp
 from .network import Network
 from .relax import free_state
 
@@ -192,10 +192,7 @@ def report(res):
 
 def plot(res, path):
     """PNG: a few neurons' u_k over -Sbar_k; error vs k per beta; EP bias vs beta."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    plt, fig, axes = plots.figure(3, width=16 / 3, height=4.6)
     side, eps = res["side"], res["eps"]
     k = np.arange(res["steps"])
     largest = max(res["per_beta"], key=lambda r: r["beta"])
@@ -225,12 +222,7 @@ def plot(res, path):
                    label="symmetric (slope %.2f)" % fit["slope_symmetric"])
     axes[2].set(xlabel="beta", ylabel="rel error vs RBP", title="EP bias vs beta")
     axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return plots.save(plt, fig, path)
 
 
 def save_h5(res, path):
