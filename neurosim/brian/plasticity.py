@@ -1,0 +1,40 @@
+"""The local learning rules, as Brian2 code run once per time step after the state update.
+
+Each synapse sees only its own neurons: their rate now (``rho``), at the previous step
+(``rho_prev``) and at the end of the free phase (``rho0``, ``drho0``, ``u0``). The TimedArrays
+``gate_ta`` (1 during nudged steps) and ``sign_ta`` (+1 for the +beta phase, -1 for the
+-beta phase) say when and how to accumulate.
+
+* Energy mode (EP): ``acc += rho_pre rho_post - rho_prev_pre rho_prev_post``. The sum
+  telescopes to ``[rho_a rho_b]_0^beta`` exactly, whatever the step (the clock-driven form
+  ``rho_pre drho_post/dt`` is not exact under Euler with a hard clip).
+* Vector-field mode: ``acc += rho0_pre drho0_post (u_post - u_prev_post)``: the presynaptic
+  rate times the postsynaptic rate change (MATH.md section 4).
+
+The update read from the circuit is ``g = -acc / beta`` (``-acc / (2 beta)`` symmetric),
+averaged over the batch.
+"""
+from __future__ import annotations
+
+GATE = "gate_ta(t) * sign_ta(t)"
+
+
+def energy_rule(input_pre, scale=1.0):
+    """``d/dt [rho_pre rho_post]`` in telescoping form; an input's rate does not change."""
+    k = "" if scale == 1.0 else "%r * " % scale
+    if input_pre:
+        return "acc += %s%s * rho_pre * (rho_post - rho_prev_post)" % (k, GATE)
+    return "acc += %s%s * (rho_pre * rho_post - rho_prev_pre * rho_prev_post)" % (k, GATE)
+
+
+def vector_field_rule(input_pre):
+    """Presynaptic rate (at the free state) times the postsynaptic rate change."""
+    pre = "rho_pre" if input_pre else "rho0_pre"
+    return "acc += %s * %s * drho0_post * (u_post - u_prev_post)" % (GATE, pre)
+
+
+def bias_rule(dynamics):
+    """The bias's share: its own neuron's rate change."""
+    if dynamics == "energy":
+        return "acc_b += %s * (rho - rho_prev)" % GATE
+    return "acc_b += %s * drho0 * (u - u_prev)" % GATE

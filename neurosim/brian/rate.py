@@ -1,0 +1,322 @@
+"""Rate circuits: a Network compiled into Brian2 NeuronGroups and Synapses whose synapses
+learn from the rates and rate changes they observe (MATH.md sections 2 and 4).
+
+One Brian2 time step is one Euler step of the reference engine: ``tau = 1 ms`` and
+``dt = eps ms``, so ``u_{k+1} = u_k + eps * dudt`` with ``dudt`` a named variable of every
+neuron. A batch runs as replicated groups (one copy of the network per example, weights
+copied), so the circuit's numbers are the reference engine's batch numbers. The phases of an
+EP step (free; nudged with +beta; reset to the free state and nudged with -beta) come from
+TimedArrays indexed by the integer time step, inside a single ``run`` call.
+
+The builders follow the Nengo pattern: one function per population kind and one per
+projection kind, registered in :data:`POPULATION_BUILDERS` and :data:`PROJECTION_BUILDERS`.
+"""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+
+from . import plasticity
+from .device import CircuitError, build_folder, check_compiler, check_device, import_brian2
+
+RHO = {"hard_sigmoid": "clip(u, 0, 1)", "logistic": "1 / (1 + exp(-4 * (u - 0.5)))"}
+DRHO = {"hard_sigmoid": "int(u >= 0) * int(u <= 1)", "logistic": "4 * rho * (1 - rho)"}
+
+
+# -- population builders ----------------------------------------------------------------
+def build_input(b2, ctx, pop):
+    """Input population: a relay group whose rate is the data (constant during a step)."""
+    n = ctx.net.sizes[pop] * ctx.batch
+    g = b2.NeuronGroup(n, "rho : 1", name="pop_%s" % ctx.ids[pop])
+    g.rho = ctx.inputs[pop].ravel()
+    return g
+
+
+def build_state(b2, ctx, pop):
+    """State population: ``du/dt = dudt`` with the force of MATH.md section 2, the rate and
+    its derivative as named variables, a nudge toward ``y`` on outputs, and the per-neuron
+    memories the local rules read (previous rate, free-phase snapshot, bias accumulator)."""
+    net = ctx.net
+    terms = " + ".join(ctx.term_vars[pop] + ["b"])
+    nudge = " - beta_ta(t) * (u - y)" if pop in net.outputs else ""
+    eqs = ["du/dt = dudt : 1",
+           "dudt = (-u + drho * (%s)%s) / tau : Hz" % (terms, nudge),
+           "rho = %s : 1" % RHO[net.activation],
+           "drho = %s : 1" % DRHO[net.activation],
+           "b : 1", "u0 : 1", "rho_prev : 1", "u_prev : 1", "rho0 : 1", "drho0 : 1",
+           "acc_b : 1"]
+    eqs += ["%s : 1" % v for v in ctx.term_vars[pop]]
+    if pop in net.outputs:
+        eqs.append("y : 1")
+    n = net.sizes[pop]
+    g = b2.NeuronGroup(n * ctx.batch, "\n".join(eqs), method="euler", name="pop_%s" % ctx.ids[pop],
+                       namespace=ctx.namespace)
+    g.b = np.tile(net.params["b:%s" % pop], ctx.batch)
+    g.u = ctx.state0[pop].ravel()
+    if pop in net.outputs:
+        g.y = ctx.targets[pop].ravel()
+    # phase control at the start of each step: snapshot the free state, reset to it
+    g.run_regularly("\n".join([
+        "u0 = snap_ta(t) * u + (1 - snap_ta(t)) * u0",
+        "rho0 = snap_ta(t) * rho + (1 - snap_ta(t)) * rho0",
+        "drho0 = snap_ta(t) * drho + (1 - snap_ta(t)) * drho0",
+        "u = reset_ta(t) * u0 + (1 - reset_ta(t)) * u",
+        "rho_prev = rho", "u_prev = u"]), when="start", order=0, name="control_%s" % ctx.ids[pop])
+    if ctx.clip:
+        g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ctx.ids[pop])
+    g.run_regularly(plasticity.bias_rule(net.dynamics), when="end", order=0,
+                    name="bias_rule_%s" % ctx.ids[pop])
+    return g
+
+
+POPULATION_BUILDERS = {"input": build_input, "state": build_state}
+
+
+# -- projection builders ----------------------------------------------------------------
+def _connect(syn, ctx, src, tgt, exclude_self=False):
+    na, nb, B = ctx.net.sizes[src], ctx.net.sizes[tgt], ctx.batch
+    ia, jb = np.meshgrid(np.arange(na), np.arange(nb), indexing="ij")
+    keep = ia != jb if exclude_self else np.ones_like(ia, dtype=bool)
+    ia, jb = ia[keep], jb[keep]
+    i = np.concatenate([r * na + ia for r in range(B)])
+    j = np.concatenate([r * nb + jb for r in range(B)])
+    syn.connect(i=i, j=j)
+    return ia, jb
+
+
+def build_tied(b2, ctx, key, term_in, term_back):
+    """Energy mode ``a -> b``: one Synapses object drives both ends with the same weight."""
+    src, tgt = ctx.ends[key]
+    model = ["w : 1", "acc : 1", "%s_post = w * rho_pre : 1 (summed)" % term_in]
+    if term_back is not None:
+        model.append("%s_pre = w * rho_post : 1 (summed)" % term_back)
+    syn = b2.Synapses(ctx.groups[src], ctx.groups[tgt], "\n".join(model),
+                      name="proj_%s" % ctx.ids[key], namespace=ctx.namespace)
+    ia, jb = _connect(syn, ctx, src, tgt)
+    syn.w = np.tile(ctx.net.params[key][ia, jb], ctx.batch)
+    syn.run_regularly(plasticity.energy_rule(src in ctx.net.inputs), when="end", order=1,
+                      name="rule_%s" % ctx.ids[key])
+    return syn, ia, jb
+
+
+def build_lateral(b2, ctx, key, term_in):
+    """Energy mode ``a -> a``: symmetric, no self-synapse, counted once in the energy."""
+    src = ctx.ends[key][0]
+    model = ["w : 1", "acc : 1", "%s_post = w * rho_pre : 1 (summed)" % term_in]
+    syn = b2.Synapses(ctx.groups[src], ctx.groups[src], "\n".join(model),
+                      name="proj_%s" % ctx.ids[key], namespace=ctx.namespace)
+    ia, jb = _connect(syn, ctx, src, src, exclude_self=True)
+    syn.w = np.tile(ctx.net.params[key][ia, jb], ctx.batch)
+    syn.run_regularly(plasticity.energy_rule(False, scale=0.5), when="end", order=1,
+                      name="rule_%s" % ctx.ids[key])
+    return syn, ia, jb
+
+
+def build_directed(b2, ctx, key, term_in):
+    """Vector-field mode ``q -> p``: one direction, its own weight."""
+    src, tgt = ctx.ends[key]
+    model = ["w : 1", "acc : 1", "%s_post = w * rho_pre : 1 (summed)" % term_in]
+    syn = b2.Synapses(ctx.groups[src], ctx.groups[tgt], "\n".join(model),
+                      name="proj_%s" % ctx.ids[key], namespace=ctx.namespace)
+    ia, jb = _connect(syn, ctx, src, tgt, exclude_self=src == tgt)
+    syn.w = np.tile(ctx.net.params[key][ia, jb], ctx.batch)
+    syn.run_regularly(plasticity.vector_field_rule(src in ctx.net.inputs), when="end", order=1,
+                      name="rule_%s" % ctx.ids[key])
+    return syn, ia, jb
+
+
+PROJECTION_BUILDERS = {"tied": build_tied, "lateral": build_lateral, "directed": build_directed}
+
+
+# -- the circuit --------------------------------------------------------------------------
+class _Context:
+    """What the builders read: the network, the batch, names and the phase schedule."""
+
+    def __init__(self, net, inputs, targets, state0, clip, namespace):
+        self.net, self.inputs, self.targets, self.state0 = net, inputs, targets, state0
+        self.batch = next(iter(inputs.values())).shape[0]
+        self.clip, self.namespace = clip, namespace
+        self.ids = {p: "p%d" % i for i, p in enumerate(net.graph.nodes)}
+        self.ids.update({k: "w%d" % i for i, k in enumerate(net.params) if k.startswith("W:")})
+        self.ends = {}
+        for t in net.terms:
+            a, b = (t.target, t.source) if t.transpose else (t.source, t.target)
+            self.ends[t.key] = (a, b)
+        self.term_vars = {p: [] for p in net.state_pops}
+        self.term_of = {}
+        for i, t in enumerate(net.terms):
+            v = "I_%d" % i
+            self.term_vars[t.target].append(v)
+            self.term_of[(t.key, t.transpose)] = v
+        self.groups = {}
+
+
+def _schedule(free_steps, nudge_steps, beta, symmetric):
+    """Per-step values of beta, the plasticity gate, its sign, snapshot and reset."""
+    T = free_steps + nudge_steps * (2 if symmetric else 1)
+    beta_v, gate, sign = np.zeros(T + 1), np.zeros(T + 1), np.zeros(T + 1)
+    snap, reset = np.zeros(T + 1), np.zeros(T + 1)
+    snap[free_steps] = 1.0
+    beta_v[free_steps:free_steps + nudge_steps] = beta
+    gate[free_steps:free_steps + nudge_steps] = 1.0
+    sign[free_steps:free_steps + nudge_steps] = 1.0
+    if symmetric:
+        a = free_steps + nudge_steps
+        reset[a] = 1.0
+        beta_v[a:a + nudge_steps] = -beta
+        gate[a:a + nudge_steps] = 1.0
+        sign[a:a + nudge_steps] = -1.0
+    return T, dict(beta=beta_v, gate=gate, sign=sign, snap=snap, reset=reset)
+
+
+class RateCircuit:
+    """A Network compiled into a Brian2 rate circuit (see the module docstring).
+
+    Build with :func:`neurosim.brian.compile`. :meth:`ep_update` runs one EP step on a batch
+    and returns the update the synapses accumulated; :attr:`traces` holds the monitored
+    states and their time derivatives of the last run.
+    """
+
+    def __init__(self, net, device="runtime", eps=0.1, clip=False, build_dir=None,
+                 keep_build=False):
+        check_device(device)
+        if not np.isfinite(eps) or eps <= 0:
+            raise CircuitError("eps must be a positive number, got %r" % (eps,))
+        if device == "cpp_standalone":
+            check_compiler()
+        self.net, self.device, self.eps, self.clip = net, device, float(eps), bool(clip)
+        self.build_dir, self.keep_build = build_dir, keep_build
+        self.traces = {}
+
+    # -- building and running -----------------------------------------------------------
+    def _build(self, b2, x, y, state, schedule):
+        net = self.net
+        inputs = net.inputs_dict(x)
+        batch = next(iter(inputs.values())).shape[0]
+        targets = net.targets_dict(y, batch)
+        state0 = net.zero_state(batch) if state is None else net.check_state(state, batch)
+        if self.clip:
+            state0 = {p: np.clip(v, 0, 1) for p, v in state0.items()}
+        dt = self.eps * b2.ms
+        ns = {"tau": 1 * b2.ms}
+        for name, values in schedule.items():
+            ns["%s_ta" % name] = b2.TimedArray(values, dt=dt)
+        ctx = _Context(net, inputs, targets, state0, self.clip, ns)
+        for p in net.graph.nodes:
+            kind = "input" if p in net.inputs else "state"
+            ctx.groups[p] = POPULATION_BUILDERS[kind](b2, ctx, p)
+        projections = {}
+        for key in net.projections:
+            src, tgt = ctx.ends[key]
+            if net.dynamics == "vector_field":
+                syn = PROJECTION_BUILDERS["directed"](b2, ctx, key, ctx.term_of[(key, False)])
+            elif src == tgt:
+                syn = PROJECTION_BUILDERS["lateral"](b2, ctx, key, ctx.term_of[(key, False)])
+            else:
+                syn = PROJECTION_BUILDERS["tied"](b2, ctx, key, ctx.term_of[(key, False)],
+                                                  ctx.term_of.get((key, True)))
+            projections[key] = syn
+        # every input current is summed from the rates of this step before any group
+        # updates (synchronous Euler), and the monitors read u_k and dudt(u_k) in between
+        for syn, _, _ in projections.values():
+            for updater in syn.summed_updaters.values():
+                updater.when = "before_groups"
+        mons = {p: b2.StateMonitor(ctx.groups[p], ["u", "dudt"], record=True, when="groups",
+                                   order=-5, name="mon_%s" % ctx.ids[p]) for p in net.state_pops}
+        objs = list(ctx.groups.values()) + [s for s, _, _ in projections.values()] + list(mons.values())
+        return b2.Network(*objs), ctx, projections, mons
+
+    def run(self, x, y, schedule, steps, state=None):
+        """Build the circuit for this batch and run ``steps`` Euler steps of ``schedule``;
+        returns ``(ctx, projections, monitors)`` with results read back into numpy."""
+        b2 = import_brian2()
+        from brian2.devices import device, reinit_and_delete, set_device
+        folder, failed = None, False
+        if self.device == "cpp_standalone":
+            folder = build_folder(self.build_dir)
+            set_device("cpp_standalone", directory=folder, build_on_run=True, with_output=False)
+        else:
+            b2.prefs.codegen.target = "numpy"
+        try:
+            b2.defaultclock.dt = self.eps * b2.ms
+            netw, ctx, projections, mons = self._build(b2, x, y, state, schedule)
+            try:
+                netw.run(steps * self.eps * b2.ms, namespace={})
+            except Exception as e:
+                if self.device == "cpp_standalone":
+                    failed = True             # keep the folder for the user to look at
+                    raise CircuitError(
+                        "the Brian2 standalone build or run failed in %s (%s: %s). Check that "
+                        "the C++ compiler works (g++ --version), that the folder is writable, "
+                        "or use device='runtime'" % (folder, type(e).__name__,
+                                                     str(e).strip().splitlines()[-1][:300])
+                    ) from None
+                raise
+            result = self._read(ctx, projections, mons)
+        finally:
+            if self.device == "cpp_standalone":
+                reinit_and_delete()
+                set_device("runtime")
+                if folder and not (self.keep_build or failed) and self.build_dir is None:
+                    shutil.rmtree(folder, ignore_errors=True)
+            del device
+        return result
+
+    def _read(self, ctx, projections, mons):
+        net, B = self.net, ctx.batch
+        acc = {}
+        for key, (syn, ia, jb) in projections.items():
+            a = np.zeros((B,) + net.params[key].shape)
+            vals = np.asarray(syn.acc[:]).reshape(B, -1)
+            for r in range(B):
+                a[r, ia, jb] = vals[r]
+            acc[key] = a
+        for p in net.state_pops:
+            acc["b:%s" % p] = np.asarray(ctx.groups[p].acc_b[:]).reshape(B, net.sizes[p])
+        traces = {}
+        for p, m in mons.items():
+            n = net.sizes[p]
+            traces[p] = {"u": np.asarray(m.u[:]).T.reshape(-1, B, n),
+                         "dudt": np.asarray(m.dudt[:] * 1e-3).T.reshape(-1, B, n),
+                         "t": np.asarray(m.t[:]) * 1e3 / self.eps}
+        return acc, traces
+
+    # -- the EP step ----------------------------------------------------------------------
+    def ep_update(self, x, y, beta, free_steps, nudge_steps, variant="one_sided", state=None,
+                  rng=None):
+        """One EP step on a batch; returns the update the synapses accumulated, as a gradient
+        estimate with the keys of ``net.params`` (the sign convention of
+        :func:`neurosim.ep.gradient`, for the batch-mean loss). The weights are not changed.
+        """
+        from ..ep import VARIANTS
+        if variant not in VARIANTS:
+            raise CircuitError("variant must be one of %s, got %r" % (VARIANTS, variant))
+        if not np.isfinite(beta) or beta == 0:
+            raise CircuitError("beta must be a non-zero finite number, got %r" % (beta,))
+        for name, v in (("free_steps", free_steps), ("nudge_steps", nudge_steps)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (name == "nudge_steps"):
+                raise CircuitError("%s must be a non-negative integer (positive for nudge_steps), "
+                                   "got %r" % (name, v))
+        if variant == "random_sign":
+            rng = np.random.default_rng(rng)
+            beta = float(beta) * (1.0 if rng.random() < 0.5 else -1.0)
+        symmetric = variant == "symmetric"
+        steps, schedule = _schedule(int(free_steps), int(nudge_steps), float(beta), symmetric)
+        acc, self.traces = self.run(x, y, schedule, steps, state=state)
+        scale = -1.0 / ((2.0 if symmetric else 1.0) * beta)
+        return {k: scale * acc[k].mean(axis=0) for k in self.net.params}
+
+    def trajectory(self, x, y=None, beta=0.0, steps=100, state=None):
+        """States ``(steps + 1, batch, n)`` per population of a relaxation with constant
+        ``beta`` from ``state`` (zeros by default), as :func:`neurosim.relax` records them."""
+        net = self.net
+        inputs = net.inputs_dict(x)
+        batch = next(iter(inputs.values())).shape[0]
+        if y is None:
+            y = {p: np.zeros((batch, net.sizes[p])) for p in net.outputs}
+        T = int(steps)
+        schedule = dict(beta=np.full(T + 1, float(beta)), gate=np.zeros(T + 1),
+                        sign=np.zeros(T + 1), snap=np.zeros(T + 1), reset=np.zeros(T + 1))
+        _, self.traces = self.run(inputs, y, schedule, T + 1, state=state)
+        return {p: tr["u"] for p, tr in self.traces.items()}

@@ -1,0 +1,120 @@
+"""Brian2 rate circuits against the reference engine: the same trajectories (to rounding)
+with the same eps, on layered and non-layered graphs, energy and vector-field, both devices;
+the synapses' accumulated update equals ns.ep.gradient; against RBP it reaches cosine > 0.9999
+at beta = 1e-3; clear errors."""
+import os
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import neurosim as ns
+
+nb = pytest.importorskip("neurosim.brian", reason="brian2 is not installed")
+
+
+def _graph_net(dynamics="energy", activation="logistic", seed=2):
+    g = nx.DiGraph()
+    for n, s, r in [("x", 5, "input"), ("z", 3, "input"), ("h1", 4, "hidden"),
+                    ("h2", 3, "hidden"), ("y", 3, "output")]:
+        g.add_node(n, size=s, role=r)
+    g.add_edges_from([("x", "h1"), ("h1", "h2"), ("h2", "y"), ("x", "h2"), ("z", "h1"),
+                      ("h1", "h1"), ("h1", "y")])
+    net = ns.Network.from_graph(g, activation=activation, dynamics=dynamics, seed=seed,
+                                asymmetry=0.3 if dynamics == "vector_field" else 0.0)
+    rng = np.random.default_rng(seed)
+    for k in net.params:
+        if k.startswith("b:"):
+            net.params[k][:] = rng.normal(0, 0.3, net.params[k].shape)
+    x = {"x": rng.uniform(0, 1, (3, 5)), "z": rng.uniform(0, 1, (3, 3))}
+    return net, x, np.eye(3)[[0, 2, 1]]
+
+
+def _layered(activation="logistic"):
+    net = ns.layered([5, 4, 3], activation=activation, seed=0)
+    rng = np.random.default_rng(0)
+    return net, rng.uniform(0, 1, (2, 5)), np.eye(3)[[0, 2]]
+
+
+CASES = [("energy", "logistic", False), ("vector_field", "logistic", False),
+         ("energy", "hard_sigmoid", True)]
+
+
+@pytest.mark.parametrize("dynamics, activation, clip", CASES)
+def test_runtime_trajectories_equal_the_reference(dynamics, activation, clip):
+    net, x, y = _graph_net(dynamics, activation)
+    c = nb.compile(net, model="rate", device="runtime", eps=0.2, clip=clip)
+    for beta in (0.0, 0.05):
+        got = c.trajectory(x, y, beta=beta, steps=120)
+        ref = ns.relax(net, x, y, beta=beta, eps=0.2, tol=None, max_steps=120, record=True,
+                       clip=clip).trajectory
+        for p in net.state_pops:
+            assert got[p].shape == ref[p].shape == (121, 3, net.sizes[p])
+            np.testing.assert_allclose(got[p], ref[p], rtol=0, atol=1e-9)
+    # the neuron's named time derivative is the force
+    f = ns.energy.forces(net, {p: ref[p][0] for p in net.state_pops}, x, y, beta=0.05)
+    for p in net.state_pops:
+        np.testing.assert_allclose(c.traces[p]["dudt"][0], f[p], atol=1e-9)
+
+
+@pytest.mark.parametrize("dynamics, activation, clip", CASES)
+@pytest.mark.parametrize("variant", ["one_sided", "symmetric", "random_sign"])
+def test_accumulated_update_equals_ep_gradient(dynamics, activation, clip, variant):
+    net, x, y = _graph_net(dynamics, activation)
+    c = nb.compile(net, eps=0.2, clip=clip)
+    got = c.ep_update(x, y, beta=0.01, free_steps=60, nudge_steps=20, variant=variant, rng=3)
+    ref = ns.ep.gradient(net, x, y, 0.01, variant=variant, eps=0.2, free_steps=60,
+                         nudge_steps=20, clip=clip, rng=3)
+    assert set(got) == set(net.params)
+    for k in ref:
+        assert got[k].shape == net.params[k].shape
+    assert ns.fidelity.compare(got, ref)["rel_error"] < 1e-8
+
+
+def test_update_matches_rbp_at_small_beta():
+    net, x, y = _layered()
+    c = nb.compile(net, eps=0.2)
+    got = c.ep_update(x, y, beta=1e-3, free_steps=400, nudge_steps=300)
+    rbp = ns.rbp.gradient(net, x, y, eps=0.2)
+    assert ns.fidelity.compare(got, rbp)["cosine"] > 0.9999
+
+
+def test_cpp_standalone_matches_the_reference(tmp_path):
+    net, x, y = _graph_net()
+    c = nb.compile(net, device="cpp_standalone", eps=0.2, build_dir=str(tmp_path / "build"))
+    got = c.ep_update(x, y, beta=0.01, free_steps=100, nudge_steps=20, variant="symmetric")
+    ref = ns.ep.gradient(net, x, y, 0.01, variant="symmetric", eps=0.2, free_steps=100,
+                         nudge_steps=20)
+    assert ns.fidelity.compare(got, ref)["rel_error"] < 1e-8
+    # the free phase's first 100 steps, as monitored in the same run
+    traj = ns.relax(net, x, eps=0.2, tol=None, max_steps=100, record=True).trajectory
+    for p in net.state_pops:
+        np.testing.assert_allclose(c.traces[p]["u"][:101], traj[p], atol=1e-9)
+
+
+def test_errors_say_what_to_do(tmp_path, monkeypatch):
+    net, x, y = _layered()
+    with pytest.raises(nb.CircuitError, match="model 'spiking' is not supported"):
+        nb.compile(net, model="spiking")
+    with pytest.raises(nb.CircuitError, match="device must be one of"):
+        nb.compile(net, device="cuda")
+    with pytest.raises(nb.CircuitError, match="Network"):
+        nb.compile("not a network")
+    c = nb.compile(net)
+    with pytest.raises(nb.CircuitError, match="variant"):
+        c.ep_update(x, y, 0.1, 5, 5, variant="two_sided")
+    with pytest.raises(nb.CircuitError, match="beta"):
+        c.ep_update(x, y, 0.0, 5, 5)
+    with pytest.raises(nb.CircuitError, match="nudge_steps"):
+        c.ep_update(x, y, 0.1, 5, 0)
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    with pytest.raises(nb.CircuitError, match="needs a C\\+\\+ compiler.*no-such-compiler"):
+        nb.compile(net, device="cpp_standalone")
+    monkeypatch.setenv("CXX", "/bin/false")        # found, but every compilation fails
+    c = nb.compile(net, device="cpp_standalone", build_dir=str(tmp_path / "b"))
+    with pytest.raises(nb.CircuitError) as e:
+        c.ep_update(x, y, 0.1, 5, 5)
+    msg = str(e.value)
+    assert "standalone build or run failed" in msg and "device='runtime'" in msg
+    assert "Traceback" not in msg
+    assert os.path.isdir(tmp_path / "b")
