@@ -77,6 +77,48 @@ def build_parser():
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
 
+    fi = sub.add_parser(
+        "fidelity", help="an engine's EP update on one batch against RBP's gradient",
+        description="For the network of a circuit file (at initialisation, or with --weights) "
+                    "and a seeded batch of its dataset's test split, run one EP step on an "
+                    "engine (the numpy reference, or the Brian2 rate circuit whose synapses "
+                    "accumulate the update locally) and compare the update with RBP's implicit "
+                    "gradient at the converged free state: cosine, relative error, relative "
+                    "RMSE and sign agreement, overall and per parameter, and over the nudged "
+                    "phase (the update truncated after k nudged steps). Runs Euler steps of "
+                    "engine.eps in float64 (the 'block' solver has no Euler time axis). "
+                    "Writes fidelity.h5, fidelity_curve.png and circuit.toml.")
+    fi.add_argument("circuit", nargs="?", default=None,
+                    help="circuit file (TOML) or the name of a built-in circuit (default: "
+                         "'default')")
+    _add_set(fi)
+    fi.add_argument("--engine", choices=("reference", "brian2-rate"), default="reference",
+                    help="reference: the numpy engine (ns.ep.gradient); brian2-rate: the Brian2 "
+                         "rate circuit (default: reference)")
+    fi.add_argument("--device", choices=("runtime", "cpp_standalone"), default="runtime",
+                    help="Brian2 device for --engine brian2-rate (default: runtime)")
+    fi.add_argument("--batch", type=_positive(int), default=8,
+                    help="examples drawn (seeded) from the dataset's test split (default 8)")
+    fi.add_argument("--seed", type=int, default=0,
+                    help="seed of the batch (and of the random sign) (default 0)")
+    fi.add_argument("--beta", type=_beta, default=None,
+                    help="nudging strength (default: learning.beta of the circuit)")
+    fi.add_argument("--variant", choices=("one_sided", "symmetric", "random_sign"), default=None,
+                    help="EP estimator (default: learning.variant of the circuit)")
+    fi.add_argument("--free-steps", type=_positive(int), default=None,
+                    help="Euler steps of the free phase (default: engine.free_steps; with the "
+                         "'block' solver those count sweeps, but fidelity always runs Euler "
+                         "steps of engine.eps, so a block circuit may need more)")
+    fi.add_argument("--nudge-steps", type=_positive(int), default=None,
+                    help="Euler steps of each nudged phase (default: engine.nudge_steps)")
+    fi.add_argument("--weights", metavar="RUN_DIR", default=None,
+                    help="take the weights from a run folder's checkpoint.npz (or that file); "
+                         "without CIRCUIT, the run's circuit.toml is used")
+    fi.add_argument("--out", metavar="DIR", default=None,
+                    help="output folder (default runs/fidelity-<timestamp>)")
+    fi.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    fi.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+
     tr = sub.add_parser("traces", help="inspect or convert HDF5 trace files")
     trs = tr.add_subparsers(dest="traces_command", metavar="ACTION")
     trs.required = True
@@ -129,6 +171,9 @@ def main(argv=None):
             return _run(args)
         if args.command == "traces":
             return _traces(args)
+        if args.command == "fidelity":
+            from . import fidelity_report
+            return fidelity_report.main(args)
     except Interrupted as e:
         print("neurosim %s: %s; continue with: neurosim run --resume %s"
               % (args.command, e, os.path.dirname(str(e).rsplit("checkpoint: ", 1)[-1])),

@@ -87,9 +87,12 @@ class NetworkSection(_Section):
 
 
 class EngineSection(_Section):
-    """How the dynamics run: Euler steps ``eps`` for ``free_steps`` / ``nudge_steps``, or the
-    fast block solver that reaches the same fixed point in fewer sweeps."""
-    name: Literal["reference"] = "reference"
+    """How the dynamics run: the engine (``reference`` numpy, or ``brian2-rate``: a compiled
+    Brian2 circuit whose synapses hold the weights, one standalone run per epoch; its build
+    goes to ``build_dir`` or a temporary folder), Euler steps ``eps`` for ``free_steps`` /
+    ``nudge_steps``, or the block solver (reference engine only)."""
+    name: Literal["reference", "brian2-rate"] = "reference"
+    build_dir: str = ""
     solver: Literal["euler", "block"] = "euler"
     eps: float = Field(0.5, gt=0)
     free_steps: int = Field(20, gt=0)

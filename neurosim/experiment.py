@@ -49,8 +49,24 @@ def build_dataset(section, dtype):
     return datasets.load(section.name, **opts)
 
 
-def build_engine(circuit, net):
+def build_engine(circuit, net, n_examples=None):
+    """The engine of the ``[engine]`` section."""
     e = circuit.engine
+    if e.name == "brian2-rate":
+        from .brian.training import BrianRateEngine
+        if e.solver != "euler":
+            raise ConfigurationError("engine.solver: the brian2-rate engine runs Euler steps; "
+                                     "set engine.solver = \"euler\"")
+        if circuit.engine.persistent:
+            raise ConfigurationError("engine.persistent: the brian2-rate engine starts every "
+                                     "example from rest; set engine.persistent = false")
+        if circuit.learning.rule != "ep" or circuit.learning.momentum:
+            raise ConfigurationError("learning: the brian2-rate engine trains with plain EP "
+                                     "(rule = \"ep\", momentum = 0)")
+        return BrianRateEngine(net, n_examples, eps=e.eps, free_steps=e.free_steps,
+                               nudge_steps=e.nudge_steps, clip=e.clip,
+                               beta=circuit.learning.beta, variant=circuit.learning.variant,
+                               build_dir=e.build_dir or None)
     return ReferenceEngine(net, eps=e.eps, free_steps=e.free_steps, nudge_steps=e.nudge_steps,
                            clip=e.clip, solver=e.solver)
 
@@ -158,7 +174,7 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     net = build_network(circuit.network)
     data = build_dataset(circuit.dataset, circuit.network.dtype)
     check_fit(net, data)
-    engine = build_engine(circuit, net)
+    engine = build_engine(circuit, net, data.n_train)
     L, T = circuit.learning, circuit.train
     trainer = Trainer(engine, data, rule=L.rule, variant=L.variant, beta=L.beta, lr=L.lr,
                       bias_lr=L.bias_lr, momentum=L.momentum, schedule=L.schedule,
@@ -196,7 +212,11 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
              % (h["epoch"][-1], tr.epochs, h["train_loss"][-1], h["train_accuracy"][-1],
                 h["test_loss"][-1], h["test_accuracy"][-1], h["seconds"][-1]))
 
-    trainer.fit(on_epoch=on_epoch)
+    try:
+        trainer.fit(on_epoch=on_epoch)
+    finally:
+        if hasattr(engine, "close"):
+            engine.close()
     seconds = time.perf_counter() - t0
     summary = _summary(circuit, trainer, run_dir, seconds)
     _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, summary)

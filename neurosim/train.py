@@ -240,16 +240,19 @@ class Trainer:
             for p in self.particles:
                 self.particles[p][idx] = res.state[p]
         if fidelity:
-            m = fid.compare(grad, ref)
-            self.fidelity["epoch_fraction"].append(epoch + b / self.n_batches)
-            for key in ["all"] + list(self.net.params):
-                row = m if key == "all" else m["per_param"][key]
-                for metric in ("cosine", "rel_error", "sign_agreement"):
-                    self.fidelity.setdefault("%s/%s" % (metric, key), []).append(row[metric])
-            self.last_gradients = {"ep": grad, "rbp": ref}
+            self._log_fidelity(grad, ref, epoch, b)
         out = self.net.outputs[0]
         correct = int(np.sum(np.argmax(res.state[out], 1) == np.argmax(y, 1)))
         return res.cost * len(idx), correct
+
+    def _log_fidelity(self, grad, ref, epoch, b):
+        m = fid.compare(grad, ref)
+        self.fidelity["epoch_fraction"].append(epoch + b / self.n_batches)
+        for key in ["all"] + list(self.net.params):
+            row = m if key == "all" else m["per_param"][key]
+            for metric in ("cosine", "rel_error", "sign_agreement"):
+                self.fidelity.setdefault("%s/%s" % (metric, key), []).append(row[metric])
+        self.last_gradients = {"ep": grad, "rbp": ref}
 
     def fit(self, on_epoch=None):
         """Train from the current position to ``epochs``; returns the history."""
@@ -268,9 +271,45 @@ class Trainer:
         self.lrs = {k: v * f for k, v in self.base_lrs.items()}
         self.opt.lrs = self.lrs
 
+    def _batch_signs(self, epoch, order):
+        """Per-example sign of beta: +1, or for random-sign EP the draw the reference
+        engine makes for each batch (the same seeds)."""
+        signs = np.ones(len(order))
+        if self.variant == "random_sign":
+            for b in range(self.n_batches):
+                rng = np.random.default_rng([self.seed, epoch, b, 1])
+                signs[b * self.batch_size:(b + 1) * self.batch_size] = \
+                    1.0 if rng.random() < 0.5 else -1.0
+        return signs
+
+    def _run_epoch_in_circuit(self, epoch, order):
+        """A whole epoch in one circuit run (engines with ``train_epoch``). The fidelity of
+        the update is measured on the epoch's first batches before the run, with the
+        reference estimate of the same update (the circuit's equals it to rounding)."""
+        for b in sorted(self._fidelity_at()):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            x, y = self.data.x_train[idx], self.data.y_train[idx]
+            ref = self.engine.rbp_gradient(x, y)
+            grad = {}
+            self.engine.step(x, y, self.beta, self.variant, {k: 0.0 for k in self.lrs},
+                             rng=np.random.default_rng([self.seed, epoch, b, 1]), grad_out=grad)
+            self._log_fidelity(grad, ref, epoch, b)
+        t0 = time.perf_counter()
+        self.engine.train_epoch(self.data.x_train[order], self.data.y_train[order],
+                                self._batch_signs(epoch, order), self.lrs, self.batch_size)
+        self.acc[3] = time.perf_counter() - t0
+        cost, acc = evaluate(self.engine, self.data.x_train, self.data.y_train,
+                             self.eval_batch_size)
+        self.acc[:3] = [cost * len(order), int(round(acc * len(order))), len(order)]
+        self.batch = self.n_batches
+
     def _run_epoch(self, on_epoch):
         epoch, order = self.epoch, self._order(self.epoch)
         self._set_learning_rates(epoch)
+        if hasattr(self.engine, "train_epoch"):
+            self._run_epoch_in_circuit(epoch, order)
+            self._finish_epoch(epoch, on_epoch)
+            return
         fid_at = self._fidelity_at()
         bar = tqdm(total=self.n_batches, initial=self.batch, disable=not self.progress,
                    desc="epoch %d/%d" % (epoch + 1, self.epochs), unit="batch", leave=False)
@@ -301,6 +340,9 @@ class Trainer:
         finally:
             bar.close()
         self.acc[3] += time.perf_counter() - t0
+        self._finish_epoch(epoch, on_epoch)
+
+    def _finish_epoch(self, epoch, on_epoch):
         test_loss, test_acc = evaluate(self.engine, self.data.x_test, self.data.y_test,
                                        self.eval_batch_size)
         h = self.history

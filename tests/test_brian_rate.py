@@ -118,3 +118,45 @@ def test_errors_say_what_to_do(tmp_path, monkeypatch):
     assert "standalone build or run failed" in msg and "device='runtime'" in msg
     assert "Traceback" not in msg
     assert os.path.isdir(tmp_path / "b")
+
+
+def test_training_in_the_circuit_gives_the_reference_weights(tmp_path):
+    """One epoch through the compiled circuit (weights in the synapses, one standalone run)
+    ends with the weights of the reference trainer, for every variant; a second epoch re-runs
+    the build with new weights and learning rates."""
+    from neurosim.brian.training import TrainingCircuit
+    from neurosim.engine import ep_step
+    from neurosim.train import resolve_learning_rates
+    d = ns.datasets.load("digits", limit_train=60)
+    x, y = d.x_train, d.y_train
+    signs = np.repeat([1.0, -1.0, -1.0, 1.0, 1.0, -1.0], 10)
+    for variant in ("symmetric", "random_sign"):
+        net = ns.layered([64, 16, 10], activation="hard_sigmoid", seed=1)
+        ref = net.copy()
+        lrs = resolve_learning_rates(net, [0.1, 0.05])
+        tc = TrainingCircuit(net, len(x), eps=0.5, free_steps=20, nudge_steps=4, beta=0.5,
+                             variant=variant, clip=True, lrs=lrs, batch_size=10,
+                             build_dir=str(tmp_path / variant))
+        try:
+            for epoch, scale in enumerate((1.0, 0.5)):
+                lr = {k: v * scale for k, v in lrs.items()}
+                tc.train_epoch(x, y, signs, lr, 10)
+                for b in range(0, len(x), 10):
+                    ep_step(ref, x[b:b + 10], y[b:b + 10], 0.5 * signs[b], lr, eps=0.5,
+                            free_steps=20, nudge_steps=4,
+                            variant="one_sided" if variant == "random_sign" else variant)
+                for k in net.params:
+                    np.testing.assert_allclose(net.params[k], ref.params[k], atol=1e-12,
+                                               err_msg="%s epoch %d %s" % (variant, epoch, k))
+        finally:
+            tc.close()
+
+
+def test_training_circuit_rejects_what_it_does_not_support():
+    from neurosim.brian.training import TrainingCircuit
+    net, x, y = _graph_net()
+    with pytest.raises(nb.CircuitError, match="one input and one output"):
+        TrainingCircuit(net, 10)
+    vf = ns.layered([4, 3, 2], dynamics="vector_field")
+    with pytest.raises(nb.CircuitError, match="energy dynamics only"):
+        TrainingCircuit(vf, 10)

@@ -154,3 +154,22 @@ def test_sigint_writes_a_checkpoint_and_resume_matches(tmp_path, uninterrupted):
     for k in ref:
         np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
     assert s["test_accuracy"] == full["test_accuracy"]
+
+
+def test_brian2_rate_engine_trains_like_the_reference(tmp_path):
+    """`engine.name = "brian2-rate"`: an epoch runs in the compiled circuit and ends with the
+    reference trainer's weights (same settings, Euler steps)."""
+    pytest.importorskip("brian2", reason="brian2 is not installed")
+    common = ["--set", "engine.solver=\"euler\"", "--set", "train.epochs=1",
+              "--set", "train.fidelity_batches=0", "--set", "network.sizes=[64, 32, 10]"]
+    params = {}
+    for engine in ("reference", "brian2-rate"):
+        s = _summary(_run("run", "--json", "--no-progress", "--out", str(tmp_path / engine),
+                          "--set", "engine.name=\"%s\"" % engine, *common))
+        assert s["engine"] == engine
+        params[engine] = _final_params(s["run_dir"])
+    for k, v in params["reference"].items():
+        np.testing.assert_allclose(params["brian2-rate"][k], v, atol=1e-12, err_msg=k)
+    r = _run("run", "--no-progress", "--out", str(tmp_path / "bad"),
+             "--set", "engine.name=\"brian2-rate\"")          # the default's block solver
+    assert r.returncode == 2 and "engine.solver" in r.stderr

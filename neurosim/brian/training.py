@@ -1,0 +1,325 @@
+"""Training through a Brian2 rate circuit: the weights live in the synapses, and one
+compiled ``cpp_standalone`` run trains a whole epoch.
+
+Examples run one after another, ``S = free + nudge (x2 for symmetric)`` Euler steps each.
+Inputs and targets come from TimedArrays with one entry per example; the phase of every step
+comes from the integer ``t_in_timesteps % S`` (a float ``t % T`` drifts). The input
+projections' summed currents, the synapses' learning rules and the weight updates run on a
+clock of one tick per example, so the dense input matrix is touched once per example, not
+once per step. Each synapse keeps, per example, the rates its neurons had at the end of the
+free phase (``rho0``), after the +beta phase (``rho_plus``) and at the end (``rho_end``), and
+accumulates ``[rho_pre rho_post]`` differences (exact for Euler, see ``plasticity``);
+every ``batch_size`` examples it applies ``w += lr / (beta_scale batch) * acc``: the update
+``theta -= lr g`` of the reference trainer, with ``g`` the batch-mean EP estimate.
+
+The build is compiled once per network shape; each epoch re-runs it with new inputs, targets
+and weights through ``device.run(run_args=...)``.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import time
+
+import numpy as np
+
+from .device import CircuitError, build_folder, check_compiler, import_brian2
+from .rate import DRHO, RHO
+
+
+def _check_supported(net):
+    if net.dynamics != "energy":
+        raise CircuitError("training through a Brian2 circuit supports energy dynamics only "
+                           "(this network is %r); use the reference engine" % net.dynamics)
+    if len(net.inputs) != 1 or len(net.outputs) != 1:
+        raise CircuitError("training through a Brian2 circuit needs one input and one output "
+                           "population (this network has %s and %s)" % (net.inputs, net.outputs))
+    lateral = [t.key for t in net.terms if t.source == t.target]
+    if lateral:
+        raise CircuitError("training through a Brian2 circuit does not support lateral "
+                           "projections (%s); use the reference engine" % lateral)
+
+
+class TrainingCircuit:
+    """A compiled standalone circuit that trains one epoch per run (see the module doc)."""
+
+    def __init__(self, net, n_examples, eps=0.5, free_steps=20, nudge_steps=4, beta=0.5,
+                 variant="symmetric", clip=True, lrs=None, batch_size=20, build_dir=None,
+                 keep_build=False):
+        _check_supported(net)
+        check_compiler()
+        self.net, self.n = net, int(n_examples)
+        self.eps, self.F, self.K = float(eps), int(free_steps), int(nudge_steps)
+        self.beta, self.variant, self.clip = float(beta), variant, bool(clip)
+        self.symmetric = variant == "symmetric"
+        self.S = self.F + self.K * (2 if self.symmetric else 1)
+        self.batch_size = int(batch_size)
+        self.lrs = dict(lrs) if lrs is not None else {k: 0.1 for k in net.params}
+        self.build_dir, self.keep_build = build_dir, keep_build
+        self._folder, self._objs, self._ij = None, None, {}
+        self.seconds_build = 0.0
+
+    # -- schedule arrays -----------------------------------------------------------------
+    def _per_example(self, values):
+        """One row per example plus one for the closing tick (the last update)."""
+        v = np.asarray(values, dtype=np.float64)
+        return np.concatenate([v, v[-1:]], axis=0)
+
+    def _update_scale(self):
+        """At the tick that starts example m: 1 / (examples in the batch just finished)."""
+        scale = np.zeros(self.n + 1)
+        for end in range(1, self.n + 1):
+            if end % self.batch_size == 0 or end == self.n:
+                start = ((end - 1) // self.batch_size) * self.batch_size
+                scale[end] = 1.0 / (end - start)
+        return scale
+
+    # -- build ------------------------------------------------------------------------------
+    def _build(self, b2, x, y, signs):
+        net, S, F, K = self.net, self.S, self.F, self.K
+        dt = self.eps * b2.ms
+        tick = S * dt
+        xin, out = net.inputs[0], net.outputs[0]
+        ta = {"x_ta": b2.TimedArray(self._per_example(x), dt=tick),
+              "y_ta": b2.TimedArray(self._per_example(y), dt=tick),
+              "sgn_ta": b2.TimedArray(np.append(signs, 0.0), dt=tick),
+              "sgnprev_ta": b2.TimedArray(np.concatenate([[0.0], signs]), dt=tick),
+              "upd_ta": b2.TimedArray(self._update_scale(), dt=tick)}
+        ns = dict(ta, tau=1 * b2.ms, S=S, F=F, K=K, beta_val=self.beta, tick_t=tick,
+                  sym=1 if self.symmetric else 0)
+        # per-example values are looked up in the middle of their interval: a lookup at an
+        # interval's edge may land on the neighbouring entry
+        groups, syns = {}, {}
+        groups[xin] = b2.NeuronGroup(net.sizes[xin],
+                                     "rho = x_ta(t + 0.5 * tick_t, i) : 1\nrho_last : 1",
+                                     name="pop_in", namespace=ns, dt=tick)
+        groups[xin].run_regularly("rho_last = rho", when="end", dt=tick, name="in_last")
+        ids = {p: "p%d" % i for i, p in enumerate(net.graph.nodes)}
+        term_vars = {p: [] for p in net.state_pops}
+        term_of = {}
+        input_vars = set()
+        for i, t in enumerate(net.terms):
+            term_vars[t.target].append("I_%d" % i)
+            term_of[(t.key, t.transpose)] = "I_%d" % i
+            if t.source == xin:
+                input_vars.add("I_%d" % i)
+        if self.symmetric:
+            phase = ("(int((t_in_timesteps % S) >= F and (t_in_timesteps % S) < F + K)"
+                     " - int((t_in_timesteps % S) >= F + K))")
+        else:
+            phase = "int((t_in_timesteps % S) >= F)"
+        for p in net.state_pops:
+            terms = " + ".join(term_vars[p] + ["b"])
+            mid = "(t_in_timesteps // S + 0.5) * tick_t"
+            nudge = (" - beta_val * sgn_ta(%s) * %s * (u - y_ta(%s, i))" % (mid, phase, mid)
+                     if p == out else "")
+            eqs = ["du/dt = dudt : 1",
+                   "dudt = (-u + drho * (%s)%s) / tau : Hz" % (terms, nudge),
+                   "rho = %s : 1" % RHO[net.activation],
+                   "drho = %s : 1" % DRHO[net.activation],
+                   "b : 1", "u0 : 1", "rho0 : 1", "rho_plus : 1", "rho_end : 1", "acc_b : 1",
+                   "lr_b : 1 (shared)"]
+            eqs += ["%s : 1 %s" % (v, "(linked)" if v in input_vars else "")
+                    for v in term_vars[p]]
+            g = b2.NeuronGroup(net.sizes[p], "\n".join(eqs), method="euler",
+                               name="pop_%s" % ids[p], namespace=ns)
+            g.b = net.params["b:%s" % p]
+            g.run_regularly("\n".join([
+                "k_step = t_in_timesteps % S",
+                "is_start = int(k_step == 0)",
+                "rho_end = is_start * rho + (1 - is_start) * rho_end",
+                "u = (1 - is_start) * u",
+                "is_snap = int(k_step == F)",
+                "u0 = is_snap * u + (1 - is_snap) * u0",
+                "rho0 = is_snap * rho + (1 - is_snap) * rho0",
+                "is_mid = sym * int(k_step == F + K)",
+                "rho_plus = is_mid * rho + (1 - is_mid) * rho_plus",
+                "u = is_mid * u0 + (1 - is_mid) * u"]), when="start", order=0,
+                name="control_%s" % ids[p])
+            if self.clip:
+                g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ids[p])
+            a, z = ("rho_plus", "rho_end") if self.symmetric else ("rho_end", "rho0")
+            g.lr_b = self.lrs["b:%s" % p] / self._beta_scale()
+            g.run_regularly("\n".join([
+                "acc_b += sgnprev_ta(t + 0.5 * tick_t) * (%s - %s)" % (a, z),
+                "b += lr_b * upd_ta(t + 0.5 * tick_t) * acc_b",
+                "acc_b = acc_b * int(upd_ta(t + 0.5 * tick_t) == 0)"]), when="start", order=1, dt=tick,
+                name="bias_rule_%s" % ids[p])
+            groups[p] = g
+        # the input drive of a population is summed once per example in a relay group on
+        # the example clock (a summed variable is updated on its target's clock), and the
+        # state group reads it through linked variables
+        drives = {}
+        for p in net.state_pops:
+            mine = [v for v in term_vars[p] if v in input_vars]
+            if not mine:
+                continue
+            d = b2.NeuronGroup(net.sizes[p], "\n".join(
+                ["%s : 1" % v for v in mine] +
+                ["%s_l : 1 (linked)" % v for v in ("rho0", "rho_plus", "rho_end")]),
+                name="drive_%s" % ids[p], dt=tick, namespace=ns)
+            for v in mine:
+                setattr(groups[p], v, b2.linked_var(d, v))
+            for v in ("rho0", "rho_plus", "rho_end"):
+                setattr(d, v + "_l", b2.linked_var(groups[p], v))
+            drives[p] = d
+        for key in net.projections:
+            src, tgt = key[2:].split("->")
+            src, tgt = net._node(src), net._node(tgt)
+            model = ["w : 1", "acc : 1", "lr_w : 1 (shared)",
+                     "%s_post = w * rho_pre : 1 (summed)" % term_of[(key, False)]]
+            if (key, True) in term_of:
+                model.append("%s_pre = w * rho_post : 1 (summed)" % term_of[(key, True)])
+            from_input = src == xin
+            syn = b2.Synapses(groups[src], drives[tgt] if from_input else groups[tgt],
+                              "\n".join(model), namespace=ns, name="proj_%d" % len(syns),
+                              dt=tick if from_input else dt)
+            ii, jj = np.meshgrid(np.arange(net.sizes[src]), np.arange(net.sizes[tgt]),
+                                 indexing="ij")
+            self._ij[key] = (ii.ravel(), jj.ravel())
+            syn.connect(i=ii.ravel(), j=jj.ravel())
+            syn.w = net.params[key][ii.ravel(), jj.ravel()]
+            a, z = ("rho_plus", "rho_end") if self.symmetric else ("rho_end", "rho0")
+            if from_input:
+                change = "rho_last_pre * (%s_l_post - %s_l_post)" % (a, z)
+            else:
+                change = "(%s_pre * %s_post - %s_pre * %s_post)" % (a, a, z, z)
+            syn.lr_w = self.lrs[key] / self._beta_scale()
+            syn.run_regularly("\n".join([
+                "acc += sgnprev_ta(t + 0.5 * tick_t) * %s" % change,
+                "w += lr_w * upd_ta(t + 0.5 * tick_t) * acc",
+                "acc = acc * int(upd_ta(t + 0.5 * tick_t) == 0)"]), when="start", order=1, dt=tick,
+                name="rule_%d" % len(syns))
+            for updater in syn.summed_updaters.values():
+                updater.when = "before_groups"
+            syns[key] = syn
+        self._objs = (groups, syns, ta)
+        return b2.Network(*(list(groups.values()) + list(drives.values()) + list(syns.values())))
+
+    def _beta_scale(self):
+        return (2.0 if self.symmetric else 1.0) * self.beta
+
+    # -- running ------------------------------------------------------------------------------
+    def train_epoch(self, x, y, signs=None, lrs=None, batch_size=None):
+        """Train one epoch on ``x`` (n, n_in), ``y`` (n, n_out) in that order, starting from
+        ``net.params``; afterwards ``net.params`` holds the weights read back from the
+        synapses. ``signs``: per-example sign of beta (random-sign EP), default +1;
+        ``lrs`` and ``batch_size`` may change between epochs without recompiling."""
+        if lrs is not None:
+            self.lrs = dict(lrs)
+        if batch_size is not None:
+            self.batch_size = int(batch_size)
+        b2 = import_brian2()
+        from brian2.devices import device, reinit_and_delete, set_device
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        if x.shape[0] != self.n or y.shape[0] != self.n:
+            raise CircuitError("the circuit was built for %d examples per epoch, got %d"
+                               % (self.n, x.shape[0]))
+        signs = np.ones(self.n) if signs is None else np.asarray(signs, np.float64)
+        if self._folder is None:
+            t0 = time.perf_counter()
+            self._folder = build_folder(self.build_dir, prefix="neurosim-train-")
+            set_device("cpp_standalone", directory=self._folder, build_on_run=False,
+                       with_output=False)
+            b2.defaultclock.dt = self.eps * b2.ms
+            try:
+                netw = self._build(b2, x, y, signs)
+                netw.run((self.n * self.S + 1) * self.eps * b2.ms, namespace={})
+                device.build(directory=self._folder, compile=True, run=False,
+                             with_output=False)
+            except Exception as e:
+                reinit_and_delete()
+                set_device("runtime")
+                raise CircuitError("the Brian2 standalone build failed in %s (%s: %s); check "
+                                   "that the C++ compiler works (g++ --version) or train with "
+                                   "the reference engine" % (self._folder, type(e).__name__,
+                                                             str(e).strip()[-300:])) from None
+            self.seconds_build = time.perf_counter() - t0
+        groups, syns, ta = self._objs
+        args = {ta["x_ta"]: self._per_example(x), ta["y_ta"]: self._per_example(y),
+                ta["sgn_ta"]: np.append(signs, 0.0),
+                ta["sgnprev_ta"]: np.concatenate([[0.0], signs])}
+        for key, syn in syns.items():
+            i, j = self._ij[key]
+            args[syn.w] = np.asarray(self.net.params[key][i, j], np.float64)
+            args[syn.lr_w] = np.array([self.lrs[key] / self._beta_scale()])
+        for p in self.net.state_pops:
+            args[groups[p].b] = np.asarray(self.net.params["b:%s" % p], np.float64)
+            args[groups[p].lr_b] = np.array([self.lrs["b:%s" % p] / self._beta_scale()])
+        args[ta["upd_ta"]] = self._update_scale()
+        device.run(run_args=args, with_output=False)
+        for key, syn in syns.items():
+            i, j = self._ij[key]
+            w = np.array(syn.w[:])
+            self.net.params[key][i, j] = w
+        for p in self.net.state_pops:
+            self.net.params["b:%s" % p][:] = np.array(groups[p].b[:])
+        self._clean_static_arrays()
+
+    def _clean_static_arrays(self):
+        """``run_args`` writes each new array into static_arrays/ and never deletes it."""
+        for f in glob.glob(os.path.join(self._folder, "static_arrays", "init_*")):
+            try:
+                os.remove(f)
+            except OSError:
+                pass
+
+    def close(self):
+        """Leave the standalone device and remove the build folder (unless kept)."""
+        from brian2.devices import reinit_and_delete, set_device
+        if self._folder is not None:
+            reinit_and_delete()
+            set_device("runtime")
+            if not self.keep_build and self.build_dir is None:
+                shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+class BrianRateEngine:
+    """The training engine ``brian2-rate``: each epoch runs in a compiled Brian2 circuit whose
+    synapses hold the weights and learn locally; free phases for evaluation and the RBP
+    ground truth use the reference engine with the same Euler settings (the circuit's
+    dynamics equal them to rounding)."""
+
+    name = "brian2-rate"
+
+    def __init__(self, net, n_examples, eps=0.5, free_steps=20, nudge_steps=4, clip=True,
+                 beta=0.5, variant="symmetric", build_dir=None):
+        from ..engine import ReferenceEngine
+        _check_supported(net)
+        self.reference = ReferenceEngine(net, eps=eps, free_steps=free_steps,
+                                         nudge_steps=nudge_steps, clip=clip, solver="euler")
+        self.net, self.eps, self.clip = net, eps, clip
+        self.free_steps, self.nudge_steps = free_steps, nudge_steps
+        self.n, self.beta, self.variant, self.build_dir = n_examples, beta, variant, build_dir
+        self.circuit = None
+
+    def step(self, *args, **kw):
+        return self.reference.step(*args, **kw)
+
+    def free(self, x, state=None):
+        return self.reference.free(x, state)
+
+    def converged_free(self, x, tol=1e-10):
+        return self.reference.converged_free(x, tol)
+
+    def rbp_gradient(self, x, y, state=None):
+        return self.reference.rbp_gradient(x, y, state)
+
+    def train_epoch(self, x, y, signs, lrs, batch_size):
+        """One epoch in the circuit, examples in the given order; ``net.params`` afterwards
+        holds the weights read back from the synapses. The circuit is compiled on the first
+        call; later epochs re-run it with new data, weights and learning rates."""
+        if self.circuit is None:
+            self.circuit = TrainingCircuit(self.net, self.n, eps=self.eps,
+                                           free_steps=self.free_steps,
+                                           nudge_steps=self.nudge_steps, beta=self.beta,
+                                           variant=self.variant, clip=self.clip, lrs=lrs,
+                                           batch_size=batch_size, build_dir=self.build_dir)
+        self.circuit.train_epoch(x, y, signs, lrs, batch_size)
+
+    def close(self):
+        if self.circuit is not None:
+            self.circuit.close()
+            self.circuit = None
