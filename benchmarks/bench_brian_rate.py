@@ -1,0 +1,82 @@
+"""Training throughput: a compiled Brian2 rate circuit (weights in the synapses, one
+cpp_standalone run per epoch) beside the numpy reference engine, on 784-500-10 hard sigmoid
+with 100 free + 20 nudged Euler steps (eps 0.5, states clipped to [0, 1], one-sided EP,
+beta 0.5, batch 20), measured in one run.
+
+    python benchmarks/bench_brian_rate.py [--examples 2000] [--free 100] [--nudge 20]
+
+The circuit's epoch time excludes the one-off C++ build (printed separately); after the run
+both engines' weights are compared (they agree to rounding). Asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+import neurosim as ns
+from neurosim.brian.training import TrainingCircuit
+from neurosim.engine import ep_step
+from neurosim.relax import blas_threads
+from neurosim.train import resolve_learning_rates
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--examples", type=int, default=2000)
+    ap.add_argument("--free", type=int, default=100)
+    ap.add_argument("--nudge", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=2, help="circuit epochs timed (after the build)")
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    n = args.examples
+    try:
+        d = ns.datasets.load("fashion-mnist", limit_train=n, limit_test=1)
+        x, y, source = d.x_train, d.y_train, "Fashion-MNIST"
+    except ns.datasets.DatasetError:
+        x, y, source = rng.uniform(0, 1, (n, 784)), np.eye(10)[rng.integers(0, 10, n)], "random"
+    net = ns.layered([784, 500, 10], activation="hard_sigmoid", seed=0)
+    ref = net.copy()
+    lrs = resolve_learning_rates(net, [0.1, 0.05])
+    kw = dict(eps=0.5, free_steps=args.free, nudge_steps=args.nudge, beta=0.5,
+              variant="one_sided", clip=True)
+    tc = TrainingCircuit(net, n, lrs=lrs, batch_size=args.batch, **kw)
+    try:
+        t0 = time.perf_counter()
+        tc.train_epoch(x, y)
+        first = time.perf_counter() - t0
+        times = []
+        for _ in range(args.epochs):
+            t0 = time.perf_counter()
+            tc.train_epoch(x, y)
+            times.append(time.perf_counter() - t0)
+    finally:
+        tc.close()
+    circuit_eps = n / min(times)
+    kw.pop("beta")
+    with blas_threads(1):
+        t0 = time.perf_counter()
+        for _ in range(1 + args.epochs):
+            for b in range(0, n, args.batch):
+                ep_step(ref, x[b:b + args.batch], y[b:b + args.batch], 0.5, lrs, **kw)
+        ref_time = (time.perf_counter() - t0) / (1 + args.epochs)
+    ref_eps = n / ref_time
+    diff = max(float(np.abs(net.params[k] - ref.params[k]).max()) for k in net.params)
+    print("784-500-10 hard sigmoid, %d+%d Euler steps per example, batch %d, %d %s examples"
+          % (args.free, args.nudge, args.batch, n, source))
+    print("%-40s %12s" % ("engine", "examples/s"))
+    print("%-40s %12.0f" % ("brian2 cpp_standalone circuit (1 thread)", circuit_eps))
+    print("%-40s %12.0f" % ("numpy reference engine (1 BLAS thread)", ref_eps))
+    print("circuit build (one-off): %.1f s, first epoch incl. build %.1f s; reference/circuit "
+          "speed ratio %.1f; max |weight difference| after %d epochs: %.2e"
+          % (tc.seconds_build, first, ref_eps / circuit_eps, 1 + args.epochs, diff))
+    print(json.dumps({"circuit_examples_per_second": circuit_eps,
+                      "reference_examples_per_second": ref_eps, "build_seconds": tc.seconds_build,
+                      "max_weight_difference": diff}))
+
+
+if __name__ == "__main__":
+    main()
