@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import neurosim as ns
+from neurosim import traces
 
 nb = pytest.importorskip("neurosim.brian", reason="brian2 is not installed")
 
@@ -160,3 +161,21 @@ def test_training_circuit_rejects_what_it_does_not_support():
     vf = ns.layered([4, 3, 2], dynamics="vector_field")
     with pytest.raises(nb.CircuitError, match="energy dynamics only"):
         TrainingCircuit(vf, 10)
+
+
+def test_circuit_train_and_traces_export(tmp_path):
+    d = ns.datasets.load("digits", limit_train=40)
+    net = ns.layered([64, 16, 10], activation="hard_sigmoid", seed=1)
+    before = {k: v.copy() for k, v in net.params.items()}
+    c = nb.compile(net, eps=0.5, clip=True)
+    hist = c.train(d.x_train, d.y_train, epochs=2, batch_size=10, lr=[0.1, 0.05],
+                   variant="random_sign", build_dir=str(tmp_path / "build"))
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert any(np.abs(net.params[k] - before[k]).max() > 1e-6 for k in net.params)
+    with pytest.raises(nb.CircuitError, match="no traces yet"):
+        c.save_traces(str(tmp_path / "none.h5"))
+    c.ep_update(d.x_train[:2], d.y_train[:2], beta=0.1, free_steps=10, nudge_steps=5)
+    path = c.save_traces(str(tmp_path / "t.h5"))
+    t = traces.load(path)
+    assert t.reports["h1"]["data"].shape == (15, 2, 16)
+    np.testing.assert_allclose(t.reports["y"]["data"], c.traces["y"]["u"])

@@ -14,6 +14,7 @@ projection kind, registered in :data:`POPULATION_BUILDERS` and :data:`PROJECTION
 from __future__ import annotations
 
 import shutil
+import time
 
 import numpy as np
 
@@ -320,3 +321,51 @@ class RateCircuit:
                         sign=np.zeros(T + 1), snap=np.zeros(T + 1), reset=np.zeros(T + 1))
         _, self.traces = self.run(inputs, y, schedule, T + 1, state=state)
         return {p: tr["u"] for p, tr in self.traces.items()}
+
+    # -- training and traces ----------------------------------------------------------------
+    def train(self, x, y, epochs=1, batch_size=20, lr=0.1, beta=0.5, variant="symmetric",
+              free_steps=20, nudge_steps=4, seed=0, build_dir=None):
+        """Train ``net.params`` in place with the weights living in the synapses of a
+        compiled circuit (one cpp_standalone run per epoch, examples shuffled per epoch with
+        ``seed``); ``lr`` is a number, a list per projection or a dict. Returns a list of
+        per-epoch dicts (``epoch``, ``seconds``). For checkpoints, evaluation and fidelity
+        logging use ``neurosim run`` with ``engine.name = "brian2-rate"``."""
+        from ..train import resolve_learning_rates
+        from .training import TrainingCircuit
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        lrs = resolve_learning_rates(self.net, lr)
+        tc = TrainingCircuit(self.net, x.shape[0], eps=self.eps, free_steps=free_steps,
+                             nudge_steps=nudge_steps, beta=beta,
+                             variant="one_sided" if variant == "random_sign" else variant,
+                             clip=self.clip, lrs=lrs, batch_size=batch_size,
+                             build_dir=build_dir or self.build_dir)
+        history = []
+        try:
+            for epoch in range(int(epochs)):
+                rng = np.random.default_rng([seed, epoch])
+                order = rng.permutation(x.shape[0])
+                signs = np.ones(len(order))
+                if variant == "random_sign":
+                    nb = -(-len(order) // batch_size)
+                    signs = np.repeat(np.where(rng.random(nb) < 0.5, 1.0, -1.0),
+                                      batch_size)[:len(order)]
+                t0 = time.perf_counter()
+                tc.train_epoch(x[order], y[order], signs)
+                history.append({"epoch": epoch + 1, "seconds": time.perf_counter() - t0})
+        finally:
+            tc.close()
+        return history
+
+    def save_traces(self, path, circuit_text=None):
+        """Write the monitored states of the last run to an HDF5 trace file (SONATA reports
+        of ``u`` per population, ``(time, batch, n)``; time in units of tau)."""
+        from .. import traces
+        if not self.traces:
+            raise CircuitError("no traces yet: run ep_update() or trajectory() first")
+        reports = {p: {"data": tr["u"], "dt": self.eps, "variable": "u",
+                       "units": "dimensionless"} for p, tr in self.traces.items()}
+        reports.update({"%s.dudt" % p: {"data": tr["dudt"], "dt": self.eps, "variable": "dudt",
+                                         "units": "1/tau"} for p, tr in self.traces.items()})
+        return traces.write(path, reports=reports, circuit=circuit_text, dt=self.eps,
+                            time_units="tau", attrs={"engine": "brian2-rate",
+                                                     "device": self.device})

@@ -17,8 +17,6 @@ and weights through ``device.run(run_args=...)``.
 """
 from __future__ import annotations
 
-import glob
-import os
 import shutil
 import time
 
@@ -255,15 +253,6 @@ class TrainingCircuit:
             self.net.params[key][i, j] = w
         for p in self.net.state_pops:
             self.net.params["b:%s" % p][:] = np.array(groups[p].b[:])
-        self._clean_static_arrays()
-
-    def _clean_static_arrays(self):
-        """``run_args`` writes each new array into static_arrays/ and never deletes it."""
-        for f in glob.glob(os.path.join(self._folder, "static_arrays", "init_*")):
-            try:
-                os.remove(f)
-            except OSError:
-                pass
 
     def close(self):
         """Leave the standalone device and remove the build folder (unless kept)."""
