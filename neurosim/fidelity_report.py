@@ -254,7 +254,7 @@ def report(res, info=None):
     if info.get("dataset"):
         where = "; data: %s test split, batch %d (seed %d)" % (
             info["dataset"], res["plus"][net.state_pops[0]].shape[1], info.get("seed", 0))
-    lines.append("network %s (float64)%s" % (net, where))
+    lines.append("network %s%s" % (net, where))
     if info.get("weights"):
         lines.append("weights from %s" % info["weights"])
     beta = "%g" % res["beta"]
@@ -301,11 +301,12 @@ def plot(res, path):
     plt, fig, (a, b) = plots.figure(2)
     c = res["curve"]
     k = c["k"]
-    a.plot(k, c["cosine"], "k.-", lw=2, label="all")
-    b.semilogy(k, c["rel_error"], "k.-", lw=2, label="all")
+    style = ".-" if len(k) <= 40 else "-"
     for key, r in c["per_param"].items():
-        a.plot(k, r["cosine"], ".-", lw=1, label=key)
-        b.semilogy(k, r["rel_error"], ".-", lw=1, label=key)
+        a.plot(k, r["cosine"], style, lw=1, label=key)
+        b.semilogy(k, r["rel_error"], style, lw=1, label=key)
+    a.plot(k, c["cosine"], "k" + style, lw=2, label="all", zorder=5)
+    b.semilogy(k, c["rel_error"], "k" + style, lw=2, label="all", zorder=5)
     title = "%s, %s beta=%g" % (res["engine"], res["variant"], res["beta"])
     a.set(xlabel="nudged steps k (eps=%g)" % res["eps"], ylabel="cosine to RBP",
           title="cosine vs k (%s)" % title)
