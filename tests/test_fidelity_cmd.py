@@ -1,0 +1,170 @@
+"""The `neurosim fidelity` command: the reference engine and the Brian2 rate circuit give the
+same metrics on the same batch; at a small beta the EP update matches RBP (cosine > 0.999);
+the curve over the nudged phase ends at the final metrics; fidelity.h5, the PNG and --json;
+clear errors."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+import neurosim as ns
+from neurosim import fidelity_report as fr
+from neurosim.traces import load
+
+# the default circuit, made small and smooth: x64 -> h16 -> y10 logistic, Euler, no clip
+SMALL = ["default", "--set", "network.sizes=[64,16,10]", "--set", "network.activation=logistic",
+         "--set", "engine.solver=euler", "--set", "engine.clip=false"]
+F, N, B = 60, 80, 4
+STEPS = ["--beta", "1e-3", "--free-steps", str(F), "--nudge-steps", str(N), "--batch", str(B)]
+
+
+def _neurosim(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "neurosim.cli", *args], capture_output=True,
+                          text=True, timeout=600, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = {}
+    for engine in ("reference", "brian2-rate"):
+        d = tmp_path_factory.mktemp(engine)
+        r = _neurosim("fidelity", *SMALL, *STEPS, "--engine", engine, "--out", str(d), "--json")
+        assert r.returncode == 0, r.stderr[-3000:]
+        out[engine] = (r, d, json.loads(r.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def test_engines_agree_on_the_same_batch(runs):
+    a, b = runs["reference"][2], runs["brian2-rate"][2]
+    assert a["engine"] == "reference" and b["engine"] == "brian2-rate"
+    assert b["device"] == "runtime"
+    assert b["reference_rel_diff"] < 1e-10          # the circuit's synapses vs ep.gradient
+    for m in ("cosine", "rel_error", "rel_rmse", "sign_agreement"):
+        assert b[m] == pytest.approx(a[m], abs=1e-8), m
+    for k in a["per_param_cosine"]:
+        assert b["per_param_cosine"][k] == pytest.approx(a["per_param_cosine"][k], abs=1e-8)
+    np.testing.assert_allclose(b["curve_cosine"], a["curve_cosine"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(b["curve_rel_error"], a["curve_rel_error"], rtol=0, atol=1e-8)
+
+
+def test_small_beta_matches_rbp(runs):
+    s = runs["reference"][2]
+    assert s["variant"] == "symmetric" and s["beta"] == pytest.approx(1e-3)
+    assert s["cosine"] > 0.999
+    assert all(c > 0.99 for c in s["per_param_cosine"].values())
+    assert s["sign_agreement"] > 0.99
+
+
+def test_curve_has_one_entry_per_nudged_step_and_ends_at_the_update(runs):
+    for engine, (r, _, s) in runs.items():
+        assert len(s["curve_cosine"]) == len(s["curve_rel_error"]) == N == s["nudge_steps"]
+        assert s["curve_cosine"][-1] == pytest.approx(s["cosine"], abs=1e-12), engine
+        assert s["curve_rel_error"][-1] == pytest.approx(s["rel_error"], rel=1e-9), engine
+        assert s["curve_rel_diff"] < 1e-10, engine
+        # the fidelity grows over the nudged phase (the side network integrates)
+        assert s["curve_cosine"][-1] > s["curve_cosine"][0]
+        assert "Over the nudged phase" in r.stdout and "W:x->h1" in r.stdout
+
+
+def test_hdf5_and_png(runs):
+    for engine, (_, d, s) in runs.items():
+        assert s["out"] == str(d)
+        assert os.path.getsize(os.path.join(d, "fidelity_curve.png")) > 1000
+        assert os.path.exists(os.path.join(d, "circuit.toml"))
+        t = load(os.path.join(d, "fidelity.h5"))
+        assert set(t.reports) == {"h1", "y"}
+        assert t.reports["h1"]["data"].shape == (2 * N + 1, B, 16)
+        assert t.reports["y"]["data"].shape == (2 * N + 1, B, 10)
+        assert t.reports["y"]["start"] == pytest.approx(F * 0.5)
+        assert [p["name"] for p in t.phases] == ["free", "nudged+", "nudged-"]
+        assert t.phases[1]["beta"] == pytest.approx(1e-3)
+        assert t.phases[2]["beta"] == pytest.approx(-1e-3)
+        assert set(t.gradients) == {engine, "rbp"}
+        assert set(t.gradients["rbp"]) == {"W:x->h1", "W:h1->y", "b:h1", "b:y"}
+        assert t.gradients["rbp"]["W:x->h1"].shape == (64, 16)
+        assert t.fidelity["overall"]["cosine"] == pytest.approx(s["cosine"])
+        assert t.fidelity["curve"]["cosine"].shape == (N,)
+        np.testing.assert_array_equal(t.fidelity["curve"]["k"], np.arange(1, N + 1))
+        assert t.fidelity["curve"]["per_param"]["W:h1->y"]["cosine"][-1] == \
+            pytest.approx(s["per_param_cosine"]["W:h1->y"], abs=1e-12)
+        assert t.attrs["engine"] == engine and t.attrs["dataset"] == "digits"
+        resolved = tomllib.loads(t.circuit)        # the circuit with the overrides applied
+        assert resolved["network"]["sizes"] == [64, 16, 10]
+        assert resolved["network"]["activation"] == "logistic"
+    ra = load(os.path.join(runs["reference"][1], "fidelity.h5"))
+    rb = load(os.path.join(runs["brian2-rate"][1], "fidelity.h5"))
+    for p in ("h1", "y"):   # the circuit's states are the reference engine's
+        np.testing.assert_allclose(rb.reports[p]["data"], ra.reports[p]["data"], rtol=0,
+                                   atol=1e-10)
+
+
+@pytest.mark.parametrize("variant", ["one_sided", "random_sign", "symmetric"])
+def test_circuit_states_with_clip_equal_the_reference(variant):
+    """Hard sigmoid with states clipped to [0, 1]: the last nudged state rebuilt from the
+    circuit's monitors is clipped like the circuit, and every variant agrees."""
+    prep = fr.prepare("default", ["network.sizes=[64,12,10]"], batch=3, seed=1)
+    kw = dict(beta=0.5, variant=variant, eps=0.5, free_steps=15, nudge_steps=5, clip=True,
+              seed=3)
+    a = fr.run_fidelity(prep["net"], prep["x"], prep["y"], engine="reference", **kw)
+    b = fr.run_fidelity(prep["net"], prep["x"], prep["y"], engine="brian2-rate", **kw)
+    assert a["beta"] == b["beta"]                    # the same random sign
+    assert b["reference_rel_diff"] < 1e-10
+    assert a["curve_rel_diff"] < 1e-12 and b["curve_rel_diff"] < 1e-10
+    phases = [(a["plus"], b["plus"])]
+    if variant == "symmetric":
+        phases.append((a["minus"], b["minus"]))
+    else:
+        assert a["minus"] is None and b["minus"] is None
+    for sa, sb in phases:
+        for p in sa:
+            assert sa[p].shape == sb[p].shape == (6, 3, prep["net"].sizes[p])
+            np.testing.assert_allclose(sb[p], sa[p], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(b["curve"]["cosine"], a["curve"]["cosine"], atol=1e-9)
+    assert b["metrics"]["cosine"] == pytest.approx(a["metrics"]["cosine"], abs=1e-9)
+    text = fr.report(b, {"dataset": "digits", "seed": 1})
+    assert "brian2-rate (runtime)" in text and "relative difference" in text
+
+
+def test_weights_from_a_checkpoint(tmp_path):
+    prep = fr.prepare("default", ["network.sizes=[64,12,10]"], batch=2)
+    net = prep["net"]
+    np.savez(tmp_path / "checkpoint.npz", meta=np.array("{}"),
+             **{"param/" + k: 2 * v for k, v in net.params.items()})
+    again = fr.prepare("default", ["network.sizes=[64,12,10]"], batch=2, weights=str(tmp_path))
+    for k, v in net.params.items():
+        np.testing.assert_array_equal(again["net"].params[k], 2 * v)
+    assert again["weights"] == str(tmp_path / "checkpoint.npz")
+    with pytest.raises(fr.FidelityError, match="does not match the network"):
+        fr.prepare("default", ["network.sizes=[64,13,10]"], batch=2, weights=str(tmp_path))
+    with pytest.raises(fr.FidelityError, match="no checkpoint"):
+        fr.prepare("default", [], batch=2, weights=str(tmp_path / "nothing"))
+
+
+def test_bad_engine_is_rejected_by_argparse():
+    r = _neurosim("fidelity", "--engine", "nest")
+    assert r.returncode == 2
+    assert "--engine" in r.stderr and "invalid choice" in r.stderr and "brian2-rate" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch", "0"], "--batch"),
+    (["--batch", "100000"], "--batch 100000: the test split"),
+    (["--set", "network.sizes=[10,16,10]"], "has 64 features"),
+    (["--beta", "0"], "beta must be a non-zero"),
+    (["--variant", "both"], "--variant"),
+    (["--weights", "/nonexistent/run"], "--weights"),
+])
+def test_bad_input_gives_a_clear_error(tmp_path, args, message):
+    r = _neurosim("fidelity", *args, "--out", str(tmp_path / "out"))
+    assert r.returncode == 2, r.stdout[-2000:]
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
