@@ -80,8 +80,14 @@ def test_update_matches_rbp_at_small_beta():
     assert ns.fidelity.compare(got, rbp)["cosine"] > 0.9999
 
 
-def test_cpp_standalone_matches_the_reference(tmp_path):
-    net, x, y = _graph_net()
+@pytest.mark.parametrize("graph", ["layered", "non-layered"])
+def test_cpp_standalone_matches_the_reference(tmp_path, graph):
+    if graph == "layered":
+        net = ns.layered([5, 4, 3], activation="logistic", seed=0, skip=[(0, 2)])
+        rng = np.random.default_rng(0)
+        x, y = rng.uniform(0, 1, (3, 5)), np.eye(3)[[0, 2, 1]]
+    else:
+        net, x, y = _graph_net()
     c = nb.compile(net, device="cpp_standalone", eps=0.2, build_dir=str(tmp_path / "build"))
     got = c.ep_update(x, y, beta=0.01, free_steps=100, nudge_steps=20, variant="symmetric")
     ref = ns.ep.gradient(net, x, y, 0.01, variant="symmetric", eps=0.2, free_steps=100,
@@ -179,3 +185,19 @@ def test_circuit_train_and_traces_export(tmp_path):
     t = traces.load(path)
     assert t.reports["h1"]["data"].shape == (15, 2, 16)
     np.testing.assert_allclose(t.reports["y"]["data"], c.traces["y"]["u"])
+
+
+@pytest.mark.parametrize("lr", [0.05, 0.5])
+def test_continual_ep_in_the_circuit_equals_the_reference(lr):
+    net = ns.layered([5, 4, 3], activation="logistic", seed=0, skip=[(0, 2)])
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (1, 5)), np.eye(3)[[1]]
+    c = nb.compile(net, eps=0.2)
+    before = {k: v.copy() for k, v in net.params.items()}
+    got = c.continual_update(x, y, beta=0.1, lr=lr, free_steps=60, nudge_steps=30)
+    ref = ns.ep.continual(net, x, y, 0.1, lr, eps=0.2, nudge_steps=30, free_steps=60)
+    assert ns.fidelity.compare(got, ref.update)["rel_error"] < 1e-8
+    for k in net.params:
+        np.testing.assert_array_equal(net.params[k], before[k])
+    with pytest.raises(nb.CircuitError, match="one example at a time"):
+        c.continual_update(np.vstack([x, x]), np.vstack([y, y]), 0.1, lr, 5, 5)

@@ -10,6 +10,8 @@ Each synapse sees only its own neurons: their rate now (``rho``), at the previou
   ``rho_pre drho_post/dt`` is not exact under Euler with a hard clip).
 * Vector-field mode: ``acc += rho0_pre drho0_post (u_post - u_prev_post)``: the presynaptic
   rate times the postsynaptic rate change (MATH.md section 4).
+* Continual EP (energy mode): the weight itself moves by ``(lr / beta)`` times the same
+  difference at every nudged step, and the dynamics use the moved weight.
 
 The update read from the circuit is ``g = -acc / beta`` (``-acc / (2 beta)`` symmetric),
 averaged over the batch.
@@ -19,12 +21,18 @@ from __future__ import annotations
 GATE = "gate_ta(t) * sign_ta(t)"
 
 
-def energy_rule(input_pre, scale=1.0):
-    """``d/dt [rho_pre rho_post]`` in telescoping form; an input's rate does not change."""
+def energy_rule(input_pre, scale=1.0, continual_lr=None):
+    """``d/dt [rho_pre rho_post]`` in telescoping form; an input's rate does not change.
+    ``continual_lr`` (= lr / beta): continual EP, the weight itself follows at every step."""
     k = "" if scale == 1.0 else "%r * " % scale
     if input_pre:
-        return "acc += %s%s * rho_pre * (rho_post - rho_prev_post)" % (k, GATE)
-    return "acc += %s%s * (rho_pre * rho_post - rho_prev_pre * rho_prev_post)" % (k, GATE)
+        delta = "%s%s * rho_pre * (rho_post - rho_prev_post)" % (k, GATE)
+    else:
+        delta = "%s%s * (rho_pre * rho_post - rho_prev_pre * rho_prev_post)" % (k, GATE)
+    code = "acc += " + delta
+    if continual_lr is not None:
+        code += "\nw += %r * %s" % (float(continual_lr), delta)
+    return code
 
 
 def vector_field_rule(input_pre):
@@ -33,8 +41,11 @@ def vector_field_rule(input_pre):
     return "acc += %s * %s * drho0_post * (u_post - u_prev_post)" % (GATE, pre)
 
 
-def bias_rule(dynamics):
-    """The bias's share: its own neuron's rate change."""
+def bias_rule(dynamics, continual_lr=None):
+    """The bias's share: its own neuron's rate change (continual EP: the bias follows)."""
     if dynamics == "energy":
-        return "acc_b += %s * (rho - rho_prev)" % GATE
+        code = "acc_b += %s * (rho - rho_prev)" % GATE
+        if continual_lr is not None:
+            code += "\nb += %r * %s * (rho - rho_prev)" % (float(continual_lr), GATE)
+        return code
     return "acc_b += %s * drho0 * (u - u_prev)" % GATE

@@ -66,7 +66,8 @@ def build_state(b2, ctx, pop):
         "rho_prev = rho", "u_prev = u"]), when="start", order=0, name="control_%s" % ctx.ids[pop])
     if ctx.clip:
         g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ctx.ids[pop])
-    g.run_regularly(plasticity.bias_rule(net.dynamics), when="end", order=0,
+    g.run_regularly(plasticity.bias_rule(net.dynamics, ctx.continual_lr("b:%s" % pop)),
+                    when="end", order=0,
                     name="bias_rule_%s" % ctx.ids[pop])
     return g
 
@@ -96,7 +97,9 @@ def build_tied(b2, ctx, key, term_in, term_back):
                       name="proj_%s" % ctx.ids[key], namespace=ctx.namespace)
     ia, jb = _connect(syn, ctx, src, tgt)
     syn.w = np.tile(ctx.net.params[key][ia, jb], ctx.batch)
-    syn.run_regularly(plasticity.energy_rule(src in ctx.net.inputs), when="end", order=1,
+    syn.run_regularly(plasticity.energy_rule(src in ctx.net.inputs,
+                                             continual_lr=ctx.continual_lr(key)),
+                      when="end", order=1,
                       name="rule_%s" % ctx.ids[key])
     return syn, ia, jb
 
@@ -109,7 +112,9 @@ def build_lateral(b2, ctx, key, term_in):
                       name="proj_%s" % ctx.ids[key], namespace=ctx.namespace)
     ia, jb = _connect(syn, ctx, src, src, exclude_self=True)
     syn.w = np.tile(ctx.net.params[key][ia, jb], ctx.batch)
-    syn.run_regularly(plasticity.energy_rule(False, scale=0.5), when="end", order=1,
+    syn.run_regularly(plasticity.energy_rule(False, scale=0.5,
+                                             continual_lr=ctx.continual_lr(key)),
+                      when="end", order=1,
                       name="rule_%s" % ctx.ids[key])
     return syn, ia, jb
 
@@ -151,6 +156,10 @@ class _Context:
             self.term_vars[t.target].append(v)
             self.term_of[(t.key, t.transpose)] = v
         self.groups = {}
+        self.continual = None      # {param key: lr / beta} for continual EP
+
+    def continual_lr(self, key):
+        return None if self.continual is None else self.continual[key]
 
 
 def _schedule(free_steps, nudge_steps, beta, symmetric):
@@ -189,6 +198,7 @@ class RateCircuit:
         self.net, self.device, self.eps, self.clip = net, device, float(eps), bool(clip)
         self.build_dir, self.keep_build = build_dir, keep_build
         self.traces = {}
+        self._continual = None
 
     # -- building and running -----------------------------------------------------------
     def _build(self, b2, x, y, state, schedule):
@@ -204,6 +214,7 @@ class RateCircuit:
         for name, values in schedule.items():
             ns["%s_ta" % name] = b2.TimedArray(values, dt=dt)
         ctx = _Context(net, inputs, targets, state0, self.clip, ns)
+        ctx.continual = self._continual
         for p in net.graph.nodes:
             kind = "input" if p in net.inputs else "state"
             ctx.groups[p] = POPULATION_BUILDERS[kind](b2, ctx, p)
@@ -307,6 +318,31 @@ class RateCircuit:
         acc, self.traces = self.run(x, y, schedule, steps, state=state)
         scale = -1.0 / ((2.0 if symmetric else 1.0) * beta)
         return {k: scale * acc[k].mean(axis=0) for k in self.net.params}
+
+    def continual_update(self, x, y, beta, lr, free_steps, nudge_steps, state=None):
+        """Continual EP (Ernoult et al. 2020) in the circuit: during the nudged phase every
+        synapse moves its own weight by ``(lr / beta) [rho_pre rho_post]_k^{k+1}`` at each
+        step, and the dynamics use the moved weights. Runs one example (replicas would each
+        move their own copy). Returns the total parameter change, keyed like ``net.params``
+        (compare :func:`neurosim.ep.continual`'s ``update``); ``net.params`` is unchanged."""
+        net = self.net
+        if net.dynamics != "energy":
+            raise CircuitError("continual EP in the circuit needs energy dynamics")
+        inputs = net.inputs_dict(x)
+        if next(iter(inputs.values())).shape[0] != 1:
+            raise CircuitError("continual EP in the circuit runs one example at a time (each "
+                               "replica of a batch would move its own weights); pass a batch "
+                               "of 1")
+        if not np.isfinite(beta) or beta == 0:
+            raise CircuitError("beta must be a non-zero finite number, got %r" % (beta,))
+        lrs = lr if isinstance(lr, dict) else {k: float(lr) for k in net.params}
+        steps, schedule = _schedule(int(free_steps), int(nudge_steps), float(beta), False)
+        self._continual = {k: lrs[k] / beta for k in net.params}
+        try:
+            acc, self.traces = self.run(inputs, y, schedule, steps, state=state)
+        finally:
+            self._continual = None
+        return {k: (lrs[k] / beta) * acc[k][0] for k in net.params}
 
     def trajectory(self, x, y=None, beta=0.0, steps=100, state=None):
         """States ``(steps + 1, batch, n)`` per population of a relaxation with constant
