@@ -118,27 +118,15 @@ class Dynamics:
             else:
                 self.terms[t.target].append((t.source, m))
         self._const = None
-        self._const_fast = None
         self._plan = None
 
     @property
     def const(self):
         """The constant drive ``b_p + sum_inputs x W`` per population, ``(batch, n_p)``:
-        computed once per batch (at the first step), with products into a buffer."""
+        computed once per batch (at the first step), its products accumulated by the same
+        BLAS gemm as the fused steps (one BLAS library, one thread pool in a fast EP step)."""
         if self._const is None:
-            const = {}
-            for p in self.net.state_pops:
-                const[p] = np.empty_like(self.tmp[p])
-                const[p][...] = self.net.params["b:%s" % p]
-            for src, tgt, m in self._input_terms:
-                const[tgt] += np.matmul(self.inputs[src], m, out=self.tmp[tgt])
-            self._const = const
-        return self._const
-
-    def _fast_const(self, gemm):
-        """The constant drive for :meth:`run_fixed`, its products accumulated by the same BLAS
-        gemm as the steps (one BLAS library, one thread pool in a fast EP step)."""
-        if self._const_fast is None:
+            gemm = get_blas_funcs("gemm", dtype=self.net.dtype)
             const = {}
             for p in self.net.state_pops:
                 const[p] = np.empty_like(self.tmp[p])
@@ -146,8 +134,8 @@ class Dynamics:
             for src, tgt, m in self._input_terms:
                 A, ta = _gemm_operand(m)
                 gemm(1.0, A, self.inputs[src].T, 1.0, const[tgt].T, ta, 0, 1)
-            self._const_fast = const
-        return self._const_fast
+            self._const = const
+        return self._const
 
     def initial_state(self, state=None):
         """A fresh state: zeros, or a validated copy of ``state`` (warm start)."""
@@ -278,7 +266,7 @@ class Dynamics:
         if steps == 0:
             return s
         gemm, gterms, star, small = self._fast_plan()
-        const = self._fast_const(gemm)
+        const = self.const
         eps, beta = float(eps), float(beta)
         a, ec = {}, self.ec
         for p in net.state_pops:
