@@ -58,3 +58,23 @@ def fidelity_curves(fidelity, path):
             ax.set_yscale("log")
         ax.legend(fontsize=7)
     return save(plt, fig, path)
+
+
+def raster(spikes, path, phases=None, time_units="ms"):
+    """Spike raster per population (``spikes``: population -> (timestamps, node_ids)),
+    populations stacked, with phase boundaries as vertical lines."""
+    plt, fig, (ax,) = figure(1, width=10, height=4.5)
+    offset = 0
+    ticks = []
+    for pop, (ts, ids) in spikes.items():
+        ids = np.asarray(ids)
+        ax.plot(np.asarray(ts), ids + offset, "|", markersize=3, label=str(pop))
+        n = int(ids.max()) + 1 if ids.size else 1
+        ticks.append((offset + n / 2, str(pop)))
+        offset += n + 2
+    for ph in phases or []:
+        ax.axvline(ph["start"], color="0.6", lw=0.8, ls="--")
+        ax.text(ph["start"], offset, " " + ph["name"], fontsize=7, va="bottom")
+    ax.set_yticks([t for t, _ in ticks], [n for _, n in ticks])
+    ax.set(xlabel="time (%s)" % time_units, title="spikes")
+    return save(plt, fig, path)
