@@ -101,8 +101,8 @@ def test_cpp_standalone_matches_the_reference(tmp_path, graph):
 
 def test_errors_say_what_to_do(tmp_path, monkeypatch):
     net, x, y = _layered()
-    with pytest.raises(nb.CircuitError, match="model 'spiking' is not supported"):
-        nb.compile(net, model="spiking")
+    with pytest.raises(nb.CircuitError, match="model 'hodgkin_huxley' is not supported"):
+        nb.compile(net, model="hodgkin_huxley")
     with pytest.raises(nb.CircuitError, match="device must be one of"):
         nb.compile(net, device="cuda")
     with pytest.raises(nb.CircuitError, match="Network"):
