@@ -15,7 +15,6 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-import neurosim as ns
 from neurosim import fidelity_report as fr
 from neurosim.traces import load
 

@@ -1,39 +1,62 @@
 """Compiling a Network into Brian2 circuits whose synapses learn locally from the temporal
-derivatives they observe (rate circuits; spiking circuits come later)."""
+derivatives they observe: rate circuits and spiking circuits."""
 from __future__ import annotations
 
 from .device import DEVICES, CircuitError
 from .rate import RateCircuit
+from .spiking import NEURONS, SpikingCircuit
 
-MODELS = ("rate",)
+MODELS = ("rate", "spiking")
 
 
-def compile(net, model="rate", device="runtime", eps=0.1, clip=False, build_dir=None,
-            keep_build=False):
+def compile(net, model="rate", device="runtime", eps=None, clip=False, build_dir=None,
+            keep_build=False, neuron=None, seed=None, record=True, **params):
     """Compile ``net`` into a Brian2 circuit.
 
     Parameters
     ----------
-    model : "rate"
-        Rate neurons (spiking circuits are not built yet).
+    model : "rate" | "spiking"
+        Rate neurons (:class:`RateCircuit`) or spiking neurons whose synapses learn from
+        spike-based rate traces (:class:`SpikingCircuit`, energy dynamics only).
     device : "runtime" | "cpp_standalone"
         Brian2's runtime device (numpy code, for small networks and debugging) or C++
         standalone (compiled; needs a C++ compiler).
-    eps : float
-        The Euler step: one Brian2 time step is one reference-engine step.
+    eps : float, optional
+        The Euler step in units of tau (default 0.1): in a rate circuit one Brian2 time step
+        is one reference-engine step.
     clip : bool
         Project states to [0, 1] after each step (the 2017 recipe).
     build_dir : str, optional
         Where standalone builds go (default: a temporary folder, deleted after the run).
+    neuron : "poisson" | "lif", optional
+        Spiking circuits: the spike encoder (default "poisson").
+    seed : int, optional
+        Spiking circuits: seeds the sequence of runs (see :class:`SpikingCircuit`).
+    record : bool
+        Spiking circuits: monitor states and spikes.
+    **params
+        Spiking circuits: ``tau``, ``max_rate``, ``tau_syn``, ``tau_fast``, ``tau_slow``,
+        ``tau_m`` and the defaults of ``ep_update`` (``beta``, ``variant``, ``free_steps``,
+        ``nudge_steps``); see :data:`neurosim.brian.spiking.DEFAULTS`.
     """
     from ..network import Network
     if not isinstance(net, Network):
         raise CircuitError("compile() needs a neurosim Network, got %s" % type(net).__name__)
     if model not in MODELS:
-        raise CircuitError("model %r is not supported: this version compiles %s circuits "
-                           "(spiking circuits are not built yet)" % (model, MODELS))
-    return RateCircuit(net, device=device, eps=eps, clip=clip, build_dir=build_dir,
-                       keep_build=keep_build)
+        raise CircuitError("model %r is not supported: this version compiles %s circuits"
+                           % (model, MODELS))
+    if model == "spiking":
+        if eps is not None:
+            params["eps"] = eps
+        return SpikingCircuit(net, neuron=neuron, device=device, clip=clip, seed=seed,
+                              record=record, build_dir=build_dir, keep_build=keep_build,
+                              **params)
+    extra = sorted(params) + [k for k, v in (("neuron", neuron), ("seed", seed)) if v is not None]
+    if extra:
+        raise CircuitError("%s only apply to model='spiking'" % ", ".join(map(repr, extra)))
+    return RateCircuit(net, device=device, eps=0.1 if eps is None else eps, clip=clip,
+                       build_dir=build_dir, keep_build=keep_build)
 
 
-__all__ = ["compile", "RateCircuit", "CircuitError", "DEVICES", "MODELS"]
+__all__ = ["compile", "RateCircuit", "SpikingCircuit", "CircuitError", "DEVICES", "MODELS",
+           "NEURONS"]
