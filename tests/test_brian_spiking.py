@@ -3,6 +3,8 @@ discrete identity), the encoders' rates, seeded reproducibility (runtime and sta
 the same numbers), the free phase in expectation, the update against the rate circuit and RBP
 (and its improvement with window length and rate), non-layered graphs, clear errors."""
 import networkx as nx
+import os
+
 import numpy as np
 import pytest
 
@@ -239,3 +241,29 @@ def test_errors_say_what_to_do():
         c.ep_update(x, y, free_steps=5, nudge_steps=5, seed=1.5)
     with pytest.raises(nb.CircuitError, match="beta must be a non-zero"):
         nb.compile(net, model="spiking", beta=0)
+
+
+def test_spikes_round_trip_through_hdf5_and_raster(tmp_path):
+    """Spikes export to SONATA /spikes/<population> (ms, node = example * n + neuron) and
+    read back exactly; the raster is drawn."""
+    from neurosim import traces
+    net = ns.layered([4, 5, 3], activation="hard_sigmoid", seed=1)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (2, 4)), np.eye(3)[[0, 2]]
+    c = nb.compile(net, model="spiking", clip=True, seed=3, free_steps=100, nudge_steps=50)
+    with pytest.raises(nb.CircuitError, match="no spikes recorded yet"):
+        c.save_traces(str(tmp_path / "none.h5"))
+    c.ep_update(x, y, beta=0.3)
+    path = c.save_traces(str(tmp_path / "spikes.h5"))
+    t = traces.load(path)
+    tau = c.params["tau"]
+    for q, sp in c.spikes.items():
+        got = t.spikes[q]
+        order = np.lexsort((sp["example"] * net.sizes[q] + sp["i"], sp["t"]))
+        np.testing.assert_allclose(got["timestamps"], (sp["t"] * tau)[order])
+        np.testing.assert_array_equal(got["node_ids"],
+                                      (sp["example"] * net.sizes[q] + sp["i"])[order])
+        assert len(got["timestamps"]) > 0 and got["units"] == "ms"
+    assert [p["name"] for p in t.phases] == ["free", "nudged+", "nudged-"]
+    assert t.reports["h1"]["data"].shape[1:] == (2, 5)
+    assert os.path.getsize(c.raster(str(tmp_path / "raster.png"))) > 5000

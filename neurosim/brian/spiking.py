@@ -533,8 +533,44 @@ class SpikingCircuit:
         T, schedule = _schedule(free_steps, nudge_steps, beta, symmetric)
         acc = self.run(x, y, schedule, T + 1, zq="zm" if symmetric else "z0",
                        state=state, seed=seed)
+        step_ms = self.eps * p["tau"]
+        self.phases = [{"name": "free", "start": 0.0, "stop": free_steps * step_ms, "beta": 0.0},
+                       {"name": "nudged+", "start": free_steps * step_ms,
+                        "stop": (free_steps + nudge_steps) * step_ms, "beta": float(beta)}]
+        if symmetric:
+            self.phases.append({"name": "nudged-", "start": (free_steps + nudge_steps) * step_ms,
+                                "stop": T * step_ms, "beta": -float(beta)})
         scale = -1.0 / ((2.0 if symmetric else 1.0) * beta)
         return {k: scale * acc[k].mean(axis=0) for k in self.net.params}
+
+    def _spike_table(self):
+        """Spikes per population as (timestamps in ms, node ids); example ``e``'s neuron
+        ``i`` of a population of ``n`` is node ``e * n + i``."""
+        if not self.spikes:
+            raise CircuitError("no spikes recorded yet: run ep_update() or trajectory() with "
+                               "record=True first")
+        tau = self.params["tau"]
+        return {q: (sp["t"] * tau, sp["example"] * self.net.sizes[q] + sp["i"])
+                for q, sp in self.spikes.items()}
+
+    def save_traces(self, path, circuit_text=None):
+        """Write the last run to an HDF5 trace file: SONATA spikes per population (ms; node
+        ``example * n + neuron``), reports of ``u`` per population ``(time, batch, n)`` and the
+        phases of the last :meth:`ep_update`."""
+        from .. import traces
+        spikes = self._spike_table()
+        tau = self.params["tau"]
+        reports = {q: {"data": tr["u"], "dt": self.eps * tau, "variable": "u",
+                       "units": "dimensionless"} for q, tr in self.traces.items()}
+        return traces.write(path, reports=reports or None, spikes=spikes,
+                            phases=getattr(self, "phases", None), circuit=circuit_text,
+                            dt=self.eps * tau, time_units="ms",
+                            attrs={"engine": "brian2-spiking", "neuron": self.neuron})
+
+    def raster(self, path):
+        """A PNG raster of the last run's spikes (all examples of the batch)."""
+        from .. import plots
+        return plots.raster(self._spike_table(), path, phases=getattr(self, "phases", None))
 
     def trajectory(self, x, y=None, beta=0.0, steps=1000, state=None, seed=None):
         """States ``(steps + 1, batch, n)`` per population of a run with constant ``beta``
