@@ -257,12 +257,12 @@ def test_spikes_round_trip_through_hdf5_and_raster(tmp_path):
     path = c.save_traces(str(tmp_path / "spikes.h5"))
     t = traces.load(path)
     tau = c.params["tau"]
-    for q, sp in c.spikes.items():
+    for q, rec in c.spikes.items():
         got = t.spikes[q]
-        order = np.lexsort((sp["example"] * net.sizes[q] + sp["i"], sp["t"]))
-        np.testing.assert_allclose(got["timestamps"], (sp["t"] * tau)[order])
+        order = np.lexsort((rec["example"] * net.sizes[q] + rec["i"], rec["t"]))
+        np.testing.assert_allclose(got["timestamps"], (rec["t"] * tau)[order])
         np.testing.assert_array_equal(got["node_ids"],
-                                      (sp["example"] * net.sizes[q] + sp["i"])[order])
+                                      (rec["example"] * net.sizes[q] + rec["i"])[order])
         assert len(got["timestamps"]) > 0 and got["units"] == "ms"
     assert [p["name"] for p in t.phases] == ["free", "nudged+", "nudged-"]
     assert t.reports["h1"]["data"].shape[1:] == (2, 5)
