@@ -364,6 +364,7 @@ class SpikingCircuit:
         self.build_dir, self.keep_build = build_dir, keep_build
         self.traces, self.spikes, self.stats = {}, {}, {}
         self._runs = 0
+        self.profile = False     # True: Brian2 profiling per code object in stats["profile"]
 
     def __repr__(self):
         return "SpikingCircuit(%r, neuron=%r, max_rate=%g Hz, tau=%g ms, device=%r)" % (
@@ -437,7 +438,9 @@ class SpikingCircuit:
         rule fires where ``schedule["rule"]`` is 1, reading snapshot ``zq``); returns the
         accumulators ``{param key: (batch, ...)}`` and fills :attr:`traces`, :attr:`spikes` and
         :attr:`stats` (wall seconds, simulated seconds, spikes per population, synaptic
-        events)."""
+        events; on ``cpp_standalone`` also ``compile_seconds`` (C++ build), ``binary_seconds``
+        (the binary's process) and ``run_seconds`` (its simulation loop, Brian2's own timer);
+        with :attr:`profile` set, ``profile``: Brian2's seconds per code object)."""
         b2 = import_brian2()
         from brian2.devices import device, reinit_and_delete, set_device
         inputs = self._inputs(x)
@@ -454,7 +457,7 @@ class SpikingCircuit:
             netw, ctx, projections, mons, spk = self._build(b2, inputs, y, state, schedule,
                                                             zq, seed)
             try:
-                netw.run(steps * b2.defaultclock.dt, namespace={})
+                netw.run(steps * b2.defaultclock.dt, namespace={}, profile=self.profile)
             except Exception as e:
                 if self.device == "cpp_standalone":
                     failed = True
@@ -466,6 +469,17 @@ class SpikingCircuit:
                     ) from None
                 raise
             acc = self._read(ctx, projections, mons, spk)
+            extra = {}
+            if self.device == "cpp_standalone":
+                timers = getattr(device, "timers", {})      # C++ compile, binary run
+                compile_t = [v for v in (timers.get("compile") or {}).values() if v is not None]
+                extra["compile_seconds"] = float(sum(compile_t))
+                if timers.get("run_binary") is not None:
+                    extra["binary_seconds"] = float(timers["run_binary"])
+                if getattr(device, "_last_run_time", None) is not None:
+                    extra["run_seconds"] = float(device._last_run_time)
+            if self.profile:
+                extra["profile"] = [(name, float(t)) for name, t in netw.profiling_info]
         finally:
             if self.device == "cpp_standalone":
                 reinit_and_delete()
@@ -475,7 +489,7 @@ class SpikingCircuit:
             del device
         self.stats["seconds"] = time.perf_counter() - t0
         self.stats["simulated_seconds"] = steps * self.eps * self.params["tau"] * 1e-3
-        self.stats.update(steps=int(steps), seed=seed)
+        self.stats.update(steps=int(steps), seed=seed, **extra)
         return acc
 
     def _read(self, ctx, projections, mons, spk):
