@@ -87,12 +87,16 @@ class NetworkSection(_Section):
 
 
 class EngineSection(_Section):
-    """How the dynamics run: the engine (``reference`` numpy, or ``brian2-rate``: a compiled
-    Brian2 circuit whose synapses hold the weights, one standalone run per epoch; its build
-    goes to ``build_dir`` or a temporary folder), Euler steps ``eps`` for ``free_steps`` /
-    ``nudge_steps``, or the block solver (reference engine only)."""
-    name: Literal["reference", "brian2-rate"] = "reference"
+    """How the dynamics run: the engine (``reference`` numpy; ``brian2-rate``: a compiled
+    Brian2 circuit whose synapses hold the weights, one standalone run per epoch, its build in
+    ``build_dir`` or a temporary folder; ``brian2-spiking``: each batch's update from a
+    spiking circuit of ``neuron`` units firing up to ``max_rate`` Hz, ``eps`` = dt / tau with
+    tau = 10 ms), Euler steps ``eps`` for ``free_steps`` / ``nudge_steps``, or the block
+    solver (reference engine only)."""
+    name: Literal["reference", "brian2-rate", "brian2-spiking"] = "reference"
     build_dir: str = ""
+    neuron: Literal["poisson", "lif"] = "poisson"
+    max_rate: float = Field(1000.0, gt=0)
     solver: Literal["euler", "block"] = "euler"
     eps: float = Field(0.5, gt=0)
     free_steps: int = Field(20, gt=0)

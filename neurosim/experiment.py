@@ -52,6 +52,16 @@ def build_dataset(section, dtype):
 def build_engine(circuit, net, n_examples=None):
     """The engine of the ``[engine]`` section."""
     e = circuit.engine
+    if e.name == "brian2-spiking":
+        from .brian.spiking_engine import SpikingEngine
+        if e.solver != "euler":
+            raise ConfigurationError("engine.solver: the brian2-spiking engine runs in time "
+                                     "steps; set engine.solver = \"euler\"")
+        if circuit.learning.rule != "ep":
+            raise ConfigurationError("learning.rule: the brian2-spiking engine trains with EP")
+        return SpikingEngine(net, eps=e.eps, free_steps=e.free_steps, nudge_steps=e.nudge_steps,
+                             clip=e.clip, neuron=e.neuron, max_rate=e.max_rate,
+                             seed=circuit.train.seed)
     if e.name == "brian2-rate":
         from .brian.training import BrianRateEngine
         if e.solver != "euler":

@@ -267,3 +267,37 @@ def test_spikes_round_trip_through_hdf5_and_raster(tmp_path):
     assert [p["name"] for p in t.phases] == ["free", "nudged+", "nudged-"]
     assert t.reports["h1"]["data"].shape[1:] == (2, 5)
     assert os.path.getsize(c.raster(str(tmp_path / "raster.png"))) > 5000
+
+
+def test_spiking_engine_step_follows_the_rate_update():
+    """The brian2-spiking training engine's update (one batch, digits 64-16-10) points where
+    the rate EP update points."""
+    from neurosim.brian.spiking_engine import SpikingEngine
+    d = ns.datasets.load("digits", limit_train=20)
+    net = ns.layered([64, 16, 10], activation="hard_sigmoid", seed=0)
+    eng = SpikingEngine(net, eps=0.1, free_steps=300, nudge_steps=300, clip=True, seed=1)
+    g = {}
+    eng.step(d.x_train, d.y_train, 0.5, "symmetric", None, grad_out=g)
+    ref = ns.ep.gradient(net, d.x_train, d.y_train, 0.5, variant="symmetric", eps=0.1,
+                         free_steps=300, nudge_steps=300, clip=True)
+    assert ns.fidelity.compare(g, ref)["cosine"] > 0.9
+
+
+def test_neurosim_run_with_the_spiking_engine(tmp_path):
+    import json
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "neurosim.cli", "run", "--json", "--no-progress",
+                        "--out", str(tmp_path), "--set", "engine.name=\"brian2-spiking\"",
+                        "--set", "engine.solver=\"euler\"", "--set", "engine.eps=0.1",
+                        "--set", "engine.free_steps=100", "--set", "engine.nudge_steps=100",
+                        "--set", "network.sizes=[64, 16, 10]", "--set", "train.epochs=1",
+                        "--set", "dataset.limit_train=40", "--set", "train.fidelity_batches=1"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["engine"] == "brian2-spiking" and s["epochs"] == 1
+    bad = subprocess.run([sys.executable, "-m", "neurosim.cli", "run", "--no-progress",
+                          "--out", str(tmp_path), "--set", "engine.name=\"brian2-spiking\""],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "engine.solver" in bad.stderr
