@@ -313,3 +313,18 @@ class ReferenceEngine:
         s0 = self.converged_free(x) if state is None else state
         return rbp.gradient(self.net, x, y, method="implicit", eps=self.eps, state=s0,
                             clip=self.clip)
+
+
+class ReferenceEvaluation:
+    """For engines that train elsewhere (Brian2 circuits) but evaluate with the reference
+    engine's rate dynamics: free phases, converged free states and RBP ground truth come from
+    ``self.reference`` (a :class:`ReferenceEngine` with the same Euler settings)."""
+
+    def free(self, x, state=None):
+        return self.reference.free(x, state)
+
+    def converged_free(self, x, tol=1e-10):
+        return self.reference.converged_free(x, tol)
+
+    def rbp_gradient(self, x, y, state=None):
+        return self.reference.rbp_gradient(x, y, state)

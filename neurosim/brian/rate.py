@@ -277,15 +277,7 @@ class RateCircuit:
 
     def _read(self, ctx, projections, mons):
         net, B = self.net, ctx.batch
-        acc = {}
-        for key, (syn, ia, jb) in projections.items():
-            a = np.zeros((B,) + net.params[key].shape)
-            vals = np.asarray(syn.acc[:]).reshape(B, -1)
-            for r in range(B):
-                a[r, ia, jb] = vals[r]
-            acc[key] = a
-        for p in net.state_pops:
-            acc["b:%s" % p] = np.asarray(ctx.groups[p].acc_b[:]).reshape(B, net.sizes[p])
+        acc = plasticity.read_accumulators(net, B, projections, ctx.groups)
         traces = {}
         for p, m in mons.items():
             n = net.sizes[p]

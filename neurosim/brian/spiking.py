@@ -62,6 +62,7 @@ import time
 
 import numpy as np
 
+from . import plasticity
 from .device import CircuitError, build_folder, check_compiler, check_device, import_brian2
 from .rate import DRHO, RHO
 
@@ -494,15 +495,7 @@ class SpikingCircuit:
 
     def _read(self, ctx, projections, mons, spk):
         net, B = self.net, ctx.batch
-        acc = {}
-        for key, (syn, ia, jb) in projections.items():
-            a = np.zeros((B,) + net.params[key].shape)
-            vals = np.asarray(syn.acc[:]).reshape(B, -1)
-            for r in range(B):
-                a[r, ia, jb] = vals[r]
-            acc[key] = a
-        for q in net.state_pops:
-            acc["b:%s" % q] = np.asarray(ctx.groups[q].acc_b[:]).reshape(B, net.sizes[q])
+        acc = plasticity.read_accumulators(net, B, projections, ctx.groups)
         tau_s = self.params["tau"] * 1e-3
         self.traces = {}
         for q, m in mons.items():

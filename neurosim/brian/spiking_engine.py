@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import ReferenceEngine, StepResult
+from ..engine import ReferenceEngine, ReferenceEvaluation, StepResult
 from .. import energy as en
 from .device import CircuitError
 from .spiking import SpikingCircuit
 
 
-class SpikingEngine:
+class SpikingEngine(ReferenceEvaluation):
     """EP steps in a spiking circuit (runtime device); see the module docstring."""
 
     name = "brian2-spiking"
@@ -49,12 +49,3 @@ class SpikingEngine:
         s = self.reference.free(x)
         cost = float(np.mean(en.cost(self.net, s, y)))
         return StepResult(s, cost)
-
-    def free(self, x, state=None):
-        return self.reference.free(x, state)
-
-    def converged_free(self, x, tol=1e-10):
-        return self.reference.converged_free(x, tol)
-
-    def rbp_gradient(self, x, y, state=None):
-        return self.reference.rbp_gradient(x, y, state)

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from ..engine import ReferenceEngine, ReferenceEvaluation
 from .device import CircuitError, build_folder, check_compiler, import_brian2
 from .rate import DRHO, RHO
 
@@ -265,7 +266,7 @@ class TrainingCircuit:
             self._folder = None
 
 
-class BrianRateEngine:
+class BrianRateEngine(ReferenceEvaluation):
     """The training engine ``brian2-rate``: each epoch runs in a compiled Brian2 circuit whose
     synapses hold the weights and learn locally; free phases for evaluation and the RBP
     ground truth use the reference engine with the same Euler settings (the circuit's
@@ -275,7 +276,6 @@ class BrianRateEngine:
 
     def __init__(self, net, n_examples, eps=0.5, free_steps=20, nudge_steps=4, clip=True,
                  beta=0.5, variant="symmetric", build_dir=None):
-        from ..engine import ReferenceEngine
         _check_supported(net)
         self.reference = ReferenceEngine(net, eps=eps, free_steps=free_steps,
                                          nudge_steps=nudge_steps, clip=clip, solver="euler")
@@ -286,15 +286,6 @@ class BrianRateEngine:
 
     def step(self, *args, **kw):
         return self.reference.step(*args, **kw)
-
-    def free(self, x, state=None):
-        return self.reference.free(x, state)
-
-    def converged_free(self, x, tol=1e-10):
-        return self.reference.converged_free(x, tol)
-
-    def rbp_gradient(self, x, y, state=None):
-        return self.reference.rbp_gradient(x, y, state)
 
     def train_epoch(self, x, y, signs, lrs, batch_size):
         """One epoch in the circuit, examples in the given order; ``net.params`` afterwards
