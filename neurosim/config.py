@@ -1,9 +1,9 @@
 """Circuit files: TOML descriptions of a network, its engine, learning rule, training run,
 dataset, recording and output folder, validated with errors that name the field.
 
-Sections: ``network``, ``engine``, ``learning``, ``train``, ``dataset``, ``record``, ``output``
-(plus a top-level ``name``). Unknown keys and wrong types are rejected with the field's dotted
-path. ``--set KEY=VALUE`` overrides use the same dotted paths and the same validation.
+Sections: ``network``, ``engine``, ``learning``, ``train``, ``dataset``, ``record``, ``output``,
+``hardware``, ``cost`` (plus a top-level ``name``). Unknown keys and wrong types are rejected
+with the field's dotted path. ``--set KEY=VALUE`` overrides use the same dotted paths and the same validation.
 """
 from __future__ import annotations
 
@@ -156,6 +156,45 @@ class OutputSection(_Section):
     dir: str = "runs"
 
 
+class HardwareSection(_Section):
+    """The devices the weights live in and the circuit's analog non-idealities
+    (:mod:`neurosim.hardware`). ``preset`` names a device (``ideal``, ``rram``, ``pcm``,
+    ``ecram``); every other key, when given, overrides that preset's value."""
+    preset: Literal["ideal", "rram", "pcm", "ecram"] = "ideal"
+    g_min: Optional[float] = Field(None, ge=0)
+    g_max: Optional[float] = Field(None, gt=0)
+    levels: Optional[int] = Field(None, ge=0)
+    w_max: Optional[float] = Field(None, gt=0)
+    d2d_variability: Optional[float] = Field(None, ge=0)
+    c2c_noise: Optional[float] = Field(None, ge=0)
+    asymmetry: Optional[float] = Field(None, ge=0, lt=1)
+    soft_bounds: Optional[bool] = None
+    read_noise: Optional[float] = Field(None, ge=0)
+    drift_nu: Optional[float] = Field(None, ge=0)
+    drift_t0: Optional[float] = Field(None, gt=0)
+    seconds_per_batch: Optional[float] = Field(None, ge=0)
+    stuck_fraction: Optional[float] = Field(None, ge=0, le=1)
+    dac_bits: Optional[int] = Field(None, ge=0)
+    adc_bits: Optional[int] = Field(None, ge=0)
+    derivative_tau: Optional[float] = Field(None, ge=0)
+    tau_mismatch: Optional[float] = Field(None, ge=0)
+    seed: int = 0
+
+
+class CostSection(_Section):
+    """Per-operation energy (pJ) and time (ns) of the cost model (:mod:`neurosim.cost`);
+    a key left out keeps the documented default of the table."""
+    mac_pj: Optional[float] = Field(None, ge=0)
+    synaptic_event_pj: Optional[float] = Field(None, ge=0)
+    pulse_pj: Optional[float] = Field(None, ge=0)
+    dac_pj: Optional[float] = Field(None, ge=0)
+    adc_pj: Optional[float] = Field(None, ge=0)
+    neuron_step_pj: Optional[float] = Field(None, ge=0)
+    tau_ns: Optional[float] = Field(None, gt=0)
+    pulse_ns: Optional[float] = Field(None, ge=0)
+    adc_ns: Optional[float] = Field(None, ge=0)
+
+
 class Circuit(_Section):
     """A whole circuit file."""
     name: str = "circuit"
@@ -166,6 +205,8 @@ class Circuit(_Section):
     dataset: DatasetSection = DatasetSection()
     record: RecordSection = RecordSection()
     output: OutputSection = OutputSection()
+    hardware: HardwareSection = HardwareSection()
+    cost: CostSection = CostSection()
 
 
 def _path(loc):
