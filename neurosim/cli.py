@@ -87,14 +87,25 @@ def build_parser():
                     "RMSE and sign agreement, overall and per parameter, and over the nudged "
                     "phase (the update truncated after k nudged steps). Runs Euler steps of "
                     "engine.eps in float64 (the 'block' solver has no Euler time axis). "
-                    "Writes fidelity.h5, fidelity_curve.png and circuit.toml.")
+                    "Writes fidelity.h5, fidelity_curve.png and circuit.toml (brian2-spiking: "
+                    "fidelity.h5 with the table and the last run's spikes, "
+                    "spiking_fidelity.png and raster.png).")
     fi.add_argument("circuit", nargs="?", default=None,
                     help="circuit file (TOML) or the name of a built-in circuit (default: "
                          "'default')")
     _add_set(fi)
-    fi.add_argument("--engine", choices=("reference", "brian2-rate"), default="reference",
+    fi.add_argument("--engine", choices=("reference", "brian2-rate", "brian2-spiking"),
+                    default="reference",
                     help="reference: the numpy engine (ns.ep.gradient); brian2-rate: the Brian2 "
-                         "rate circuit (default: reference)")
+                         "rate circuit; brian2-spiking: the spiking circuit (engine.neuron, "
+                         "engine.max_rate, engine.eps) over spike seeds, against the rate "
+                         "circuit and RBP, with --sweep (default: reference)")
+    fi.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
+                    help="brian2-spiking only, repeatable, one factor at a time around the "
+                         "circuit's setting: max_rate=250,1000 (Hz), nudge_steps=300,1000, "
+                         "traces=10/100,20/200 (tau_fast/tau_slow, ms), neuron=poisson,lif")
+    fi.add_argument("--spike-seeds", type=_positive(int), default=None,
+                    help="brian2-spiking only: spike seeds per setting (default 3)")
     fi.add_argument("--device", choices=("runtime", "cpp_standalone"), default="runtime",
                     help="Brian2 device for --engine brian2-rate (default: runtime)")
     fi.add_argument("--batch", type=_positive(int), default=8,

@@ -550,7 +550,47 @@ class SpikingCircuit:
         scale = -1.0 / ((2.0 if symmetric else 1.0) * beta)
         return {k: scale * acc[k].mean(axis=0) for k in self.net.params}
 
-    def _spike_table(self):
+    def train(self, x, y, epochs=1, batch_size=20, lr=0.1, beta=None, variant=None,
+              free_steps=None, nudge_steps=None, seed=0):
+        """Train ``net.params`` in place: every mini-batch's update is the one this circuit's
+        synapses accumulate from spikes (:meth:`ep_update`), applied as ``theta -= lr g``;
+        examples shuffled per epoch with ``seed``. ``lr`` is a number, a list per projection
+        or a dict. Returns a list of per-epoch dicts (``epoch``, ``seconds``, ``loss``: the
+        batch-mean cost at the rate dynamics' free state after the epoch, ``spikes``). For
+        evaluation, checkpoints and fidelity logging use ``neurosim run`` with
+        ``engine.name = "brian2-spiking"``."""
+        from ..relax import free_state
+        from ..train import resolve_learning_rates
+        from .. import energy as en
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+            raise CircuitError("train: x and y must be (examples, features) and "
+                               "(examples, classes) with the same number of rows, got %s and %s"
+                               % (x.shape, y.shape))
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise CircuitError("train: batch_size must be a positive integer, got %r"
+                               % (batch_size,))
+        lrs = resolve_learning_rates(self.net, lr)
+        history = []
+        for epoch in range(_steps("epochs", epochs, 1)):
+            rng = np.random.default_rng([seed, epoch])
+            order = rng.permutation(x.shape[0])
+            t0, spikes = time.perf_counter(), 0
+            for b in range(0, len(order), batch_size):
+                idx = order[b:b + batch_size]
+                g = self.ep_update(x[idx], y[idx], beta, free_steps, nudge_steps, variant,
+                                   rng=rng)
+                spikes += int(sum(self.stats.get("spikes", {}).values()))
+                for k, v in g.items():
+                    if lrs[k]:
+                        self.net.params[k] -= lrs[k] * v
+            s = free_state(self.net, x, eps=self.eps, clip=self.clip)
+            history.append({"epoch": epoch + 1, "seconds": time.perf_counter() - t0,
+                            "loss": float(np.mean(en.cost(self.net, s, y))), "spikes": spikes})
+        return history
+
+    def spike_table(self):
         """Spikes per population as (timestamps in ms, node ids); example ``e``'s neuron
         ``i`` of a population of ``n`` is node ``e * n + i``."""
         if not self.spikes:
@@ -565,7 +605,7 @@ class SpikingCircuit:
         ``example * n + neuron``), reports of ``u`` per population ``(time, batch, n)`` and the
         phases of the last :meth:`ep_update`."""
         from .. import traces
-        spikes = self._spike_table()
+        spikes = self.spike_table()
         tau = self.params["tau"]
         reports = {q: {"data": tr["u"], "dt": self.eps * tau, "variable": "u",
                        "units": "dimensionless"} for q, tr in self.traces.items()}
@@ -577,7 +617,7 @@ class SpikingCircuit:
     def raster(self, path):
         """A PNG raster of the last run's spikes (all examples of the batch)."""
         from .. import plots
-        return plots.raster(self._spike_table(), path, phases=getattr(self, "phases", None))
+        return plots.raster(self.spike_table(), path, phases=getattr(self, "phases", None))
 
     def trajectory(self, x, y=None, beta=0.0, steps=1000, state=None, seed=None):
         """States ``(steps + 1, batch, n)`` per population of a run with constant ``beta``
