@@ -4,7 +4,7 @@ The public API (DESIGN.md): build a :class:`Network`, relax it, compute RBP grou
 (:mod:`neurosim.rbp`), Equilibrium Propagation estimates (:mod:`neurosim.ep`) and their
 fidelity (:mod:`neurosim.fidelity`).
 """
-from . import brian, datasets, energy, ep, fidelity, rbp
+from . import brian, datasets, energy, ep, fidelity, hardware, rbp, sweep
 from .network import Network, NetworkError, layered
 from .relax import RelaxationError, RelaxResult, loss, relax
 from .rbp import RBPConvergenceError
@@ -12,4 +12,5 @@ from .rbp import RBPConvergenceError
 __version__ = "0.1.0"
 
 __all__ = ["Network", "NetworkError", "layered", "relax", "RelaxResult", "RelaxationError", "loss",
-           "rbp", "ep", "fidelity", "energy", "datasets", "brian", "RBPConvergenceError", "__version__"]
+           "rbp", "ep", "fidelity", "energy", "datasets", "brian", "hardware", "sweep",
+           "RBPConvergenceError", "__version__"]

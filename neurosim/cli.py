@@ -28,6 +28,16 @@ def _beta(text):
     return v
 
 
+def _non_negative_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected an integer, got %r" % text)
+    if v < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more, got %r" % text)
+    return v
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="neurosim",
@@ -138,6 +148,39 @@ def build_parser():
     nwb = trs.add_parser("to-nwb", help="export a trace file to NWB (needs neurosim[nwb])")
     nwb.add_argument("file", help="a traces.h5 written by neurosim")
     nwb.add_argument("output", help="the .nwb file to write")
+    # -- sweep (issue 6): the grid of --param lists on Dask --------------------------------
+    sw = sub.add_parser(
+        "sweep", help="train every point of a parameter grid on Dask; an index table and plots",
+        description="Train the circuit once per point of the grid (the cartesian product of "
+                    "the --param lists) on Dask: a local cluster of --workers processes (1 "
+                    "thread and 1 BLAS thread each) or the scheduler at --scheduler. Writes "
+                    "one run folder per point under OUT/runs/, OUT/index.csv (one row per run, "
+                    "rewritten as each run finishes), OUT/sweep_<key>.png and OUT/sweep.json. "
+                    "A failed run is retried (--retries) and recorded with its error; the "
+                    "exit status is 1 if any run still failed. Rerun with the same arguments "
+                    "and --out to resume: finished runs are skipped.")
+    sw.add_argument("circuit", nargs="?", default=None,
+                    help="circuit file (TOML) or the name of a built-in circuit (default: "
+                         "'default')")
+    sw.add_argument("--param", dest="params", action="append", default=[],
+                    metavar="KEY=V1,V2,...",
+                    help="a swept key and its values (repeatable; the grid is the product): "
+                         "values are separated by the commas outside brackets and quotes and "
+                         "read like --set values, e.g. --param learning.beta=0.1,0.5 "
+                         "--param hardware.preset=ideal,rram "
+                         "--param network.sizes=[64,32,10],[64,64,10]")
+    _add_set(sw)
+    sw.add_argument("--workers", type=_positive(int), default=None,
+                    help="worker processes of the local cluster (default 2)")
+    sw.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="address of a running Dask scheduler (e.g. tcp://host:8786) instead "
+                         "of a local cluster; its workers must see --out and have neurosim")
+    sw.add_argument("--out", metavar="DIR", default=None,
+                    help="sweep folder (default <output.dir>/sweep-<name>-<timestamp>); give "
+                         "the same one to resume")
+    sw.add_argument("--retries", type=_non_negative_int, default=1,
+                    help="extra attempts of a run that failed (default 1)")
+    sw.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
     return parser
 
 
@@ -185,6 +228,9 @@ def main(argv=None):
         if args.command == "fidelity":
             from . import fidelity_report
             return fidelity_report.main(args)
+        if args.command == "sweep":
+            from . import sweep
+            return sweep.main(args)
     except Interrupted as e:
         print("neurosim %s: %s; continue with: neurosim run --resume %s"
               % (args.command, e, os.path.dirname(str(e).rsplit("checkpoint: ", 1)[-1])),

@@ -14,6 +14,7 @@ from . import __version__, config, datasets, plots, traces
 from .network import Network, layered
 from .relax import relax
 from .engine import ConfigurationError, ReferenceEngine
+from .hardware_engine import wrap as wrap_hardware
 from .train import Trainer
 
 CHECKPOINT = "checkpoint.npz"
@@ -50,6 +51,12 @@ def build_dataset(section, dtype):
 
 
 def build_engine(circuit, net, n_examples=None):
+    """The engine of the ``[engine]`` section, on the devices of the ``[hardware]`` section
+    (:class:`~neurosim.hardware_engine.HardwareEngine`) unless those are ideal."""
+    return wrap_hardware(circuit, _build_engine(circuit, net, n_examples))
+
+
+def _build_engine(circuit, net, n_examples=None):
     """The engine of the ``[engine]`` section."""
     e = circuit.engine
     if e.name == "brian2-spiking":
@@ -144,6 +151,8 @@ def _summary(circuit, trainer, run_dir, seconds):
         out["fidelity_cosine_last"] = f["cosine/all"][-1]
         out["fidelity_cosine_mean"] = float(np.mean(f["cosine/all"]))
         out["fidelity_rel_error_last"] = f["rel_error/all"][-1]
+    from . import cost
+    out["cost"] = cost.summary(cost.run_report(circuit, trainer))
     return out
 
 
@@ -234,6 +243,8 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     echo(table(trainer.history))
     echo("test accuracy %.4f after %d epochs (%.1f s); run folder: %s"
          % (summary["test_accuracy"], summary["epochs"], seconds, run_dir))
+    from . import cost
+    echo(cost.describe(summary["cost"]))
     return summary
 
 
@@ -255,7 +266,11 @@ def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, sum
                  fidelity=fidelity, training=training, circuit=text,
                  attrs={"run_dir": run_dir, "name": circuit.name}, dt=circuit.engine.eps,
                  time_units="tau")
+    from . import cost
+    cost_report = cost.run_report(circuit, trainer)
+    cost.write_h5(os.path.join(run_dir, "traces.h5"), cost_report)
     metrics = dict(summary)
+    metrics["cost"] = cost_report
     metrics["history"] = trainer.history
     metrics["fidelity"] = trainer.fidelity
     metrics["neurosim_version"] = __version__

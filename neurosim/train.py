@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -15,6 +16,7 @@ from tqdm.auto import tqdm
 from . import energy as en
 from . import ep as _ep
 from . import fidelity as fid
+from .cost import CostMeter
 from .engine import ConfigurationError, StepResult
 
 def resolve_learning_rates(net, lr, bias_lr=None, field="learning.lr"):
@@ -131,12 +133,16 @@ class Trainer:
     ``(seed, epoch, batch)``, so a resumed run ends with the same weights as an uninterrupted
     one. SIGINT/SIGTERM write a checkpoint after the current batch and raise
     :class:`Interrupted`.
+
+    ``meter``: what the cost model (:mod:`neurosim.cost`) reads; by default a
+    :class:`~neurosim.cost.CostMeter` that counts every batch's examples and the engine's
+    pulse and spike counters (kept in checkpoints); ``False`` for none.
     """
 
     def __init__(self, engine, dataset, *, rule="ep", variant="symmetric", beta=0.5, lr=0.1,
                  bias_lr=None, momentum=0.0, schedule="constant", epochs=10, batch_size=20, seed=0,
                  fidelity_batches=2, eval_batch_size=1000, checkpoint_every=200,
-                 persistent=False, checkpoint=None, progress=True):
+                 persistent=False, checkpoint=None, progress=True, meter=None):
         self.engine, self.net, self.data = engine, engine.net, dataset
         self.rule, self.variant, self.beta = rule, variant, float(beta)
         self.base_lrs = resolve_learning_rates(self.net, lr, bias_lr)
@@ -160,6 +166,8 @@ class Trainer:
         self.epoch, self.batch = 0, 0           # where the next batch starts
         self.acc = [0.0, 0, 0, 0.0]             # running cost sum, correct, examples, seconds
         self._stop = None
+        # cost model counters (neurosim.cost): a CostMeter by default, False for none
+        self.meter = CostMeter(engine) if meter is None else (meter or None)
 
     # -- bookkeeping ------------------------------------------------------------------
     def _order(self, epoch):
@@ -181,6 +189,8 @@ class Trainer:
         meta = {"epoch": self.epoch, "batch": self.batch, "acc": self.acc,
                 "history": self.history,
                 "fidelity": {k: [float(x) for x in v] for k, v in self.fidelity.items()}}
+        if self.meter is not None:
+            meta["meter"] = self.meter.state_dict()
         arrays["meta"] = np.array(json.dumps(meta))
         tmp = path + ".tmp.npz"
         np.savez(tmp, **arrays)
@@ -206,6 +216,8 @@ class Trainer:
         self.epoch, self.batch, self.acc = meta["epoch"], meta["batch"], meta["acc"]
         self.history = {k: list(v) for k, v in meta["history"].items()}
         self.fidelity = {k: list(v) for k, v in meta["fidelity"].items()}
+        if self.meter is not None and "meter" in meta:
+            self.meter.load_state_dict(meta["meter"])
 
     def _signal(self, signum, frame):
         self._stop = signum
@@ -256,7 +268,11 @@ class Trainer:
 
     def fit(self, on_epoch=None):
         """Train from the current position to ``epochs``; returns the history."""
-        old = {s: signal.signal(s, self._signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # handlers can only be installed on the main thread (a Dask worker runs tasks on
+        # others; there a killed run is redone by the sweep instead of checkpointed here)
+        main = threading.current_thread() is threading.main_thread()
+        old = {s: signal.signal(s, self._signal) for s in (signal.SIGINT, signal.SIGTERM)} \
+            if main else {}
         try:
             while self.epoch < self.epochs:
                 self._run_epoch(on_epoch)
@@ -298,6 +314,9 @@ class Trainer:
         self.engine.train_epoch(self.data.x_train[order], self.data.y_train[order],
                                 self._batch_signs(epoch, order), self.lrs, self.batch_size)
         self.acc[3] = time.perf_counter() - t0
+        if self.meter is not None:
+            for s in range(0, len(order), self.batch_size):
+                self.meter.batch(self.engine, min(self.batch_size, len(order) - s), epoch + 1)
         cost, acc = evaluate(self.engine, self.data.x_train, self.data.y_train,
                              self.eval_batch_size)
         self.acc[:3] = [cost * len(order), int(round(acc * len(order))), len(order)]
@@ -322,6 +341,8 @@ class Trainer:
                 self.acc[0] += cost
                 self.acc[1] += correct
                 self.acc[2] += len(idx)
+                if self.meter is not None:
+                    self.meter.batch(self.engine, len(idx), epoch + 1)
                 self.batch += 1
                 if self.progress:
                     bar.update(1)

@@ -1,0 +1,460 @@
+"""The cost model: what an EP training run would cost in energy and time on analog (or
+spiking) hardware, counted per example and per epoch, split by phase (free, nudged, update).
+
+The table (:class:`CostTable`)
+------------------------------
+Energy per operation in pJ, times in ns. The defaults are **order-of-magnitude figures** for
+analog in-memory computing, taken from the literature below; they are not a calibrated model
+of any chip. Override any of them in the circuit file's ``[cost]`` section (e.g.
+``mac_pj = 0.05``), or pass a :class:`CostTable` to :class:`CostModel`.
+
+==================  =========  ==================================================================
+entry               default    source / reasoning
+==================  =========  ==================================================================
+mac_pj              0.01 pJ    one multiply-accumulate in a resistive crossbar. Gokmen & Vlasov
+                               (2016, Front. Neurosci. 10:333) estimate an RPU accelerator at
+                               ~84,000 GOps/s/W, about 12 fJ per operation; Burr et al. (2017,
+                               Adv. Phys. X 2:89) put analog NVM crossbar MACs in the fJ to
+                               tens-of-fJ range.
+synaptic_event_pj   26 pJ      one spike delivered to one synapse: IBM TrueNorth, 26 pJ per
+                               synaptic event (Merolla et al. 2014, Science 345:668).
+pulse_pj            1 pJ       one weight-programming pulse on one device: RRAM/ECRAM pulses cost
+                               ~0.1-10 pJ, PCM up to ~100 pJ (Burr et al. 2017).
+dac_pj              0.1 pJ     one input conversion (a row driver of 4-8 bits): an assumption,
+                               a tenth of an ADC conversion of the same resolution.
+adc_pj              1 pJ       one 8-bit conversion at 10-1000 MS/s: Murmann, "ADC Performance
+                               Survey 1997-present" (Walden figure of merit of a few fJ per
+                               conversion step, times 2^8 steps).
+neuron_step_pj      1 pJ       one update of one neuron (analog integrator + activation) per
+                               step; digital neuromorphic neuron updates cost tens of pJ
+                               (Intel Loihi, Davies et al. 2018, IEEE Micro 38:82), analog
+                               integrators well under that.
+tau_ns              10 ns      the neuron time constant: analog crossbar integrators settle in
+                               tens of ns (the RPU forward cycle integrates for 80 ns, Gokmen &
+                               Vlasov 2016). Spiking circuits with biological time constants
+                               need e.g. ``tau_ns = 1e7`` (10 ms).
+pulse_ns            1 ns       one programming pulse (Gokmen & Vlasov 2016: ns update pulses).
+adc_ns              10 ns      one conversion (an 8-bit SAR at ~100 MS/s, Murmann's survey).
+==================  =========  ==================================================================
+
+Counting (per example; the engine's settings ``eps``, ``free_steps``, ``nudge_steps``)
+---------------------------------------------------------------------------------------
+* **MACs per step** ``M = sum over the network's terms of n_source * n_target``: every matrix
+  product the dynamics take. A tied (energy) weight between state populations is used in
+  both directions (forward and feedback products), so it counts ``2 n_pre n_post``; an input
+  projection counts ``n_in n_post`` (one direction). The input is constant during an example,
+  but an analog crossbar integrates its current at every step, so it is counted at every
+  step (the numpy engine's block solver and the Brian2 rate circuit compute it once; the
+  hardware would not). A lateral (self) projection counts ``n (n - 1)`` (zero diagonal);
+  vector-field networks count each of their untied matrices once. Spiking engines do no
+  MACs: their synaptic work is counted as synaptic events instead.
+* **Steps.** Free phase: ``free_steps``; nudged phase: ``nudge_steps`` per nudged phase, times
+  2 for symmetric EP (``+beta`` and ``-beta``). The block solver's sweeps count as steps (one
+  sweep does the products of one Euler step).
+* **Settling time** per phase in units of tau: ``steps * eps``.
+* **Neuron updates**: the number of state units per step.
+* **DAC conversions**: the input units once per example (free phase) and the target units
+  once per example (nudged phase; the ``-beta`` phase reuses them).
+* **ADC conversions**: every state unit is read at the end of every phase (the update needs
+  the free and nudged states): ``n_state`` in the free phase, ``n_state`` per nudged phase.
+* **Synaptic events** (spiking engines): each spike times the fan-out of its population's
+  pathways, counted from the circuits of every batch and split at the end of the free phase
+  (:mod:`neurosim.brian.spiking_engine`).
+* **Weight-update pulses** per batch: the crossbar's own pulse counter where the engine has
+  one (``engine.crossbar.pulses``, read by duck typing), else one programming event per
+  parameter per batch (an ideal device programmed once per update). Per example they are
+  the batch's pulses over its examples.
+
+Energy per phase = the counts times the table. Latency per example = the sum over phases of
+``settling_tau * tau_ns + adc_ns`` (every unit has its own ADC, so one read takes one
+conversion; DAC time overlaps the settling), plus the programming time of the update
+amortised over the batch. Programming assumption: every weight array (one per projection,
+the biases of a population in one extra row of the first array into it) is written at the
+same time as the others, one row after another, all devices of a row in parallel; a device
+that takes ``k`` pulses takes ``k`` pulse slots, with ``k`` the mean pulses per device in the
+batch rounded up. A batch's update thus takes ``rows * ceil(pulses / devices) * pulse_ns``,
+``rows`` the largest array's row count.
+
+Measured vs estimated: the training loop (:class:`neurosim.train.Trainer`) feeds a
+:class:`CostMeter` every batch (examples, batches, pulse and spike counters), so the
+per-epoch counts are those of the batches actually run; the evaluation passes and the RBP
+ground truth of the fidelity log are measurement, not training, and are not counted. The
+counts model the EP step (free and nudged phases) also for ``learning.rule = "rbp"``.
+
+Reports: :meth:`CostModel.report` returns ``{"per_example": {...}, "per_epoch": {...},
+"by_epoch": {...}, "table": {...}, "model": {...}}`` where ``per_example`` and ``per_epoch``
+(the mean epoch) map each phase (``free``, ``nudged``, ``update``, ``total``) to its counts,
+``energy_pj``/``energy_uj``, ``latency_ns``/``latency_us`` and ``energy_by_op_pj``, and
+``by_epoch`` holds the same per phase as lists, one entry per epoch. :func:`write_h5` stores
+it as the ``/cost`` group of a trace file.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+PHASES = ("free", "nudged", "update", "total")
+COUNTS = ("steps", "settling_tau", "macs", "synaptic_events", "neuron_steps", "dac", "adc",
+          "pulses")
+#: count -> the table entry that prices it
+PRICES = {"macs": "mac_pj", "synaptic_events": "synaptic_event_pj", "pulses": "pulse_pj",
+          "dac": "dac_pj", "adc": "adc_pj", "neuron_steps": "neuron_step_pj"}
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """Energy per operation (pJ) and times (ns) of the cost model; the defaults and their
+    sources are in the module docstring (order-of-magnitude figures: override them)."""
+
+    mac_pj: float = 0.01
+    synaptic_event_pj: float = 26.0
+    pulse_pj: float = 1.0
+    dac_pj: float = 0.1
+    adc_pj: float = 1.0
+    neuron_step_pj: float = 1.0
+    tau_ns: float = 10.0
+    pulse_ns: float = 1.0
+    adc_ns: float = 10.0
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(v) or v < 0:
+                raise ValueError("cost.%s: expected a finite number >= 0, got %r" % (f.name, v))
+            object.__setattr__(self, f.name, float(v))
+        if self.tau_ns <= 0:
+            raise ValueError("cost.tau_ns: must be positive, got %r" % self.tau_ns)
+
+    def as_dict(self):
+        return asdict(self)
+
+
+FIELDS = tuple(f.name for f in fields(CostTable))
+
+
+def table_from_section(section):
+    """The :class:`CostTable` of a circuit file's ``[cost]`` section: the defaults, with
+    every key the section sets (not None) overriding its entry."""
+    if section is None:
+        return CostTable()
+    return CostTable(**{k: getattr(section, k) for k in FIELDS
+                        if getattr(section, k, None) is not None})
+
+
+# -- counters the training loop reads --------------------------------------------------------
+def _total(v):
+    """A pulse counter as one number: a number, an array, or a dict of those (summed)."""
+    if v is None:
+        return None
+    if isinstance(v, dict):
+        parts = [_total(x) for x in v.values()]
+        parts = [x for x in parts if x is not None]
+        return sum(parts) if parts else None
+    if callable(v):
+        v = v()
+    return float(np.sum(v))
+
+
+def read_counters(engine):
+    """The engine's cumulative counters (None where it has none): ``pulses`` from
+    ``engine.crossbar.pulses`` (a crossbar or a dict of crossbars), ``events_free`` and
+    ``events_nudged`` from ``engine.synaptic_events`` (spiking engines)."""
+    xb = getattr(engine, "crossbar", None)
+    if isinstance(xb, dict):
+        pulses = _total({k: getattr(c, "pulses", None) for k, c in xb.items()})
+    else:
+        pulses = _total(getattr(xb, "pulses", None)) if xb is not None else None
+    ev = getattr(engine, "synaptic_events", None)
+    free = nudged = None
+    if isinstance(ev, dict):
+        free, nudged = float(ev.get("free", 0)), float(ev.get("nudged", 0))
+    return {"pulses": pulses, "events_free": free, "events_nudged": nudged}
+
+
+class CostMeter:
+    """What the training loop did, per epoch: examples, batches, and the growth of the
+    engine's pulse and spike counters (:func:`read_counters`). :class:`neurosim.train.Trainer`
+    calls :meth:`batch` after every batch; the state goes into its checkpoints."""
+
+    def __init__(self, engine=None):
+        self.epochs = []
+        self._last = read_counters(engine) if engine is not None else {}
+
+    def batch(self, engine, n_examples, epoch=1):
+        """Record one batch of ``n_examples`` in ``epoch`` (1-based) and the counters'
+        growth since the last call (a counter that went down was reset: its value counts)."""
+        if not self.epochs or self.epochs[-1]["epoch"] != epoch:
+            self.epochs.append({"epoch": int(epoch), "examples": 0, "batches": 0,
+                                "pulses": None, "events_free": None, "events_nudged": None})
+        rec = self.epochs[-1]
+        rec["examples"] += int(n_examples)
+        rec["batches"] += 1
+        now = read_counters(engine)
+        for k, v in now.items():
+            if v is None:
+                continue
+            d = v - (self._last.get(k) or 0.0)
+            rec[k] = (rec[k] or 0.0) + (v if d < 0 else d)
+        self._last = now
+
+    def state_dict(self):
+        return {"epochs": [dict(r) for r in self.epochs]}
+
+    def load_state_dict(self, d):
+        self.epochs = [dict(r) for r in (d or {}).get("epochs", [])]
+
+
+# -- the model ---------------------------------------------------------------------------------
+def _phase_dict(counts, table, latency_ns):
+    out = {k: float(counts.get(k, 0.0)) for k in COUNTS}
+    by_op = {k[:-3]: out[c] * getattr(table, k) for c, k in PRICES.items()}
+    out["energy_by_op_pj"] = by_op
+    out["energy_pj"] = float(sum(by_op.values()))
+    out["energy_uj"] = out["energy_pj"] * 1e-6
+    out["latency_ns"] = float(latency_ns)
+    out["latency_us"] = out["latency_ns"] * 1e-3
+    return out
+
+
+def _with_total(phases, table):
+    tot = {k: sum(phases[p][k] for p in ("free", "nudged", "update")) for k in COUNTS}
+    phases["total"] = _phase_dict(tot, table, sum(phases[p]["latency_ns"]
+                                                  for p in ("free", "nudged", "update")))
+    return phases
+
+
+class CostModel:
+    """Counts, energy and latency of EP training on a network with the given phase settings
+    (see the module docstring for the formulas and the table).
+
+    Parameters
+    ----------
+    net : Network
+    table : CostTable, optional
+    eps, free_steps, nudge_steps : float, int, int
+        The engine's Euler step (units of tau) and steps (or sweeps) per phase.
+    variant : str
+        ``"symmetric"`` has two nudged phases; the others one.
+    batch_size : int
+        Examples per update (for the estimate of pulses without a meter).
+    spiking : bool
+        A spiking engine: synaptic events instead of MACs.
+    """
+
+    def __init__(self, net, table=None, *, eps, free_steps, nudge_steps, variant="symmetric",
+                 batch_size=20, spiking=False):
+        self.net, self.table = net, table if table is not None else CostTable()
+        self.eps, self.free_steps, self.nudge_steps = float(eps), int(free_steps), int(nudge_steps)
+        self.variant, self.batch_size, self.spiking = variant, int(batch_size), bool(spiking)
+        self.nudged_phases = 2 if variant == "symmetric" else 1
+        sizes = net.sizes
+        self.macs_per_step = 0 if spiking else sum(
+            sizes[t.source] * (sizes[t.target] - (1 if t.source == t.target else 0))
+            for t in net.terms)
+        self.neurons = int(net.n_state)
+        self.n_in = sum(sizes[p] for p in net.inputs)
+        self.n_out = sum(sizes[p] for p in net.outputs)
+        self.devices = int(sum(np.size(v) for v in net.params.values()))
+        rows = {k: net.params[k].shape[0] for k in net.projections}
+        for p in net.state_pops:
+            into = [t.key for t in net.terms if t.target == p and not t.transpose]
+            if into and ("b:%s" % p) in net.params:
+                rows[into[0]] += 1
+        self.program_rows = max(rows.values()) if rows else 1
+
+    @classmethod
+    def for_engine(cls, engine, table=None, variant="symmetric", batch_size=20):
+        """The model of a training engine (reference, Brian2 rate or spiking, hardware): its
+        network and phase settings; spiking if it keeps ``synaptic_events``."""
+        return cls(engine.net, table, eps=engine.eps, free_steps=engine.free_steps,
+                   nudge_steps=engine.nudge_steps, variant=variant, batch_size=batch_size,
+                   spiking=isinstance(getattr(engine, "synaptic_events", None), dict))
+
+    # -- per example ---------------------------------------------------------------------
+    def phase_counts(self):
+        """The counts of one example's free and nudged phases that follow from the settings
+        (every count but synaptic events and pulses, which are measured)."""
+        F, K, P = self.free_steps, self.nudge_steps, self.nudged_phases
+        free = {"steps": F, "settling_tau": F * self.eps, "macs": F * self.macs_per_step,
+                "neuron_steps": F * self.neurons, "dac": self.n_in, "adc": self.neurons}
+        nudged = {"steps": P * K, "settling_tau": P * K * self.eps,
+                  "macs": P * K * self.macs_per_step, "neuron_steps": P * K * self.neurons,
+                  "dac": self.n_out, "adc": P * self.neurons}
+        return free, nudged
+
+    def program_ns(self, pulses, batches):
+        """Programming time of ``batches`` updates that applied ``pulses`` in all (module
+        docstring: arrays in parallel, rows in sequence, a row's devices in parallel)."""
+        if batches <= 0 or pulses <= 0:
+            return 0.0
+        per_device = math.ceil(pulses / batches / self.devices - 1e-9)
+        return batches * self.program_rows * per_device * self.table.pulse_ns
+
+    def _phases(self, examples, batches, pulses, events_free, events_nudged):
+        """Phase dicts for ``examples`` examples in ``batches`` batches (totals)."""
+        t = self.table
+        free, nudged = self.phase_counts()
+        free = {k: v * examples for k, v in free.items()}
+        nudged = {k: v * examples for k, v in nudged.items()}
+        free["synaptic_events"], nudged["synaptic_events"] = events_free, events_nudged
+        lat_free = free["settling_tau"] * t.tau_ns + examples * t.adc_ns
+        lat_nudged = nudged["settling_tau"] * t.tau_ns + examples * self.nudged_phases * t.adc_ns
+        update = {"pulses": pulses}
+        return _with_total({"free": _phase_dict(free, t, lat_free),
+                            "nudged": _phase_dict(nudged, t, lat_nudged),
+                            "update": _phase_dict(update, t, self.program_ns(pulses, batches))},
+                           t)
+
+    def _epoch_totals(self, rec):
+        """Totals of one meter record; the ideal-device pulses where none were counted."""
+        pulses = rec["pulses"] if rec.get("pulses") is not None else \
+            float(self.devices * rec["batches"])
+        return dict(examples=rec["examples"], batches=rec["batches"], pulses=pulses,
+                    events_free=rec.get("events_free") or 0.0,
+                    events_nudged=rec.get("events_nudged") or 0.0)
+
+    def report(self, meter=None, examples_per_epoch=None):
+        """The nested report (module docstring). With a :class:`CostMeter` that saw batches,
+        the per-epoch numbers are those measured and the per-example ones their mean over
+        all examples; without one, an estimate: ``examples_per_epoch`` (default one batch)
+        in batches of ``batch_size``, the ideal-device pulses and no synaptic events."""
+        recs = [r for r in (meter.epochs if meter is not None else []) if r["examples"] > 0]
+        measured = {"pulses": any(r.get("pulses") is not None for r in recs),
+                    "synaptic_events": any(r.get("events_free") is not None for r in recs)}
+        if not recs:
+            n = int(examples_per_epoch or self.batch_size)
+            recs = [{"epoch": 1, "examples": n, "batches": -(-n // self.batch_size),
+                     "pulses": None, "events_free": None, "events_nudged": None}]
+        totals = [self._epoch_totals(r) for r in recs]
+        by = [self._phases(**tt) for tt in totals]
+        n_ex = sum(tt["examples"] for tt in totals)
+        n_b = sum(tt["batches"] for tt in totals)
+        all_ = {k: sum(tt[k] for tt in totals) for k in totals[0]}
+        per_example = self._scaled(self._phases(**all_), 1.0 / n_ex)
+        per_epoch = self._scaled(self._phases(**all_), 1.0 / len(totals))
+        by_epoch = {"epoch": [int(r["epoch"]) for r in recs],
+                    "examples": [int(tt["examples"]) for tt in totals],
+                    "batches": [int(tt["batches"]) for tt in totals]}
+        for p in PHASES:
+            by_epoch[p] = {k: [b[p][k] for b in by] for k in by[0][p] if k != "energy_by_op_pj"}
+            by_epoch[p]["energy_by_op_pj"] = {op: [b[p]["energy_by_op_pj"][op] for b in by]
+                                              for op in by[0][p]["energy_by_op_pj"]}
+        model = {"engine": "spiking" if self.spiking else "rate", "variant": self.variant,
+                 "eps": self.eps, "free_steps": self.free_steps, "nudge_steps": self.nudge_steps,
+                 "nudged_phases": self.nudged_phases, "batch_size": self.batch_size,
+                 "macs_per_step": self.macs_per_step, "neurons": self.neurons,
+                 "inputs": self.n_in, "outputs": self.n_out, "devices": self.devices,
+                 "program_rows": self.program_rows, "epochs": len(recs),
+                 "examples_per_epoch": n_ex / len(recs), "batches_per_epoch": n_b / len(recs),
+                 "measured_pulses": measured["pulses"],
+                 "measured_synaptic_events": measured["synaptic_events"],
+                 "metered": meter is not None and any(r["examples"] > 0 for r in meter.epochs)}
+        return {"per_example": per_example, "per_epoch": per_epoch, "by_epoch": by_epoch,
+                "table": self.table.as_dict(), "model": model}
+
+    @staticmethod
+    def _scaled(phases, f):
+        out = {}
+        for p, d in phases.items():
+            out[p] = {k: (v * f if not isinstance(v, dict) else {o: x * f for o, x in v.items()})
+                      for k, v in d.items()}
+        return out
+
+
+def run_report(circuit, trainer):
+    """The report of a training run: the engine's model, the circuit's ``[cost]`` table,
+    the trainer's meter."""
+    model = CostModel.for_engine(trainer.engine, table_from_section(getattr(circuit, "cost", None)),
+                                 variant=circuit.learning.variant,
+                                 batch_size=circuit.train.batch_size)
+    return model.report(getattr(trainer, "meter", None),
+                        examples_per_epoch=trainer.data.x_train.shape[0])
+
+
+def summary(report):
+    """The report without the per-epoch lists (the run summary's ``cost``)."""
+    return {k: v for k, v in report.items() if k != "by_epoch"}
+
+
+def describe(report):
+    """One line: energy and latency per example (by phase) and per epoch."""
+    e, m = report["per_example"], report["per_epoch"]
+    return ("cost (%s, order-of-magnitude table): per example %.4g uJ, %.4g us (free %.3g, "
+            "nudged %.3g, update %.3g uJ); per epoch %.4g uJ, %.4g us"
+            % (report["model"]["engine"], e["total"]["energy_uj"], e["total"]["latency_us"],
+               e["free"]["energy_uj"], e["nudged"]["energy_uj"], e["update"]["energy_uj"],
+               m["total"]["energy_uj"], m["total"]["latency_us"]))
+
+
+# -- HDF5 --------------------------------------------------------------------------------------
+UNITS = {"settling_tau": "tau", "energy_pj": "pJ", "energy_uj": "uJ", "latency_ns": "ns",
+         "latency_us": "us"}
+
+
+def _write(group, tree):
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            g = group.create_group(k, track_order=True)
+            if k == "energy_by_op_pj":
+                g.attrs["units"] = "pJ"
+            _write(g, v)
+            continue
+        d = group.create_dataset(k, data=np.asarray(v, dtype=np.int64 if k in (
+            "epoch", "examples", "batches") else np.float64))
+        if k in UNITS:
+            d.attrs["units"] = UNITS[k]
+
+
+def write_h5(path, report):
+    """Add the ``/cost`` group to the trace file ``path`` (replacing one already there):
+    ``/cost/per_example/<phase>/<count>`` (numbers), ``/cost/per_epoch/{epoch, examples,
+    batches}`` and ``/cost/per_epoch/<phase>/<count>`` (arrays, one entry per epoch), the
+    table and the model settings as attributes of ``/cost``. Written on a copy that replaces
+    the file at the end, so an error leaves the file as it was."""
+    import h5py
+    tmp = "%s.cost-%d.tmp" % (path, os.getpid())
+    shutil.copyfile(path, tmp)
+    try:
+        with h5py.File(tmp, "a") as f:
+            if "cost" in f:
+                del f["cost"]
+            g = f.create_group("cost", track_order=True)
+            for k, v in report["table"].items():
+                g.attrs[k] = v
+            for k, v in report["model"].items():
+                g.attrs["model_" + k] = v
+            g.attrs["description"] = ("per_example: counts, energy and latency of one example "
+                                      "by phase; per_epoch: the same per epoch (arrays); the "
+                                      "table (pJ, ns) in the attributes; see neurosim.cost")
+            _write(g.create_group("per_example", track_order=True), report["per_example"])
+            _write(g.create_group("per_epoch", track_order=True), report["by_epoch"])
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_h5(path):
+    """The ``/cost`` group of a trace file as nested dicts (numbers and arrays) plus
+    ``attrs``."""
+    import h5py
+
+    def read(g):
+        return {k: read(v) if isinstance(v, h5py.Group) else
+                (v[()].item() if v.ndim == 0 else v[()]) for k, v in g.items()}
+
+    with h5py.File(path, "r") as f:
+        g = f["cost"]
+        out = read(g)
+        out["attrs"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()}
+    return out
+
+
+__all__ = ["CostTable", "CostModel", "CostMeter", "table_from_section", "read_counters",
+           "run_report", "summary", "describe", "write_h5", "load_h5"]

@@ -1,0 +1,525 @@
+"""Device non-idealities: the devices the weights live in (:class:`Device`, named presets),
+and a crossbar of differential conductance pairs (:class:`Crossbar`) that is read with noise
+and drift and programmed with pulses. :mod:`neurosim.hardware_engine` puts an engine on it.
+
+Presets (``PRESETS``)
+---------------------
+Representative values taken from the papers below (and from the device presets that IBM's
+aihwkit documents, as a comparison); they are **not fits** to any measured device, and a
+real array of any of these technologies can be better or worse by a factor of a few. The
+presets describe the devices only: the periphery and neuron fields (``dac_bits``,
+``adc_bits``, ``derivative_tau``, ``tau_mismatch``) are ideal in every preset and are set
+per study in the circuit file.
+
+=================  ========  ==========  ==========  ==========
+field              ideal     rram        pcm         ecram
+=================  ========  ==========  ==========  ==========
+g_min, g_max (µS)  0, 1      1, 40       0.1, 25     1, 10
+levels             0 (cont)  64          200         1000
+d2d_variability    0         0.3         0.2         0.1
+c2c_noise          0         0.3         0.6         0.3
+asymmetry          0         0.25        0.5         0
+soft_bounds        false     true        true        false
+read_noise         0         0.01        0.02        0.005
+drift_nu           0         0           0.05        0
+drift_t0 (s)       1         1           20          1
+seconds_per_batch  1         1           1           1
+stuck_fraction     0         0.01        0           0
+=================  ========  ==========  ==========  ==========
+
+* **rram** -- Wan et al. 2022 (Nature 608:504, NeuRRAM: differential RRAM pairs programmed
+  within a few to ~40 µS); Gokmen & Vlasov 2016 (Front. Neurosci. 10:333: the resistive
+  processing unit specification, 30 % device-to-device and 30 % cycle-to-cycle step
+  variation, which aihwkit's ``GokmenVlasovPresetDevice`` and its RRAM presets also use);
+  aihwkit's ``ReRamSBPresetDevice`` (soft bounds, d2d 0.3, after Gong et al. 2018) and
+  ``ReRamESPresetDevice`` (up/down asymmetry ~0.26). 64 levels: the multi-level RRAM of
+  Burr et al. 2017 (Adv. Phys. X 2:89) spans tens to ~100 levels. 1 % stuck devices: an
+  assumption (aihwkit's Gong & Rasch 2022 array fits report ~10 % corrupt devices, off by
+  default there).
+* **pcm** -- Burr et al. 2017 (gradual SET over ~100 partial pulses, abrupt RESET, strong
+  non-linearity); Joshi et al. 2020 (Nat. Commun. 11:2473: conductance drift
+  ``G(t) = G(t0) (t/t0)^-nu`` with nu ~ 0.05, read noise of a few % of the range, g_max ~ 25 µS
+  as in aihwkit's PCM noise model with ``t0 = 20 s``); aihwkit's ``PCMPresetDevice`` (after
+  Nandakumar et al. 2020: ~200 steps over the range, d2d 0.2, c2c 0.6). A PCM device really
+  only potentiates gradually (aihwkit pairs two with refresh); here that one-sidedness is
+  approximated by a strong up/down asymmetry of 0.5 with soft bounds.
+* **ecram** -- Tang et al. 2018 (IEDM: Li-ion ECRAM, >1000 symmetric, linear states) and
+  Fuller et al. 2019 (Science 364:570: polymer ECRAM, hundreds of symmetric, linear states);
+  aihwkit's ``EcRamPresetDevice`` (after Tang 2018: ~1000 steps, d2d 0.1, c2c 0.3, no
+  up/down asymmetry). The µS range is an order of magnitude, not a value from those papers.
+* **ideal** -- every non-ideality off: the crossbar stores the weights exactly (unbounded)
+  and the engine's numbers are those of the wrapped engine, bit for bit.
+
+The model (what :class:`Crossbar` does)
+---------------------------------------
+Each weight ``w`` lives in a differential pair of devices, ``w = w_max (G+ - G-) / (g_max -
+g_min)``. Biases live in devices too (a crossbar row driven by a constant input of 1, as in
+a fully analog circuit), each with the ``w_max`` of the first projection into its population.
+A weight starts as the pair ``G+- = g_mid +- (g_max - g_min) w / (2 w_max)`` around the middle
+``g_mid`` of the range (program-and-verify to the nearest level), so both devices have room
+both ways and ``|w| <= w_max`` is the saturation limit. A tied lateral matrix (symmetric,
+zero diagonal) stores its upper triangle and reads it mirrored; diagonals of self-projections
+hold no devices.
+
+Programming a weight change ``dw`` moves the two devices by ``+dg/2`` and ``-dg/2``
+(``dg = dw (g_max - g_min) / w_max``) with an integer number of pulses each,
+``n = round_stochastic(|dg/2| / step)`` (unbiased stochastic rounding, as in the stochastic
+pulse trains of Gokmen & Vlasov 2016: small updates are applied with their probability
+instead of being lost). ``step = (g_max - g_min) / (levels - 1)``, or for a continuous device
+(``levels = 0``) the fixed small step ``(g_max - g_min) / CONTINUOUS_STEPS``. The n pulses
+then act on the device as it is:
+
+* potentiation steps are ``(1 + asymmetry) step``, depression steps ``(1 - asymmetry) step``
+  (aihwkit's ``up_down``); with both devices of a pair moved, asymmetry does not bias the
+  weight but moves the pair's common mode toward a bound (or, with soft bounds, toward the
+  symmetry point), which shrinks later steps;
+* each device's step and range are scaled once, at build, by ``1 + d2d_variability xi``
+  (two independent factors, clipped at 0.1);
+* with ``soft_bounds`` a step is proportional to the room left, ``(g_max - G)`` up and
+  ``(G - g_min)`` down, normalized so that a device in the middle of its range takes the
+  nominal step (aihwkit's soft-bounds convention): ``2 (g_max - G) / (g_max - g_min)`` times
+  the step up, ``2 (G - g_min) / (g_max - g_min)`` down (n pulses in closed form);
+* ``c2c_noise`` is the relative std of one pulse's step (n pulses: ``sqrt(n)`` times one);
+* the result saturates at the device's bounds and, with ``levels``, lands on one of the
+  device's ``levels`` conductances (stochastic rounding between the two nearest), so a device
+  never holds more than ``levels`` distinct conductances;
+* stuck devices (``stuck_fraction``, half at ``g_min`` and half at ``g_max``, chosen at build)
+  take their pulses and never move;
+* the programmed conductance drifts, ``G(t) = G_prog (max(t, t0) / t0)^-drift_nu`` with ``t``
+  the time since the device was last programmed; the clock advances ``seconds_per_batch`` per
+  programmed batch (:meth:`Crossbar.advance`).
+
+A read (:meth:`Crossbar.read`) adds ``read_noise (g_max - g_min) xi`` to every device, fresh
+each read; :meth:`Crossbar.weights` is the same without the read noise.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .engine import ConfigurationError
+
+CONTINUOUS_STEPS = 10_000   # programming steps over the range of a continuous device
+W_MAX_HEADROOM = 2.0        # w_max = this x the largest initial |w| of a projection
+MIN_FACTOR = 0.1            # d2d factors and 1 + tau mismatch are clipped at this
+
+
+@dataclass(frozen=True)
+class Device:
+    """One kind of synaptic device and the circuit's analog non-idealities (one field per key
+    of the circuit file's ``[hardware]`` section). Every default is the ideal value."""
+
+    g_min: float = 0.0
+    """Lowest conductance of a device (µS)."""
+    g_max: float = 1.0
+    """Highest conductance of a device (µS)."""
+    levels: int = 0
+    """Programmable conductance levels per device (0: continuous)."""
+    w_max: float | None = None
+    """The weight a full differential swing ``G+ - G- = g_max - g_min`` represents; None:
+    per projection, ``W_MAX_HEADROOM`` (2) times its largest initial ``|w|`` (a bias takes the
+    value of the first projection into its population)."""
+    d2d_variability: float = 0.0
+    """Device-to-device: relative std of each device's step size and of its range (two
+    independent factors ``1 + d2d xi``, drawn once at build)."""
+    c2c_noise: float = 0.0
+    """Cycle-to-cycle: relative std of the conductance step of each programming pulse."""
+    asymmetry: float = 0.0
+    """Up/down asymmetry a in [0, 1): potentiation steps ``(1 + a) step``, depression
+    ``(1 - a) step``."""
+    soft_bounds: bool = False
+    """Steps proportional to the room left: ``2 (g_max - G) / (g_max - g_min)`` times the step
+    up, ``2 (G - g_min) / (g_max - g_min)`` down (the nominal step in the middle)."""
+    read_noise: float = 0.0
+    """Relative std, of the range ``g_max - g_min``, of the conductance each read sees."""
+    drift_nu: float = 0.0
+    """Power-law drift exponent: ``G(t) = G_prog (t / t0)^-nu`` (PCM-like)."""
+    drift_t0: float = 1.0
+    """Drift reference time t0 (s): no drift before it."""
+    seconds_per_batch: float = 1.0
+    """Time (s) the drift clock advances per programmed batch."""
+    stuck_fraction: float = 0.0
+    """Fraction of devices stuck at g_min or g_max (half each), fixed at build."""
+    dac_bits: int = 0
+    """Input DAC resolution: inputs in [0, 1] are quantized to ``2^bits`` levels (0: ideal)."""
+    adc_bits: int = 0
+    """ADC resolution of the neuron states read out (predictions, and the states the synapses
+    use for the update), full scale [0, 1], ``2^bits`` levels (0: ideal)."""
+    derivative_tau: float = 0.0
+    """Time constant (units of the neuron tau) of the low-pass filter on the observed temporal
+    derivative: the update sees the low-passed nudged trajectory, started at the free
+    state (0: ideal)."""
+    tau_mismatch: float = 0.0
+    """Relative std of each neuron's time constant: per-neuron Euler step
+    ``eps_i = eps / (1 + delta_i)``, ``1 + delta_i`` clipped at 0.1, drawn once (0: ideal).
+    The fixed points do not change; keep ``eps_i < 2`` (Euler stability), i.e. a small eps
+    with a large mismatch."""
+
+    def __post_init__(self):
+        def num(name, low=None, high=None, low_open=False, high_open=True, integer=False):
+            v = getattr(self, name)
+            ok = not isinstance(v, bool) and isinstance(
+                v, (int, np.integer) if integer else (int, float, np.integer, np.floating))
+            ok = ok and np.isfinite(v)
+            if ok and low is not None:
+                ok = v > low if low_open else v >= low
+            if ok and high is not None:
+                ok = v < high if high_open else v <= high
+            if not ok:
+                rng = "%s%s, %s%s" % ("(" if low_open else "[", low, high, ")" if high_open else "]")
+                raise ConfigurationError("hardware.%s: expected %s in %s, got %r"
+                                         % (name, "an integer" if integer else "a number",
+                                            rng.replace("None", "inf"), v))
+        num("g_min", 0.0, np.inf)
+        num("g_max", 0.0, np.inf, low_open=True)
+        if not self.g_max > self.g_min:
+            raise ConfigurationError("hardware.g_max: must be greater than hardware.g_min "
+                                     "(got g_min = %r, g_max = %r µS)" % (self.g_min, self.g_max))
+        num("levels", 0, 2 ** 31, integer=True)
+        if self.levels == 1:
+            raise ConfigurationError("hardware.levels: one level cannot hold a weight change; "
+                                     "use 0 (continuous) or at least 2")
+        if self.w_max is not None:
+            num("w_max", 0.0, np.inf, low_open=True)
+        for name in ("d2d_variability", "c2c_noise", "read_noise", "drift_nu", "derivative_tau",
+                     "tau_mismatch", "seconds_per_batch"):
+            num(name, 0.0, np.inf)
+        num("asymmetry", 0.0, 1.0)
+        num("drift_t0", 0.0, np.inf, low_open=True)
+        num("stuck_fraction", 0.0, 1.0, high_open=False)
+        for name in ("dac_bits", "adc_bits"):
+            num(name, 0, 32, high_open=False, integer=True)
+        if not isinstance(self.soft_bounds, (bool, np.bool_)):
+            raise ConfigurationError("hardware.soft_bounds: expected true or false, got %r"
+                                     % (self.soft_bounds,))
+
+    @property
+    def weight_ideal(self):
+        """No weight-level non-ideality: the devices store weights exactly (unbounded)."""
+        return (self.levels == 0 and not self.d2d_variability and not self.c2c_noise
+                and not self.asymmetry and not self.soft_bounds and not self.read_noise
+                and not self.drift_nu and not self.stuck_fraction)
+
+    @property
+    def dynamics_ideal(self):
+        """No non-ideality of the neurons' dynamics or read-out (ADC, derivative, tau)."""
+        return not self.adc_bits and not self.derivative_tau and not self.tau_mismatch
+
+    @property
+    def is_ideal(self):
+        """Every non-ideality off (the ``ideal`` preset)."""
+        return self.weight_ideal and self.dynamics_ideal and not self.dac_bits
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Device))
+
+PRESETS = {
+    "ideal": Device(),
+    "rram": Device(g_min=1.0, g_max=40.0, levels=64, d2d_variability=0.3, c2c_noise=0.3,
+                   asymmetry=0.25, soft_bounds=True, read_noise=0.01, stuck_fraction=0.01),
+    "pcm": Device(g_min=0.1, g_max=25.0, levels=200, d2d_variability=0.2, c2c_noise=0.6,
+                  asymmetry=0.5, soft_bounds=True, read_noise=0.02, drift_nu=0.05,
+                  drift_t0=20.0),
+    "ecram": Device(g_min=1.0, g_max=10.0, levels=1000, d2d_variability=0.1, c2c_noise=0.3,
+                    read_noise=0.005),
+}
+
+
+def device_from_section(section=None):
+    """The :class:`Device` of a ``[hardware]`` section (a :class:`neurosim.config.HardwareSection`
+    or a dict): the preset's values, with every key the section sets (not None) overriding
+    its value. Inconsistent values raise :class:`ConfigurationError` naming ``hardware.<field>``."""
+    if section is None:
+        return PRESETS["ideal"]
+    get = section.get if isinstance(section, Mapping) else \
+        (lambda k, d=None: getattr(section, k, d))
+    preset = get("preset", "ideal") or "ideal"
+    if preset not in PRESETS:
+        raise ConfigurationError("hardware.preset: expected one of %s, got %r"
+                                 % (sorted(PRESETS), preset))
+    changes = {k: get(k) for k in FIELDS if get(k) is not None}
+    return PRESETS[preset].replace(**changes) if changes else PRESETS[preset]
+
+
+def quantize(v, bits, lo=0.0, hi=1.0):
+    """``v`` clipped to [lo, hi] and rounded to ``2^bits`` evenly spaced levels (a DAC or ADC);
+    ``bits = 0`` returns ``v`` itself. Dicts are quantized entry by entry."""
+    if not bits:
+        return v
+    if isinstance(v, Mapping):
+        return {k: quantize(x, bits, lo, hi) for k, x in v.items()}
+    v = np.asarray(v)
+    n = float(2 ** int(bits) - 1)
+    q = np.rint((np.clip(v, lo, hi) - lo) * (n / (hi - lo)))
+    return (q / n * (hi - lo) + lo).astype(v.dtype if v.dtype.kind == "f" else np.float64)
+
+
+def _stochastic_round(v, rng):
+    """Unbiased rounding of non-negative ``v``: ``floor(v) + 1`` with probability ``frac(v)``;
+    values within 1e-9 of an integer are taken as that integer."""
+    r = np.rint(v)
+    near = np.abs(v - r) < 1e-9
+    f = np.floor(v)
+    up = rng.random(np.shape(v)) < (v - f)
+    return np.where(near, r, f + up)
+
+
+def default_w_max(net, params=None):
+    """``w_max`` per parameter key when the device leaves it to the network: each projection
+    ``W_MAX_HEADROOM`` times its largest initial ``|w|``; a bias (or an all-zero matrix) takes
+    the value of the first projection into its population, else the largest of all; 1.0 when
+    every parameter is zero."""
+    params = net.params if params is None else params
+    out = {k: W_MAX_HEADROOM * float(np.max(np.abs(v))) for k, v in params.items()
+           if k.startswith("W:") and v.size and np.max(np.abs(v)) > 0}
+    fallback = max(out.values(), default=1.0)
+    for k in params:
+        if k in out:
+            continue
+        if k.startswith("b:"):
+            p = k[2:]
+            into = [t.key for t in net.terms if str(t.target) == p and not t.transpose
+                    and t.key in out]
+            out[k] = out[into[0]] if into else fallback
+        else:
+            out[k] = fallback
+    return {k: out[k] for k in params}
+
+
+@dataclass
+class _Tile:
+    """The devices of one parameter: ``g[0]`` = G+, ``g[1]`` = G- (programmed values, µS)."""
+
+    w_max: float
+    g: np.ndarray
+    span: np.ndarray           # each device's own range g_max_d - g_min
+    fstep: np.ndarray          # each device's step factor
+    stuck: np.ndarray | None   # bool, devices that never move
+    tprog: np.ndarray          # time each device was last programmed (s)
+    mask: np.ndarray | None    # devices in use (None: all); False devices stay at g_mid
+    mirror: bool               # a tied lateral matrix: read upper triangle mirrored
+
+
+class Crossbar:
+    """The network's parameters stored as differential conductance pairs (module docstring).
+
+    Parameters
+    ----------
+    params : dict
+        Parameter key -> array (``net.params``): the initial weights.
+    device : Device
+    seed : int
+        Seed of the build-time draws (d2d factors, stuck devices, initial level rounding).
+    w_max : float or dict, optional
+        Per key (default: ``device.w_max``, else 2 x the largest initial ``|w|``, see
+        :func:`default_w_max`; without a network, per key from ``params``).
+    mirror : iterable of keys
+        Tied lateral matrices (symmetric, zero diagonal): upper triangle stored, read mirrored.
+    zero_diagonal : iterable of keys
+        Self-projections whose diagonal holds no devices (every key in ``mirror`` too).
+
+    Attributes
+    ----------
+    pulses : dict
+        Programming pulses applied so far, per parameter key (both devices of every pair,
+        stuck devices included; the initial program-and-verify is not counted).
+    time : float
+        The drift clock (s).
+    exact : bool
+        The device has no weight-level non-ideality: weights are stored exactly.
+    """
+
+    def __init__(self, params, device, seed=0, w_max=None, mirror=(), zero_diagonal=()):
+        self.device, self.time = device, 0.0
+        self.keys = list(params)
+        self.range = float(device.g_max - device.g_min)
+        self.step = self.range / (device.levels - 1 if device.levels else CONTINUOUS_STEPS)
+        self.exact = device.weight_ideal
+        if w_max is None:
+            w_max = device.w_max
+        if w_max is None:
+            w_max = {k: W_MAX_HEADROOM * float(np.max(np.abs(v))) if np.size(v) and
+                     np.max(np.abs(v)) > 0 else 1.0 for k, v in params.items()}
+        if not isinstance(w_max, Mapping):
+            w_max = {k: float(w_max) for k in params}
+        self.w_max = {k: float(w_max[k]) for k in params}
+        self.pulses = {k: 0 for k in params}
+        mirror, zero_diagonal = set(mirror), set(zero_diagonal) | set(mirror)
+        if self.exact:
+            self._w = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+            return
+        rng = np.random.default_rng([int(seed), 0])
+        d = device
+        self._tiles = {}
+        for k in self.keys:
+            w0 = np.array(params[k], dtype=np.float64)
+            shape = (2,) + w0.shape
+            mask = None
+            if k in zero_diagonal:
+                mask = ~np.eye(w0.shape[0], dtype=bool)
+                if k in mirror:
+                    mask = np.triu(mask, 1)
+                w0 = np.where(mask, w0, 0.0)
+            span = np.full(shape, self.range)
+            fstep = np.ones(shape)
+            if d.d2d_variability:
+                span *= np.maximum(1.0 + d.d2d_variability * rng.standard_normal(shape),
+                                   MIN_FACTOR)
+                fstep = np.maximum(1.0 + d.d2d_variability * rng.standard_normal(shape),
+                                   MIN_FACTOR)
+            half = 0.5 * self.range * w0 / self.w_max[k]
+            mid = d.g_min + 0.5 * self.range
+            g = np.clip(np.stack([mid + half, mid - half]), d.g_min, d.g_min + span)
+            if d.levels:                          # program-and-verify to the nearest level
+                q = span / (d.levels - 1)
+                g = d.g_min + np.clip(np.rint((g - d.g_min) / q), 0, d.levels - 1) * q
+            stuck = None
+            if d.stuck_fraction:
+                stuck = rng.random(shape) < d.stuck_fraction
+                high = rng.random(shape) < 0.5
+                g = np.where(stuck, np.where(high, d.g_min + span, d.g_min), g)
+            if mask is not None:
+                g = np.where(mask, g, mid)
+            self._tiles[k] = _Tile(self.w_max[k], g, span, fstep, stuck,
+                                   np.zeros(shape), mask, k in mirror)
+
+    @classmethod
+    def from_network(cls, net, device, seed=0):
+        """The crossbar of ``net.params``: lateral matrices mirrored, self-projection diagonals
+        empty, ``w_max`` from the device or :func:`default_w_max`."""
+        w_max = device.w_max if device.w_max is not None else default_w_max(net)
+        selfs = [t.key for t in net.terms if t.source == t.target]
+        return cls(net.params, device, seed=seed, w_max=w_max,
+                   mirror=[t.key for t in net.terms if t.lateral], zero_diagonal=selfs)
+
+    # -- reading ------------------------------------------------------------------------
+    @property
+    def pulses_total(self):
+        """All programming pulses so far."""
+        return int(sum(self.pulses.values()))
+
+    def _drift(self, t):
+        """Drift factor of devices last programmed at times ``t``."""
+        d = self.device
+        if not d.drift_nu:
+            return 1.0
+        age = np.maximum(self.time - t, d.drift_t0)
+        return (age / d.drift_t0) ** (-d.drift_nu)
+
+    def conductances(self, key, drifted=False):
+        """``(2, *shape)`` array: G+ and G- of parameter ``key`` as programmed (µS), or as they
+        have drifted by now."""
+        if self.exact:
+            half = 0.5 * self.range * self._w[key] / self.w_max[key]
+            mid = self.device.g_min + 0.5 * self.range
+            return np.stack([mid + half, mid - half])
+        t = self._tiles[key]
+        if not drifted or not self.device.drift_nu:
+            return t.g.copy()
+        f = self._drift(t.tprog)
+        if t.stuck is not None:
+            f = np.where(t.stuck, 1.0, f)
+        return t.g * f
+
+    def stuck_mask(self, key):
+        """``(2, *shape)`` bool: which devices (G+, G-) of ``key`` are stuck."""
+        shape = (2,) + np.shape(self._w[key] if self.exact else self._tiles[key].g[0])
+        t = None if self.exact else self._tiles[key].stuck
+        return np.zeros(shape, bool) if t is None else t.copy()
+
+    def _weights(self, k, g):
+        t = self._tiles[k]
+        w = (t.w_max / self.range) * (g[0] - g[1])
+        if t.mask is not None:
+            w = np.where(t.mask, w, 0.0)
+            if t.mirror:
+                w = w + w.T
+        return w
+
+    def weights(self):
+        """The weights the devices hold now (drift included, no read noise): key -> array."""
+        if self.exact:
+            return {k: v.copy() for k, v in self._w.items()}
+        return {k: self._weights(k, self.conductances(k, drifted=True)) for k in self.keys}
+
+    def read(self, rng):
+        """One read of every weight: :meth:`weights` plus fresh read noise on every device."""
+        if self.exact or not self.device.read_noise:
+            return self.weights()
+        sd = self.device.read_noise * self.range
+        out = {}
+        for k in self.keys:
+            g = self.conductances(k, drifted=True)
+            g += sd * rng.standard_normal(g.shape)
+            out[k] = self._weights(k, g)
+        return out
+
+    # -- writing ------------------------------------------------------------------------
+    def advance(self, seconds):
+        """Advance the drift clock by ``seconds``."""
+        self.time += float(seconds)
+
+    def assign(self, params):
+        """Take ``params`` as the stored weights (exact devices only: the ideal device)."""
+        if not self.exact:
+            raise ValueError("assign() is for exact (ideal) devices; program() the change")
+        for k in self.keys:
+            self._w[k] = np.array(params[k], dtype=np.float64)
+
+    def program(self, delta, rng):
+        """Apply the desired weight changes ``delta`` (key -> array, any subset of the keys) as
+        pulses (module docstring); returns the pulses this call applied."""
+        before = self.pulses_total
+        for k, dw in delta.items():
+            dw = np.asarray(dw, dtype=np.float64)
+            if self.exact:
+                self._w[k] += dw
+                self.pulses[k] += int(np.sum(np.rint(np.abs(dw) * (self.range / self.w_max[k])
+                                                     / self.step)))
+                continue
+            self._program(k, dw, rng)
+        return self.pulses_total - before
+
+    def _program(self, k, dw, rng):
+        d, t = self.device, self._tiles[k]
+        half = dw * (0.5 * self.range / t.w_max)
+        want = np.stack([half, -half])
+        if t.mask is not None:
+            want = np.where(t.mask, want, 0.0)
+        n = _stochastic_round(np.abs(want) / self.step, rng)
+        self.pulses[k] += int(n.sum())
+        move = n > 0
+        if t.stuck is not None:
+            move &= ~t.stuck
+        if not move.any():
+            return
+        g0 = t.g[move]
+        if d.drift_nu:                        # pulses act on the drifted conductance
+            g0 = g0 * self._drift(t.tprog[move])
+        n, up, span = n[move], want[move] > 0, t.span[move]
+        lo, hi = d.g_min, d.g_min + span
+        s = self.step * t.fstep[move] * np.where(up, 1.0 + d.asymmetry, 1.0 - d.asymmetry)
+        if d.soft_bounds:                     # each pulse: 2 s (room left) / span, n in closed form
+            r = np.maximum(1.0 - 2.0 * s / span, 0.0) ** n
+            g1 = np.where(up, hi - (hi - g0) * r, lo + (g0 - lo) * r)
+        else:
+            g1 = g0 + np.where(up, n, -n) * s
+        if d.c2c_noise:
+            g1 = g1 + d.c2c_noise * np.abs(g1 - g0) / np.sqrt(n) * rng.standard_normal(n.shape)
+        g1 = np.clip(g1, lo, hi)
+        if d.levels:
+            q = span / (d.levels - 1)
+            g1 = lo + np.clip(_stochastic_round((g1 - lo) / q, rng), 0, d.levels - 1) * q
+        t.g[move] = g1
+        t.tprog[move] = self.time
+
+
+__all__ = ["Device", "PRESETS", "FIELDS", "device_from_section", "Crossbar", "quantize",
+           "default_w_max", "CONTINUOUS_STEPS", "W_MAX_HEADROOM"]

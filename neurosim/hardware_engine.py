@@ -1,0 +1,371 @@
+"""Training on devices: :class:`HardwareEngine` wraps any training engine (reference,
+brian2-rate, brian2-spiking) so that the weights live in a :class:`~neurosim.hardware.Crossbar`
+and the circuit's analog non-idealities of a :class:`~neurosim.hardware.Device` apply.
+
+Every step: the crossbar is read (drift, stuck devices, levels, read noise) into
+``net.params``; the inputs go through the DAC; the wrapped engine computes the EP update
+``g`` at those weights; ``-lr g`` is programmed into the crossbar as pulses; and
+``net.params`` is left holding the crossbar's weights without read noise. Any change made to
+``net.params`` between calls (the Trainer's optimizer with momentum, the ``rbp`` and
+``continual_ep`` rules, fidelity batches) is a requested update: the next call programs it.
+The clock of the drift advances ``seconds_per_batch`` per programmed batch.
+
+Where each non-ideality applies
+-------------------------------
+* Weight level (``levels``, ``d2d_variability``, ``c2c_noise``, ``asymmetry``,
+  ``soft_bounds``, ``read_noise``, ``drift_*``, ``stuck_fraction``) and ``dac_bits``: every
+  engine. For ``brian2-rate`` each batch runs in a compiled circuit of one batch (built once)
+  that starts from the crossbar's read weights, so the epoch is no longer one circuit run.
+* Dynamics level (``adc_bits`` on the states the update uses and on the predictions,
+  ``derivative_tau``, ``tau_mismatch``): the reference engine with energy dynamics and the
+  Euler solver (:func:`hardware_ep_step`); other combinations are refused with a
+  :class:`ConfigurationError` naming the field.
+* The RBP ground truth (fidelity) and ``converged_free`` use the stored weights (no read
+  noise), ideal inputs and ideal dynamics: the true gradient of the weights the devices hold.
+  Predictions (``free``) are the circuit's: read noise, DAC, tau mismatch and ADC.
+
+A device with no weight-level non-ideality stores the weights exactly, and with no other
+non-ideality the engine's numbers are the wrapped engine's, bit for bit (:func:`wrap` returns
+the engine itself then, unless forced). Device state is not checkpointed: a resumed run
+builds its crossbar from the checkpoint's weights.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from . import energy as en
+from .engine import ConfigurationError, StepResult, _energy_gradient, _learning_rates, _rates
+from .hardware import MIN_FACTOR, Crossbar, device_from_section, quantize
+from .relax import Dynamics, RelaxationError
+
+DYNAMICS_FIELDS = ("adc_bits", "derivative_tau", "tau_mismatch")
+
+
+def _per_neuron_run(dyn, s, eps, beta, steps, eps_scale):
+    """``steps`` Euler steps with a per-neuron step ``eps * eps_scale[p]`` (time-constant
+    mismatch), in place; the plain fused steps when ``eps_scale`` is None."""
+    if eps_scale is None:
+        return dyn.run_fixed(s, eps, beta, steps)
+    for _ in range(int(steps)):
+        f = dyn.force(s, beta)
+        for p in dyn.net.state_pops:
+            f[p] *= eps * eps_scale[p]
+            s[p] += f[p]
+            if dyn.clip:
+                np.clip(s[p], 0.0, 1.0, out=s[p])
+    if not all(np.all(np.isfinite(v)) for v in s.values()):
+        raise RelaxationError("relaxation diverged with time-constant mismatch: reduce eps "
+                              "(now %g) or hardware.tau_mismatch" % eps)
+    return s
+
+
+def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=20,
+                     nudge_steps=4, clip=True, state=None, rng=None, derivative_tau=0.0,
+                     adc_bits=0, eps_scale=None, grad_out=None):
+    """The EP estimate of :func:`neurosim.engine.ep_step` (energy dynamics, Euler steps) as a
+    circuit with finite-bandwidth derivatives, an ADC and mismatched time constants sees it.
+    ``net.params`` is not changed; the estimate goes into ``grad_out``.
+
+    * ``derivative_tau``: the update integrates a low-passed derivative, i.e. it sees
+      ``z_K`` with ``z_0 = s0``, ``z_{k+1} = a z_k + (1 - a) s_{k+1}``, ``a = exp(-eps/tau)``,
+      in place of the nudged state ``s_K`` (0: ``s_K`` itself);
+    * ``adc_bits``: the free and nudged states the update uses (and the returned free state)
+      are quantized to ``2^bits`` levels in [0, 1];
+    * ``eps_scale``: population -> ``(n,)`` factors of each neuron's Euler step.
+
+    With all three ideal the numbers are ``ep_step``'s with ``grad_out``, bit for bit.
+    Returns a :class:`StepResult` (free state as read out, cost at it).
+    """
+    if net.dynamics != "energy":
+        raise ConfigurationError("hardware: %s need network.dynamics = \"energy\""
+                                 % ", ".join("hardware." + f for f in DYNAMICS_FIELDS))
+    beta = float(beta)
+    dyn = Dynamics(net, x, y, clip=clip)
+    if dyn.targets is None:
+        raise ValueError("hardware_ep_step needs targets y of shape (batch, n_out)")
+    s0 = _per_neuron_run(dyn, dyn.initial_state(state), eps, 0.0, free_steps, eps_scale)
+    if variant == "random_sign":             # the draw of the reference engine
+        beta *= 1.0 if np.random.default_rng(rng).random() < 0.5 else -1.0
+
+    def nudged(b):
+        s = {p: v.copy() for p, v in s0.items()}
+        if not derivative_tau:
+            return _per_neuron_run(dyn, s, eps, b, nudge_steps, eps_scale)
+        a = float(np.exp(-eps / derivative_tau))
+        z = {p: v.copy() for p, v in s0.items()}
+        for _ in range(int(nudge_steps)):
+            _per_neuron_run(dyn, s, eps, b, 1, eps_scale)
+            for p in net.state_pops:
+                z[p] *= a
+                z[p] += (1.0 - a) * s[p]
+        return z
+
+    sa = nudged(beta)
+    if variant == "symmetric":
+        sb, scale = nudged(-beta), 1.0 / (2.0 * beta)
+    else:
+        sb, scale = s0, 1.0 / beta
+    qa, qb, q0 = (quantize(v, adc_bits) for v in (sa, sb, s0))
+    g = _energy_gradient(net, dyn, _rates(net, dyn, qa), _rates(net, dyn, qb), scale)
+    if grad_out is not None:
+        grad_out.clear()
+        grad_out.update(g)
+    yo = dyn.targets
+    cost = 0.5 * sum(float(np.sum(np.square(q0[p] - yo[p], dtype=np.float64)))
+                     for p in net.outputs) / dyn.batch
+    return StepResult({p: np.array(v) for p, v in q0.items()}, cost)
+
+
+class _CircuitBatches:
+    """brian2-rate, one batch per run: a compiled :class:`TrainingCircuit` of one batch (built
+    on the first call), run with learning rate 1 so that its weight change is ``-g``; a
+    shorter batch is padded with examples of beta-sign 0 (they add nothing)."""
+
+    def __init__(self, inner):
+        self.inner, self.circuit, self.n = inner, None, None
+
+    def gradient(self, x, y, beta, variant, rng):
+        from .brian.training import TrainingCircuit
+        e, net = self.inner, self.inner.net
+        if variant != e.variant or float(beta) != float(e.beta):
+            raise ValueError("the brian2-rate circuit was built for variant %r, beta %g; the "
+                             "step asked for %r, %g" % (e.variant, e.beta, variant, beta))
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        m = x.shape[0]
+        unit = {k: 1.0 for k in net.params}
+        if self.circuit is None:
+            self.n = m
+            self.circuit = TrainingCircuit(net, m, eps=e.eps, free_steps=e.free_steps,
+                                           nudge_steps=e.nudge_steps, beta=e.beta,
+                                           variant=e.variant, clip=e.clip, lrs=unit,
+                                           batch_size=m, build_dir=e.build_dir)
+        if m > self.n:
+            raise ValueError("the brian2-rate circuit was built for batches of %d examples, "
+                             "got %d" % (self.n, m))
+        sign = 1.0
+        if variant == "random_sign":
+            sign = 1.0 if np.random.default_rng(rng).random() < 0.5 else -1.0
+        pad = self.n - m
+        xp = np.concatenate([x, np.zeros((pad, x.shape[1]))])
+        yp = np.concatenate([y, np.zeros((pad, y.shape[1]))])
+        signs = np.concatenate([np.full(m, sign), np.zeros(pad)])
+        w0 = {k: v.copy() for k, v in net.params.items()}
+        self.circuit.train_epoch(xp, yp, signs, unit, self.n)
+        g = {k: (w0[k] - net.params[k]) * (self.n / m) for k in w0}
+        for k, v in w0.items():
+            net.params[k][...] = v
+        return g
+
+    def close(self):
+        if self.circuit is not None:
+            self.circuit.close()
+            self.circuit = None
+
+
+def check_support(device, engine, rule="ep"):
+    """A :class:`ConfigurationError` naming the field for a non-ideality ``engine`` cannot
+    apply (see the module docstring)."""
+    used = [f for f in DYNAMICS_FIELDS if getattr(device, f)]
+    if not used:
+        return
+    names = ", ".join("hardware.%s" % f for f in used)
+    if engine.name != "reference":
+        raise ConfigurationError("%s: the %s engine forms its update inside the circuit's "
+                                 "synapses; these non-idealities apply with engine.name = "
+                                 "\"reference\" (set them to 0 here)" % (names, engine.name))
+    if getattr(engine, "solver", "euler") != "euler":
+        raise ConfigurationError("%s: the hardware-aware EP step runs Euler steps; set "
+                                 "engine.solver = \"euler\"" % names)
+    if engine.net.dynamics != "energy":
+        raise ConfigurationError("%s: the hardware-aware EP step needs network.dynamics = "
+                                 "\"energy\"" % names)
+    if device.derivative_tau and rule != "ep":
+        raise ConfigurationError("hardware.derivative_tau: filters the temporal derivative "
+                                 "that EP's update observes; learning.rule = %r has none "
+                                 "(use learning.rule = \"ep\" or derivative_tau = 0)" % rule)
+
+
+class HardwareEngine:
+    """An engine whose weights live in a crossbar of ``device`` (module docstring).
+
+    Parameters
+    ----------
+    inner : engine
+        A :class:`~neurosim.engine.ReferenceEngine`, ``BrianRateEngine`` or ``SpikingEngine``
+        bound to the network.
+    device : Device
+    seed : int
+        ``hardware.seed``: the crossbar's build draws and the stream of read noise, pulses and
+        time-constant mismatch.
+
+    The crossbar (:attr:`crossbar`) is built from ``net.params`` on the first call that needs
+    it (so a resumed run builds it from the checkpoint's weights). :attr:`counts` holds the
+    reads of the crossbar and the DAC and ADC conversions so far.
+    """
+
+    def __init__(self, inner, device, seed=0, rule="ep"):
+        check_support(device, inner, rule)
+        self.inner, self.device, self.seed = inner, device, int(seed)
+        self.net, self.name = inner.net, inner.name
+        self.eps, self.clip = inner.eps, inner.clip
+        self.free_steps, self.nudge_steps = inner.free_steps, inner.nudge_steps
+        self.solver = getattr(inner, "solver", "euler")
+        self.rng = np.random.default_rng([self.seed, 1])
+        self.crossbar = None
+        self.counts = {"reads": 0, "dac": 0, "adc": 0}
+        self._written = None
+        self.eps_scale = None
+        if device.tau_mismatch:
+            r = np.random.default_rng([self.seed, 2])
+            self.eps_scale = {p: 1.0 / np.maximum(
+                1.0 + device.tau_mismatch * r.standard_normal(self.net.sizes[p]), MIN_FACTOR)
+                for p in self.net.state_pops}
+        self._batches = _CircuitBatches(inner) if hasattr(inner, "train_epoch") else None
+
+    # -- counters other modules read ------------------------------------------------------
+    @property
+    def synaptic_events(self):
+        return getattr(self.inner, "synaptic_events", None)
+
+    @property
+    def spikes(self):
+        return getattr(self.inner, "spikes", None)
+
+    # -- the crossbar and net.params ------------------------------------------------------
+    def _store(self):
+        """``net.params`` <- the crossbar's weights (no read noise), in place."""
+        for k, v in self.crossbar.weights().items():
+            self.net.params[k][...] = v
+        self._written = {k: v.copy() for k, v in self.net.params.items()}
+
+    def sync(self):
+        """Build the crossbar on first use; program any change made to ``net.params`` since
+        the last call (an optimizer's update) and leave ``net.params`` at its weights."""
+        net = self.net
+        if self.crossbar is None:
+            self.crossbar = Crossbar.from_network(net, self.device, seed=self.seed)
+            self._store()
+            return
+        if self.crossbar.exact:
+            self.crossbar.assign(net.params)
+            self._written = {k: v.copy() for k, v in net.params.items()}
+            return
+        delta = {k: net.params[k] - self._written[k] for k in net.params
+                 if not np.array_equal(net.params[k], self._written[k])}
+        if delta:
+            self.crossbar.program(delta, self.rng)
+            self.crossbar.advance(self.device.seconds_per_batch)
+        self._store()
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """``net.params`` holds one read of the crossbar inside the block, then the stored
+        weights again."""
+        self.counts["reads"] += 1
+        for k, v in self.crossbar.read(self.rng).items():
+            self.net.params[k][...] = v
+        try:
+            yield
+        finally:
+            self._store()
+
+    def _dac(self, x):
+        if not self.device.dac_bits:
+            return x
+        self.counts["dac"] += sum(np.size(v) for v in (x.values() if isinstance(x, dict)
+                                                      else [x]))
+        return quantize(x, self.device.dac_bits)
+
+    def _adc(self, s):
+        if not self.device.adc_bits:
+            return s
+        self.counts["adc"] += sum(np.size(v) for v in s.values())
+        return quantize(s, self.device.adc_bits)
+
+    # -- the engine interface ---------------------------------------------------------------
+    def step(self, x, y, beta, variant, lrs, rng=None, state=None, grad_out=None):
+        """One EP step on the devices (module docstring); ``grad_out`` gets the update's
+        estimate ``g`` (at the weights read), and ``-lr g`` is programmed."""
+        self.sync()
+        x = self._dac(x)
+        if self.device.is_ideal:             # exact devices, ideal circuit: the engine's own step
+            res = self.inner.step(x, y, beta, variant, lrs, rng=rng, state=state,
+                                  grad_out=grad_out)
+            self.crossbar.assign(self.net.params)
+            self._written = {k: v.copy() for k, v in self.net.params.items()}
+            return res
+        net = self.net
+        lrs = {k: 0.0 for k in net.params} if lrs is None else _learning_rates(net, lrs)
+        g = {}
+        with self._reading():
+            if not self.device.dynamics_ideal:
+                res = hardware_ep_step(net, x, y, beta, variant, eps=self.eps,
+                                       free_steps=self.free_steps, nudge_steps=self.nudge_steps,
+                                       clip=self.clip, state=state, rng=rng,
+                                       derivative_tau=self.device.derivative_tau,
+                                       adc_bits=self.device.adc_bits,
+                                       eps_scale=self.eps_scale, grad_out=g)
+                if self.device.adc_bits:    # the free state and one state per nudged phase
+                    phases = 3 if variant == "symmetric" else 2
+                    self.counts["adc"] += phases * net.n_state * np.shape(y)[0]
+            elif self._batches is not None:
+                g = self._batches.gradient(x, y, beta, variant, rng)
+                s = self.inner.reference.free(x)
+                res = StepResult(s, float(np.mean(en.cost(net, s, y))))
+            else:
+                res = self.inner.step(x, y, beta, variant, {k: 0.0 for k in net.params},
+                                      rng=rng, state=state, grad_out=g)
+        delta = {k: -lrs[k] * g[k] for k in net.params if lrs[k]}
+        if delta:
+            self.crossbar.program(delta, self.rng)
+            self.crossbar.advance(self.device.seconds_per_batch)
+            self._store()
+        if grad_out is not None:
+            grad_out.clear()
+            grad_out.update(g)
+        return res
+
+    def free(self, x, state=None):
+        """The circuit's free state after the free phase: one read of the crossbar, DAC'd
+        inputs, mismatched time constants, ADC'd states."""
+        self.sync()
+        x = self._dac(x)
+        with self._reading():
+            if self.eps_scale is not None:
+                dyn = Dynamics(self.net, x, clip=self.clip)
+                s = _per_neuron_run(dyn, dyn.initial_state(state), self.eps, 0.0,
+                                    self.free_steps, self.eps_scale)
+            else:
+                s = self.inner.free(x, state)
+        return self._adc(s)
+
+    def converged_free(self, x, tol=1e-10):
+        """The free fixed point of the stored weights (ideal dynamics)."""
+        self.sync()
+        return self.inner.converged_free(x, tol)
+
+    def rbp_gradient(self, x, y, state=None):
+        """RBP ground truth at the stored weights (no read noise, ideal inputs)."""
+        self.sync()
+        return self.inner.rbp_gradient(x, y, state)
+
+    def close(self):
+        if self._batches is not None:
+            self._batches.close()
+        if hasattr(self.inner, "close"):
+            self.inner.close()
+
+
+def wrap(circuit, engine, force=False):
+    """``engine`` on the devices of the circuit's ``[hardware]`` section, or ``engine`` itself
+    when that resolves to the ideal device (unless ``force``)."""
+    device = device_from_section(getattr(circuit, "hardware", None))
+    if device.is_ideal and not force:
+        return engine
+    return HardwareEngine(engine, device, seed=circuit.hardware.seed,
+                          rule=circuit.learning.rule)
+
+
+__all__ = ["HardwareEngine", "hardware_ep_step", "wrap", "check_support", "DYNAMICS_FIELDS"]

@@ -1,0 +1,533 @@
+"""Parameter sweeps on Dask: the cartesian product of value lists for dotted circuit keys,
+one training run (:func:`neurosim.experiment.run`) per grid point, on a local cluster of
+worker processes by default or on a running Dask scheduler.
+
+The sweep folder::
+
+    <out>/sweep.json              the circuit, the grid, the --set overrides, the run ids
+    <out>/index.csv               one row per run (INDEX_COLUMNS), rewritten atomically
+                                  (temporary file + rename) every time a run finishes
+    <out>/sweep_<key>.png         test accuracy and fidelity cosine against each swept key
+    <out>/runs/<run id>/          run.log (the run's report), traceback.txt (failed attempts),
+                                  result.json (written last: the run is finished), and the
+                                  run folder <name>-<timestamp>/ (traces.h5, metrics.json, ...)
+
+A run's id is ``<readable values>-<hash>``, the hash of its resolved circuit (every section
+but ``output``), so the same arguments give the same ids whatever the order of the grid.
+Resuming (the same arguments and ``--out``) skips the runs whose ``result.json`` is there
+and reruns every other run from scratch (a half-written run folder is deleted first).
+A run that raises is recorded with its error (and traceback in ``traceback.txt``) and
+resubmitted up to ``retries`` times; the other runs go on. An index row's status is
+``done``, ``failed`` (after all its attempts; a resumed sweep tries it again) or ``pending``
+(not finished yet). Each run gets one BLAS thread: the local cluster's worker processes
+start with ``OMP/OPENBLAS/MKL_NUM_THREADS=1`` and every run is wrapped in
+:func:`neurosim.relax.blas_threads`.
+
+Value lists (``--param KEY=V1,V2,...``): values are separated by the commas that are not
+inside brackets, braces or quotes, and each value is read like a ``--set`` value (TOML; a
+bare word is a string): ``learning.beta=0.1,0.5``, ``hardware.preset=ideal,rram``,
+``network.sizes=[64,32,10],[64,64,10]``, ``learning.lr=0.1,[0.1,0.05]``.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import itertools
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+import traceback
+import uuid
+
+
+INDEX = "index.csv"
+RESULT = "result.json"
+METRICS = ("test_accuracy", "test_loss", "train_accuracy", "fidelity_cosine_mean",
+           "fidelity_cosine_last")
+INDEX_COLUMNS = ("run_id", "<swept keys>", "status", "attempts", "error") + METRICS + (
+    "seconds", "run_dir")
+BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg"}
+
+
+class SweepError(ValueError):
+    """Bad sweep arguments; the message names the argument and what was expected."""
+
+
+# -- the grid -----------------------------------------------------------------------------
+def split_values(text, where="--param"):
+    """Split ``text`` on the commas outside brackets, braces and quotes."""
+    out, buf, depth, quote, escape = [], [], 0, None, False
+    for ch in text:
+        if quote:
+            if escape:
+                escape = False
+            elif ch == "\\" and quote == '"':
+                escape = True
+            elif ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth < 0:
+                raise SweepError("%s: unbalanced %r; expected KEY=V1,V2,... with lists like "
+                                 "[64,32,10]" % (where, ch))
+        elif ch == "," and depth == 0:
+            out.append("".join(buf).strip())
+            buf = []
+            continue
+        buf.append(ch)
+    if quote or depth:
+        raise SweepError("%s: unclosed %s; expected KEY=V1,V2,... with lists like [64,32,10] "
+                         "and strings like \"a,b\"" % (where, "quote" if quote else "bracket"))
+    out.append("".join(buf).strip())
+    return out
+
+
+def fmt(value):
+    """A value as it is written on the command line (TOML-like; strings bare)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def parse_param(text):
+    """``KEY=V1,V2,...`` -> ``(key, [values])`` (see the module docstring)."""
+    where = "--param %s" % text
+    if "=" not in text:
+        raise SweepError("%s: expected KEY=V1,V2,... (e.g. --param learning.beta=0.1,0.5)"
+                         % where)
+    key, raw = (s.strip() for s in text.split("=", 1))
+    if not key or any(not part for part in key.split(".")):
+        raise SweepError("%s: the key must be a dotted circuit path like learning.beta" % where)
+    if not raw:
+        raise SweepError("%s: empty list of values; expected KEY=V1,V2,..." % where)
+    items = split_values(raw, where)
+    for i, item in enumerate(items):
+        if not item:
+            raise SweepError("%s: value %d is empty; values are separated by commas outside "
+                             "brackets and quotes" % (where, i + 1))
+    from . import config                           # (imported lazily: pydantic)
+    values = [config.parse_override("%s=%s" % (key, item))[1] for item in items]
+    seen = set()
+    for v in values:
+        canon = json.dumps(v, sort_keys=True)
+        if canon in seen:
+            raise SweepError("%s: the value %s is repeated" % (where, fmt(v)))
+        seen.add(canon)
+    return key, values
+
+
+def _params(params):
+    """``["K=V1,V2", ...]``, ``{key: [values]}`` or ``[(key, [values])]`` -> list of pairs."""
+    items = params.items() if isinstance(params, dict) else params
+    out = []
+    for p in items:
+        if isinstance(p, str):
+            key, values = parse_param(p)
+        else:
+            key, values = p[0], list(p[1])
+            if not values:
+                raise SweepError("--param %s: empty list of values" % key)
+        if key in [k for k, _ in out]:
+            raise SweepError("--param %s: given twice; give one list of values per key" % key)
+        out.append((key, values))
+    if not out:
+        raise SweepError("--param: nothing to sweep; give at least one --param KEY=V1,V2,...")
+    return out
+
+
+def _detail(err):
+    """The field lines of a config error (without the file name and override list)."""
+    text = str(err)
+    return text.split("invalid circuit:", 1)[1].strip() if "invalid circuit:" in text else text
+
+
+def _slug(point):
+    parts = []
+    for key, value in sorted(point):              # the id does not depend on --param order
+        v = fmt(value).replace(", ", "-").replace(",", "-").strip("[]\"'")
+        parts.append("%s=%s" % (key.rsplit(".", 1)[-1], v))
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", "_".join(parts))[:60].strip("_") or "run"
+
+
+def resolve_circuit(circuit):
+    """The absolute path of a circuit file or of a built-in circuit's name."""
+    from . import config
+    if circuit is None:
+        return config.builtin_path("default")
+    if os.path.exists(circuit):
+        return os.path.abspath(circuit)
+    if os.sep not in circuit and not circuit.endswith(".toml"):
+        return config.builtin_path(circuit)
+    raise config.ConfigError("cannot read circuit file %r: no such file" % circuit)
+
+
+def plan(circuit, params, overrides=()):
+    """Validate everything and list the runs: ``(base circuit, circuit path, grid, runs)``
+    with ``grid`` a list of ``(key, [values])`` and ``runs`` a list of dicts; each run has
+    ``id``, ``point`` (list of ``(key, value)``), ``label`` and ``overrides``."""
+    from . import config
+    path = resolve_circuit(circuit)
+    overrides = list(overrides)
+    set_keys = {}
+    for item in overrides:
+        k, _ = config.parse_override(item) if isinstance(item, str) else item
+        set_keys[k] = item
+    base, _ = config.load(path, overrides)
+    grid = _params(params)
+    for key, values in grid:
+        if key in set_keys:
+            raise SweepError("--param %s: also given as --set %s; sweep it or set it, not both"
+                             % (key, fmt(set_keys[key])))
+        for v in values:
+            try:
+                config.load(path, overrides + [(key, v)])
+            except config.ConfigError as e:
+                raise SweepError("--param %s=%s: the value %s is not valid: %s" % (
+                    key, ",".join(fmt(x) for x in values), fmt(v), _detail(e))) from None
+    runs, ids = [], {}
+    for values in itertools.product(*[vals for _, vals in grid]):
+        point = list(zip([k for k, _ in grid], values))
+        label = " ".join("%s=%s" % (k, fmt(v)) for k, v in point)
+        try:
+            circ, _ = config.load(path, overrides + point)
+        except config.ConfigError as e:
+            raise SweepError("grid point %s is not a valid circuit: %s" % (label, _detail(e))) \
+                from None
+        data = circ.model_dump(mode="json", exclude_none=True)
+        data.pop("output", None)
+        digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+        run_id = "%s-%s" % (_slug(point), digest)
+        if run_id in ids:
+            raise SweepError("grid points %s and %s give the same circuit" % (ids[run_id], label))
+        ids[run_id] = label
+        runs.append({"id": run_id, "point": point, "label": label,
+                     "overrides": overrides + point})
+    return base, path, grid, runs
+
+
+# -- one run, on a worker -------------------------------------------------------------------
+def _atomic_write(path, text):
+    tmp = "%s.tmp-%s" % (path, uuid.uuid4().hex[:8])
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def run_one(spec):
+    """One attempt of one run (the Dask task): returns ``{"status": "done", "summary", ...}``
+    or ``{"status": "failed", "error", ...}``; never raises for an error of the run."""
+    from . import experiment
+    from .relax import blas_threads
+    worker = {"pid": os.getpid(), "env": {k: os.environ.get(k) for k in BLAS_ENV}}
+    os.environ.update(BLAS_ENV)
+    root, attempt = spec["root"], spec["attempt"]
+    if attempt == 1 and os.path.isdir(root):
+        shutil.rmtree(root)                        # a run left half-written by a killed sweep
+    os.makedirs(root, exist_ok=True)
+    for name in os.listdir(root):                  # the run folders of earlier attempts
+        if os.path.isdir(os.path.join(root, name)):
+            shutil.rmtree(os.path.join(root, name))
+    t0 = time.perf_counter()
+    with open(os.path.join(root, "run.log"), "a") as log:
+        log.write("== %s attempt %d\n" % (spec["id"], attempt))
+        log.flush()
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+                    blas_threads(1):
+                worker["blas_threads"] = _blas_threads()
+                summary = experiment.run(spec["circuit"], spec["overrides"], out_dir=root,
+                                         progress=False,
+                                         echo=lambda s: print(s, file=log, flush=True))
+        except Exception as e:
+            text = traceback.format_exc()
+            log.write(text)
+            with open(os.path.join(root, "traceback.txt"), "a") as f:
+                f.write("== %s attempt %d\n%s\n" % (spec["id"], attempt, text))
+            return {"status": "failed", "error": "%s: %s" % (type(e).__name__, e),
+                    "seconds": time.perf_counter() - t0}
+    result = {"id": spec["id"], "status": "done", "attempt": attempt,
+              "point": [[k, v] for k, v in spec["point"]],
+              "run_folder": os.path.basename(summary["run_dir"]),
+              "seconds": time.perf_counter() - t0, "worker": worker, "summary": summary}
+    _atomic_write(os.path.join(root, RESULT), json.dumps(result, indent=1))
+    return result
+
+
+def _blas_threads():
+    """The most threads any loaded BLAS library may use now (None: unknown)."""
+    try:
+        from threadpoolctl import threadpool_info
+        return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"),
+                   default=None)
+    except Exception:  # pragma: no cover - threadpoolctl missing
+        return None
+
+
+def _finished(root, run_id):
+    """The result of a run finished by an earlier sweep, or None."""
+    try:
+        with open(os.path.join(root, RESULT)) as f:
+            r = json.load(f)
+    except (OSError, ValueError):
+        return None
+    ok = (r.get("id") == run_id and r.get("status") == "done"
+          and os.path.isfile(os.path.join(root, r.get("run_folder", ""), "metrics.json")))
+    return r if ok else None
+
+
+# -- the index and the plots ------------------------------------------------------------------
+def _row(run, status="pending", attempts=0, error="", result=None):
+    row = {"run_id": run["id"], "status": status, "attempts": attempts, "error": error}
+    row.update({k: fmt(v) for k, v in run["point"]})
+    s = (result or {}).get("summary", {})
+    for m in METRICS:
+        row[m] = "" if s.get(m) is None else repr(float(s[m]))
+    row["seconds"] = "%.2f" % result["seconds"] if result else ""
+    row["run_dir"] = os.path.join("runs", run["id"], result["run_folder"]) if result else ""
+    return row
+
+
+def write_index(path, keys, rows):
+    """The index table as CSV, written to a temporary file and renamed."""
+    columns = ["run_id"] + keys + ["status", "attempts", "error"] + list(METRICS) + [
+        "seconds", "run_dir"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    _atomic_write(path, buf.getvalue())
+
+
+def read_index(path):
+    """The index table as a list of dicts (strings)."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def plot(out, grid, rows):
+    """``sweep_<key>.png`` per swept key: test accuracy and fidelity cosine (mean over
+    training) against the key, one line per value of the next swept key, averaged over the
+    others. Returns the paths written."""
+    import numpy as np
+    from .plots import figure, save
+    done = [r for r in rows if r["status"] == "done"]
+    if not done:
+        return []
+    paths, keys = [], [k for k, _ in grid]
+    for i, (key, values) in enumerate(grid):
+        labels = [fmt(v) for v in values]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        xs = [float(v) for v in values] if numeric else list(range(len(values)))
+        other = keys[i + 1] if i + 1 < len(keys) else (keys[i - 1] if i else None)
+        groups = [None] if other is None else [fmt(v) for v in dict(grid)[other]]
+        plt, fig, axes = figure(2)
+        for ax, metric, name in ((axes[0], "test_accuracy", "test accuracy"),
+                                 (axes[1], "fidelity_cosine_mean",
+                                  "fidelity cosine (EP vs RBP)")):
+            for g in groups:
+                ys = []
+                for lab in labels:
+                    vals = [float(r[metric]) for r in done if r[key] == lab and r[metric] != ""
+                            and (g is None or r[other] == g)]
+                    ys.append(np.mean(vals) if vals else np.nan)
+                if not np.all(np.isnan(ys)):
+                    ax.plot(xs, ys, "o-", label=None if g is None else "%s=%s" % (other, g))
+            ax.set(xlabel=key, ylabel=name, title="%s vs %s" % (name, key))
+            if not numeric:
+                ax.set_xticks(xs)
+                ax.set_xticklabels(labels, rotation=20 if max(map(len, labels)) > 8 else 0)
+            if other is not None and ax.lines:
+                ax.legend(fontsize=8)
+            if len(keys) > 2:
+                ax.text(0.01, 0.01, "mean over the other keys", transform=ax.transAxes,
+                        fontsize=7, color="0.4")
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", key)
+        paths.append(save(plt, fig, os.path.join(out, "sweep_%s.png" % name)))
+    return paths
+
+
+# -- the sweep ----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _client(workers, scheduler):
+    import dask
+    from distributed import Client, LocalCluster
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client, scheduler
+        return
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    env.update(BLAS_ENV)
+    # the nannies live in this process and set these before spawning: put them back after
+    saved = {k: os.environ.get(k) for k in list(env) + ["PYTHONHASHSEED"]}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+        try:
+            with Client(cluster) as client:
+                yield client, "local (%d processes, 1 thread each)" % workers
+        finally:
+            cluster.close()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_sweep(circuit=None, params=(), overrides=(), workers=2, scheduler=None, out=None,
+              retries=1, echo=print):
+    """Run the grid of ``params`` (``["learning.beta=0.1,0.5", ...]``, or ``{key: [values]}``)
+    on Dask and return the summary dict (``out``, ``index``, ``runs``, ``done``, ``failed``,
+    ``skipped``, ``seconds``, ``plots``, ``best``, ``failed_runs``).
+
+    ``workers``: processes of the local cluster (1 thread each; ignored with ``scheduler``,
+    the address of a running Dask scheduler whose workers see ``out``). ``retries``: extra
+    attempts of a run that raised. ``out`` (default ``<output.dir>/sweep-<name>-<time>``):
+    the sweep folder; run again with the same arguments and ``out`` to resume.
+    """
+    t0 = time.perf_counter()
+    if not (isinstance(retries, int) and retries >= 0):
+        raise SweepError("--retries: expected a non-negative integer, got %r" % (retries,))
+    if not (isinstance(workers, int) and workers > 0):
+        raise SweepError("--workers: expected a positive integer, got %r" % (workers,))
+    base, path, grid, runs = plan(circuit, params, overrides)
+    keys = [k for k, _ in grid]
+    out = os.path.abspath(out or os.path.join(base.output.dir, "sweep-%s-%s" % (
+        base.name, time.strftime("%Y%m%d-%H%M%S"))))
+    os.makedirs(os.path.join(out, "runs"), exist_ok=True)
+    index = os.path.join(out, INDEX)
+    _atomic_write(os.path.join(out, "sweep.json"), json.dumps({
+        "circuit": path, "params": {k: v for k, v in grid}, "overrides": list(overrides),
+        "retries": retries, "runs": [r["id"] for r in runs]}, indent=1))
+    rows, todo = {}, []
+    for r in runs:
+        res = _finished(os.path.join(out, "runs", r["id"]), r["id"])
+        if res is not None:
+            rows[r["id"]] = _row(r, "done", res.get("attempt", 1), result=res)
+        else:
+            rows[r["id"]] = _row(r)
+            todo.append(r)
+    skipped = len(runs) - len(todo)
+
+    def save_index():
+        write_index(index, keys, [rows[r["id"]] for r in runs])
+
+    save_index()
+    echo("neurosim sweep %s: %d runs (%s)%s; folder %s" % (
+        base.name, len(runs), " x ".join("%d %s" % (len(v), k) for k, v in grid),
+        ", %d finished before" % skipped if skipped else "", out))
+    if todo:
+        _schedule(todo, out, path, retries, workers, scheduler, rows, save_index, echo,
+                  len(runs), skipped)
+    plots = plot(out, grid, list(rows.values()))
+    failed = [i for i, r in rows.items() if r["status"] != "done"]
+    done = [r for r in rows.values() if r["status"] == "done" and r["test_accuracy"] != ""]
+    best = max(done, key=lambda r: float(r["test_accuracy"]), default=None)
+    summary = {"out": out, "index": index, "runs": len(runs), "done": len(runs) - len(failed),
+               "failed": len(failed), "skipped": skipped,
+               "seconds": round(time.perf_counter() - t0, 3), "plots": plots,
+               "failed_runs": failed,
+               "best": None if best is None else {
+                   "run_id": best["run_id"], "test_accuracy": float(best["test_accuracy"]),
+                   "run_dir": os.path.join(out, best["run_dir"]),
+                   **{k: best[k] for k in keys}}}
+    echo("sweep finished: %d done, %d failed (%d finished before) in %.1f s; index %s"
+         % (summary["done"], summary["failed"], skipped, summary["seconds"], index))
+    if best is not None:
+        echo("best test accuracy %.4f: %s" % (summary["best"]["test_accuracy"], " ".join(
+            "%s=%s" % (k, best[k]) for k in keys)))
+    return summary
+
+
+def _schedule(todo, out, path, retries, workers, scheduler, rows, save_index, echo, total,
+              finished):
+    from distributed import as_completed
+    token = uuid.uuid4().hex[:8]
+    with _client(min(workers, len(todo)), scheduler) as (client, where):
+        echo("running %d runs on %s" % (len(todo), where))
+        futures = {}
+
+        def submit(run, attempt):
+            spec = {"id": run["id"], "root": os.path.join(out, "runs", run["id"]),
+                    "circuit": path, "overrides": run["overrides"], "point": run["point"],
+                    "attempt": attempt}
+            fut = client.submit(run_one, spec, pure=False,
+                                key="neurosim-sweep-%s-%s-a%d" % (run["id"], token, attempt))
+            futures[fut] = (run, attempt)
+            return fut
+
+        pending = as_completed([submit(r, 1) for r in todo])
+        for fut in pending:
+            run, attempt = futures.pop(fut)
+            try:
+                res = fut.result()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as e:            # the worker died, the task was cancelled
+                res = {"status": "failed", "error": "%s: %s" % (type(e).__name__, e)}
+                root = os.path.join(out, "runs", run["id"])
+                os.makedirs(root, exist_ok=True)
+                with open(os.path.join(root, "traceback.txt"), "a") as f:
+                    f.write("== %s attempt %d\n%s\n" % (run["id"], attempt, "".join(
+                        traceback.format_exception(type(e), e, e.__traceback__))))
+            if res["status"] == "done":
+                finished += 1
+                rows[run["id"]] = _row(run, "done", attempt, result=res)
+                s = res["summary"]
+                echo("[%d/%d] done   %s: test accuracy %s, fidelity cosine %s (%.1f s)" % (
+                    finished, total, run["label"], _num(s.get("test_accuracy")),
+                    _num(s.get("fidelity_cosine_mean")), res["seconds"]))
+            else:
+                error = " ".join(res["error"].split())[:500]
+                again = attempt <= retries
+                rows[run["id"]] = _row(run, "pending" if again else "failed", attempt, error)
+                if again:
+                    echo("[%d/%d] failed %s (attempt %d of %d): %s; retrying" % (
+                        finished, total, run["label"], attempt, retries + 1, error))
+                    pending.add(submit(run, attempt + 1))
+                else:
+                    finished += 1
+                    echo("[%d/%d] FAILED %s after %d attempt%s: %s (traceback: %s)" % (
+                        finished, total, run["label"], attempt, "s" if attempt > 1 else "",
+                        error, os.path.join(out, "runs", run["id"], "traceback.txt")))
+            save_index()
+
+
+def _num(v):
+    return "-" if v is None else "%.4f" % v
+
+
+def main(args):
+    """``neurosim sweep`` (see :func:`neurosim.cli.build_parser`); exit status 1 when a run
+    failed after its retries."""
+    try:
+        summary = run_sweep(args.circuit, args.params, args.overrides,
+                            workers=args.workers or 2, scheduler=args.scheduler, out=args.out,
+                            retries=args.retries)
+    except KeyboardInterrupt:
+        print("neurosim sweep: interrupted; the finished runs are in the index; run the same "
+              "command with the same --out to resume", file=sys.stderr)
+        return 130
+    if summary["failed"]:
+        print("neurosim sweep: %d run%s failed: %s; see the error column of %s and rerun with "
+              "--out %s to retry them" % (summary["failed"], "s" if summary["failed"] > 1 else "",
+                                          ", ".join(summary["failed_runs"]), summary["index"],
+                                          summary["out"]), file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary))
+    return 1 if summary["failed"] else 0
+
+
+__all__ = ["run_sweep", "plan", "parse_param", "split_values", "read_index", "write_index",
+           "plot", "run_one", "SweepError", "INDEX_COLUMNS"]
