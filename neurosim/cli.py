@@ -158,7 +158,8 @@ def build_parser():
                     "rewritten as each run finishes), OUT/sweep_<key>.png and OUT/sweep.json. "
                     "A failed run is retried (--retries) and recorded with its error; the "
                     "exit status is 1 if any run still failed. Rerun with the same arguments "
-                    "and --out to resume: finished runs are skipped.")
+                    "and --out to resume: finished runs are skipped. Without --param, the "
+                    "circuit file's [sweep] section (mode, params) gives the grid.")
     sw.add_argument("circuit", nargs="?", default=None,
                     help="circuit file (TOML) or the name of a built-in circuit (default: "
                          "'default')")
@@ -169,6 +170,10 @@ def build_parser():
                          "read like --set values, e.g. --param learning.beta=0.1,0.5 "
                          "--param hardware.preset=ideal,rram "
                          "--param network.sizes=[64,32,10],[64,64,10]")
+    sw.add_argument("--mode", choices=("grid", "one_at_a_time"), default=None,
+                    help="grid: the cartesian product of the lists; one_at_a_time: each key "
+                         "over its values with the other swept keys at the circuit's values "
+                         "(design curves) (default: the circuit's [sweep] mode, else grid)")
     _add_set(sw)
     sw.add_argument("--workers", type=_positive(int), default=None,
                     help="worker processes of the local cluster (default 2)")

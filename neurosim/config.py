@@ -2,7 +2,7 @@
 dataset, recording and output folder, validated with errors that name the field.
 
 Sections: ``network``, ``engine``, ``learning``, ``train``, ``dataset``, ``record``, ``output``,
-``hardware``, ``cost`` (plus a top-level ``name``). Unknown keys and wrong types are rejected
+``hardware``, ``cost``, ``sweep`` (plus a top-level ``name``). Unknown keys and wrong types are rejected
 with the field's dotted path. ``--set KEY=VALUE`` overrides use the same dotted paths and the same validation.
 """
 from __future__ import annotations
@@ -195,6 +195,23 @@ class CostSection(_Section):
     adc_ns: Optional[float] = Field(None, ge=0)
 
 
+class SweepSection(_Section):
+    """The grid a study sweeps (:mod:`neurosim.sweep`): ``params`` maps dotted circuit keys
+    to lists of values; ``mode`` is ``grid`` (the cartesian product) or ``one_at_a_time``
+    (each key over its values, the others at the circuit's values). ``neurosim sweep``
+    without ``--param`` runs it."""
+    mode: Literal["grid", "one_at_a_time"] = "grid"
+    params: Dict[str, List[Union[bool, int, float, str, List[int], List[float]]]] = {}
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, v):
+        for key, values in v.items():
+            if not values:
+                raise ValueError("%s: give at least one value" % key)
+        return v
+
+
 class Circuit(_Section):
     """A whole circuit file."""
     name: str = "circuit"
@@ -207,6 +224,7 @@ class Circuit(_Section):
     output: OutputSection = OutputSection()
     hardware: HardwareSection = HardwareSection()
     cost: CostSection = CostSection()
+    sweep: SweepSection = SweepSection()
 
 
 def _path(loc):

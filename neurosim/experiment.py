@@ -149,8 +149,15 @@ def _summary(circuit, trainer, run_dir, seconds):
     f = trainer.fidelity
     if f.get("cosine/all"):
         out["fidelity_cosine_last"] = f["cosine/all"][-1]
-        out["fidelity_cosine_mean"] = float(np.mean(f["cosine/all"]))
+        out["fidelity_cosine_mean"] = float(np.nanmean(f["cosine/all"]))
         out["fidelity_rel_error_last"] = f["rel_error/all"][-1]
+    if f.get("applied_cosine/all"):
+        out["fidelity_applied_cosine_mean"] = float(np.nanmean(f["applied_cosine/all"]))
+        out["fidelity_applied_cosine_last"] = f["applied_cosine/all"][-1]
+    elif f.get("cosine/all") and not trainer.opt.momentum and trainer.rule == "ep":
+        # exact weights, plain SGD: the update applied is the EP estimate itself
+        out["fidelity_applied_cosine_mean"] = out["fidelity_cosine_mean"]
+        out["fidelity_applied_cosine_last"] = out["fidelity_cosine_last"]
     from . import cost
     out["cost"] = cost.summary(cost.run_report(circuit, trainer))
     return out

@@ -215,6 +215,7 @@ class HardwareEngine:
         self.rng = np.random.default_rng([self.seed, 1])
         self.crossbar = None
         self.counts = {"reads": 0, "dac": 0, "adc": 0}
+        self.last_change = None     # the change of the stored weights at the last programming
         self._written = None
         self.eps_scale = None
         if device.tau_mismatch:
@@ -242,22 +243,27 @@ class HardwareEngine:
 
     def sync(self):
         """Build the crossbar on first use; program any change made to ``net.params`` since
-        the last call (an optimizer's update) and leave ``net.params`` at its weights."""
+        the last call (an optimizer's update) and leave ``net.params`` at its weights.
+        :attr:`last_change` is the change of the stored weights the last programming made
+        (what the devices took of the requested update)."""
         net = self.net
         if self.crossbar is None:
             self.crossbar = Crossbar.from_network(net, self.device, seed=self.seed)
             self._store()
             return
+        before, self.last_change = self._written, None
         if self.crossbar.exact:
             self.crossbar.assign(net.params)
             self._written = {k: v.copy() for k, v in net.params.items()}
-            return
-        delta = {k: net.params[k] - self._written[k] for k in net.params
-                 if not np.array_equal(net.params[k], self._written[k])}
-        if delta:
-            self.crossbar.program(delta, self.rng)
-            self.crossbar.advance(self.device.seconds_per_batch)
-        self._store()
+        else:
+            delta = {k: net.params[k] - before[k] for k in net.params
+                     if not np.array_equal(net.params[k], before[k])}
+            if delta:
+                self.crossbar.program(delta, self.rng)
+                self.crossbar.advance(self.device.seconds_per_batch)
+            self._store()
+        if any(not np.array_equal(net.params[k], before[k]) for k in net.params):
+            self.last_change = {k: net.params[k] - before[k] for k in net.params}
 
     @contextlib.contextmanager
     def _reading(self):
@@ -319,9 +325,11 @@ class HardwareEngine:
                                       rng=rng, state=state, grad_out=g)
         delta = {k: -lrs[k] * g[k] for k in net.params if lrs[k]}
         if delta:
+            before = self._written
             self.crossbar.program(delta, self.rng)
             self.crossbar.advance(self.device.seconds_per_batch)
             self._store()
+            self.last_change = {k: net.params[k] - before[k] for k in net.params}
         if grad_out is not None:
             grad_out.clear()
             grad_out.update(g)

@@ -46,13 +46,16 @@ def fidelity_curves(fidelity, path):
     training (``fidelity``: dict with ``step`` and ``<metric>/<key>`` arrays)."""
     plt, fig, axes = figure(3)
     step = np.asarray(fidelity["epoch_fraction"])
-    keys = sorted({k.split("/", 1)[1] for k in fidelity if "/" in k})
+    keys = sorted({k.split("/", 1)[1] for k in fidelity if "/" in k
+                   and not k.startswith("applied_")})
     for ax, metric, label in zip(axes, ("cosine", "rel_error", "sign_agreement"),
                                  ("cosine", "relative error", "sign agreement")):
         for key in keys:
             name = "%s/%s" % (metric, key)
             if name in fidelity:
                 ax.plot(step, fidelity[name], ".-", label=key)
+        if "applied_%s/all" % metric in fidelity:     # on devices: the update they took
+            ax.plot(step, fidelity["applied_%s/all" % metric], "k--", label="all, applied")
         ax.set(xlabel="epoch", ylabel=label, title="EP update vs RBP: %s" % label)
         if metric == "rel_error":
             ax.set_yscale("log")

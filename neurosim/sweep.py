@@ -7,10 +7,18 @@ The sweep folder::
     <out>/sweep.json              the circuit, the grid, the --set overrides, the run ids
     <out>/index.csv               one row per run (INDEX_COLUMNS), rewritten atomically
                                   (temporary file + rename) every time a run finishes
-    <out>/sweep_<key>.png         test accuracy and fidelity cosine against each swept key
+    <out>/sweep_<key>.png         test accuracy and fidelity cosines against each swept key
+    <out>/design_curves.png       one key at a time: every key's curves in one figure
+    <out>/table.md                the finished runs as a Markdown table
     <out>/runs/<run id>/          run.log (the run's report), traceback.txt (failed attempts),
                                   result.json (written last: the run is finished), and the
                                   run folder <name>-<timestamp>/ (traces.h5, metrics.json, ...)
+
+The grid is the cartesian product of the value lists (``mode = "grid"``), or one key at a
+time (``"one_at_a_time"``): the circuit as given, then each key over its values with the
+other swept keys at the circuit's values (a run that repeats the circuit is run once) --
+the design curves of a hardware study. Without ``--param`` the circuit's ``[sweep]``
+section (``mode`` and ``params``) gives the grid, so a study file carries its sweep.
 
 A run's id is ``<readable values>-<hash>``, the hash of its resolved circuit (every section
 but ``output``), so the same arguments give the same ids whatever the order of the grid.
@@ -49,7 +57,7 @@ import uuid
 INDEX = "index.csv"
 RESULT = "result.json"
 METRICS = ("test_accuracy", "test_loss", "train_accuracy", "fidelity_cosine_mean",
-           "fidelity_cosine_last")
+           "fidelity_cosine_last", "fidelity_applied_cosine_mean")
 INDEX_COLUMNS = ("run_id", "<swept keys>", "status", "attempts", "error") + METRICS + (
     "seconds", "run_dir")
 BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -140,7 +148,8 @@ def _params(params):
             raise SweepError("--param %s: given twice; give one list of values per key" % key)
         out.append((key, values))
     if not out:
-        raise SweepError("--param: nothing to sweep; give at least one --param KEY=V1,V2,...")
+        raise SweepError("--param: nothing to sweep; give at least one --param KEY=V1,V2,... "
+                         "(or a [sweep] section with params in the circuit file)")
     return out
 
 
@@ -170,10 +179,42 @@ def resolve_circuit(circuit):
     raise config.ConfigError("cannot read circuit file %r: no such file" % circuit)
 
 
-def plan(circuit, params, overrides=()):
+MODES = ("grid", "one_at_a_time")
+
+
+def base_value(circuit, key):
+    """The value of a dotted key in a validated circuit; an unset ``hardware`` field is its
+    preset's value (None for other unset keys)."""
+    node = circuit.model_dump(mode="json")
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    if node is None and key.startswith("hardware."):
+        from .hardware import device_from_section
+        node = getattr(device_from_section(circuit.hardware), key.split(".", 1)[1], None)
+    return node
+
+
+def _points(grid, mode, base):
+    """The grid points: the cartesian product, or one key at a time (the other keys at the
+    base circuit's values, which are listed first in each key's curve)."""
+    keys = [k for k, _ in grid]
+    if mode == "grid":
+        return [list(zip(keys, values)) for values in itertools.product(*[v for _, v in grid])]
+    ref = {k: base_value(base, k) for k in keys}
+    points = [[(k, ref[k]) for k in keys]]
+    for key, values in grid:
+        points += [[(k, v if k == key else ref[k]) for k in keys] for v in values]
+    return points
+
+
+def plan(circuit, params, overrides=(), mode=None):
     """Validate everything and list the runs: ``(base circuit, circuit path, grid, runs)``
     with ``grid`` a list of ``(key, [values])`` and ``runs`` a list of dicts; each run has
-    ``id``, ``point`` (list of ``(key, value)``), ``label`` and ``overrides``."""
+    ``id``, ``point`` (list of ``(key, value)``), ``label`` and ``overrides``. Without
+    ``params`` the circuit's ``[sweep]`` section gives them; ``mode`` (default: the
+    section's) is ``grid`` or ``one_at_a_time``."""
     from . import config
     path = resolve_circuit(circuit)
     overrides = list(overrides)
@@ -182,9 +223,20 @@ def plan(circuit, params, overrides=()):
         k, _ = config.parse_override(item) if isinstance(item, str) else item
         set_keys[k] = item
     base, _ = config.load(path, overrides)
+    if not params and base.sweep.params:
+        params = {k: list(v) for k, v in base.sweep.params.items()}
+    mode = mode or base.sweep.mode
+    if mode not in MODES:
+        raise SweepError("--mode: expected one of %s, got %r" % (list(MODES), mode))
     grid = _params(params)
+    swept = [k for k, _ in grid]
+    if mode == "one_at_a_time" and "hardware.preset" in swept and any(
+            k.startswith("hardware.") and k != "hardware.preset" for k in swept):
+        raise SweepError("--param hardware.preset: one key at a time holds the other device "
+                         "keys at the base preset's values, so a preset's run would not be "
+                         "that preset; sweep the presets in a grid of their own")
     for key, values in grid:
-        if key in set_keys:
+        if key in set_keys and mode == "grid":
             raise SweepError("--param %s: also given as --set %s; sweep it or set it, not both"
                              % (key, fmt(set_keys[key])))
         for v in values:
@@ -194,8 +246,7 @@ def plan(circuit, params, overrides=()):
                 raise SweepError("--param %s=%s: the value %s is not valid: %s" % (
                     key, ",".join(fmt(x) for x in values), fmt(v), _detail(e))) from None
     runs, ids = [], {}
-    for values in itertools.product(*[vals for _, vals in grid]):
-        point = list(zip([k for k, _ in grid], values))
+    for point in _points(grid, mode, base):
         label = " ".join("%s=%s" % (k, fmt(v)) for k, v in point)
         try:
             circ, _ = config.load(path, overrides + point)
@@ -204,14 +255,17 @@ def plan(circuit, params, overrides=()):
                 from None
         data = circ.model_dump(mode="json", exclude_none=True)
         data.pop("output", None)
+        data.pop("sweep", None)
         digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
         run_id = "%s-%s" % (_slug(point), digest)
         if run_id in ids:
+            if mode == "one_at_a_time":       # a key's base value: the base run, once
+                continue
             raise SweepError("grid points %s and %s give the same circuit" % (ids[run_id], label))
         ids[run_id] = label
         runs.append({"id": run_id, "point": point, "label": label,
                      "overrides": overrides + point})
-    return base, path, grid, runs
+    return base, path, grid, runs, mode
 
 
 # -- one run, on a worker -------------------------------------------------------------------
@@ -313,46 +367,142 @@ def read_index(path):
         return list(csv.DictReader(f))
 
 
-def plot(out, grid, rows):
-    """``sweep_<key>.png`` per swept key: test accuracy and fidelity cosine (mean over
-    training) against the key, one line per value of the next swept key, averaged over the
-    others. Returns the paths written."""
+def _curve(done, key, labels, metric, where):
+    import numpy as np
+    ys = []
+    for lab in labels:
+        vals = [float(r[metric]) for r in done if r[key] == lab and r.get(metric, "") != ""
+                and all(r[k] == v for k, v in where.items())]
+        ys.append(np.mean(vals) if vals else np.nan)
+    return ys
+
+
+PLOTTED = (("test_accuracy", "test accuracy"),
+           ("fidelity_cosine_mean", "cosine of the EP estimate to RBP"),
+           ("fidelity_applied_cosine_mean", "cosine of the update applied to RBP"))
+
+
+def plot(out, grid, rows, base=None):
+    """``sweep_<key>.png`` per swept key: test accuracy and fidelity cosines (mean over
+    training; the EP estimate, and on devices the update they took) against the key. A grid
+    has one line per value of the next swept key, averaged over the others; one key at a
+    time (``base``: the other keys' values) the curve holds the others at ``base``, and
+    ``design_curves.png`` puts every key's curves in one figure. Returns the paths."""
     import numpy as np
     from .plots import figure, save
     done = [r for r in rows if r["status"] == "done"]
     if not done:
         return []
+    metrics = [(m, n) for m, n in PLOTTED if any(r.get(m, "") != "" for r in done)]
     paths, keys = [], [k for k, _ in grid]
+    curves = []
     for i, (key, values) in enumerate(grid):
+        if base is not None:
+            values = [base[key]] + [v for v in values if fmt(v) != fmt(base[key])]
+            values = sorted(values, key=lambda v: v) if all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) \
+                else values
         labels = [fmt(v) for v in values]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
         xs = [float(v) for v in values] if numeric else list(range(len(values)))
-        other = keys[i + 1] if i + 1 < len(keys) else (keys[i - 1] if i else None)
-        groups = [None] if other is None else [fmt(v) for v in dict(grid)[other]]
-        plt, fig, axes = figure(2)
-        for ax, metric, name in ((axes[0], "test_accuracy", "test accuracy"),
-                                 (axes[1], "fidelity_cosine_mean",
-                                  "fidelity cosine (EP vs RBP)")):
+        if base is not None:
+            other, groups = None, [None]
+            fixed = {k: fmt(base[k]) for k in keys if k != key}
+        else:
+            other = keys[i + 1] if i + 1 < len(keys) else (keys[i - 1] if i else None)
+            groups = [None] if other is None else [fmt(v) for v in dict(grid)[other]]
+            fixed = {}
+        plt, fig, axes = figure(len(metrics))
+        for ax, (metric, name) in zip(np.atleast_1d(axes), metrics):
             for g in groups:
-                ys = []
-                for lab in labels:
-                    vals = [float(r[metric]) for r in done if r[key] == lab and r[metric] != ""
-                            and (g is None or r[other] == g)]
-                    ys.append(np.mean(vals) if vals else np.nan)
+                where = dict(fixed, **({} if g is None else {other: g}))
+                ys = _curve(done, key, labels, metric, where)
                 if not np.all(np.isnan(ys)):
                     ax.plot(xs, ys, "o-", label=None if g is None else "%s=%s" % (other, g))
+                    if base is not None:
+                        curves.append((key, metric, xs, ys, labels, numeric, base[key]))
             ax.set(xlabel=key, ylabel=name, title="%s vs %s" % (name, key))
+            ax.title.set_fontsize(9)
             if not numeric:
                 ax.set_xticks(xs)
                 ax.set_xticklabels(labels, rotation=20 if max(map(len, labels)) > 8 else 0)
             if other is not None and ax.lines:
                 ax.legend(fontsize=8)
-            if len(keys) > 2:
+            if base is None and len(keys) > 2:
                 ax.text(0.01, 0.01, "mean over the other keys", transform=ax.transAxes,
+                        fontsize=7, color="0.4")
+            elif base is not None and len(keys) > 1:
+                ax.text(0.01, 0.01, "other keys at the circuit's values", transform=ax.transAxes,
                         fontsize=7, color="0.4")
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", key)
         paths.append(save(plt, fig, os.path.join(out, "sweep_%s.png" % name)))
+    if base is not None and curves:
+        paths.append(_design_curves(out, keys, metrics, curves))
     return paths
+
+
+def _design_curves(out, keys, metrics, curves):
+    """One figure: a column per swept key, a row per metric (one key at a time)."""
+    from .plots import save
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(metrics), len(keys), squeeze=False,
+                             figsize=(3.0 * len(keys), 2.4 * len(metrics)), sharey="row")
+    for key, metric, xs, ys, labels, numeric, at in curves:
+        ax = axes[[m for m, _ in metrics].index(metric)][keys.index(key)]
+        positive = [x for x in xs if x > 0] if numeric else []
+        if positive and len(positive) > 2 and max(positive) / min(positive) > 50:
+            # a wide positive range on a log axis; the circuit's value 0 (e.g. continuous
+            # levels) as a dashed line
+            ax.set_xscale("log")
+            for x, y in zip(xs, ys):
+                if x == 0 and x == at:
+                    ax.axhline(y, color="0.5", ls="--", lw=1, label="%s = 0" % key.split(".")[-1])
+                    ax.legend(fontsize=6)
+            xs, ys = zip(*[(x, y) for x, y in zip(xs, ys) if x > 0])
+        ax.plot(xs, ys, "o-")
+        if not numeric:
+            ax.set_xticks(xs)
+            ax.set_xticklabels(labels, fontsize=7)
+        ax.grid(True, alpha=0.3)
+    for j, key in enumerate(keys):
+        axes[-1][j].set_xlabel(key, fontsize=8)
+    for i, (_, name) in enumerate(metrics):
+        axes[i][0].set_ylabel(name, fontsize=7)
+    fig.tight_layout()
+    return save(plt, fig, os.path.join(out, "design_curves.png"))
+
+
+def table(grid, rows, base=None):
+    """The finished runs as a Markdown table (one key at a time: grouped by key)."""
+    keys = [k for k, _ in grid]
+    cols = [m for m, _ in PLOTTED]
+    head = "| %s | %s |" % (" | ".join(keys if base is None else ["swept key", "value"]),
+                            " | ".join(cols))
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    done = [r for r in rows if r["status"] == "done"]
+
+    def cells(r):
+        return " | ".join("%.4f" % float(r[c]) if r.get(c, "") != "" else "-" for c in cols)
+
+    if base is None:
+        for r in done:
+            lines.append("| %s | %s |" % (" | ".join(r[k] for k in keys), cells(r)))
+        return "\n".join(lines)
+    for key in keys:
+        fixed = {k: fmt(base[k]) for k in keys if k != key}
+        sel = [r for r in done if all(r[k] == v for k, v in fixed.items())]
+        for r in sorted(sel, key=lambda r: _sort_key(r[key])):
+            lines.append("| %s | %s | %s |" % (key, r[key], cells(r)))
+    return "\n".join(lines)
+
+
+def _sort_key(text):
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
 
 
 # -- the sweep ----------------------------------------------------------------------------------
@@ -386,7 +536,7 @@ def _client(workers, scheduler):
 
 
 def run_sweep(circuit=None, params=(), overrides=(), workers=2, scheduler=None, out=None,
-              retries=1, echo=print):
+              retries=1, echo=print, mode=None):
     """Run the grid of ``params`` (``["learning.beta=0.1,0.5", ...]``, or ``{key: [values]}``)
     on Dask and return the summary dict (``out``, ``index``, ``runs``, ``done``, ``failed``,
     ``skipped``, ``seconds``, ``plots``, ``best``, ``failed_runs``).
@@ -394,21 +544,25 @@ def run_sweep(circuit=None, params=(), overrides=(), workers=2, scheduler=None, 
     ``workers``: processes of the local cluster (1 thread each; ignored with ``scheduler``,
     the address of a running Dask scheduler whose workers see ``out``). ``retries``: extra
     attempts of a run that raised. ``out`` (default ``<output.dir>/sweep-<name>-<time>``):
-    the sweep folder; run again with the same arguments and ``out`` to resume.
+    the sweep folder; run again with the same arguments and ``out`` to resume. ``mode``:
+    ``grid`` or ``one_at_a_time`` (default: the circuit's ``[sweep]`` section, else grid);
+    without ``params`` the section's grid is run.
     """
     t0 = time.perf_counter()
     if not (isinstance(retries, int) and retries >= 0):
         raise SweepError("--retries: expected a non-negative integer, got %r" % (retries,))
     if not (isinstance(workers, int) and workers > 0):
         raise SweepError("--workers: expected a positive integer, got %r" % (workers,))
-    base, path, grid, runs = plan(circuit, params, overrides)
+    base, path, grid, runs, mode = plan(circuit, params, overrides, mode)
     keys = [k for k, _ in grid]
+    ref = {k: base_value(base, k) for k in keys} if mode == "one_at_a_time" else None
     out = os.path.abspath(out or os.path.join(base.output.dir, "sweep-%s-%s" % (
         base.name, time.strftime("%Y%m%d-%H%M%S"))))
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     index = os.path.join(out, INDEX)
     _atomic_write(os.path.join(out, "sweep.json"), json.dumps({
-        "circuit": path, "params": {k: v for k, v in grid}, "overrides": list(overrides),
+        "circuit": path, "params": {k: v for k, v in grid}, "mode": mode,
+        "overrides": list(overrides),
         "retries": retries, "runs": [r["id"] for r in runs]}, indent=1))
     rows, todo = {}, []
     for r in runs:
@@ -425,19 +579,24 @@ def run_sweep(circuit=None, params=(), overrides=(), workers=2, scheduler=None, 
 
     save_index()
     echo("neurosim sweep %s: %d runs (%s)%s; folder %s" % (
-        base.name, len(runs), " x ".join("%d %s" % (len(v), k) for k, v in grid),
+        base.name, len(runs), (" x " if mode == "grid" else ", one at a time: ").join(
+            "%d %s" % (len(v), k) for k, v in grid),
         ", %d finished before" % skipped if skipped else "", out))
     if todo:
         _schedule(todo, out, path, retries, workers, scheduler, rows, save_index, echo,
                   len(runs), skipped)
-    plots = plot(out, grid, list(rows.values()))
+    plots = plot(out, grid, list(rows.values()), ref)
+    md = table(grid, [rows[r["id"]] for r in runs], ref)
+    _atomic_write(os.path.join(out, "table.md"), md + "\n")
+    echo("\n" + md + "\n")
     failed = [i for i, r in rows.items() if r["status"] != "done"]
     done = [r for r in rows.values() if r["status"] == "done" and r["test_accuracy"] != ""]
     best = max(done, key=lambda r: float(r["test_accuracy"]), default=None)
     summary = {"out": out, "index": index, "runs": len(runs), "done": len(runs) - len(failed),
                "failed": len(failed), "skipped": skipped,
                "seconds": round(time.perf_counter() - t0, 3), "plots": plots,
-               "failed_runs": failed,
+               "failed_runs": failed, "mode": mode,
+               "table": os.path.join(out, "table.md"),
                "best": None if best is None else {
                    "run_id": best["run_id"], "test_accuracy": float(best["test_accuracy"]),
                    "run_dir": os.path.join(out, best["run_dir"]),
@@ -514,7 +673,7 @@ def main(args):
     try:
         summary = run_sweep(args.circuit, args.params, args.overrides,
                             workers=args.workers or 2, scheduler=args.scheduler, out=args.out,
-                            retries=args.retries)
+                            retries=args.retries, mode=args.mode)
     except KeyboardInterrupt:
         print("neurosim sweep: interrupted; the finished runs are in the index; run the same "
               "command with the same --out to resume", file=sys.stderr)
@@ -529,5 +688,5 @@ def main(args):
     return 1 if summary["failed"] else 0
 
 
-__all__ = ["run_sweep", "plan", "parse_param", "split_values", "read_index", "write_index",
+__all__ = ["run_sweep", "plan", "table", "base_value", "MODES", "parse_param", "split_values", "read_index", "write_index",
            "plot", "run_one", "SweepError", "INDEX_COLUMNS"]

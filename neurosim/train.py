@@ -225,6 +225,7 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------
     def _train_batch(self, idx, epoch, b, fidelity):
         x, y = self.data.x_train[idx], self.data.y_train[idx]
+        applied = None
         state = None if self.particles is None else {p: v[idx] for p, v in self.particles.items()}
         rng = np.random.default_rng([self.seed, epoch, b, 1])
         ref = self.engine.rbp_gradient(x, y) if fidelity or self.rule == "rbp" else None
@@ -248,22 +249,40 @@ class Trainer:
                                    rng=rng, state=state, grad_out=grad)
             if grad is not None:
                 self.opt.apply(self.net.params, grad)
+                if fidelity:
+                    applied = self._applied_update()
         if self.particles is not None:
             for p in self.particles:
                 self.particles[p][idx] = res.state[p]
         if fidelity:
-            self._log_fidelity(grad, ref, epoch, b)
+            self._log_fidelity(grad, ref, epoch, b, applied)
         out = self.net.outputs[0]
         correct = int(np.sum(np.argmax(res.state[out], 1) == np.argmax(y, 1)))
         return res.cost * len(idx), correct
 
-    def _log_fidelity(self, grad, ref, epoch, b):
+    def _applied_update(self):
+        """On devices (an engine with a crossbar): program the optimizer's update now and
+        return what the devices took of it as a gradient, ``-(change of the weights) / lr``
+        (keys with a non-zero learning rate); None on other engines."""
+        if getattr(self.engine, "crossbar", None) is None or not hasattr(self.engine, "sync"):
+            return None
+        self.engine.sync()
+        change = self.engine.last_change
+        if change is None:          # the devices took none of it (nothing asked, no pulse fired)
+            return {k: np.zeros_like(v) for k, v in self.net.params.items() if self.lrs[k]}
+        return {k: -change[k] / self.lrs[k] for k in change if self.lrs[k]}
+
+    def _log_fidelity(self, grad, ref, epoch, b, applied=None):
         m = fid.compare(grad, ref)
         self.fidelity["epoch_fraction"].append(epoch + b / self.n_batches)
         for key in ["all"] + list(self.net.params):
             row = m if key == "all" else m["per_param"][key]
             for metric in ("cosine", "rel_error", "sign_agreement"):
                 self.fidelity.setdefault("%s/%s" % (metric, key), []).append(row[metric])
+        if applied is not None:     # the update the devices took, vs RBP (same batch)
+            a = fid.compare(applied, {k: ref[k] for k in applied})
+            for metric in ("cosine", "rel_error", "sign_agreement"):
+                self.fidelity.setdefault("applied_%s/all" % metric, []).append(a[metric])
         self.last_gradients = {"ep": grad, "rbp": ref}
 
     def fit(self, on_epoch=None):

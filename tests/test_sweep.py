@@ -191,3 +191,48 @@ def test_sixteen_runs_on_two_workers(tmp_path):
     assert max(float(x["test_accuracy"]) for x in rows) > 0.85
     assert len(s["plots"]) == 3 and all(os.path.getsize(p) > 10_000 for p in s["plots"])
     print("16-run sweep: %.1f s wall" % (time.perf_counter() - t0))
+
+
+def test_one_at_a_time_from_the_circuit_sweep_section(tmp_path):
+    """A study file carries its grid: one key at a time around the circuit's values (the
+    base run once), with the design-curve figure and the Markdown table; devices report the
+    cosine of the update they took next to the EP estimate's."""
+    study = tmp_path / "study.toml"
+    study.write_text("""
+name = "study"
+[network]
+sizes = [64, 16, 10]
+[engine]
+eps = 0.5
+free_steps = 20
+nudge_steps = 4
+[train]
+epochs = 1
+fidelity_batches = 2
+[dataset]
+limit_train = 100
+limit_test = 50
+[hardware]
+levels = 0
+read_noise = 0.0
+[sweep]
+mode = "one_at_a_time"
+[sweep.params]
+"hardware.levels" = [8, 0]
+"hardware.read_noise" = [0.05]
+""")
+    out = str(tmp_path / "sweep")
+    s = run_sweep(str(study), [], [], workers=2, out=out, echo=lambda *a: None)
+    assert (s["mode"], s["runs"], s["done"]) == ("one_at_a_time", 3, 3)   # base run once
+    rows = {(r["hardware.levels"], r["hardware.read_noise"]): r for r in read_index(s["index"])}
+    assert set(rows) == {("0", "0.0"), ("8", "0.0"), ("0", "0.05")}
+    base, coarse = rows[("0", "0.0")], rows[("8", "0.0")]
+    # exact weights: the update applied is the estimate; 8 levels: devices take far less of it
+    assert base["fidelity_applied_cosine_mean"] == base["fidelity_cosine_mean"]
+    assert float(coarse["fidelity_applied_cosine_mean"]) < float(coarse["fidelity_cosine_mean"])
+    table = open(s["table"]).read()
+    assert "| hardware.levels | 8 |" in table and "| hardware.read_noise | 0.05 |" in table
+    assert os.path.join(out, "design_curves.png") in s["plots"]
+    with pytest.raises(Exception, match="grid of their own"):
+        run_sweep(str(study), ["hardware.preset=ideal,rram", "hardware.levels=8"], [],
+                  mode="one_at_a_time", out=str(tmp_path / "x"), echo=lambda *a: None)
