@@ -52,8 +52,8 @@ cosine 0.998 to the rate circuit's update and 0.989 to RBP on a 4-5-3 hard-sigmo
 first falls to about 0.94. ``neuron="lif"`` removes the Poisson noise (0.9999).
 
 Only energy dynamics compile (vector-field EP reads the rate change ``u - u0`` itself, which
-the spikes do not carry). Builders are registered per population and projection kind, as in
-:mod:`neurosim.brian.rate`.
+the spikes do not carry). The equations and the builders, registered per population and
+projection kind as in :mod:`neurosim.brian.rate`, live in :mod:`neurosim.brian.spiking_build`.
 """
 from __future__ import annotations
 
@@ -64,7 +64,9 @@ import numpy as np
 
 from . import plasticity
 from .device import CircuitError, build_folder, check_compiler, check_device, import_brian2
-from .rate import DRHO, RHO
+from .spiking_build import (POPULATION_BUILDERS, PROJECTION_BUILDERS, RULE_EVENT, TRACE_EQS,
+                            TRACE_ON_SPIKE, _Context, _schedule, build_input, build_lateral,
+                            build_state, build_tied, encoder)
 
 NEURONS = ("poisson", "lif")
 
@@ -74,195 +76,13 @@ DEFAULTS = dict(neuron="poisson", tau=10.0, max_rate=1000.0, tau_syn=10.0, tau_f
                 tau_slow=200.0, tau_m=100.0, eps=0.1, beta=0.3, variant="symmetric",
                 free_steps=1000, nudge_steps=1000)
 
-#: Each neuron's two rate traces and the derivative estimate (see the module docstring).
-TRACE_EQS = ["dr_fast/dt = -r_fast / tau_fast : 1",
-             "dr_slow/dt = -r_slow / tau_slow : 1",
-             "z = (tau_slow * r_slow - tau_fast * r_fast) / (tau_slow - tau_fast) : 1",
-             "dz = (r_fast - r_slow) / (tau_slow - tau_fast) : Hz"]
-#: What a spike does to its own neuron's traces.
-TRACE_ON_SPIKE = "r_fast += 1 / (max_rate * tau_fast)\nr_slow += 1 / (max_rate * tau_slow)"
-#: Every neuron's custom event at the end of an example's phases: its synapses (on this
-#: presynaptic event) and its bias evaluate the local rule from the snapshots.
-RULE_EVENT = "rule_ta(t) > 0.5"
+# The equations and builders are defined in spiking_build and re-exported here.
+__all__ = ["SpikingCircuit", "DEFAULTS", "NEURONS", "TRACE_EQS", "TRACE_ON_SPIKE", "RULE_EVENT",
+           "encoder", "build_input", "build_state", "build_tied", "build_lateral",
+           "POPULATION_BUILDERS", "PROJECTION_BUILDERS"]
 
 
-# -- spike encoders: rate rho -> spikes ---------------------------------------------------
-def encoder(neuron):
-    """``(equations, threshold, reset)`` of a unit that fires at ``rho * max_rate``."""
-    if neuron == "poisson":
-        return [], "rand() < rho * spikes_per_step", ""
-    # Euler LIF: v_{k+1} = v_k + a (mu - v_k), a = dt/tau_m, climbs from 0 to 1 in
-    # log(mu/(mu-1)) / -log(1-a) steps; mu makes that 1 / (rho * spikes_per_step) steps.
-    eqs = ["dv/dt = (mu - v) / tau_m : 1",
-           "mu = 1 / (1 - (1 - lif_a) ** (1 / (spikes_per_step * clip(rho, 1e-9, 1)))) : 1"]
-    return eqs, "v > 1", "v -= 1"
-
-
-# -- population builders ----------------------------------------------------------------
-def build_input(b2, ctx, pop):
-    """Input population: units firing at ``x * max_rate``; ``rho`` holds the data."""
-    eqs, threshold, reset = encoder(ctx.neuron)
-    g = b2.NeuronGroup(ctx.net.sizes[pop] * ctx.batch, "\n".join(["rho : 1"] + eqs),
-                       threshold=threshold, reset=reset or None, method="euler",
-                       events={"rule": RULE_EVENT}, name="pop_%s" % ctx.ids[pop],
-                       namespace=ctx.namespace)
-    g.rho = ctx.inputs[pop].ravel()
-    if ctx.neuron == "lif":
-        g.v = ctx.rng.uniform(0, 1, len(g))
-    return g
-
-
-def build_state(b2, ctx, pop):
-    """State population: the rate-neuron state ``u`` driven by synaptic current traces, a
-    spike encoder of ``rho(u)``, the two rate traces, the snapshots the local rule reads, and
-    the saved free-phase state the symmetric variant restarts from."""
-    net = ctx.net
-    currents = ctx.term_vars[pop]
-    enc_eqs, threshold, reset = encoder(ctx.neuron)
-    nudge = " - beta_ta(t) * (u - y)" if pop in net.outputs else ""
-    eqs = ["du/dt = dudt : 1",
-           "dudt = (-u + drho * (%s)%s) / tau : Hz" % (" + ".join(currents + ["b"]), nudge),
-           "rho = %s : 1" % RHO[net.activation],
-           "drho = %s : 1" % DRHO[net.activation],
-           "b : 1", "z0 : 1", "zp : 1", "zm : 1", "acc_b : 1"]
-    eqs += ["d%s/dt = -%s / tau_syn : 1" % (v, v) for v in currents]
-    eqs += TRACE_EQS + enc_eqs
-    saved = ["u", "r_fast", "r_slow"] + currents + (["v"] if ctx.neuron == "lif" else [])
-    eqs += ["%s_saved : 1" % v for v in saved]
-    if pop in net.outputs:
-        eqs.append("y : 1")
-    n = net.sizes[pop]
-    g = b2.NeuronGroup(n * ctx.batch, "\n".join(eqs), threshold=threshold,
-                       reset="\n".join(filter(None, [TRACE_ON_SPIKE, reset])), method="euler",
-                       events={"rule": RULE_EVENT}, name="pop_%s" % ctx.ids[pop],
-                       namespace=ctx.namespace)
-    g.b = np.tile(net.params["b:%s" % pop], ctx.batch)
-    g.u = ctx.state0[pop].ravel()
-    rate0 = np.clip(ctx.state0[pop].ravel(), 0, 1) if net.activation == "hard_sigmoid" else \
-        1 / (1 + np.exp(-4 * (ctx.state0[pop].ravel() - 0.5)))
-    g.r_fast, g.r_slow = rate0, rate0          # traces start at the initial rate
-    if ctx.neuron == "lif":
-        g.v = ctx.rng.uniform(0, 1, len(g))
-    if pop in net.outputs:
-        g.y = ctx.targets[pop].ravel()
-    # phase control at the start of a step: snapshots of z, then the restart (symmetric)
-    code = ["z0 = snap0_ta(t) * z + (1 - snap0_ta(t)) * z0",
-            "zp = snapp_ta(t) * z + (1 - snapp_ta(t)) * zp",
-            "zm = snapm_ta(t) * z + (1 - snapm_ta(t)) * zm"]
-    code += ["%s_saved = snap0_ta(t) * %s + (1 - snap0_ta(t)) * %s_saved" % (v, v, v)
-             for v in saved]
-    code += ["%s = reset_ta(t) * %s_saved + (1 - reset_ta(t)) * %s" % (v, v, v) for v in saved]
-    g.run_regularly("\n".join(code), when="start", order=0, name="control_%s" % ctx.ids[pop])
-    if ctx.clip:
-        g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ctx.ids[pop])
-    g.run_on_event("rule", "acc_b += zp - %s" % ctx.zq)
-    return g
-
-
-POPULATION_BUILDERS = {"input": build_input, "state": build_state}
-
-
-# -- projection builders ----------------------------------------------------------------
-def _pairs(ctx, src, tgt, exclude_self=False):
-    na, nb = ctx.net.sizes[src], ctx.net.sizes[tgt]
-    ia, jb = np.meshgrid(np.arange(na), np.arange(nb), indexing="ij")
-    keep = ia != jb if exclude_self else np.ones_like(ia, dtype=bool)
-    ia, jb = ia[keep], jb[keep]
-    i = np.concatenate([r * na + ia for r in range(ctx.batch)])
-    j = np.concatenate([r * nb + jb for r in range(ctx.batch)])
-    return ia, jb, i, j
-
-
-def _synapses(b2, ctx, pre, post, model, current, name, rule=None):
-    """Spikes of ``pre`` add to the current trace ``current`` of ``post``; with ``rule``,
-    the presynaptic ``rule`` event (end of the example's phases) runs the local rule."""
-    on_pre, on_event = {"pre": "%s_post += w * syn_gain" % current}, {"pre": "spike"}
-    if rule is not None:
-        on_pre["rule"], on_event["rule"] = rule, "rule"
-    return b2.Synapses(ctx.groups[pre], ctx.groups[post], model, on_pre=on_pre,
-                       on_event=on_event, name=name, namespace=ctx.namespace)
-
-
-def _rule(ctx, input_pre, scale=1.0):
-    """``acc += [z_pre z_post]`` over the nudged phase(s), per example."""
-    k = "" if scale == 1.0 else "%r * " % scale
-    if input_pre:
-        return "acc += %srho_pre * (zp_post - %s_post)" % (k, ctx.zq)
-    return "acc += %s(zp_pre * zp_post - %s_pre * %s_post)" % (k, ctx.zq, ctx.zq)
-
-
-def build_tied(b2, ctx, key, term_in, term_back):
-    """Energy mode ``a -> b``: a forward ``Synapses`` (a's spikes into b's current, and the
-    learning rule) and, unless ``a`` is an input, a backward one (b's spikes into a's current)
-    holding the same weights."""
-    src, tgt = ctx.ends[key]
-    W = ctx.net.params[key]
-    syn = _synapses(b2, ctx, src, tgt, "w : 1\nacc : 1", term_in, "proj_%s" % ctx.ids[key],
-                    rule=_rule(ctx, src in ctx.net.inputs))
-    ia, jb, i, j = _pairs(ctx, src, tgt)
-    syn.connect(i=i, j=j)
-    syn.w = np.tile(W[ia, jb], ctx.batch)
-    extra = []
-    if term_back is not None:
-        back = _synapses(b2, ctx, tgt, src, "w : 1", term_back, "back_%s" % ctx.ids[key])
-        back.connect(i=j, j=i)
-        back.w = np.tile(W[ia, jb], ctx.batch)
-        extra.append(back)
-    return syn, ia, jb, extra
-
-
-def build_lateral(b2, ctx, key, term_in):
-    """Energy mode ``a -> a``: symmetric, no self-synapse, counted once in the energy."""
-    src = ctx.ends[key][0]
-    syn = _synapses(b2, ctx, src, src, "w : 1\nacc : 1", term_in, "proj_%s" % ctx.ids[key],
-                    rule=_rule(ctx, False, scale=0.5))
-    ia, jb, i, j = _pairs(ctx, src, src, exclude_self=True)
-    syn.connect(i=i, j=j)
-    syn.w = np.tile(ctx.net.params[key][ia, jb], ctx.batch)
-    return syn, ia, jb, []
-
-
-PROJECTION_BUILDERS = {"tied": build_tied, "lateral": build_lateral}
-
-
-# -- the circuit --------------------------------------------------------------------------
-class _Context:
-    """What the builders read: the network, the batch, names, constants, the schedule."""
-
-    def __init__(self, net, inputs, targets, state0, clip, neuron, namespace, zq, rng):
-        self.net, self.inputs, self.targets, self.state0 = net, inputs, targets, state0
-        self.batch = next(iter(inputs.values())).shape[0]
-        self.clip, self.neuron, self.namespace = clip, neuron, namespace
-        self.zq, self.rng = zq, rng
-        self.ids = {p: "p%d" % i for i, p in enumerate(net.graph.nodes)}
-        self.ids.update({k: "w%d" % i for i, k in enumerate(net.params) if k.startswith("W:")})
-        self.ends, self.term_vars, self.term_of = {}, {p: [] for p in net.state_pops}, {}
-        for i, t in enumerate(net.terms):
-            self.ends[t.key] = (t.target, t.source) if t.transpose else (t.source, t.target)
-            v = "I_%d" % i
-            self.term_vars[t.target].append(v)
-            self.term_of[(t.key, t.transpose)] = v
-        self.groups = {}
-
-
-def _schedule(free_steps, nudge_steps, beta, symmetric):
-    """Per-step values (``T + 1`` steps: the snapshots of the last phase are taken at the
-    start of step ``T``, when the rule event fires) of beta, the snapshots of z at the end of
-    each phase, the restart and the rule event."""
-    T = free_steps + nudge_steps * (2 if symmetric else 1)
-    s = {k: np.zeros(T + 1) for k in ("beta", "snap0", "snapp", "snapm", "reset", "rule")}
-    s["rule"][T] = 1.0
-    s["snap0"][free_steps] = 1.0
-    s["beta"][free_steps:free_steps + nudge_steps] = beta
-    s["snapp"][free_steps + nudge_steps] = 1.0
-    if symmetric:
-        a = free_steps + nudge_steps
-        s["reset"][a] = 1.0
-        s["beta"][a:a + nudge_steps] = -beta
-        s["snapm"][a + nudge_steps] = 1.0
-    return T, s
-
-
+# -- argument checks ----------------------------------------------------------------------
 def _positive(name, v):
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
             or not np.isfinite(v) or v <= 0:
