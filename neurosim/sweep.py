@@ -381,7 +381,7 @@ def _client(workers, scheduler):
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+                                   dashboard_address=":0", silence_logs=logging.CRITICAL)
         try:
             with Client(cluster) as client:
                 yield client, "local (%d processes, 1 thread each)" % workers
