@@ -236,3 +236,15 @@ mode = "one_at_a_time"
     with pytest.raises(Exception, match="grid of their own"):
         run_sweep(str(study), ["hardware.preset=ideal,rram", "hardware.levels=8"], [],
                   mode="one_at_a_time", out=str(tmp_path / "x"), echo=lambda *a: None)
+
+
+def test_brian2_engines_run_on_dask_worker_threads(tmp_path):
+    """Brian2 installs a SIGINT handler when imported, which Python refuses off the main
+    thread; a sweep's runs execute on worker threads, so the import must still work there."""
+    s = run_sweep("digits_spiking", ["engine.max_rate=500.0,1000.0"],
+                  ["network.sizes=[64,8,10]", "engine.free_steps=50", "engine.nudge_steps=50",
+                   "train.epochs=1", "dataset.limit_train=40", "dataset.limit_test=20",
+                   "train.fidelity_batches=0", "record.examples=0"],
+                  workers=2, out=str(tmp_path / "sweep"), retries=0, echo=lambda *a: None)
+    rows = read_index(s["index"])
+    assert [r["error"] for r in rows] == ["", ""] and s["done"] == 2

@@ -3,9 +3,13 @@ networks and debugging) and C++ standalone (compiled once, for speed), with clea
 a missing compiler or a failed build, and build folders where the user says."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 
 DEVICES = ("runtime", "cpp_standalone")
 
@@ -14,13 +18,28 @@ class CircuitError(RuntimeError):
     """A circuit cannot be built or run; the message says what to do."""
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
 def import_brian2():
-    """``brian2``, or a :class:`CircuitError` that says how to install it."""
-    try:
-        import brian2
-    except ImportError as e:  # pragma: no cover - brian2 is a dependency
-        raise CircuitError("the Brian2 circuits need brian2 (pip install 'brian2==2.9.0', which "
-                           "needs numpy < 2.4): %s" % e) from None
+    """``brian2``, or a :class:`CircuitError` that says how to install it.
+
+    Importing brian2 installs a SIGINT handler, which Python allows only on the main thread;
+    off it (a Dask worker's task thread in ``neurosim sweep``, a GUI or server thread) the
+    import goes ahead without that handler (Ctrl-C then interrupts as Python's default)."""
+    patched = "brian2" not in sys.modules and threading.current_thread() is not \
+        threading.main_thread()
+    with _IMPORT_LOCK if patched else contextlib.nullcontext():
+        install = signal.signal
+        if patched:
+            signal.signal = lambda signum, handler: signal.getsignal(signum)
+        try:
+            import brian2
+        except ImportError as e:  # pragma: no cover - brian2 is a dependency
+            raise CircuitError("the Brian2 circuits need brian2 (pip install 'brian2==2.9.0', "
+                               "which needs numpy < 2.4): %s" % e) from None
+        finally:
+            signal.signal = install
     return brian2
 
 
