@@ -152,7 +152,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
             p.wait()
     rows = read_index(index)
     done = [r for r in rows if r["status"] == "done"]
-    assert 1 <= len(done) < len(rows) == 6
+    assert len(done) >= 1 and len(done) < len(rows) == 6
     kept = {r["run_id"]: _files(os.path.join(out, "runs", r["run_id"])) for r in done}
 
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
