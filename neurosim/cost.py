@@ -205,8 +205,12 @@ class CostMeter:
     def state_dict(self):
         return {"epochs": [dict(r) for r in self.epochs]}
 
-    def load_state_dict(self, d):
+    def load_state_dict(self, d, engine=None):
+        """Restore :meth:`state_dict`; with ``engine`` (restored too), its counters as they
+        are now are the baseline of the next batch (not counted again)."""
         self.epochs = [dict(r) for r in (d or {}).get("epochs", [])]
+        if engine is not None:
+            self._last = read_counters(engine)
 
 
 # -- the model ---------------------------------------------------------------------------------

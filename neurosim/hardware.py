@@ -334,6 +334,9 @@ class Crossbar:
         The drift clock (s).
     exact : bool
         The device has no weight-level non-ideality: weights are stored exactly.
+
+    :meth:`state_dict` and :meth:`load_state_dict` carry everything that determines its future
+    (a checkpoint).
     """
 
     def __init__(self, params, device, seed=0, w_max=None, mirror=(), zero_diagonal=()):
@@ -519,6 +522,61 @@ class Crossbar:
             g1 = lo + np.clip(_stochastic_round((g1 - lo) / q, rng), 0, d.levels - 1) * q
         t.g[move] = g1
         t.tprog[move] = self.time
+
+    # -- checkpoints ----------------------------------------------------------------------
+    _TILE_ARRAYS = ("g", "span", "fstep", "tprog")
+
+    def state_dict(self):
+        """Everything that determines the crossbar's future, as flat name -> array (numbers
+        only, for ``np.savez``): the drift clock ``time``; per key ``w_max/<key>``,
+        ``pulses/<key>`` and either the stored weight ``w/<key>`` (exact devices) or the
+        programmed conductances ``g/<key>``, the build draws (each device's range ``span``, step
+        factor ``fstep``, ``stuck`` mask where devices stick) and the programming times
+        ``tprog`` (drift)."""
+        out = {"time": np.array(self.time, dtype=np.float64)}
+        for k in self.keys:
+            out["w_max/" + k] = np.array(self.w_max[k], dtype=np.float64)
+            out["pulses/" + k] = np.array(self.pulses[k], dtype=np.int64)
+            if self.exact:
+                out["w/" + k] = self._w[k].copy()
+                continue
+            t = self._tiles[k]
+            for name in self._TILE_ARRAYS:
+                out["%s/%s" % (name, k)] = getattr(t, name).copy()
+            if t.stuck is not None:
+                out["stuck/" + k] = t.stuck.copy()
+        return out
+
+    def load_state_dict(self, d):
+        """Restore a :meth:`state_dict` into a crossbar of the same parameters and device
+        (built by the same constructor: the masks of tied lateral and self-projections are
+        structure, not state). A missing name or a wrong shape raises ValueError."""
+        arrays = ("w",) if self.exact else self._TILE_ARRAYS
+        need = ["time"] + ["%s/%s" % (a, k) for k in self.keys
+                           for a in ("w_max", "pulses") + arrays]
+        missing = [n for n in need if n not in d]
+        if missing:
+            raise ValueError("crossbar state: no %s (%d missing): it was written for other "
+                             "parameters or another device" % (missing[0], len(missing)))
+        for k in self.keys:
+            shape = np.shape(self._w[k]) if self.exact else self._tiles[k].g.shape
+            for a in arrays + ("stuck",):
+                name = "%s/%s" % (a, k)
+                if name in d and np.shape(d[name]) != shape:
+                    raise ValueError("crossbar state: %s has shape %s, expected %s"
+                                     % (name, np.shape(d[name]), shape))
+        self.time = float(d["time"])
+        for k in self.keys:
+            self.w_max[k] = float(d["w_max/" + k])
+            self.pulses[k] = int(d["pulses/" + k])
+            if self.exact:
+                self._w[k] = np.array(d["w/" + k], dtype=np.float64)
+                continue
+            t = self._tiles[k]
+            t.w_max = self.w_max[k]
+            for name in self._TILE_ARRAYS:
+                setattr(t, name, np.array(d["%s/%s" % (name, k)], dtype=np.float64))
+            t.stuck = np.array(d["stuck/" + k], dtype=bool) if "stuck/" + k in d else None
 
 
 __all__ = ["Device", "PRESETS", "FIELDS", "device_from_section", "Crossbar", "quantize",

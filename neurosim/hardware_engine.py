@@ -26,12 +26,26 @@ Where each non-ideality applies
 
 A device with no weight-level non-ideality stores the weights exactly, and with no other
 non-ideality the engine's numbers are the wrapped engine's, bit for bit (:func:`wrap` returns
-the engine itself then, unless forced). Device state is not checkpointed: a resumed run
-builds its crossbar from the checkpoint's weights.
+the engine itself then, unless forced).
+
+Checkpoints
+-----------
+The device state is checkpointed: :meth:`HardwareEngine.state_dict` holds every conductance,
+the build draws (d2d factors, stuck devices), ``w_max`` per key, the drift clock and
+programming times, the pulse counters, the weights last written (a change of ``net.params``
+since then, e.g. an optimizer's update, is programmed by the next call), the read/DAC/ADC
+counts and the state of the engine's random stream; :class:`~neurosim.train.Trainer` stores it
+under ``engine/`` in its checkpoint, so a run resumed on devices ends with the weights and
+conductances of an uninterrupted one. A checkpoint without that state (written by an older
+version) resumes as before: the crossbar is built from the checkpoint's weights. The state of
+the ``brian2-rate`` one-batch circuit is not kept: it is rebuilt on the first batch after a
+resume.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 
 import numpy as np
 
@@ -201,8 +215,8 @@ class HardwareEngine:
         time-constant mismatch.
 
     The crossbar (:attr:`crossbar`) is built from ``net.params`` on the first call that needs
-    it (so a resumed run builds it from the checkpoint's weights). :attr:`counts` holds the
-    reads of the crossbar and the DAC and ADC conversions so far.
+    it, or restored by :meth:`load_state_dict`. :attr:`counts` holds the reads of the crossbar
+    and the DAC and ADC conversions so far.
     """
 
     def __init__(self, inner, device, seed=0, rule="ep"):
@@ -358,6 +372,60 @@ class HardwareEngine:
         """RBP ground truth at the stored weights (no read noise, ideal inputs)."""
         self.sync()
         return self.inner.rbp_gradient(x, y, state)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _identity(self):
+        return {"device": json.dumps(dataclasses.asdict(self.device), sort_keys=True,
+                                     default=lambda v: v.item()), "seed": self.seed}
+
+    def state_dict(self):
+        """Everything besides ``net.params`` that determines the engine's future, as flat
+        name -> array (strings and numbers only, for ``np.savez``): the device and seed it was
+        built for, ``rng`` (the random stream's state, JSON text), ``counts/<name>`` and, once
+        the crossbar is built, ``written/<key>`` (the weights last written to it) and its
+        state under ``crossbar/`` (:meth:`Crossbar.state_dict`)."""
+        ident = self._identity()
+        out = {"device": np.array(ident["device"]),
+               "seed": np.array(ident["seed"], dtype=np.int64),
+               "rng": np.array(json.dumps(self.rng.bit_generator.state))}
+        out.update({"counts/" + k: np.array(v, dtype=np.int64) for k, v in self.counts.items()})
+        if self.crossbar is not None:
+            out.update({"written/" + k: v.copy() for k, v in self._written.items()})
+            out.update({"crossbar/" + k: v for k, v in self.crossbar.state_dict().items()})
+        return out
+
+    def load_state_dict(self, d):
+        """Restore a :meth:`state_dict` (building the crossbar first where it has not been).
+        A state written for another device or ``hardware.seed``, or for other parameters,
+        raises ValueError."""
+        saved = {"device": str(d["device"]), "seed": int(d["seed"])}
+        ident = self._identity()
+        if saved["seed"] != ident["seed"]:
+            raise ValueError("the checkpoint's device state was written with hardware.seed = %d, "
+                             "this run has %d" % (saved["seed"], ident["seed"]))
+        if saved["device"] != ident["device"]:
+            a, b = json.loads(saved["device"]), json.loads(ident["device"])
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            raise ValueError("the checkpoint's device state was written for another device: "
+                             "%s differ" % ", ".join("hardware." + k for k in diff))
+        written = {k[8:]: v for k, v in d.items() if k.startswith("written/")}
+        xb = {k[9:]: v for k, v in d.items() if k.startswith("crossbar/")}
+        for k, v in self.net.params.items():
+            if xb and (k not in written or np.shape(written[k]) != v.shape):
+                raise ValueError("the checkpoint's device state does not match the network: "
+                                 "written/%s" % k)
+        self.rng.bit_generator.state = json.loads(str(d["rng"]))
+        self.counts = {k: int(d["counts/" + k]) if "counts/" + k in d else 0
+                       for k in self.counts}
+        self.last_change = None
+        if not xb:
+            self.crossbar, self._written = None, None
+            return
+        if self.crossbar is None:
+            self.crossbar = Crossbar.from_network(self.net, self.device, seed=self.seed)
+        self.crossbar.load_state_dict(xb)
+        self._written = {k: np.array(written[k], dtype=v.dtype)
+                         for k, v in self.net.params.items()}
 
     def close(self):
         if self._batches is not None:

@@ -191,6 +191,8 @@ class Trainer:
                 "fidelity": {k: [float(x) for x in v] for k, v in self.fidelity.items()}}
         if self.meter is not None:
             meta["meter"] = self.meter.state_dict()
+        if hasattr(self.engine, "state_dict"):      # devices (HardwareEngine): their state
+            arrays.update({"engine/" + k: v for k, v in self.engine.state_dict().items()})
         arrays["meta"] = np.array(json.dumps(meta))
         tmp = path + ".tmp.npz"
         np.savez(tmp, **arrays)
@@ -213,11 +215,14 @@ class Trainer:
             if self.particles is not None:
                 for p in self.particles:
                     self.particles[p][...] = z["particles/" + p]
+            engine_state = {k[7:]: z[k] for k in z.files if k.startswith("engine/")}
+        if engine_state and hasattr(self.engine, "load_state_dict"):
+            self.engine.load_state_dict(engine_state)
         self.epoch, self.batch, self.acc = meta["epoch"], meta["batch"], meta["acc"]
         self.history = {k: list(v) for k, v in meta["history"].items()}
         self.fidelity = {k: list(v) for k, v in meta["fidelity"].items()}
-        if self.meter is not None and "meter" in meta:
-            self.meter.load_state_dict(meta["meter"])
+        if self.meter is not None and "meter" in meta:   # restored counters: the baseline
+            self.meter.load_state_dict(meta["meter"], self.engine)
 
     def _signal(self, signum, frame):
         self._stop = signum

@@ -3,6 +3,7 @@ the reference engine bit for bit; each non-ideality changes what it should and n
 errors name the circuit-file field; presets run from a circuit file."""
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 import typing
@@ -17,7 +18,7 @@ from neurosim.experiment import build_engine, build_network
 from neurosim.hardware import (CONTINUOUS_STEPS, FIELDS, PRESETS, Crossbar, Device,
                                device_from_section, quantize)
 from neurosim.hardware_engine import HardwareEngine, hardware_ep_step, wrap
-from neurosim.train import Trainer
+from neurosim.train import Interrupted, Trainer
 
 
 def _net(sizes=(4, 5, 3), seed=0):
@@ -384,6 +385,110 @@ def test_brian2_rate_engine_on_devices_runs_one_batch_per_circuit_run(tmp_path):
             assert max(float(np.max(np.abs(g[k] - ref[k]))) for k in g) < 1e-12
     finally:
         eng.close()
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+def _hw_trainer(ck, preset="rram", device=None):
+    net = _net((64, 16, 10))
+    eng = ReferenceEngine(net, eps=0.5, free_steps=10, nudge_steps=4)
+    if preset is not None:
+        eng = HardwareEngine(eng, device or PRESETS[preset], seed=3)
+    data = ns.datasets.load("digits", limit_train=200, limit_test=40)
+    return Trainer(eng, data, beta=0.5, lr=[0.1, 0.05], momentum=0.5, epochs=2, batch_size=20,
+                   fidelity_batches=1, checkpoint_every=3, checkpoint=ck, progress=False)
+
+
+@pytest.mark.parametrize("device", [PRESETS["rram"].replace(stuck_fraction=0.2), PRESETS["pcm"],
+                                    Device(dac_bits=4)])
+def test_crossbar_state_carries_every_device_draw(device):
+    """A crossbar built with other draws (seed) takes the state and then evolves identically."""
+    w = np.random.default_rng(0).normal(0, 0.3, (6, 7))
+    a, b = _crossbar(device, w, seed=1), _crossbar(device, w, seed=2)
+    for i in range(3):
+        a.program({"W:a->b": np.full((6, 7), 0.05 * (-1) ** i)}, np.random.default_rng(i))
+        a.advance(30.0)
+    state = a.state_dict()
+    assert all(isinstance(v, np.ndarray) for v in state.values())
+    b.load_state_dict(state)
+    for x in (a, b):
+        x.program({"W:a->b": np.full((6, 7), 0.1)}, np.random.default_rng(9))
+        x.advance(30.0)
+    for drifted in (False, True):
+        assert np.array_equal(a.conductances("W:a->b", drifted),
+                              b.conductances("W:a->b", drifted))
+    assert np.array_equal(a.stuck_mask("W:a->b"), b.stuck_mask("W:a->b"))
+    assert a.pulses == b.pulses and a.time == b.time == 120.0
+    with pytest.raises(ValueError, match="shape"):
+        _crossbar(device, np.zeros((3, 3))).load_state_dict(state)
+
+
+def _interrupted(ck, preset, device, stop_at):
+    """A run stopped by its SIGINT handler after batch ``stop_at = (epoch, batch)``."""
+    tr = _hw_trainer(ck, preset, device)
+    train_batch = tr._train_batch
+
+    def batch(idx, epoch, b, fidelity):
+        out = train_batch(idx, epoch, b, fidelity)
+        if (epoch, b) == stop_at:
+            tr._signal(signal.SIGINT, None)
+        return out
+    tr._train_batch = batch
+    with pytest.raises(Interrupted):
+        tr.fit()
+    return tr
+
+
+@pytest.mark.parametrize("preset, stop_at", [("rram", (0, 4)), ("pcm", (1, 2))])
+def test_resume_on_devices_ends_with_the_uninterrupted_weights_and_conductances(
+        tmp_path, preset, stop_at):
+    """Stuck devices and d2d draws (rram), drift (pcm, 30 s a batch: past t0 = 20 s),
+    momentum (an update pending at the checkpoint) and the fidelity batch's immediate
+    programming: a run interrupted mid-epoch and resumed in a fresh Trainer and engine ends
+    exactly where an uninterrupted one does."""
+    dev = PRESETS["pcm"].replace(seconds_per_batch=30.0) if preset == "pcm" else None
+    full = _hw_trainer(str(tmp_path / "full.npz"), preset, dev)
+    full.fit()
+    ck = str(tmp_path / "ck.npz")
+    _interrupted(ck, preset, dev, stop_at)
+    res = _hw_trainer(str(tmp_path / "res.npz"), preset, dev)
+    res.load(ck)
+    assert (res.epoch, res.batch) == (stop_at[0], stop_at[1] + 1)
+    assert res.engine.crossbar is not None and res.engine.crossbar.pulses_total > 0
+    res.fit()
+    for k in full.net.params:
+        assert np.array_equal(res.net.params[k], full.net.params[k]), k
+        for drifted in (False, True):
+            assert np.array_equal(res.engine.crossbar.conductances(k, drifted),
+                                  full.engine.crossbar.conductances(k, drifted)), k
+    a, b = res.engine.state_dict(), full.engine.state_dict()
+    assert set(a) == set(b)
+    assert any(k.startswith("crossbar/stuck/") for k in a) == (preset == "rram")
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    assert res.meter.state_dict() == full.meter.state_dict()      # pulses counted once
+    assert res.history["test_loss"] == full.history["test_loss"]
+    assert res.fidelity == full.fidelity
+    if preset == "pcm":                                         # 2 epochs x 10 batches
+        xb = res.engine.crossbar
+        assert xb.time == 600.0 and 0 < xb.conductances("W:x->h1", True).sum() < \
+            xb.conductances("W:x->h1").sum()
+        return
+    # without the device state (an older checkpoint) the resume builds a fresh crossbar
+    with np.load(ck) as z:
+        np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if not k.startswith("engine/")})
+    old = _hw_trainer(str(tmp_path / "old_out.npz"), preset)
+    old.load(str(tmp_path / "old.npz"))
+    assert old.engine.crossbar is None
+    old.fit()
+    assert not all(np.array_equal(old.net.params[k], full.net.params[k]) for k in full.net.params)
+    # another device, or a network without a crossbar: refused, or nothing saved
+    other = _hw_trainer(str(tmp_path / "x.npz"), device=PRESETS["rram"].replace(levels=32))
+    with pytest.raises(ValueError, match=r"hardware\.levels"):
+        other.load(ck)
+    plain = _hw_trainer(str(tmp_path / "plain.npz"), preset=None)
+    plain.save()
+    with np.load(tmp_path / "plain.npz") as z:
+        assert not any(k.startswith("engine/") for k in z.files)
 
 
 # -- circuit files ---------------------------------------------------------------------------
