@@ -134,11 +134,13 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
 
 class _CircuitBatches:
     """brian2-rate, one batch per run: a compiled :class:`TrainingCircuit` of one batch (built
-    on the first call), run with learning rate 1 so that its weight change is ``-g``; a
-    shorter batch is padded with examples of beta-sign 0 (they add nothing)."""
+    on the first call for ``batch_size`` examples, or the first batch's size if larger), run
+    with learning rate 1 so that its weight change is ``-g``; a shorter batch is padded with
+    examples of beta-sign 0 (they add nothing)."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, batch_size=None):
         self.inner, self.circuit, self.n = inner, None, None
+        self.batch_size = batch_size
 
     def gradient(self, x, y, beta, variant, rng):
         from .brian.training import TrainingCircuit
@@ -150,11 +152,11 @@ class _CircuitBatches:
         m = x.shape[0]
         unit = {k: 1.0 for k in net.params}
         if self.circuit is None:
-            self.n = m
-            self.circuit = TrainingCircuit(net, m, eps=e.eps, free_steps=e.free_steps,
+            self.n = max(m, int(self.batch_size or 0))
+            self.circuit = TrainingCircuit(net, self.n, eps=e.eps, free_steps=e.free_steps,
                                            nudge_steps=e.nudge_steps, beta=e.beta,
                                            variant=e.variant, clip=e.clip, lrs=unit,
-                                           batch_size=m, build_dir=e.build_dir)
+                                           batch_size=self.n, build_dir=e.build_dir)
         if m > self.n:
             raise ValueError("the brian2-rate circuit was built for batches of %d examples, "
                              "got %d" % (self.n, m))
@@ -213,13 +215,16 @@ class HardwareEngine:
     seed : int
         ``hardware.seed``: the crossbar's build draws and the stream of read noise, pulses and
         time-constant mismatch.
+    batch_size : int, optional
+        ``train.batch_size``: the size the brian2-rate one-batch circuit is built for (so a
+        run resumed at a short last batch still takes the full ones).
 
     The crossbar (:attr:`crossbar`) is built from ``net.params`` on the first call that needs
     it, or restored by :meth:`load_state_dict`. :attr:`counts` holds the reads of the crossbar
     and the DAC and ADC conversions so far.
     """
 
-    def __init__(self, inner, device, seed=0, rule="ep"):
+    def __init__(self, inner, device, seed=0, rule="ep", batch_size=None):
         check_support(device, inner, rule)
         self.inner, self.device, self.seed = inner, device, int(seed)
         self.net, self.name = inner.net, inner.name
@@ -237,7 +242,8 @@ class HardwareEngine:
             self.eps_scale = {p: 1.0 / np.maximum(
                 1.0 + device.tau_mismatch * r.standard_normal(self.net.sizes[p]), MIN_FACTOR)
                 for p in self.net.state_pops}
-        self._batches = _CircuitBatches(inner) if hasattr(inner, "train_epoch") else None
+        self._batches = (_CircuitBatches(inner, batch_size) if hasattr(inner, "train_epoch")
+                         else None)
 
     # -- counters other modules read ------------------------------------------------------
     @property
@@ -441,7 +447,7 @@ def wrap(circuit, engine, force=False):
     if device.is_ideal and not force:
         return engine
     return HardwareEngine(engine, device, seed=circuit.hardware.seed,
-                          rule=circuit.learning.rule)
+                          rule=circuit.learning.rule, batch_size=circuit.train.batch_size)
 
 
 __all__ = ["HardwareEngine", "hardware_ep_step", "wrap", "check_support", "DYNAMICS_FIELDS"]
