@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from . import fidelity, plots, rbp, traces
+from .brian.spiking import trace_constants
 
 SWEEPS = ("max_rate", "nudge_steps", "traces", "neuron")
 COLUMNS = ("cos_rate", "rel_rate", "sign_rate", "cos_rbp", "rel_rbp", "sign_rbp", "spikes")
@@ -31,13 +32,6 @@ COLUMNS = ("cos_rate", "rel_rate", "sign_rate", "cos_rbp", "rel_rbp", "sign_rbp"
 
 class SpikingFidelityError(ValueError):
     """Bad input for the spiking fidelity study; the message names the option."""
-
-
-def trace_constants(nudge_steps, eps, tau=10.0):
-    """``(tau_fast, tau_slow)`` in ms for a nudged phase of ``nudge_steps`` Euler steps:
-    tau_slow a fifth of the phase, clamped to [20, 200] ms; tau_fast = min(20, tau_slow / 2)."""
-    tau_slow = max(20.0, min(200.0, nudge_steps * eps * tau / 5.0))
-    return min(20.0, tau_slow / 2.0), tau_slow
 
 
 def parse_sweep(text):

@@ -212,3 +212,25 @@ try:
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 except ImportError:   # hypothesis is a test extra; test_properties.py skips without it
     pass
+
+
+def circuit_graph_net(activation="logistic", dynamics="energy", seed=2, gain=1.0):
+    """The Brian2 circuit tests' non-layered network: two inputs x(5) and z(3), hidden h1(4)
+    with a lateral projection, h2(3), output y(3), skip projections x -> h2 and h1 -> y;
+    biases drawn N(0, 0.3). Returns ``(net, x, y)`` with a batch of 3."""
+    g = nx.DiGraph()
+    for n, size, role in [("x", 5, "input"), ("z", 3, "input"), ("h1", 4, "hidden"),
+                          ("h2", 3, "hidden"), ("y", 3, "output")]:
+        g.add_node(n, size=size, role=role)
+    g.add_edges_from([("x", "h1"), ("h1", "h2"), ("h2", "y"), ("x", "h2"), ("z", "h1"),
+                      ("h1", "h1"), ("h1", "y")])
+    net = ns.Network.from_graph(g, activation=activation, dynamics=dynamics, seed=seed,
+                                gain=gain,
+                                asymmetry=0.3 if dynamics == "vector_field" else 0.0)
+    rng = np.random.default_rng(seed)
+    for k in net.params:
+        if k.startswith("b:"):
+            net.params[k][:] = rng.normal(0, 0.3, net.params[k].shape)
+    x = {"x": rng.uniform(0, 1, (3, 5)), "z": rng.uniform(0, 1, (3, 3))}
+    return net, x, np.eye(3)[[0, 2, 1]]
+

@@ -4,31 +4,18 @@ the synapses' accumulated update equals ns.ep.gradient; against RBP it reaches c
 at beta = 1e-3; clear errors."""
 import os
 
-import networkx as nx
 import numpy as np
 import pytest
 
 import neurosim as ns
 from neurosim import traces
+from conftest import circuit_graph_net
 
 nb = pytest.importorskip("neurosim.brian", reason="brian2 is not installed")
 
 
 def _graph_net(dynamics="energy", activation="logistic", seed=2):
-    g = nx.DiGraph()
-    for n, s, r in [("x", 5, "input"), ("z", 3, "input"), ("h1", 4, "hidden"),
-                    ("h2", 3, "hidden"), ("y", 3, "output")]:
-        g.add_node(n, size=s, role=r)
-    g.add_edges_from([("x", "h1"), ("h1", "h2"), ("h2", "y"), ("x", "h2"), ("z", "h1"),
-                      ("h1", "h1"), ("h1", "y")])
-    net = ns.Network.from_graph(g, activation=activation, dynamics=dynamics, seed=seed,
-                                asymmetry=0.3 if dynamics == "vector_field" else 0.0)
-    rng = np.random.default_rng(seed)
-    for k in net.params:
-        if k.startswith("b:"):
-            net.params[k][:] = rng.normal(0, 0.3, net.params[k].shape)
-    x = {"x": rng.uniform(0, 1, (3, 5)), "z": rng.uniform(0, 1, (3, 3))}
-    return net, x, np.eye(3)[[0, 2, 1]]
+    return circuit_graph_net(activation, dynamics, seed)
 
 
 def _layered(activation="logistic"):

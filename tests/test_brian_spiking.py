@@ -2,7 +2,6 @@
 discrete identity), the encoders' rates, seeded reproducibility (runtime and standalone give
 the same numbers), the free phase in expectation, the update against the rate circuit and RBP
 (and its improvement with window length and rate), non-layered graphs, clear errors."""
-import networkx as nx
 import os
 
 import numpy as np
@@ -12,6 +11,7 @@ import neurosim as ns
 
 nb = pytest.importorskip("neurosim.brian", reason="brian2 is not installed")
 from neurosim.brian import spiking as sp  # noqa: E402
+from conftest import circuit_graph_net  # noqa: E402
 
 
 def _small():
@@ -23,19 +23,7 @@ def _small():
 
 def _graph():
     """Two inputs, a skip projection, a lateral projection, two hidden populations."""
-    g = nx.DiGraph()
-    for n, s, r in [("x", 5, "input"), ("z", 3, "input"), ("h1", 4, "hidden"),
-                    ("h2", 3, "hidden"), ("y", 3, "output")]:
-        g.add_node(n, size=s, role=r)
-    g.add_edges_from([("x", "h1"), ("h1", "h2"), ("h2", "y"), ("x", "h2"), ("z", "h1"),
-                      ("h1", "h1"), ("h1", "y")])
-    net = ns.Network.from_graph(g, activation="hard_sigmoid", seed=2, gain=0.6)
-    rng = np.random.default_rng(2)
-    for k in net.params:
-        if k.startswith("b:"):
-            net.params[k][:] = rng.normal(0, 0.3, net.params[k].shape)
-    x = {"x": rng.uniform(0, 1, (3, 5)), "z": rng.uniform(0, 1, (3, 3))}
-    return net, x, np.eye(3)[[0, 2, 1]]
+    return circuit_graph_net("hard_sigmoid", seed=2, gain=0.6)
 
 
 def _cos(a, b):

@@ -43,6 +43,14 @@ def import_brian2():
     return brian2
 
 
+def standalone_failure(folder, error):
+    """The :class:`CircuitError` for a failed standalone build or run in ``folder``."""
+    return CircuitError(
+        "the Brian2 standalone build or run failed in %s (%s: %s). Check that the C++ compiler "
+        "works (g++ --version), that the folder is writable, or use device='runtime'"
+        % (folder, type(error).__name__, str(error).strip().splitlines()[-1][:300]))
+
+
 def check_device(device):
     if device not in DEVICES:
         raise CircuitError("device must be one of %s, got %r" % (DEVICES, device))

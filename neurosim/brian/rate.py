@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 from . import plasticity
-from .device import CircuitError, build_folder, check_compiler, check_device, import_brian2
+from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
+                     standalone_failure)
 
 RHO = {"hard_sigmoid": "clip(u, 0, 1)", "logistic": "1 / (1 + exp(-4 * (u - 0.5)))"}
 DRHO = {"hard_sigmoid": "int(u >= 0) * int(u <= 1)", "logistic": "4 * rho * (1 - rho)"}
@@ -258,12 +259,7 @@ class RateCircuit:
             except Exception as e:
                 if self.device == "cpp_standalone":
                     failed = True             # keep the folder for the user to look at
-                    raise CircuitError(
-                        "the Brian2 standalone build or run failed in %s (%s: %s). Check that "
-                        "the C++ compiler works (g++ --version), that the folder is writable, "
-                        "or use device='runtime'" % (folder, type(e).__name__,
-                                                     str(e).strip().splitlines()[-1][:300])
-                    ) from None
+                    raise standalone_failure(folder, e) from None
                 raise
             result = self._read(ctx, projections, mons)
         finally:

@@ -63,7 +63,8 @@ import time
 import numpy as np
 
 from . import plasticity
-from .device import CircuitError, build_folder, check_compiler, check_device, import_brian2
+from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
+                     standalone_failure)
 from .spiking_build import (POPULATION_BUILDERS, PROJECTION_BUILDERS, RULE_EVENT, TRACE_EQS,
                             TRACE_ON_SPIKE, _Context, _schedule, build_input, build_lateral,
                             build_state, build_tied, encoder)
@@ -77,7 +78,8 @@ DEFAULTS = dict(neuron="poisson", tau=10.0, max_rate=1000.0, tau_syn=10.0, tau_f
                 free_steps=1000, nudge_steps=1000)
 
 # The equations and builders are defined in spiking_build and re-exported here.
-__all__ = ["SpikingCircuit", "DEFAULTS", "NEURONS", "TRACE_EQS", "TRACE_ON_SPIKE", "RULE_EVENT",
+__all__ = ["SpikingCircuit", "trace_constants",
+           "DEFAULTS", "NEURONS", "TRACE_EQS", "TRACE_ON_SPIKE", "RULE_EVENT",
            "encoder", "build_input", "build_state", "build_tied", "build_lateral",
            "POPULATION_BUILDERS", "PROJECTION_BUILDERS"]
 
@@ -106,6 +108,13 @@ def _phase_args(beta, variant, free_steps, nudge_steps):
         raise CircuitError("beta must be a non-zero finite number, got %r" % (beta,))
     return (float(beta), variant, _steps("free_steps", free_steps, 0),
             _steps("nudge_steps", nudge_steps, 1))
+
+
+def trace_constants(nudge_steps, eps, tau=10.0):
+    """``(tau_fast, tau_slow)`` in ms for a nudged phase of ``nudge_steps`` Euler steps:
+    tau_slow a fifth of the phase, clamped to [20, 200] ms; tau_fast = min(20, tau_slow / 2)."""
+    tau_slow = max(20.0, min(200.0, nudge_steps * eps * tau / 5.0))
+    return min(20.0, tau_slow / 2.0), tau_slow
 
 
 class SpikingCircuit:
@@ -282,12 +291,7 @@ class SpikingCircuit:
             except Exception as e:
                 if self.device == "cpp_standalone":
                     failed = True
-                    raise CircuitError(
-                        "the Brian2 standalone build or run failed in %s (%s: %s). Check that "
-                        "the C++ compiler works (g++ --version), that the folder is writable, "
-                        "or use device='runtime'" % (folder, type(e).__name__,
-                                                     str(e).strip().splitlines()[-1][:300])
-                    ) from None
+                    raise standalone_failure(folder, e) from None
                 raise
             acc = self._read(ctx, projections, mons, spk)
             extra = {}

@@ -17,7 +17,7 @@ import numpy as np
 from ..engine import ReferenceEngine, ReferenceEvaluation, StepResult
 from .. import energy as en
 from .device import CircuitError
-from .spiking import SpikingCircuit
+from .spiking import SpikingCircuit, trace_constants
 
 
 class _PhaseCountingCircuit(SpikingCircuit):
@@ -67,9 +67,9 @@ class SpikingEngine(ReferenceEvaluation):
                                          nudge_steps=nudge_steps, clip=clip, solver="euler")
         self.net, self.eps, self.clip = net, eps, clip
         self.free_steps, self.nudge_steps = free_steps, nudge_steps
-        tau_slow = max(2.0 * 10.0, min(200.0, nudge_steps * eps * 10.0 / 5.0))
+        tau_fast, tau_slow = trace_constants(nudge_steps, eps)
         self.options = dict(neuron=neuron, max_rate=max_rate, eps=eps,
-                            tau_slow=tau_slow, tau_fast=min(20.0, tau_slow / 2.0))
+                            tau_slow=tau_slow, tau_fast=tau_fast)
         self.seed = seed
         self.calls = 0
         self.synaptic_events = {"free": 0, "nudged": 0}    # cumulative, see the module doc
