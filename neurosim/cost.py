@@ -414,29 +414,35 @@ def _write(group, tree):
             d.attrs["units"] = UNITS[k]
 
 
-def write_h5(path, report):
-    """Add the ``/cost`` group to the trace file ``path`` (replacing one already there):
+def write_group(f, report):
+    """Write the ``/cost`` group into the open h5py file ``f`` (replacing one already there):
     ``/cost/per_example/<phase>/<count>`` (numbers), ``/cost/per_epoch/{epoch, examples,
     batches}`` and ``/cost/per_epoch/<phase>/<count>`` (arrays, one entry per epoch), the
-    table and the model settings as attributes of ``/cost``. Written on a copy that replaces
-    the file at the end, so an error leaves the file as it was."""
+    table and the model settings as attributes of ``/cost``."""
+    if "cost" in f:
+        del f["cost"]
+    g = f.create_group("cost", track_order=True)
+    for k, v in report["table"].items():
+        g.attrs[k] = v
+    for k, v in report["model"].items():
+        g.attrs["model_" + k] = v
+    g.attrs["description"] = ("per_example: counts, energy and latency of one example by "
+                              "phase; per_epoch: the same per epoch (arrays); the table (pJ, "
+                              "ns) in the attributes; see neurosim.cost")
+    _write(g.create_group("per_example", track_order=True), report["per_example"])
+    _write(g.create_group("per_epoch", track_order=True), report["by_epoch"])
+
+
+def write_h5(path, report):
+    """Add the ``/cost`` group (:func:`write_group`) to an existing trace file ``path``, on a
+    copy that replaces the file at the end, so an error leaves the file as it was. A run
+    writes it with its traces instead (``neurosim.traces.write(..., extra=...)``)."""
     import h5py
     tmp = "%s.cost-%d.tmp" % (path, os.getpid())
     shutil.copyfile(path, tmp)
     try:
         with h5py.File(tmp, "a") as f:
-            if "cost" in f:
-                del f["cost"]
-            g = f.create_group("cost", track_order=True)
-            for k, v in report["table"].items():
-                g.attrs[k] = v
-            for k, v in report["model"].items():
-                g.attrs["model_" + k] = v
-            g.attrs["description"] = ("per_example: counts, energy and latency of one example "
-                                      "by phase; per_epoch: the same per epoch (arrays); the "
-                                      "table (pJ, ns) in the attributes; see neurosim.cost")
-            _write(g.create_group("per_example", track_order=True), report["per_example"])
-            _write(g.create_group("per_epoch", track_order=True), report["by_epoch"])
+            write_group(f, report)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -461,4 +467,4 @@ def load_h5(path):
 
 
 __all__ = ["CostTable", "CostModel", "CostMeter", "table_from_section", "read_counters",
-           "run_report", "summary", "describe", "write_h5", "load_h5"]
+           "run_report", "summary", "describe", "write_group", "write_h5", "load_h5"]

@@ -10,7 +10,7 @@ import time
 import networkx as nx
 import numpy as np
 
-from . import __version__, config, datasets, plots, traces
+from . import __version__, config, cost, datasets, plots, traces
 from .network import Network, layered
 from .relax import relax
 from .engine import ConfigurationError, ReferenceEngine
@@ -133,7 +133,7 @@ def _record_traces(circuit, engine, data):
     return reports, phases
 
 
-def _summary(circuit, trainer, run_dir, seconds):
+def _summary(circuit, trainer, run_dir, seconds, cost_report):
     h = trainer.history
     out = {"name": circuit.name, "engine": circuit.engine.name, "rule": circuit.learning.rule,
            "dataset": circuit.dataset.name, "epochs": len(h["epoch"]),
@@ -158,8 +158,7 @@ def _summary(circuit, trainer, run_dir, seconds):
         # exact weights, plain SGD: the update applied is the EP estimate itself
         out["fidelity_applied_cosine_mean"] = out["fidelity_cosine_mean"]
         out["fidelity_applied_cosine_last"] = out["fidelity_cosine_last"]
-    from . import cost
-    out["cost"] = cost.summary(cost.run_report(circuit, trainer))
+    out["cost"] = cost.summary(cost_report)
     return out
 
 
@@ -244,18 +243,20 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
         if hasattr(engine, "close"):
             engine.close()
     seconds = time.perf_counter() - t0
-    summary = _summary(circuit, trainer, run_dir, seconds)
-    _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, summary)
+    cost_report = cost.run_report(circuit, trainer)
+    summary = _summary(circuit, trainer, run_dir, seconds, cost_report)
+    _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, summary,
+                   cost_report)
     echo("")
     echo(table(trainer.history))
     echo("test accuracy %.4f after %d epochs (%.1f s); run folder: %s"
          % (summary["test_accuracy"], summary["epochs"], seconds, run_dir))
-    from . import cost
     echo(cost.describe(summary["cost"]))
     return summary
 
 
-def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, summary):
+def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, summary,
+                   cost_report):
     net = engine.net
     reports, phases = _record_traces(circuit, engine, data)
     weights = {}
@@ -272,10 +273,7 @@ def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, sum
                  phases=phases or None, weights=weights or None, gradients=gradients or None,
                  fidelity=fidelity, training=training, circuit=text,
                  attrs={"run_dir": run_dir, "name": circuit.name}, dt=circuit.engine.eps,
-                 time_units="tau")
-    from . import cost
-    cost_report = cost.run_report(circuit, trainer)
-    cost.write_h5(os.path.join(run_dir, "traces.h5"), cost_report)
+                 time_units="tau", extra=[lambda f: cost.write_group(f, cost_report)])
     metrics = dict(summary)
     metrics["cost"] = cost_report
     metrics["history"] = trainer.history

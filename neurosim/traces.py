@@ -449,7 +449,8 @@ def _write_group(f, name, tree):
 
 
 def write(path, *, reports=None, spikes=None, phases=None, weights=None, gradients=None,
-          fidelity=None, training=None, circuit=None, attrs=None, dt=1.0, time_units="tau"):
+          fidelity=None, training=None, circuit=None, attrs=None, dt=1.0, time_units="tau",
+          extra=()):
     """Write a trace file (SONATA reports and spikes plus neurosim groups), atomically.
 
     Parameters
@@ -483,6 +484,9 @@ def write(path, *, reports=None, spikes=None, phases=None, weights=None, gradien
     dt, time_units : float, str
         The report frame interval and the unit of every time (reports, spikes, phases):
         "tau" or "step" for the dimensionless reference engine, "ms" for Brian2 runs.
+    extra : sequence of callables, optional
+        Each is called with the open ``h5py.File`` after everything above is written, to add
+        groups of its own (e.g. :func:`neurosim.cost.write_group`) inside the same atomic write.
 
     Returns
     -------
@@ -527,6 +531,8 @@ def write(path, *, reports=None, spikes=None, phases=None, weights=None, gradien
                 f.attrs[k] = v if not (isinstance(v, np.ndarray) and v.dtype.kind in "US") \
                     else v.astype(h5py.string_dtype())
             _write_all(f, plan, time_units)
+            for add in extra:
+                add(f)
     return os.fspath(path)
 
 
