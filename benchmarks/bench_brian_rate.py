@@ -18,9 +18,9 @@ import numpy as np
 
 import neurosim as ns
 from neurosim.brian.training import TrainingCircuit
-from neurosim.engine import ep_step
+from neurosim.engines.reference import ep_step
 from neurosim.relax import blas_threads
-from neurosim.train import resolve_learning_rates
+from neurosim.training.trainer import resolve_learning_rates
 
 
 def main():

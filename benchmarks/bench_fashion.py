@@ -22,9 +22,10 @@ import time
 
 import numpy as np
 
-from neurosim import config, experiment
+from neurosim import config
+from neurosim.commands import run as experiment
 from neurosim.relax import blas_threads
-from neurosim.train import Trainer
+from neurosim.training.trainer import Trainer
 
 CIRCUIT = os.path.join(os.path.dirname(__file__), "..", "circuits",
                        "fashion_mnist_784-500-10.toml")

@@ -1,4 +1,4 @@
-"""Throughput of one EP training step on the numpy reference engine (neurosim.engine.ep_step).
+"""Throughput of one EP training step on the numpy reference engine (neurosim.engines.reference.ep_step).
 
 Network 784-500-10, hard sigmoid, states clipped to [0, 1] after every Euler step (the 2017
 recipe), eps = 0.5, beta = 0.5 with a random sign, learning rates 0.1 / 0.05 per layer,
@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 import neurosim as ns
-from neurosim import engine
+from neurosim.engines import reference as engine
 from neurosim.relax import Dynamics, blas_threads
 
 SIZES = [784, 500, 10]
@@ -221,7 +221,7 @@ def main():
                     help="ep_step's blas_threads (default 1; 'none': BLAS's own setting)")
     args = ap.parse_args()
     B, thr = args.batch, args.blas_threads
-    print("neurosim reference engine: one EP training step (neurosim.engine.ep_step), "
+    print("neurosim reference engine: one EP training step (neurosim.engines.reference.ep_step), "
           "784-500-10 hard sigmoid, clip, eps=%g, beta=%g (random sign), lr 0.1/0.05, "
           "batch %d, persistent particles, blas_threads=%s" % (EPS, BETA, B, thr))
     print("machine: %d CPUs (nproc), %s; numpy %s; BLAS: %s"

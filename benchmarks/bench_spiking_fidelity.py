@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 import neurosim as ns
-from neurosim import spiking_fidelity as sf
+from neurosim.commands import spiking_fidelity as sf
 from neurosim.brian.spiking import DEFAULTS
 
 

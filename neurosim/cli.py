@@ -197,7 +197,7 @@ def _add_set(p):
 
 def _run(args):
     import json
-    from . import experiment
+    from .commands import run as experiment
     summary = experiment.run(args.circuit, args.overrides, resume=args.resume, out_dir=args.out,
                              progress=not args.no_progress)
     if args.json:
@@ -210,7 +210,7 @@ def _traces(args):
         from .traces import inspect
         print(inspect(args.file))
     else:
-        from .nwb import to_nwb
+        from .traces.nwb import to_nwb
         print("wrote %s" % to_nwb(args.file, args.output))
     return 0
 
@@ -221,17 +221,17 @@ def main(argv=None):
     from .network import NetworkError
     from .rbp import RBPConvergenceError
     from .relax import RelaxationError
-    from .train import Interrupted
+    from .training.trainer import Interrupted
     try:
         if args.command == "theorem":
-            from . import theorem
+            from .commands import theorem
             return theorem.main(args)
         if args.command == "run":
             return _run(args)
         if args.command == "traces":
             return _traces(args)
         if args.command == "fidelity":
-            from . import fidelity_report
+            from .commands import fidelity as fidelity_report
             return fidelity_report.main(args)
         if args.command == "sweep":
             from . import sweep

@@ -18,10 +18,12 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from .errors import ConfigurationError
 
 
-class ConfigError(ValueError):
-    """A circuit file or an override is invalid; the message names the field."""
+# A circuit file or an override is invalid; the message names the field (one class for every
+# configuration error: ConfigError is its name here).
+ConfigError = ConfigurationError
 
 
 class _Section(BaseModel):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from .errors import NeurosimError
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "teacher", "xor")
 
@@ -46,7 +47,7 @@ CHECKSUMS = {
 }
 
 
-class DatasetError(ValueError):
+class DatasetError(NeurosimError, ValueError):
     """A dataset name, option or file is wrong; the message says which and what was expected."""
 
 

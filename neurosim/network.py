@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
+from .errors import NeurosimError
 
 ACTIVATIONS = ("hard_sigmoid", "logistic")
 DYNAMICS = ("energy", "vector_field")
@@ -25,7 +26,7 @@ ROLES = ("input", "hidden", "output")
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
-class NetworkError(ValueError):
+class NetworkError(NeurosimError, ValueError):
     """A network description, or the data given to it, is invalid."""
 
 

@@ -24,13 +24,14 @@ from scipy.integrate import solve_ivp
 
 from . import energy as en
 from .relax import RelaxationError, _check_eps, free_state
+from .errors import NeurosimError
 
 METHODS = ("implicit", "almeida_pineda", "continuous", "bptt")
 SOLVERS = ("auto", "dense", "cg", "gmres", "neumann")
 DENSE_LIMIT = 1500  # state units per example up to which dense linear algebra is used
 
 
-class RBPConvergenceError(RuntimeError):
+class RBPConvergenceError(NeurosimError, RuntimeError):
     """RBP was asked to converge where it cannot (spectral radius >= 1, unstable J, ...)."""
 
 

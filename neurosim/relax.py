@@ -17,6 +17,7 @@ import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
 from . import energy as en
+from .errors import NeurosimError
 
 try:  # the clip ufunc itself: np.clip adds a few microseconds of Python dispatch per call
     _clip = np._core.umath.clip
@@ -62,7 +63,7 @@ def blas_threads(n):
     return contextlib.nullcontext() if ctl is None else ctl.limit(limits=int(n))
 
 
-class RelaxationError(RuntimeError):
+class RelaxationError(NeurosimError, RuntimeError):
     """A relaxation diverged or did not converge within its step limit."""
 
 

@@ -119,8 +119,8 @@ def test_training_in_the_circuit_gives_the_reference_weights(tmp_path):
     ends with the weights of the reference trainer, for every variant; a second epoch re-runs
     the build with new weights and learning rates."""
     from neurosim.brian.training import TrainingCircuit
-    from neurosim.engine import ep_step
-    from neurosim.train import resolve_learning_rates
+    from neurosim.engines.reference import ep_step
+    from neurosim.training.trainer import resolve_learning_rates
     d = ns.datasets.load("digits", limit_train=60)
     x, y = d.x_train, d.y_train
     signs = np.repeat([1.0, -1.0, -1.0, 1.0, 1.0, -1.0], 10)

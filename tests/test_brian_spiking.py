@@ -260,7 +260,7 @@ def test_spikes_round_trip_through_hdf5_and_raster(tmp_path):
 def test_spiking_engine_step_follows_the_rate_update():
     """The brian2-spiking training engine's update (one batch, digits 64-16-10) points where
     the rate EP update points."""
-    from neurosim.brian.spiking_engine import SpikingEngine
+    from neurosim.engines.brian_spiking import SpikingEngine
     d = ns.datasets.load("digits", limit_train=20)
     net = ns.layered([64, 16, 10], activation="hard_sigmoid", seed=0)
     eng = SpikingEngine(net, eps=0.1, free_steps=300, nudge_steps=300, clip=True, seed=1)

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import neurosim as ns
-from neurosim import config, cost, datasets
-from neurosim.engine import ReferenceEngine
-from neurosim.train import Trainer
+from neurosim import config, datasets
+from neurosim.hardware import cost
+from neurosim.engines.reference import ReferenceEngine
+from neurosim.training.trainer import Trainer
 
 
 def _model(variant="one_sided", table=None, net=None):
@@ -176,7 +177,7 @@ def test_neurosim_run_writes_cost_into_traces_and_summary(tmp_path):
 def test_spiking_engine_counts_synaptic_events_by_phase():
     pytest.importorskip("brian2")
     from neurosim.brian.spiking import SpikingCircuit
-    from neurosim.brian.spiking_engine import SpikingEngine, _PhaseCountingCircuit
+    from neurosim.engines.brian_spiking import SpikingEngine, _PhaseCountingCircuit
     net = ns.layered([4, 5, 3], activation="hard_sigmoid", seed=0)
     # the counter leaves the update bit for bit as it was
     x = np.random.default_rng(0).uniform(0, 1, (3, 4))

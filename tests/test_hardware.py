@@ -1,4 +1,4 @@
-"""Device non-idealities (neurosim.hardware, neurosim.hardware_engine): the ideal device is
+"""Device non-idealities (neurosim.hardware, neurosim.engines.devices): the ideal device is
 the reference engine bit for bit; each non-ideality changes what it should and nothing else;
 errors name the circuit-file field; presets run from a circuit file."""
 import dataclasses
@@ -13,12 +13,13 @@ import pytest
 
 import neurosim as ns
 from neurosim import config
-from neurosim.engine import ConfigurationError, ReferenceEngine, ep_step
-from neurosim.experiment import build_engine, build_network
-from neurosim.hardware import (CONTINUOUS_STEPS, FIELDS, PRESETS, Crossbar, Device,
-                               device_from_section, quantize)
-from neurosim.hardware_engine import HardwareEngine, hardware_ep_step, wrap
-from neurosim.train import Interrupted, Trainer
+from neurosim.engines.reference import ReferenceEngine, ep_step
+from neurosim.errors import ConfigurationError
+from neurosim.commands.run import build_engine, build_network
+from neurosim.hardware.devices import (CONTINUOUS_STEPS, FIELDS, PRESETS, Crossbar, Device,
+                                       device_from_section, quantize)
+from neurosim.engines.devices import HardwareEngine, hardware_ep_step, wrap
+from neurosim.training.trainer import Interrupted, Trainer
 
 
 def _net(sizes=(4, 5, 3), seed=0):
@@ -353,7 +354,7 @@ def test_tau_mismatch_keeps_the_free_fixed_point():
 
 
 def test_spiking_engine_on_devices():
-    from neurosim.brian.spiking_engine import SpikingEngine
+    from neurosim.engines.brian_spiking import SpikingEngine
     net = _net()
     x, y = _batch(net)
     eng = HardwareEngine(SpikingEngine(net, eps=0.1, free_steps=40, nudge_steps=40, seed=1),

@@ -11,8 +11,8 @@ import pytest
 
 import neurosim as ns
 from neurosim import traces as tr
-from neurosim.nwb import to_nwb
-from neurosim.traces import TraceError
+from neurosim.traces.nwb import to_nwb
+from neurosim.traces.writer import TraceError
 
 CIRCUIT = '[network]\nsizes = [5, 4, 3]\nactivation = "logistic"\n'
 

@@ -1,4 +1,4 @@
-"""neurosim.engine.ep_step: the fast EP training step gives the numbers of neurosim.ep.gradient.
+"""neurosim.engines.reference.ep_step: the fast EP training step gives the numbers of neurosim.ep.gradient.
 
 The fast path (fused Euler steps, products accumulated in place) must agree with the
 reference estimator to rounding in float64, for every variant, with and without clipping,
@@ -12,7 +12,7 @@ import pytest
 
 import neurosim as ns
 from neurosim import energy as en
-from neurosim.engine import StepResult, ep_step
+from neurosim.engines.reference import StepResult, ep_step
 
 from conftest import graph
 

@@ -10,11 +10,12 @@ import signal
 import sys
 import tempfile
 import threading
+from ..errors import NeurosimError
 
 DEVICES = ("runtime", "cpp_standalone")
 
 
-class CircuitError(RuntimeError):
+class CircuitError(NeurosimError, RuntimeError):
     """A circuit cannot be built or run; the message says what to do."""
 
 

@@ -354,7 +354,7 @@ class RateCircuit:
         ``seed``); ``lr`` is a number, a list per projection or a dict. Returns a list of
         per-epoch dicts (``epoch``, ``seconds``). For checkpoints, evaluation and fidelity
         logging use ``neurosim run`` with ``engine.name = "brian2-rate"``."""
-        from ..train import resolve_learning_rates
+        from ..training.trainer import resolve_learning_rates
         from .training import TrainingCircuit
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         lrs = resolve_learning_rates(self.net, lr)

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from ..engine import ReferenceEngine, ReferenceEvaluation
+from ..engines.reference import ReferenceEngine, ReferenceEvaluation
 from .device import CircuitError, build_folder, check_compiler, import_brian2
 from .rate import DRHO, RHO
 

@@ -29,14 +29,16 @@ import time
 
 import numpy as np
 
-from . import config, energy as en, ep, experiment, fidelity, plots, rbp, traces
-from .relax import Dynamics, blas_threads, free_state
+from .. import config, energy as en, ep, fidelity, plots, rbp, traces
+from . import run as experiment
+from ..relax import Dynamics, blas_threads, free_state
+from ..errors import NeurosimError
 
 ENGINES = ("reference", "brian2-rate", "brian2-spiking")
 CHECKPOINT = "checkpoint.npz"
 
 
-class FidelityError(ValueError):
+class FidelityError(NeurosimError, ValueError):
     """Bad input for the fidelity command; the message names the option or field."""
 
 
@@ -211,7 +213,7 @@ def run_fidelity(net, x, y, *, engine="reference", device="runtime", beta=0.5,
         res["engine_seconds"] = time.perf_counter() - t0
         plus, minus = _reference_states(net, x, y, b, symmetric=symmetric, **kw)
     else:
-        from .brian import CircuitError, compile as compile_circuit
+        from ..brian import CircuitError, compile as compile_circuit
         try:
             circuit = compile_circuit(net, model="rate", device=device, eps=eps, clip=clip,
                                       build_dir=build_dir)

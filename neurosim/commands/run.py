@@ -10,12 +10,14 @@ import time
 import networkx as nx
 import numpy as np
 
-from . import __version__, config, cost, datasets, plots, traces
-from .network import Network, layered
-from .relax import relax
-from .engine import ConfigurationError, ReferenceEngine
-from .hardware_engine import wrap as wrap_hardware
-from .train import Trainer
+from .. import __version__, config, datasets, plots, traces
+from ..hardware import cost
+from ..network import Network, layered
+from ..relax import relax
+from ..engines.reference import ReferenceEngine
+from ..errors import ConfigurationError
+from ..engines.devices import wrap as wrap_hardware
+from ..training.trainer import Trainer
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -52,7 +54,7 @@ def build_dataset(section, dtype):
 
 def build_engine(circuit, net, n_examples=None):
     """The engine of the ``[engine]`` section, on the devices of the ``[hardware]`` section
-    (:class:`~neurosim.hardware_engine.HardwareEngine`) unless those are ideal."""
+    (:class:`~neurosim.engines.devices.HardwareEngine`) unless those are ideal."""
     return wrap_hardware(circuit, _build_engine(circuit, net, n_examples))
 
 
@@ -60,7 +62,7 @@ def _build_engine(circuit, net, n_examples=None):
     """The engine of the ``[engine]`` section."""
     e = circuit.engine
     if e.name == "brian2-spiking":
-        from .brian.spiking_engine import SpikingEngine
+        from ..engines.brian_spiking import SpikingEngine
         if e.solver != "euler":
             raise ConfigurationError("engine.solver: the brian2-spiking engine runs in time "
                                      "steps; set engine.solver = \"euler\"")
@@ -70,7 +72,7 @@ def _build_engine(circuit, net, n_examples=None):
                              clip=e.clip, neuron=e.neuron, max_rate=e.max_rate,
                              seed=circuit.train.seed)
     if e.name == "brian2-rate":
-        from .brian.training import BrianRateEngine
+        from ..brian.training import BrianRateEngine
         if e.solver != "euler":
             raise ConfigurationError("engine.solver: the brian2-rate engine runs Euler steps; "
                                      "set engine.solver = \"euler\"")

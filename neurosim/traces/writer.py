@@ -27,7 +27,7 @@ the target directory and renamed with :func:`os.replace`, so an interrupted writ
 a half-written file under the final name (and never touches a file already there).
 
 This module holds the format's definitions, the validation of what is written and the writer
-:func:`write`; reading (:func:`load`, :func:`inspect`) is :mod:`neurosim.traces_read`, imported
+:func:`write`; reading (:func:`load`, :func:`inspect`) is :mod:`neurosim.traces.reader`, imported
 back at the end of this file so both stay available here.
 """
 from __future__ import annotations
@@ -45,6 +45,7 @@ from urllib.parse import unquote
 
 import h5py
 import numpy as np
+from ..errors import NeurosimError
 
 FORMAT = "neurosim-traces"
 FORMAT_VERSION = 1
@@ -57,11 +58,11 @@ RESERVED_ATTRS = ("format", "format_version", "magic", "version", "created", "ci
                                                           for p in VERSION_PACKAGES)
 _GZIP = dict(compression="gzip", compression_opts=4)
 
-__all__ = ["write", "load", "inspect", "Traces", "TraceError", "FORMAT",
+__all__ = ["write", "Traces", "TraceError", "FORMAT",
            "FORMAT_VERSION"]
 
 
-class TraceError(ValueError):
+class TraceError(NeurosimError, ValueError):
     """Bad input for a trace file, or a file that is not a neurosim trace file."""
 
 
@@ -546,8 +547,3 @@ def _write_all(f, plan, time_units):
     for name in ("weights", "gradients", "fidelity", "training"):
         if plan[name] is not None:
             _write_group(f, name, plan[name])
-
-
-# Reading lives in traces_read, which imports this module's definitions; imported last so the
-# two modules can be imported in either order.
-from .traces_read import inspect, load  # noqa: E402

@@ -8,7 +8,8 @@ import uuid
 import h5py
 import numpy as np
 
-from .traces import TraceError, _atomic, _str, load
+from .reader import load
+from .writer import TraceError, _atomic, _str
 
 _SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 

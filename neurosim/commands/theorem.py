@@ -15,9 +15,9 @@ import time
 import networkx as nx
 import numpy as np
 
-from . import ep, fidelity, plots, rbp
-from .network import Network
-from .relax import free_state
+from .. import ep, fidelity, plots, rbp
+from ..network import Network
+from ..relax import free_state
 
 
 def default_network(seed=0, n_in=64):
@@ -47,7 +47,8 @@ def default_batch(batch=16, seed=0):
 def from_circuit(path, overrides=(), batch=16, seed=0):
     """The network, a batch ``(x, y)`` of its dataset's test split and ``engine.eps`` of a
     circuit file (for ``neurosim theorem CIRCUIT``)."""
-    from . import config, experiment
+    from .. import config
+    from . import run as experiment
     circuit, _ = config.load(path, overrides)
     if circuit.network.dynamics != "energy":
         raise ValueError("network.dynamics: the theorem needs 'energy' dynamics (vector-field "
@@ -228,7 +229,7 @@ def plot(res, path):
 def save_h5(res, path):
     """HDF5 with every trace (plain layout), written under a temporary name and renamed."""
     import h5py
-    from . import __version__
+    from .. import __version__
     tmp = path + ".tmp"
     net = res["net"]
     with h5py.File(tmp, "w") as f:

@@ -23,17 +23,14 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
-from . import energy as en
-from . import ep as _ep
-from . import rbp
-from .relax import Dynamics
-from .relax import blas_threads as _blas_limit
+from .. import energy as en
+from .. import ep as _ep
+from .. import rbp
+from ..errors import ConfigurationError
+from ..relax import Dynamics
+from ..relax import blas_threads as _blas_limit
 
 VARIANTS = _ep.VARIANTS
-
-
-class ConfigurationError(ValueError):
-    """A setting does not fit the network (the message names the circuit-file field)."""
 
 
 class StepResult(NamedTuple):

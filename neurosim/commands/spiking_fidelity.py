@@ -23,14 +23,15 @@ import time
 
 import numpy as np
 
-from . import fidelity, plots, rbp, traces
-from .brian.spiking import trace_constants
+from .. import fidelity, plots, rbp, traces
+from ..brian.spiking import trace_constants
+from ..errors import NeurosimError
 
 SWEEPS = ("max_rate", "nudge_steps", "traces", "neuron")
 COLUMNS = ("cos_rate", "rel_rate", "sign_rate", "cos_rbp", "rel_rbp", "sign_rbp", "spikes")
 
 
-class SpikingFidelityError(ValueError):
+class SpikingFidelityError(NeurosimError, ValueError):
     """Bad input for the spiking fidelity study; the message names the option."""
 
 
@@ -120,7 +121,7 @@ def study(net, x, y, items, *, beta, variant="symmetric", free_steps=300, seeds=
     ``{"rows": [...], "rbp": gradient, "last": the last spiking circuit}``. Each row has the
     setting, the per-seed metrics, their mean (``cos_rate``...), ``_min`` and ``_max``, and
     the rate circuit's own fidelity to RBP."""
-    from .brian import CircuitError, compile as compile_circuit
+    from ..brian import CircuitError, compile as compile_circuit
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise SpikingFidelityError("--spike-seeds must be an integer >= 1, got %r" % (seeds,))
     eps_values = {p["eps"] for _, _, p, _ in items}

@@ -1,6 +1,6 @@
 """Device non-idealities: the devices the weights live in (:class:`Device`, named presets),
 and a crossbar of differential conductance pairs (:class:`Crossbar`) that is read with noise
-and drift and programmed with pulses. :mod:`neurosim.hardware_engine` puts an engine on it.
+and drift and programmed with pulses. :mod:`neurosim.engines.devices` puts an engine on it.
 
 Presets (``PRESETS``)
 ---------------------
@@ -100,7 +100,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import ConfigurationError
+from ..errors import ConfigurationError
 
 CONTINUOUS_STEPS = 10_000   # programming steps over the range of a continuous device
 W_MAX_HEADROOM = 2.0        # w_max = this x the largest initial |w| of a projection

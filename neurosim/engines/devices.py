@@ -34,7 +34,7 @@ The device state is checkpointed: :meth:`HardwareEngine.state_dict` holds every 
 the build draws (d2d factors, stuck devices), ``w_max`` per key, the drift clock and
 programming times, the pulse counters, the weights last written (a change of ``net.params``
 since then, e.g. an optimizer's update, is programmed by the next call), the read/DAC/ADC
-counts and the state of the engine's random stream; :class:`~neurosim.train.Trainer` stores it
+counts and the state of the engine's random stream; :class:`~neurosim.training.trainer.Trainer` stores it
 under ``engine/`` in its checkpoint, so a run resumed on devices ends with the weights and
 conductances of an uninterrupted one. A checkpoint without that state (written by an older
 version) resumes as before: the crossbar is built from the checkpoint's weights. The state of
@@ -49,10 +49,11 @@ import json
 
 import numpy as np
 
-from . import energy as en
-from .engine import ConfigurationError, StepResult, _energy_gradient, _learning_rates, _rates
-from .hardware import MIN_FACTOR, Crossbar, device_from_section, quantize
-from .relax import Dynamics, RelaxationError
+from .. import energy as en
+from ..errors import ConfigurationError
+from .reference import StepResult, _energy_gradient, _learning_rates, _rates
+from ..hardware.devices import MIN_FACTOR, Crossbar, device_from_section, quantize
+from ..relax import Dynamics, RelaxationError
 
 DYNAMICS_FIELDS = ("adc_bits", "derivative_tau", "tau_mismatch")
 
@@ -78,7 +79,7 @@ def _per_neuron_run(dyn, s, eps, beta, steps, eps_scale):
 def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=20,
                      nudge_steps=4, clip=True, state=None, rng=None, derivative_tau=0.0,
                      adc_bits=0, eps_scale=None, grad_out=None):
-    """The EP estimate of :func:`neurosim.engine.ep_step` (energy dynamics, Euler steps) as a
+    """The EP estimate of :func:`neurosim.engines.reference.ep_step` (energy dynamics, Euler steps) as a
     circuit with finite-bandwidth derivatives, an ADC and mismatched time constants sees it.
     ``net.params`` is not changed; the estimate goes into ``grad_out``.
 
@@ -143,7 +144,7 @@ class _CircuitBatches:
         self.batch_size = batch_size
 
     def gradient(self, x, y, beta, variant, rng):
-        from .brian.training import TrainingCircuit
+        from ..brian.training import TrainingCircuit
         e, net = self.inner, self.inner.net
         if variant != e.variant or float(beta) != float(e.beta):
             raise ValueError("the brian2-rate circuit was built for variant %r, beta %g; the "
@@ -209,7 +210,7 @@ class HardwareEngine:
     Parameters
     ----------
     inner : engine
-        A :class:`~neurosim.engine.ReferenceEngine`, ``BrianRateEngine`` or ``SpikingEngine``
+        A :class:`~neurosim.engines.reference.ReferenceEngine`, ``BrianRateEngine`` or ``SpikingEngine``
         bound to the network.
     device : Device
     seed : int

@@ -59,7 +59,7 @@ Counting (per example; the engine's settings ``eps``, ``free_steps``, ``nudge_st
   the free and nudged states): ``n_state`` in the free phase, ``n_state`` per nudged phase.
 * **Synaptic events** (spiking engines): each spike times the fan-out of its population's
   pathways, counted from the circuits of every batch and split at the end of the free phase
-  (:mod:`neurosim.brian.spiking_engine`).
+  (:mod:`neurosim.engines.brian_spiking`).
 * **Weight-update pulses** per batch: the crossbar's own pulse counter where the engine has
   one (``engine.crossbar.pulses``, read by duck typing), else one programming event per
   parameter per batch (an ideal device programmed once per update). Per example they are
@@ -75,7 +75,7 @@ that takes ``k`` pulses takes ``k`` pulse slots, with ``k`` the mean pulses per 
 batch rounded up. A batch's update thus takes ``rows * ceil(pulses / devices) * pulse_ns``,
 ``rows`` the largest array's row count.
 
-Measured vs estimated: the training loop (:class:`neurosim.train.Trainer`) feeds a
+Measured vs estimated: the training loop (:class:`neurosim.training.trainer.Trainer`) feeds a
 :class:`CostMeter` every batch (examples, batches, pulse and spike counters), so the
 per-epoch counts are those of the batches actually run; the evaluation passes and the RBP
 ground truth of the fidelity log are measurement, not training, and are not counted. The
@@ -178,7 +178,7 @@ def read_counters(engine):
 
 class CostMeter:
     """What the training loop did, per epoch: examples, batches, and the growth of the
-    engine's pulse and spike counters (:func:`read_counters`). :class:`neurosim.train.Trainer`
+    engine's pulse and spike counters (:func:`read_counters`). :class:`neurosim.training.trainer.Trainer`
     calls :meth:`batch` after every batch; the state goes into its checkpoints."""
 
     def __init__(self, engine=None):

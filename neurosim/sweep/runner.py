@@ -1,5 +1,5 @@
 """Parameter sweeps on Dask: the cartesian product of value lists for dotted circuit keys,
-one training run (:func:`neurosim.experiment.run`) per grid point, on a local cluster of
+one training run (:func:`neurosim.commands.run.run`) per grid point, on a local cluster of
 worker processes by default or on a running Dask scheduler.
 
 The sweep folder::
@@ -53,8 +53,9 @@ import time
 import traceback
 import uuid
 
-from . import sweep_report
-from .sweep_report import fmt
+from . import report as sweep_report
+from .report import fmt
+from ..errors import NeurosimError
 
 
 INDEX = "index.csv"
@@ -67,7 +68,7 @@ BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREAD
             "MPLBACKEND": "Agg"}
 
 
-class SweepError(ValueError):
+class SweepError(NeurosimError, ValueError):
     """Bad sweep arguments; the message names the argument and what was expected."""
 
 
@@ -120,7 +121,7 @@ def parse_param(text):
         if not item:
             raise SweepError("%s: value %d is empty; values are separated by commas outside "
                              "brackets and quotes" % (where, i + 1))
-    from . import config                           # (imported lazily: pydantic)
+    from .. import config  # (imported lazily: pydantic)
     values = [config.parse_override("%s=%s" % (key, item))[1] for item in items]
     seen = set()
     for v in values:
@@ -167,7 +168,7 @@ def _slug(point):
 
 def resolve_circuit(circuit):
     """The absolute path of a circuit file or of a built-in circuit's name."""
-    from . import config
+    from .. import config
     if circuit is None:
         return config.builtin_path("default")
     if os.path.exists(circuit):
@@ -189,7 +190,7 @@ def base_value(circuit, key):
             return None
         node = node[part]
     if node is None and key.startswith("hardware."):
-        from .hardware import device_from_section
+        from ..hardware.devices import device_from_section
         node = getattr(device_from_section(circuit.hardware), key.split(".", 1)[1], None)
     return node
 
@@ -213,7 +214,7 @@ def plan(circuit, params, overrides=(), mode=None):
     ``id``, ``point`` (list of ``(key, value)``), ``label`` and ``overrides``. Without
     ``params`` the circuit's ``[sweep]`` section gives them; ``mode`` (default: the
     section's) is ``grid`` or ``one_at_a_time``."""
-    from . import config
+    from .. import config
     path = resolve_circuit(circuit)
     overrides = list(overrides)
     set_keys = {}
@@ -277,8 +278,8 @@ def _atomic_write(path, text):
 def run_one(spec):
     """One attempt of one run (the Dask task): returns ``{"status": "done", "summary", ...}``
     or ``{"status": "failed", "error", ...}``; never raises for an error of the run."""
-    from . import experiment
-    from .relax import blas_threads
+    from ..commands import run as experiment
+    from ..relax import blas_threads
     worker = {"pid": os.getpid(), "env": {k: os.environ.get(k) for k in BLAS_ENV}}
     os.environ.update(BLAS_ENV)
     root, attempt = spec["root"], spec["attempt"]

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 import h5py
 import numpy as np
 
+from .writer import FORMAT, FORMAT_VERSION, SONATA_VERSION, TraceError, Traces, _key, _str
+
 
 # -- reading ----------------------------------------------------------------------------------
 @contextmanager
@@ -202,10 +204,3 @@ def _tree_lines(group, depth, lines):
         dtype = "str" if h5py.check_string_dtype(obj.dtype) else str(obj.dtype)
         lines.append("  " * depth + "%s  %s %s%s" % (
             label, dtype, obj.shape, ("  " + " ".join(extra)) if extra else ""))
-
-
-# The names below are defined in neurosim.traces, which re-exports load and inspect from this
-# module at its end. Importing them after the definitions above keeps either module importable
-# first (the functions only read them when called).
-from .traces import (FORMAT, FORMAT_VERSION, SONATA_VERSION, TraceError, Traces,  # noqa: E402
-                     _key, _str)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import ReferenceEngine, ReferenceEvaluation, StepResult
+from .reference import ReferenceEngine, ReferenceEvaluation, StepResult
 from .. import energy as en
-from .device import CircuitError
-from .spiking import SpikingCircuit, trace_constants
+from ..brian.device import CircuitError
+from ..brian.spiking import SpikingCircuit, trace_constants
 
 
 class _PhaseCountingCircuit(SpikingCircuit):

@@ -13,11 +13,13 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import energy as en
-from . import ep as _ep
-from . import fidelity as fid
-from .cost import CostMeter
-from .engine import ConfigurationError, StepResult
+from .. import energy as en
+from .. import ep as _ep
+from .. import fidelity as fid
+from ..hardware.cost import CostMeter
+from ..engines.reference import StepResult
+from ..errors import ConfigurationError
+from ..errors import NeurosimError
 
 def resolve_learning_rates(net, lr, bias_lr=None, field="learning.lr"):
     """Learning rates per parameter key from a number, a list (one per projection, in
@@ -104,7 +106,7 @@ class Optimizer:
         self.velocity = {k: np.array(v) for k, v in d.items()}
 
 
-class Interrupted(RuntimeError):
+class Interrupted(NeurosimError, RuntimeError):
     """Training stopped by SIGINT/SIGTERM after writing a checkpoint."""
 
 

@@ -37,7 +37,7 @@ def plot(out, grid, rows, base=None):
     time (``base``: the other keys' values) the curve holds the others at ``base``, and
     ``design_curves.png`` puts every key's curves in one figure. Returns the paths."""
     import numpy as np
-    from .plots import figure, save
+    from ..plots import figure, save
     done = [r for r in rows if r["status"] == "done"]
     if not done:
         return []
@@ -91,7 +91,7 @@ def plot(out, grid, rows, base=None):
 
 def _design_curves(out, keys, metrics, curves):
     """One figure: a column per swept key, a row per metric (one key at a time)."""
-    from .plots import save
+    from ..plots import save
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

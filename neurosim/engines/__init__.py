@@ -1,0 +1,1 @@
+"""Engines: the protocol every engine offers and the registry that builds them."""

@@ -1,0 +1,14 @@
+"""The error hierarchy: every error neurosim raises on purpose derives from
+:class:`NeurosimError`, so a caller (the CLI) can catch exactly these."""
+
+
+class NeurosimError(Exception):
+    """Base of every error neurosim raises on purpose."""
+
+
+class ConfigurationError(NeurosimError, ValueError):
+    """A setting or input does not fit (the message names the circuit-file field, as a dotted
+    path, or the argument)."""
+
+
+__all__ = ["NeurosimError", "ConfigurationError"]
