@@ -16,7 +16,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from neurosim.commands import fidelity as fr
-from neurosim.traces.writer import load
+from neurosim.traces import load
 
 # the default circuit, made small and smooth: x64 -> h16 -> y10 logistic, Euler, no clip
 SMALL = ["default", "--set", "network.sizes=[64,16,10]", "--set", "network.activation=logistic",

@@ -16,7 +16,7 @@ from neurosim import config
 from neurosim.engines.reference import ReferenceEngine, ep_step
 from neurosim.errors import ConfigurationError
 from neurosim.commands.run import build_engine, build_network
-from neurosim.hardware.devices import (CONTINUOUS_STEPS, FIELDS, PRESETS, Crossbar, Device,
+from neurosim.hardware import (CONTINUOUS_STEPS, FIELDS, PRESETS, Crossbar, Device,
                                        device_from_section, quantize)
 from neurosim.engines.devices import HardwareEngine, hardware_ep_step, wrap
 from neurosim.training.trainer import Interrupted, Trainer

@@ -17,7 +17,7 @@ except ModuleNotFoundError:  # Python 3.10
 import pytest
 
 from neurosim import cli, traces
-from neurosim.sweep.runner import read_index, run_sweep, split_values
+from neurosim.sweep import read_index, run_sweep, split_values
 
 SMALL = ["train.epochs=1", "dataset.limit_train=100", "dataset.limit_test=50",
          "train.fidelity_batches=1"]

@@ -12,7 +12,7 @@ import pytest
 import neurosim as ns
 from neurosim import traces as tr
 from neurosim.traces.nwb import to_nwb
-from neurosim.traces.writer import TraceError
+from neurosim.traces import TraceError
 
 CIRCUIT = '[network]\nsizes = [5, 4, 3]\nactivation = "logistic"\n'
 
