@@ -16,6 +16,8 @@ from . import energy as en
 from .relax import Dynamics, polish
 
 VARIANTS = ("one_sided", "symmetric", "random_sign")
+__all__ = ["VARIANTS", "estimate", "gradient", "second_phase", "continual", "random_sign",
+           "nudged_phases", "contrast", "energy_contrast", "EPResult", "SecondPhase", "ContinualResult"]
 
 
 @dataclass
@@ -84,22 +86,68 @@ def _phases(net, x, y, eps, free_steps, tol, state, clip):
     return dyn, res.state, res.steps
 
 
-def _nudge(dyn, s0, eps, beta, nudge_steps, tol):
-    nudge_steps = _check_steps("nudge_steps", nudge_steps, 1)
-    s = {p: v.copy() for p, v in s0.items()}
-    if nudge_steps is None:
-        res = dyn.run(s, eps, beta=beta, steps=1_000_000, tol=tol)
-    else:
-        res = dyn.run(s, eps, beta=beta, steps=int(nudge_steps))
-    return res.state, res.steps
+def random_sign(rng=None):
+    """The sign of beta for random-sign EP: +1 or -1 with probability 1/2 each, one uniform
+    draw from ``rng`` (a Generator, or a seed for one). The one place this draw is made, so
+    every engine flips the same batches for the same seeds."""
+    return 1.0 if np.random.default_rng(rng).random() < 0.5 else -1.0
 
 
-def _estimate(net, dyn, s0, sa, sb, scale):
-    """``scale * [dE/dtheta(sa) - dE/dtheta(sb)]`` (energy) or the vector-field form."""
+def nudged_phases(run, s0, beta, variant, rng=None):
+    """The nudged phase(s) of an EP step from the free state ``s0``: ``run(s, beta)`` relaxes a
+    copy of ``s0`` with nudging ``beta`` and returns the state the update reads. Returns
+    ``(s_a, s_b, scale, beta)`` with the estimate ``scale [dE/dtheta(s_a) - dE/dtheta(s_b)]``:
+    ``(s_+beta, s_-beta, 1/(2 beta))`` for symmetric, ``(s_beta, s0, 1/beta)`` otherwise, with
+    the sign of ``beta`` drawn by :func:`random_sign` for random-sign EP. Every engine that
+    runs EP phases in numpy goes through this function."""
+    if variant not in VARIANTS:
+        raise ValueError("variant must be one of %s, got %r" % (VARIANTS, variant))
+    beta = float(beta)
+    if variant == "random_sign":
+        beta *= random_sign(rng)
+    sa = run({p: v.copy() for p, v in s0.items()}, beta)
+    if variant == "symmetric":
+        return sa, run({p: v.copy() for p, v in s0.items()}, -beta), 1.0 / (2.0 * beta), beta
+    return sa, s0, 1.0 / beta, beta
+
+
+def energy_contrast(net, inputs, ra, rb, scale):
+    """``scale [dE/dtheta(a) - dE/dtheta(b)]`` (energy mode, batch mean) from the rates of
+    the two states: ``dE/dW_ab = -rho_a^T rho_b / B`` (half for a lateral matrix, zero
+    diagonal), ``dE/db_p = -rho_p / B``; for an input projection the input is the same in both
+    states, so the difference is the single product ``-x^T (r_b^a - r_b^b) / B``."""
+    B = next(iter(inputs.values())).shape[0]
+    c = scale / B
+    d = {p: ra[p] - rb[p] for p in net.state_pops}
+    g = {}
+    for t in net.terms:
+        if t.transpose:
+            continue
+        if t.source in inputs:
+            m = inputs[t.source].T @ d[t.target]
+        else:
+            m = ra[t.source].T @ ra[t.target]
+            m -= rb[t.source].T @ rb[t.target]
+            if t.lateral:
+                m *= 0.5
+            if t.source == t.target:
+                np.fill_diagonal(m, 0.0)
+        m *= -c
+        g[t.key] = m
+    for p in net.state_pops:
+        g["b:%s" % p] = d[p].sum(axis=0) * -c
+    return {k: g[k] for k in net.params}
+
+
+def contrast(net, inputs, s0, sa, sb, scale):
+    """The EP estimate from its states: ``scale [dE/dtheta(sa) - dE/dtheta(sb)]`` (energy) or
+    ``-scale (dF/dtheta)^T (sa - sb)`` at ``s0`` (vector field), batch mean; ``inputs`` is
+    the dict of input populations."""
     if net.dynamics == "energy":
-        ga, gb = en.dE_dtheta(net, sa, dyn.inputs), en.dE_dtheta(net, sb, dyn.inputs)
-        return {k: scale * (ga[k] - gb[k]) for k in ga}
-    lin = en.Linearization(net, s0, dyn.inputs)
+        def rates(s):
+            return {p: en.rho(net.activation, s[p]) for p in net.state_pops}
+        return energy_contrast(net, inputs, rates(sa), rates(sb), scale)
+    lin = en.Linearization(net, s0, inputs)
     g = lin.param_vjp({p: sa[p] - sb[p] for p in net.state_pops})
     return {k: -scale * v for k, v in g.items()}
 
@@ -111,16 +159,17 @@ def estimate(net, x, y, beta, variant="one_sided", eps=0.1, nudge_steps=None, fr
     if variant not in VARIANTS:
         raise ValueError("variant must be one of %s, got %r" % (VARIANTS, variant))
     dyn, s0, nf = _phases(net, x, y, eps, free_steps, tol, state, clip)
-    if variant == "random_sign":
-        rng = np.random.default_rng(rng)
-        beta = float(beta) * (1.0 if rng.random() < 0.5 else -1.0)
-    sp, nn = _nudge(dyn, s0, eps, beta, nudge_steps, tol)
-    if variant == "symmetric":
-        sm, _ = _nudge(dyn, s0, eps, -beta, nudge_steps, tol)
-        g = _estimate(net, dyn, s0, sp, sm, 1.0 / (2.0 * beta))
-    else:
-        sm = None
-        g = _estimate(net, dyn, s0, sp, s0, 1.0 / beta)
+    steps = []
+
+    def run(s, b):
+        s, n = _nudge(dyn, s, eps, b, nudge_steps, tol)
+        steps.append(n)
+        return s
+
+    sp, sb, scale, beta = nudged_phases(run, s0, beta, variant, rng)
+    sm = sb if variant == "symmetric" else None
+    nn = steps[0]
+    g = contrast(net, dyn.inputs, s0, sp, sb, scale)
     return EPResult(gradient=g, beta=beta, s0=s0, s_plus=sp, s_minus=sm, free_steps=nf,
                     nudge_steps=nn)
 

@@ -289,7 +289,7 @@ class RateCircuit:
         estimate with the keys of ``net.params`` (the sign convention of
         :func:`neurosim.ep.gradient`, for the batch-mean loss). The weights are not changed.
         """
-        from ..ep import VARIANTS
+        from ..ep import VARIANTS, random_sign
         if variant not in VARIANTS:
             raise CircuitError("variant must be one of %s, got %r" % (VARIANTS, variant))
         if not np.isfinite(beta) or beta == 0:
@@ -299,8 +299,7 @@ class RateCircuit:
                 raise CircuitError("%s must be a non-negative integer (positive for nudge_steps), "
                                    "got %r" % (name, v))
         if variant == "random_sign":
-            rng = np.random.default_rng(rng)
-            beta = float(beta) * (1.0 if rng.random() < 0.5 else -1.0)
+            beta = float(beta) * random_sign(rng)
         symmetric = variant == "symmetric"
         steps, schedule = _schedule(int(free_steps), int(nudge_steps), float(beta), symmetric)
         acc, self.traces = self.run(x, y, schedule, steps, state=state)

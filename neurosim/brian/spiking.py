@@ -63,6 +63,7 @@ import time
 import numpy as np
 
 from . import plasticity
+from ..ep import random_sign
 from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
                      standalone_failure)
 from .spiking_build import (POPULATION_BUILDERS, PROJECTION_BUILDERS, RULE_EVENT, TRACE_EQS,
@@ -194,6 +195,7 @@ class SpikingCircuit:
         self.build_dir, self.keep_build = build_dir, keep_build
         self.traces, self.spikes, self.stats = {}, {}, {}
         self._runs = 0
+        self.record_spikes = ()  # populations whose spike times are kept even without record
         self.profile = False     # True: Brian2 profiling per code object in stats["profile"]
 
     def __repr__(self):
@@ -246,7 +248,8 @@ class SpikingCircuit:
             mons = {q: b2.StateMonitor(ctx.groups[q], ["u", "z", "dz"], record=True,
                                        when="start", order=-1, name="mon_%s" % ctx.ids[q])
                     for q in net.state_pops}
-        spk = {q: b2.SpikeMonitor(ctx.groups[q], record=self.record, name="spk_%s" % ctx.ids[q])
+        spk = {q: b2.SpikeMonitor(ctx.groups[q], record=self.record or q in self.record_spikes,
+                                  name="spk_%s" % ctx.ids[q])
                for q in net.graph.nodes}      # counts always, spike times when recording
         objs += list(mons.values()) + list(spk.values())
         return b2.Network(*objs), ctx, projections, mons, spk
@@ -331,7 +334,7 @@ class SpikingCircuit:
         self.spikes = {}
         counts = {q: int(np.sum(m.count[:])) for q, m in spk.items()}
         for q, m in spk.items():
-            if self.record:
+            if self.record or q in self.record_spikes:
                 idx = np.asarray(m.i[:])
                 self.spikes[q] = {"t": np.asarray(m.t[:]) / tau_s, "i": idx % net.sizes[q],
                                   "example": idx // net.sizes[q]}
@@ -358,8 +361,7 @@ class SpikingCircuit:
             p["nudge_steps"] if nudge_steps is None else nudge_steps)
         seed = self._seed(seed)
         if variant == "random_sign":
-            rng = np.random.default_rng(rng if rng is not None else seed)
-            beta = beta * (1.0 if rng.random() < 0.5 else -1.0)
+            beta = beta * random_sign(rng if rng is not None else seed)
         symmetric = variant == "symmetric"
         T, schedule = _schedule(free_steps, nudge_steps, beta, symmetric)
         acc = self.run(x, y, schedule, T + 1, zq="zm" if symmetric else "z0",
@@ -442,6 +444,44 @@ class SpikingCircuit:
         """A PNG raster of the last run's spikes (all examples of the batch)."""
         from .. import plots
         return plots.raster(self.spike_table(), path, phases=getattr(self, "phases", None))
+
+    def free_rates(self, x, steps, window=None, seed=None):
+        """Rates of the output populations estimated from their spikes after a free phase of
+        ``steps`` steps: each unit's spike count over the last ``window`` steps (default half
+        the phase) divided by the count a unit at rho = 1 would fire there. Returns
+        ``{population: (batch, n)}``; :attr:`stats` counts the run's spikes."""
+        net = self.net
+        inputs = self._inputs(x)
+        batch = next(iter(inputs.values())).shape[0]
+        T = _steps("steps", steps, 1)
+        window = max(1, T // 2) if window is None else _steps("window", window, 1)
+        if window > T:
+            raise CircuitError("window (%d steps) is longer than the free phase (%d)" % (window, T))
+        schedule = {k: np.zeros(T + 1) for k in ("beta", "snap0", "snapp", "snapm", "reset",
+                                                 "rule")}
+        y = {q: np.zeros((batch, net.sizes[q])) for q in net.outputs}
+        keep = self.record_spikes
+        self.record_spikes = tuple(net.outputs)
+        try:
+            self.run(inputs, y, schedule, T, seed=self._seed(seed))
+        finally:
+            self.record_spikes = keep
+        return self.output_rates(T - window, T, batch)
+
+    def output_rates(self, start, stop, batch):
+        """Rates of the output populations from the last run's spikes in steps
+        ``[start, stop)``: spike counts over the count of a unit at rho = 1 (needs the output
+        populations in :attr:`record_spikes` or ``record``)."""
+        per_step = self.params["max_rate"] * self.eps * self.params["tau"] * 1e-3
+        out = {}
+        for q in self.net.outputs:
+            sp = self.spikes[q]
+            k = np.floor(sp["t"] / self.eps + 1e-6).astype(np.int64)
+            keep = (k >= start) & (k < stop)
+            counts = np.zeros((batch, self.net.sizes[q]))
+            np.add.at(counts, (sp["example"][keep], sp["i"][keep]), 1.0)
+            out[q] = counts / ((stop - start) * per_step)
+        return out
 
     def trajectory(self, x, y=None, beta=0.0, steps=1000, state=None, seed=None):
         """States ``(steps + 1, batch, n)`` per population of a run with constant ``beta``

@@ -22,12 +22,11 @@ import time
 
 import numpy as np
 
-from ..engines.reference import ReferenceEngine, ReferenceEvaluation
 from .device import CircuitError, build_folder, check_compiler, import_brian2
 from .rate import DRHO, RHO
 
 
-def _check_supported(net):
+def check_supported(net):
     if net.dynamics != "energy":
         raise CircuitError("training through a Brian2 circuit supports energy dynamics only "
                            "(this network is %r); use the reference engine" % net.dynamics)
@@ -45,8 +44,8 @@ class TrainingCircuit:
 
     def __init__(self, net, n_examples, eps=0.5, free_steps=20, nudge_steps=4, beta=0.5,
                  variant="symmetric", clip=True, lrs=None, batch_size=20, build_dir=None,
-                 keep_build=False):
-        _check_supported(net)
+                 keep_build=False, record_slots=0):
+        check_supported(net)
         check_compiler()
         self.net, self.n = net, int(n_examples)
         self.eps, self.F, self.K = float(eps), int(free_steps), int(nudge_steps)
@@ -58,6 +57,8 @@ class TrainingCircuit:
         self.build_dir, self.keep_build = build_dir, keep_build
         self._folder, self._objs, self._ij = None, None, {}
         self.seconds_build = 0.0
+        self.record_slots = int(record_slots)   # batches whose update the run can report
+        self.recorded, self.outputs = {}, None
 
     # -- schedule arrays -----------------------------------------------------------------
     def _per_example(self, values):
@@ -65,18 +66,36 @@ class TrainingCircuit:
         v = np.asarray(values, dtype=np.float64)
         return np.concatenate([v, v[-1:]], axis=0)
 
-    def _update_scale(self):
-        """At the tick that starts example m: 1 / (examples in the batch just finished)."""
+    def _update_scale(self, n_train=None):
+        """At the tick that starts example m: 1 / (examples in the batch just finished); the
+        examples after the first ``n_train`` (default all) only infer."""
+        n_train = self.n if n_train is None else int(n_train)
         scale = np.zeros(self.n + 1)
-        for end in range(1, self.n + 1):
-            if end % self.batch_size == 0 or end == self.n:
+        for end in range(1, n_train + 1):
+            if end % self.batch_size == 0 or end == n_train:
                 start = ((end - 1) // self.batch_size) * self.batch_size
                 scale[end] = 1.0 / (end - start)
         return scale
 
+    def _record_ticks(self, batches, n_train):
+        """Per record slot: 1 at the tick that applies batch b's update (``recg``) and at the
+        tick where batch b starts, after the previous update (``recw``)."""
+        rec = {}
+        for k in range(self.record_slots):
+            g, w = np.zeros(self.n + 1), np.zeros(self.n + 1)
+            if k < len(batches):
+                start = batches[k] * self.batch_size
+                end = min(start + self.batch_size, n_train)
+                if not 0 <= start < n_train:
+                    raise CircuitError("record: batch %d is not in the epoch" % batches[k])
+                g[end], w[start] = 1.0, 1.0
+            rec["recg%d_ta" % k], rec["recw%d_ta" % k] = g, w
+        return rec
+
     # -- build ------------------------------------------------------------------------------
     def _build(self, b2, x, y, signs):
         net, S, F, K = self.net, self.S, self.F, self.K
+        slots = range(self.record_slots)
         dt = self.eps * b2.ms
         tick = S * dt
         xin, out = net.inputs[0], net.outputs[0]
@@ -85,6 +104,8 @@ class TrainingCircuit:
               "sgn_ta": b2.TimedArray(np.append(signs, 0.0), dt=tick),
               "sgnprev_ta": b2.TimedArray(np.concatenate([[0.0], signs]), dt=tick),
               "upd_ta": b2.TimedArray(self._update_scale(), dt=tick)}
+        for name, v in self._record_ticks([], self.n).items():
+            ta[name] = b2.TimedArray(v, dt=tick)
         ns = dict(ta, tau=1 * b2.ms, S=S, F=F, K=K, beta_val=self.beta, tick_t=tick,
                   sym=1 if self.symmetric else 0)
         # per-example values are looked up in the middle of their interval: a lookup at an
@@ -119,6 +140,7 @@ class TrainingCircuit:
                    "drho = %s : 1" % DRHO[net.activation],
                    "b : 1", "u0 : 1", "rho0 : 1", "rho_plus : 1", "rho_end : 1", "acc_b : 1",
                    "lr_b : 1 (shared)"]
+            eqs += ["gb%d : 1\nbb%d : 1" % (k, k) for k in slots]
             eqs += ["%s : 1 %s" % (v, "(linked)" if v in input_vars else "")
                     for v in term_vars[p]]
             g = b2.NeuronGroup(net.sizes[p], "\n".join(eqs), method="euler",
@@ -140,11 +162,13 @@ class TrainingCircuit:
                 g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ids[p])
             a, z = ("rho_plus", "rho_end") if self.symmetric else ("rho_end", "rho0")
             g.lr_b = self.lrs["b:%s" % p] / self._beta_scale()
-            g.run_regularly("\n".join([
-                "acc_b += sgnprev_ta(t + 0.5 * tick_t) * (%s - %s)" % (a, z),
-                "b += lr_b * upd_ta(t + 0.5 * tick_t) * acc_b",
-                "acc_b = acc_b * int(upd_ta(t + 0.5 * tick_t) == 0)"]), when="start", order=1, dt=tick,
-                name="bias_rule_%s" % ids[p])
+            g.run_regularly("\n".join(
+                ["acc_b += sgnprev_ta(t + 0.5 * tick_t) * (%s - %s)" % (a, z)]
+                + ["gb%d += recg%d_ta(t + 0.5 * tick_t) * acc_b" % (k, k) for k in slots]
+                + ["b += lr_b * upd_ta(t + 0.5 * tick_t) * acc_b",
+                   "acc_b = acc_b * int(upd_ta(t + 0.5 * tick_t) == 0)"]
+                + ["bb%d += recw%d_ta(t + 0.5 * tick_t) * b" % (k, k) for k in slots]),
+                when="start", order=1, dt=tick, name="bias_rule_%s" % ids[p])
             groups[p] = g
         # the input drive of a population is summed once per example in a relay group on
         # the example clock (a summed variable is updated on its target's clock), and the
@@ -166,7 +190,8 @@ class TrainingCircuit:
         for key in net.projections:
             src, tgt = key[2:].split("->")
             src, tgt = net._node(src), net._node(tgt)
-            model = ["w : 1", "acc : 1", "lr_w : 1 (shared)",
+            model = ["w : 1", "acc : 1", "lr_w : 1 (shared)"] + \
+                ["g%d : 1\nw%d : 1" % (k, k) for k in slots] + [
                      "%s_post = w * rho_pre : 1 (summed)" % term_of[(key, False)]]
             if (key, True) in term_of:
                 model.append("%s_pre = w * rho_post : 1 (summed)" % term_of[(key, True)])
@@ -185,30 +210,50 @@ class TrainingCircuit:
             else:
                 change = "(%s_pre * %s_post - %s_pre * %s_post)" % (a, a, z, z)
             syn.lr_w = self.lrs[key] / self._beta_scale()
-            syn.run_regularly("\n".join([
-                "acc += sgnprev_ta(t + 0.5 * tick_t) * %s" % change,
-                "w += lr_w * upd_ta(t + 0.5 * tick_t) * acc",
-                "acc = acc * int(upd_ta(t + 0.5 * tick_t) == 0)"]), when="start", order=1, dt=tick,
-                name="rule_%d" % len(syns))
+            syn.run_regularly("\n".join(
+                ["acc += sgnprev_ta(t + 0.5 * tick_t) * %s" % change]
+                + ["g%d += recg%d_ta(t + 0.5 * tick_t) * acc" % (k, k) for k in slots]
+                + ["w += lr_w * upd_ta(t + 0.5 * tick_t) * acc",
+                   "acc = acc * int(upd_ta(t + 0.5 * tick_t) == 0)"]
+                + ["w%d += recw%d_ta(t + 0.5 * tick_t) * w" % (k, k) for k in slots]),
+                when="start", order=1, dt=tick, name="rule_%d" % len(syns))
             for updater in syn.summed_updaters.values():
                 updater.when = "before_groups"
             syns[key] = syn
-        self._objs = (groups, syns, ta)
-        return b2.Network(*(list(groups.values()) + list(drives.values()) + list(syns.values())))
+        # each example's output rates at the end of its free phase, read at the next tick
+        mon = b2.StateMonitor(groups[out], "rho0", record=True, dt=tick, when="start", order=-1,
+                              name="mon_out")
+        self._objs = (groups, syns, ta, mon)
+        return b2.Network(*(list(groups.values()) + list(drives.values()) + list(syns.values())
+                            + [mon]))
 
     def _beta_scale(self):
         return (2.0 if self.symmetric else 1.0) * self.beta
 
     # -- running ------------------------------------------------------------------------------
-    def train_epoch(self, x, y, signs=None, lrs=None, batch_size=None):
+    def train_epoch(self, x, y, signs=None, lrs=None, batch_size=None, n_train=None,
+                    record=()):
         """Train one epoch on ``x`` (n, n_in), ``y`` (n, n_out) in that order, starting from
         ``net.params``; afterwards ``net.params`` holds the weights read back from the
         synapses. ``signs``: per-example sign of beta (random-sign EP), default +1;
-        ``lrs`` and ``batch_size`` may change between epochs without recompiling."""
+        ``lrs`` and ``batch_size`` may change between epochs without recompiling.
+
+        ``n_train``: only the first ``n_train`` examples train (default all); the others run
+        their free phase at the final weights (give them sign 0). ``record``: up to
+        ``record_slots`` batch indices whose update the synapses copy aside during the run;
+        afterwards :attr:`recorded` maps each to ``(estimate, params)`` (the batch-mean EP
+        estimate ``g`` the synapses accumulated, in the convention of
+        :func:`neurosim.ep.gradient`, and the parameters the batch ran with), and
+        :attr:`outputs` holds every example's output rates at the end of its free phase."""
         if lrs is not None:
             self.lrs = dict(lrs)
         if batch_size is not None:
             self.batch_size = int(batch_size)
+        record = [int(b) for b in record]
+        if len(record) > self.record_slots:
+            raise CircuitError("the circuit was built to record %d batch updates, asked for %d"
+                               % (self.record_slots, len(record)))
+        n_train = self.n if n_train is None else int(n_train)
         b2 = import_brian2()
         from brian2.devices import device, reinit_and_delete, set_device
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
@@ -235,10 +280,12 @@ class TrainingCircuit:
                                    "the reference engine" % (self._folder, type(e).__name__,
                                                              str(e).strip()[-300:])) from None
             self.seconds_build = time.perf_counter() - t0
-        groups, syns, ta = self._objs
+        groups, syns, ta, mon = self._objs
         args = {ta["x_ta"]: self._per_example(x), ta["y_ta"]: self._per_example(y),
                 ta["sgn_ta"]: np.append(signs, 0.0),
                 ta["sgnprev_ta"]: np.concatenate([[0.0], signs])}
+        for name, v in self._record_ticks(record, n_train).items():
+            args[ta[name]] = v
         for key, syn in syns.items():
             i, j = self._ij[key]
             args[syn.w] = np.asarray(self.net.params[key][i, j], np.float64)
@@ -246,14 +293,36 @@ class TrainingCircuit:
         for p in self.net.state_pops:
             args[groups[p].b] = np.asarray(self.net.params["b:%s" % p], np.float64)
             args[groups[p].lr_b] = np.array([self.lrs["b:%s" % p] / self._beta_scale()])
-        args[ta["upd_ta"]] = self._update_scale()
+        args[ta["upd_ta"]] = self._update_scale(n_train)
         device.run(run_args=args, with_output=False)
+        self._read_recorded(record, n_train)
+        self.outputs = {self.net.outputs[0]: np.asarray(mon.rho0[:]).T[1:self.n + 1].copy()}
         for key, syn in syns.items():
             i, j = self._ij[key]
             w = np.array(syn.w[:])
             self.net.params[key][i, j] = w
         for p in self.net.state_pops:
             self.net.params["b:%s" % p][:] = np.array(groups[p].b[:])
+
+    def _read_recorded(self, record, n_train):
+        """:attr:`recorded` from the record slots' synapse and neuron variables."""
+        groups, syns, _, _ = self._objs
+        net, self.recorded = self.net, {}
+        for k, b in enumerate(record):
+            m = min((b + 1) * self.batch_size, n_train) - b * self.batch_size
+            scale = -1.0 / (self._beta_scale() * m)
+            g, w = {}, {}
+            for key, syn in syns.items():
+                i, j = self._ij[key]
+                g[key] = np.zeros(net.params[key].shape)
+                w[key] = np.zeros(net.params[key].shape, net.dtype)
+                g[key][i, j] = scale * np.asarray(getattr(syn, "g%d" % k)[:])
+                w[key][i, j] = np.asarray(getattr(syn, "w%d" % k)[:])
+            for p in net.state_pops:
+                g["b:%s" % p] = scale * np.asarray(getattr(groups[p], "gb%d" % k)[:])
+                w["b:%s" % p] = np.asarray(getattr(groups[p], "bb%d" % k)[:]).astype(net.dtype)
+            self.recorded[b] = ({key: g[key] for key in net.params},
+                                {key: w[key] for key in net.params})
 
     def close(self):
         """Leave the standalone device and remove the build folder (unless kept)."""
@@ -266,40 +335,4 @@ class TrainingCircuit:
             self._folder = None
 
 
-class BrianRateEngine(ReferenceEvaluation):
-    """The training engine ``brian2-rate``: each epoch runs in a compiled Brian2 circuit whose
-    synapses hold the weights and learn locally; free phases for evaluation and the RBP
-    ground truth use the reference engine with the same Euler settings (the circuit's
-    dynamics equal them to rounding)."""
-
-    name = "brian2-rate"
-
-    def __init__(self, net, n_examples, eps=0.5, free_steps=20, nudge_steps=4, clip=True,
-                 beta=0.5, variant="symmetric", build_dir=None):
-        _check_supported(net)
-        self.reference = ReferenceEngine(net, eps=eps, free_steps=free_steps,
-                                         nudge_steps=nudge_steps, clip=clip, solver="euler")
-        self.net, self.eps, self.clip = net, eps, clip
-        self.free_steps, self.nudge_steps = free_steps, nudge_steps
-        self.n, self.beta, self.variant, self.build_dir = n_examples, beta, variant, build_dir
-        self.circuit = None
-
-    def step(self, *args, **kw):
-        return self.reference.step(*args, **kw)
-
-    def train_epoch(self, x, y, signs, lrs, batch_size):
-        """One epoch in the circuit, examples in the given order; ``net.params`` afterwards
-        holds the weights read back from the synapses. The circuit is compiled on the first
-        call; later epochs re-run it with new data, weights and learning rates."""
-        if self.circuit is None:
-            self.circuit = TrainingCircuit(self.net, self.n, eps=self.eps,
-                                           free_steps=self.free_steps,
-                                           nudge_steps=self.nudge_steps, beta=self.beta,
-                                           variant=self.variant, clip=self.clip, lrs=lrs,
-                                           batch_size=batch_size, build_dir=self.build_dir)
-        self.circuit.train_epoch(x, y, signs, lrs, batch_size)
-
-    def close(self):
-        if self.circuit is not None:
-            self.circuit.close()
-            self.circuit = None
+__all__ = ["TrainingCircuit", "check_supported"]

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from .. import config, energy as en, ep, fidelity, plots, rbp, traces
+from .. import atomic, config, energy as en, ep, fidelity, plots, rbp, traces
 from . import run as experiment
 from ..relax import Dynamics, blas_threads, free_state
 from ..errors import NeurosimError
@@ -426,9 +426,7 @@ def main(args):
             "index": prep["index"], "solver": e.solver}
     out = _out_dir(args.out)
     resolved = config.to_toml(circ)
-    with open(os.path.join(out, "circuit.toml.tmp"), "w") as f:
-        f.write(resolved)
-    os.replace(os.path.join(out, "circuit.toml.tmp"), os.path.join(out, "circuit.toml"))
+    atomic.write_text(os.path.join(out, "circuit.toml"), resolved)
     files = {"h5": save_h5(res, os.path.join(out, "fidelity.h5"), resolved, info)}
     if not args.no_plot:
         files["png"] = plot(res, os.path.join(out, "fidelity_curve.png"))
@@ -472,9 +470,7 @@ def _main_spiking(args, prep, t0):
         raise FidelityError("--engine brian2-spiking: %s" % err) from None
     out = _out_dir(args.out)
     resolved = config.to_toml(circ)
-    with open(os.path.join(out, "circuit.toml.tmp"), "w") as f:
-        f.write(resolved)
-    os.replace(os.path.join(out, "circuit.toml.tmp"), os.path.join(out, "circuit.toml"))
+    atomic.write_text(os.path.join(out, "circuit.toml"), resolved)
     attrs = {"dataset": prep["dataset"], "seed": args.seed, "variant": variant, "beta": beta,
              "eps": e.eps, "free_steps": free, "test_index": np.asarray(prep["index"])}
     if prep["weights"]:

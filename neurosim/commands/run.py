@@ -11,12 +11,12 @@ import networkx as nx
 import numpy as np
 
 from .. import __version__, config, datasets, plots, traces
+from ..atomic import write_text
 from ..hardware import cost
 from ..network import Network, layered
 from ..relax import relax
-from ..engines.reference import ReferenceEngine
+from .. import engines, report
 from ..errors import ConfigurationError
-from ..engines.devices import wrap as wrap_hardware
 from ..training.trainer import Trainer
 
 CHECKPOINT = "checkpoint.npz"
@@ -52,42 +52,10 @@ def build_dataset(section, dtype):
     return datasets.load(section.name, **opts)
 
 
-def build_engine(circuit, net, n_examples=None):
+def build_engine(circuit, net):
     """The engine of the ``[engine]`` section, on the devices of the ``[hardware]`` section
-    (:class:`~neurosim.engines.devices.HardwareEngine`) unless those are ideal."""
-    return wrap_hardware(circuit, _build_engine(circuit, net, n_examples))
-
-
-def _build_engine(circuit, net, n_examples=None):
-    """The engine of the ``[engine]`` section."""
-    e = circuit.engine
-    if e.name == "brian2-spiking":
-        from ..engines.brian_spiking import SpikingEngine
-        if e.solver != "euler":
-            raise ConfigurationError("engine.solver: the brian2-spiking engine runs in time "
-                                     "steps; set engine.solver = \"euler\"")
-        if circuit.learning.rule != "ep":
-            raise ConfigurationError("learning.rule: the brian2-spiking engine trains with EP")
-        return SpikingEngine(net, eps=e.eps, free_steps=e.free_steps, nudge_steps=e.nudge_steps,
-                             clip=e.clip, neuron=e.neuron, max_rate=e.max_rate,
-                             seed=circuit.train.seed)
-    if e.name == "brian2-rate":
-        from ..brian.training import BrianRateEngine
-        if e.solver != "euler":
-            raise ConfigurationError("engine.solver: the brian2-rate engine runs Euler steps; "
-                                     "set engine.solver = \"euler\"")
-        if circuit.engine.persistent:
-            raise ConfigurationError("engine.persistent: the brian2-rate engine starts every "
-                                     "example from rest; set engine.persistent = false")
-        if circuit.learning.rule != "ep" or circuit.learning.momentum:
-            raise ConfigurationError("learning: the brian2-rate engine trains with plain EP "
-                                     "(rule = \"ep\", momentum = 0)")
-        return BrianRateEngine(net, n_examples, eps=e.eps, free_steps=e.free_steps,
-                               nudge_steps=e.nudge_steps, clip=e.clip,
-                               beta=circuit.learning.beta, variant=circuit.learning.variant,
-                               build_dir=e.build_dir or None)
-    return ReferenceEngine(net, eps=e.eps, free_steps=e.free_steps, nudge_steps=e.nudge_steps,
-                           clip=e.clip, solver=e.solver)
+    (:func:`neurosim.engines.from_circuit`)."""
+    return engines.from_circuit(circuit, net)
 
 
 def check_fit(net, data):
@@ -137,7 +105,8 @@ def _record_traces(circuit, engine, data):
 
 def _summary(circuit, trainer, run_dir, seconds, cost_report):
     h = trainer.history
-    out = {"name": circuit.name, "engine": circuit.engine.name, "rule": circuit.learning.rule,
+    out = {"name": circuit.name, "engine": circuit.engine.name,
+           "evaluated_by": trainer.engine.evaluated_by, "rule": circuit.learning.rule,
            "dataset": circuit.dataset.name, "epochs": len(h["epoch"]),
            "test_accuracy": h["test_accuracy"][-1] if h["test_accuracy"] else None,
            "test_error": 1 - h["test_accuracy"][-1] if h["test_accuracy"] else None,
@@ -148,18 +117,20 @@ def _summary(circuit, trainer, run_dir, seconds, cost_report):
            "examples_per_second": float(np.mean(h["examples_per_second"]))
            if h["examples_per_second"] else None,
            "seconds": round(seconds, 3), "run_dir": run_dir}
+    if h.get("reference_test_accuracy"):
+        out["reference_test_accuracy"] = h["reference_test_accuracy"][-1]
     f = trainer.fidelity
     if f.get("cosine/all"):
         out["fidelity_cosine_last"] = f["cosine/all"][-1]
         out["fidelity_cosine_mean"] = float(np.nanmean(f["cosine/all"]))
+        out["fidelity_cosine_worst"] = float(np.nanmin(f["cosine/all"]))
         out["fidelity_rel_error_last"] = f["rel_error/all"][-1]
+        out["fidelity_estimate_by"] = trainer.engine.name
+    if f.get("rbp_residual"):
+        out["rbp_residual_worst"] = float(np.nanmax(f["rbp_residual"]))
     if f.get("applied_cosine/all"):
         out["fidelity_applied_cosine_mean"] = float(np.nanmean(f["applied_cosine/all"]))
         out["fidelity_applied_cosine_last"] = f["applied_cosine/all"][-1]
-    elif f.get("cosine/all") and not trainer.opt.momentum and trainer.rule == "ep":
-        # exact weights, plain SGD: the update applied is the EP estimate itself
-        out["fidelity_applied_cosine_mean"] = out["fidelity_cosine_mean"]
-        out["fidelity_applied_cosine_last"] = out["fidelity_cosine_last"]
     out["cost"] = cost.summary(cost_report)
     return out
 
@@ -174,13 +145,6 @@ def table(history):
             history["test_loss"][i], history["test_accuracy"][i], history["seconds"][i],
             history["examples_per_second"][i]))
     return "\n".join(lines)
-
-
-def _atomic_text(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=True, echo=print):
@@ -201,10 +165,9 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     net = build_network(circuit.network)
     data = build_dataset(circuit.dataset, circuit.network.dtype)
     check_fit(net, data)
-    engine = build_engine(circuit, net, data.n_train)
+    engine = build_engine(circuit, net)
     L, T = circuit.learning, circuit.train
-    trainer = Trainer(engine, data, rule=L.rule, variant=L.variant, beta=L.beta, lr=L.lr,
-                      bias_lr=L.bias_lr, momentum=L.momentum, schedule=L.schedule,
+    trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, bias_lr=L.bias_lr, momentum=L.momentum, schedule=L.schedule,
                       epochs=T.epochs,
                       batch_size=T.batch_size, seed=T.seed, fidelity_batches=T.fidelity_batches,
                       eval_batch_size=T.eval_batch_size, checkpoint_every=T.checkpoint_every,
@@ -219,7 +182,7 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
             k += 1
             run_dir = "%s-%d" % (stem, k)
         os.makedirs(run_dir)
-        _atomic_text(os.path.join(run_dir, "circuit.toml"), config.to_toml(circuit))
+        write_text(os.path.join(run_dir, "circuit.toml"), config.to_toml(circuit))
     trainer.checkpoint = os.path.join(run_dir, CHECKPOINT)
     if resume is not None:
         trainer.load(os.path.join(run_dir, CHECKPOINT))
@@ -242,8 +205,7 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     try:
         trainer.fit(on_epoch=on_epoch)
     finally:
-        if hasattr(engine, "close"):
-            engine.close()
+        engine.close()
     seconds = time.perf_counter() - t0
     cost_report = cost.run_report(circuit, trainer)
     summary = _summary(circuit, trainer, run_dir, seconds, cost_report)
@@ -281,10 +243,12 @@ def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, sum
     metrics["history"] = trainer.history
     metrics["fidelity"] = trainer.fidelity
     metrics["neurosim_version"] = __version__
-    _atomic_text(os.path.join(run_dir, "metrics.json"), json.dumps(metrics, indent=1))
-    plots.learning_curves(trainer.history, os.path.join(run_dir, "learning_curves.png"))
+    write_text(os.path.join(run_dir, "metrics.json"), json.dumps(metrics, indent=1))
+    images = [plots.learning_curves(trainer.history, os.path.join(run_dir, "learning_curves.png"))]
     if trainer.fidelity.get("epoch_fraction"):
-        plots.fidelity_curves(trainer.fidelity, os.path.join(run_dir, "fidelity.png"))
+        images.append(plots.fidelity_curves(trainer.fidelity,
+                                            os.path.join(run_dir, "fidelity.png")))
+    report.write_report(run_dir, metrics, trainer.history, trainer.fidelity, images=images)
 
 
 __all__ = ["run", "build_network", "build_dataset", "build_engine", "table"]

@@ -15,7 +15,7 @@ import time
 import networkx as nx
 import numpy as np
 
-from .. import ep, fidelity, plots, rbp
+from .. import ep, fidelity, plots, rbp, traces
 from ..network import Network
 from ..relax import free_state
 
@@ -226,52 +226,52 @@ def plot(res, path):
     return plots.save(plt, fig, path)
 
 
+TRACE_METRICS = ("cosine", "rel_error", "rel_rmse", "sign_agreement", "valid")
+
+
 def save_h5(res, path):
-    """HDF5 with every trace (plain layout), written under a temporary name and renamed."""
-    import h5py
-    from .. import __version__
-    tmp = path + ".tmp"
-    net = res["net"]
-    with h5py.File(tmp, "w") as f:
-        f.attrs["neurosim_version"] = __version__
-        f.attrs["eps"] = res["eps"]
-        f.attrs["steps"] = res["steps"]
-        f.attrs["data"] = res["source"]
-        f.attrs["network"] = repr(net)
-        kw = dict(compression="gzip", shuffle=True)
-        f.create_dataset("data/x", data=res["x"], **kw)
-        f.create_dataset("data/y", data=res["y"], **kw)
-        for k, v in net.params.items():
-            f.create_dataset("params/%s" % k.replace("/", "_"), data=v, **kw)
-        for p, v in res["s0"].items():
-            f.create_dataset("free_state/%s" % p, data=v, **kw)
-        side = res["side"]
-        for p, v in side.S.items():
-            f.create_dataset("side_network/S/%s" % p, data=v, chunks=True, **kw)
-        for k in net.params:
-            f.create_dataset("side_network/Theta/%s" % k, data=np.stack([t[k] for t in side.Theta]),
-                             chunks=True, **kw)
-        for i, r in enumerate(res["per_beta"]):
-            g = f.create_group("second_phase/%d" % i)
-            g.attrs["beta"] = r["beta"]
-            for p, v in r["traces"].u.items():
-                g.create_dataset("u/%s" % p, data=v, chunks=True, **kw)
-            for p, v in r["traces"].states.items():
-                g.create_dataset("states/%s" % p, data=v, chunks=True, **kw)
-            for k in net.params:
-                g.create_dataset("P/%s" % k, data=np.stack([t[k] for t in r["traces"].P]),
-                                 chunks=True, **kw)
-            for name in ("u", "P"):
-                for m in ("cosine", "rel_error", "rel_rmse", "sign_agreement", "valid"):
-                    g.create_dataset("fidelity/%s/%s" % (name, m), data=r[name][m])
-        for name, grad in res["gradients"].items():
-            for k, v in grad.items():
-                f.create_dataset("gradients/%s/%s" % (name, k), data=v)
-        f.create_dataset("bias_fit/betas", data=np.array(res["fit"]["betas"]))
-        f.create_dataset("bias_fit/one_sided", data=np.array(res["fit"]["one_sided"]))
-        f.create_dataset("bias_fit/symmetric", data=np.array(res["fit"]["symmetric"]))
-    os.replace(tmp, path)
-    return path
+    """``theorem.h5``, a neurosim trace file (:func:`neurosim.traces.write`; read back with
+    :func:`neurosim.traces.load`, shown by ``neurosim traces inspect``):
+
+    * ``/weights/<param>``: the network; ``/gradients/<method>/<param>``: every gradient;
+    * ``/fidelity``: spectral radius, bias slopes and ``agreement/<method>`` (each method
+      against the implicit RBP gradient);
+    * ``/data/{x, y}``, ``/free_state/<pop>``;
+    * ``/side_network/S/<pop>`` ``(steps, batch, n)`` and ``/side_network/Theta/<param>``
+      ``(steps, ...)``;
+    * ``/second_phase/<i>/`` per beta (attribute and dataset ``beta``): ``u/<pop>``,
+      ``states/<pop>``, ``P/<param>`` and ``fidelity/{u, P}/<metric>`` over k;
+    * ``/bias_fit/{betas, one_sided, symmetric}``;
+    * root attributes ``command``, ``eps``, ``steps``, ``data``, ``network``, ``ep_beta``.
+    """
+    net, side = res["net"], res["side"]
+
+    def stacked(series):
+        return {k: np.stack([t[k] for t in series]) for k in net.params}
+
+    second, node = {}, {}
+    for i, r in enumerate(res["per_beta"]):
+        tr = r["traces"]
+        second[str(i)] = {"beta": r["beta"], "u": dict(tr.u), "states": dict(tr.states),
+                          "P": stacked(tr.P),
+                          "fidelity": {name: {m: r[name][m] for m in TRACE_METRICS}
+                                       for name in ("u", "P")}}
+        node[("second_phase", str(i))] = {"beta": r["beta"]}
+    fit = res["fit"]
+    groups = {"data": {"x": res["x"], "y": res["y"]},
+              "free_state": dict(res["s0"]),
+              "side_network": {"S": dict(side.S), "Theta": stacked(side.Theta)},
+              "second_phase": second,
+              "bias_fit": {k: np.array(fit[k]) for k in ("betas", "one_sided", "symmetric")}}
+    fid = {"spectral_radius": float(res["spectral_radius"]),
+           "slope_one_sided": fit["slope_one_sided"], "slope_symmetric": fit["slope_symmetric"],
+           "agreement": {k: {m: a[m] for m in fidelity.METRICS} | {"per_param": a["per_param"]}
+                         for k, a in res["agreement"].items()}}
+    attrs = {"command": "theorem", "eps": res["eps"], "steps": res["steps"],
+             "data": res["source"], "network": repr(net), "ep_beta": res["ep_beta"]}
+    return traces.write(path, weights=dict(net.params), gradients=res["gradients"],
+                        fidelity=fid, groups=groups, node_attrs=node, attrs=attrs,
+                        dt=res["eps"], time_units="tau")
 
 
 def main(args):

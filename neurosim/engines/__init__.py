@@ -1,1 +1,8 @@
-"""Engines: the protocol every engine offers and the registry that builds them."""
+"""Engines: the protocol every engine offers (:mod:`.protocol`) and the registry that builds
+them (:func:`build`, :func:`from_circuit`): ``reference`` (numpy), ``brian2-rate`` and
+``brian2-spiking`` (Brian2 circuits), each optionally on devices (:mod:`.devices`)."""
+from .protocol import Engine, EpochResult, Estimate, Settings, StepResult
+from .registry import ENGINES, build, from_circuit, settings_of
+
+__all__ = ["build", "from_circuit", "settings_of", "ENGINES", "Engine", "Settings", "Estimate",
+           "StepResult", "EpochResult"]

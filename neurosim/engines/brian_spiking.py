@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reference import ReferenceEngine, ReferenceEvaluation, StepResult
-from .. import energy as en
-from ..brian.device import CircuitError
+from ..errors import ConfigurationError
+from .protocol import Engine, Estimate, StepResult
+from .reference import batch_cost
 from ..brian.spiking import SpikingCircuit, trace_constants
 
 
@@ -54,49 +54,69 @@ def _events(net, counts):
                for t in net.terms)
 
 
-class SpikingEngine(ReferenceEvaluation):
-    """EP steps in a spiking circuit (runtime device); see the module docstring."""
+class SpikingEngine(Engine):
+    """EP in a spiking circuit (runtime device): each batch's update from the synapses, each
+    prediction from the output spikes (see the module docstring)."""
 
     name = "brian2-spiking"
 
-    def __init__(self, net, eps=0.1, free_steps=300, nudge_steps=300, clip=True,
-                 neuron="poisson", max_rate=1000.0, seed=0):
+    def __init__(self, net, settings):
+        super().__init__(net, settings)
         if net.dynamics != "energy":
-            raise CircuitError("the brian2-spiking engine needs energy dynamics")
-        self.reference = ReferenceEngine(net, eps=eps, free_steps=free_steps,
-                                         nudge_steps=nudge_steps, clip=clip, solver="euler")
-        self.net, self.eps, self.clip = net, eps, clip
-        self.free_steps, self.nudge_steps = free_steps, nudge_steps
-        tau_fast, tau_slow = trace_constants(nudge_steps, eps)
-        self.options = dict(neuron=neuron, max_rate=max_rate, eps=eps,
+            raise ConfigurationError("network.dynamics: the brian2-spiking engine needs energy "
+                                     "dynamics")
+        s = settings
+        tau_fast, tau_slow = trace_constants(s.nudge_steps, s.eps)
+        self.options = dict(neuron=s.neuron, max_rate=s.max_rate, eps=s.eps,
                             tau_slow=tau_slow, tau_fast=tau_fast)
-        self.seed = seed
         self.calls = 0
         self.synaptic_events = {"free": 0, "nudged": 0}    # cumulative, see the module doc
         self.spikes = {"free": 0, "nudged": 0}
 
-    def step(self, x, y, beta, variant, lrs, rng=None, state=None, grad_out=None):
-        """One EP step: the update the spiking circuit's synapses accumulate, applied as
-        ``theta -= lr g`` (or returned in ``grad_out``). Each call has its own spike seed."""
+    def _next_seed(self):
+        """Each run of the engine has its own spike seed, from ``train.seed`` and a count."""
         self.calls += 1
-        circuit = _PhaseCountingCircuit(self.net, self.free_steps, clip=self.clip,
-                                        record=False, seed=self.seed * 1_000_003 + self.calls,
-                                        **self.options)
-        g = circuit.ep_update(x, y, beta=beta, free_steps=self.free_steps,
-                              nudge_steps=self.nudge_steps, variant=variant, rng=rng)
+        return self.settings.seed * 1_000_003 + self.calls
+
+    def estimate(self, x, y, state=None, rng=None):
+        """The update the spiking circuit's synapses accumulate on this batch."""
+        s = self.settings
+        circuit = _PhaseCountingCircuit(self.net, s.free_steps, clip=s.clip, record=False,
+                                        seed=self._next_seed(), **self.options)
+        circuit.record_spikes = tuple(self.net.outputs)
+        g = circuit.ep_update(x, y, beta=s.beta, free_steps=s.free_steps,
+                              nudge_steps=s.nudge_steps, variant=s.variant, rng=rng)
         total, free = circuit.stats["spikes"], circuit.free_counts
         ev_free, ev_all = _events(self.net, free), circuit.stats["synaptic_events"]
         self.synaptic_events["free"] += ev_free
         self.synaptic_events["nudged"] += ev_all - ev_free
         self.spikes["free"] += sum(free.values())
         self.spikes["nudged"] += sum(total.values()) - sum(free.values())
-        if grad_out is not None:
-            grad_out.clear()
-            grad_out.update(g)
-        else:
-            for k, v in g.items():
-                if lrs[k]:
-                    self.net.params[k] -= lrs[k] * v
-        s = self.reference.free(x)
-        cost = float(np.mean(en.cost(self.net, s, y)))
-        return StepResult(s, cost)
+        m = np.shape(y)[0]
+        out = circuit.output_rates(s.free_steps - s.free_steps // 2, s.free_steps, m)
+        return Estimate(g, out, batch_cost(self.net, out, self.net.targets_dict(y, m), m))
+
+    def infer(self, x, state=None):
+        """Output rates estimated from the output spikes over the second half of a free
+        phase of ``free_steps`` steps."""
+        s = self.settings
+        circuit = SpikingCircuit(self.net, clip=s.clip, record=False, seed=self._next_seed(),
+                                 **self.options)
+        out = circuit.free_rates(x, s.free_steps)
+        n = int(sum(circuit.stats["spikes"].values()))
+        self.spikes["free"] += n
+        self.synaptic_events["free"] += circuit.stats["synaptic_events"]
+        return out
+
+    def step(self, x, y, optimizer, state=None, rng=None, want_estimate=False):
+        """One batch: the spiking update, applied by ``optimizer``; the state and cost
+        reported are the output rates from the spikes of the run's free phase."""
+        est = self.estimate(x, y, state, rng)
+        optimizer.apply(self.net.params, est)
+        return StepResult(est.state, est.cost, est if want_estimate else None)
+
+    def counters(self):
+        return {"synaptic_events": dict(self.synaptic_events), "spikes": dict(self.spikes)}
+
+
+__all__ = ["SpikingEngine"]

@@ -50,8 +50,10 @@ import json
 import numpy as np
 
 from .. import energy as en
+from .. import ep
 from ..errors import ConfigurationError
-from .reference import StepResult, _energy_gradient, _learning_rates, _rates
+from .protocol import Engine, Estimate, StepResult
+from .reference import batch_cost, rates
 from ..hardware.devices import MIN_FACTOR, Crossbar, device_from_section, quantize
 from ..relax import Dynamics, RelaxationError
 
@@ -78,10 +80,10 @@ def _per_neuron_run(dyn, s, eps, beta, steps, eps_scale):
 
 def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=20,
                      nudge_steps=4, clip=True, state=None, rng=None, derivative_tau=0.0,
-                     adc_bits=0, eps_scale=None, grad_out=None):
+                     adc_bits=0, eps_scale=None):
     """The EP estimate of :func:`neurosim.engines.reference.ep_step` (energy dynamics, Euler steps) as a
     circuit with finite-bandwidth derivatives, an ADC and mismatched time constants sees it.
-    ``net.params`` is not changed; the estimate goes into ``grad_out``.
+    ``net.params`` is not changed.
 
     * ``derivative_tau``: the update integrates a low-passed derivative, i.e. it sees
       ``z_K`` with ``z_0 = s0``, ``z_{k+1} = a z_k + (1 - a) s_{k+1}``, ``a = exp(-eps/tau)``,
@@ -91,7 +93,8 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
     * ``eps_scale``: population -> ``(n,)`` factors of each neuron's Euler step.
 
     With all three ideal the numbers are ``ep_step``'s with ``grad_out``, bit for bit.
-    Returns a :class:`StepResult` (free state as read out, cost at it).
+    Returns an :class:`~neurosim.engines.protocol.Estimate` (with the free state as read
+    out and the cost at it).
     """
     if net.dynamics != "energy":
         raise ConfigurationError("hardware: %s need network.dynamics = \"energy\""
@@ -101,15 +104,12 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
     if dyn.targets is None:
         raise ValueError("hardware_ep_step needs targets y of shape (batch, n_out)")
     s0 = _per_neuron_run(dyn, dyn.initial_state(state), eps, 0.0, free_steps, eps_scale)
-    if variant == "random_sign":             # the draw of the reference engine
-        beta *= 1.0 if np.random.default_rng(rng).random() < 0.5 else -1.0
 
-    def nudged(b):
-        s = {p: v.copy() for p, v in s0.items()}
+    def nudged(s, b):
         if not derivative_tau:
             return _per_neuron_run(dyn, s, eps, b, nudge_steps, eps_scale)
         a = float(np.exp(-eps / derivative_tau))
-        z = {p: v.copy() for p, v in s0.items()}
+        z = {p: v.copy() for p, v in s.items()}
         for _ in range(int(nudge_steps)):
             _per_neuron_run(dyn, s, eps, b, 1, eps_scale)
             for p in net.state_pops:
@@ -117,71 +117,14 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
                 z[p] += (1.0 - a) * s[p]
         return z
 
-    sa = nudged(beta)
-    if variant == "symmetric":
-        sb, scale = nudged(-beta), 1.0 / (2.0 * beta)
-    else:
-        sb, scale = s0, 1.0 / beta
+    sa, sb, scale, _ = ep.nudged_phases(nudged, s0, beta, variant, rng)
     qa, qb, q0 = (quantize(v, adc_bits) for v in (sa, sb, s0))
-    g = _energy_gradient(net, dyn, _rates(net, dyn, qa), _rates(net, dyn, qb), scale)
-    if grad_out is not None:
-        grad_out.clear()
-        grad_out.update(g)
-    yo = dyn.targets
-    cost = 0.5 * sum(float(np.sum(np.square(q0[p] - yo[p], dtype=np.float64)))
-                     for p in net.outputs) / dyn.batch
-    return StepResult({p: np.array(v) for p, v in q0.items()}, cost)
+    g = ep.energy_contrast(net, dyn.inputs, rates(net, dyn, qa), rates(net, dyn, qb), scale)
+    q0 = {p: np.array(v) for p, v in q0.items()}
+    return Estimate(g, q0, batch_cost(net, q0, dyn.targets, dyn.batch))
 
 
-class _CircuitBatches:
-    """brian2-rate, one batch per run: a compiled :class:`TrainingCircuit` of one batch (built
-    on the first call for ``batch_size`` examples, or the first batch's size if larger), run
-    with learning rate 1 so that its weight change is ``-g``; a shorter batch is padded with
-    examples of beta-sign 0 (they add nothing)."""
-
-    def __init__(self, inner, batch_size=None):
-        self.inner, self.circuit, self.n = inner, None, None
-        self.batch_size = batch_size
-
-    def gradient(self, x, y, beta, variant, rng):
-        from ..brian.training import TrainingCircuit
-        e, net = self.inner, self.inner.net
-        if variant != e.variant or float(beta) != float(e.beta):
-            raise ValueError("the brian2-rate circuit was built for variant %r, beta %g; the "
-                             "step asked for %r, %g" % (e.variant, e.beta, variant, beta))
-        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        m = x.shape[0]
-        unit = {k: 1.0 for k in net.params}
-        if self.circuit is None:
-            self.n = max(m, int(self.batch_size or 0))
-            self.circuit = TrainingCircuit(net, self.n, eps=e.eps, free_steps=e.free_steps,
-                                           nudge_steps=e.nudge_steps, beta=e.beta,
-                                           variant=e.variant, clip=e.clip, lrs=unit,
-                                           batch_size=self.n, build_dir=e.build_dir)
-        if m > self.n:
-            raise ValueError("the brian2-rate circuit was built for batches of %d examples, "
-                             "got %d" % (self.n, m))
-        sign = 1.0
-        if variant == "random_sign":
-            sign = 1.0 if np.random.default_rng(rng).random() < 0.5 else -1.0
-        pad = self.n - m
-        xp = np.concatenate([x, np.zeros((pad, x.shape[1]))])
-        yp = np.concatenate([y, np.zeros((pad, y.shape[1]))])
-        signs = np.concatenate([np.full(m, sign), np.zeros(pad)])
-        w0 = {k: v.copy() for k, v in net.params.items()}
-        self.circuit.train_epoch(xp, yp, signs, unit, self.n)
-        g = {k: (w0[k] - net.params[k]) * (self.n / m) for k in w0}
-        for k, v in w0.items():
-            net.params[k][...] = v
-        return g
-
-    def close(self):
-        if self.circuit is not None:
-            self.circuit.close()
-            self.circuit = None
-
-
-def check_support(device, engine, rule="ep"):
+def check_support(device, engine):
     """A :class:`ConfigurationError` naming the field for a non-ideality ``engine`` cannot
     apply (see the module docstring)."""
     used = [f for f in DYNAMICS_FIELDS if getattr(device, f)]
@@ -192,46 +135,40 @@ def check_support(device, engine, rule="ep"):
         raise ConfigurationError("%s: the %s engine forms its update inside the circuit's "
                                  "synapses; these non-idealities apply with engine.name = "
                                  "\"reference\" (set them to 0 here)" % (names, engine.name))
-    if getattr(engine, "solver", "euler") != "euler":
+    if engine.settings.solver != "euler":
         raise ConfigurationError("%s: the hardware-aware EP step runs Euler steps; set "
                                  "engine.solver = \"euler\"" % names)
     if engine.net.dynamics != "energy":
         raise ConfigurationError("%s: the hardware-aware EP step needs network.dynamics = "
                                  "\"energy\"" % names)
-    if device.derivative_tau and rule != "ep":
+    if device.derivative_tau and engine.settings.rule != "ep":
         raise ConfigurationError("hardware.derivative_tau: filters the temporal derivative "
                                  "that EP's update observes; learning.rule = %r has none "
-                                 "(use learning.rule = \"ep\" or derivative_tau = 0)" % rule)
+                                 "(use learning.rule = \"ep\" or derivative_tau = 0)"
+                                 % engine.settings.rule)
 
 
-class HardwareEngine:
+class HardwareEngine(Engine):
     """An engine whose weights live in a crossbar of ``device`` (module docstring).
 
     Parameters
     ----------
-    inner : engine
-        A :class:`~neurosim.engines.reference.ReferenceEngine`, ``BrianRateEngine`` or ``SpikingEngine``
-        bound to the network.
+    inner : Engine
+        The reference, brian2-rate or brian2-spiking engine bound to the network.
     device : Device
     seed : int
         ``hardware.seed``: the crossbar's build draws and the stream of read noise, pulses and
         time-constant mismatch.
-    batch_size : int, optional
-        ``train.batch_size``: the size the brian2-rate one-batch circuit is built for (so a
-        run resumed at a short last batch still takes the full ones).
 
-    The crossbar (:attr:`crossbar`) is built from ``net.params`` on the first call that needs
-    it, or restored by :meth:`load_state_dict`. :attr:`counts` holds the reads of the crossbar
-    and the DAC and ADC conversions so far.
+    The crossbar (:attr:`crossbar`) is built from ``net.params`` here (``net.params`` then
+    hold the weights it stores), or restored by :meth:`load_state_dict`.
     """
 
-    def __init__(self, inner, device, seed=0, rule="ep", batch_size=None):
-        check_support(device, inner, rule)
+    def __init__(self, inner, device, seed=0):
+        check_support(device, inner)
+        super().__init__(inner.net, inner.settings)
         self.inner, self.device, self.seed = inner, device, int(seed)
-        self.net, self.name = inner.net, inner.name
-        self.eps, self.clip = inner.eps, inner.clip
-        self.free_steps, self.nudge_steps = inner.free_steps, inner.nudge_steps
-        self.solver = getattr(inner, "solver", "euler")
+        self.name = inner.name
         self.rng = np.random.default_rng([self.seed, 1])
         self.crossbar = None
         self.counts = {"reads": 0, "dac": 0, "adc": 0}
@@ -243,17 +180,13 @@ class HardwareEngine:
             self.eps_scale = {p: 1.0 / np.maximum(
                 1.0 + device.tau_mismatch * r.standard_normal(self.net.sizes[p]), MIN_FACTOR)
                 for p in self.net.state_pops}
-        self._batches = (_CircuitBatches(inner, batch_size) if hasattr(inner, "train_epoch")
-                         else None)
+        self.sync()
 
-    # -- counters other modules read ------------------------------------------------------
-    @property
-    def synaptic_events(self):
-        return getattr(self.inner, "synaptic_events", None)
-
-    @property
-    def spikes(self):
-        return getattr(self.inner, "spikes", None)
+    def counters(self):
+        out = dict(self.inner.counters())
+        out.update(self.counts)
+        out["pulses"] = int(sum(self.crossbar.pulses.values())) if self.crossbar else 0
+        return out
 
     # -- the crossbar and net.params ------------------------------------------------------
     def _store(self):
@@ -311,74 +244,71 @@ class HardwareEngine:
         self.counts["adc"] += sum(np.size(v) for v in s.values())
         return quantize(s, self.device.adc_bits)
 
-    # -- the engine interface ---------------------------------------------------------------
-    def step(self, x, y, beta, variant, lrs, rng=None, state=None, grad_out=None):
-        """One EP step on the devices (module docstring); ``grad_out`` gets the update's
-        estimate ``g`` (at the weights read), and ``-lr g`` is programmed."""
-        self.sync()
+    # -- the engine protocol -------------------------------------------------------------
+    def _estimate_at_read(self, x, y, state, rng):
+        """The wrapped engine's estimate at one read of the crossbar (DAC'd inputs), or the
+        hardware-aware EP step where the dynamics are not ideal."""
         x = self._dac(x)
-        if self.device.is_ideal:             # exact devices, ideal circuit: the engine's own step
-            res = self.inner.step(x, y, beta, variant, lrs, rng=rng, state=state,
-                                  grad_out=grad_out)
-            self.crossbar.assign(self.net.params)
-            self._written = {k: v.copy() for k, v in self.net.params.items()}
-            return res
-        net = self.net
-        lrs = {k: 0.0 for k in net.params} if lrs is None else _learning_rates(net, lrs)
-        g = {}
+        s = self.settings
         with self._reading():
-            if not self.device.dynamics_ideal:
-                res = hardware_ep_step(net, x, y, beta, variant, eps=self.eps,
-                                       free_steps=self.free_steps, nudge_steps=self.nudge_steps,
-                                       clip=self.clip, state=state, rng=rng,
-                                       derivative_tau=self.device.derivative_tau,
-                                       adc_bits=self.device.adc_bits,
-                                       eps_scale=self.eps_scale, grad_out=g)
-                if self.device.adc_bits:    # the free state and one state per nudged phase
-                    phases = 3 if variant == "symmetric" else 2
-                    self.counts["adc"] += phases * net.n_state * np.shape(y)[0]
-            elif self._batches is not None:
-                g = self._batches.gradient(x, y, beta, variant, rng)
-                s = self.inner.reference.free(x)
-                res = StepResult(s, float(np.mean(en.cost(net, s, y))))
-            else:
-                res = self.inner.step(x, y, beta, variant, {k: 0.0 for k in net.params},
-                                      rng=rng, state=state, grad_out=g)
-        delta = {k: -lrs[k] * g[k] for k in net.params if lrs[k]}
+            if self.device.dynamics_ideal:
+                return self.inner.estimate(x, y, state, rng)
+            est = hardware_ep_step(self.net, x, y, s.beta, s.variant, eps=s.eps,
+                                   free_steps=s.free_steps, nudge_steps=s.nudge_steps,
+                                   clip=s.clip, state=state, rng=rng,
+                                   derivative_tau=self.device.derivative_tau,
+                                   adc_bits=self.device.adc_bits, eps_scale=self.eps_scale)
+            if self.device.adc_bits:    # the free state and one state per nudged phase
+                phases = 3 if s.variant == "symmetric" else 2
+                self.counts["adc"] += phases * self.net.n_state * np.shape(y)[0]
+            return est
+
+    def estimate(self, x, y, state=None, rng=None):
+        """The update the circuit computes at one read of the devices (the devices are not
+        programmed)."""
+        self.sync()
+        return self._estimate_at_read(x, y, state, rng)
+
+    def step(self, x, y, optimizer, state=None, rng=None, want_estimate=False):
+        """One step on the devices: the estimate at one read, the optimizer's update
+        programmed as pulses; ``applied`` is what the devices took, ``-(change) / lr``."""
+        self.sync()
+        net = self.net
+        if self.device.is_ideal:             # exact devices, ideal circuit: the engine's own step
+            res = self.inner.step(self._dac(x), y, optimizer, state, rng, want_estimate)
+            self.crossbar.assign(net.params)
+            self._written = {k: v.copy() for k, v in net.params.items()}
+            return res
+        est = self._estimate_at_read(x, y, state, rng)
+        delta = optimizer.delta(est)
+        before = self._written
+        self.last_change = None
         if delta:
-            before = self._written
             self.crossbar.program(delta, self.rng)
             self.crossbar.advance(self.device.seconds_per_batch)
             self._store()
             self.last_change = {k: net.params[k] - before[k] for k in net.params}
-        if grad_out is not None:
-            grad_out.clear()
-            grad_out.update(g)
-        return res
+        if not want_estimate:
+            return StepResult(est.state, est.cost)
+        change = self.last_change or {k: np.zeros_like(v) for k, v in net.params.items()}
+        applied = {k: -change[k] / optimizer.lrs[k] for k in net.params if optimizer.lrs[k]}
+        return StepResult(est.state, est.cost, est, applied)
 
-    def free(self, x, state=None):
-        """The circuit's free state after the free phase: one read of the crossbar, DAC'd
+    def infer(self, x, state=None):
+        """The circuit's output rates after its free phase: one read of the crossbar, DAC'd
         inputs, mismatched time constants, ADC'd states."""
         self.sync()
         x = self._dac(x)
         with self._reading():
             if self.eps_scale is not None:
-                dyn = Dynamics(self.net, x, clip=self.clip)
-                s = _per_neuron_run(dyn, dyn.initial_state(state), self.eps, 0.0,
-                                    self.free_steps, self.eps_scale)
+                s = self.settings
+                dyn = Dynamics(self.net, x, clip=s.clip)
+                st = _per_neuron_run(dyn, dyn.initial_state(state), s.eps, 0.0, s.free_steps,
+                                     self.eps_scale)
+                out = {p: en.rho(self.net.activation, v) for p, v in st.items()}
             else:
-                s = self.inner.free(x, state)
-        return self._adc(s)
-
-    def converged_free(self, x, tol=1e-10):
-        """The free fixed point of the stored weights (ideal dynamics)."""
-        self.sync()
-        return self.inner.converged_free(x, tol)
-
-    def rbp_gradient(self, x, y, state=None):
-        """RBP ground truth at the stored weights (no read noise, ideal inputs)."""
-        self.sync()
-        return self.inner.rbp_gradient(x, y, state)
+                out = self.inner.infer(x, state)
+        return self._adc(out)
 
     # -- checkpoints ------------------------------------------------------------------------
     def _identity(self):
@@ -435,10 +365,7 @@ class HardwareEngine:
                          for k, v in self.net.params.items()}
 
     def close(self):
-        if self._batches is not None:
-            self._batches.close()
-        if hasattr(self.inner, "close"):
-            self.inner.close()
+        self.inner.close()
 
 
 def wrap(circuit, engine, force=False):
@@ -447,8 +374,7 @@ def wrap(circuit, engine, force=False):
     device = device_from_section(getattr(circuit, "hardware", None))
     if device.is_ideal and not force:
         return engine
-    return HardwareEngine(engine, device, seed=circuit.hardware.seed,
-                          rule=circuit.learning.rule, batch_size=circuit.train.batch_size)
+    return HardwareEngine(engine, device, seed=circuit.hardware.seed)
 
 
 __all__ = ["HardwareEngine", "hardware_ep_step", "wrap", "check_support", "DYNAMICS_FIELDS"]

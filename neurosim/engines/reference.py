@@ -18,30 +18,20 @@ phase(s) with a fixed number of Euler steps (or block sweeps) each, and applies 
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
 from .. import energy as en
 from .. import ep as _ep
-from .. import rbp
 from ..errors import ConfigurationError
 from ..relax import Dynamics
+from .protocol import Engine, Estimate, StepResult
 from ..relax import blas_threads as _blas_limit
 
 VARIANTS = _ep.VARIANTS
 
 
-class StepResult(NamedTuple):
-    """What :func:`ep_step` returns: the free state ``s0`` (population -> (batch, n), fresh
-    arrays to keep as persistent particles) and the batch-mean cost ``C`` at ``s0``."""
-
-    state: dict
-    cost: float
-
-
-def _learning_rates(net, lr):
+def learning_rates(net, lr):
     if isinstance(lr, dict):
         missing = set(net.params) - set(lr)
         if missing:
@@ -76,36 +66,17 @@ def _steps(name, v):
     return int(v)
 
 
-def _rates(net, dyn, s):
+def batch_cost(net, s, targets, batch):
+    """Batch-mean cost ``1/2 |s_out - y|^2`` at ``s`` (float64 sums)."""
+    return 0.5 * sum(float(np.sum(np.square(s[p] - targets[p], dtype=np.float64)))
+                     for p in net.outputs) / batch
+
+
+def rates(net, dyn, s):
     """Rates of the state populations (the states themselves with clipped hard sigmoid)."""
     if dyn.identity_rates:
         return s
     return {p: en.rho(net.activation, s[p]) for p in net.state_pops}
-
-
-def _energy_gradient(net, dyn, ra, rb, scale):
-    """``scale * [dE/dtheta(a) - dE/dtheta(b)]`` from the rates of two states (batch mean)."""
-    inputs, B = dyn.inputs, dyn.batch
-    c = scale / B
-    d = {p: ra[p] - rb[p] for p in net.state_pops}
-    g = {}
-    for t in net.terms:
-        if t.transpose:
-            continue
-        if t.source in inputs:
-            m = inputs[t.source].T @ d[t.target]
-        else:
-            m = ra[t.source].T @ ra[t.target]
-            m -= rb[t.source].T @ rb[t.target]
-            if t.lateral:
-                m *= 0.5
-            if t.source == t.target:
-                np.fill_diagonal(m, 0.0)
-        m *= -c
-        g[t.key] = m
-    for p in net.state_pops:
-        g["b:%s" % p] = d[p].sum(axis=0) * -c
-    return {k: g[k] for k in net.params}
 
 
 def _energy_update(net, dyn, ra, rb, scale, lrs):
@@ -150,6 +121,8 @@ def _energy_update(net, dyn, ra, rb, scale, lrs):
 
 def _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state, rng,
             solver="euler"):
+    """The free phase and the nudged phase(s) with fixed step counts (the reference engine's
+    runs of :func:`neurosim.ep.nudged_phases`)."""
     dyn = Dynamics(net, x, y, clip=clip)
     if dyn.targets is None:
         raise ValueError("ep_step needs targets y of shape (batch, n_out)")
@@ -160,14 +133,9 @@ def _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state,
         def phase(s, b, n):
             return dyn.run_fixed(s, eps, b, n)
     s0 = phase(dyn.initial_state(state), 0.0, free_steps)
-    if variant == "random_sign":           # the draw of neurosim.ep.estimate
-        rng = np.random.default_rng(rng)
-        beta = beta * (1.0 if rng.random() < 0.5 else -1.0)
-    sp = phase({p: v.copy() for p, v in s0.items()}, beta, nudge_steps)
-    if variant == "symmetric":
-        sm = phase({p: v.copy() for p, v in s0.items()}, -beta, nudge_steps)
-        return dyn, s0, sp, sm, 1.0 / (2.0 * beta)
-    return dyn, s0, sp, s0, 1.0 / beta
+    sa, sb, scale, _ = _ep.nudged_phases(lambda s, b: phase(s, b, nudge_steps), s0, beta,
+                                         variant, rng)
+    return dyn, s0, sa, sb, scale
 
 
 def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant="one_sided",
@@ -227,7 +195,7 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
     nudge_steps = _steps("nudge_steps", nudge_steps)
     if grad_out is not None and not isinstance(grad_out, dict):
         raise ValueError("grad_out must be a dict (filled with the gradient) or None")
-    lrs = _learning_rates(net, lr)
+    lrs = learning_rates(net, lr)
     if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(
             blas_threads, (int, np.integer)) or blas_threads < 1):
         raise ValueError("blas_threads must be a positive integer or None, got %r"
@@ -244,18 +212,17 @@ def _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, sta
     dyn, s0, sa, sb, scale = _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant,
                                      clip, state, rng, solver)
     yo = dyn.targets
-    cost = 0.5 * sum(float(np.sum(np.square(s0[p] - yo[p], dtype=np.float64)))
-                     for p in net.outputs) / dyn.batch
+    cost = batch_cost(net, s0, yo, dyn.batch)
     if net.dynamics == "energy":
-        ra, rb = _rates(net, dyn, sa), _rates(net, dyn, sb)
+        ra, rb = rates(net, dyn, sa), rates(net, dyn, sb)
         if grad_out is None:
             _energy_update(net, dyn, ra, rb, scale, lrs)
             return StepResult(s0, cost)
-        g = _energy_gradient(net, dyn, ra, rb, scale)
+        g = _ep.energy_contrast(net, dyn.inputs, ra, rb, scale)
     else:
         # -scale (dF/dtheta)^T (sa - sb) at s0: the estimator of neurosim.ep itself, so the
         # two stay the same by construction
-        g = _ep._estimate(net, dyn, s0, sa, sb, scale)
+        g = _ep.contrast(net, dyn.inputs, s0, sa, sb, scale)
     if grad_out is not None:
         grad_out.clear()
         grad_out.update(g)
@@ -265,63 +232,75 @@ def _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, sta
     return StepResult(s0, cost)
 
 
-class ReferenceEngine:
-    """The numpy reference engine bound to a network and the phase settings of a circuit
-    file: EP steps, free phases for evaluation, and converged free states for RBP."""
+class ReferenceEngine(Engine):
+    """The numpy reference engine: fixed-step Euler phases (or block sweeps) of any network;
+    the specification every other engine is checked against (module docstring).
+
+    ``step`` with plain SGD (no momentum) fuses estimate and update (BLAS gemm straight into
+    the weights); asked for the estimate, it reads it back from the change it applied,
+    ``-(change) / lr`` (equal to the estimate to rounding), so a step that reports its
+    estimate applies exactly the update of one that does not."""
 
     name = "reference"
 
-    def __init__(self, net, eps=0.5, free_steps=20, nudge_steps=4, clip=True, solver="euler"):
-        if solver == "block":
-            if net.activation != "hard_sigmoid" or not clip:
+    def __init__(self, net, settings):
+        super().__init__(net, settings)
+        if settings.solver not in ("euler", "block"):
+            raise ConfigurationError("engine.solver: expected 'euler' or 'block', got %r"
+                                     % (settings.solver,))
+        if settings.solver == "block":
+            if net.activation != "hard_sigmoid" or not settings.clip:
                 raise ConfigurationError("engine.solver: 'block' needs activation 'hard_sigmoid' "
                                          "with engine.clip = true (its block update is the exact "
                                          "minimiser of the energy in one population); use 'euler'")
             if net.dynamics != "energy" or any(t.source == t.target for t in net.terms):
                 raise ConfigurationError("engine.solver: 'block' needs energy dynamics without "
                                          "lateral projections; use 'euler'")
-        self.net, self.eps, self.clip, self.solver = net, eps, clip, solver
-        self.free_steps, self.nudge_steps = free_steps, nudge_steps
 
-    def step(self, x, y, beta, variant, lrs, rng=None, state=None, grad_out=None):
-        """One EP step (updates ``net.params``); see :func:`ep_step`."""
-        return ep_step(self.net, x, y, beta, lrs, eps=self.eps, free_steps=self.free_steps,
-                       nudge_steps=self.nudge_steps, variant=variant, clip=self.clip,
-                       state=state, rng=rng, grad_out=grad_out, solver=self.solver)
+    def _args(self):
+        s = self.settings
+        return dict(eps=s.eps, free_steps=s.free_steps, nudge_steps=s.nudge_steps,
+                    variant=s.variant, clip=s.clip, solver=s.solver)
 
-    def free(self, x, state=None):
-        """The free state after the training-time free phase (used for predictions)."""
-        dyn = Dynamics(self.net, x, clip=self.clip)
-        s = dyn.initial_state(state)
-        if self.solver == "block":
-            return dyn.run_block(s, 0.0, self.free_steps)
-        return dyn.run_fixed(s, self.eps, 0.0, self.free_steps)
+    def estimate(self, x, y, state=None, rng=None):
+        g = {}
+        res = ep_step(self.net, x, y, self.settings.beta, 0.0, state=state, rng=rng, grad_out=g,
+                      **self._args())
+        return Estimate(g, res.state, res.cost)
 
-    def converged_free(self, x, tol=1e-10):
-        """The free fixed point to ``tol`` (for the RBP ground truth)."""
-        dyn = Dynamics(self.net, x, clip=self.clip)
-        s = dyn.initial_state()
-        if self.solver == "block":
-            s = dyn.run_block(s, 0.0, 50)
-        return dyn.run(s, self.eps, steps=200_000, tol=tol, raise_on_fail=False).state
+    def infer(self, x, state=None):
+        s = self.settings
+        dyn = Dynamics(self.net, x, clip=s.clip)
+        st = dyn.initial_state(state)
+        if s.solver == "block":
+            st = dyn.run_block(st, 0.0, s.free_steps)
+        else:
+            st = dyn.run_fixed(st, s.eps, 0.0, s.free_steps)
+        return {p: en.rho(self.net.activation, st[p]) for p in self.net.state_pops}
 
-    def rbp_gradient(self, x, y, state=None):
-        """RBP ground truth (implicit gradient) at the converged free state."""
-        s0 = self.converged_free(x) if state is None else state
-        return rbp.gradient(self.net, x, y, method="implicit", eps=self.eps, state=s0,
-                            clip=self.clip)
+    def step(self, x, y, optimizer, state=None, rng=None, want_estimate=False):
+        net, lrs = self.net, optimizer.lrs
+        fused = not optimizer.momentum and (net.dynamics == "energy") and all(lrs.values())
+        if not fused:
+            est = self.estimate(x, y, state, rng)
+            optimizer.apply(net.params, est)
+            return StepResult(est.state, est.cost, est if want_estimate else None)
+        before = {k: v.copy() for k, v in net.params.items()} if want_estimate else None
+        res = ep_step(net, x, y, self.settings.beta, lrs, state=state, rng=rng, **self._args())
+        est = None
+        if want_estimate:
+            est = {k: (before[k] - net.params[k]) / lrs[k] for k in net.params}
+        return StepResult(res.state, res.cost, est)
+
+    def free_state(self, x, state=None):
+        """The free state (not the rates) after the engine's free phase, for the persistent
+        particles of the ``rbp`` and ``continual_ep`` rules."""
+        s = self.settings
+        dyn = Dynamics(self.net, x, clip=s.clip)
+        st = dyn.initial_state(state)
+        if s.solver == "block":
+            return dyn.run_block(st, 0.0, s.free_steps)
+        return dyn.run_fixed(st, s.eps, 0.0, s.free_steps)
 
 
-class ReferenceEvaluation:
-    """For engines that train elsewhere (Brian2 circuits) but evaluate with the reference
-    engine's rate dynamics: free phases, converged free states and RBP ground truth come from
-    ``self.reference`` (a :class:`ReferenceEngine` with the same Euler settings)."""
-
-    def free(self, x, state=None):
-        return self.reference.free(x, state)
-
-    def converged_free(self, x, tol=1e-10):
-        return self.reference.converged_free(x, tol)
-
-    def rbp_gradient(self, x, y, state=None):
-        return self.reference.rbp_gradient(x, y, state)
+__all__ = ["ReferenceEngine", "ep_step", "batch_cost", "rates", "learning_rates", "VARIANTS"]

@@ -85,14 +85,14 @@ Reports: :meth:`CostModel.report` returns ``{"per_example": {...}, "per_epoch": 
 "by_epoch": {...}, "table": {...}, "model": {...}}`` where ``per_example`` and ``per_epoch``
 (the mean epoch) map each phase (``free``, ``nudged``, ``update``, ``total``) to its counts,
 ``energy_pj``/``energy_uj``, ``latency_ns``/``latency_us`` and ``energy_by_op_pj``, and
-``by_epoch`` holds the same per phase as lists, one entry per epoch. :func:`write_h5` stores
-it as the ``/cost`` group of a trace file.
+``by_epoch`` holds the same per phase as lists, one entry per epoch.
+``neurosim.traces.write(path, ..., cost=report)`` stores it as the ``/cost`` group of a trace
+file (units on the datasets, the table and the model settings as attributes) and
+``neurosim.traces.load(path).cost`` reads it back.
 """
 from __future__ import annotations
 
 import math
-import os
-import shutil
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -161,19 +161,17 @@ def _total(v):
 
 
 def read_counters(engine):
-    """The engine's cumulative counters (None where it has none): ``pulses`` from
-    ``engine.crossbar.pulses`` (a crossbar or a dict of crossbars), ``events_free`` and
-    ``events_nudged`` from ``engine.synaptic_events`` (spiking engines)."""
-    xb = getattr(engine, "crossbar", None)
-    if isinstance(xb, dict):
-        pulses = _total({k: getattr(c, "pulses", None) for k, c in xb.items()})
-    else:
-        pulses = _total(getattr(xb, "pulses", None)) if xb is not None else None
-    ev = getattr(engine, "synaptic_events", None)
+    """The engine's cumulative counters from its protocol operation ``counters()`` (None
+    where it has none): ``pulses`` (devices), ``events_free`` and ``events_nudged`` (the
+    synaptic events of a spiking engine's phases)."""
+    c = engine.counters()
+    ev = c.get("synaptic_events")
     free = nudged = None
     if isinstance(ev, dict):
         free, nudged = float(ev.get("free", 0)), float(ev.get("nudged", 0))
-    return {"pulses": pulses, "events_free": free, "events_nudged": nudged}
+    pulses = c.get("pulses")
+    return {"pulses": None if pulses is None else float(pulses), "events_free": free,
+            "events_nudged": nudged}
 
 
 class CostMeter:
@@ -272,12 +270,15 @@ class CostModel:
         self.program_rows = max(rows.values()) if rows else 1
 
     @classmethod
-    def for_engine(cls, engine, table=None, variant="symmetric", batch_size=20):
-        """The model of a training engine (reference, Brian2 rate or spiking, hardware): its
-        network and phase settings; spiking if it keeps ``synaptic_events``."""
-        return cls(engine.net, table, eps=engine.eps, free_steps=engine.free_steps,
-                   nudge_steps=engine.nudge_steps, variant=variant, batch_size=batch_size,
-                   spiking=isinstance(getattr(engine, "synaptic_events", None), dict))
+    def for_engine(cls, engine, table=None, variant=None, batch_size=20):
+        """The model of a training engine (reference, Brian2 rate or spiking, devices): its
+        network and phase settings (``engine.settings``); spiking if its counters have
+        synaptic events."""
+        s = engine.settings
+        return cls(engine.net, table, eps=s.eps, free_steps=s.free_steps,
+                   nudge_steps=s.nudge_steps, variant=variant or s.variant,
+                   batch_size=batch_size,
+                   spiking=isinstance(engine.counters().get("synaptic_events"), dict))
 
     # -- per example ---------------------------------------------------------------------
     def phase_counts(self):
@@ -373,10 +374,10 @@ class CostModel:
 def run_report(circuit, trainer):
     """The report of a training run: the engine's model, the circuit's ``[cost]`` table,
     the trainer's meter."""
-    model = CostModel.for_engine(trainer.engine, table_from_section(getattr(circuit, "cost", None)),
+    model = CostModel.for_engine(trainer.engine, table_from_section(circuit.cost),
                                  variant=circuit.learning.variant,
                                  batch_size=circuit.train.batch_size)
-    return model.report(getattr(trainer, "meter", None),
+    return model.report(trainer.meter,
                         examples_per_epoch=trainer.data.x_train.shape[0])
 
 
@@ -396,75 +397,27 @@ def describe(report):
 
 
 # -- HDF5 --------------------------------------------------------------------------------------
-UNITS = {"settling_tau": "tau", "energy_pj": "pJ", "energy_uj": "uJ", "latency_ns": "ns",
-         "latency_us": "us"}
-
-
-def _write(group, tree):
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            g = group.create_group(k, track_order=True)
-            if k == "energy_by_op_pj":
-                g.attrs["units"] = "pJ"
-            _write(g, v)
-            continue
-        d = group.create_dataset(k, data=np.asarray(v, dtype=np.int64 if k in (
-            "epoch", "examples", "batches") else np.float64))
-        if k in UNITS:
-            d.attrs["units"] = UNITS[k]
-
+# The /cost group is part of the trace format (neurosim.traces.layout): neurosim.traces.write
+# writes it (``cost=report``) and neurosim.traces.load reads it back (``Traces.cost``).
 
 def write_group(f, report):
-    """Write the ``/cost`` group into the open h5py file ``f`` (replacing one already there):
-    ``/cost/per_example/<phase>/<count>`` (numbers), ``/cost/per_epoch/{epoch, examples,
-    batches}`` and ``/cost/per_epoch/<phase>/<count>`` (arrays, one entry per epoch), the
-    table and the model settings as attributes of ``/cost``."""
-    if "cost" in f:
-        del f["cost"]
-    g = f.create_group("cost", track_order=True)
-    for k, v in report["table"].items():
-        g.attrs[k] = v
-    for k, v in report["model"].items():
-        g.attrs["model_" + k] = v
-    g.attrs["description"] = ("per_example: counts, energy and latency of one example by "
-                              "phase; per_epoch: the same per epoch (arrays); the table (pJ, "
-                              "ns) in the attributes; see neurosim.cost")
-    _write(g.create_group("per_example", track_order=True), report["per_example"])
-    _write(g.create_group("per_epoch", track_order=True), report["by_epoch"])
+    """Write the ``/cost`` group into the open h5py file ``f`` (replacing one already there).
 
-
-def write_h5(path, report):
-    """Add the ``/cost`` group (:func:`write_group`) to an existing trace file ``path``, on a
-    copy that replaces the file at the end, so an error leaves the file as it was. A run
-    writes it with its traces instead (``neurosim.traces.write(..., extra=...)``)."""
-    import h5py
-    tmp = "%s.cost-%d.tmp" % (path, os.getpid())
-    shutil.copyfile(path, tmp)
-    try:
-        with h5py.File(tmp, "a") as f:
-            write_group(f, report)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    Kept for ``neurosim.traces.write(..., extra=[lambda f: write_group(f, report)])``;
+    prefer ``neurosim.traces.write(path, ..., cost=report)``."""
+    from ..traces import write_cost_group
+    return write_cost_group(f, report)
 
 
 def load_h5(path):
-    """The ``/cost`` group of a trace file as nested dicts (numbers and arrays) plus
-    ``attrs``."""
-    import h5py
-
-    def read(g):
-        return {k: read(v) if isinstance(v, h5py.Group) else
-                (v[()].item() if v.ndim == 0 else v[()]) for k, v in g.items()}
-
-    with h5py.File(path, "r") as f:
-        g = f["cost"]
-        out = read(g)
-        out["attrs"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()}
-    return out
+    """The ``/cost`` group of a trace file: ``neurosim.traces.load(path).cost`` (nested dicts
+    of numbers and arrays, plus ``attrs``, ``table`` and ``model``)."""
+    from ..traces import TraceError, load
+    got = load(path).cost
+    if not got:
+        raise TraceError("%r has no /cost group" % (path,))
+    return got
 
 
 __all__ = ["CostTable", "CostModel", "CostMeter", "table_from_section", "read_counters",
-           "run_report", "summary", "describe", "write_group", "write_h5", "load_h5"]
+           "run_report", "summary", "describe", "write_group", "load_h5"]

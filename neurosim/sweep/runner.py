@@ -53,6 +53,7 @@ import time
 import traceback
 import uuid
 
+from .. import atomic
 from . import report as sweep_report
 from .report import fmt
 from ..errors import NeurosimError
@@ -268,13 +269,6 @@ def plan(circuit, params, overrides=(), mode=None):
 
 
 # -- one run, on a worker -------------------------------------------------------------------
-def _atomic_write(path, text):
-    tmp = "%s.tmp-%s" % (path, uuid.uuid4().hex[:8])
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def run_one(spec):
     """One attempt of one run (the Dask task): returns ``{"status": "done", "summary", ...}``
     or ``{"status": "failed", "error", ...}``; never raises for an error of the run."""
@@ -311,7 +305,7 @@ def run_one(spec):
               "point": [[k, v] for k, v in spec["point"]],
               "run_folder": os.path.basename(summary["run_dir"]),
               "seconds": time.perf_counter() - t0, "worker": worker, "summary": summary}
-    _atomic_write(os.path.join(root, RESULT), json.dumps(result, indent=1))
+    atomic.write_json(os.path.join(root, RESULT), result)
     return result
 
 
@@ -357,7 +351,7 @@ def write_index(path, keys, rows):
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    _atomic_write(path, buf.getvalue())
+    atomic.write_text(path, buf.getvalue(), newline="")
 
 
 def read_index(path):
@@ -421,10 +415,10 @@ def run_sweep(circuit=None, params=(), overrides=(), workers=2, scheduler=None, 
         base.name, time.strftime("%Y%m%d-%H%M%S"))))
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     index = os.path.join(out, INDEX)
-    _atomic_write(os.path.join(out, "sweep.json"), json.dumps({
+    atomic.write_json(os.path.join(out, "sweep.json"), {
         "circuit": path, "params": {k: v for k, v in grid}, "mode": mode,
         "overrides": list(overrides),
-        "retries": retries, "runs": [r["id"] for r in runs]}, indent=1))
+        "retries": retries, "runs": [r["id"] for r in runs]})
     rows, todo = {}, []
     for r in runs:
         res = _finished(os.path.join(out, "runs", r["id"]), r["id"])
@@ -447,7 +441,7 @@ def run_sweep(circuit=None, params=(), overrides=(), workers=2, scheduler=None, 
                   len(runs), skipped)
     plots = sweep_report.plot(out, grid, list(rows.values()), ref)
     md = sweep_report.table(grid, [rows[r["id"]] for r in runs], ref)
-    _atomic_write(os.path.join(out, "table.md"), md + "\n")
+    atomic.write_text(os.path.join(out, "table.md"), md + "\n", newline="")
     echo("\n" + md + "\n")
     failed = [i for i, r in rows.items() if r["status"] != "done"]
     done = [r for r in rows.values() if r["status"] == "done" and r["test_accuracy"] != ""]

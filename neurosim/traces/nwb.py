@@ -8,8 +8,9 @@ import uuid
 import h5py
 import numpy as np
 
+from ..atomic import atomic_path
+from .layout import TraceError, target_path, to_str
 from .reader import load
-from .writer import TraceError, _atomic, _str
 
 _SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 
@@ -87,7 +88,7 @@ def to_nwb(h5_path, nwb_path, *, session_description=None, identifier=None,
     for k, v in t.training.items():
         nwb.add_scratch(np.asarray(v), name="training_" + _nwb_name(k),
                         description="per-epoch training metric %s" % k)
-    with _atomic(nwb_path, "nwb_path") as tmp:
+    with atomic_path(target_path(nwb_path, "nwb_path")) as tmp:
         with NWBHDF5IO(tmp, "w") as io:
             io.write(nwb)
         if validate:
@@ -111,4 +112,4 @@ def _node_note(node_ids):
 
 def _phase_units(path):
     with h5py.File(path, "r") as f:
-        return _str(f["phases/start"].attrs.get("units", "tau"))
+        return to_str(f["phases/start"].attrs.get("units", "tau"))

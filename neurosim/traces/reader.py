@@ -1,11 +1,10 @@
 """Reading HDF5 trace files: :func:`load` (the whole file as numpy) and :func:`inspect` (a
-summary for ``neurosim traces inspect``).
+summary for ``neurosim traces inspect``), for every file :func:`neurosim.traces.write` makes
+(run traces, ``theorem.h5``, ``fidelity.h5``, the cost group).
 
-Split from :mod:`neurosim.traces`, which defines the layout (its module docstring), the
-validation and the writer; both functions are re-exported there, so ``neurosim.traces.load``
-and ``neurosim.traces.inspect`` remain the public names. Both open a file through
-:func:`_open`, which refuses anything that is not a neurosim trace file of a version this
-package reads.
+The layout is :mod:`neurosim.traces.layout`; both functions are re-exported by
+:mod:`neurosim.traces`. Both open a file through :func:`_open`, which refuses anything that
+is not a neurosim trace file of a version this package reads.
 """
 from __future__ import annotations
 
@@ -15,7 +14,10 @@ from contextlib import contextmanager
 import h5py
 import numpy as np
 
-from .writer import FORMAT, FORMAT_VERSION, SONATA_VERSION, TraceError, Traces, _key, _str
+from .layout import (FORMAT, FORMAT_VERSION, GROUPS, SONATA_VERSION, TREES, TraceError, Traces,
+                     key_of, to_str)
+
+__all__ = ["load", "inspect"]
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -30,7 +32,7 @@ def _open(path):
     if not h5py.is_hdf5(path):
         raise TraceError("%r is not a neurosim trace file: it is not an HDF5 file" % path)
     with h5py.File(path, "r") as f:
-        fmt = _str(f.attrs.get("format", ""))
+        fmt = to_str(f.attrs.get("format", ""))
         if fmt != FORMAT:
             raise TraceError("%r is not a neurosim trace file: the root attribute 'format' is "
                              "%r, expected %r" % (path, fmt or None, FORMAT))
@@ -46,20 +48,42 @@ def _plain(v):
         return v.decode("utf-8")
     if isinstance(v, np.ndarray):
         if v.dtype.kind in "OS":
-            return np.array([_str(x) for x in v.ravel()], dtype=object).reshape(v.shape)
+            return np.array([to_str(x) for x in v.ravel()], dtype=object).reshape(v.shape)
         return v
     if isinstance(v, np.generic):
         return v.item()
     return v
 
 
-def _read_tree(group):
+def _node_attrs(obj, into):
+    a = {k: _plain(v) for k, v in obj.attrs.items() if k != "key"}
+    if a:
+        into[obj.name.lstrip("/")] = a
+
+
+def _read_tree(group, attrs=None):
+    """The nested dict below ``group``; with ``attrs`` (a dict) the attributes of the group
+    and of everything below it are collected there by HDF5 path."""
     out = {}
+    if attrs is not None:
+        _node_attrs(group, attrs)
     for obj in group.values():
         if isinstance(obj, h5py.Group):
-            out[_key(obj)] = _read_tree(obj)
+            out[key_of(obj)] = _read_tree(obj, attrs)
         else:
-            out[_key(obj)] = _plain(obj[()])
+            out[key_of(obj)] = _plain(obj[()])
+            if attrs is not None:
+                _node_attrs(obj, attrs)
+    return out
+
+
+def _read_cost(g, attrs):
+    out = _read_tree(g, attrs)
+    top = {k: _plain(v) for k, v in g.attrs.items() if k != "key"}
+    out["attrs"] = top
+    out["table"] = {k: v for k, v in top.items()
+                    if not k.startswith("model_") and k != "description"}
+    out["model"] = {k[len("model_"):]: v for k, v in top.items() if k.startswith("model_")}
     return out
 
 
@@ -69,14 +93,14 @@ def _read_report(g):
     node_ids = m["node_ids"][()]
     start, stop, step = (float(x) for x in m["time"][()])
     T, n = data.shape[0], len(node_ids)
-    if _str(g.attrs.get("layout", "time,neuron")) == "time,example,neuron":
+    if to_str(g.attrs.get("layout", "time,neuron")) == "time,example,neuron":
         batch = int(g.attrs["n_examples"])
         data = np.ascontiguousarray(data.reshape(T, n, batch).transpose(0, 2, 1))
     return {"data": data, "time": start + step * np.arange(T), "node_ids": node_ids,
             "element_ids": m["element_ids"][()], "index_pointers": m["index_pointers"][()],
-            "start": start, "stop": stop, "dt": step, "units": _str(g["data"].attrs["units"]),
-            "time_units": _str(m["time"].attrs["units"]),
-            **({"variable": _str(g.attrs["variable"])} if "variable" in g.attrs else {})}
+            "start": start, "stop": stop, "dt": step, "units": to_str(g["data"].attrs["units"]),
+            "time_units": to_str(m["time"].attrs["units"]),
+            **({"variable": to_str(g.attrs["variable"])} if "variable" in g.attrs else {})}
 
 
 def _sorting(g):
@@ -100,20 +124,26 @@ def load(path):
     with _open(path) as f:
         t = Traces(attrs={k: _plain(v) for k, v in f.attrs.items()})
         for g in f.get("report", {}).values():
-            t.reports[_key(g)] = _read_report(g)
+            t.reports[key_of(g)] = _read_report(g)
         for g in f.get("spikes", {}).values():
-            t.spikes[_key(g)] = {"timestamps": g["timestamps"][()], "node_ids": g["node_ids"][()],
-                                 "units": _str(g["timestamps"].attrs["units"]),
+            t.spikes[key_of(g)] = {"timestamps": g["timestamps"][()], "node_ids": g["node_ids"][()],
+                                 "units": to_str(g["timestamps"].attrs["units"]),
                                  "sorting": _sorting(g)}
         if "phases" in f:
             g = f["phases"]
-            names = [_str(x) for x in g["name"][()]]
+            names = [to_str(x) for x in g["name"][()]]
             t.phases = [{"name": nm, "start": float(a), "stop": float(b), "beta": float(c)}
                         for nm, a, b, c in zip(names, g["start"][()], g["stop"][()],
                                                g["beta"][()])]
-        for name in ("weights", "gradients", "fidelity", "training"):
+        for name in TREES:
             if name in f:
-                setattr(t, name, _read_tree(f[name]))
+                read = _read_cost if name == "cost" else _read_tree
+                setattr(t, name, read(f[name], t.node_attrs))
+        for g in f.values():
+            if isinstance(g, h5py.Group) and g.name[1:] not in GROUPS:
+                t.groups[key_of(g)] = _read_tree(g, t.node_attrs)
+            elif isinstance(g, h5py.Dataset) and g.name[1:] not in GROUPS:
+                t.groups[key_of(g)] = _plain(g[()])
     return t
 
 
@@ -136,13 +166,13 @@ def inspect(path):
         lines.append("%s: neurosim trace file (format %s v%d, SONATA %s), created %s"
                      % (os.fspath(path), FORMAT, int(a["format_version"]),
                         ".".join(str(int(x)) for x in a.get("version", SONATA_VERSION)),
-                        _str(a.get("created", "?"))))
+                        to_str(a.get("created", "?"))))
         lines.append("written by neurosim %s with numpy %s, h5py %s (HDF5 %s), scipy %s, "
-                     "python %s" % tuple(_str(a.get(k, "?")) for k in (
+                     "python %s" % tuple(to_str(a.get(k, "?")) for k in (
                          "neurosim_version", "numpy_version", "h5py_version", "hdf5_version",
                          "scipy_version", "python_version")))
         if "circuit" in a:
-            lines.append("circuit: %d lines of TOML" % len(_str(a["circuit"]).splitlines()))
+            lines.append("circuit: %d lines of TOML" % len(to_str(a["circuit"]).splitlines()))
         if "report" in f:
             rep = f["report"]
             lines.append("reports: %d population(s)" % len(rep))
@@ -151,43 +181,64 @@ def inspect(path):
                 n = g["mapping/node_ids"].shape[0]
                 batch = int(g.attrs.get("n_examples", 1))
                 shape = "%d neurons" % n + (" x %d examples" % batch
-                                           if _str(g.attrs.get("layout", "")) ==
+                                           if to_str(g.attrs.get("layout", "")) ==
                                            "time,example,neuron" else "")
                 lines.append("  %-10s %d time steps x %s, t in [%s, %s) step %s %s, units %s"
-                             % (_key(g), g["data"].shape[0], shape, _fmt(float(t0)),
+                             % (key_of(g), g["data"].shape[0], shape, _fmt(float(t0)),
                                 _fmt(float(t1)), _fmt(float(step)),
-                                _str(g["mapping/time"].attrs["units"]),
-                                _str(g["data"].attrs["units"])))
+                                to_str(g["mapping/time"].attrs["units"]),
+                                to_str(g["data"].attrs["units"])))
         if "spikes" in f:
             lines.append("spikes: " + ", ".join(
-                "%s %d spikes" % (_key(g), g["timestamps"].shape[0]) for g in f["spikes"].values()))
+                "%s %d spikes" % (key_of(g), g["timestamps"].shape[0]) for g in f["spikes"].values()))
         if "phases" in f:
             g = f["phases"]
             lines.append("phases: " + ", ".join(
-                "%s [%s, %s) beta=%s" % (_str(nm), _fmt(float(s)), _fmt(float(e)), _fmt(float(b)))
+                "%s [%s, %s) beta=%s" % (to_str(nm), _fmt(float(s)), _fmt(float(e)), _fmt(float(b)))
                 for nm, s, e, b in zip(g["name"][()], g["start"][()], g["stop"][()],
                                        g["beta"][()])))
         if "weights" in f:
-            lines.append("weights: %s" % ", ".join(_key(o) for o in f["weights"].values()))
+            lines.append("weights: %s" % ", ".join(key_of(o) for o in f["weights"].values()))
         if "gradients" in f:
             lines.append("gradients: %s" % ", ".join(
-                "%s (%d params)" % (_key(o), len(o)) for o in f["gradients"].values()))
+                "%s (%d params)" % (key_of(o), len(o)) for o in f["gradients"].values()))
         if "training" in f and len(f["training"]):
             tr = f["training"]
             n_ep = next(iter(tr.values())).shape[0]
-            final = ["%s %s" % (_key(d), _fmt(_plain(d[n_ep - 1])))
+            final = ["%s %s" % (key_of(d), _fmt(_plain(d[n_ep - 1])))
                      for d in tr.values() if d.ndim == 1 and n_ep]
             lines.append("training: %d epochs; final: %s" % (n_ep, ", ".join(final) or "-"))
         if "fidelity" in f:
-            top = ["%s %s" % (_key(d), _fmt(_plain(d[()]))) for d in f["fidelity"].values()
+            top = ["%s %s" % (key_of(d), _fmt(_plain(d[()]))) for d in f["fidelity"].values()
                    if isinstance(d, h5py.Dataset) and d.ndim == 0]
             lines.append("fidelity: %s" % (", ".join(top) or ", ".join(
-                _key(o) for o in f["fidelity"].values())))
+                key_of(o) for o in f["fidelity"].values())))
+        if "cost" in f:
+            lines.append("cost: " + _cost_line(f["cost"]))
+        other = [o for o in f.values() if o.name[1:] not in GROUPS]
+        if other:
+            lines.append("groups: " + ", ".join(
+                "%s (%d)" % (key_of(o), len(o)) if isinstance(o, h5py.Group) else key_of(o)
+                for o in other))
         lines.append("")
         lines.append("tree:")
 
         _tree_lines(f, 1, lines)
     return "\n".join(lines)
+
+
+def _cost_line(g):
+    parts = []
+    for label, where in (("per example", "per_example/total"), ("per epoch", "per_epoch/total")):
+        if where + "/energy_uj" in g and where + "/latency_us" in g:
+            e, lat = g[where + "/energy_uj"][()], g[where + "/latency_us"][()]
+            e, lat = (float(np.mean(v)) for v in (e, lat))
+            parts.append("%s %s uJ, %s us" % (label, _fmt(e), _fmt(lat)))
+    if "model_engine" in g.attrs:
+        parts.append("engine %s" % to_str(g.attrs["model_engine"]))
+    if "model_epochs" in g.attrs:
+        parts.append("%d epoch(s)" % int(g.attrs["model_epochs"]))
+    return ", ".join(parts) or ", ".join(key_of(o) for o in g.values())
 
 
 def _tree_lines(group, depth, lines):
@@ -200,7 +251,7 @@ def _tree_lines(group, depth, lines):
             continue
         extra = [obj.compression] if obj.compression else []
         if "units" in obj.attrs:
-            extra.append("units=%s" % _str(obj.attrs["units"]))
+            extra.append("units=%s" % to_str(obj.attrs["units"]))
         dtype = "str" if h5py.check_string_dtype(obj.dtype) else str(obj.dtype)
         lines.append("  " * depth + "%s  %s %s%s" % (
             label, dtype, obj.shape, ("  " + " ".join(extra)) if extra else ""))

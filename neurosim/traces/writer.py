@@ -1,128 +1,27 @@
-"""HDF5 trace files: the SONATA layout for reports and spikes, plus neurosim's own groups.
-
-One file holds one run::
-
-    /                                   root attributes: format, format_version, SONATA magic
-                                        and version, created, circuit (TOML text), package versions
-    /report/<population>/data           (time, columns) SONATA frame-oriented report, attr units
-    /report/<population>/mapping/       node_ids, index_pointers, element_ids, time = [start, stop, dt]
-    /spikes/<population>/               attr sorting = by_time; timestamps (attr units), node_ids
-    /phases/                            name, start, stop, beta: one entry per phase
-    /weights/<projection>               weight snapshots ("W:x->h1", ...)
-    /gradients/<method>/<param key>     e.g. ep, rbp, bptt
-    /fidelity/...                       nested metrics: groups, 0-d datasets, arrays
-    /training/<metric>                  per-epoch arrays, all of one length
-
-Batched reports: a ``(time, batch, n)`` array is stored as SONATA ``data`` of shape
-``(time, n * batch)``, node-major: the columns of neuron ``i`` are
-``data[:, index_pointers[i]:index_pointers[i + 1]]`` and its ``element_ids`` are the example
-indices ``0 .. batch-1``. A ``(time, n)`` array has one column per neuron and element id 0.
-The group attribute ``layout`` ("time,neuron" or "time,example,neuron") lets :func:`load`
-give back the array in the shape it was written.
-
-Keys become HDF5 names with ``%`` and ``/`` percent-encoded (``%25``, ``%2F``); where that
-changes the name the original key is kept in the attribute ``key``. Every dataset of one or
-more dimensions is chunked and gzip-compressed. Files are written under a temporary name in
-the target directory and renamed with :func:`os.replace`, so an interrupted write never leaves
-a half-written file under the final name (and never touches a file already there).
-
-This module holds the format's definitions, the validation of what is written and the writer
-:func:`write`; reading (:func:`load`, :func:`inspect`) is :mod:`neurosim.traces.reader`, imported
-back at the end of this file so both stay available here.
+"""The writer of HDF5 trace files: :func:`write`, one function for everything neurosim writes
+(run traces, ``theorem.h5``, ``fidelity.h5``, the cost group). The layout is in
+:mod:`neurosim.traces.layout`; every input is validated and made plain numpy before the file
+is opened, and the file is written through :func:`neurosim.atomic.atomic_path`.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import math
 import numbers
-import os
 import platform
-import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from importlib import metadata as _metadata
-from urllib.parse import unquote
 
 import h5py
 import numpy as np
-from ..errors import NeurosimError
 
-FORMAT = "neurosim-traces"
-FORMAT_VERSION = 1
-SONATA_MAGIC = 0x0A7A
-SONATA_VERSION = (0, 1)
-SORTING = h5py.enum_dtype({"none": 0, "by_id": 1, "by_time": 2}, basetype="u1")
-VERSION_PACKAGES = ("neurosim", "numpy", "h5py", "scipy")
-RESERVED_ATTRS = ("format", "format_version", "magic", "version", "created", "circuit",
-                  "python_version", "hdf5_version") + tuple("%s_version" % p
-                                                          for p in VERSION_PACKAGES)
+from ..atomic import atomic_path
+from .layout import (COST_DESCRIPTION, COST_INTEGERS, COST_UNITS, FORMAT, FORMAT_VERSION,
+                     GROUPS, RESERVED_ATTRS, SONATA_MAGIC, SONATA_VERSION, SORTING,
+                     VERSION_PACKAGES, TraceError, Traces, escape, target_path)
+
 _GZIP = dict(compression="gzip", compression_opts=4)
 
-__all__ = ["write", "Traces", "TraceError", "FORMAT",
-           "FORMAT_VERSION"]
-
-
-class TraceError(NeurosimError, ValueError):
-    """Bad input for a trace file, or a file that is not a neurosim trace file."""
-
-
-@dataclass
-class Traces:
-    """The contents of a trace file as plain numpy data (see :func:`load`).
-
-    ``reports[pop]``: dict with ``data`` ((time, n) or (time, batch, n), as written),
-    ``time`` (the time of each frame), ``node_ids``, ``element_ids``, ``index_pointers``,
-    ``start``, ``stop``, ``dt``, ``units``, ``time_units``.
-    ``spikes[pop]``: dict with ``timestamps``, ``node_ids``, ``units``, ``sorting``.
-    ``phases``: list of dicts ``name``, ``start``, ``stop``, ``beta``.
-    ``weights``/``gradients``/``fidelity``/``training``: nested dicts as written (0-d values
-    come back as Python scalars, sequences as numpy arrays).
-    ``attrs``: every root attribute (``circuit``, the package versions, user attributes).
-    """
-
-    reports: dict = field(default_factory=dict)
-    spikes: dict = field(default_factory=dict)
-    phases: list = field(default_factory=list)
-    weights: dict = field(default_factory=dict)
-    gradients: dict = field(default_factory=dict)
-    fidelity: dict = field(default_factory=dict)
-    training: dict = field(default_factory=dict)
-    attrs: dict = field(default_factory=dict)
-
-    @property
-    def circuit(self):
-        """The circuit file (TOML text) the run came from, or None."""
-        return self.attrs.get("circuit")
-
-    @property
-    def versions(self):
-        """Package versions recorded at write time: ``{"neurosim": "0.1.0", ...}``."""
-        return {k[:-len("_version")]: v for k, v in self.attrs.items()
-                if k.endswith("_version") and k != "format_version"}
-
-    def __repr__(self):
-        return "Traces(reports=%s, spikes=%s, phases=%s, weights=%d, gradients=%s, " \
-               "fidelity=%s, training=%s)" % (
-                   list(self.reports), list(self.spikes), [p["name"] for p in self.phases],
-                   len(self.weights), list(self.gradients), list(self.fidelity),
-                   list(self.training))
-
-
-# -- names ------------------------------------------------------------------------------------
-def _escape(key, where):
-    if not isinstance(key, str) or not key:
-        raise TraceError("%s: keys must be non-empty strings, got %r" % (where, key))
-    name = key.replace("%", "%25").replace("/", "%2F")
-    return name.replace(".", "%2E") if name in (".", "..") else name
-
-
-def _key(obj):
-    name = obj.name.rsplit("/", 1)[-1]
-    return _str(obj.attrs["key"]) if "key" in obj.attrs else unquote(name)
-
-
-def _str(v):
-    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+__all__ = ["write", "write_cost_group", "Traces", "TraceError", "FORMAT", "FORMAT_VERSION"]
 
 
 def _where(field_name, *keys):
@@ -159,7 +58,7 @@ def _ids(value, n, where):
 
 def _prepare_report(pop, value, dt, time_units):
     where = _where("reports", pop)
-    _escape(pop, "reports")
+    escape(pop, "reports")
     spec = dict(value) if isinstance(value, dict) else {"data": value}
     unknown = set(spec) - {"data", "node_ids", "start", "dt", "units", "time_units", "variable",
                            "time", "stop", "element_ids", "index_pointers"}
@@ -206,7 +105,7 @@ def _prepare_report(pop, value, dt, time_units):
 
 def _prepare_spikes(pop, value, time_units):
     where = _where("spikes", pop)
-    _escape(pop, "spikes")
+    escape(pop, "spikes")
     units = time_units
     if isinstance(value, dict):
         if "timestamps" not in value or "node_ids" not in value:
@@ -279,7 +178,7 @@ def _checked_keys(mapping, where):
     if not isinstance(mapping, dict):
         raise TraceError("%s: expected a dict, got %s" % (where, type(mapping).__name__))
     for k in mapping:
-        _escape(k, where)
+        escape(k, where)
     return mapping.items()
 
 
@@ -313,16 +212,110 @@ def _prepare_training(training):
     return out
 
 
-def _prepare_attrs(attrs):
+def _attr_value(v, where):
+    if isinstance(v, dict) or v is None:
+        raise TraceError("%s: attributes are strings, numbers or flat arrays; put nested "
+                         "data in a group (fidelity, groups)" % where)
+    return v if isinstance(v, str) else _array(v, where, "biufUS")
+
+
+def _prepare_attrs(attrs, where="attrs", reserved=RESERVED_ATTRS):
     out = {}
-    for k, v in _checked_keys(attrs, "attrs"):
-        w = _where("attrs", k)
-        if k in RESERVED_ATTRS:
-            raise TraceError("%s: the name is reserved (%s)" % (w, ", ".join(RESERVED_ATTRS)))
-        if isinstance(v, dict) or v is None:
-            raise TraceError("%s: attributes are strings, numbers or flat arrays; put nested "
-                             "data in fidelity" % w)
-        out[k] = v if isinstance(v, str) else _array(v, w, "biufUS")
+    for k, v in _checked_keys(attrs, where):
+        w = _where(where, k)
+        if k in reserved:
+            raise TraceError("%s: the name is reserved (%s)" % (w, ", ".join(reserved)))
+        out[k] = _attr_value(v, w)
+    return out
+
+
+def _prepare_groups(groups):
+    out = {}
+    for name, tree in _checked_keys(groups, "groups"):
+        w = _where("groups", name)
+        if name in GROUPS:
+            raise TraceError("%s: %r is one of the file's own groups (%s); pass it as "
+                             "write(%s=...)" % (w, name, ", ".join(GROUPS),
+                                                "reports" if name == "report" else name))
+        tree = _prepare_value(tree, w)
+        if not isinstance(tree, dict):
+            raise TraceError("%s: expected a dict of numbers, strings and arrays" % w)
+        out[name] = tree
+    return out
+
+
+def _prepare_cost(report, where="cost"):
+    """The cost report (:meth:`neurosim.hardware.cost.CostModel.report`) as the tree of the
+    ``/cost`` group and the attributes of its nodes (``{hdf5 path: attrs}``)."""
+    if not isinstance(report, dict):
+        raise TraceError("%s: expected the cost report (a dict), got %s"
+                         % (where, type(report).__name__))
+    missing = {"per_example", "by_epoch", "table", "model"} - set(report)
+    if missing:
+        raise TraceError("%s: expected the cost report of neurosim.hardware.cost (per_example, "
+                         "by_epoch, table, model); missing %s"
+                         % (where, ", ".join(sorted(missing))))
+    top = dict(_checked_keys(report["table"], _where(where, "table")))
+    top.update({"model_" + k: v for k, v in _checked_keys(report["model"],
+                                                        _where(where, "model"))})
+    top["description"] = COST_DESCRIPTION
+    node = {"cost": _prepare_attrs(top, where + ".attrs", reserved=("key",))}
+
+    def tree(d, w, path):
+        out = {}
+        for k, v in _checked_keys(d, w):
+            wk, pk = _where(w, k), path + "/" + escape(k, w)
+            if isinstance(v, dict):
+                out[k] = tree(v, wk, pk)
+                if k == "energy_by_op_pj":
+                    node[pk] = {"units": "pJ"}
+            else:
+                out[k] = _array(v, wk, "biuf").astype(np.int64 if k in COST_INTEGERS
+                                                      else np.float64)
+                if k in COST_UNITS:
+                    node[pk] = {"units": COST_UNITS[k]}
+        return out
+
+    return {"per_example": tree(report["per_example"], _where(where, "per_example"),
+                                "cost/per_example"),
+            "per_epoch": tree(report["by_epoch"], _where(where, "by_epoch"),
+                              "cost/per_epoch")}, node
+
+
+def _tree_paths(tree, prefix, out):
+    out.add(prefix)
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            _tree_paths(v, prefix + "/" + escape(k, prefix), out)
+    return out
+
+
+def _prepare_node_attrs(node_attrs, plan):
+    """``{path: {name: value}}`` -> ``{hdf5 path: attrs}``; every path names a group or
+    dataset of the nested groups this call writes."""
+    if not isinstance(node_attrs, dict):
+        raise TraceError("node_attrs: expected a dict {path: {name: value}}, got %s"
+                         % type(node_attrs).__name__)
+    known = set()
+    for name in ("weights", "gradients", "fidelity", "training", "cost"):
+        if plan[name] is not None:
+            _tree_paths(plan[name], name, known)
+    for name, tree in (plan["groups"] or {}).items():
+        _tree_paths(tree, escape(name, "groups"), known)
+    out = {}
+    for path, attrs in node_attrs.items():
+        where = "node_attrs[%r]" % (path,)
+        if isinstance(path, tuple) and path:
+            h5 = "/".join(escape(k, where) for k in path)
+        elif isinstance(path, str) and path.strip("/"):
+            h5 = path.strip("/")
+        else:
+            raise TraceError("%s: expected an HDF5 path (\"second_phase/0\") or a tuple of "
+                             "keys" % where)
+        if h5 not in known:
+            raise TraceError("%s: no such group or dataset among those written (weights, "
+                             "gradients, fidelity, training, cost, groups)" % where)
+        out.setdefault(h5, {}).update(_prepare_attrs(attrs, where, reserved=("key",)))
     return out
 
 
@@ -339,35 +332,6 @@ def _versions():
 
 
 # -- writing ----------------------------------------------------------------------------------
-@contextmanager
-def _atomic(path, what="path"):
-    """Yield a temporary path next to ``path``; rename it to ``path`` on success, remove it
-    on any failure (including KeyboardInterrupt)."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TraceError("%s: expected a file path, got %r" % (what, path)) from None
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise TraceError("%s: directory %r does not exist (for %r)" % (what, folder, path))
-    if os.path.isdir(path):
-        raise TraceError("%s: %r is a directory" % (what, path))
-    stem, ext = os.path.splitext(os.path.basename(path))
-    tmp = os.path.join(folder, ".%s.tmp-%s%s" % (stem, uuid.uuid4().hex[:12], ext))
-    try:
-        yield tmp
-        fd = os.open(tmp, os.O_RDWR)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _dataset(group, name, data, chunks=True):
     """A dataset: chunked and gzip-compressed unless 0-d."""
     if isinstance(data, str):
@@ -390,7 +354,7 @@ def _report_chunks(shape):
 
 def _group(parent, key, where):
     """A subgroup named by ``key`` (escaped; the key kept in attribute ``key`` if changed)."""
-    name = _escape(key, where)
+    name = escape(key, where)
     g = parent.create_group(name, track_order=True)
     if name != key:
         g.attrs["key"] = key
@@ -402,7 +366,7 @@ def _write_tree(group, tree):
         if isinstance(v, dict):
             _write_tree(_group(group, k, group.name), v)
         else:
-            name = _escape(k, group.name)
+            name = escape(k, group.name)
             obj = _dataset(group, name, v)
             if name != k:
                 obj.attrs["key"] = k
@@ -446,24 +410,30 @@ def _write_phases(f, rows, time_units):
 
 
 def _write_group(f, name, tree):
-    _write_tree(f.create_group(name, track_order=True), tree)
+    _write_tree(_group(f, name, "groups"), tree)
+
+
+def _set_attr(obj, name, value):
+    if isinstance(value, np.ndarray) and value.dtype.kind in "US":
+        value = value.astype(h5py.string_dtype())
+    obj.attrs[name] = value
 
 
 def write(path, *, reports=None, spikes=None, phases=None, weights=None, gradients=None,
-          fidelity=None, training=None, circuit=None, attrs=None, dt=1.0, time_units="tau",
-          extra=()):
+          fidelity=None, training=None, cost=None, groups=None, node_attrs=None, circuit=None,
+          attrs=None, dt=1.0, time_units="tau", extra=()):
     """Write a trace file (SONATA reports and spikes plus neurosim groups), atomically.
 
     Parameters
     ----------
     path : str or os.PathLike
         The target file. Its directory must exist. The file is written under a temporary
-        name in that directory and renamed at the end; on any error nothing is left behind
-        and a file already at ``path`` is untouched.
+        name in that directory and renamed at the end (:func:`neurosim.atomic.atomic_path`);
+        on any error nothing is left behind and a file already at ``path`` is untouched.
     reports : dict, optional
         ``{population: array}`` with arrays ``(time, n)`` or ``(time, batch, n)`` (all examples
-        are kept, see the module docstring), finite. A value may also be a dict with ``data``
-        and optional ``node_ids`` (default ``0..n-1``), ``start`` (default 0), ``dt``,
+        are kept, see :mod:`neurosim.traces.layout`), finite. A value may also be a dict with
+        ``data`` and optional ``node_ids`` (default ``0..n-1``), ``start`` (default 0), ``dt``,
         ``units`` (default "dimensionless"), ``time_units``, ``variable``.
     spikes : dict, optional
         ``{population: (timestamps, node_ids)}`` (or a dict with those keys and ``units``);
@@ -478,6 +448,21 @@ def write(path, *, reports=None, spikes=None, phases=None, weights=None, gradien
         Nested dicts of numbers, strings and arrays (numbers become 0-d datasets).
     training : dict, optional
         ``{metric: array}``, one entry per epoch (leading axis) for every metric.
+    cost : dict, optional
+        The cost report (:meth:`neurosim.hardware.cost.CostModel.report`), stored as the
+        ``/cost`` group: ``per_example/<phase>/<count>`` (numbers), ``per_epoch/...`` (the
+        report's ``by_epoch`` lists), units on the datasets, the table and the model
+        settings (``model_<name>``) as attributes of ``/cost``.
+    groups : dict, optional
+        Further root groups, ``{name: nested dict of numbers, strings and arrays}`` (as
+        ``fidelity``), e.g. ``theorem.h5``'s ``side_network``; the names of the groups above
+        (report, spikes, phases, weights, gradients, fidelity, training, cost) are refused.
+    node_attrs : dict, optional
+        Attributes of groups and datasets written by this call inside ``weights``,
+        ``gradients``, ``fidelity``, ``training``, ``cost`` or ``groups``:
+        ``{path: {name: value}}`` with ``path`` the HDF5 path (``"second_phase/0"``, keys
+        percent-encoded as in the file) or a tuple of keys (``("second_phase", "0")``);
+        values as for ``attrs``.
     circuit : str, optional
         The circuit file (TOML text), stored as the root attribute ``circuit``.
     attrs : dict, optional
@@ -487,7 +472,8 @@ def write(path, *, reports=None, spikes=None, phases=None, weights=None, gradien
         "tau" or "step" for the dimensionless reference engine, "ms" for Brian2 runs.
     extra : sequence of callables, optional
         Each is called with the open ``h5py.File`` after everything above is written, to add
-        groups of its own (e.g. :func:`neurosim.cost.write_group`) inside the same atomic write.
+        groups of its own inside the same atomic write. (Kept for callers that predate
+        ``cost=`` and ``groups=``; what they write is read back only if it follows the layout.)
 
     Returns
     -------
@@ -513,11 +499,19 @@ def write(path, *, reports=None, spikes=None, phases=None, weights=None, gradien
                       if gradients is not None else None),
         "fidelity": (_prepare_value(fidelity, "fidelity") if fidelity is not None else None),
         "training": _prepare_training(training) if training is not None else None,
+        "cost": None, "groups": _prepare_groups(groups) if groups is not None else None,
+        "node_attrs": {},
     }
     if plan["fidelity"] is not None and not isinstance(plan["fidelity"], dict):
         raise TraceError("fidelity: expected a dict of metrics")
+    if cost is not None:
+        plan["cost"], plan["node_attrs"] = _prepare_cost(cost)
+    if node_attrs is not None:
+        for h5, a in _prepare_node_attrs(node_attrs, plan).items():
+            plan["node_attrs"].setdefault(h5, {}).update(a)
     user = _prepare_attrs(attrs) if attrs is not None else {}
-    with _atomic(path) as tmp:
+    target = target_path(path)
+    with atomic_path(target) as tmp:
         with h5py.File(tmp, "x", track_order=True) as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = np.int64(FORMAT_VERSION)
@@ -529,12 +523,11 @@ def write(path, *, reports=None, spikes=None, phases=None, weights=None, gradien
             if circuit is not None:
                 f.attrs["circuit"] = circuit
             for k, v in user.items():
-                f.attrs[k] = v if not (isinstance(v, np.ndarray) and v.dtype.kind in "US") \
-                    else v.astype(h5py.string_dtype())
+                _set_attr(f, k, v)
             _write_all(f, plan, time_units)
             for add in extra:
                 add(f)
-    return os.fspath(path)
+    return target
 
 
 def _write_all(f, plan, time_units):
@@ -544,6 +537,24 @@ def _write_all(f, plan, time_units):
         _write_spikes(f, plan["spikes"])
     if plan["phases"] is not None:
         _write_phases(f, plan["phases"], time_units)
-    for name in ("weights", "gradients", "fidelity", "training"):
+    for name in ("weights", "gradients", "fidelity", "training", "cost"):
         if plan[name] is not None:
             _write_group(f, name, plan[name])
+    for name, tree in (plan["groups"] or {}).items():
+        _write_group(f, name, tree)
+    for h5, attrs in plan["node_attrs"].items():
+        for k, v in attrs.items():
+            _set_attr(f[h5], k, v)
+
+
+def write_cost_group(f, report):
+    """Write the ``/cost`` group of ``report`` (as :func:`write` with ``cost=``) into the open
+    h5py file ``f``, replacing one already there."""
+    tree, node = _prepare_cost(report)
+    if "cost" in f:
+        del f["cost"]
+    _write_group(f, "cost", tree)
+    for h5, attrs in node.items():
+        for k, v in attrs.items():
+            _set_attr(f[h5], k, v)
+    return f["cost"]

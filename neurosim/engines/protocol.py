@@ -1,0 +1,167 @@
+"""The engine protocol (DESIGN.md, "Engines"): the few operations every engine offers, so that
+the trainer, the cost model, sweeps and the CLI never ask an engine what it is.
+
+An engine is bound to one :class:`~neurosim.network.Network` and to its settings
+(:class:`Settings`, named as the circuit file's ``[engine]`` and ``[learning]`` fields).
+
+* :meth:`Engine.estimate` -- the engine's own update for a batch, as a gradient estimate keyed
+  like ``net.params`` (for a circuit: read back from its synapses); parameters unchanged.
+* :meth:`Engine.infer` -- the output population's rates after the engine's own free phase
+  (a spiking engine estimates them from the output spikes).
+* :meth:`Engine.step` -- one training step: the estimate and the optimizer's update, which an
+  engine may fuse for speed; it reports the estimate (and, where the parameters cannot take an
+  update exactly, the change they took) only when asked.
+* :meth:`Engine.train_epoch` -- engines with ``fuses_epoch`` run a whole epoch in one circuit
+  run and report the updates of the batches asked for, as they happened inside the run.
+* :meth:`Engine.counters`, :meth:`Engine.state_dict` / :meth:`Engine.load_state_dict`,
+  :meth:`Engine.close`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ..errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an engine runs: the ``[engine]`` fields and the ``[learning]`` fields the phases
+    need. Field names are the circuit file's; :attr:`FIELD_SECTION` gives each one's section."""
+
+    eps: float = 0.5
+    free_steps: int = 20
+    nudge_steps: int = 4
+    clip: bool = True
+    solver: str = "euler"
+    persistent: bool = False
+    neuron: str = "poisson"
+    max_rate: float = 1000.0
+    build_dir: str = ""
+    beta: float = 0.5
+    variant: str = "symmetric"
+    rule: str = "ep"
+    momentum: float = 0.0
+    seed: int = 0
+
+    FIELD_SECTION = {"eps": "engine", "free_steps": "engine", "nudge_steps": "engine",
+                     "clip": "engine", "solver": "engine", "persistent": "engine",
+                     "neuron": "engine", "max_rate": "engine", "build_dir": "engine",
+                     "beta": "learning", "variant": "learning", "rule": "learning",
+                     "momentum": "learning", "seed": "train"}
+
+    @classmethod
+    def field_name(cls, name):
+        """The dotted circuit-file field of a setting (``"engine.eps"``)."""
+        return "%s.%s" % (cls.FIELD_SECTION.get(name, "engine"), name)
+
+    @classmethod
+    def from_kwargs(cls, settings):
+        """Settings from keyword arguments; an unknown name is a ConfigurationError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ConfigurationError("unknown engine setting(s) %s; known: %s"
+                                     % (unknown, sorted(known)))
+        return cls(**settings)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+class Estimate(dict):
+    """A gradient estimate keyed like ``net.params`` (a dict), with the free state the engine
+    reached on the way (``state``: population -> (batch, n)) and the batch-mean cost there."""
+
+    def __init__(self, gradient, state=None, cost=float("nan")):
+        super().__init__(gradient)
+        self.state, self.cost = state, float(cost)
+
+
+class StepResult(NamedTuple):
+    """What :meth:`Engine.step` returns: the free state (fresh arrays, the persistent
+    particles), the batch-mean cost at it, and, when asked, the engine's estimate and the
+    change of the parameters as a gradient (``-(change) / lr``; None where the parameters took
+    the optimizer's update exactly)."""
+
+    state: dict
+    cost: float
+    estimate: dict | None = None
+    applied: dict | None = None
+
+
+@dataclass
+class EpochResult:
+    """What :meth:`Engine.train_epoch` returns: the output rates each training example had at
+    the end of its free phase (as trained, in the given order), the output rates of the
+    evaluation examples after the epoch, and per recorded batch index ``b`` the pair
+    ``(estimate, params)``: the engine's update of that batch and the parameters it was
+    computed at, both read from inside the run."""
+
+    train_outputs: dict
+    eval_outputs: dict | None = None
+    recorded: dict = field(default_factory=dict)
+
+
+class Engine:
+    """Base class of every engine (module docstring). Subclasses set :attr:`name` and
+    implement :meth:`estimate`, :meth:`infer` and :meth:`step`."""
+
+    name = "engine"
+    #: True when :meth:`train_epoch` runs a whole epoch in one circuit run (the trainer then
+    #: calls it instead of :meth:`step`).
+    fuses_epoch = False
+
+    def __init__(self, net, settings):
+        self.net, self.settings = net, settings
+
+    # -- what every engine does -----------------------------------------------------------
+    def estimate(self, x, y, state=None, rng=None):
+        """The engine's own update for the batch as an :class:`Estimate`; ``rng`` seeds the
+        random sign (random-sign EP). ``net.params`` are unchanged."""
+        raise NotImplementedError
+
+    def infer(self, x, state=None):
+        """Rates ``{population: (batch, n)}`` after the engine's own free phase (at least the
+        output populations)."""
+        raise NotImplementedError
+
+    def step(self, x, y, optimizer, state=None, rng=None, want_estimate=False):
+        """One training step: the estimate and ``optimizer``'s update of ``net.params``;
+        returns a :class:`StepResult` (with the estimate when ``want_estimate``)."""
+        raise NotImplementedError
+
+    def train_epoch(self, x, y, signs, lrs, batch_size, record=(), x_eval=None):
+        """A whole epoch in one run (only where :attr:`fuses_epoch`); see
+        :class:`EpochResult`."""
+        raise ConfigurationError("engine.name: the %s engine trains batch by batch" % self.name)
+
+    # -- what the cost model, checkpoints and the run read ----------------------------------
+    def counters(self):
+        """Counts for the cost model (:mod:`neurosim.hardware.cost`): any of
+        ``synaptic_events`` and ``spikes`` (dicts ``{"free": n, "nudged": n}``), ``pulses``
+        (int), ``reads``, ``dac``, ``adc``. Cumulative since the engine was built."""
+        return {}
+
+    def state_dict(self):
+        """Everything besides ``net.params`` that determines the engine's future, as flat
+        name -> numpy array (for ``np.savez``)."""
+        return {}
+
+    def load_state_dict(self, d):
+        """Restore a :meth:`state_dict`."""
+
+    def close(self):
+        """Release what the engine holds (compiled circuits, build folders)."""
+
+    @property
+    def evaluated_by(self):
+        """The engine whose outputs the run's accuracy comes from (its own name)."""
+        return self.name
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, self.name)
+
+
+__all__ = ["Engine", "Settings", "Estimate", "StepResult", "EpochResult"]

@@ -1,0 +1,104 @@
+"""Learning rates per parameter and the optimizer that turns a gradient estimate into an
+update: plain SGD or SGD with momentum."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigurationError
+
+
+def resolve_learning_rates(net, lr, bias_lr=None, field="learning.lr"):
+    """Learning rates per parameter key from a number, a list (one per projection, in
+    ``net.projections`` order) or a dict keyed by projection (``"x->h1"`` or ``"W:x->h1"``).
+    A bias follows the first projection into its population unless ``bias_lr`` is given."""
+    projs = net.projections
+
+    def per_projection(v, name):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return {k: float(v) for k in projs}
+        if isinstance(v, (list, tuple)):
+            if len(v) != len(projs):
+                raise ConfigurationError(
+                    "%s: expected %d values, one per projection %s, got %d"
+                    % (name, len(projs), [k[2:] for k in projs], len(v)))
+            return {k: float(x) for k, x in zip(projs, v)}
+        if isinstance(v, dict):
+            out = {}
+            for key, x in v.items():
+                k = key if key.startswith("W:") else "W:" + key
+                if k not in projs:
+                    raise ConfigurationError("%s: %r is not a projection of the network (%s)"
+                                             % (name, key, [p[2:] for p in projs]))
+                out[k] = float(x)
+            missing = [k[2:] for k in projs if k not in out]
+            if missing:
+                raise ConfigurationError("%s: no learning rate for projection(s) %s"
+                                         % (name, missing))
+            return out
+        raise ConfigurationError("%s: expected a number, a list or a table, got %r" % (name, v))
+
+    lrs = per_projection(lr, field)
+    for p in net.state_pops:
+        key = "b:%s" % p
+        incoming = [t.key for t in net.terms if t.target == p and not t.transpose]
+        lrs[key] = lrs[incoming[0]] if incoming else next(iter(lrs.values()))
+    if bias_lr is not None:
+        if isinstance(bias_lr, (int, float)) and not isinstance(bias_lr, bool):
+            for p in net.state_pops:
+                lrs["b:%s" % p] = float(bias_lr)
+        elif isinstance(bias_lr, (list, tuple)):
+            if len(bias_lr) != len(net.state_pops):
+                raise ConfigurationError("learning.bias_lr: expected %d values, one per population "
+                                         "%s, got %d" % (len(net.state_pops), net.state_pops,
+                                                         len(bias_lr)))
+            for p, v in zip(net.state_pops, bias_lr):
+                lrs["b:%s" % p] = float(v)
+        else:
+            for p, v in bias_lr.items():
+                if p not in net.state_pops:
+                    raise ConfigurationError("learning.bias_lr: %r is not a population (%s)"
+                                             % (p, net.state_pops))
+                lrs["b:%s" % p] = float(v)
+    return {k: lrs[k] for k in net.params}
+
+
+class Optimizer:
+    """Plain SGD with optional momentum, per-key learning rates: ``v <- m v + g``,
+    ``theta <- theta - lr v``."""
+
+    def __init__(self, lrs, momentum=0.0):
+        self.lrs = dict(lrs)
+        self.momentum = float(momentum)
+        self.velocity = {}
+
+    def delta(self, grad):
+        """The change ``-lr v`` this gradient asks for (keys with a non-zero learning rate),
+        advancing the momentum; the parameters are not touched."""
+        out = {}
+        for k, g in grad.items():
+            lr = self.lrs[k]
+            if not lr:
+                continue
+            if self.momentum:
+                v = self.velocity.get(k)
+                if v is None:
+                    v = self.velocity[k] = np.zeros_like(g)
+                v *= self.momentum
+                v += g
+                g = v
+            out[k] = -lr * g
+        return out
+
+    def apply(self, params, grad):
+        """``params += delta(grad)`` in place."""
+        for k, d in self.delta(grad).items():
+            params[k] += d.astype(params[k].dtype, copy=False)
+
+    def state_dict(self):
+        return {k: v.copy() for k, v in self.velocity.items()}
+
+    def load_state_dict(self, d):
+        self.velocity = {k: np.array(v) for k, v in d.items()}
+
+
+__all__ = ["Optimizer", "resolve_learning_rates"]
