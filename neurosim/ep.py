@@ -86,6 +86,16 @@ def _phases(net, x, y, eps, free_steps, tol, state, clip):
     return dyn, res.state, res.steps
 
 
+def _nudge(dyn, s0, eps, beta, nudge_steps, tol):
+    nudge_steps = _check_steps("nudge_steps", nudge_steps, 1)
+    s = {p: v.copy() for p, v in s0.items()}
+    if nudge_steps is None:
+        res = dyn.run(s, eps, beta=beta, steps=1_000_000, tol=tol)
+    else:
+        res = dyn.run(s, eps, beta=beta, steps=int(nudge_steps))
+    return res.state, res.steps
+
+
 def random_sign(rng=None):
     """The sign of beta for random-sign EP: +1 or -1 with probability 1/2 each, one uniform
     draw from ``rng`` (a Generator, or a seed for one). The one place this draw is made, so

@@ -23,8 +23,9 @@ import scipy.sparse.linalg as spla
 from scipy.integrate import solve_ivp
 
 from . import energy as en
-from .relax import RelaxationError, _check_eps, free_state
 from .errors import NeurosimError
+from .fixed_point import free_fixed_point
+from .relax import RelaxationError, _check_eps, free_state
 
 METHODS = ("implicit", "almeida_pineda", "continuous", "bptt")
 SOLVERS = ("auto", "dense", "cg", "gmres", "neumann")
@@ -74,11 +75,18 @@ class BPTTResult:
 
 # -- helpers ------------------------------------------------------------------------------
 def _setup(net, x, y, eps, tol, state, clip=False):
+    """``(s0, linearisation at s0, dC/ds)``; ``s0`` relaxed here when ``state`` is None (with
+    clip the verified fixed point of :func:`fixed_point.free_fixed_point`)."""
     inputs = net.inputs_dict(x)
     batch = next(iter(inputs.values())).shape[0]
     net.targets_dict(y, batch)
-    s0 = free_state(net, inputs, eps=eps, tol=tol, clip=clip) if state is None else \
-        net.check_state(state, batch)
+    if state is not None:
+        s0 = net.check_state(state, batch)
+    elif clip:
+        s0 = free_fixed_point(net, inputs, clip=True, eps=eps, tol=tol,
+                              max_steps=1_000_000).state
+    else:
+        s0 = free_state(net, inputs, eps=eps, tol=tol)
     lin = en.Linearization(net, s0, inputs, clip=clip)
     return s0, lin, en.dC_ds(net, s0, y)
 
@@ -141,10 +149,19 @@ def solve_adjoint(net, lin, c, solver="auto", tol=1e-12, maxiter=None, eps=0.1, 
                          "for vector-field networks")
     stats = SolverStats(method="implicit", solver=solver)
     if solver == "dense":
+        # one LU solve per example; the statistics are measured: the relative residual
+        # |J^T w - c| / |c| (max over the batch) and the number of solves
         cf = en.flatten(net, c)
         w = np.empty_like(cf)
+        worst = 0.0
         for i in range(lin.batch):
-            w[i] = scipy.linalg.solve(lin.dense(i).T, cf[i])
+            Jt = lin.dense(i).T
+            w[i] = scipy.linalg.solve(Jt, cf[i])
+            scale = np.linalg.norm(cf[i])
+            worst = max(worst, float(np.linalg.norm(Jt @ w[i] - cf[i]) / (scale or 1.0)))
+        stats.iterations = lin.batch
+        stats.residual = worst
+        stats.converged = bool(worst <= tol)
         return en.unflatten(net, w), stats
     if solver == "neumann":
         # J^{-T} = -eps sum_k (I + eps J^T)^k : the discrete side network summed

@@ -72,9 +72,10 @@ class RelaxResult:
     """The outcome of a relaxation and its statistics.
 
     ``state``: population -> (batch, n); ``steps``: Euler steps taken; ``residual``: the
-    trace of ``max |F|`` over steps (``residual[k]`` at ``s_k``; empty when ``tol`` is None and
-    ``record_residual`` is off); ``converged``: ``max |F| < tol`` was reached (None when no
-    tolerance was asked); ``trajectory``: population -> (steps + 1, batch, n) when recorded.
+    trace of ``max |F|`` over steps, projected in clip mode (:meth:`Dynamics.residual`: the
+    push of a unit at a bound outward counts zero; ``residual[k]`` at ``s_k``; empty when
+    ``tol`` is None and ``record_residual`` is off); ``converged``: it fell below ``tol``
+    (None when no tolerance was asked); ``trajectory``: population -> (steps + 1, batch, n) when recorded.
     """
 
     state: dict
@@ -405,11 +406,14 @@ class Dynamics:
                     raise RelaxationError("relaxation diverged (max |force| = %s after %d steps): "
                                           "reduce eps (now %g) or the weight scale" % (r, k, eps))
                 if raise_on_fail:
+                    rounding = ("; a float32 state holds a fixed point only to about 1e-7, so "
+                                "use a float64 network (net.copy(dtype='float64')) or tol "
+                                ">= 1e-6" if self.net.dtype == np.float32 and tol < 1e-6 else "")
                     raise RelaxationError(
                         "relaxation did not converge in max_steps=%d: max |force| = %.3g > tol=%g "
                         "(beta=%g, eps=%g); raise max_steps, raise tol, or pass "
-                        "raise_on_fail=False to get the state with converged=False"
-                        % (limit, r, tol, beta, eps))
+                        "raise_on_fail=False to get the state with converged=False%s"
+                        % (limit, r, tol, beta, eps, rounding))
         if not track and not all(np.all(np.isfinite(v)) for v in s.values()):
             raise RelaxationError("relaxation diverged (NaN/inf in the state after %d steps): "
                                   "reduce eps (now %g) or the weight scale" % (k, eps))
@@ -432,7 +436,9 @@ def relax(net, x, y=None, beta=0.0, eps=0.1, tol=1e-10, max_steps=100_000, state
     Parameters
     ----------
     tol : float or None
-        Stop when ``max |F| < tol``; None runs exactly ``max_steps`` steps (fixed-step phase).
+        Stop when ``max |F| < tol`` (with ``clip``, projected: :meth:`Dynamics.residual`);
+        None runs exactly ``max_steps`` steps (fixed-step phase). A float32 state holds a
+        fixed point only to about 1e-7: smaller tolerances need a float64 network.
     state : dict, optional
         Warm start (persistent particles); default zeros. It is copied, never modified.
     clip : bool

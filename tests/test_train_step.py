@@ -12,7 +12,7 @@ import pytest
 
 import neurosim as ns
 from neurosim import energy as en
-from neurosim.engines.reference import StepResult, ep_step
+from neurosim.engines.reference import StepOutcome, ep_step
 
 from conftest import graph
 
@@ -67,7 +67,7 @@ def test_gradient_matches_ep_gradient(kind, variant, clip, activation):
     g = {}
     res = ep_step(net, x, y, 0.4, lr=0.0, variant=variant, clip=clip, state=state, grad_out=g,
                   **KW)
-    assert isinstance(res, StepResult)
+    assert isinstance(res, StepOutcome)
     assert max_rel(g, ref) < 1e-12
     for k in before:                                   # lr = 0: nothing moves
         np.testing.assert_array_equal(net.params[k], before[k])

@@ -161,7 +161,9 @@ class HardwareEngine(Engine):
         time-constant mismatch.
 
     The crossbar (:attr:`crossbar`) is built from ``net.params`` here (``net.params`` then
-    hold the weights it stores), or restored by :meth:`load_state_dict`.
+    hold the weights it stores), or restored by :meth:`load_state_dict`. Where ``net.params``
+    change before the crossbar's first use (a checkpoint without device state was loaded), the
+    first use builds it again from them (same draws), instead of programming the change.
     """
 
     def __init__(self, inner, device, seed=0):
@@ -174,6 +176,7 @@ class HardwareEngine(Engine):
         self.counts = {"reads": 0, "dac": 0, "adc": 0}
         self.last_change = None     # the change of the stored weights at the last programming
         self._written = None
+        self._unused = False        # built here and not used since (see sync)
         self.eps_scale = None
         if device.tau_mismatch:
             r = np.random.default_rng([self.seed, 2])
@@ -181,6 +184,7 @@ class HardwareEngine(Engine):
                 1.0 + device.tau_mismatch * r.standard_normal(self.net.sizes[p]), MIN_FACTOR)
                 for p in self.net.state_pops}
         self.sync()
+        self._unused = True
 
     def counters(self):
         out = dict(self.inner.counters())
@@ -196,12 +200,17 @@ class HardwareEngine(Engine):
         self._written = {k: v.copy() for k, v in self.net.params.items()}
 
     def sync(self):
-        """Build the crossbar on first use; program any change made to ``net.params`` since
+        """Build the crossbar where it is not (or again, where ``net.params`` changed before
+        its first use); program any change made to ``net.params`` since
         the last call (an optimizer's update) and leave ``net.params`` at its weights.
         :attr:`last_change` is the change of the stored weights the last programming made
         (what the devices took of the requested update)."""
         net = self.net
-        if self.crossbar is None:
+        unused, self._unused = self._unused, False
+        if self.crossbar is None or (unused and any(
+                not np.array_equal(net.params[k], self._written[k]) for k in net.params)):
+            # first use, or weights set before it (a checkpoint without device state): the
+            # crossbar is built from them, as if it had been built only now
             self.crossbar = Crossbar.from_network(net, self.device, seed=self.seed)
             self._store()
             return
@@ -355,6 +364,7 @@ class HardwareEngine(Engine):
         self.counts = {k: int(d["counts/" + k]) if "counts/" + k in d else 0
                        for k in self.counts}
         self.last_change = None
+        self._unused = False
         if not xb:
             self.crossbar, self._written = None, None
             return

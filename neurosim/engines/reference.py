@@ -18,6 +18,8 @@ phase(s) with a fixed number of Euler steps (or block sweeps) each, and applies 
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
@@ -29,6 +31,14 @@ from .protocol import Engine, Estimate, StepResult
 from ..relax import blas_threads as _blas_limit
 
 VARIANTS = _ep.VARIANTS
+
+
+class StepOutcome(NamedTuple):
+    """What :func:`ep_step` returns: the free state ``s0`` (population -> (batch, n), fresh
+    arrays to keep as persistent particles) and the batch-mean cost ``C`` at ``s0``."""
+
+    state: dict
+    cost: float
 
 
 def learning_rates(net, lr):
@@ -180,7 +190,7 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
 
     Returns
     -------
-    StepResult
+    StepOutcome
         ``(state, cost)``: the free state ``s0`` (new arrays) and the batch-mean cost at it.
     """
     try:
@@ -217,7 +227,7 @@ def _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, sta
         ra, rb = rates(net, dyn, sa), rates(net, dyn, sb)
         if grad_out is None:
             _energy_update(net, dyn, ra, rb, scale, lrs)
-            return StepResult(s0, cost)
+            return StepOutcome(s0, cost)
         g = _ep.energy_contrast(net, dyn.inputs, ra, rb, scale)
     else:
         # -scale (dF/dtheta)^T (sa - sb) at s0: the estimator of neurosim.ep itself, so the
@@ -229,7 +239,7 @@ def _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, sta
     for k, v in g.items():
         if lrs[k]:
             net.params[k] -= lrs[k] * v
-    return StepResult(s0, cost)
+    return StepOutcome(s0, cost)
 
 
 class ReferenceEngine(Engine):
