@@ -75,7 +75,8 @@ class RelaxResult:
     trace of ``max |F|`` over steps, projected in clip mode (:meth:`Dynamics.residual`: the
     push of a unit at a bound outward counts zero; ``residual[k]`` at ``s_k``; empty when
     ``tol`` is None and ``record_residual`` is off); ``converged``: it fell below ``tol``
-    (None when no tolerance was asked); ``trajectory``: population -> (steps + 1, batch, n) when recorded.
+    (None when no tolerance was asked); ``trajectory``: population -> (steps + 1, batch, n)
+    when recorded.
     """
 
     state: dict
