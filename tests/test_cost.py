@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 import neurosim as ns
-from neurosim import config, datasets
+from neurosim import config, datasets, engines, traces
 from neurosim.hardware import cost
-from neurosim.engines.reference import ReferenceEngine
 from neurosim.training.trainer import Trainer
 
 
@@ -98,9 +97,13 @@ def _teacher(n_train=10):
     return datasets.load("teacher", n_in=4, n_hidden=5, n_classes=3, n_train=n_train, n_test=4)
 
 
+def _reference(net, **settings):
+    """The reference engine, symmetric EP with beta 0.5 (settings as circuit-file fields)."""
+    return engines.build("reference", net, beta=0.5, variant="symmetric", **settings)
+
+
 def _trainer(engine, data, **kw):
-    opts = dict(variant="symmetric", beta=0.5, lr=0.05, epochs=2, batch_size=4,
-                fidelity_batches=0, progress=False)
+    opts = dict(lr=0.05, epochs=2, batch_size=4, fidelity_batches=0, progress=False)
     opts.update(kw)
     return Trainer(engine, data, **opts)
 
@@ -108,7 +111,7 @@ def _trainer(engine, data, **kw):
 def test_per_epoch_is_per_example_times_examples_from_the_meter():
     data = _teacher(10)
     net = ns.layered([4, 5, 3], activation="hard_sigmoid", seed=0)
-    engine = ReferenceEngine(net, eps=0.5, free_steps=6, nudge_steps=2)
+    engine = _reference(net, eps=0.5, free_steps=6, nudge_steps=2)
     tr = _trainer(engine, data)
     tr.fit()
     assert [(r["epoch"], r["examples"], r["batches"]) for r in tr.meter.epochs] == \
@@ -129,16 +132,16 @@ def test_the_meter_survives_a_checkpoint_and_resume(tmp_path):
     data = _teacher(8)
     ck = str(tmp_path / "ck.npz")
     net = ns.layered([4, 5, 3], activation="hard_sigmoid", seed=0)
-    tr = _trainer(ReferenceEngine(net, eps=0.5, free_steps=4, nudge_steps=2), data, epochs=1,
+    tr = _trainer(_reference(net, eps=0.5, free_steps=4, nudge_steps=2), data, epochs=1,
                   checkpoint=ck)
     tr.fit()
     net2 = ns.layered([4, 5, 3], activation="hard_sigmoid", seed=0)
-    tr2 = _trainer(ReferenceEngine(net2, eps=0.5, free_steps=4, nudge_steps=2), data, epochs=2,
+    tr2 = _trainer(_reference(net2, eps=0.5, free_steps=4, nudge_steps=2), data, epochs=2,
                    checkpoint=ck)
     tr2.load(ck)
     tr2.fit()
     assert [(r["epoch"], r["examples"]) for r in tr2.meter.epochs] == [(1, 8), (2, 8)]
-    assert _trainer(ReferenceEngine(net, eps=0.5), data, meter=False).meter is None
+    assert _trainer(_reference(net, eps=0.5), data, meter=False).meter is None
 
 
 def test_neurosim_run_writes_cost_into_traces_and_summary(tmp_path):
@@ -163,7 +166,7 @@ def test_neurosim_run_writes_cost_into_traces_and_summary(tmp_path):
     assert c["per_epoch"]["total"]["energy_uj"] == pytest.approx(ex["total"]["energy_uj"] * 100)
     metrics = json.load(open(os.path.join(s["run_dir"], "metrics.json")))
     assert metrics["cost"]["by_epoch"]["examples"] == [100]
-    got = cost.load_h5(os.path.join(s["run_dir"], "traces.h5"))
+    got = traces.load(os.path.join(s["run_dir"], "traces.h5")).cost
     assert got["attrs"]["pulse_pj"] == 2.0 and got["attrs"]["model_engine"] == "rate"
     assert got["per_example"]["free"]["macs"] == 20 * macs
     assert got["per_example"]["total"]["energy_pj"] == pytest.approx(ex["total"]["energy_pj"])
@@ -174,10 +177,66 @@ def test_neurosim_run_writes_cost_into_traces_and_summary(tmp_path):
         assert "training" in f and "weights" in f          # the rest of the file is kept
 
 
+def _metered_report(epochs=2):
+    m = _model("symmetric")
+    meter = cost.CostMeter()
+    meter.epochs = [{"epoch": e, "examples": 10, "batches": 2, "pulses": 40.0 + e,
+                     "events_free": None, "events_nudged": None} for e in range(1, epochs + 1)]
+    return m.report(meter)
+
+
+def test_traces_write_stores_the_cost_group_and_load_reads_it_back(tmp_path):
+    r = _metered_report()
+    path = tmp_path / "traces.h5"
+    traces.write(path, training={"loss": [1.0, 0.5]}, cost=r)
+    got = traces.load(path).cost
+    assert got["table"] == r["table"] and got["model"] == r["model"]
+    assert got["attrs"]["pulse_pj"] == r["table"]["pulse_pj"]
+    assert got["attrs"]["model_engine"] == "rate" and got["attrs"]["model_metered"] is True
+    for p in cost.PHASES:
+        for k, v in r["per_example"][p].items():
+            if k == "energy_by_op_pj":
+                assert got["per_example"][p][k] == pytest.approx(v)
+            else:
+                assert got["per_example"][p][k] == pytest.approx(v), (p, k)
+    np.testing.assert_array_equal(got["per_epoch"]["epoch"], [1, 2])
+    assert got["per_epoch"]["examples"].dtype == np.int64
+    np.testing.assert_allclose(got["per_epoch"]["update"]["pulses"], [41.0, 42.0])
+    np.testing.assert_allclose(got["per_epoch"]["total"]["energy_by_op_pj"]["mac"],
+                               r["by_epoch"]["total"]["energy_by_op_pj"]["mac"])
+    with h5py.File(path, "r") as f:
+        assert f["cost/per_example/total/energy_pj"].attrs["units"] == "pJ"
+        assert f["cost/per_epoch/free/latency_us"].attrs["units"] == "us"
+        assert f["cost/per_example/free/energy_by_op_pj"].attrs["units"] == "pJ"
+    old = cost.load_h5(path)                           # the thin alias of traces.load().cost
+    assert old["attrs"] == got["attrs"] and old.keys() == got.keys()
+    text = traces.inspect(path)
+    assert "cost: per example %.4g uJ" % r["per_example"]["total"]["energy_uj"] in text
+    assert "engine rate, 2 epoch(s)" in text
+
+
+def test_the_write_group_shim_writes_the_same_cost_group(tmp_path):
+    r = _metered_report(1)
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    traces.write(a, cost=r)
+    traces.write(b, extra=[lambda f: cost.write_group(f, r)])
+    ta, tb = traces.load(a), traces.load(b)
+    assert ta.node_attrs == tb.node_attrs and ta.cost["attrs"] == tb.cost["attrs"]
+    np.testing.assert_array_equal(ta.cost["per_epoch"]["total"]["energy_pj"],
+                                  tb.cost["per_epoch"]["total"]["energy_pj"])
+    with pytest.raises(traces.TraceError, match="cost: .*missing by_epoch"):
+        traces.write(tmp_path / "bad.h5", cost={"per_example": {}, "table": {}, "model": {}})
+    traces.write(tmp_path / "c.h5")
+    assert traces.load(tmp_path / "c.h5").cost == {}
+    with pytest.raises(traces.TraceError, match="no /cost group"):
+        cost.load_h5(tmp_path / "c.h5")
+    assert sorted(os.listdir(tmp_path)) == ["a.h5", "b.h5", "c.h5"]
+
+
 def test_spiking_engine_counts_synaptic_events_by_phase():
     pytest.importorskip("brian2")
     from neurosim.brian.spiking import SpikingCircuit
-    from neurosim.engines.brian_spiking import SpikingEngine, _PhaseCountingCircuit
+    from neurosim.engines.brian_spiking import _PhaseCountingCircuit
     net = ns.layered([4, 5, 3], activation="hard_sigmoid", seed=0)
     # the counter leaves the update bit for bit as it was
     x = np.random.default_rng(0).uniform(0, 1, (3, 4))
@@ -191,12 +250,27 @@ def test_spiking_engine_counts_synaptic_events_by_phase():
     assert 0 < sum(c.free_counts.values()) < sum(c.stats["spikes"].values())
     # through the training loop: the meter reads the engine's counters every batch
     data = _teacher(6)
-    engine = SpikingEngine(net.copy(), eps=0.1, free_steps=10, nudge_steps=10, seed=0)
+    engine = engines.build("brian2-spiking", net.copy(), eps=0.1, free_steps=10, nudge_steps=10,
+                           seed=0, beta=0.5, variant="symmetric")
     tr = _trainer(engine, data, epochs=1, batch_size=3)
+    # the engine's counters also count its inference (the epoch's evaluation runs free phases
+    # in the spiking circuit); the meter counts the training batches' events only
+    infer, evaluation = engine.infer, {"free": 0, "nudged": 0}
+
+    def counted_infer(x, state=None):
+        before = dict(engine.counters()["synaptic_events"])
+        out = infer(x, state)
+        for p, n in engine.counters()["synaptic_events"].items():
+            evaluation[p] += n - before[p]
+        return out
+    engine.infer = counted_infer
     tr.fit()
     rec = tr.meter.epochs[0]
     assert rec["events_nudged"] > 0 and rec["events_free"] > 0
-    assert rec["events_free"] + rec["events_nudged"] == sum(engine.synaptic_events.values())
+    events = engine.counters()["synaptic_events"]
+    assert evaluation["nudged"] == 0 and evaluation["free"] > 0
+    assert rec["events_free"] == events["free"] - evaluation["free"]
+    assert rec["events_nudged"] == events["nudged"]
     r = cost.CostModel.for_engine(engine, variant="symmetric", batch_size=3).report(tr.meter)
     ex = r["per_example"]
     assert r["model"]["engine"] == "spiking" and r["model"]["measured_synaptic_events"]

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 import neurosim as ns
-from neurosim import config
-from neurosim.engines.reference import ReferenceEngine, ep_step
+from neurosim import config, engines
+from neurosim.engines.reference import ep_step
 from neurosim.errors import ConfigurationError
 from neurosim.commands.run import build_engine, build_network
 from neurosim.hardware import (CONTINUOUS_STEPS, FIELDS, PRESETS, Crossbar, Device,
                                        device_from_section, quantize)
 from neurosim.engines.devices import HardwareEngine, hardware_ep_step, wrap
+from neurosim.training.optimizer import Optimizer
 from neurosim.training.trainer import Interrupted, Trainer
 
 
@@ -32,16 +33,28 @@ def _batch(net, n=6, seed=0):
             rng.uniform(0, 1, (n, net.sizes[net.outputs[0]])))
 
 
+def _reference(net, **settings):
+    """The reference engine with the tests' phases (settings as circuit-file fields)."""
+    kw = dict(eps=0.5, free_steps=10, nudge_steps=4, beta=0.5, variant="symmetric")
+    kw.update(settings)
+    return engines.build("reference", net, **kw)
+
+
+def _sgd(net, lr):
+    """Plain SGD with one learning rate for every parameter."""
+    return Optimizer({k: lr for k in net.params}, momentum=0.0)
+
+
 def _digits():
     return ns.datasets.load("digits", limit_train=100, limit_test=40)
 
 
 def _train(device=None, momentum=0.0, fidelity=1, seed=0):
     net = _net((64, 16, 10))
-    eng = ReferenceEngine(net, eps=0.5, free_steps=10, nudge_steps=4)
+    eng = _reference(net)
     if device is not None:
         eng = HardwareEngine(eng, device, seed=seed)
-    tr = Trainer(eng, _digits(), beta=0.5, lr=[0.1, 0.05], momentum=momentum, epochs=1,
+    tr = Trainer(eng, _digits(), lr=[0.1, 0.05], momentum=momentum, epochs=1,
                  batch_size=20, fidelity_batches=fidelity, progress=False)
     tr.fit()
     return net, tr
@@ -93,7 +106,7 @@ def test_bad_values_name_the_field(changes, field):
 def test_unsupported_combinations_name_the_field(overrides, fields):
     circuit, _ = config.load(None, overrides)
     with pytest.raises(ConfigurationError) as e:
-        build_engine(circuit, build_network(circuit.network), 100)
+        build_engine(circuit, build_network(circuit.network))
     for f in fields:
         assert f in str(e.value)
 
@@ -112,7 +125,7 @@ def test_ideal_device_reproduces_the_reference_engine_bit_for_bit(momentum):
 
 def test_wrap_keeps_the_ideal_path_unless_forced():
     circuit, _ = config.load(None, ["engine.solver=\"euler\""])
-    eng = ReferenceEngine(build_network(circuit.network))
+    eng = engines.build("reference", build_network(circuit.network), solver="euler")
     assert wrap(circuit, eng) is eng
     assert isinstance(wrap(circuit, eng, force=True), HardwareEngine)
     rram, _ = config.load(None, ["hardware.preset=\"rram\""])
@@ -246,10 +259,10 @@ def test_lateral_matrices_stay_symmetric_with_zero_diagonal():
     gr.add_edges_from([("x", "h"), ("h", "h"), ("h", "y")])
     net = ns.Network.from_graph(gr, activation="hard_sigmoid", seed=0)
     x, y = _batch(net)
-    eng = HardwareEngine(ReferenceEngine(net, eps=0.5, free_steps=10, nudge_steps=4),
-                         PRESETS["rram"], seed=0)
+    eng = HardwareEngine(_reference(net), PRESETS["rram"], seed=0)
+    opt = _sgd(net, 0.2)
     for _ in range(3):
-        eng.step(x, y, 0.5, "symmetric", 0.2)
+        eng.step(x, y, opt)
     w = net.params["W:h->h"]
     assert np.array_equal(w, w.T) and not np.any(np.diag(w)) and eng.crossbar.pulses_total > 0
 
@@ -258,10 +271,10 @@ def test_lateral_matrices_stay_symmetric_with_zero_diagonal():
 def test_step_reads_programs_and_leaves_the_stored_weights():
     net = _net()
     x, y = _batch(net)
-    eng = HardwareEngine(ReferenceEngine(net, eps=0.5, free_steps=10, nudge_steps=4),
-                         PRESETS["rram"], seed=3)
-    g = {}
-    eng.step(x, y, 0.5, "symmetric", 0.1, grad_out=g)
+    eng = engines.build("reference", net, device=PRESETS["rram"], hardware_seed=3, eps=0.5,
+                        free_steps=10, nudge_steps=4, beta=0.5, variant="symmetric")
+    assert isinstance(eng, HardwareEngine) and eng.seed == 3
+    g = eng.step(x, y, _sgd(net, 0.1), want_estimate=True).estimate
     assert set(g) == set(net.params) and eng.crossbar.pulses_total > 0
     for k, v in eng.crossbar.weights().items():
         assert np.array_equal(net.params[k], v)
@@ -269,7 +282,7 @@ def test_step_reads_programs_and_leaves_the_stored_weights():
 
 
 def test_optimizer_updates_between_steps_are_programmed():
-    """With momentum the Trainer applies the update itself: the engine programs it."""
+    """With momentum the optimizer's update (not -lr g) is what the engine programs."""
     dev = Device(c2c_noise=1e-12, w_max=1.0)   # continuous, bounded far away: nearly ideal
     ref0, _ = _train(None, 0.0, fidelity=0)
     ref9, _ = _train(None, 0.9, fidelity=0)
@@ -289,14 +302,13 @@ def test_dac_quantizes_inputs():
     assert quantize(x, 0) is x
     net = _net()
     xb, y = _batch(net)
-    eng = HardwareEngine(ReferenceEngine(net, eps=0.5, free_steps=10, nudge_steps=4),
-                         Device(dac_bits=2), seed=0)
-    ref = ReferenceEngine(net.copy(), eps=0.5, free_steps=10, nudge_steps=4)
-    s, s_ref = eng.free(xb), ref.free(quantize(xb, 2))
+    eng = HardwareEngine(_reference(net), Device(dac_bits=2), seed=0)
+    ref = _reference(net.copy())
+    s, s_ref = eng.infer(xb), ref.infer(quantize(xb, 2))
     assert all(np.array_equal(s[p], s_ref[p]) for p in s)
-    assert not all(np.array_equal(s[p], ref.free(xb)[p]) for p in s)
-    g, g_ref = {}, {}
-    eng.step(xb, y, 0.5, "symmetric", 0.0, grad_out=g)
+    assert not all(np.array_equal(s[p], ref.infer(xb)[p]) for p in s)
+    g_ref = {}
+    g = eng.step(xb, y, _sgd(net, 0.0), want_estimate=True).estimate
     ep_step(net.copy(), quantize(xb, 2), y, 0.5, 0.0, eps=0.5, free_steps=10, nudge_steps=4,
             grad_out=g_ref, variant="symmetric")
     assert all(np.array_equal(g[k], g_ref[k]) for k in g)
@@ -305,16 +317,13 @@ def test_dac_quantizes_inputs():
 def test_adc_quantizes_the_states_read_out():
     net = _net((64, 16, 10))
     d = _digits()
-    eng = HardwareEngine(ReferenceEngine(net, eps=0.5, free_steps=10, nudge_steps=4),
-                         Device(adc_bits=3), seed=0)
-    s = eng.free(d.x_train)
+    eng = HardwareEngine(_reference(net), Device(adc_bits=3), seed=0)
+    s = eng.infer(d.x_train)
     assert all(len(np.unique(v)) <= 8 for v in s.values())
-    res = eng.step(d.x_train[:20], d.y_train[:20], 0.5, "symmetric", 0.0)
+    res = eng.step(d.x_train[:20], d.y_train[:20], _sgd(net, 0.0))
     assert all(np.all(np.isin(v, np.arange(8) / 7)) for v in res.state.values())
-    g8, g_ideal, g1 = {}, {}, {}
-    for bits, g in ((8, g8), (0, g_ideal), (1, g1)):
-        hardware_ep_step(net, d.x_train, d.y_train, 0.5, eps=0.5, free_steps=10,
-                         nudge_steps=4, adc_bits=bits, grad_out=g)
+    g8, g_ideal, g1 = (hardware_ep_step(net, d.x_train, d.y_train, 0.5, eps=0.5, free_steps=10,
+                                        nudge_steps=4, adc_bits=bits) for bits in (8, 0, 1))
     cos8 = ns.fidelity.compare(g8, g_ideal)["cosine"]
     assert ns.fidelity.compare(g1, g_ideal)["cosine"] < cos8 < 1.0
 
@@ -329,9 +338,8 @@ def test_derivative_tau_lowers_the_cosine_to_the_ideal_update(variant):
             grad_out=ref)
     cos = []
     for tau in (0.0, 0.5, 2.0, 8.0):
-        g = {}
-        hardware_ep_step(net, x, y, 0.5, variant, eps=0.5, free_steps=20, nudge_steps=8,
-                         derivative_tau=tau, grad_out=g)
+        g = hardware_ep_step(net, x, y, 0.5, variant, eps=0.5, free_steps=20, nudge_steps=8,
+                             derivative_tau=tau)
         if tau == 0.0:
             assert all(np.array_equal(g[k], ref[k]) for k in ref)   # exactly the ideal update
         cos.append(ns.fidelity.compare(g, ref)["cosine"])
@@ -344,25 +352,26 @@ def test_tau_mismatch_keeps_the_free_fixed_point():
     x, _ = _batch(net)
     dev = Device(tau_mismatch=0.3)
     for steps, same in ((3000, True), (5, False)):
-        ideal = ReferenceEngine(net, eps=0.2, free_steps=steps).free(x)
-        hw = HardwareEngine(ReferenceEngine(net.copy(), eps=0.2, free_steps=steps), dev,
-                            seed=0)
+        ideal = engines.build("reference", net, eps=0.2, free_steps=steps).infer(x)
+        hw = HardwareEngine(engines.build("reference", net.copy(), eps=0.2, free_steps=steps),
+                            dev, seed=0)
         assert np.ptp(np.concatenate(list(hw.eps_scale.values()))) > 0.1
-        got = hw.free(x)
+        got = hw.infer(x)
         err = max(float(np.max(np.abs(got[p] - ideal[p]))) for p in got)
         assert (err < 1e-10) if same else (err > 1e-3)
 
 
 def test_spiking_engine_on_devices():
-    from neurosim.engines.brian_spiking import SpikingEngine
     net = _net()
     x, y = _batch(net)
-    eng = HardwareEngine(SpikingEngine(net, eps=0.1, free_steps=40, nudge_steps=40, seed=1),
-                         Device(levels=64, read_noise=0.01, dac_bits=4), seed=0)
-    g = {}
-    eng.step(x, y, 0.5, "symmetric", 0.5, grad_out=g)
+    eng = engines.build("brian2-spiking", net, eps=0.1, free_steps=40, nudge_steps=40, seed=1,
+                        beta=0.5, variant="symmetric",
+                        device=Device(levels=64, read_noise=0.01, dac_bits=4), hardware_seed=0)
+    assert isinstance(eng, HardwareEngine) and eng.inner.name == "brian2-spiking"
+    g = eng.step(x, y, _sgd(net, 0.5), want_estimate=True).estimate
     assert set(g) == set(net.params) and eng.crossbar.pulses_total > 0
-    assert isinstance(eng.synaptic_events, dict) and eng.counts["dac"] == x.size
+    counts = eng.counters()
+    assert isinstance(counts["synaptic_events"], dict) and counts["dac"] == x.size
     for k, v in eng.crossbar.weights().items():
         assert np.array_equal(net.params[k], v)
 
@@ -371,16 +380,16 @@ def test_spiking_engine_on_devices():
 def test_brian2_rate_engine_on_devices_runs_one_batch_per_circuit_run(tmp_path):
     """The per-batch circuit's update equals the reference update at the DAC'd inputs,
     for full and padded (shorter) batches and random signs."""
-    from neurosim.brian.training import BrianRateEngine
     net = _net()
     x, y = _batch(net)
-    inner = BrianRateEngine(net, 100, eps=0.5, free_steps=20, nudge_steps=4, beta=0.5,
-                            variant="random_sign", build_dir=str(tmp_path / "build"))
+    inner = engines.build("brian2-rate", net, eps=0.5, free_steps=20, nudge_steps=4, beta=0.5,
+                          variant="random_sign", build_dir=str(tmp_path / "build"),
+                          batch_size=x.shape[0])
     eng = HardwareEngine(inner, Device(dac_bits=6), seed=0)
     try:
         for m, r in ((6, 3), (4, 4)):
-            g, ref = {}, {}
-            eng.step(x[:m], y[:m], 0.5, "random_sign", 0.0, rng=r, grad_out=g)
+            ref = {}
+            g = eng.estimate(x[:m], y[:m], rng=r)
             ep_step(net.copy(), quantize(x[:m], 6), y[:m], 0.5, 0.0, eps=0.5, free_steps=20,
                     nudge_steps=4, variant="random_sign", rng=r, grad_out=ref)
             assert max(float(np.max(np.abs(g[k] - ref[k]))) for k in g) < 1e-12
@@ -391,11 +400,11 @@ def test_brian2_rate_engine_on_devices_runs_one_batch_per_circuit_run(tmp_path):
 # -- checkpoints -----------------------------------------------------------------------------
 def _hw_trainer(ck, preset="rram", device=None):
     net = _net((64, 16, 10))
-    eng = ReferenceEngine(net, eps=0.5, free_steps=10, nudge_steps=4)
+    eng = _reference(net)
     if preset is not None:
         eng = HardwareEngine(eng, device or PRESETS[preset], seed=3)
     data = ns.datasets.load("digits", limit_train=200, limit_test=40)
-    return Trainer(eng, data, beta=0.5, lr=[0.1, 0.05], momentum=0.5, epochs=2, batch_size=20,
+    return Trainer(eng, data, lr=[0.1, 0.05], momentum=0.5, epochs=2, batch_size=20,
                    fidelity_batches=1, checkpoint_every=3, checkpoint=ck, progress=False)
 
 
@@ -479,7 +488,11 @@ def test_resume_on_devices_ends_with_the_uninterrupted_weights_and_conductances(
         np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if not k.startswith("engine/")})
     old = _hw_trainer(str(tmp_path / "old_out.npz"), preset)
     old.load(str(tmp_path / "old.npz"))
-    assert old.engine.crossbar is None
+    fresh = Crossbar.from_network(old.net, PRESETS[preset], seed=3)   # the checkpoint's weights
+    old.engine.sync()                  # first use: built from them, not programmed toward them
+    assert old.engine.crossbar.pulses_total == 0
+    for k in full.net.params:
+        assert np.array_equal(old.engine.crossbar.conductances(k), fresh.conductances(k)), k
     old.fit()
     assert not all(np.array_equal(old.net.params[k], full.net.params[k]) for k in full.net.params)
     # another device, or a network without a crossbar: refused, or nothing saved
@@ -498,12 +511,12 @@ def test_presets_load_from_a_circuit_file(tmp_path):
     path.write_text(open(config.builtin_path("default")).read()
                     + "\n[hardware]\npreset = \"pcm\"\nlevels = 50\nseed = 3\n")
     circuit, _ = config.load(str(path))
-    eng = build_engine(circuit, build_network(circuit.network), 100)
+    eng = build_engine(circuit, build_network(circuit.network))
     assert isinstance(eng, HardwareEngine) and eng.seed == 3
     assert eng.device == dataclasses.replace(PRESETS["pcm"], levels=50)
     for name in PRESETS:
         c, _ = config.load(None, ["hardware.preset=\"%s\"" % name])
-        e = build_engine(c, build_network(c.network), 100)
+        e = build_engine(c, build_network(c.network))
         assert isinstance(e, HardwareEngine) == (name != "ideal")
 
 
