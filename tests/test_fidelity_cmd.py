@@ -105,6 +105,22 @@ def test_hdf5_and_png(runs):
                                    atol=1e-10)
 
 
+def test_fidelity_h5_opens_with_traces_inspect(runs):
+    """fidelity.h5 is a neurosim trace file: ``neurosim traces inspect`` summarises it and
+    the directory holds no temporary file."""
+    for engine, (_, d, s) in runs.items():
+        assert not [n for n in os.listdir(d) if ".tmp" in n], engine
+        r = _neurosim("traces", "inspect", os.path.join(d, "fidelity.h5"))
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "neurosim trace file" in r.stdout
+        assert "reports: 2 population(s)" in r.stdout
+        assert "phases: free [0, %d) beta=0, nudged+" % (F * 0.5) in r.stdout
+        assert "gradients: %s (4 params), rbp (4 params)" % engine in r.stdout
+        assert "fidelity: free_distance" in r.stdout and "overall/" in r.stdout
+        t = load(os.path.join(d, "fidelity.h5"))
+        assert t.attrs["command"] == "fidelity" and t.groups == {} and t.cost == {}
+
+
 @pytest.mark.parametrize("variant", ["one_sided", "random_sign", "symmetric"])
 def test_circuit_states_with_clip_equal_the_reference(variant):
     """Hard sigmoid with states clipped to [0, 1]: the last nudged state rebuilt from the

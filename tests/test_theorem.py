@@ -282,3 +282,46 @@ def test_vector_field_nudged_derivative_is_not_minus_sbar(kind, seed):
         out[a] = tr["rel_error"][tr["valid"]].max()
     assert out[0.0] < 1e-3
     assert out[0.5] > 1e-2, out
+
+
+# -- the CLI's theorem.h5 is a neurosim trace file ------------------------------------------------
+def test_theorem_h5_opens_with_traces_load_and_inspect(tmp_path):
+    """``neurosim theorem`` writes theorem.h5 through neurosim.traces.write: load gives back
+    every group, ``neurosim traces inspect`` summarises it."""
+    import os
+    import subprocess
+    import sys
+
+    from neurosim import traces
+
+    steps, batch = 12, 3
+    r = subprocess.run([sys.executable, "-m", "neurosim.cli", "theorem", "--out", str(tmp_path),
+                        "--no-plot", "--steps", str(steps), "--batch", str(batch)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    path = tmp_path / "theorem.h5"
+    assert sorted(os.listdir(tmp_path)) == ["theorem.h5"]
+    t = traces.load(path)
+    assert t.attrs["command"] == "theorem" and t.attrs["steps"] == steps
+    assert t.versions["neurosim"] == ns.__version__
+    assert set(t.weights) == {"W:x->h1", "W:x->h2", "W:h1->h2", "W:h2->y", "b:h1", "b:h2", "b:y"}
+    assert t.gradients["rbp implicit (dense)"]["W:x->h1"].shape == (64, 32)
+    assert set(t.groups) == {"data", "free_state", "side_network", "second_phase", "bias_fit"}
+    S = t.groups["side_network"]["S"]["y"]
+    assert S.shape == (steps, batch, 10)
+    assert t.groups["side_network"]["Theta"]["W:h2->y"].shape == (steps, 24, 10)
+    second = t.groups["second_phase"]
+    assert [second[i]["beta"] for i in ("0", "1", "2")] == [1e-2, 1e-3, 1e-4]
+    assert t.node_attrs["second_phase/2"] == {"beta": 1e-4}
+    np.testing.assert_allclose(second["2"]["u"]["y"][0], -S[0], atol=1e-8)   # u_0 = -Sbar_0
+    assert second["2"]["fidelity"]["u"]["cosine"].shape == (steps,)
+    assert second["2"]["fidelity"]["u"]["valid"].dtype == bool
+    assert t.fidelity["spectral_radius"] < 1
+    assert t.fidelity["agreement"]["rbp implicit (CG)"]["rel_error"] < 1e-6
+    assert t.fidelity["slope_symmetric"] == pytest.approx(2.0, abs=0.3)
+    r = subprocess.run([sys.executable, "-m", "neurosim.cli", "traces", "inspect", str(path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "neurosim trace file" in r.stdout
+    assert "groups: data (2), free_state (3), side_network (2), second_phase (3)" in r.stdout
+    assert "fidelity: spectral_radius" in r.stdout and "rbp implicit (dense)" in r.stdout

@@ -11,6 +11,7 @@ import pytest
 
 import neurosim as ns
 from neurosim import traces as tr
+from neurosim.traces import writer as trace_writer
 from neurosim.traces.nwb import to_nwb
 from neurosim.traces import TraceError
 
@@ -149,6 +150,33 @@ def test_round_trip_of_snapshots_empty_phases_and_a_long_circuit(tmp_path):
 
 
 # -- SONATA structure -------------------------------------------------------------------------
+def test_round_trip_of_generic_groups_and_node_attrs(tmp_path):
+    """``groups=`` (any other root group, as theorem.h5 writes) and ``node_attrs=``
+    (attributes of groups and datasets inside), read back by load and shown by inspect."""
+    S = np.random.default_rng(0).normal(size=(6, 2, 3))
+    groups = {"side_network": {"S": {"y": S}},
+              "second_phase": {"0": {"beta": 1e-2, "u": {"y": -S}},
+                               "1": {"beta": 1e-3, "u": {"y": -2 * S}}},
+              "odd/name": {"label": "text", "flags": np.array([True, False])}}
+    node_attrs = {"second_phase/0": {"beta": 1e-2}, ("second_phase", "1"): {"beta": 1e-3},
+                  ("odd/name", "flags"): {"units": "bool"},
+                  "fidelity/cosine": {"note": "vs rbp"}}
+    path = tmp_path / "theorem-like.h5"
+    tr.write(path, groups=groups, node_attrs=node_attrs, fidelity={"cosine": 0.5})
+    t = tr.load(path)
+    _assert_tree_equal(t.groups, groups)
+    assert t.node_attrs == {"second_phase/0": {"beta": 1e-2}, "second_phase/1": {"beta": 1e-3},
+                            "odd%2Fname/flags": {"units": "bool"},
+                            "fidelity/cosine": {"note": "vs rbp"}}
+    with h5py.File(path, "r") as f:
+        assert f["second_phase/1"].attrs["beta"] == 1e-3
+        np.testing.assert_array_equal(f["side_network/S/y"][()], S)
+        assert f["odd%2Fname"].attrs["key"] == "odd/name"
+    text = tr.inspect(path)
+    assert "groups: side_network (1), second_phase (2), odd/name (2)" in text
+    assert "second_phase/" in text and "  y  float64 (6, 2, 3)" in text
+
+
 def test_sonata_report_and_spike_structure(written, content):
     u = content["reports"]["h1"]
     T, B, n = u.shape
@@ -237,7 +265,7 @@ def test_failure_mid_write_keeps_the_existing_file(tmp_path, monkeypatch, exc):
         written_groups.extend(f)          # the reports are already in the temporary file
         raise exc
 
-    monkeypatch.setattr(tr, "_write_spikes", boom)
+    monkeypatch.setattr(trace_writer, "_write_spikes", boom)
     with pytest.raises(type(exc)):
         tr.write(path, reports={"h": np.zeros((5, 2))}, spikes={"h": ([1.0], [0])},
                  attrs={"generation": 2})
@@ -272,6 +300,16 @@ BAD = {
     "circuit_bytes": (dict(circuit=b"[network]"), r"circuit.*text"),
     "dt": (dict(dt=0.0), r"dt.*positive"),
     "empty_key": (dict(weights={"": np.ones(2)}), r"weights.*non-empty"),
+    "group_own_name": (dict(groups={"weights": {"a": 1}}), r"groups\['weights'\].*own groups"),
+    "group_not_dict": (dict(groups={"g": np.ones(2)}), r"groups\['g'\].*dict"),
+    "group_none": (dict(groups={"g": {"a": None}}), r"groups\['g'\]\['a'\].*None"),
+    "node_attrs_unknown": (dict(groups={"g": {"a": 1}}, node_attrs={"g/b": {"x": 1}}),
+                           r"node_attrs\['g/b'\].*no such group or dataset"),
+    "node_attrs_key": (dict(groups={"g": {"a": 1}}, node_attrs={"g": {"key": "x"}}),
+                       r"node_attrs\['g'\]\['key'\].*reserved"),
+    "node_attrs_nested": (dict(groups={"g": {"a": 1}}, node_attrs={"g": {"x": {"y": 1}}}),
+                          r"node_attrs\['g'\]\['x'\].*attributes are"),
+    "cost_not_report": (dict(cost={"per_example": {}}), r"cost: .*missing by_epoch"),
 }
 
 
