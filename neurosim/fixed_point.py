@@ -18,10 +18,10 @@ energy line search along the projection arc, the eigenvalues' magnitudes where t
 Hessian is indefinite, and a final check that the interior Hessian is positive definite (a
 stable minimum, where the dynamics settle). Where the energy has several minima, the steps
 only descend from the warmed-up state, so the warm-up picks the basin, as it does for the
-Euler dynamics; the longer it is, the more often the minimum is Euler's own. Measured on 784-500-10 (Fashion-MNIST and random inputs, 4 batches of 50):
-after 20 warm-up steps 2 of 200 examples ended in another minimum than an Euler run to
-1e-12 (1,200-6,200 steps) at the initial weights, none after 100 steps, none with weights
-trained for 2 epochs.
+Euler dynamics; the longer it is, the more often the minimum is Euler's own. Measured on
+784-500-10 (Fashion-MNIST and random inputs, 4 batches of 50): after 20 warm-up steps 2 of
+200 examples ended in another minimum than an Euler run to 1e-12 (1,200-6,200 steps) at the
+initial weights, none after 100 steps, none with weights trained for 2 epochs.
 
 Everything else (logistic rates, no clipping, vector-field dynamics) relaxes by Euler steps
 and, for smooth networks small enough, is refined by Newton steps (:func:`relax.polish`).
@@ -38,7 +38,7 @@ import numpy as np
 
 from . import energy as en
 from .errors import NeurosimError
-from .relax import Dynamics, polish
+from .relax import SMALL_GEMM, Dynamics, blas_threads, polish
 
 WARM_STEPS = 100            # Euler steps before the first active-set solve (see solve())
 ACTIVE_SET_ITERATIONS = 50  # projected Newton steps per attempt
@@ -93,13 +93,14 @@ def free_fixed_point(net, x, *, clip, eps=0.5, tol=1e-10, state=None, max_steps=
     net64 = net if net.dtype == np.float64 else net.copy(dtype="float64")
     dyn = Dynamics(net64, x, clip=clip)
     s = dyn.initial_state(state)
-    problem = BoxQuadratic.of(dyn) if clip else None
-    if problem is not None:
-        s, steps, newton, saddle = problem.solve(s, eps, tol, int(max_steps))
-    else:
-        s, steps, newton = _relax_and_polish(dyn, s, eps, tol, int(max_steps))
-        saddle = False
-    residual = dyn.step_residual(s, eps)
+    with blas_threads(1 if _small_products(net, dyn.batch) else None):
+        problem = BoxQuadratic.of(dyn) if clip else None
+        if problem is not None:
+            s, steps, newton, saddle = problem.solve(s, eps, tol, int(max_steps))
+        else:
+            s, steps, newton = _relax_and_polish(dyn, s, eps, tol, int(max_steps))
+            saddle = False
+        residual = dyn.step_residual(s, eps)
     out = {p: v.astype(net.dtype) for p, v in s.items()}
     state_residual = residual if net.dtype == np.float64 else \
         dyn.step_residual({p: v.astype(np.float64) for p, v in out.items()}, eps)
@@ -137,6 +138,23 @@ def _failure_message(net, batch, residual, tol, steps, newton, eps, max_steps, s
               "raise tol" % (max_steps, eps))
     return ("free fixed point of %s not reached: projected residual max |P(s + eps F) - s| / eps"
             " = %.3g > tol=%g after %s; %s" % (label, residual, tol, how, advice))
+
+
+def _small_products(net, batch):
+    """Is one BLAS thread enough? The repeated products (Euler steps, the reduced Hessian)
+    up to ``relax.SMALL_GEMM`` multiply-adds, the one input-drive product up to 64 times
+    that (784-500-10, batch 50: 0.25 M and 20 M). Products this small gain nothing from a
+    second thread, and on a busy machine each multi-threaded call waits for a core: measured
+    under load, free_fixed_point on 784-500-10 took 0.13 s with two threads, 0.017 s with
+    one."""
+    state = set(net.state_pops)
+    sizes = [(batch * net.sizes[t.source] * net.sizes[t.target], t.source in state)
+             for t in net.terms]
+    kept = net.n_state - sum(net.sizes[p] for p in _uncoupled_populations(net))
+    repeated = max([m for m, inner in sizes if inner]
+                   + [batch * kept * max(kept, net.n_state - kept)])
+    drive = max([m for m, inner in sizes if not inner], default=0)
+    return repeated <= SMALL_GEMM and drive <= 64 * SMALL_GEMM
 
 
 def _relax_and_polish(dyn, s, eps, tol, max_steps):

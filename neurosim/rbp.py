@@ -25,7 +25,7 @@ from scipy.integrate import solve_ivp
 from . import energy as en
 from .errors import NeurosimError
 from .fixed_point import free_fixed_point
-from .relax import RelaxationError, _check_eps, free_state
+from .relax import SMALL_GEMM, RelaxationError, _check_eps, blas_threads, free_state
 
 METHODS = ("implicit", "almeida_pineda", "continuous", "bptt")
 SOLVERS = ("auto", "dense", "cg", "gmres", "neumann")
@@ -152,14 +152,17 @@ def solve_adjoint(net, lin, c, solver="auto", tol=1e-12, maxiter=None, eps=0.1, 
         # one LU solve per example, kept in float64 (a float32 copy of w alone would leave a
         # residual of 1e-7); the statistics are measured: the relative residual
         # |J^T w - c| / |c| (max over the batch) and the number of solves
+        # (one BLAS thread up to ~640 units: measured on 784-500-10, batch 50, on a busy
+        # 2-core machine, 0.2 s instead of 2-7 s with two threads)
         cf = en.flatten(net, c)
         w = np.empty(cf.shape, dtype=np.float64)
         worst = 0.0
-        for i in range(lin.batch):
-            Jt = lin.dense(i).T
-            w[i] = scipy.linalg.solve(Jt, cf[i])
-            scale = np.linalg.norm(cf[i])
-            worst = max(worst, float(np.linalg.norm(Jt @ w[i] - cf[i]) / (scale or 1.0)))
+        with blas_threads(1 if net.n_state ** 3 <= 64 * SMALL_GEMM else None):
+            for i in range(lin.batch):
+                Jt = lin.dense(i).T
+                w[i] = scipy.linalg.solve(Jt, cf[i])
+                scale = np.linalg.norm(cf[i])
+                worst = max(worst, float(np.linalg.norm(Jt @ w[i] - cf[i]) / (scale or 1.0)))
         stats.iterations = lin.batch
         stats.residual = worst
         stats.converged = bool(worst <= tol)
