@@ -234,8 +234,8 @@ def main(argv=None):
             from .commands import fidelity as fidelity_report
             return fidelity_report.main(args)
         if args.command == "sweep":
-            from . import sweep
-            return sweep.main(args)
+            from .sweep import runner
+            return runner.main(args)
     except Interrupted as e:
         print("neurosim %s: %s; continue with: neurosim run --resume %s"
               % (args.command, e, os.path.dirname(str(e).rsplit("checkpoint: ", 1)[-1])),

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from .atomic import atomic_path
+
 
 def figure(ncols, width=5.2, height=4.0, nrows=1):
     """A row (``nrows`` rows) of ``ncols`` axes on the Agg backend: ``(pyplot, figure, axes)``
@@ -20,10 +22,11 @@ def figure(ncols, width=5.2, height=4.0, nrows=1):
 def save(plt, fig, path):
     """Save as PNG under a temporary name, rename, close."""
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -14,7 +14,6 @@ from .. import __version__, config, datasets, plots, traces
 from ..atomic import write_text
 from ..hardware import cost
 from ..network import Network, layered
-from ..relax import relax
 from .. import engines, report
 from ..errors import ConfigurationError
 from ..training.trainer import Trainer
@@ -73,34 +72,29 @@ def check_fit(net, data):
 
 
 def _record_traces(circuit, engine, data):
-    """Free and nudged (+beta, -beta) Euler trajectories of a few test examples."""
-    rec, eng = circuit.record, circuit.engine
+    """The engine's own trajectories (free, nudged +beta, -beta) of a few test examples: the
+    numpy states of the reference engine, the Brian2 monitors (and spikes) of a circuit."""
+    rec = circuit.record
     n = min(rec.examples, data.x_test.shape[0])
     if not rec.traces or n == 0:
-        return {}, []
+        return {}, [], None
     net = engine.net
-    x, y = data.x_test[:n], data.y_test[:n]
-    free = relax(net, x, eps=eng.eps, tol=None, max_steps=eng.free_steps, clip=eng.clip,
-                 record=True)
-    s0 = free.state
-    beta = circuit.learning.beta
-    parts, phases, t = [free.trajectory], [("free", 0, eng.free_steps, 0.0)], eng.free_steps
-    for name, b in (("nudged+", beta), ("nudged-", -beta)):
-        res = relax(net, x, y, beta=b, eps=eng.eps, tol=None, max_steps=eng.nudge_steps,
-                    clip=eng.clip, state=s0, record=True)
-        parts.append({p: v[1:] for p, v in res.trajectory.items()})
-        phases.append((name, t, t + eng.nudge_steps, b))
-        t += eng.nudge_steps
     keep = rec.populations or net.state_pops
     unknown = [p for p in keep if p not in net.state_pops]
     if unknown:
         raise ConfigurationError("record.populations: %s are not state populations (%s)"
                                  % (unknown, net.state_pops))
-    reports = {p: {"data": np.concatenate([part[p] for part in parts]), "dt": eng.eps,
-                   "variable": "s", "units": "dimensionless"} for p in keep}
-    phases = [{"name": a, "start": s * eng.eps, "stop": e * eng.eps, "beta": b}
-              for a, s, e, b in phases]
-    return reports, phases
+    tr = engine.trajectories(data.x_test[:n], data.y_test[:n])
+    dt = tr["dt"]
+    reports = {p: {"data": tr["states"][p], "dt": dt, "variable": "s",
+                   "units": "dimensionless"} for p in keep}
+    phases = [{"name": a, "start": s * dt, "stop": e * dt, "beta": b}
+              for a, s, e, b in tr["phases"]]
+    spikes = None
+    if tr["spikes"]:    # SONATA node ids: example e's unit i of a population of n is e n + i
+        spikes = {p: {"timestamps": d["t"], "node_ids": d["example"] * net.sizes[p] + d["i"]}
+                  for p, d in tr["spikes"].items()}
+    return reports, phases, spikes
 
 
 def _summary(circuit, trainer, run_dir, seconds, cost_report):
@@ -222,7 +216,7 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
 def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, summary,
                    cost_report):
     net = engine.net
-    reports, phases = _record_traces(circuit, engine, data)
+    reports, phases, spikes = _record_traces(circuit, engine, data)
     weights = {}
     if circuit.record.weights != "none":
         weights = dict(snapshots)
@@ -233,11 +227,11 @@ def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, sum
     fidelity = {"over_training": {k: np.asarray(v) for k, v in trainer.fidelity.items()}} \
         if trainer.fidelity.get("epoch_fraction") else None
     training = {k: np.asarray(v) for k, v in trainer.history.items()}
-    traces.write(os.path.join(run_dir, "traces.h5"), reports=reports or None,
+    traces.write(os.path.join(run_dir, "traces.h5"), reports=reports or None, spikes=spikes,
                  phases=phases or None, weights=weights or None, gradients=gradients or None,
                  fidelity=fidelity, training=training, circuit=text,
                  attrs={"run_dir": run_dir, "name": circuit.name}, dt=circuit.engine.eps,
-                 time_units="tau", extra=[lambda f: cost.write_group(f, cost_report)])
+                 time_units="tau", cost=cost_report)
     metrics = dict(summary)
     metrics["cost"] = cost_report
     metrics["history"] = trainer.history

@@ -125,6 +125,15 @@ class BrianRateEngine(Engine):
                                          if len(xs) > 1 else None),
                            recorded=dict(circ.recorded))
 
+    def phase_trajectory(self, x, y, beta, steps, state=None):
+        """One phase in the Brian2 rate circuit (runtime device: the same equations), its
+        state monitors recorded."""
+        from ..brian.rate import RateCircuit
+        s = self.settings
+        circ = RateCircuit(self.net, device="runtime", eps=s.eps, clip=s.clip)
+        return circ.trajectory(x, y if beta else None, beta=beta, steps=steps,
+                               state=state), None
+
     def close(self):
         if self.circuit is not None:
             self.circuit.close()

@@ -1,7 +1,8 @@
 """The training engine ``brian2-spiking``: every mini-batch's EP update comes from a spiking
 Brian2 circuit (synapses learning from spike-based rate traces), built with the network's
-current weights; evaluation and the RBP ground truth use the reference engine's rate
-dynamics with the same step (the spiking circuit's fixed point in expectation).
+current weights; predictions come from the output spikes of a free phase (the second half
+of ``free_steps``), so test accuracy is measured through spikes. The RBP ground truth is the
+rate network's (the spiking circuit's fixed point in expectation).
 
 Spike counters (for the cost model, :mod:`neurosim.cost`): :attr:`SpikingEngine.synaptic_events`
 and :attr:`SpikingEngine.spikes` add up, over every step, the synaptic events (each spike
@@ -114,6 +115,14 @@ class SpikingEngine(Engine):
         est = self.estimate(x, y, state, rng)
         optimizer.apply(self.net.params, est)
         return StepResult(est.state, est.cost, est if want_estimate else None)
+
+    def phase_trajectory(self, x, y, beta, steps, state=None):
+        """One phase in the spiking circuit: its state monitors and its spikes."""
+        s = self.settings
+        circuit = SpikingCircuit(self.net, clip=s.clip, record=True, seed=self._next_seed(),
+                                 **self.options)
+        states = circuit.trajectory(x, y if beta else None, beta=beta, steps=steps, state=state)
+        return states, circuit.spikes
 
     def counters(self):
         return {"synaptic_events": dict(self.synaptic_events), "spikes": dict(self.spikes)}

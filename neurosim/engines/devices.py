@@ -303,6 +303,19 @@ class HardwareEngine(Engine):
         applied = {k: -change[k] / optimizer.lrs[k] for k in net.params if optimizer.lrs[k]}
         return StepResult(est.state, est.cost, est, applied)
 
+    def phase_trajectory(self, x, y, beta, steps, state=None):
+        """The wrapped engine's phase at one read of the devices (DAC'd inputs)."""
+        self.sync()
+        with self._reading():
+            return self.inner.phase_trajectory(self._dac(x), y, beta, steps, state)
+
+    def free_state(self, x, state=None):
+        """The wrapped engine's free state at one read of the devices (DAC'd inputs), for the
+        ``rbp`` and ``continual_ep`` rules."""
+        self.sync()
+        with self._reading():
+            return self.inner.free_state(self._dac(x), state)
+
     def infer(self, x, state=None):
         """The circuit's output rates after its free phase: one read of the crossbar, DAC'd
         inputs, mismatched time constants, ADC'd states."""

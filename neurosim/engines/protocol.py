@@ -22,6 +22,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
+
 from ..errors import ConfigurationError
 
 
@@ -136,6 +138,50 @@ class Engine:
         """A whole epoch in one run (only where :attr:`fuses_epoch`); see
         :class:`EpochResult`."""
         raise ConfigurationError("engine.name: the %s engine trains batch by batch" % self.name)
+
+    def free_state(self, x, state=None):
+        """The free state after the engine's free phase (the ``rbp`` and ``continual_ep``
+        rules train from it); engines that train with EP only refuse."""
+        raise ConfigurationError("learning.rule: the %s engine trains with EP (rule = \"ep\")"
+                                 % self.name)
+
+    def trajectories(self, x, y):
+        """What the engine's own monitors see over one EP step of the batch: ``{"states":
+        {population: (steps, batch, n)}, "phases": [(name, start step, stop step, beta)],
+        "spikes": {population: {"t", "i", "example"}} or None, "dt": step in tau}`` (the
+        free phase, then the nudged phases from its end), for ``traces.h5``."""
+        s = self.settings
+        phases = [("free", 0.0, s.free_steps)] + [("nudged+", s.beta, s.nudge_steps)]
+        if s.variant == "symmetric":
+            phases.append(("nudged-", -s.beta, s.nudge_steps))
+        parts, rows, start, spikes = [], [], 0, None
+        s0 = None
+        for name, beta, steps in phases:
+            states, spk = self.phase_trajectory(x, y, beta, steps, s0)
+            if name == "free":
+                s0 = {p: v[-1] for p, v in states.items()}
+            else:
+                states = {p: v[1:] for p, v in states.items()}
+            if spk is not None:
+                spikes = spikes or {}
+                for p, d in spk.items():
+                    cur = spikes.setdefault(p, {"t": [], "i": [], "example": []})
+                    cur["t"].append(np.asarray(d["t"]) + start * s.eps)
+                    cur["i"].append(np.asarray(d["i"]))
+                    cur["example"].append(np.asarray(d["example"]))
+            parts.append(states)
+            rows.append((name, start, start + steps, beta))
+            start += steps
+        out = {p: np.concatenate([q[p] for q in parts]) for p in parts[0]}
+        if spikes:
+            spikes = {p: {k: np.concatenate(v) for k, v in d.items()} for p, d in spikes.items()}
+        return {"states": out, "phases": rows, "spikes": spikes, "dt": s.eps}
+
+    def phase_trajectory(self, x, y, beta, steps, state=None):
+        """States ``(steps + 1, batch, n)`` per population of one phase with nudging ``beta``
+        from ``state`` (rest by default), from the engine's own monitors, and the phase's
+        spikes (spiking engines) or None."""
+        raise NotImplementedError
 
     # -- what the cost model, checkpoints and the run read ----------------------------------
     def counters(self):

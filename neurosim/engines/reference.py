@@ -302,6 +302,20 @@ class ReferenceEngine(Engine):
             est = {k: (before[k] - net.params[k]) / lrs[k] for k in net.params}
         return StepResult(res.state, res.cost, est)
 
+    def phase_trajectory(self, x, y, beta, steps, state=None):
+        """The Euler steps (or block sweeps) of one phase, every state recorded."""
+        s = self.settings
+        dyn = Dynamics(self.net, x, y if beta else None, clip=s.clip)
+        st = dyn.initial_state(state)
+        out = [{p: v.copy() for p, v in st.items()}]
+        for _ in range(int(steps)):
+            if s.solver == "block":
+                st = dyn.run_block(st, beta, 1)
+            else:
+                st = dyn.run_fixed(st, s.eps, beta, 1)
+            out.append({p: v.copy() for p, v in st.items()})
+        return {p: np.stack([o[p] for o in out]) for p in self.net.state_pops}, None
+
     def free_state(self, x, state=None):
         """The free state (not the rates) after the engine's free phase, for the persistent
         particles of the ``rbp`` and ``continual_ep`` rules."""
