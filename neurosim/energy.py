@@ -1,4 +1,4 @@
-"""Activations, energy, cost, forces, parameter derivatives and Jacobian products (MATH.md 1-3).
+"""Activations, energy, cost, forces, parameter derivatives and Jacobian products (docs/maths.md 1-3).
 
 Every function is batched: a state is a dict population -> ``(batch, n)`` array. Per-example
 quantities (energy, cost, forces, state derivatives) keep the batch axis; parameter-shaped

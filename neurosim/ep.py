@@ -1,5 +1,5 @@
 """Equilibrium Propagation: gradient estimators and the second-phase traces of the theorem
-(MATH.md sections 4 and 5).
+(docs/maths.md sections 4 and 5).
 
 Energy mode: ``g = (1/beta) [dE/dtheta(s_beta) - dE/dtheta(s0)]`` (one-sided), its symmetric
 (+beta / -beta) and random-sign versions, and continual EP (parameters move at every nudged

@@ -1,4 +1,4 @@
-"""How close an estimate is to a reference (MATH.md section 7), per parameter key, over all
+"""How close an estimate is to a reference (docs/maths.md section 7), per parameter key, over all
 parameters concatenated, and time-resolved over the nudged phase."""
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def time_resolved(estimates, references, floor=1e-4):
     ``estimates`` and ``references`` are either lists of dicts (``P_k``, ``Thetabar_k``) or
     dicts of arrays with time first (``u[pop]``, ``S[pop]``). Returns a dict metric ->
     array over k, plus ``"norm"`` (reference norm per k) and ``"valid"``: the steps where
-    ``|ref_k| > floor * |ref_0|`` (MATH.md section 6; ``max_k |ref_k|`` when ``ref_0`` is
+    ``|ref_k| > floor * |ref_0|`` (docs/maths.md section 6; ``max_k |ref_k|`` when ``ref_0`` is
     zero, as for ``Thetabar_0``); below that, rounding in differences dominates.
     """
     if isinstance(estimates, dict):

@@ -1,4 +1,4 @@
-"""The exact free fixed point ``s0`` (MATH.md sections 1-3): the state RBP linearises at.
+"""The exact free fixed point ``s0`` (docs/maths.md sections 1-3, 10): the state RBP linearises at.
 
 With hard sigmoid and states projected to [0, 1] (the 2017 recipe) the rates equal the
 states, so ``F(s) = c + K s - s`` is linear (``K`` the symmetric coupling of the state units,

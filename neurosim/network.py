@@ -1,6 +1,6 @@
 """Populations and projections on a networkx graph, with their parameters.
 
-A :class:`Network` is the single model description every engine reads (MATH.md section 1).
+A :class:`Network` is the single model description every engine reads (docs/maths.md section 1).
 Nodes are populations with attributes ``size`` and ``role`` ("input", "hidden", "output");
 edges ``a -> b`` are projections with a weight matrix ``W:a->b`` of shape ``(n_a, n_b)``.
 Every non-input population ``p`` has a bias ``b:p``.
@@ -118,7 +118,7 @@ def _check_choices(activation, dynamics):
 
 def _check_lateral(key, w, symmetric=True):
     """A lateral matrix has a zero diagonal (no self-excitation; the learning rules keep it
-    zero); in energy mode it is also symmetric (MATH.md 1)."""
+    zero); in energy mode it is also symmetric (docs/maths.md 1)."""
     scale = max(1.0, float(np.max(np.abs(w))))
     asym = float(np.max(np.abs(w - w.T)))
     if symmetric and asym > 1e-6 * scale:

@@ -1,5 +1,5 @@
 """Recurrent backpropagation: the ground-truth gradient of the loss at the free fixed point
-(MATH.md section 3).
+(docs/maths.md section 3).
 
 * ``implicit``: ``dL/dtheta = -(dF/dtheta)^T J^{-T} dC/ds``, solved densely per example, by
   conjugate gradient (energy mode, ``-J`` is symmetric positive definite), GMRES (vector-field

@@ -1,4 +1,4 @@
-"""Free and nudged relaxation by Euler steps (MATH.md section 2), batched and in place.
+"""Free and nudged relaxation by Euler steps (docs/maths.md section 2), batched and in place.
 
 ``s_{k+1} = s_k + eps * (F(s_k) - beta dC/ds(s_k))``, optionally projected to [0, 1] after
 each step (the 2017 recipe). :class:`Dynamics` compiles a network and a batch of inputs once:

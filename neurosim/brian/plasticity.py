@@ -9,7 +9,7 @@ Each synapse sees only its own neurons: their rate now (``rho``), at the previou
   telescopes to ``[rho_a rho_b]_0^beta`` exactly, whatever the step (the clock-driven form
   ``rho_pre drho_post/dt`` is not exact under Euler with a hard clip).
 * Vector-field mode: ``acc += rho0_pre drho0_post (u_post - u_prev_post)``: the presynaptic
-  rate times the postsynaptic rate change (MATH.md section 4).
+  rate times the postsynaptic rate change (docs/maths.md section 4).
 * Continual EP (energy mode): the weight itself moves by ``(lr / beta)`` times the same
   difference at every nudged step, and the dynamics use the moved weight.
 

@@ -1,5 +1,5 @@
 """Rate circuits: a Network compiled into Brian2 NeuronGroups and Synapses whose synapses
-learn from the rates and rate changes they observe (MATH.md sections 2 and 4).
+learn from the rates and rate changes they observe (docs/maths.md sections 2 and 4).
 
 One Brian2 time step is one Euler step of the reference engine: ``tau = 1 ms`` and
 ``dt = eps ms``, so ``u_{k+1} = u_k + eps * dudt`` with ``dudt`` a named variable of every
@@ -36,7 +36,7 @@ def build_input(b2, ctx, pop):
 
 
 def build_state(b2, ctx, pop):
-    """State population: ``du/dt = dudt`` with the force of MATH.md section 2, the rate and
+    """State population: ``du/dt = dudt`` with the force of docs/maths.md section 2, the rate and
     its derivative as named variables, a nudge toward ``y`` on outputs, and the per-neuron
     memories the local rules read (previous rate, free-phase snapshot, bias accumulator)."""
     net = ctx.net

@@ -1,5 +1,5 @@
 """Spiking circuits: a Network compiled into Brian2 neurons that talk only through spikes and
-whose synapses learn from spike-based estimates of temporal derivatives (MATH.md 2, 4, 5).
+whose synapses learn from spike-based estimates of temporal derivatives (docs/maths.md 2, 4, 5, 9).
 
 The model, per state unit (one Brian2 neuron per unit and per example of the batch):
 

@@ -1,5 +1,5 @@
 """``neurosim fidelity``: how faithful an engine's locally accumulated EP update is to RBP's
-ground-truth gradient, for one network and one batch (MATH.md sections 4 and 7).
+ground-truth gradient, for one network and one batch (docs/maths.md sections 4 and 7).
 
 For the network of a circuit file (at initialisation, or with the weights of a checkpoint) and
 a seeded batch of its dataset's test split, :func:`run_fidelity`

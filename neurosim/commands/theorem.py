@@ -1,5 +1,5 @@
 """The seed result shown: during EP's nudged phase each neuron's temporal derivative equals
-the error derivative of RBP's side network (Scellier & Bengio 2019; MATH.md section 5).
+the error derivative of RBP's side network (Scellier & Bengio 2019; docs/maths.md section 5).
 
 :func:`run_theorem` relaxes an embedded default network on a batch of digits, runs the
 discrete Almeida–Pineda side network and EP's second phase for several beta with the same

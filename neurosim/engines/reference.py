@@ -1,4 +1,4 @@
-"""The reference engine: one fast Equilibrium Propagation step in numpy (MATH.md 4, 8), and
+"""The reference engine: one fast Equilibrium Propagation step in numpy (docs/maths.md 4, 8), and
 the engine object the training loop drives (EP steps, free phases, RBP ground truth).
 
 :func:`ep_step` runs the free phase (warm-started from persistent particles), the nudged
