@@ -218,9 +218,7 @@ def _traces(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .network import NetworkError
-    from .rbp import RBPConvergenceError
-    from .relax import RelaxationError
+    from .errors import NeurosimError
     from .training.trainer import Interrupted
     try:
         if args.command == "theorem":
@@ -241,8 +239,7 @@ def main(argv=None):
               % (args.command, e, os.path.dirname(str(e).rsplit("checkpoint: ", 1)[-1])),
               file=sys.stderr)
         return 130
-    except (NetworkError, RelaxationError, RBPConvergenceError, OSError, ValueError,
-            ImportError) as e:
+    except (NeurosimError, OSError) as e:   # errors neurosim raises on purpose, and file errors
         print("neurosim %s: error: %s" % (args.command, e), file=sys.stderr)
         return 2
     parser.error("unknown command %r" % args.command)

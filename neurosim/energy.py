@@ -8,6 +8,7 @@ the batch-mean loss.
 from __future__ import annotations
 
 import numpy as np
+from .errors import ArgumentError
 
 
 # -- activations ------------------------------------------------------------------------
@@ -65,7 +66,7 @@ def drives(net, r):
 def energy(net, state, x):
     """Per-example energy ``E(s)`` (energy dynamics only), shape ``(batch,)``."""
     if net.dynamics != "energy":
-        raise ValueError("energy() is defined for energy dynamics only (this network is %r)"
+        raise ArgumentError("energy() is defined for energy dynamics only (this network is %r)"
                          % net.dynamics)
     inputs = net.inputs_dict(x)
     r = rates(net, state, inputs)

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import checks
 from . import energy as en
+from .errors import ArgumentError
 from .relax import Dynamics, polish
 
 VARIANTS = ("one_sided", "symmetric", "random_sign")
@@ -60,16 +62,11 @@ class ContinualResult:
 
 
 def _check_beta(beta):
-    if not np.isfinite(beta) or beta == 0:
-        raise ValueError("beta must be a non-zero finite number, got %r" % (beta,))
+    return checks.nonzero("beta", beta)
 
 
 def _check_steps(name, v, minimum=0):
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ValueError("%s must be an integer >= %d or None, got %r" % (name, minimum, v))
-    return int(v)
+    return checks.integer(name, v, minimum, allow_none=True)
 
 
 def _phases(net, x, y, eps, free_steps, tol, state, clip):
@@ -77,7 +74,7 @@ def _phases(net, x, y, eps, free_steps, tol, state, clip):
     free_steps = _check_steps("free_steps", free_steps)
     dyn = Dynamics(net, x, y, clip=clip)
     if dyn.targets is None:
-        raise ValueError("EP needs targets y of shape (batch, n_out)")
+        raise ArgumentError("EP needs targets y of shape (batch, n_out)")
     s = dyn.initial_state(state)
     if free_steps is None:
         res = dyn.run(s, eps, steps=1_000_000, tol=tol)
@@ -111,7 +108,7 @@ def nudged_phases(run, s0, beta, variant, rng=None):
     the sign of ``beta`` drawn by :func:`random_sign` for random-sign EP. Every engine that
     runs EP phases in numpy goes through this function."""
     if variant not in VARIANTS:
-        raise ValueError("variant must be one of %s, got %r" % (VARIANTS, variant))
+        raise ArgumentError("variant must be one of %s, got %r" % (VARIANTS, variant))
     beta = float(beta)
     if variant == "random_sign":
         beta *= random_sign(rng)
@@ -167,7 +164,7 @@ def estimate(net, x, y, beta, variant="one_sided", eps=0.1, nudge_steps=None, fr
     """Run the EP phases and return an :class:`EPResult` (see :func:`gradient`)."""
     _check_beta(beta)
     if variant not in VARIANTS:
-        raise ValueError("variant must be one of %s, got %r" % (VARIANTS, variant))
+        raise ArgumentError("variant must be one of %s, got %r" % (VARIANTS, variant))
     dyn, s0, nf = _phases(net, x, y, eps, free_steps, tol, state, clip)
     steps = []
 
@@ -215,10 +212,10 @@ def second_phase(net, x, y, beta, eps, steps, state=None, tol=1e-13):
     _check_beta(beta)
     steps = int(steps)
     if steps < 1:
-        raise ValueError("steps must be a positive integer, got %r" % (steps,))
+        raise ArgumentError("steps must be a positive integer, got %r" % (steps,))
     dyn = Dynamics(net, x, y)
     if dyn.targets is None:
-        raise ValueError("second_phase needs targets y of shape (batch, n_out)")
+        raise ArgumentError("second_phase needs targets y of shape (batch, n_out)")
     if state is None:
         s0 = polish(net, dyn.inputs, dyn.run(dyn.initial_state(), eps, steps=10_000_000,
                                              tol=tol).state)
@@ -250,11 +247,11 @@ def continual(net, x, y, beta, lr, eps=0.1, nudge_steps=20, free_steps=None, tol
     _check_beta(beta)
     nudge_steps = _check_steps("nudge_steps", nudge_steps, 1)
     if net.dynamics != "energy":
-        raise ValueError("continual EP is defined here for energy dynamics only")
+        raise ArgumentError("continual EP is defined here for energy dynamics only")
     lrs = lr if isinstance(lr, dict) else {k: float(lr) for k in net.params}
     missing = set(net.params) - set(lrs)
     if missing:
-        raise ValueError("lr dict is missing keys %s" % sorted(missing))
+        raise ArgumentError("lr dict is missing keys %s" % sorted(missing))
     dyn, s0, _ = _phases(net, x, y, eps, free_steps, tol, state, clip)
     work = net.copy()
     s = {p: v.copy() for p, v in s0.items()}

@@ -11,4 +11,8 @@ class ConfigurationError(NeurosimError, ValueError):
     path, or the argument)."""
 
 
-__all__ = ["NeurosimError", "ConfigurationError"]
+class ArgumentError(NeurosimError, ValueError):
+    """A Python argument has the wrong type or value (the message names it)."""
+
+
+__all__ = ["NeurosimError", "ConfigurationError", "ArgumentError"]

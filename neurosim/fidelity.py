@@ -3,6 +3,7 @@ parameters concatenated, and time-resolved over the nudged phase."""
 from __future__ import annotations
 
 import numpy as np
+from .errors import ArgumentError
 
 METRICS = ("cosine", "rel_error", "rel_rmse", "sign_agreement")
 
@@ -36,12 +37,12 @@ def compare(estimate, reference):
     """
     est, ref = _as_dict(estimate, "estimate"), _as_dict(reference, "reference")
     if set(est) != set(ref):
-        raise ValueError("estimate and reference have different keys: %s vs %s"
+        raise ArgumentError("estimate and reference have different keys: %s vs %s"
                          % (sorted(est), sorted(ref)))
     keys = list(ref)
     for k in keys:
         if np.shape(est[k]) != np.shape(ref[k]):
-            raise ValueError("shape mismatch for %r: %s vs %s" % (k, np.shape(est[k]),
+            raise ArgumentError("shape mismatch for %r: %s vs %s" % (k, np.shape(est[k]),
                                                                   np.shape(ref[k])))
     out = _metrics(np.concatenate([np.ravel(est[k]) for k in keys]),
                    np.concatenate([np.ravel(ref[k]) for k in keys]))
@@ -66,7 +67,7 @@ def time_resolved(estimates, references, floor=1e-4):
     else:
         est, ref = list(estimates), list(references)
         if len(est) != len(ref):
-            raise ValueError("series lengths differ: %d vs %d" % (len(est), len(ref)))
+            raise ArgumentError("series lengths differ: %d vs %d" % (len(est), len(ref)))
     rows = [compare(e, r) for e, r in zip(est, ref)]
     out = {m: np.array([row[m] for row in rows]) for m in METRICS}
     norms = np.array([np.sqrt(sum(np.sum(np.asarray(v, np.float64) ** 2) for v in r.values()))

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import checks
 from . import energy as en
 from .errors import NeurosimError
 from .relax import SMALL_GEMM, Dynamics, blas_threads, polish
@@ -114,13 +115,9 @@ def free_fixed_point(net, x, *, clip, eps=0.5, tol=1e-10, state=None, max_steps=
 
 
 def _check_arguments(eps, tol, max_steps):
-    for name, v in (("eps", eps), ("tol", tol)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(v) or v <= 0:
-            raise ValueError("%s must be a positive number, got %r" % (name, v))
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
-            or max_steps < 0:
-        raise ValueError("max_steps must be a non-negative integer, got %r" % (max_steps,))
+    checks.positive("eps", eps)
+    checks.positive("tol", tol)
+    checks.integer("max_steps", max_steps, 0)
 
 
 def _failure_message(net, batch, residual, tol, steps, newton, eps, max_steps, saddle, exact):

@@ -23,9 +23,9 @@ import scipy.sparse.linalg as spla
 from scipy.integrate import solve_ivp
 
 from . import energy as en
-from .errors import NeurosimError
+from .errors import ArgumentError, NeurosimError
 from .fixed_point import free_fixed_point
-from .relax import SMALL_GEMM, RelaxationError, _check_eps, blas_threads, free_state
+from .relax import SMALL_GEMM, RelaxationError, check_eps, blas_threads, free_state
 
 METHODS = ("implicit", "almeida_pineda", "continuous", "bptt")
 SOLVERS = ("auto", "dense", "cg", "gmres", "neumann")
@@ -140,12 +140,12 @@ def _max_real_eig(net, lin):
 def solve_adjoint(net, lin, c, solver="auto", tol=1e-12, maxiter=None, eps=0.1, steps=None):
     """Solve ``J^T w = c`` for every example; returns ``(w, SolverStats)``."""
     if solver not in SOLVERS:
-        raise ValueError("solver must be one of %s, got %r" % (SOLVERS, solver))
+        raise ArgumentError("solver must be one of %s, got %r" % (SOLVERS, solver))
     if solver == "auto":
         solver = "dense" if net.n_state <= DENSE_LIMIT else (
             "cg" if net.dynamics == "energy" else "gmres")
     if solver == "cg" and net.dynamics != "energy":
-        raise ValueError("solver='cg' needs a symmetric Jacobian (energy dynamics); use 'gmres' "
+        raise ArgumentError("solver='cg' needs a symmetric Jacobian (energy dynamics); use 'gmres' "
                          "for vector-field networks")
     stats = SolverStats(method="implicit", solver=solver)
     if solver == "dense":
@@ -245,10 +245,10 @@ def side_network(net, x, y, eps, steps, state=None, continuous=False, tol=1e-12)
     continuous-time side network at ``t = eps k`` (matrix exponential).
     ``state``: the converged free state ``s0`` (relaxed here when omitted).
     """
-    _check_eps(eps)
+    check_eps(eps)
     steps = int(steps)
     if steps < 1:
-        raise ValueError("steps must be a positive integer, got %r" % (steps,))
+        raise ArgumentError("steps must be a positive integer, got %r" % (steps,))
     s0, lin, c = _setup(net, x, y, eps, tol, state)
     stats = SolverStats(method="continuous" if continuous else "almeida_pineda", iterations=steps)
     if net.n_state <= DENSE_LIMIT:
@@ -357,12 +357,12 @@ def gradient(net, x, y, method="implicit", eps=0.1, steps=None, solver="auto", t
         (hard sigmoid: units pinned at 0 or 1 do not respond).
     """
     if method not in METHODS:
-        raise ValueError("method must be one of %s, got %r" % (METHODS, method))
+        raise ArgumentError("method must be one of %s, got %r" % (METHODS, method))
     if solver not in SOLVERS:
-        raise ValueError("solver must be one of %s, got %r" % (SOLVERS, solver))
-    _check_eps(eps)
+        raise ArgumentError("solver must be one of %s, got %r" % (SOLVERS, solver))
+    check_eps(eps)
     if steps is not None and (int(steps) != steps or steps < 0):
-        raise ValueError("steps must be a non-negative integer or None, got %r" % (steps,))
+        raise ArgumentError("steps must be a non-negative integer or None, got %r" % (steps,))
     if method == "bptt":
         inputs = net.inputs_dict(x)
         if steps is None:

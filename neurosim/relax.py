@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
+from . import checks
 from . import energy as en
-from .errors import NeurosimError
+from .errors import ArgumentError, NeurosimError
 
 try:  # the clip ufunc itself: np.clip adds a few microseconds of Python dispatch per call
     _clip = np._core.umath.clip
@@ -184,7 +185,7 @@ class Dynamics:
             h -= s[p]
         if beta:
             if self.targets is None:
-                raise ValueError("a nudged relaxation (beta != 0) needs targets y")
+                raise ArgumentError("a nudged relaxation (beta != 0) needs targets y")
             for p, yp in self.targets.items():
                 t = self.tmp[p]
                 np.subtract(s[p], yp, out=t)
@@ -270,12 +271,12 @@ class Dynamics:
         the constant part is scaled once per call. Numbers equal :meth:`run`'s to rounding.
         Other settings take :meth:`run`'s exact path. Returns ``s``.
         """
-        _check_eps(eps)
+        check_eps(eps)
         steps = int(steps)
         if steps < 0:
-            raise ValueError("steps must be a non-negative integer, got %r" % (steps,))
+            raise ArgumentError("steps must be a non-negative integer, got %r" % (steps,))
         if beta and self.targets is None:
-            raise ValueError("a nudged relaxation (beta != 0) needs targets y")
+            raise ArgumentError("a nudged relaxation (beta != 0) needs targets y")
         net = self.net
         fast = self.identity_rates and all(
             s[p].flags.c_contiguous and s[p].dtype == net.dtype
@@ -347,11 +348,11 @@ class Dynamics:
         """
         net = self.net
         if not self.identity_rates:
-            raise ValueError("block updates need hard_sigmoid with clip=True (rho(s) = s)")
+            raise ArgumentError("block updates need hard_sigmoid with clip=True (rho(s) = s)")
         if any(q == p for p in net.state_pops for q, _ in self.terms[p]):
-            raise ValueError("block updates need a network without lateral projections")
+            raise ArgumentError("block updates need a network without lateral projections")
         if beta and self.targets is None:
-            raise ValueError("a nudged relaxation (beta != 0) needs targets y")
+            raise ArgumentError("a nudged relaxation (beta != 0) needs targets y")
         const, beta = self.const, float(beta)
         for _ in range(int(sweeps)):
             for p in net.state_pops:
@@ -371,7 +372,7 @@ class Dynamics:
     def run(self, s, eps, beta=0.0, steps=None, tol=None, record=False, record_residual=False,
             raise_on_fail=True):
         """Take Euler steps on ``s`` in place; see :func:`relax` for the arguments."""
-        _check_eps(eps)
+        check_eps(eps)
         limit = int(steps)
         trace, traj = [], None
         if record:
@@ -424,10 +425,9 @@ class Dynamics:
                            beta=beta, eps=eps, trajectory=traj)
 
 
-def _check_eps(eps):
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(eps) or eps <= 0:
-        raise ValueError("eps (the Euler step) must be a positive number, got %r" % (eps,))
+def check_eps(eps):
+    """``eps`` (the Euler step) as a positive number."""
+    return checks.positive("eps", eps, what=" (the Euler step)")
 
 
 def relax(net, x, y=None, beta=0.0, eps=0.1, tol=1e-10, max_steps=100_000, state=None, clip=False,
@@ -451,12 +451,12 @@ def relax(net, x, y=None, beta=0.0, eps=0.1, tol=1e-10, max_steps=100_000, state
         ``converged=False``. Divergence always raises.
     """
     if max_steps is None or int(max_steps) < 0:
-        raise ValueError("max_steps must be a non-negative integer, got %r" % (max_steps,))
+        raise ArgumentError("max_steps must be a non-negative integer, got %r" % (max_steps,))
     if tol is not None and not tol > 0:
-        raise ValueError("tol must be positive or None, got %r" % (tol,))
+        raise ArgumentError("tol must be positive or None, got %r" % (tol,))
     dyn = Dynamics(net, x, y, clip=clip)
     if beta and dyn.targets is None:
-        raise ValueError("relax with beta=%g needs targets y (shape (batch, n_out))" % beta)
+        raise ArgumentError("relax with beta=%g needs targets y (shape (batch, n_out))" % beta)
     s = dyn.initial_state(state)
     return dyn.run(s, eps, beta=beta, steps=max_steps, tol=tol, record=record,
                    raise_on_fail=raise_on_fail)

@@ -63,6 +63,7 @@ import time
 import numpy as np
 
 from . import plasticity
+from .. import checks
 from ..ep import random_sign
 from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
                      standalone_failure)
@@ -87,16 +88,11 @@ __all__ = ["SpikingCircuit", "trace_constants",
 
 # -- argument checks ----------------------------------------------------------------------
 def _positive(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(v) or v <= 0:
-        raise CircuitError("%s must be a positive number, got %r" % (name, v))
-    return float(v)
+    return checks.positive(name, v, error=CircuitError)
 
 
 def _steps(name, v, minimum):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise CircuitError("%s must be an integer >= %d, got %r" % (name, minimum, v))
-    return int(v)
+    return checks.integer(name, v, minimum, error=CircuitError)
 
 
 def _phase_args(beta, variant, free_steps, nudge_steps):

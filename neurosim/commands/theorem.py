@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import ep, fidelity, plots, rbp, traces
 from ..network import Network
+from ..errors import ConfigurationError
 from ..relax import free_state
 
 
@@ -51,8 +52,9 @@ def from_circuit(path, overrides=(), batch=16, seed=0):
     from . import run as experiment
     circuit, _ = config.load(path, overrides)
     if circuit.network.dynamics != "energy":
-        raise ValueError("network.dynamics: the theorem needs 'energy' dynamics (vector-field "
-                         "EP does not equal RBP), got %r" % circuit.network.dynamics)
+        raise ConfigurationError("network.dynamics: the theorem needs 'energy' dynamics "
+                                 "(vector-field EP does not equal RBP), got %r"
+                                 % circuit.network.dynamics)
     net = experiment.build_network(circuit.network)
     data = experiment.build_dataset(circuit.dataset, "float64")
     experiment.check_fit(net, data)

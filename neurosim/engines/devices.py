@@ -20,7 +20,7 @@ Where each non-ideality applies
   ``derivative_tau``, ``tau_mismatch``): the reference engine with energy dynamics and the
   Euler solver (:func:`hardware_ep_step`); other combinations are refused with a
   :class:`ConfigurationError` naming the field.
-* The RBP ground truth (fidelity) and ``converged_free`` use the stored weights (no read
+* The RBP ground truth (fidelity, computed by the trainer) uses the stored weights (no read
   noise), ideal inputs and ideal dynamics: the true gradient of the weights the devices hold.
   Predictions (``free``) are the circuit's: read noise, DAC, tau mismatch and ADC.
 
@@ -51,7 +51,7 @@ import numpy as np
 
 from .. import energy as en
 from .. import ep
-from ..errors import ConfigurationError
+from ..errors import ArgumentError, ConfigurationError
 from .protocol import Engine, Estimate, StepResult
 from .reference import batch_cost, rates
 from ..hardware.devices import MIN_FACTOR, Crossbar, device_from_section, quantize
@@ -102,7 +102,7 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
     beta = float(beta)
     dyn = Dynamics(net, x, y, clip=clip)
     if dyn.targets is None:
-        raise ValueError("hardware_ep_step needs targets y of shape (batch, n_out)")
+        raise ArgumentError("hardware_ep_step needs targets y of shape (batch, n_out)")
     s0 = _per_neuron_run(dyn, dyn.initial_state(state), eps, 0.0, free_steps, eps_scale)
 
     def nudged(s, b):
@@ -360,18 +360,18 @@ class HardwareEngine(Engine):
         saved = {"device": str(d["device"]), "seed": int(d["seed"])}
         ident = self._identity()
         if saved["seed"] != ident["seed"]:
-            raise ValueError("the checkpoint's device state was written with hardware.seed = %d, "
+            raise ArgumentError("the checkpoint's device state was written with hardware.seed = %d, "
                              "this run has %d" % (saved["seed"], ident["seed"]))
         if saved["device"] != ident["device"]:
             a, b = json.loads(saved["device"]), json.loads(ident["device"])
             diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-            raise ValueError("the checkpoint's device state was written for another device: "
+            raise ArgumentError("the checkpoint's device state was written for another device: "
                              "%s differ" % ", ".join("hardware." + k for k in diff))
         written = {k[8:]: v for k, v in d.items() if k.startswith("written/")}
         xb = {k[9:]: v for k, v in d.items() if k.startswith("crossbar/")}
         for k, v in self.net.params.items():
             if xb and (k not in written or np.shape(written[k]) != v.shape):
-                raise ValueError("the checkpoint's device state does not match the network: "
+                raise ArgumentError("the checkpoint's device state does not match the network: "
                                  "written/%s" % k)
         self.rng.bit_generator.state = json.loads(str(d["rng"]))
         self.counts = {k: int(d["counts/" + k]) if "counts/" + k in d else 0

@@ -23,9 +23,10 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
+from .. import checks
 from .. import energy as en
 from .. import ep as _ep
-from ..errors import ConfigurationError
+from ..errors import ArgumentError, ConfigurationError
 from ..relax import Dynamics
 from .protocol import Engine, Estimate, StepResult
 from ..relax import blas_threads as _blas_limit
@@ -45,35 +46,32 @@ def learning_rates(net, lr):
     if isinstance(lr, dict):
         missing = set(net.params) - set(lr)
         if missing:
-            raise ValueError("lr dict is missing parameter key(s) %s" % sorted(missing))
+            raise ArgumentError("lr dict is missing parameter key(s) %s" % sorted(missing))
         extra = set(lr) - set(net.params)
         if extra:
-            raise ValueError("lr dict has keys that are not parameters: %s (parameters: %s)"
+            raise ArgumentError("lr dict has keys that are not parameters: %s (parameters: %s)"
                              % (sorted(extra), list(net.params)))
         out = {}
         for k in net.params:
             try:
                 out[k] = float(lr[k])
             except (TypeError, ValueError):
-                raise ValueError("lr[%r] must be a number, got %r" % (k, lr[k])) from None
+                raise ArgumentError("lr[%r] must be a number, got %r" % (k, lr[k])) from None
     else:
         try:
             v = float(lr)
         except (TypeError, ValueError):
-            raise ValueError("lr must be a number or a dict per parameter key, got %r"
+            raise ArgumentError("lr must be a number or a dict per parameter key, got %r"
                              % (lr,)) from None
         out = {k: v for k in net.params}
     for k, v in out.items():
         if not np.isfinite(v):
-            raise ValueError("learning rate for %r must be finite, got %r" % (k, v))
+            raise ArgumentError("learning rate for %r must be finite, got %r" % (k, v))
     return out
 
 
 def _steps(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-        raise ValueError("%s must be a non-negative integer (a fixed number of Euler steps), "
-                         "got %r" % (name, v))
-    return int(v)
+    return checks.integer(name, v, 0, what=" (a fixed number of Euler steps)")
 
 
 def batch_cost(net, s, targets, batch):
@@ -135,7 +133,7 @@ def _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state,
     runs of :func:`neurosim.ep.nudged_phases`)."""
     dyn = Dynamics(net, x, y, clip=clip)
     if dyn.targets is None:
-        raise ValueError("ep_step needs targets y of shape (batch, n_out)")
+        raise ArgumentError("ep_step needs targets y of shape (batch, n_out)")
     if solver == "block":
         def phase(s, b, n):
             return dyn.run_block(s, b, n)
@@ -196,22 +194,22 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
     try:
         beta = float(beta)
     except (TypeError, ValueError):
-        raise ValueError("beta must be a non-zero finite number, got %r" % (beta,)) from None
+        raise ArgumentError("beta must be a non-zero finite number, got %r" % (beta,)) from None
     if not np.isfinite(beta) or beta == 0:
-        raise ValueError("beta must be a non-zero finite number, got %r" % (beta,))
+        raise ArgumentError("beta must be a non-zero finite number, got %r" % (beta,))
     if variant not in VARIANTS:
-        raise ValueError("variant must be one of %s, got %r" % (VARIANTS, variant))
+        raise ArgumentError("variant must be one of %s, got %r" % (VARIANTS, variant))
     free_steps = _steps("free_steps", free_steps)
     nudge_steps = _steps("nudge_steps", nudge_steps)
     if grad_out is not None and not isinstance(grad_out, dict):
-        raise ValueError("grad_out must be a dict (filled with the gradient) or None")
+        raise ArgumentError("grad_out must be a dict (filled with the gradient) or None")
     lrs = learning_rates(net, lr)
     if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(
             blas_threads, (int, np.integer)) or blas_threads < 1):
-        raise ValueError("blas_threads must be a positive integer or None, got %r"
+        raise ArgumentError("blas_threads must be a positive integer or None, got %r"
                          % (blas_threads,))
     if solver not in ("euler", "block"):
-        raise ValueError("solver must be 'euler' or 'block', got %r" % (solver,))
+        raise ArgumentError("solver must be 'euler' or 'block', got %r" % (solver,))
     with _blas_limit(blas_threads):
         return _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, state,
                      rng, grad_out, solver)

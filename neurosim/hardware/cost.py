@@ -97,6 +97,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ..errors import ConfigurationError
+
 PHASES = ("free", "nudged", "update", "total")
 COUNTS = ("steps", "settling_tau", "macs", "synaptic_events", "neuron_steps", "dac", "adc",
           "pulses")
@@ -125,10 +127,10 @@ class CostTable:
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
                     or not math.isfinite(v) or v < 0:
-                raise ValueError("cost.%s: expected a finite number >= 0, got %r" % (f.name, v))
+                raise ConfigurationError("cost.%s: expected a finite number >= 0, got %r" % (f.name, v))
             object.__setattr__(self, f.name, float(v))
         if self.tau_ns <= 0:
-            raise ValueError("cost.tau_ns: must be positive, got %r" % self.tau_ns)
+            raise ConfigurationError("cost.tau_ns: must be positive, got %r" % self.tau_ns)
 
     def as_dict(self):
         return asdict(self)

@@ -100,7 +100,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigurationError
+from ..errors import ArgumentError, ConfigurationError
 
 CONTINUOUS_STEPS = 10_000   # programming steps over the range of a continuous device
 W_MAX_HEADROOM = 2.0        # w_max = this x the largest initial |w| of a projection
@@ -472,7 +472,7 @@ class Crossbar:
     def assign(self, params):
         """Take ``params`` as the stored weights (exact devices only: the ideal device)."""
         if not self.exact:
-            raise ValueError("assign() is for exact (ideal) devices; program() the change")
+            raise ArgumentError("assign() is for exact (ideal) devices; program() the change")
         for k in self.keys:
             self._w[k] = np.array(params[k], dtype=np.float64)
 
@@ -556,14 +556,14 @@ class Crossbar:
                            for a in ("w_max", "pulses") + arrays]
         missing = [n for n in need if n not in d]
         if missing:
-            raise ValueError("crossbar state: no %s (%d missing): it was written for other "
+            raise ArgumentError("crossbar state: no %s (%d missing): it was written for other "
                              "parameters or another device" % (missing[0], len(missing)))
         for k in self.keys:
             shape = np.shape(self._w[k]) if self.exact else self._tiles[k].g.shape
             for a in arrays + ("stuck",):
                 name = "%s/%s" % (a, k)
                 if name in d and np.shape(d[name]) != shape:
-                    raise ValueError("crossbar state: %s has shape %s, expected %s"
+                    raise ArgumentError("crossbar state: %s has shape %s, expected %s"
                                      % (name, np.shape(d[name]), shape))
         self.time = float(d["time"])
         for k in self.keys:
