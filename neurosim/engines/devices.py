@@ -54,7 +54,8 @@ from .. import ep
 from ..errors import ArgumentError, ConfigurationError
 from .protocol import Engine, Estimate, StepResult
 from .reference import batch_cost, rates
-from ..hardware.devices import MIN_FACTOR, Crossbar, device_from_section, quantize
+from ..hardware.crossbar import Crossbar
+from ..hardware.devices import MIN_FACTOR, device_from_section, quantize
 from ..relax import Dynamics, RelaxationError
 
 DYNAMICS_FIELDS = ("adc_bits", "derivative_tau", "tau_mismatch")
