@@ -173,3 +173,38 @@ def test_brian2_rate_engine_trains_like_the_reference(tmp_path):
     r = _run("run", "--no-progress", "--out", str(tmp_path / "bad"),
              "--set", "engine.name=\"brian2-rate\"")          # the default's block solver
     assert r.returncode == 2 and "engine.solver" in r.stderr
+
+
+def test_sigterm_stops_a_whole_epoch_circuit_run_at_once(tmp_path):
+    """brian2-rate runs an epoch in one compiled run: SIGTERM during it stops the run at once
+    (the epoch in flight is not finished), writes the checkpoint of the epoch's start, and
+    --resume ends with the weights of an uninterrupted run."""
+    pytest.importorskip("brian2", reason="brian2 is not installed")
+    common = ["--no-progress", "--set", "engine.name=\"brian2-rate\"",
+              "--set", "engine.solver=\"euler\"", "--set", "train.epochs=3",
+              "--set", "network.sizes=[64, 32, 10]", "--set", "engine.free_steps=60"]
+    full = _summary(_run("run", "--json", "--out", str(tmp_path / "full"), *common))
+    ref = _final_params(full["run_dir"])
+    out = tmp_path / "stopped"
+    p = subprocess.Popen(_cmd("run", "--out", str(out), *common),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir, deadline = None, time.time() + 300
+    while time.time() < deadline and p.poll() is None:
+        dirs = os.listdir(out) if os.path.isdir(out) else []
+        if dirs and os.path.exists(os.path.join(out, dirs[0], "checkpoint.npz")):
+            run_dir = os.path.join(out, dirs[0])
+            try:
+                if _meta(run_dir)["epoch"] == 1:
+                    break
+            except Exception:       # being replaced right now
+                pass
+        time.sleep(0.02)
+    assert run_dir is not None and p.poll() is None, "the run ended before it could be stopped"
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    assert _meta(run_dir)["epoch"] == 1          # epoch 2 was stopped in flight, not finished
+    _summary(_run("run", "--json", "--no-progress", "--resume", run_dir))
+    got = _final_params(run_dir)
+    for k in ref:
+        np.testing.assert_allclose(got[k], ref[k], atol=1e-12, err_msg=k)
