@@ -2,7 +2,6 @@
 Files are written under a temporary name and renamed."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from . import plasticity
+from ..ep import VARIANTS, random_sign
 from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
                      standalone_failure)
 
@@ -289,7 +290,6 @@ class RateCircuit:
         estimate with the keys of ``net.params`` (the sign convention of
         :func:`neurosim.ep.gradient`, for the batch-mean loss). The weights are not changed.
         """
-        from ..ep import VARIANTS, random_sign
         if variant not in VARIANTS:
             raise CircuitError("variant must be one of %s, got %r" % (VARIANTS, variant))
         if not np.isfinite(beta) or beta == 0:
@@ -353,7 +353,7 @@ class RateCircuit:
         ``seed``); ``lr`` is a number, a list per projection or a dict. Returns a list of
         per-epoch dicts (``epoch``, ``seconds``). For checkpoints, evaluation and fidelity
         logging use ``neurosim run`` with ``engine.name = "brian2-rate"``."""
-        from ..training.trainer import resolve_learning_rates
+        from ..training.optimizer import resolve_learning_rates
         from .training import TrainingCircuit
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         lrs = resolve_learning_rates(self.net, lr)
@@ -370,7 +370,7 @@ class RateCircuit:
                 signs = np.ones(len(order))
                 if variant == "random_sign":
                     nb = -(-len(order) // batch_size)
-                    signs = np.repeat(np.where(rng.random(nb) < 0.5, 1.0, -1.0),
+                    signs = np.repeat([random_sign(rng) for _ in range(nb)],
                                       batch_size)[:len(order)]
                 t0 = time.perf_counter()
                 tc.train_epoch(x[order], y[order], signs)

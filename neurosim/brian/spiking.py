@@ -382,7 +382,7 @@ class SpikingCircuit:
         evaluation, checkpoints and fidelity logging use ``neurosim run`` with
         ``engine.name = "brian2-spiking"``."""
         from ..relax import free_state
-        from ..training.trainer import resolve_learning_rates
+        from ..training.optimizer import resolve_learning_rates
         from .. import energy as en
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from .. import atomic, config, energy as en, ep, fidelity, plots, rbp, traces
+from .. import atomic, checks, config, ep, fidelity, plots, rbp, traces
 from . import run as experiment
 from ..relax import Dynamics, blas_threads, free_state
 from ..errors import NeurosimError
@@ -129,19 +129,11 @@ def _circuit_states(circuit, eps, free_steps, nudge_steps, clip, symmetric):
 
 
 def _estimator(net, x, s0):
-    """``est(sa, sb, scale)``: the EP estimate ``scale [dE/dtheta(sa) - dE/dtheta(sb)]``
-    (energy) or ``-scale (dF/dtheta)^T (sa - sb)`` at ``s0`` (vector field), as in ep.py."""
+    """``est(sa, sb, scale)``: the EP estimate of :func:`neurosim.ep.contrast` at ``s0``."""
     inputs = net.inputs_dict(x)
-    if net.dynamics == "energy":
-        def est(sa, sb, scale):
-            ga, gb = en.dE_dtheta(net, sa, inputs), en.dE_dtheta(net, sb, inputs)
-            return {k: scale * (ga[k] - gb[k]) for k in ga}
-        return est
-    lin = en.Linearization(net, s0, inputs)
 
     def est(sa, sb, scale):
-        g = lin.param_vjp({p: sa[p] - sb[p] for p in net.state_pops})
-        return {k: -scale * v for k, v in g.items()}
+        return ep.contrast(net, inputs, s0, sa, sb, scale)
     return est
 
 
@@ -193,14 +185,12 @@ def run_fidelity(net, x, y, *, engine="reference", device="runtime", beta=0.5,
         raise FidelityError("--engine must be one of %s, got %r" % (list(ENGINES), engine))
     if variant not in ep.VARIANTS:
         raise FidelityError("--variant must be one of %s, got %r" % (list(ep.VARIANTS), variant))
-    if not np.isfinite(beta) or beta == 0:
-        raise FidelityError("--beta must be a non-zero finite number, got %r" % (beta,))
-    for name, v, lo in (("--free-steps", free_steps, 0), ("--nudge-steps", nudge_steps, 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise FidelityError("%s must be an integer >= %d, got %r" % (name, lo, v))
+    checks.nonzero("--beta", beta, error=FidelityError)
+    checks.integer("--free-steps", free_steps, 0, error=FidelityError)
+    checks.integer("--nudge-steps", nudge_steps, 1, error=FidelityError)
     sign = 1.0
     if variant == "random_sign":         # drawn here, so both engines see the same sign
-        sign = 1.0 if np.random.default_rng(seed).random() < 0.5 else -1.0
+        sign = ep.random_sign(seed)
     b = float(beta) * sign
     symmetric = variant == "symmetric"
     v = "symmetric" if symmetric else "one_sided"

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ArgumentError, ConfigurationError
+from ..errors import ConfigurationError
 
 MIN_FACTOR = 0.1            # d2d factors and 1 + tau mismatch are clipped at this
 
