@@ -260,12 +260,14 @@ def test_spikes_round_trip_through_hdf5_and_raster(tmp_path):
 def test_spiking_engine_step_follows_the_rate_update():
     """The brian2-spiking training engine's update (one batch, digits 64-16-10) points where
     the rate EP update points."""
-    from neurosim.engines.brian_spiking import SpikingEngine
+    from neurosim import engines
     d = ns.datasets.load("digits", limit_train=20)
     net = ns.layered([64, 16, 10], activation="hard_sigmoid", seed=0)
-    eng = SpikingEngine(net, eps=0.1, free_steps=300, nudge_steps=300, clip=True, seed=1)
-    g = {}
-    eng.step(d.x_train, d.y_train, 0.5, "symmetric", None, grad_out=g)
+    eng = engines.build("brian2-spiking", net, eps=0.1, free_steps=300, nudge_steps=300,
+                        clip=True, seed=1, beta=0.5, variant="symmetric")
+    before = {k: v.copy() for k, v in net.params.items()}
+    g = eng.estimate(d.x_train, d.y_train)
+    assert all(np.array_equal(before[k], net.params[k]) for k in before)
     ref = ns.ep.gradient(net, d.x_train, d.y_train, 0.5, variant="symmetric", eps=0.1,
                          free_steps=300, nudge_steps=300, clip=True)
     assert ns.fidelity.compare(g, ref)["cosine"] > 0.9
@@ -285,6 +287,8 @@ def test_neurosim_run_with_the_spiking_engine(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(r.stdout.strip().splitlines()[-1])
     assert s["engine"] == "brian2-spiking" and s["epochs"] == 1
+    assert s["evaluated_by"] == "brian2-spiking"        # test accuracy through spikes
+    assert 0 <= s["reference_test_accuracy"] <= 1       # the numpy readout, beside it
     bad = subprocess.run([sys.executable, "-m", "neurosim.cli", "run", "--no-progress",
                           "--out", str(tmp_path), "--set", "engine.name=\"brian2-spiking\""],
                          capture_output=True, text=True, timeout=600)

@@ -125,6 +125,10 @@ def _summary(circuit, trainer, run_dir, seconds, cost_report):
     if f.get("applied_cosine/all"):
         out["fidelity_applied_cosine_mean"] = float(np.nanmean(f["applied_cosine/all"]))
         out["fidelity_applied_cosine_last"] = f["applied_cosine/all"][-1]
+    elif f.get("cosine/all") and not trainer.opt.momentum and trainer.rule == "ep":
+        # exact weights, plain SGD: the update applied is the engine's estimate itself
+        out["fidelity_applied_cosine_mean"] = out["fidelity_cosine_mean"]
+        out["fidelity_applied_cosine_last"] = out["fidelity_cosine_last"]
     out["cost"] = cost.summary(cost_report)
     return out
 

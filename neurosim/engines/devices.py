@@ -187,6 +187,10 @@ class HardwareEngine(Engine):
         self.sync()
         self._unused = True
 
+    @property
+    def evaluated_by(self):
+        return "%s on devices" % self.inner.name
+
     def counters(self):
         out = dict(self.inner.counters())
         out.update(self.counts)

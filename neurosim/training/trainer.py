@@ -382,7 +382,7 @@ class Trainer:
         h["test_accuracy"].append(test_acc)
         h["seconds"].append(self.acc[3])
         h["examples_per_second"].append(self.acc[2] / max(self.acc[3], 1e-9))
-        if self.engine.name != "reference":     # the numpy rate readout of the same weights
+        if self.engine.evaluated_by != "reference":   # the numpy readout of the same weights
             h.setdefault("reference_test_accuracy", []).append(self.reference_accuracy())
         self.epoch, self.batch, self.acc = epoch + 1, 0, [0.0, 0, 0, 0.0]
         self.save()
