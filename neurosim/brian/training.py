@@ -17,6 +17,7 @@ and weights through ``device.run(run_args=...)``.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 
@@ -227,6 +228,24 @@ class TrainingCircuit:
         return b2.Network(*(list(groups.values()) + list(drives.values()) + list(syns.values())
                             + [mon]))
 
+    @contextlib.contextmanager
+    def _standalone(self):
+        """The standalone device is active inside the block only (after the build), so that
+        runtime circuits -- inference, traces, spiking circuits -- can run between epochs."""
+        b2 = import_brian2()
+        from brian2.devices import get_device, set_device
+        from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+        previous = get_device()
+        switch = not isinstance(previous, CPPStandaloneDevice)
+        if switch:
+            set_device("cpp_standalone", build_on_run=False, with_output=False)
+            b2.defaultclock.dt = self.eps * b2.ms
+        try:
+            yield
+        finally:
+            if switch:
+                set_device(previous)
+
     def _beta_scale(self):
         return (2.0 if self.symmetric else 1.0) * self.beta
 
@@ -280,6 +299,7 @@ class TrainingCircuit:
                                    "the reference engine" % (self._folder, type(e).__name__,
                                                              str(e).strip()[-300:])) from None
             self.seconds_build = time.perf_counter() - t0
+            set_device("runtime")       # active again only inside _standalone()
         groups, syns, ta, mon = self._objs
         args = {ta["x_ta"]: self._per_example(x), ta["y_ta"]: self._per_example(y),
                 ta["sgn_ta"]: np.append(signs, 0.0),
@@ -294,15 +314,16 @@ class TrainingCircuit:
             args[groups[p].b] = np.asarray(self.net.params["b:%s" % p], np.float64)
             args[groups[p].lr_b] = np.array([self.lrs["b:%s" % p] / self._beta_scale()])
         args[ta["upd_ta"]] = self._update_scale(n_train)
-        device.run(run_args=args, with_output=False)
-        self._read_recorded(record, n_train)
-        self.outputs = {self.net.outputs[0]: np.asarray(mon.rho0[:]).T[1:self.n + 1].copy()}
-        for key, syn in syns.items():
-            i, j = self._ij[key]
-            w = np.array(syn.w[:])
-            self.net.params[key][i, j] = w
-        for p in self.net.state_pops:
-            self.net.params["b:%s" % p][:] = np.array(groups[p].b[:])
+        with self._standalone():
+            device.run(run_args=args, with_output=False)
+            self._read_recorded(record, n_train)
+            self.outputs = {self.net.outputs[0]: np.asarray(mon.rho0[:]).T[1:self.n + 1].copy()}
+            for key, syn in syns.items():
+                i, j = self._ij[key]
+                w = np.array(syn.w[:])
+                self.net.params[key][i, j] = w
+            for p in self.net.state_pops:
+                self.net.params["b:%s" % p][:] = np.array(groups[p].b[:])
 
     def _read_recorded(self, record, n_train):
         """:attr:`recorded` from the record slots' synapse and neuron variables."""
@@ -328,7 +349,8 @@ class TrainingCircuit:
         """Leave the standalone device and remove the build folder (unless kept)."""
         from brian2.devices import reinit_and_delete, set_device
         if self._folder is not None:
-            reinit_and_delete()
+            with self._standalone():
+                reinit_and_delete()
             set_device("runtime")
             if not self.keep_build and self.build_dir is None:
                 shutil.rmtree(self._folder, ignore_errors=True)
