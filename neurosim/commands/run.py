@@ -165,7 +165,8 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     check_fit(net, data)
     engine = build_engine(circuit, net)
     L, T = circuit.learning, circuit.train
-    trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, bias_lr=L.bias_lr, momentum=L.momentum, schedule=L.schedule,
+    trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, bias_lr=L.bias_lr,
+                      momentum=L.momentum, schedule=L.schedule,
                       epochs=T.epochs,
                       batch_size=T.batch_size, seed=T.seed, fidelity_batches=T.fidelity_batches,
                       eval_batch_size=T.eval_batch_size, checkpoint_every=T.checkpoint_every,
