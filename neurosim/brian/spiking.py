@@ -68,7 +68,7 @@ from ..ep import random_sign
 from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
                      standalone_failure)
 from .spiking_build import (POPULATION_BUILDERS, PROJECTION_BUILDERS, RULE_EVENT, TRACE_EQS,
-                            TRACE_ON_SPIKE, _Context, _schedule, build_input, build_lateral,
+                            TRACE_ON_SPIKE, SpikingContext, spiking_schedule, build_input, build_lateral,
                             build_state, build_tied, encoder)
 
 NEURONS = ("poisson", "lif")
@@ -224,7 +224,7 @@ class SpikingCircuit:
               "lif_a": p["eps"] * p["tau"] / p["tau_m"]}
         for name, values in schedule.items():
             ns["%s_ta" % name] = b2.TimedArray(values, dt=dt)
-        ctx = _Context(net, inputs, targets, state0, self.clip, self.neuron, ns, zq,
+        ctx = SpikingContext(net, inputs, targets, state0, self.clip, self.neuron, ns, zq,
                        np.random.default_rng(seed))
         for q in net.graph.nodes:
             kind = "input" if q in net.inputs else "state"
@@ -359,7 +359,7 @@ class SpikingCircuit:
         if variant == "random_sign":
             beta = beta * random_sign(rng if rng is not None else seed)
         symmetric = variant == "symmetric"
-        T, schedule = _schedule(free_steps, nudge_steps, beta, symmetric)
+        T, schedule = spiking_schedule(free_steps, nudge_steps, beta, symmetric)
         acc = self.run(x, y, schedule, T + 1, zq="zm" if symmetric else "z0",
                        state=state, seed=seed)
         step_ms = self.eps * p["tau"]

@@ -165,7 +165,7 @@ PROJECTION_BUILDERS = {"tied": build_tied, "lateral": build_lateral}
 
 
 # -- what the builders read: the context and the phase schedule ---------------------------
-class _Context:
+class SpikingContext:
     """What the builders read: the network, the batch, names, constants, the schedule."""
 
     def __init__(self, net, inputs, targets, state0, clip, neuron, namespace, zq, rng):
@@ -184,7 +184,7 @@ class _Context:
         self.groups = {}
 
 
-def _schedule(free_steps, nudge_steps, beta, symmetric):
+def spiking_schedule(free_steps, nudge_steps, beta, symmetric):
     """Per-step values (``T + 1`` steps: the snapshots of the last phase are taken at the
     start of step ``T``, when the rule event fires) of beta, the snapshots of z at the end of
     each phase, the restart and the rule event."""
