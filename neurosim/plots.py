@@ -141,9 +141,14 @@ def fidelity_curves(fidelity, path):
                         for k, *_ in series if k in fidelity
                         and np.isfinite(_floats(fidelity[k])).any()])
         a.set_ylim(max(-1.05, min(-0.05, lo - 0.05)), 1.05)
-        a.legend(fontsize=7, loc="lower right")
+        a.legend(fontsize=7, loc="best")
     else:
         _nothing(a, "cosine")
+    zero = int(np.nansum(_floats(fidelity.get("rbp_zero", []))))
+    if zero:        # undefined angle: RBP says no unit can move, so its gradient is 0
+        a.text(0.01, 0.01, "%d of %d batches not drawn: RBP gradient exactly 0\n(every unit "
+               "it could move is pinned at a clip bound)" % (zero, n), transform=a.transAxes,
+               fontsize=7, color="0.3", va="bottom")
     a.set(xlabel="training (epochs)", ylabel="cosine(engine update, RBP gradient)",
           title="direction (1 = same direction as RBP, 0 = orthogonal)")
 

@@ -243,15 +243,22 @@ class Trainer:
         RBP, the share of units pinned at the clip bounds, the ground truth's residual."""
         ref, fp = truth
         m = fid.compare(grad, ref)
+        # where RBP's gradient is exactly zero (every unit it could move is pinned at a clip
+        # bound) the angle and the relative error are undefined: logged as NaN, and counted
+        zero = {k: not np.any(v) for k, v in ref.items()}
+        zero["all"] = all(zero.values())
         self.fidelity["epoch_fraction"].append(epoch + b / self.n_batches)
         for key in ["all"] + list(self.net.params):
             row = m if key == "all" else m["per_param"][key]
             for metric in ("cosine", "rel_error", "sign_agreement"):
-                self.fidelity.setdefault("%s/%s" % (metric, key), []).append(row[metric])
+                v = float("nan") if zero[key] else row[metric]
+                self.fidelity.setdefault("%s/%s" % (metric, key), []).append(v)
+        self.fidelity.setdefault("rbp_zero", []).append(1.0 if zero["all"] else 0.0)
         if applied is not None:     # the update the devices took, vs RBP (same batch)
             a = fid.compare(applied, {k: ref[k] for k in applied})
             for metric in ("cosine", "rel_error", "sign_agreement"):
-                self.fidelity.setdefault("applied_%s/all" % metric, []).append(a[metric])
+                v = float("nan") if zero["all"] else a[metric]
+                self.fidelity.setdefault("applied_%s/all" % metric, []).append(v)
         for p, share in fp.pinned.items():
             self.fidelity.setdefault("pinned/%s" % p, []).append(share)
         self.fidelity.setdefault("rbp_residual", []).append(fp.residual)
