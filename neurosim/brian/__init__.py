@@ -3,6 +3,7 @@ derivatives they observe: rate circuits and spiking circuits."""
 from __future__ import annotations
 
 from .device import DEVICES, CircuitError
+from .nir_export import from_nir, to_nir
 from .rate import RateCircuit
 from .spiking import NEURONS, SpikingCircuit
 
@@ -59,4 +60,4 @@ def compile(net, model="rate", device="runtime", eps=None, clip=False, build_dir
 
 
 __all__ = ["compile", "RateCircuit", "SpikingCircuit", "CircuitError", "DEVICES", "MODELS",
-           "NEURONS"]
+           "NEURONS", "to_nir", "from_nir"]
