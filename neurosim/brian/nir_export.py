@@ -53,9 +53,10 @@ Hz; ``tau``, ``tau_syn``, ``tau_fast``, ``tau_slow``, ``tau_m`` in ms; ``eps`` i
 ``tau``; ``beta``, ``variant``, ``free_steps``, ``nudge_steps``, ...), ``clip``,
 ``activation``, ``dynamics``, ``dtype``, ``bias = "v_leak"``, a sentence on the approximation,
 and ``populations`` / ``projections``: JSON lists of ``[name, role, size]`` and of the weight
-keys in the network's order (HDF5 does not keep the order of nodes). Each population node's metadata has ``population``, ``role``, ``size`` (and for
-state populations ``neuron``, ``max_rate``, ``reset``, ``bias``); each pathway node's has
-``key``, ``source``, ``target``, ``transpose``, ``lateral``.
+keys in the network's order (HDF5 does not keep the order of nodes). Each population node's
+metadata has ``population``, ``role``, ``size`` (and for state populations ``neuron``,
+``max_rate``, ``reset``, ``bias``); each pathway node's has ``key``, ``source``, ``target``,
+``transpose``, ``lateral``.
 
 :func:`from_nir` reads a graph (or file) written by :func:`to_nir` back into
 ``{"params", "sizes", "roles", "metadata"}``: weights from the forward pathway nodes (checking
