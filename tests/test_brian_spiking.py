@@ -293,3 +293,37 @@ def test_neurosim_run_with_the_spiking_engine(tmp_path):
                           "--out", str(tmp_path), "--set", "engine.name=\"brian2-spiking\""],
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "engine.solver" in bad.stderr
+
+
+def test_common_random_numbers_replay_the_streams_and_cut_the_noise():
+    """noise="common": the input units' spikes are identical in the +beta and -beta phases
+    (same uniforms, same rates), and at a small beta the update's seed-to-seed spread is
+    smaller than with independent streams at the same spike budget (fixed seeds)."""
+    net = ns.layered([20, 30, 5], activation="hard_sigmoid", seed=1, dtype="float64")
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (4, 20)), rng.uniform(0, 1, (4, 5))
+    F = K = 300
+    kw = dict(beta=0.02, free_steps=F, nudge_steps=K, variant="symmetric")
+    c = ns.brian.compile(net, model="spiking", clip=True, seed=0, noise="common", eps=0.1,
+                         tau_fast=20.0, tau_slow=60.0)
+    c.ep_update(x, y, **kw)
+    sp = c.spikes["x"]
+    k = np.floor(sp["t"] / 0.1 + 1e-6).astype(int)
+    node = sp["example"] * 20 + sp["i"]
+    plus = set(zip(k[(k >= F) & (k < F + K)] - F, node[(k >= F) & (k < F + K)]))
+    m = (k >= F + K) & (k < F + 2 * K)
+    minus = set(zip(k[m] - F - K, node[m]))
+    assert plus == minus and len(plus) > 1000
+    spread = {}
+    for noise in ("independent", "common"):
+        gs = []
+        for s in range(3):
+            circ = ns.brian.compile(net, model="spiking", clip=True, seed=s, record=False,
+                                    noise=noise, eps=0.1, tau_fast=20.0, tau_slow=60.0)
+            g = circ.ep_update(x, y, **kw)
+            gs.append(np.concatenate([np.ravel(g[kk]) for kk in sorted(g)]))
+        gs = np.array(gs)
+        spread[noise] = float(np.sqrt(np.mean(np.sum((gs - gs.mean(0)) ** 2, axis=1))))
+    assert spread["common"] < 0.7 * spread["independent"]
+    with pytest.raises(ns.brian.CircuitError, match="noise"):
+        ns.brian.compile(net, model="spiking", noise="pink")

@@ -38,6 +38,13 @@ The model, per state unit (one Brian2 neuron per unit and per example of the bat
   every neuron: ``u``, currents and traces), averaged over the batch: the convention of
   :func:`neurosim.ep.gradient`.
 
+Noise: with ``noise="common"`` a Poisson unit's spike at step k of a phase is decided by the
+uniform ``U[k, i]`` of a table drawn once per run (a reseeded hardware generator indexed by
+unit, step within the phase and example), the same in the free, +beta and -beta phases, so
+two phases' spike trains differ only where ``U`` falls between their firing probabilities
+(docs/maths.md section 9); ``"independent"`` (default) draws fresh uniforms every step. LIF
+units draw no random numbers. ``python benchmarks/bench_spiking_crn.py`` measures the effect.
+
 Time: ``tau`` (ms) is the network time constant; ``eps`` the step in units of ``tau``; phase
 lengths are step counts as in the rate circuit; ``tau_syn``, ``tau_fast``, ``tau_slow`` are in
 ms and ``max_rate`` in Hz (``max_rate * tau / 1000`` spikes per tau at rho = 1).
@@ -77,11 +84,14 @@ NEURONS = ("poisson", "lif")
 #: :meth:`SpikingCircuit.ep_update` (see the module docstring for units).
 DEFAULTS = dict(neuron="poisson", tau=10.0, max_rate=1000.0, tau_syn=10.0, tau_fast=20.0,
                 tau_slow=200.0, tau_m=100.0, eps=0.1, beta=0.3, variant="symmetric",
-                free_steps=1000, nudge_steps=1000)
+                free_steps=1000, nudge_steps=1000, noise="independent")
+#: Random streams of Poisson units: fresh in every phase, or common random numbers replayed
+#: in every phase of an example (see the module docstring, "Noise").
+NOISE = ("independent", "common")
 
 # The equations and builders are defined in spiking_build and re-exported here.
 __all__ = ["SpikingCircuit", "trace_constants",
-           "DEFAULTS", "NEURONS", "TRACE_EQS", "TRACE_ON_SPIKE", "RULE_EVENT",
+           "DEFAULTS", "NEURONS", "NOISE", "TRACE_EQS", "TRACE_ON_SPIKE", "RULE_EVENT",
            "encoder", "build_input", "build_state", "build_tied", "build_lateral",
            "POPULATION_BUILDERS", "PROJECTION_BUILDERS"]
 
@@ -164,6 +174,7 @@ class SpikingCircuit:
             raise CircuitError("spiking circuits compile energy dynamics only, got dynamics=%r: "
                                "vector-field EP reads the state change u - u0, which spikes do "
                                "not carry; use model='rate'" % net.dynamics)
+        checks.choice("noise", p["noise"], NOISE, error=CircuitError)
         for k in ("tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps"):
             p[k] = _positive(k, p[k])
         dt = p["eps"] * p["tau"]
@@ -222,10 +233,22 @@ class SpikingCircuit:
               "spikes_per_step": p["max_rate"] * p["eps"] * p["tau"] * 1e-3,
               "syn_gain": 1e3 / (p["max_rate"] * p["tau_syn"]),
               "lif_a": p["eps"] * p["tau"] / p["tau_m"]}
+        schedule = dict(schedule)
+        T = len(schedule["beta"])
+        schedule.setdefault("phase_step", np.arange(T, dtype=np.float64))
         for name, values in schedule.items():
             ns["%s_ta" % name] = b2.TimedArray(values, dt=dt)
         ctx = SpikingContext(net, inputs, targets, state0, self.clip, self.neuron, ns, zq,
-                       np.random.default_rng(seed))
+                             np.random.default_rng(seed))
+        if p["noise"] == "common" and self.neuron == "poisson":
+            # one uniform per unit and step within a phase, replayed in every phase
+            ns["step_dt"] = dt
+            crn = np.random.default_rng([0 if seed is None else seed, 7])
+            steps = int(np.max(schedule["phase_step"])) + 1
+            for q in net.graph.nodes:
+                name = "crn_%s_ta" % ctx.ids[q]
+                ns[name] = b2.TimedArray(crn.random((steps, net.sizes[q] * batch)), dt=dt)
+                ctx.common[q] = name
         for q in net.graph.nodes:
             kind = "input" if q in net.inputs else "state"
             ctx.groups[q] = POPULATION_BUILDERS[kind](b2, ctx, q)

@@ -26,9 +26,14 @@ RULE_EVENT = "rule_ta(t) > 0.5"
 
 
 # -- spike encoders: rate rho -> spikes ---------------------------------------------------
-def encoder(neuron):
-    """``(equations, threshold, reset)`` of a unit that fires at ``rho * max_rate``."""
+def encoder(neuron, common=None):
+    """``(equations, threshold, reset)`` of a unit that fires at ``rho * max_rate``.
+    ``common``: the name of the population's table of common random numbers (Poisson units):
+    the uniform that decides unit i's spike at step k of a phase is the table's entry
+    ``(k, i)`` in every phase of the example, instead of a fresh ``rand()``."""
     if neuron == "poisson":
+        if common:
+            return [], "%s(phase_step_ta(t) * step_dt, i) < rho * spikes_per_step" % common, ""
         return [], "rand() < rho * spikes_per_step", ""
     # Euler LIF: v_{k+1} = v_k + a (mu - v_k), a = dt/tau_m, climbs from 0 to 1 in
     # log(mu/(mu-1)) / -log(1-a) steps; mu makes that 1 / (rho * spikes_per_step) steps.
@@ -40,7 +45,7 @@ def encoder(neuron):
 # -- population builders ----------------------------------------------------------------
 def build_input(b2, ctx, pop):
     """Input population: units firing at ``x * max_rate``; ``rho`` holds the data."""
-    eqs, threshold, reset = encoder(ctx.neuron)
+    eqs, threshold, reset = encoder(ctx.neuron, ctx.common.get(pop))
     g = b2.NeuronGroup(ctx.net.sizes[pop] * ctx.batch, "\n".join(["rho : 1"] + eqs),
                        threshold=threshold, reset=reset or None, method="euler",
                        events={"rule": RULE_EVENT}, name="pop_%s" % ctx.ids[pop],
@@ -57,7 +62,7 @@ def build_state(b2, ctx, pop):
     the saved free-phase state the symmetric variant restarts from."""
     net = ctx.net
     currents = ctx.term_vars[pop]
-    enc_eqs, threshold, reset = encoder(ctx.neuron)
+    enc_eqs, threshold, reset = encoder(ctx.neuron, ctx.common.get(pop))
     nudge = " - beta_ta(t) * (u - y)" if pop in net.outputs else ""
     eqs = ["du/dt = dudt : 1",
            "dudt = (-u + drho * (%s)%s) / tau : Hz" % (" + ".join(currents + ["b"]), nudge),
@@ -182,6 +187,19 @@ class SpikingContext:
             self.term_vars[t.target].append(v)
             self.term_of[(t.key, t.transpose)] = v
         self.groups = {}
+        self.common = {}          # population -> name of its table of common random numbers
+
+
+def phase_steps(free_steps, nudge_steps, symmetric):
+    """Each step's index within its phase (free, +beta, -beta), ``T + 1`` entries: the step
+    counter of a reseeded random source that replays the same stream in every phase."""
+    T = free_steps + nudge_steps * (2 if symmetric else 1)
+    k = np.arange(T + 1, dtype=np.float64)
+    k[free_steps:] -= free_steps
+    if symmetric:
+        k[free_steps + nudge_steps:] -= nudge_steps
+    k[T] = 0.0
+    return k
 
 
 def spiking_schedule(free_steps, nudge_steps, beta, symmetric):
@@ -191,6 +209,7 @@ def spiking_schedule(free_steps, nudge_steps, beta, symmetric):
     T = free_steps + nudge_steps * (2 if symmetric else 1)
     s = {k: np.zeros(T + 1) for k in ("beta", "snap0", "snapp", "snapm", "reset", "rule")}
     s["rule"][T] = 1.0
+    s["phase_step"] = phase_steps(free_steps, nudge_steps, symmetric)
     s["snap0"][free_steps] = 1.0
     s["beta"][free_steps:free_steps + nudge_steps] = beta
     s["snapp"][free_steps + nudge_steps] = 1.0

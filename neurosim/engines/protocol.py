@@ -39,6 +39,7 @@ class Settings:
     solver: str = "euler"
     persistent: bool = False
     neuron: str = "poisson"
+    noise: str = "independent"
     max_rate: float = 1000.0
     build_dir: str = ""
     beta: float = 0.5
@@ -49,7 +50,8 @@ class Settings:
 
     FIELD_SECTION = {"eps": "engine", "free_steps": "engine", "nudge_steps": "engine",
                      "clip": "engine", "solver": "engine", "persistent": "engine",
-                     "neuron": "engine", "max_rate": "engine", "build_dir": "engine",
+                     "neuron": "engine", "noise": "engine", "max_rate": "engine",
+                     "build_dir": "engine",
                      "beta": "learning", "variant": "learning", "rule": "learning",
                      "momentum": "learning", "seed": "train"}
 

@@ -10,8 +10,8 @@ from .protocol import Settings
 DEFAULTS = Settings()
 #: settings each engine cannot honour unless left at their defaults
 NOT_HONOURED = {
-    "reference": ("neuron", "max_rate", "build_dir"),
-    "brian2-rate": ("solver", "persistent", "neuron", "max_rate"),
+    "reference": ("neuron", "noise", "max_rate", "build_dir"),
+    "brian2-rate": ("solver", "persistent", "neuron", "noise", "max_rate"),
     "brian2-spiking": ("solver", "persistent", "build_dir"),
 }
 #: learning rules each engine trains with
@@ -84,7 +84,7 @@ def settings_of(circuit):
     """The engine settings of a circuit file (its ``[engine]`` and ``[learning]`` fields)."""
     e, L = circuit.engine, circuit.learning
     return dict(eps=e.eps, free_steps=e.free_steps, nudge_steps=e.nudge_steps, clip=e.clip,
-                solver=e.solver, persistent=e.persistent, neuron=e.neuron,
+                solver=e.solver, persistent=e.persistent, neuron=e.neuron, noise=e.noise,
                 max_rate=e.max_rate, build_dir=e.build_dir, beta=L.beta, variant=L.variant,
                 rule=L.rule, momentum=L.momentum, seed=circuit.train.seed)
 

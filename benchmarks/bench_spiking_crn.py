@@ -1,0 +1,58 @@
+"""Common random numbers in the spiking circuit: the Poisson units of every phase of an
+example replay the same uniforms (``noise="common"``) or draw fresh ones
+(``noise="independent"``). Measured on a random 20-30-5 clipped hard-sigmoid network with
+random inputs in [0, 1] (batch 4), symmetric EP, 300 + 300 steps of 1 ms at 1000 Hz:
+
+    python benchmarks/bench_spiking_crn.py [--seeds 4] [--betas 0.2,0.05,0.02]
+
+For each beta and noise scheme it prints, over the spike seeds: the relative error of the
+spiking update against the Brian2 rate circuit's update at the same settings (mean and
+worst), the noise (the seed-to-seed spread: RMS distance of each seed's update from the mean
+over seeds, relative to the rate circuit's update) and the spikes per update. The ratios
+independent / common are the factor the shared streams buy at the same spike budget."""
+import argparse
+
+import numpy as np
+
+import neurosim as ns
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--betas", default="0.2,0.05,0.02")
+    a = ap.parse_args()
+    net = ns.layered([20, 30, 5], activation="hard_sigmoid", seed=1, dtype="float64")
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (4, 20)), rng.uniform(0, 1, (4, 5))
+    flat = lambda g: np.concatenate([np.ravel(g[k]) for k in sorted(g)])  # noqa: E731
+    print("%6s %12s %10s %10s %10s %10s" % ("beta", "noise", "err mean", "err worst",
+                                             "spread", "spikes"))
+    ratios = []
+    for beta in [float(b) for b in a.betas.split(",")]:
+        kw = dict(beta=beta, free_steps=300, nudge_steps=300, variant="symmetric")
+        rate = ns.brian.compile(net, model="rate", device="runtime", eps=0.1,
+                                clip=True).ep_update(x, y, **kw)
+        r = flat(rate)
+        row = {}
+        for noise in ("independent", "common"):
+            gs, spikes = [], []
+            for s in range(a.seeds):
+                c = ns.brian.compile(net, model="spiking", clip=True, seed=s, record=False,
+                                     noise=noise, eps=0.1, tau_fast=20.0, tau_slow=60.0)
+                gs.append(flat(c.ep_update(x, y, **kw)))
+                spikes.append(sum(c.stats["spikes"].values()))
+            gs = np.array(gs)
+            err = np.linalg.norm(gs - r, axis=1) / np.linalg.norm(r)
+            spread = np.sqrt(np.mean(np.sum((gs - gs.mean(0)) ** 2, axis=1))) / np.linalg.norm(r)
+            row[noise] = (err.mean(), spread)
+            print("%6g %12s %10.3f %10.3f %10.3f %10d" % (beta, noise, err.mean(), err.max(),
+                                                          spread, np.mean(spikes)))
+        ratios.append((beta, row["independent"][0] / row["common"][0],
+                       row["independent"][1] / row["common"][1]))
+    for beta, e, s in ratios:
+        print("beta %g: independent / common: error %.2fx, spread (noise) %.2fx" % (beta, e, s))
+
+
+if __name__ == "__main__":
+    main()
