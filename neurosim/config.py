@@ -94,12 +94,16 @@ class EngineSection(_Section):
     ``build_dir`` or a temporary folder; ``brian2-spiking``: each batch's update from a
     spiking circuit of ``neuron`` units firing up to ``max_rate`` Hz, ``eps`` = dt / tau with
     tau = 10 ms, ``noise`` = ``independent`` random streams per phase or ``common`` random
-    numbers replayed in every phase of an example), Euler steps ``eps`` for ``free_steps`` / ``nudge_steps``, or the block
+    numbers replayed in every phase of an example; ``plasticity`` = ``snapshot`` contrast of
+    phase-end traces or ``online`` integral of the observed derivative every ``rule_every``
+    steps), Euler steps ``eps`` for ``free_steps`` / ``nudge_steps``, or the block
     solver (reference engine only)."""
     name: Literal["reference", "brian2-rate", "brian2-spiking"] = "reference"
     build_dir: str = ""
     neuron: Literal["poisson", "lif"] = "poisson"
     noise: Literal["independent", "common"] = "independent"
+    plasticity: Literal["snapshot", "online"] = "snapshot"
+    rule_every: int = Field(1, gt=0)
     max_rate: float = Field(1000.0, gt=0)
     solver: Literal["euler", "block"] = "euler"
     eps: float = Field(0.5, gt=0)

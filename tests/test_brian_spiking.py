@@ -327,3 +327,25 @@ def test_common_random_numbers_replay_the_streams_and_cut_the_noise():
     assert spread["common"] < 0.7 * spread["independent"]
     with pytest.raises(ns.brian.CircuitError, match="noise"):
         ns.brian.compile(net, model="spiking", noise="pink")
+
+
+@pytest.mark.parametrize("every, tol", [(1, 0.01), (10, 0.1)])
+def test_online_derivative_rule_matches_the_snapshot_rule(every, tol):
+    """rule="online" integrates z_pre dz_post + dz_pre z_post on a clock during the nudged
+    phases; with the same spikes (same seed: the rule does not act on the dynamics) it gives
+    the snapshot rule's update up to the clock's Riemann-sum error, at one synaptic operation
+    per synapse and tick."""
+    net = ns.layered([20, 30, 5], activation="hard_sigmoid", seed=1, dtype="float64")
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (4, 20)), rng.uniform(0, 1, (4, 5))
+    kw = dict(beta=0.2, free_steps=300, nudge_steps=300, variant="symmetric")
+    out = {}
+    for rule in ("snapshot", "online"):
+        c = ns.brian.compile(net, model="spiking", clip=True, seed=0, record=False, eps=0.1,
+                             tau_fast=20.0, tau_slow=60.0, rule=rule, rule_every=every)
+        out[rule] = (c.ep_update(x, y, **kw), c.stats["rule_ops"])
+    g, ref = out["online"][0], out["snapshot"][0]
+    assert ns.fidelity.compare(g, ref)["rel_error"] < tol
+    assert out["online"][1] == out["snapshot"][1] * 600 // every
+    with pytest.raises(ns.brian.CircuitError, match="rule_every"):
+        ns.brian.compile(net, model="spiking", rule="online", rule_every=7).ep_update(x, y, **kw)

@@ -24,7 +24,8 @@ The model, per state unit (one Brian2 neuron per unit and per example of the bat
   cancel in ``z``): ``z_{k+1} - z_k = dt * dz_k``. A rate ramping with slope ``a`` gives
   ``dz -> a`` after a delay ``tau_fast + tau_slow`` (``r_fast - r_slow`` is *positive* on a
   rising rate).
-* **The local rule.** A synapse ``a -> b`` accumulates ``d/dt [z_a z_b] = z_a dz_b + dz_a z_b``
+* **The local rule** (``rule="snapshot"``, the default; ``rule="online"`` below). A synapse
+  ``a -> b`` accumulates ``d/dt [z_a z_b] = z_a dz_b + dz_a z_b``
   (presynaptic rate trace x postsynaptic derivative estimate, plus the mirrored term) over the
   nudged phase. Its integral telescopes to ``[z_a z_b]`` at the end of the nudged phase minus at
   its start, so each synapse evaluates the rule *per example* from snapshots its two neurons
@@ -37,6 +38,13 @@ The model, per state unit (one Brian2 neuron per unit and per example of the bat
   ``-acc/(2 beta)`` (symmetric, where the -beta phase restarts from the saved free-phase state of
   every neuron: ``u``, currents and traces), averaged over the batch: the convention of
   :func:`neurosim.ep.gradient`.
+
+Online rule: with ``rule="online"`` every synapse integrates, on a clock of ``rule_every``
+steps during the nudged phases, ``z_pre dz_post + dz_pre z_post`` (an input's data times
+``dz_post``) times the clock's period, with sign +1 in the +beta phase and -1 in the -beta
+phase; biases integrate ``dz``. It reads the derivative estimate ``dz`` the neurons compute
+and costs one synaptic operation per synapse and tick (``stats["rule_ops"]``) instead of one
+per example; in expectation it equals the snapshot rule (Riemann sum of the same integral).
 
 Noise: with ``noise="common"`` a Poisson unit's spike at step k of a phase is decided by the
 uniform ``U[k, i]`` of a table drawn once per run (a reseeded hardware generator indexed by
@@ -84,14 +92,18 @@ NEURONS = ("poisson", "lif")
 #: :meth:`SpikingCircuit.ep_update` (see the module docstring for units).
 DEFAULTS = dict(neuron="poisson", tau=10.0, max_rate=1000.0, tau_syn=10.0, tau_fast=20.0,
                 tau_slow=200.0, tau_m=100.0, eps=0.1, beta=0.3, variant="symmetric",
-                free_steps=1000, nudge_steps=1000, noise="independent")
+                free_steps=1000, nudge_steps=1000, noise="independent", rule="snapshot",
+                rule_every=1)
 #: Random streams of Poisson units: fresh in every phase, or common random numbers replayed
 #: in every phase of an example (see the module docstring, "Noise").
 NOISE = ("independent", "common")
+#: The local rule: the contrast of phase-end snapshots, or the online integral of the
+#: observed derivative on a clock of ``rule_every`` steps (module docstring, "The local rule").
+RULES = ("snapshot", "online")
 
 # The equations and builders are defined in spiking_build and re-exported here.
 __all__ = ["SpikingCircuit", "trace_constants",
-           "DEFAULTS", "NEURONS", "NOISE", "TRACE_EQS", "TRACE_ON_SPIKE", "RULE_EVENT",
+           "DEFAULTS", "NEURONS", "NOISE", "RULES", "TRACE_EQS", "TRACE_ON_SPIKE", "RULE_EVENT",
            "encoder", "build_input", "build_state", "build_tied", "build_lateral",
            "POPULATION_BUILDERS", "PROJECTION_BUILDERS"]
 
@@ -175,6 +187,8 @@ class SpikingCircuit:
                                "vector-field EP reads the state change u - u0, which spikes do "
                                "not carry; use model='rate'" % net.dynamics)
         checks.choice("noise", p["noise"], NOISE, error=CircuitError)
+        checks.choice("rule", p["rule"], RULES, error=CircuitError)
+        p["rule_every"] = checks.integer("rule_every", p["rule_every"], 1, error=CircuitError)
         for k in ("tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps"):
             p[k] = _positive(k, p[k])
         dt = p["eps"] * p["tau"]
@@ -240,6 +254,10 @@ class SpikingCircuit:
             ns["%s_ta" % name] = b2.TimedArray(values, dt=dt)
         ctx = SpikingContext(net, inputs, targets, state0, self.clip, self.neuron, ns, zq,
                              np.random.default_rng(seed))
+        ctx.rule = p["rule"]
+        ns["rule_dt"] = p["rule_every"] * dt
+        schedule.setdefault("gate", np.zeros(T))
+        ns.setdefault("gate_ta", b2.TimedArray(schedule["gate"], dt=dt))
         if p["noise"] == "common" and self.neuron == "poisson":
             # one uniform per unit and step within a phase, replayed in every phase
             ns["step_dt"] = dt
@@ -362,7 +380,8 @@ class SpikingCircuit:
         for t in net.terms:
             fan = net.sizes[t.target] - (1 if t.source == t.target else 0)
             events += counts[t.source] * fan
-        self.stats = {"spikes": counts, "synaptic_events": int(events)}
+        self.stats = {"spikes": counts, "synaptic_events": int(events),
+                      "plastic_synapses": int(sum(len(syn) for syn, _, _ in projections.values()))}
         return acc
 
     # -- the EP step ----------------------------------------------------------------------
@@ -382,6 +401,11 @@ class SpikingCircuit:
         if variant == "random_sign":
             beta = beta * random_sign(rng if rng is not None else seed)
         symmetric = variant == "symmetric"
+        m = p["rule_every"]
+        if p["rule"] == "online" and (free_steps % m or nudge_steps % m):
+            raise CircuitError("rule_every = %d: free_steps (%d) and nudge_steps (%d) must be "
+                               "multiples of it for the online rule's clock"
+                               % (m, free_steps, nudge_steps))
         T, schedule = spiking_schedule(free_steps, nudge_steps, beta, symmetric)
         acc = self.run(x, y, schedule, T + 1, zq="zm" if symmetric else "z0",
                        state=state, seed=seed)
@@ -392,6 +416,11 @@ class SpikingCircuit:
         if symmetric:
             self.phases.append({"name": "nudged-", "start": (free_steps + nudge_steps) * step_ms,
                                 "stop": T * step_ms, "beta": -float(beta)})
+        # synaptic operations of the rule: one evaluation per synapse and example (snapshot),
+        # or one per synapse and tick of the online clock in the nudged phases
+        ticks = 1 if p["rule"] == "snapshot" else \
+            nudge_steps * (2 if symmetric else 1) // p["rule_every"]
+        self.stats["rule_ops"] = self.stats["plastic_synapses"] * ticks
         scale = -1.0 / ((2.0 if symmetric else 1.0) * beta)
         return {k: scale * acc[k].mean(axis=0) for k in self.net.params}
 

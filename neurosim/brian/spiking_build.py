@@ -99,7 +99,11 @@ def build_state(b2, ctx, pop):
     g.run_regularly("\n".join(code), when="start", order=0, name="control_%s" % ctx.ids[pop])
     if ctx.clip:
         g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ctx.ids[pop])
-    g.run_on_event("rule", "acc_b += zp - %s" % ctx.zq)
+    if ctx.rule == "online":     # integrate the observed derivative over the nudged phases
+        g.run_regularly("acc_b += gate_ta(t) * dz * rule_dt", when="start", order=1,
+                        dt=ctx.namespace["rule_dt"], name="online_b_%s" % ctx.ids[pop])
+    else:
+        g.run_on_event("rule", "acc_b += zp - %s" % ctx.zq)
     return g
 
 
@@ -128,11 +132,26 @@ def _synapses(b2, ctx, pre, post, model, current, name, rule=None):
 
 
 def _rule(ctx, input_pre, scale=1.0):
-    """``acc += [z_pre z_post]`` over the nudged phase(s), per example."""
+    """The snapshot rule: ``acc += [z_pre z_post]`` over the nudged phase(s), per example, on
+    the rule event (None with the online rule, which runs on a clock instead)."""
+    if ctx.rule == "online":
+        return None
     k = "" if scale == 1.0 else "%r * " % scale
     if input_pre:
         return "acc += %srho_pre * (zp_post - %s_post)" % (k, ctx.zq)
     return "acc += %s(zp_pre * zp_post - %s_pre * %s_post)" % (k, ctx.zq, ctx.zq)
+
+
+def _online(ctx, syn, input_pre, scale=1.0):
+    """The online rule on a clock of ``rule_every`` steps: during the nudged phases (``gate``
+    +1 for +beta, -1 for -beta) ``acc`` integrates ``d/dt [z_pre z_post] = z_pre dz_post +
+    dz_pre z_post`` (an input's rate is its data ``x``, constant)."""
+    if ctx.rule != "online":
+        return
+    k = "" if scale == 1.0 else "%r * " % scale
+    d = "rho_pre * dz_post" if input_pre else "(z_pre * dz_post + dz_pre * z_post)"
+    syn.run_regularly("acc += %sgate_ta(t) * %s * rule_dt" % (k, d), when="start", order=1,
+                      dt=ctx.namespace["rule_dt"], name="online_%s" % syn.name)
 
 
 def build_tied(b2, ctx, key, term_in, term_back):
@@ -146,6 +165,7 @@ def build_tied(b2, ctx, key, term_in, term_back):
     ia, jb, i, j = _pairs(ctx, src, tgt)
     syn.connect(i=i, j=j)
     syn.w = np.tile(W[ia, jb], ctx.batch)
+    _online(ctx, syn, src in ctx.net.inputs)
     extra = []
     if term_back is not None:
         back = _synapses(b2, ctx, tgt, src, "w : 1", term_back, "back_%s" % ctx.ids[key])
@@ -163,6 +183,7 @@ def build_lateral(b2, ctx, key, term_in):
     ia, jb, i, j = _pairs(ctx, src, src, exclude_self=True)
     syn.connect(i=i, j=j)
     syn.w = np.tile(ctx.net.params[key][ia, jb], ctx.batch)
+    _online(ctx, syn, False, scale=0.5)
     return syn, ia, jb, []
 
 
@@ -188,6 +209,7 @@ class SpikingContext:
             self.term_of[(t.key, t.transpose)] = v
         self.groups = {}
         self.common = {}          # population -> name of its table of common random numbers
+        self.rule = "snapshot"    # the local rule: "snapshot" (rule event) or "online" (clock)
 
 
 def phase_steps(free_steps, nudge_steps, symmetric):
@@ -210,6 +232,10 @@ def spiking_schedule(free_steps, nudge_steps, beta, symmetric):
     s = {k: np.zeros(T + 1) for k in ("beta", "snap0", "snapp", "snapm", "reset", "rule")}
     s["rule"][T] = 1.0
     s["phase_step"] = phase_steps(free_steps, nudge_steps, symmetric)
+    s["gate"] = np.zeros(T + 1)      # the online rule's sign: +1 in the +beta phase, -1 in -beta
+    s["gate"][free_steps:free_steps + nudge_steps] = 1.0
+    if symmetric:
+        s["gate"][free_steps + nudge_steps:T] = -1.0
     s["snap0"][free_steps] = 1.0
     s["beta"][free_steps:free_steps + nudge_steps] = beta
     s["snapp"][free_steps + nudge_steps] = 1.0

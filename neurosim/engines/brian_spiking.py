@@ -69,7 +69,8 @@ class SpikingEngine(Engine):
         s = settings
         tau_fast, tau_slow = trace_constants(s.nudge_steps, s.eps)
         self.options = dict(neuron=s.neuron, max_rate=s.max_rate, eps=s.eps,
-                            tau_slow=tau_slow, tau_fast=tau_fast, noise=s.noise)
+                            tau_slow=tau_slow, tau_fast=tau_fast, noise=s.noise,
+                            rule=s.plasticity, rule_every=s.rule_every)
         self.calls = 0
         self.synaptic_events = {"free": 0, "nudged": 0}    # cumulative, see the module doc
         self.spikes = {"free": 0, "nudged": 0}

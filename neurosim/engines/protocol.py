@@ -40,6 +40,8 @@ class Settings:
     persistent: bool = False
     neuron: str = "poisson"
     noise: str = "independent"
+    plasticity: str = "snapshot"
+    rule_every: int = 1
     max_rate: float = 1000.0
     build_dir: str = ""
     beta: float = 0.5
@@ -50,7 +52,8 @@ class Settings:
 
     FIELD_SECTION = {"eps": "engine", "free_steps": "engine", "nudge_steps": "engine",
                      "clip": "engine", "solver": "engine", "persistent": "engine",
-                     "neuron": "engine", "noise": "engine", "max_rate": "engine",
+                     "neuron": "engine", "noise": "engine", "plasticity": "engine",
+                     "rule_every": "engine", "max_rate": "engine",
                      "build_dir": "engine",
                      "beta": "learning", "variant": "learning", "rule": "learning",
                      "momentum": "learning", "seed": "train"}

@@ -10,8 +10,9 @@ from .protocol import Settings
 DEFAULTS = Settings()
 #: settings each engine cannot honour unless left at their defaults
 NOT_HONOURED = {
-    "reference": ("neuron", "noise", "max_rate", "build_dir"),
-    "brian2-rate": ("solver", "persistent", "neuron", "noise", "max_rate"),
+    "reference": ("neuron", "noise", "plasticity", "rule_every", "max_rate", "build_dir"),
+    "brian2-rate": ("solver", "persistent", "neuron", "noise", "plasticity", "rule_every",
+                    "max_rate"),
     "brian2-spiking": ("solver", "persistent", "build_dir"),
 }
 #: learning rules each engine trains with
@@ -85,6 +86,7 @@ def settings_of(circuit):
     e, L = circuit.engine, circuit.learning
     return dict(eps=e.eps, free_steps=e.free_steps, nudge_steps=e.nudge_steps, clip=e.clip,
                 solver=e.solver, persistent=e.persistent, neuron=e.neuron, noise=e.noise,
+                plasticity=e.plasticity, rule_every=e.rule_every,
                 max_rate=e.max_rate, build_dir=e.build_dir, beta=L.beta, variant=L.variant,
                 rule=L.rule, momentum=L.momentum, seed=circuit.train.seed)
 
