@@ -349,3 +349,24 @@ def test_online_derivative_rule_matches_the_snapshot_rule(every, tol):
     assert out["online"][1] == out["snapshot"][1] * 600 // every
     with pytest.raises(ns.brian.CircuitError, match="rule_every"):
         ns.brian.compile(net, model="spiking", rule="online", rule_every=7).ep_update(x, y, **kw)
+
+
+def test_input_synapses_can_learn_from_the_input_spikes():
+    """input_rule="spikes": the rule of an input synapse reads the rate trace of the input
+    unit's own spikes instead of the data; the update still follows the rate circuit's."""
+    net = ns.layered([20, 30, 5], activation="hard_sigmoid", seed=1, dtype="float64")
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (4, 20)), rng.uniform(0, 1, (4, 5))
+    kw = dict(beta=0.2, free_steps=300, nudge_steps=300, variant="symmetric")
+    rate = ns.brian.compile(net, model="rate", device="runtime", eps=0.1,
+                            clip=True).ep_update(x, y, **kw)
+    g = {}
+    for rule in ("data", "spikes"):
+        c = ns.brian.compile(net, model="spiking", clip=True, seed=0, record=False, eps=0.1,
+                             tau_fast=20.0, tau_slow=60.0, input_rule=rule)
+        g[rule] = c.ep_update(x, y, **kw)
+    assert not np.array_equal(g["spikes"]["W:x->h1"], g["data"]["W:x->h1"])
+    assert np.array_equal(g["spikes"]["W:h1->y"], g["data"]["W:h1->y"])   # same spikes
+    assert ns.fidelity.compare(g["spikes"], rate)["cosine"] > 0.9
+    with pytest.raises(ns.brian.CircuitError, match="input_rule"):
+        ns.brian.compile(net, model="spiking", input_rule="analog")

@@ -33,7 +33,9 @@ The model, per state unit (one Brian2 neuron per unit and per example of the bat
   example: every neuron emits a custom ``rule`` event at the end of the phases and its
   synapses run the rule on that presynaptic event (never a dense clock-driven update). That
   is the integral of the derivative rule without the O(dt^2) error of summing it step by
-  step. An input's rate is the data ``x`` (known, constant), read as the presynaptic rate. Biases
+  step. An input's rate is the data ``x`` (known, constant), read as the presynaptic rate
+  (``input_rule="data"``), or the rate trace of the input unit's own spikes
+  (``input_rule="spikes"``: the input synapses learn from spikes only). Biases
   accumulate ``[z_b]``. The estimate is ``g = -acc/beta`` (one-sided, random sign) or
   ``-acc/(2 beta)`` (symmetric, where the -beta phase restarts from the saved free-phase state of
   every neuron: ``u``, currents and traces), averaged over the batch: the convention of
@@ -93,17 +95,20 @@ NEURONS = ("poisson", "lif")
 DEFAULTS = dict(neuron="poisson", tau=10.0, max_rate=1000.0, tau_syn=10.0, tau_fast=20.0,
                 tau_slow=200.0, tau_m=100.0, eps=0.1, beta=0.3, variant="symmetric",
                 free_steps=1000, nudge_steps=1000, noise="independent", rule="snapshot",
-                rule_every=1)
+                rule_every=1, input_rule="data")
 #: Random streams of Poisson units: fresh in every phase, or common random numbers replayed
 #: in every phase of an example (see the module docstring, "Noise").
 NOISE = ("independent", "common")
 #: The local rule: the contrast of phase-end snapshots, or the online integral of the
 #: observed derivative on a clock of ``rule_every`` steps (module docstring, "The local rule").
 RULES = ("snapshot", "online")
+#: What the rule of a synapse from an input reads as the presynaptic rate: the data ``x``, or
+#: the rate trace of the input unit's own spikes.
+INPUT_RULES = ("data", "spikes")
 
 # The equations and builders are defined in spiking_build and re-exported here.
 __all__ = ["SpikingCircuit", "trace_constants",
-           "DEFAULTS", "NEURONS", "NOISE", "RULES", "TRACE_EQS", "TRACE_ON_SPIKE", "RULE_EVENT",
+           "DEFAULTS", "NEURONS", "NOISE", "RULES", "INPUT_RULES", "TRACE_EQS", "TRACE_ON_SPIKE", "RULE_EVENT",
            "encoder", "build_input", "build_state", "build_tied", "build_lateral",
            "POPULATION_BUILDERS", "PROJECTION_BUILDERS"]
 
@@ -188,6 +193,7 @@ class SpikingCircuit:
                                "not carry; use model='rate'" % net.dynamics)
         checks.choice("noise", p["noise"], NOISE, error=CircuitError)
         checks.choice("rule", p["rule"], RULES, error=CircuitError)
+        checks.choice("input_rule", p["input_rule"], INPUT_RULES, error=CircuitError)
         p["rule_every"] = checks.integer("rule_every", p["rule_every"], 1, error=CircuitError)
         for k in ("tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps"):
             p[k] = _positive(k, p[k])
@@ -254,7 +260,7 @@ class SpikingCircuit:
             ns["%s_ta" % name] = b2.TimedArray(values, dt=dt)
         ctx = SpikingContext(net, inputs, targets, state0, self.clip, self.neuron, ns, zq,
                              np.random.default_rng(seed))
-        ctx.rule = p["rule"]
+        ctx.rule, ctx.input_rule = p["rule"], p["input_rule"]
         ns["rule_dt"] = p["rule_every"] * dt
         schedule.setdefault("gate", np.zeros(T))
         ns.setdefault("gate_ta", b2.TimedArray(schedule["gate"], dt=dt))

@@ -44,8 +44,15 @@ def encoder(neuron, common=None):
 
 # -- population builders ----------------------------------------------------------------
 def build_input(b2, ctx, pop):
-    """Input population: units firing at ``x * max_rate``; ``rho`` holds the data."""
+    """Input population: units firing at ``x * max_rate``; ``rho`` holds the data. With
+    ``input_rule="spikes"`` each input unit also keeps the two rate traces of its own spikes
+    (and their phase-end snapshots), which its synapses' rule reads instead of the data."""
     eqs, threshold, reset = encoder(ctx.neuron, ctx.common.get(pop))
+    traced = ctx.input_rule == "spikes"
+    if traced:
+        eqs = eqs + TRACE_EQS + ["z0 : 1", "zp : 1", "zm : 1", "r_fast_saved : 1",
+                                 "r_slow_saved : 1"]
+        reset = "\n".join(filter(None, [TRACE_ON_SPIKE, reset]))
     g = b2.NeuronGroup(ctx.net.sizes[pop] * ctx.batch, "\n".join(["rho : 1"] + eqs),
                        threshold=threshold, reset=reset or None, method="euler",
                        events={"rule": RULE_EVENT}, name="pop_%s" % ctx.ids[pop],
@@ -53,7 +60,23 @@ def build_input(b2, ctx, pop):
     g.rho = ctx.inputs[pop].ravel()
     if ctx.neuron == "lif":
         g.v = ctx.rng.uniform(0, 1, len(g))
+    if traced:
+        g.r_fast, g.r_slow = g.rho[:], g.rho[:]      # the traces start at the input's rate
+        g.run_regularly("\n".join(_phase_control(["r_fast", "r_slow"])), when="start",
+                        order=0, name="control_%s" % ctx.ids[pop])
     return g
+
+
+def _phase_control(saved):
+    """Phase control at the start of a step: snapshots of z, then the restart of the saved
+    free-phase variables ``saved`` (symmetric)."""
+    code = ["z0 = snap0_ta(t) * z + (1 - snap0_ta(t)) * z0",
+            "zp = snapp_ta(t) * z + (1 - snapp_ta(t)) * zp",
+            "zm = snapm_ta(t) * z + (1 - snapm_ta(t)) * zm"]
+    code += ["%s_saved = snap0_ta(t) * %s + (1 - snap0_ta(t)) * %s_saved" % (v, v, v)
+             for v in saved]
+    code += ["%s = reset_ta(t) * %s_saved + (1 - reset_ta(t)) * %s" % (v, v, v) for v in saved]
+    return code
 
 
 def build_state(b2, ctx, pop):
@@ -89,14 +112,8 @@ def build_state(b2, ctx, pop):
         g.v = ctx.rng.uniform(0, 1, len(g))
     if pop in net.outputs:
         g.y = ctx.targets[pop].ravel()
-    # phase control at the start of a step: snapshots of z, then the restart (symmetric)
-    code = ["z0 = snap0_ta(t) * z + (1 - snap0_ta(t)) * z0",
-            "zp = snapp_ta(t) * z + (1 - snapp_ta(t)) * zp",
-            "zm = snapm_ta(t) * z + (1 - snapm_ta(t)) * zm"]
-    code += ["%s_saved = snap0_ta(t) * %s + (1 - snap0_ta(t)) * %s_saved" % (v, v, v)
-             for v in saved]
-    code += ["%s = reset_ta(t) * %s_saved + (1 - reset_ta(t)) * %s" % (v, v, v) for v in saved]
-    g.run_regularly("\n".join(code), when="start", order=0, name="control_%s" % ctx.ids[pop])
+    g.run_regularly("\n".join(_phase_control(saved)), when="start", order=0,
+                    name="control_%s" % ctx.ids[pop])
     if ctx.clip:
         g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ctx.ids[pop])
     if ctx.rule == "online":     # integrate the observed derivative over the nudged phases
@@ -137,7 +154,7 @@ def _rule(ctx, input_pre, scale=1.0):
     if ctx.rule == "online":
         return None
     k = "" if scale == 1.0 else "%r * " % scale
-    if input_pre:
+    if input_pre and ctx.input_rule == "data":
         return "acc += %srho_pre * (zp_post - %s_post)" % (k, ctx.zq)
     return "acc += %s(zp_pre * zp_post - %s_pre * %s_post)" % (k, ctx.zq, ctx.zq)
 
@@ -149,7 +166,8 @@ def _online(ctx, syn, input_pre, scale=1.0):
     if ctx.rule != "online":
         return
     k = "" if scale == 1.0 else "%r * " % scale
-    d = "rho_pre * dz_post" if input_pre else "(z_pre * dz_post + dz_pre * z_post)"
+    data = input_pre and ctx.input_rule == "data"
+    d = "rho_pre * dz_post" if data else "(z_pre * dz_post + dz_pre * z_post)"
     syn.run_regularly("acc += %sgate_ta(t) * %s * rule_dt" % (k, d), when="start", order=1,
                       dt=ctx.namespace["rule_dt"], name="online_%s" % syn.name)
 
@@ -210,6 +228,7 @@ class SpikingContext:
         self.groups = {}
         self.common = {}          # population -> name of its table of common random numbers
         self.rule = "snapshot"    # the local rule: "snapshot" (rule event) or "online" (clock)
+        self.input_rule = "data"  # what an input synapse's rule reads: the data or its spikes
 
 
 def phase_steps(free_steps, nudge_steps, symmetric):
