@@ -154,3 +154,19 @@ def test_spiking_inference_counts_output_spikes():
     counts = out * 50 * per_step                    # the second half of the free phase
     assert out.shape == (3, 3) and np.allclose(counts, np.round(counts))
     assert eng.counters()["spikes"]["free"] > 0
+
+
+def test_spiking_engine_state_carries_its_spike_seeds():
+    """A spiking engine restored from its state draws the spikes of the engine it was saved
+    from (the circuits' seeds come from a run counter kept in the checkpoint)."""
+    net = ns.layered([6, 8, 3], activation="hard_sigmoid", seed=0, dtype="float64")
+    x, y = _batch(net, n=2)
+    kw = dict(eps=0.1, free_steps=40, nudge_steps=40, beta=0.5, seed=3)
+    a = engines.build("brian2-spiking", net, **kw)
+    a.estimate(x, y)
+    state = a.state_dict()
+    b = engines.build("brian2-spiking", net, **kw)
+    b.load_state_dict(state)
+    ga, gb = a.estimate(x, y), b.estimate(x, y)
+    assert all(np.array_equal(ga[k], gb[k]) for k in ga)
+    assert a.counters() == b.counters()

@@ -128,5 +128,19 @@ class SpikingEngine(Engine):
     def counters(self):
         return {"synaptic_events": dict(self.synaptic_events), "spikes": dict(self.spikes)}
 
+    def state_dict(self):
+        """The run counter that seeds each circuit run, and the spike counters: a resumed
+        run draws the spikes an uninterrupted one would."""
+        out = {"calls": np.array(self.calls, dtype=np.int64)}
+        for name, d in (("synaptic_events", self.synaptic_events), ("spikes", self.spikes)):
+            out.update({"%s/%s" % (name, k): np.array(v, dtype=np.int64) for k, v in d.items()})
+        return out
+
+    def load_state_dict(self, d):
+        self.calls = int(d["calls"])
+        for name, target in (("synaptic_events", self.synaptic_events), ("spikes", self.spikes)):
+            for k in target:
+                target[k] = int(d.get("%s/%s" % (name, k), 0))
+
 
 __all__ = ["SpikingEngine"]
