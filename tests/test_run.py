@@ -43,7 +43,11 @@ def test_default_run_reaches_95_percent_on_digits(tmp_path):
     assert "final" in t.weights and "W:x->h1" in t.weights["final"]
     assert "ep" in t.gradients and "rbp" in t.gradients
     cos = t.fidelity["over_training"]["cosine/all"]
-    assert len(cos) == 60 and np.all(np.abs(cos) <= 1 + 1e-9)
+    zero = t.fidelity["over_training"]["rbp_zero"] == 1     # RBP's gradient exactly 0: NaN
+    assert len(cos) == 60 and np.all(np.abs(cos[~zero]) <= 1 + 1e-9)
+    assert np.all(np.isnan(cos[zero])) and not np.any(np.isnan(cos[~zero]))
+    assert s["evaluated_by"] == "reference" and os.path.getsize(os.path.join(run_dir,
+                                                                              "report.html"))
     assert "[network]" in t.circuit
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert metrics["history"]["test_accuracy"][-1] == s["test_accuracy"]
