@@ -67,7 +67,7 @@ def test_update_matches_rbp_at_small_beta():
     assert ns.fidelity.compare(got, rbp)["cosine"] > 0.9999
 
 
-@pytest.mark.parametrize("graph", ["layered", "non-layered"])
+@pytest.mark.parametrize("graph", ["layered", pytest.param("non-layered", marks=pytest.mark.slow)])
 def test_cpp_standalone_matches_the_reference(tmp_path, graph):
     if graph == "layered":
         net = ns.layered([5, 4, 3], activation="logistic", seed=0, skip=[(0, 2)])

@@ -96,6 +96,7 @@ def test_seeded_runs_reproduce_exactly():
     assert set(spikes_a) == set(net.graph.nodes) and len(spikes_a["h1"]["t"]) > 0
 
 
+@pytest.mark.slow      # a C++ build (~25 s); run with -m slow
 def test_standalone_equals_runtime(tmp_path):
     net, x, y = _small()
     kw = dict(free_steps=100, nudge_steps=100, seed=5)

@@ -185,7 +185,7 @@ def test_sigterm_stops_a_whole_epoch_circuit_run_at_once(tmp_path):
     --resume ends with the weights of an uninterrupted run."""
     pytest.importorskip("brian2", reason="brian2 is not installed")
     common = ["--no-progress", "--set", "engine.name=\"brian2-rate\"",
-              "--set", "engine.solver=\"euler\"", "--set", "train.epochs=3",
+              "--set", "engine.solver=\"euler\"", "--set", "train.epochs=2",
               "--set", "network.sizes=[64, 32, 10]", "--set", "engine.free_steps=60"]
     full = _summary(_run("run", "--json", "--out", str(tmp_path / "full"), *common))
     ref = _final_params(full["run_dir"])
