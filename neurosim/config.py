@@ -96,7 +96,10 @@ class EngineSection(_Section):
     tau = 10 ms, ``noise`` = ``independent`` random streams per phase or ``common`` random
     numbers replayed in every phase of an example; ``plasticity`` = ``snapshot`` contrast of
     phase-end traces or ``online`` integral of the observed derivative every ``rule_every``
-    steps), Euler steps ``eps`` for ``free_steps`` / ``nudge_steps``, or the block
+    steps; ``whole_epoch``: train a whole epoch in one compiled run (snapshot rule,
+    independent noise) or, false, each mini-batch in a runtime circuit; ``input_drive`` = ``spikes`` (input units fire at x * max_rate) or ``analog``
+    (an input current sum w x per example); ``input_rule`` = ``data`` or ``spikes``: what
+    an input synapse's rule reads as the presynaptic rate), Euler steps ``eps`` for ``free_steps`` / ``nudge_steps``, or the block
     solver (reference engine only)."""
     name: Literal["reference", "brian2-rate", "brian2-spiking"] = "reference"
     build_dir: str = ""
@@ -104,6 +107,9 @@ class EngineSection(_Section):
     noise: Literal["independent", "common"] = "independent"
     plasticity: Literal["snapshot", "online"] = "snapshot"
     rule_every: int = Field(1, gt=0)
+    whole_epoch: bool = True
+    input_drive: Literal["spikes", "analog"] = "spikes"
+    input_rule: Literal["data", "spikes"] = "data"
     max_rate: float = Field(1000.0, gt=0)
     solver: Literal["euler", "block"] = "euler"
     eps: float = Field(0.5, gt=0)

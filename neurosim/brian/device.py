@@ -67,6 +67,27 @@ def check_compiler():
     return cxx
 
 
+@contextlib.contextmanager
+def standalone_device(dt_ms):
+    """Inside the block the standalone device is active (with the default clock at ``dt_ms``),
+    so a compiled circuit's ``device.run`` and reads work; outside it Brian2 stays on the
+    runtime device, so runtime circuits (inference, traces, spiking circuits) can run between
+    a compiled circuit's runs."""
+    b2 = import_brian2()
+    from brian2.devices import get_device, set_device
+    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+    previous = get_device()
+    switch = not isinstance(previous, CPPStandaloneDevice)
+    if switch:
+        set_device("cpp_standalone", build_on_run=False, with_output=False)
+        b2.defaultclock.dt = dt_ms * b2.ms
+    try:
+        yield
+    finally:
+        if switch:
+            set_device(previous)
+
+
 def build_folder(build_dir=None, prefix="neurosim-brian-"):
     """A folder for a standalone build: ``build_dir`` (created) or a fresh temporary one."""
     if build_dir is None:

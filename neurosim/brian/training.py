@@ -17,13 +17,13 @@ and weights through ``device.run(run_args=...)``.
 """
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
 
 import numpy as np
 
-from .device import CircuitError, build_folder, check_compiler, import_brian2
+from .device import (CircuitError, build_folder, check_compiler, import_brian2,
+                     standalone_device)
 from .rate import DRHO, RHO
 
 
@@ -228,24 +228,6 @@ class TrainingCircuit:
         return b2.Network(*(list(groups.values()) + list(drives.values()) + list(syns.values())
                             + [mon]))
 
-    @contextlib.contextmanager
-    def _standalone(self):
-        """The standalone device is active inside the block only (after the build), so that
-        runtime circuits -- inference, traces, spiking circuits -- can run between epochs."""
-        b2 = import_brian2()
-        from brian2.devices import get_device, set_device
-        from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
-        previous = get_device()
-        switch = not isinstance(previous, CPPStandaloneDevice)
-        if switch:
-            set_device("cpp_standalone", build_on_run=False, with_output=False)
-            b2.defaultclock.dt = self.eps * b2.ms
-        try:
-            yield
-        finally:
-            if switch:
-                set_device(previous)
-
     def _beta_scale(self):
         return (2.0 if self.symmetric else 1.0) * self.beta
 
@@ -314,7 +296,7 @@ class TrainingCircuit:
             args[groups[p].b] = np.asarray(self.net.params["b:%s" % p], np.float64)
             args[groups[p].lr_b] = np.array([self.lrs["b:%s" % p] / self._beta_scale()])
         args[ta["upd_ta"]] = self._update_scale(n_train)
-        with self._standalone():
+        with standalone_device(self.eps):
             device.run(run_args=args, with_output=False)
             self._read_recorded(record, n_train)
             self.outputs = {self.net.outputs[0]: np.asarray(mon.rho0[:]).T[1:self.n + 1].copy()}
@@ -349,7 +331,7 @@ class TrainingCircuit:
         """Leave the standalone device and remove the build folder (unless kept)."""
         from brian2.devices import reinit_and_delete, set_device
         if self._folder is not None:
-            with self._standalone():
+            with standalone_device(self.eps):
                 reinit_and_delete()
             set_device("runtime")
             if not self.keep_build and self.build_dir is None:

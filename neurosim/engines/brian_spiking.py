@@ -1,8 +1,14 @@
-"""The training engine ``brian2-spiking``: every mini-batch's EP update comes from a spiking
-Brian2 circuit (synapses learning from spike-based rate traces), built with the network's
-current weights; predictions come from the output spikes of a free phase (the second half
-of ``free_steps``), so test accuracy is measured through spikes. The RBP ground truth is the
-rate network's (the spiking circuit's fixed point in expectation).
+"""The training engine ``brian2-spiking``: EP updates from spiking Brian2 circuits whose
+synapses learn from spike-based rate traces; predictions come from the output spikes of a
+free phase (the second half of ``free_steps``), so test accuracy is measured through spikes.
+The RBP ground truth is the rate network's (the spiking circuit's fixed point in expectation).
+
+Training runs a whole epoch in one compiled run (:meth:`SpikingEngine.train_epoch`,
+:class:`~neurosim.brian.spiking_training.SpikingTrainingCircuit`: mini-batches as replicas,
+weights in the synapses, the test set inferred through spikes at the end of the same run)
+with the snapshot rule and independent noise (``fuses_epoch``). The online rule and common
+random numbers train batch by batch, each mini-batch in a runtime circuit built with the
+current weights; so do :meth:`~SpikingEngine.estimate` and :meth:`~SpikingEngine.infer`.
 
 Spike counters (for the cost model, :mod:`neurosim.cost`): :attr:`SpikingEngine.synaptic_events`
 and :attr:`SpikingEngine.spikes` add up, over every step, the synaptic events (each spike
@@ -16,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigurationError
-from .protocol import Engine, Estimate, StepResult
+from .protocol import Engine, EpochResult, Estimate, StepResult
 from .reference import batch_cost
 from ..brian.spiking import SpikingCircuit, trace_constants
 
@@ -61,7 +67,7 @@ class SpikingEngine(Engine):
 
     name = "brian2-spiking"
 
-    def __init__(self, net, settings):
+    def __init__(self, net, settings, batch_size=None):
         super().__init__(net, settings)
         if net.dynamics != "energy":
             raise ConfigurationError("network.dynamics: the brian2-spiking engine needs energy "
@@ -70,7 +76,22 @@ class SpikingEngine(Engine):
         tau_fast, tau_slow = trace_constants(s.nudge_steps, s.eps)
         self.options = dict(neuron=s.neuron, max_rate=s.max_rate, eps=s.eps,
                             tau_slow=tau_slow, tau_fast=tau_fast, noise=s.noise,
-                            rule=s.plasticity, rule_every=s.rule_every)
+                            rule=s.plasticity, rule_every=s.rule_every,
+                            input_rule=s.input_rule)
+        #: a whole epoch in one compiled run (``whole_epoch``; the snapshot rule and
+        #: independent noise), else batch by batch in runtime circuits
+        self.fuses_epoch = bool(s.whole_epoch) and s.plasticity == "snapshot" and \
+            s.noise == "independent"
+        if s.input_drive == "analog" and not self.fuses_epoch:
+            raise ConfigurationError("engine.input_drive: analog input drive runs in the "
+                                     "compiled epoch only (engine.whole_epoch = true, "
+                                     "engine.plasticity = \"snapshot\", engine.noise = "
+                                     "\"independent\")")
+        if s.input_drive == "analog" and s.input_rule == "spikes":
+            raise ConfigurationError("engine.input_rule: \"spikes\" needs input_drive = "
+                                     "\"spikes\" (analog inputs do not spike)")
+        self.batch_size = batch_size
+        self.circuit, self._shape = None, None
         self.calls = 0
         self.synaptic_events = {"free": 0, "nudged": 0}    # cumulative, see the module doc
         self.spikes = {"free": 0, "nudged": 0}
@@ -124,6 +145,51 @@ class SpikingEngine(Engine):
                                  **self.options)
         states = circuit.trajectory(x, y if beta else None, beta=beta, steps=steps, state=state)
         return states, circuit.spikes
+
+    def _training_circuit(self, n, batch_size, slots):
+        """The compiled circuit for runs of ``n`` examples (built, or the one held)."""
+        from ..brian.spiking_training import SpikingTrainingCircuit
+        shape = (int(n), int(batch_size), int(slots))
+        if self.circuit is not None and self._shape == shape:
+            return self.circuit
+        self.close()
+        s, o = self.settings, self.options
+        self.circuit = SpikingTrainingCircuit(
+            self.net, n, batch_size=batch_size, lrs={k: 0.0 for k in self.net.params},
+            clip=s.clip, seed=s.seed, input_drive=s.input_drive, record_slots=slots,
+            build_dir=s.build_dir or None, neuron=s.neuron, max_rate=s.max_rate, eps=s.eps,
+            tau_fast=o["tau_fast"], tau_slow=o["tau_slow"], beta=s.beta, variant=s.variant,
+            free_steps=s.free_steps, nudge_steps=s.nudge_steps, input_rule=s.input_rule)
+        self._shape = shape
+        return self.circuit
+
+    def train_epoch(self, x, y, signs, lrs, batch_size, record=(), x_eval=None):
+        """The epoch's training examples (mini-batches as replicas), then ``x_eval`` at the
+        final weights, in one compiled run; outputs are read from the output spikes."""
+        n = np.shape(x)[0]
+        xs, ys, ss = [x], [y], [signs]
+        if x_eval is not None and len(x_eval):
+            xs.append(x_eval)
+            ys.append(np.zeros((len(x_eval), np.shape(y)[1])))
+            ss.append(np.zeros(len(x_eval)))
+        xa, ya, sa = np.concatenate(xs), np.concatenate(ys), np.concatenate(ss)
+        circ = self._training_circuit(xa.shape[0], batch_size, len(record))
+        circ.train_epoch(xa, ya, sa, lrs, n_train=n, record=list(record))
+        spikes = circ.stats["spikes"]       # analog inputs do not spike (no counts)
+        for phase in ("free", "nudged"):
+            counts = {q: spikes[q][phase] if q in spikes else 0 for q in self.net.graph.nodes}
+            self.spikes[phase] += sum(counts.values())
+            self.synaptic_events[phase] += _events(self.net, counts)
+        out = circ.outputs
+        return EpochResult(train_outputs={p: v[:n] for p, v in out.items()},
+                           eval_outputs=({p: v[n:] for p, v in out.items()}
+                                         if len(xs) > 1 else None),
+                           recorded=dict(circ.recorded))
+
+    def close(self):
+        if self.circuit is not None:
+            self.circuit.close()
+        self.circuit, self._shape = None, None
 
     def counters(self):
         return {"synaptic_events": dict(self.synaptic_events), "spikes": dict(self.spikes)}

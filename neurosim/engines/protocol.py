@@ -42,6 +42,9 @@ class Settings:
     noise: str = "independent"
     plasticity: str = "snapshot"
     rule_every: int = 1
+    whole_epoch: bool = True
+    input_drive: str = "spikes"
+    input_rule: str = "data"
     max_rate: float = 1000.0
     build_dir: str = ""
     beta: float = 0.5
@@ -53,7 +56,8 @@ class Settings:
     FIELD_SECTION = {"eps": "engine", "free_steps": "engine", "nudge_steps": "engine",
                      "clip": "engine", "solver": "engine", "persistent": "engine",
                      "neuron": "engine", "noise": "engine", "plasticity": "engine",
-                     "rule_every": "engine", "max_rate": "engine",
+                     "rule_every": "engine", "whole_epoch": "engine", "input_drive": "engine",
+                     "input_rule": "engine", "max_rate": "engine",
                      "build_dir": "engine",
                      "beta": "learning", "variant": "learning", "rule": "learning",
                      "momentum": "learning", "seed": "train"}

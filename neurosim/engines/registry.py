@@ -10,10 +10,11 @@ from .protocol import Settings
 DEFAULTS = Settings()
 #: settings each engine cannot honour unless left at their defaults
 NOT_HONOURED = {
-    "reference": ("neuron", "noise", "plasticity", "rule_every", "max_rate", "build_dir"),
+    "reference": ("neuron", "noise", "plasticity", "rule_every", "whole_epoch", "input_drive",
+                  "input_rule", "max_rate", "build_dir"),
     "brian2-rate": ("solver", "persistent", "neuron", "noise", "plasticity", "rule_every",
-                    "max_rate"),
-    "brian2-spiking": ("solver", "persistent", "build_dir"),
+                    "whole_epoch", "input_drive", "input_rule", "max_rate"),
+    "brian2-spiking": ("solver", "persistent"),
 }
 #: learning rules each engine trains with
 RULES = {"reference": ("ep", "continual_ep", "rbp"), "brian2-rate": ("ep",),
@@ -32,7 +33,7 @@ def _brian_rate(net, settings, batch_size):
 
 def _brian_spiking(net, settings, batch_size):
     from .brian_spiking import SpikingEngine
-    return SpikingEngine(net, settings)
+    return SpikingEngine(net, settings, batch_size=batch_size)
 
 
 ENGINES = {"reference": _reference, "brian2-rate": _brian_rate, "brian2-spiking": _brian_spiking}
@@ -86,7 +87,9 @@ def settings_of(circuit):
     e, L = circuit.engine, circuit.learning
     return dict(eps=e.eps, free_steps=e.free_steps, nudge_steps=e.nudge_steps, clip=e.clip,
                 solver=e.solver, persistent=e.persistent, neuron=e.neuron, noise=e.noise,
-                plasticity=e.plasticity, rule_every=e.rule_every,
+                plasticity=e.plasticity, rule_every=e.rule_every, whole_epoch=e.whole_epoch,
+                input_drive=e.input_drive,
+                input_rule=e.input_rule,
                 max_rate=e.max_rate, build_dir=e.build_dir, beta=L.beta, variant=L.variant,
                 rule=L.rule, momentum=L.momentum, seed=circuit.train.seed)
 

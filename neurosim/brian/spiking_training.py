@@ -1,0 +1,472 @@
+"""Training through a Brian2 spiking circuit: one compiled ``cpp_standalone`` run trains a
+whole epoch, every example's phases and every weight update happening inside the circuit.
+
+Layout. A mini-batch of ``B`` examples runs as ``B`` replicas of the network side by side
+(``B * n`` neurons per population, one set of synapses per replica); the epoch is a sequence
+of *slots* of ``S = free + nudge (x2 symmetric)`` steps, slot ``s`` holding batch ``s``.
+The model of a unit, its spike encoder, its rate traces and the snapshot rule are those of
+:mod:`neurosim.brian.spiking` (its docstring has the maths).
+
+Shared weights. Every projection has a *bank*: a group of one unit per weight holding the
+master copy ``W`` (and one per bias). The replicas' synapses are the targets of a second
+``Synapses`` object from the bank (Brian2 synapses on synapses): at the end of a slot each
+replica synapse evaluates the snapshot rule for its example, ``acc = s [z_pre z_post]``
+(``s`` the example's sign of beta, 0 for padding), the bank sums the replicas' ``acc``,
+applies ``W += lr / (beta_scale m) * sum`` (``theta -= lr g`` with ``g`` the batch-mean
+estimate of :func:`neurosim.ep.gradient`, ``m`` the batch's examples) and copies ``W`` back
+into every replica. Inputs, targets and signs for the next slot are loaded then.
+
+Per step the circuit does only neuron updates and spike propagation: phase changes (the
+snapshots, the symmetric restart, beta) run on a clock of one tick per phase boundary and
+everything per example on the slot clock.
+
+Inputs. ``input_drive="spikes"`` (default): input units fire at ``x * max_rate`` and their
+spikes drive the currents; ``"analog"``: an input's current is ``sum w x`` set once per
+example (no input spikes: the dense input projection costs nothing per step).
+``input_rule`` as in :class:`~neurosim.brian.spiking.SpikingCircuit`.
+
+Inference through spikes: each example's output rate is its output units' spike count over
+the second half of its free phase, divided by the count of a unit at rho = 1; examples after
+``n_train`` run at the final weights with sign 0 (no learning).
+
+Random numbers: ``rand()`` of Brian2's generator, seeded at the build (``seed``); every run
+(epoch) of the binary replays the same stream with new data and weights, so a resumed epoch
+draws exactly the spikes of the uninterrupted one. The ``common`` noise scheme and the online
+rule run in :class:`~neurosim.brian.spiking.SpikingCircuit` (batch by batch), not here.
+
+The build is compiled once per shape; later epochs re-run it with new data and weights
+(``device.run(run_args=...)``).
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import time
+
+import numpy as np
+
+from .. import checks
+from .device import (CircuitError, build_folder, check_compiler, import_brian2,
+                     standalone_device)
+from .rate import DRHO, RHO
+from .spiking import DEFAULTS, INPUT_RULES, NEURONS
+from .spiking_build import TRACE_EQS, TRACE_ON_SPIKE, encoder
+from .training import check_supported
+
+#: How inputs reach the first state population: their spikes, or an analog current.
+INPUT_DRIVES = ("spikes", "analog")
+#: The circuit parameters this circuit takes (the rest of :data:`spiking.DEFAULTS` is fixed).
+PARAMETERS = ("neuron", "tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps",
+              "beta", "variant", "free_steps", "nudge_steps", "input_rule")
+
+
+class SpikingTrainingCircuit:
+    """A compiled standalone spiking circuit that trains one epoch per run (module doc).
+
+    ``n_examples``: examples per run (training then evaluation); ``batch_size``: replicas;
+    ``lrs``: learning rate per parameter key; ``record_slots``: batches whose update the run
+    can copy aside (:attr:`recorded`); ``seed``: Brian2's random seed for the build."""
+
+    def __init__(self, net, n_examples, batch_size=20, lrs=None, clip=True, seed=0,
+                 input_drive="spikes", record_slots=0, build_dir=None, keep_build=False,
+                 **params):
+        check_supported(net)
+        check_compiler()
+        unknown = set(params) - set(PARAMETERS)
+        if unknown:
+            raise CircuitError("unknown spiking training-circuit parameter(s) %s; known: %s"
+                               % (sorted(unknown), list(PARAMETERS)))
+        p = {k: DEFAULTS[k] for k in PARAMETERS}
+        p.update(params)
+        checks.choice("neuron", p["neuron"], NEURONS, error=CircuitError)
+        checks.choice("input_rule", p["input_rule"], INPUT_RULES, error=CircuitError)
+        checks.choice("input_drive", input_drive, INPUT_DRIVES, error=CircuitError)
+        checks.choice("variant", p["variant"], ("symmetric", "one_sided", "random_sign"),
+                      error=CircuitError)
+        if input_drive == "analog" and p["input_rule"] == "spikes":
+            raise CircuitError("input_rule='spikes' needs input_drive='spikes' (analog inputs "
+                               "do not spike)")
+        for k in ("tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps", "beta"):
+            p[k] = checks.positive(k, p[k], error=CircuitError)
+        self.F = checks.integer("free_steps", p["free_steps"], 2, error=CircuitError)
+        self.K = checks.integer("nudge_steps", p["nudge_steps"], 1, error=CircuitError)
+        if p["max_rate"] * p["eps"] * p["tau"] * 1e-3 > 1:
+            raise CircuitError("max_rate * dt = %g spikes per step: at most 1 (lower max_rate "
+                               "or eps)" % (p["max_rate"] * p["eps"] * p["tau"] * 1e-3))
+        if not p["tau_fast"] < p["tau_slow"]:
+            raise CircuitError("tau_fast (%g ms) must be shorter than tau_slow (%g ms)"
+                               % (p["tau_fast"], p["tau_slow"]))
+        self.net, self.n, self.params = net, int(n_examples), p
+        self.B = checks.integer("batch_size", batch_size, 1, error=CircuitError)
+        self.symmetric = p["variant"] == "symmetric"
+        self.S = self.F + self.K * (2 if self.symmetric else 1)
+        self.window = self.F // 2           # output spikes counted over the free phase's end
+        self.clip, self.seed, self.input_drive = bool(clip), int(seed), input_drive
+        self.lrs = dict(lrs) if lrs is not None else {k: 0.1 for k in net.params}
+        self.record_slots = int(record_slots)
+        self.build_dir, self.keep_build = build_dir, keep_build
+        self._folder, self._objs = None, None
+        self.seconds_build = 0.0
+        self.recorded, self.outputs, self.stats = {}, None, {}
+
+    # -- the slot layout ----------------------------------------------------------------------
+    def slots(self, n_train):
+        """``(training slots, all slots)`` for a run whose first ``n_train`` examples train."""
+        train = -(-int(n_train) // self.B)
+        return train, train + -(-(self.n - int(n_train)) // self.B)
+
+    def capacity(self, n_train):
+        """The replica positions ``(slot, replica)`` of the run's examples, in order: training
+        examples fill the training slots, evaluation examples start in the next slot."""
+        train, _ = self.slots(n_train)
+        k = np.arange(self.n)
+        pos = np.where(k < n_train, k, train * self.B + (k - n_train))
+        return pos
+
+    def _n_slots(self):
+        """Slots the build is sized for: the most any split of ``n`` examples can need."""
+        return -(-self.n // self.B) + 1
+
+    def _beta_scale(self):
+        return (2.0 if self.symmetric else 1.0) * self.params["beta"]
+
+    # -- per-slot tables ----------------------------------------------------------------------
+    def _tables(self, x, y, signs, n_train, record):
+        """Inputs, targets, signs (one row per slot, a column per replica unit), the update
+        scale and the record flags at each slot tick."""
+        n_slots, B = self._n_slots(), self.B
+        pos = self.capacity(n_train)
+        nx, ny = x.shape[1], y.shape[1]
+        xs = np.zeros((n_slots + 1, B, nx))
+        ys = np.zeros((n_slots + 1, B, ny))
+        ss = np.zeros((n_slots + 1, B))
+        xs.reshape(-1, nx)[pos] = x
+        ys.reshape(-1, ny)[pos] = y
+        ss.reshape(-1)[pos] = signs
+        train, _ = self.slots(n_train)
+        upd = np.zeros(n_slots + 1)
+        for s in range(train):              # batch s is applied at the tick that ends slot s
+            upd[s + 1] = 1.0 / min(B, n_train - s * B)
+        rec = {}
+        for k in range(self.record_slots):
+            g, w = np.zeros(n_slots + 1), np.zeros(n_slots + 1)
+            if k < len(record):
+                b = record[k]
+                if not 0 <= b < train:
+                    raise CircuitError("record: batch %d is not in the epoch" % b)
+                g[b + 1], w[b] = 1.0, 1.0
+            rec["recg%d" % k], rec["recw%d" % k] = g, w
+        return {"x": xs.reshape(n_slots + 1, -1), "y": ys.reshape(n_slots + 1, -1),
+                "sgn": ss, "upd": upd, **rec}
+
+    # -- build ----------------------------------------------------------------------------------
+    def _build(self, b2, tables):
+        net, p, B, F, K, S = self.net, self.params, self.B, self.F, self.K, self.S
+        sym = self.symmetric
+        ms = b2.ms
+        dt = p["eps"] * p["tau"] * ms
+        slot_t = S * dt
+        g = math.gcd(math.gcd(F, K), F - self.window)     # every phase boundary is a tick
+        xin, out = net.inputs[0], net.outputs[0]
+        ta = {name: b2.TimedArray(v, dt=slot_t) for name, v in tables.items()}
+        ns = {"%s_ta" % k: v for k, v in ta.items()}
+        ns.update(tau=p["tau"] * ms, tau_syn=p["tau_syn"] * ms, tau_m=p["tau_m"] * ms,
+                  tau_fast=p["tau_fast"] * ms, tau_slow=p["tau_slow"] * ms,
+                  max_rate=p["max_rate"] * b2.Hz,
+                  spikes_per_step=p["max_rate"] * p["eps"] * p["tau"] * 1e-3,
+                  syn_gain=1e3 / (p["max_rate"] * p["tau_syn"]),
+                  lif_a=p["eps"] * p["tau"] / p["tau_m"], slot_t=slot_t,
+                  beta_val=p["beta"], F=F, K=K, S=S, W0=F - self.window, G=g,
+                  sym=1 if sym else 0)
+        mid = "t + 0.5 * slot_t"            # per-slot values looked up mid-interval
+        ids = {q: "p%d" % i for i, q in enumerate(net.graph.nodes)}
+        analog = self.input_drive == "analog"
+        traced_input = p["input_rule"] == "spikes"
+        zq = "zm" if sym else "z0"
+        term_vars, term_of, spiking_terms = {q: [] for q in net.state_pops}, {}, set()
+        for i, t in enumerate(net.terms):
+            v = "I_%d" % i
+            term_vars[t.target].append(v)
+            term_of[(t.key, t.transpose)] = v
+            if not (analog and t.source == xin):
+                spiking_terms.add(v)
+        # phase control on a clock of one tick per boundary: kk = step within the slot (a
+        # group's t_in_timesteps counts the steps of its own clock, also in run_regularly)
+        kk = "kk = t_in_timesteps % S"
+        flags = [kk, "at_0 = int(kk == 0)", "at_F = int(kk == F)",
+                 "at_FK = sym * int(kk == F + K)"]
+
+        def snapshots(saved):
+            code = ["zm = sym * at_0 * z + (1 - sym * at_0) * zm",
+                    "zp = (1 - sym) * at_0 * z + sym * at_FK * z"
+                    " + (1 - (1 - sym) * at_0 - sym * at_FK) * zp",
+                    "z0 = at_F * z + (1 - at_F) * z0"]
+            code += ["%s_saved = at_F * %s + (1 - at_F) * %s_saved" % (v, v, v) for v in saved]
+            code += ["%s = at_FK * %s_saved + (1 - at_FK) * %s" % (v, v, v) for v in saved]
+            return code
+
+        groups, counters = {}, ["nspk_free : 1", "nspk_nudge : 1", "in_free : 1"]
+        count = "nspk_free += in_free\nnspk_nudge += 1 - in_free"
+        # the input population
+        eqs, threshold, reset = encoder(p["neuron"])
+        in_eqs = ["rho : 1", "sgn : 1"] + counters
+        if analog:
+            eqs, threshold, reset = [], None, None
+            in_eqs = ["rho : 1", "sgn : 1"]
+        if traced_input:
+            eqs = eqs + TRACE_EQS + ["z0 : 1", "zp : 1", "zm : 1", "r_fast_saved : 1",
+                                     "r_slow_saved : 1"]
+        on_spike = "\n".join(filter(None, [TRACE_ON_SPIKE if traced_input else "", reset or "",
+                                           count]))
+        gi = b2.NeuronGroup(net.sizes[xin] * B, "\n".join(in_eqs + eqs), threshold=threshold,
+                            reset=on_spike if threshold else None, method="euler",
+                            name="pop_%s" % ids[xin], namespace=ns)
+        nin = net.sizes[xin]
+        reload_in = ["rho = x_ta(%s, i)" % mid, "sgn = sgn_ta(%s, i // %d)" % (mid, nin)]
+        if traced_input:
+            reload_in += ["r_fast = rho", "r_slow = rho"]
+            gi.run_regularly("\n".join(flags + snapshots(["r_fast", "r_slow"])), when="start",
+                             order=0, dt=g * dt, name="control_%s" % ids[xin])
+        if not analog:
+            gi.run_regularly("\n".join([kk, "in_free = int(kk < F)"]), when="start", order=0,
+                             dt=g * dt, name="phase_%s" % ids[xin])
+        if p["neuron"] == "lif" and not analog:
+            reload_in.append("v = rand()")
+        gi.run_regularly("\n".join(reload_in), when="start", order=5, dt=slot_t,
+                         name="load_%s" % ids[xin])
+        groups[xin] = gi
+        # the state populations
+        for q in net.state_pops:
+            n = net.sizes[q]
+            enc_eqs, threshold, reset = encoder(p["neuron"])
+            currents = term_vars[q]
+            nudge = " - beta_now * (u - y)" if q == out else ""
+            eqs = ["du/dt = (-u + drho * (%s)%s) / tau : 1" % (" + ".join(currents + ["b"]),
+                                                                nudge),
+                   "rho = %s : 1" % RHO[net.activation],
+                   "drho = %s : 1" % DRHO[net.activation],
+                   "b : 1", "z0 : 1", "zp : 1", "zm : 1", "acc_b : 1", "sgn : 1"] + counters
+            eqs += ["d%s/dt = -%s / tau_syn : 1" % (v, v) if v in spiking_terms else "%s : 1" % v
+                    for v in currents]
+            eqs += TRACE_EQS + enc_eqs
+            if q == out:
+                eqs += ["y : 1", "beta_now : 1", "cnt : 1", "count_on : 1"]
+            saved = ["u", "r_fast", "r_slow"] + [v for v in currents if v in spiking_terms] + \
+                (["v"] if p["neuron"] == "lif" else [])
+            eqs += ["%s_saved : 1" % v for v in saved]
+            on_spike = [TRACE_ON_SPIKE, reset, count] + (["cnt += count_on"] if q == out else [])
+            grp = b2.NeuronGroup(n * B, "\n".join(eqs), threshold=threshold,
+                                 reset="\n".join(filter(None, on_spike)), method="euler",
+                                 name="pop_%s" % ids[q], namespace=ns)
+            control = flags + snapshots(saved) + ["in_free = int(kk < F)"]
+            if q == out:
+                control += ["beta_now = beta_val * sgn * (int(kk >= F) * int(kk < F + K)"
+                            " - sym * int(kk >= F + K))",
+                            "count_on = int(kk >= W0) * int(kk < F)"]
+            grp.run_regularly("\n".join(control), when="start", order=0, dt=g * dt,
+                              name="control_%s" % ids[q])
+            if self.clip:
+                grp.run_regularly("u = clip(u, 0, 1)", when="after_groups",
+                                  name="clip_%s" % ids[q])
+            grp.run_regularly("acc_b = sgn * (zp - %s)" % zq, when="start", order=1,
+                              dt=slot_t, name="rule_b_%s" % ids[q])
+            reload = ["u = 0", "r_fast = rho", "r_slow = rho",
+                      "sgn = sgn_ta(%s, i // %d)" % (mid, n)] + \
+                ["%s = 0" % v for v in currents]
+            if q == out:
+                reload += ["y = y_ta(%s, i)" % mid, "cnt = 0"]
+            if p["neuron"] == "lif":
+                reload.append("v = rand()")
+            grp.run_regularly("\n".join(reload), when="start", order=5, dt=slot_t,
+                              name="load_%s" % ids[q])
+            groups[q] = grp
+        objs = list(groups.values())
+        banks, syns, bias_banks = {}, {}, {}
+        slots = range(self.record_slots)
+        bank_code = (["G%d += recg%d_ta(%s) * A" % (k, k, mid) for k in slots]
+                     + ["W += lr * upd_ta(%s) * A" % mid, "A = 0"]
+                     + ["W%d += recw%d_ta(%s) * W" % (k, k, mid) for k in slots])
+        bank_eqs = ["W : 1", "A : 1", "lr : 1 (shared)"] + \
+            ["G%d : 1\nW%d : 1" % (k, k) for k in slots]
+        # projections: replica synapses, their bank, and the bank's synapses onto them
+        for key in net.projections:
+            src, tgt = key[2:].split("->")
+            src, tgt = net._node(src), net._node(tgt)
+            na, nb = net.sizes[src], net.sizes[tgt]
+            ia, jb = np.meshgrid(np.arange(na), np.arange(nb), indexing="ij")
+            ia, jb = ia.ravel(), jb.ravel()
+            i = np.concatenate([r * na + ia for r in range(B)])
+            j = np.concatenate([r * nb + jb for r in range(B)])
+            fwd_var = term_of[(key, False)]
+            on_pre = None if fwd_var not in spiking_terms else \
+                "%s_post += w * syn_gain" % fwd_var
+            syn = b2.Synapses(groups[src], groups[tgt], "w : 1\nacc : 1", on_pre=on_pre,
+                              name="proj_%s" % ids[src] + ids[tgt], namespace=ns)
+            syn.connect(i=i, j=j)
+            if src == xin and not traced_input:
+                rule = "acc = sgn_post * rho_pre * (zp_post - %s_post)" % zq
+            else:
+                rule = "acc = sgn_post * (zp_pre * zp_post - %s_pre * %s_post)" % (zq, zq)
+            syn.run_regularly(rule, when="start", order=1, dt=slot_t, name="rule_%s" % syn.name)
+            if fwd_var not in spiking_terms:      # analog input drive, once per example
+                syn.run_regularly("%s_post += w * rho_pre" % fwd_var, when="start", order=6,
+                                  dt=slot_t, name="drive_%s" % syn.name)
+            copies = [syn]
+            if (key, True) in term_of:
+                back = b2.Synapses(groups[tgt], groups[src], "w : 1",
+                                   on_pre="%s_post += w * syn_gain" % term_of[(key, True)],
+                                   name="back_%s" % ids[src] + ids[tgt], namespace=ns)
+                back.connect(i=j, j=i)
+                copies.append(back)
+            bank = b2.NeuronGroup(na * nb, "\n".join(bank_eqs), name="bank_%s" % syn.name,
+                                  namespace=ns)
+            bank.run_regularly("\n".join(bank_code), when="start", order=3, dt=slot_t,
+                               name="apply_%s" % syn.name)
+            links = []
+            for c, copy in enumerate(copies):
+                link = b2.Synapses(bank, copy, "", name="link%d_%s" % (c, syn.name),
+                                   namespace=ns)
+                link.connect(i=np.tile(np.arange(na * nb), B), j=np.arange(B * na * nb))
+                if c == 0:
+                    link.run_regularly("A_pre += acc_post", when="start", order=2, dt=slot_t,
+                                       name="sum_%s" % syn.name)
+                link.run_regularly("w_post = W_pre", when="start", order=4, dt=slot_t,
+                                   name="copy%d_%s" % (c, syn.name))
+                links.append(link)
+            banks[key], syns[key] = bank, syn
+            objs += copies + [bank] + links
+        for q in net.state_pops:
+            n = net.sizes[q]
+            bank = b2.NeuronGroup(n, "\n".join(bank_eqs), name="bank_b_%s" % ids[q],
+                                  namespace=ns)
+            bank.run_regularly("\n".join(bank_code), when="start", order=3, dt=slot_t,
+                               name="apply_b_%s" % ids[q])
+            link = b2.Synapses(bank, groups[q], "", name="link_b_%s" % ids[q], namespace=ns)
+            link.connect(i=np.tile(np.arange(n), B), j=np.arange(B * n))
+            link.run_regularly("A_pre += acc_b_post", when="start", order=2, dt=slot_t,
+                               name="sum_b_%s" % ids[q])
+            link.run_regularly("b_post = W_pre", when="start", order=4, dt=slot_t,
+                               name="copy_b_%s" % ids[q])
+            bias_banks[q] = bank
+            objs += [bank, link]
+        mon = b2.StateMonitor(groups[out], "cnt", record=True, dt=slot_t, when="start",
+                              order=-1, name="mon_out")
+        objs.append(mon)
+        self._objs = (groups, banks, bias_banks, ta, mon)
+        return b2.Network(*objs)
+
+    # -- running ------------------------------------------------------------------------------
+    def train_epoch(self, x, y, signs=None, lrs=None, n_train=None, record=()):
+        """Train on the first ``n_train`` (default all) examples of ``x`` (n, n_in), ``y`` in
+        that order, mini-batch ``b`` being examples ``b*B .. b*B+B-1``, starting from
+        ``net.params``; the remaining examples then run their free phase at the final weights.
+        Afterwards ``net.params`` holds the weights read back from the banks, :attr:`outputs`
+        every example's output rates from its spikes, :attr:`recorded` per recorded batch
+        ``(estimate, params)`` and :attr:`stats` the run's spikes and timings."""
+        if lrs is not None:
+            self.lrs = dict(lrs)
+        n_train = self.n if n_train is None else int(n_train)
+        record = [int(b) for b in record]
+        if len(record) > self.record_slots:
+            raise CircuitError("the circuit was built to record %d batch updates, asked for %d"
+                               % (self.record_slots, len(record)))
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        if x.shape[0] != self.n or y.shape[0] != self.n:
+            raise CircuitError("the circuit was built for %d examples per run, got %d"
+                               % (self.n, x.shape[0]))
+        if not 0 <= n_train <= self.n:
+            raise CircuitError("n_train must lie in [0, %d], got %d" % (self.n, n_train))
+        if x.min() < 0 or x.max() > 1:
+            raise CircuitError("x must lie in [0, 1] in a spiking circuit (inputs fire at "
+                               "x * max_rate), got values in [%g, %g]: rescale the data"
+                               % (x.min(), x.max()))
+        signs = np.ones(self.n) if signs is None else np.asarray(signs, np.float64)
+        signs = np.where(np.arange(self.n) < n_train, signs, 0.0)
+        tables = self._tables(x, y, signs, n_train, record)
+        b2 = import_brian2()
+        from brian2.devices import device, reinit_and_delete, set_device
+        t0 = time.perf_counter()
+        if self._folder is None:
+            self._folder = build_folder(self.build_dir, prefix="neurosim-spiking-train-")
+            set_device("cpp_standalone", directory=self._folder, build_on_run=False,
+                       with_output=False)
+            b2.defaultclock.dt = self.params["eps"] * self.params["tau"] * b2.ms
+            try:
+                b2.seed(self.seed)
+                netw = self._build(b2, tables)
+                netw.run((self._n_slots() * self.S + 1) * b2.defaultclock.dt, namespace={})
+                device.build(directory=self._folder, compile=True, run=False,
+                             with_output=False)
+            except Exception as e:
+                reinit_and_delete()
+                set_device("runtime")
+                raise CircuitError("the Brian2 standalone build failed in %s (%s: %s); check "
+                                   "that the C++ compiler works (g++ --version) or train "
+                                   "batch by batch" % (self._folder, type(e).__name__,
+                                                       str(e).strip()[-300:])) from None
+            self.seconds_build = time.perf_counter() - t0
+            set_device("runtime")
+        groups, banks, bias_banks, ta, mon = self._objs
+        args = {ta[k]: v for k, v in tables.items()}
+        scale = self._beta_scale()
+        for key, bank in banks.items():
+            args[bank.W] = np.asarray(self.net.params[key], np.float64).ravel()
+            args[bank.lr] = np.array([self.lrs[key] / scale])
+        for q, bank in bias_banks.items():
+            args[bank.W] = np.asarray(self.net.params["b:%s" % q], np.float64)
+            args[bank.lr] = np.array([self.lrs["b:%s" % q] / scale])
+        t1 = time.perf_counter()
+        with standalone_device(self.params["eps"] * self.params["tau"]):
+            device.run(run_args=args, with_output=False)
+            self._read(n_train, record)
+        self.stats["seconds_run"] = time.perf_counter() - t1
+        self.stats["seconds_build"] = self.seconds_build if t1 - t0 > 1e-3 else 0.0
+
+    def _read(self, n_train, record):
+        groups, banks, bias_banks, _, mon = self._objs
+        net, B = self.net, self.B
+        out = net.outputs[0]
+        n_out = net.sizes[out]
+        per_step = self.params["max_rate"] * self.params["eps"] * self.params["tau"] * 1e-3
+        cnt = np.asarray(mon.cnt[:]).T            # (ticks, B * n_out): tick s reads slot s - 1
+        rates = cnt[1:].reshape(-1, B, n_out).reshape(-1, n_out) / (self.window * per_step)
+        self.outputs = {out: rates[self.capacity(n_train)].copy()}
+        for key, bank in banks.items():
+            self.net.params[key][...] = np.asarray(bank.W[:]).reshape(net.params[key].shape)
+        for q, bank in bias_banks.items():
+            self.net.params["b:%s" % q][:] = np.asarray(bank.W[:])
+        self.recorded = {}
+        for k, b in enumerate(record):
+            m = min(B, n_train - b * B)
+            s = -1.0 / (self._beta_scale() * m)
+            g, w = {}, {}
+            for key, bank in banks.items():
+                shape = net.params[key].shape
+                g[key] = s * np.asarray(getattr(bank, "G%d" % k)[:]).reshape(shape)
+                w[key] = np.asarray(getattr(bank, "W%d" % k)[:]).reshape(shape).astype(net.dtype)
+            for q, bank in bias_banks.items():
+                g["b:%s" % q] = s * np.asarray(getattr(bank, "G%d" % k)[:])
+                w["b:%s" % q] = np.asarray(getattr(bank, "W%d" % k)[:]).astype(net.dtype)
+            self.recorded[b] = ({key: g[key] for key in net.params},
+                                {key: w[key] for key in net.params})
+        spikes = {q: {"free": int(np.sum(grp.nspk_free[:])),
+                      "nudged": int(np.sum(grp.nspk_nudge[:]))}
+                  for q, grp in groups.items() if "nspk_free" in grp.variables}
+        self.stats.update(spikes=spikes, slots=int(self.slots(n_train)[1]),
+                          steps=int(self.slots(n_train)[1] * self.S),
+                          simulated_seconds=self.slots(n_train)[1] * self.S
+                          * self.params["eps"] * self.params["tau"] * 1e-3)
+
+    def close(self):
+        """Leave the standalone device and remove the build folder (unless kept)."""
+        from brian2.devices import reinit_and_delete, set_device
+        if self._folder is not None:
+            with standalone_device(self.params["eps"] * self.params["tau"]):
+                reinit_and_delete()
+            set_device("runtime")
+            if not self.keep_build and self.build_dir is None:
+                shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+__all__ = ["SpikingTrainingCircuit", "INPUT_DRIVES", "PARAMETERS"]
