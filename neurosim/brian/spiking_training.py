@@ -391,12 +391,17 @@ class SpikingTrainingCircuit:
             set_device("cpp_standalone", directory=self._folder, build_on_run=False,
                        with_output=False)
             b2.defaultclock.dt = self.params["eps"] * self.params["tau"] * b2.ms
+            # the banks' copies ``w_post = W_pre`` write each replica synapse from exactly
+            # one bank unit: Brian2's warning that the order might matter does not apply
+            from brian2.utils.logger import catch_logs
             try:
-                b2.seed(self.seed)
-                netw = self._build(b2, tables)
-                netw.run((self._n_slots() * self.S + 1) * b2.defaultclock.dt, namespace={})
-                device.build(directory=self._folder, compile=True, run=False,
-                             with_output=False)
+                with catch_logs(only_from=("brian2.codegen.generators.base",)):
+                    b2.seed(self.seed)
+                    netw = self._build(b2, tables)
+                    netw.run((self._n_slots() * self.S + 1) * b2.defaultclock.dt,
+                             namespace={})
+                    device.build(directory=self._folder, compile=True, run=False,
+                                 with_output=False)
             except Exception as e:
                 reinit_and_delete()
                 set_device("runtime")
