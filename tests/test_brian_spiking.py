@@ -371,3 +371,36 @@ def test_input_synapses_can_learn_from_the_input_spikes():
     assert ns.fidelity.compare(g["spikes"], rate)["cosine"] > 0.9
     with pytest.raises(ns.brian.CircuitError, match="input_rule"):
         ns.brian.compile(net, model="spiking", input_rule="analog")
+
+
+def test_online_rule_equals_the_snapshot_rule_in_expectation_and_nears_the_rate_circuit():
+    """Seeded statistical test: over independent spike seeds (different seeds for the two
+    rules), the mean online-rule update and the mean snapshot-rule update differ by no more
+    than their sampling error; and the online rule's error against the rate circuit's update
+    falls as the spike count grows (max_rate 250 -> 1000 Hz)."""
+    net = ns.layered([6, 8, 3], activation="hard_sigmoid", seed=1, dtype="float64")
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (2, 6)), rng.uniform(0, 1, (2, 3))
+    kw = dict(beta=0.3, free_steps=100, nudge_steps=100, variant="symmetric")
+    opts = dict(clip=True, record=False, eps=0.1, tau_fast=10.0, tau_slow=40.0)
+    flat = lambda g: np.concatenate([np.ravel(g[k]) for k in sorted(g)])  # noqa: E731
+    seeds = 6
+    draws = {}
+    for rule, offset in (("snapshot", 0), ("online", 100)):
+        draws[rule] = np.array([flat(ns.brian.compile(net, model="spiking", seed=offset + s,
+                                                      rule=rule, **opts).ep_update(x, y, **kw))
+                                for s in range(seeds)])
+    diff = draws["online"].mean(0) - draws["snapshot"].mean(0)
+    se = np.sqrt((draws["online"].var(0, ddof=1) + draws["snapshot"].var(0, ddof=1)) / seeds)
+    # the mean squared standardised difference is ~1 when the expectations agree
+    z2 = float(np.mean((diff / np.maximum(se, 1e-12)) ** 2))
+    assert z2 < 3.0, z2
+    rate = flat(ns.brian.compile(net, model="rate", device="runtime", eps=0.1,
+                                 clip=True).ep_update(x, y, **kw))
+    err = {}
+    for max_rate in (250.0, 1000.0):
+        g = np.mean([flat(ns.brian.compile(net, model="spiking", seed=200 + s, rule="online",
+                                           max_rate=max_rate, **opts).ep_update(x, y, **kw))
+                     for s in range(3)], axis=0)
+        err[max_rate] = np.linalg.norm(g - rate) / np.linalg.norm(rate)
+    assert err[1000.0] < err[250.0], err

@@ -251,7 +251,7 @@ def test_spiking_engine_counts_synaptic_events_by_phase():
     # through the training loop: the meter reads the engine's counters every batch
     data = _teacher(6)
     engine = engines.build("brian2-spiking", net.copy(), eps=0.1, free_steps=10, nudge_steps=10,
-                           seed=0, beta=0.5, variant="symmetric")
+                           seed=0, whole_epoch=False, beta=0.5, variant="symmetric")
     tr = _trainer(engine, data, epochs=1, batch_size=3)
     # the engine's counters also count its inference (the epoch's evaluation runs free phases
     # in the spiking circuit); the meter counts the training batches' events only
