@@ -1,0 +1,167 @@
+"""A layered resistive network (docs/maths.md section 11): node voltages joined by
+conductances ``G >= 0``, input voltage sources applied twice (``+x`` and ``-x``, so a
+positive conductance from the inverted copy acts as a negative weight), bias sources at
+``+v_bias`` and ``-v_bias`` joined to every non-input node, diodes bounding each hidden node
+to ``[v_low, v_high]`` (ideal, or the Shockley exponential model), and optional
+bidirectional amplifiers of voltage gain ``gain`` on the edges out of every hidden layer.
+
+Parameters, keyed like a rate :class:`~neurosim.network.Network` so that trainers,
+optimizers, checkpoints and fidelity work unchanged:
+
+* ``"W:a->b"``: the conductances from layer ``a`` to layer ``b``, shape ``(n_a, n_b)``; for
+  the input layer ``(2 n_x, n_b)`` (rows ``0 .. n_x - 1`` from ``+x``, then from ``-x``);
+* ``"b:b"``: the conductances of layer ``b``'s nodes to the bias sources, shape ``(2, n_b)``
+  (row 0 to ``+v_bias``, row 1 to ``-v_bias``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..errors import ArgumentError
+from ..network import Term
+
+DIODES = ("ideal", "shockley")
+
+
+@dataclass(frozen=True)
+class Elements:
+    """The circuit elements' values (volts, amperes, siemens).
+
+    ``v_low``, ``v_high``: the diode bounds of a hidden node; ``v_bias``: the bias sources;
+    ``input_scale``: volts per unit of input ``x``; ``gain``: the voltage gain of the
+    amplifier on every edge out of a hidden layer (1: a passive network); ``diode``:
+    ``"ideal"`` (a hard bound) or ``"shockley"`` (``i = i_s (exp(v / n_vt) - 1)`` toward each
+    bound, ``n_vt`` the ideality factor times the thermal voltage)."""
+
+    diode: str = "ideal"
+    v_low: float = 0.0
+    v_high: float = 1.0
+    v_bias: float = 1.0
+    input_scale: float = 1.0
+    gain: float = 1.0
+    i_s: float = 1e-12
+    n_vt: float = 0.025
+
+    def __post_init__(self):
+        if self.diode not in DIODES:
+            raise ArgumentError("diode must be one of %s, got %r" % (DIODES, self.diode))
+        for name in ("v_bias", "input_scale", "gain", "i_s", "n_vt"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise ArgumentError("%s must be a positive number, got %r" % (name, v))
+        if not self.v_low < self.v_high:
+            raise ArgumentError("v_low (%r) must be below v_high (%r)" % (self.v_low, self.v_high))
+
+
+@dataclass
+class ResistiveNetwork:
+    """A layered resistive network (module docstring). Build with :func:`resistive`."""
+
+    layer_sizes: list
+    params: dict
+    elements: Elements = field(default_factory=Elements)
+    dtype: type = np.float64
+
+    def __post_init__(self):
+        self.layer_sizes = [int(n) for n in self.layer_sizes]
+        if len(self.layer_sizes) < 2 or min(self.layer_sizes) < 1:
+            raise ArgumentError("layer_sizes must list at least two positive sizes, got %r"
+                                % (self.layer_sizes,))
+        L = len(self.layer_sizes)
+        self.layers = ["x"] + ["h%d" % i for i in range(1, L - 1)] + ["y"]
+        self.inputs, self.outputs = ["x"], ["y"]
+        self.state_pops = self.layers[1:]
+        self.hidden = self.layers[1:-1]
+        self.sizes = dict(zip(self.layers, self.layer_sizes))
+        self.terms = [Term(b, a, "W:%s->%s" % (a, b), False)
+                      for a, b in zip(self.layers[:-1], self.layers[1:])]
+        self.terms += [Term(a, b, "W:%s->%s" % (a, b), True)
+                       for a, b in zip(self.layers[1:-1], self.layers[2:])]
+        expected = {t.key: self.key_shape(t.key) for t in self.terms}
+        expected.update({"b:%s" % p: (2, self.sizes[p]) for p in self.state_pops})
+        missing = sorted(set(expected) - set(self.params))
+        extra = sorted(set(self.params) - set(expected))
+        if missing or extra:
+            raise ArgumentError("params: missing %s, unexpected %s" % (missing, extra))
+        for k, shape in expected.items():
+            v = np.array(self.params[k], dtype=np.float64)
+            if v.shape != shape:
+                raise ArgumentError("params[%r] must have shape %s, got %s" % (k, shape, v.shape))
+            if not np.all(np.isfinite(v)) or np.any(v < 0):
+                raise ArgumentError("params[%r]: conductances must be finite and >= 0" % k)
+            self.params[k] = v
+        self.params = {k: self.params[k] for k in expected}
+        self.dynamics, self.activation = "energy", "resistive"
+
+    def key_shape(self, key):
+        a, b = key[2:].split("->")
+        rows = 2 * self.sizes[a] if a == "x" else self.sizes[a]
+        return (rows, self.sizes[b])
+
+    @property
+    def projections(self):
+        return [k for k in self.params if k.startswith("W:")]
+
+    @property
+    def n_components(self):
+        """Resistors (non-zero conductances) and diodes of the circuit."""
+        resistors = sum(int(np.count_nonzero(v)) for v in self.params.values())
+        return resistors + 2 * sum(self.sizes[p] for p in self.hidden)
+
+    def copy(self, params=None):
+        return ResistiveNetwork(list(self.layer_sizes),
+                                {k: np.array(v) for k, v in (params or self.params).items()},
+                                self.elements, self.dtype)
+
+    def with_elements(self, **changes):
+        """A copy with other element values (``Elements`` fields)."""
+        net = self.copy()
+        net.elements = replace(self.elements, **changes)
+        return net
+
+    def zero_params(self):
+        return {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def targets_dict(self, y, batch):
+        y = np.asarray(y, np.float64)
+        if y.shape != (batch, self.sizes["y"]):
+            raise ArgumentError("y must have shape %s, got %s" % ((batch, self.sizes["y"]), y.shape))
+        return {"y": y}
+
+    def source_voltages(self, x):
+        """The input layer's source voltages ``(batch, 2 n_x)``: ``+x`` then ``-x``, scaled."""
+        x = np.asarray(x, np.float64)
+        if x.ndim != 2 or x.shape[1] != self.sizes["x"]:
+            raise ArgumentError("x must have shape (batch, %d), got %s"
+                                % (self.sizes["x"], x.shape))
+        s = self.elements.input_scale
+        return np.concatenate([s * x, -s * x], axis=1)
+
+    def __repr__(self):
+        return "ResistiveNetwork(%s, diode=%r, gain=%g)" % (
+            "-".join(map(str, self.layer_sizes)), self.elements.diode, self.elements.gain)
+
+
+def resistive(sizes, seed=0, g_init=None, **elements):
+    """A layered resistive network with random conductances: each node's incoming
+    conductances drawn uniformly in ``[0, 2 g]`` with ``g = g_init / fan_in`` (default
+    ``g_init`` 1: a node's total input conductance about 1 S), the bias conductances alike."""
+    rng = np.random.default_rng(seed)
+    g_init = 1.0 if g_init is None else float(g_init)
+    if not g_init > 0:
+        raise ArgumentError("g_init must be positive, got %r" % (g_init,))
+    sizes = [int(n) for n in sizes]
+    layers = ["x"] + ["h%d" % i for i in range(1, len(sizes) - 1)] + ["y"]
+    params = {}
+    for i, (a, b) in enumerate(zip(layers[:-1], layers[1:])):
+        rows = 2 * sizes[0] if i == 0 else sizes[i]
+        params["W:%s->%s" % (a, b)] = rng.uniform(0, 2 * g_init / rows, (rows, sizes[i + 1]))
+    for i, b in enumerate(layers[1:]):
+        fan = 2 * sizes[0] if i == 0 else sizes[i]
+        params["b:%s" % b] = rng.uniform(0, 2 * g_init / fan, (2, sizes[i + 1]))
+    return ResistiveNetwork(sizes, params, Elements(**elements))
+
+
+__all__ = ["ResistiveNetwork", "Elements", "resistive", "DIODES"]

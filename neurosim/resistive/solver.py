@@ -1,0 +1,184 @@
+"""The DC operating point of a resistive network: the node voltages where Kirchhoff's current
+law holds, i.e. the minimum of the total co-content ``E`` (plus ``beta C`` when the outputs
+are nudged by the current ``beta (y - V_out)``); docs/maths.md section 11.
+
+Layered networks decouple: given its two neighbouring layers, every node of a layer is a
+one-node problem. A node's co-content is then quadratic (``1/2 c V^2 - r V``, ``c`` its total
+conductance, ``r`` the conductance-weighted sum of its neighbours' voltages), so its exact
+minimiser is ``r / c`` -- clipped to its bounds for ideal diodes, the root of the monotone
+``c V - r - i_low(V) + i_high(V)`` for Shockley diodes (bracketed Newton). Alternating the odd
+and the even layers is an exact block coordinate descent of a convex problem; it stops when
+the largest current imbalance at a free node, divided by the node's conductance (volts), is
+below ``tol``, and that residual is reported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import NeurosimError
+
+
+class OperatingPointError(NeurosimError, RuntimeError):
+    """The solver did not reach the tolerance (the message says where and how far)."""
+
+
+@dataclass
+class OperatingPoint:
+    """Node voltages per layer ``(batch, n)``, the KCL residual (volts), the sweeps taken
+    and, per hidden layer, the share of nodes held at a diode bound (ideal diodes)."""
+
+    state: dict
+    residual: float
+    sweeps: int
+    pinned: dict
+
+
+def _couplings(net, layer, V, sources, beta, y):
+    """``(c, r)`` of every node of ``layer``: total conductance and the weighted sum of its
+    neighbours' voltages (amplified edges: gain ``A`` on the voltage sent out of a hidden
+    layer and on the current it takes back), the output nudge included."""
+    el, layers = net.elements, net.layers
+    i = layers.index(layer)
+    prev, nxt = layers[i - 1], (layers[i + 1] if i + 1 < len(layers) else None)
+    G = net.params["W:%s->%s" % (prev, layer)]
+    a = 1.0 if prev == "x" else el.gain
+    up = sources if prev == "x" else V[prev]
+    c = G.sum(axis=0)
+    r = (a * up) @ G
+    if nxt is not None:
+        Gn = net.params["W:%s->%s" % (layer, nxt)]
+        c = c + el.gain ** 2 * Gn.sum(axis=1)
+        r = r + el.gain * V[nxt] @ Gn.T
+    Gb = net.params["b:%s" % layer]
+    c = c + Gb.sum(axis=0)
+    r = r + el.v_bias * (Gb[0] - Gb[1])
+    if layer == "y" and beta:
+        c = c + beta
+        r = r + beta * y
+    c = np.broadcast_to(c, r.shape)
+    if np.any(c <= 0):
+        raise OperatingPointError("layer %s: a node's total conductance plus the nudge is not "
+                                  "positive (beta = %g is too negative for its conductances)"
+                                  % (layer, beta))
+    return c, r
+
+
+def diode_currents(el, V):
+    """``(i_low, i_high, di/dV)``: the Shockley diodes' currents into the node from the low
+    bound and out of it toward the high bound, and the derivative of the net outward
+    current ``i_high - i_low`` (exponents capped to stay finite)."""
+    e_low = np.exp(np.minimum((el.v_low - V) / el.n_vt, 700.0))
+    e_high = np.exp(np.minimum((V - el.v_high) / el.n_vt, 700.0))
+    i_low, i_high = el.i_s * (e_low - 1), el.i_s * (e_high - 1)
+    return i_low, i_high, el.i_s * (e_low + e_high) / el.n_vt
+
+
+def _shockley_node(el, c, r, V0):
+    """The root of ``c V - r - i_low(V) + i_high(V)`` per node: Newton kept inside the
+    bracket ``[min(r/c, v_low), max(r/c, v_high)]``, which holds the root."""
+    lin = r / c
+    lo, hi = np.minimum(lin, el.v_low), np.maximum(lin, el.v_high)
+    V = np.clip(V0, lo, hi)
+    for _ in range(200):
+        i_low, i_high, d = diode_currents(el, V)
+        f = c * V - r - i_low + i_high
+        lo = np.where(f < 0, V, lo)
+        hi = np.where(f > 0, V, hi)
+        step = V - f / (c + d)
+        bad = (step <= lo) | (step >= hi)
+        V_new = np.where(bad, 0.5 * (lo + hi), step)
+        if np.max(np.abs(V_new - V)) < 1e-15 * max(1.0, float(np.max(np.abs(V)))):
+            return V_new
+        V = V_new
+    return V
+
+
+def _update(net, layer, V, sources, beta, y):
+    c, r = _couplings(net, layer, V, sources, beta, y)
+    if layer == "y":
+        return r / c
+    el = net.elements
+    if el.diode == "ideal":
+        return np.clip(r / c, el.v_low, el.v_high)
+    return _shockley_node(el, c, r, V[layer])
+
+
+def kcl_residual(net, V, sources, beta=0.0, y=None):
+    """The largest current imbalance at a free node over its conductance (volts); at an ideal
+    diode's bound only an imbalance pulling the node back inside counts."""
+    el, worst = net.elements, 0.0
+    for layer in net.state_pops:
+        c, r = _couplings(net, layer, V, sources, beta, y)
+        f = c * V[layer] - r
+        if layer != "y":
+            if el.diode == "ideal":
+                at_lo, at_hi = V[layer] <= el.v_low, V[layer] >= el.v_high
+                f = np.where(at_lo & (f > 0), 0.0, f)
+                f = np.where(at_hi & (f < 0), 0.0, f)
+            else:
+                i_low, i_high, _ = diode_currents(el, V[layer])
+                f = f - i_low + i_high
+        worst = max(worst, float(np.max(np.abs(f) / c)))
+    return worst
+
+
+def operating_point(net, x, y=None, beta=0.0, state=None, tol=1e-10, max_sweeps=10000):
+    """The operating point for inputs ``x`` (``beta`` != 0: outputs nudged toward ``y``),
+    from ``state`` (default: all nodes at 0 V). Raises :class:`OperatingPointError` when the
+    residual is still above ``tol`` after ``max_sweeps``."""
+    sources = net.source_voltages(x)
+    B = sources.shape[0]
+    if beta:
+        y = net.targets_dict(y, B)["y"]
+    V = {p: (np.zeros((B, net.sizes[p])) if state is None else np.array(state[p], np.float64))
+         for p in net.state_pops}
+    odd, even = net.state_pops[0::2], net.state_pops[1::2]
+    res = np.inf
+    for sweep in range(1, max_sweeps + 1):
+        previous = {p: V[p] for p in net.state_pops}
+        for group in (odd, even):
+            for layer in group:
+                V[layer] = _update(net, layer, V, sources, beta, y)
+        change = max(float(np.max(np.abs(V[p] - previous[p]))) for p in net.state_pops)
+        if change < tol or sweep == max_sweeps:
+            res = kcl_residual(net, V, sources, beta, y)
+            if res < tol:
+                break
+    if res >= tol:
+        raise OperatingPointError("the operating point did not converge: KCL residual %.3g V "
+                                  "after %d sweeps (tol %.3g)" % (res, max_sweeps, tol))
+    el = net.elements
+    pinned = {p: float(np.mean((V[p] <= el.v_low) | (V[p] >= el.v_high)))
+              for p in net.hidden} if el.diode == "ideal" else {p: 0.0 for p in net.hidden}
+    return OperatingPoint(V, res, sweep, pinned)
+
+
+def power(net, x, V):
+    """Power dissipated at an operating point, per example (watts): ``sum G dV^2`` over every
+    conductance (amplified edges counted at their output's voltage) plus the diodes'
+    ``v i``."""
+    el = net.elements
+    sources = net.source_voltages(x)
+    P = np.zeros(sources.shape[0])
+    for t in net.terms:
+        if t.transpose:
+            continue
+        a, b = t.source, t.target
+        up = sources if a == "x" else el.gain * V[a]
+        G, v = net.params[t.key], V[b]
+        # sum_ij G_ij (u_i - v_j)^2, expanded (no (batch, n_a, n_b) array)
+        P += (up ** 2) @ G.sum(axis=1) + (v ** 2) @ G.sum(axis=0) \
+            - 2 * np.sum((up @ G) * v, axis=1)
+    for p in net.state_pops:
+        Gb = net.params["b:%s" % p]
+        P += ((V[p] - el.v_bias) ** 2) @ Gb[0] + ((V[p] + el.v_bias) ** 2) @ Gb[1]
+        if p != "y" and el.diode == "shockley":
+            i_low, i_high, _ = diode_currents(el, V[p])
+            P += np.sum(i_low * (el.v_low - V[p]) + i_high * (V[p] - el.v_high), axis=1)
+    return P
+
+
+__all__ = ["operating_point", "OperatingPoint", "OperatingPointError", "kcl_residual",
+           "power", "diode_currents"]
