@@ -3,8 +3,8 @@ DC operating point, EP by current injection and the RBP ground truth, SPICE expo
 check."""
 from .network import DIODES, Elements, ResistiveNetwork, resistive
 from .solver import OperatingPoint, OperatingPointError, operating_point, power
-from .learning import cost, ep_gradient, half_drops, rbp_gradient
+from .learning import cost, drop_contrast, ep_gradient, rbp_gradient
 
 __all__ = ["ResistiveNetwork", "Elements", "resistive", "DIODES", "operating_point",
            "OperatingPoint", "OperatingPointError", "power", "ep_gradient", "rbp_gradient",
-           "half_drops", "cost"]
+           "drop_contrast", "cost"]

@@ -2,7 +2,7 @@
 conductance learning from the change of the voltage drop across itself, and the RBP ground
 truth by implicit differentiation of Kirchhoff's law on the interior nodes.
 
-The parameter derivative of the co-content is ``dE/dG = 1/2 dV^2`` (:func:`half_drops`); the
+The parameter derivative of the co-content is ``dE/dG = 1/2 dV^2`` (:func:`drop_contrast`); the
 EP estimate is ``(1 / beta) [1/2 dV^2]_0^beta`` (symmetric: ``(1 / 2 beta) [..]_-beta^beta``),
 batch mean, the convention of :func:`neurosim.ep.gradient`. RBP solves ``H lam = dC/dV`` with
 ``H`` the co-content's Hessian on the nodes that are free to move (not at an ideal diode's
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError
-from .solver import diode_currents, operating_point
+from .solver import diode_currents, hessian, input_drive, operating_point
 
 
 def _edge_ends(net, t, x, V):
@@ -25,19 +25,27 @@ def _edge_ends(net, t, x, V):
     return u, V[t.target], a
 
 
-def half_drops(net, x, V):
-    """``dE/dtheta``: per parameter, ``1/2 dV^2`` of each conductance summed over the batch."""
+def drop_contrast(net, x, Va, Vb):
+    """``[dE/dtheta]_b^a``: per parameter, the change of ``1/2 dV^2`` of each conductance
+    from the operating point ``Vb`` to ``Va``, summed over the batch (expanded: the input
+    sources' own squares cancel, leaving one product per projection)."""
     out, el = {}, net.elements
     for t in net.terms:
         if t.transpose:
             continue
-        u, v, a = _edge_ends(net, t, x, V)
-        au = a * u
-        out[t.key] = 0.5 * ((au ** 2).sum(0)[:, None] + (v ** 2).sum(0)[None, :]
-                            - 2 * au.T @ v)
+        ua, va, a = _edge_ends(net, t, x, Va)
+        ub, vb, _ = _edge_ends(net, t, x, Vb)
+        d = 0.5 * ((va ** 2).sum(0) - (vb ** 2).sum(0))[None, :]
+        if t.source == "x":
+            d = d - a * ua.T @ (va - vb)
+        else:
+            d = d + 0.5 * a ** 2 * ((ua ** 2).sum(0) - (ub ** 2).sum(0))[:, None] \
+                - a * (ua.T @ va - ub.T @ vb)
+        out[t.key] = d
     for p in net.state_pops:
-        out["b:%s" % p] = 0.5 * np.stack([((V[p] - el.v_bias) ** 2).sum(0),
-                                          ((V[p] + el.v_bias) ** 2).sum(0)])
+        A, Bv = Va[p], Vb[p]
+        out["b:%s" % p] = 0.5 * np.stack([((A - el.v_bias) ** 2 - (Bv - el.v_bias) ** 2).sum(0),
+                                          ((A + el.v_bias) ** 2 - (Bv + el.v_bias) ** 2).sum(0)])
     return {k: out[k] for k in net.params}
 
 
@@ -49,44 +57,17 @@ def ep_gradient(net, x, y, beta, variant="symmetric", tol=1e-10, free=None):
     if not beta:
         raise ArgumentError("beta must be non-zero")
     B = np.shape(x)[0]
-    free = free or operating_point(net, x, tol=tol)
-    plus = operating_point(net, x, y, beta, state=free.state, tol=tol)
+    drive = input_drive(net, x)
+    free = free or operating_point(net, x, tol=tol, drive=drive)
+    plus = operating_point(net, x, y, beta, state=free.state, tol=tol, drive=drive)
     points = {"free": free, "plus": plus}
-    hp = half_drops(net, x, plus.state)
     if variant == "symmetric":
-        minus = operating_point(net, x, y, -beta, state=free.state, tol=tol)
+        minus = operating_point(net, x, y, -beta, state=free.state, tol=tol, drive=drive)
         points["minus"] = minus
-        hm, scale = half_drops(net, x, minus.state), 1.0 / (2 * beta * B)
+        d, scale = drop_contrast(net, x, plus.state, minus.state), 1.0 / (2 * beta * B)
     else:
-        hm, scale = half_drops(net, x, free.state), 1.0 / (beta * B)
-    return {k: scale * (hp[k] - hm[k]) for k in net.params}, points
-
-
-def _hessian(net):
-    """The co-content's Hessian in the state nodes' voltages from the conductances (no diode
-    terms), with the offset of each layer's nodes in the stacked voltage vector."""
-    el = net.elements
-    offsets, n = {}, 0
-    for p in net.state_pops:
-        offsets[p], n = n, n + net.sizes[p]
-    H = np.zeros((n, n))
-    for t in net.terms:
-        if t.transpose:
-            continue
-        G = net.params[t.key]
-        j0 = offsets[t.target]
-        jj = np.arange(net.sizes[t.target]) + j0
-        H[jj, jj] += G.sum(axis=0)
-        if t.source != "x":
-            a, i0 = el.gain, offsets[t.source]
-            ii = np.arange(net.sizes[t.source]) + i0
-            H[ii, ii] += a ** 2 * G.sum(axis=1)
-            H[np.ix_(ii, jj)] -= a * G
-            H[np.ix_(jj, ii)] -= a * G.T
-    for p in net.state_pops:
-        jj = np.arange(net.sizes[p]) + offsets[p]
-        H[jj, jj] += net.params["b:%s" % p].sum(axis=0)
-    return H, offsets
+        d, scale = drop_contrast(net, x, plus.state, free.state), 1.0 / (beta * B)
+    return {k: scale * d[k] for k in net.params}, points
 
 
 def rbp_gradient(net, x, y, free):
@@ -96,7 +77,7 @@ def rbp_gradient(net, x, y, free):
     y = net.targets_dict(y, np.shape(x)[0])["y"]
     V = free.state
     B = np.shape(x)[0]
-    H0, offsets = _hessian(net)
+    H0, offsets = hessian(net)
     n = H0.shape[0]
     free_mask = np.ones((B, n), dtype=bool)
     extra = np.zeros((B, n))
@@ -136,4 +117,4 @@ def cost(net, V, y):
     return 0.5 * np.sum((V["y"] - np.asarray(y, np.float64)) ** 2, axis=1)
 
 
-__all__ = ["ep_gradient", "rbp_gradient", "half_drops", "cost"]
+__all__ = ["ep_gradient", "rbp_gradient", "drop_contrast", "cost"]

@@ -33,7 +33,10 @@ class Elements:
     ``input_scale``: volts per unit of input ``x``; ``gain``: the voltage gain of the
     amplifier on every edge out of a hidden layer (1: a passive network); ``diode``:
     ``"ideal"`` (a hard bound) or ``"shockley"`` (``i = i_s (exp(v / n_vt) - 1)`` toward each
-    bound, ``n_vt`` the ideality factor times the thermal voltage)."""
+    bound, ``n_vt`` the ideality factor times the thermal voltage); ``g_unit``: siemens per
+    unit of a conductance parameter (the parameters are dimensionless multiples of it; the
+    operating point depends on their ratios only, the currents and the power on ``g_unit``);
+    ``c_node``: each node's capacitance to ground (farads), which sets the settling time."""
 
     diode: str = "ideal"
     v_low: float = 0.0
@@ -43,11 +46,13 @@ class Elements:
     gain: float = 1.0
     i_s: float = 1e-12
     n_vt: float = 0.025
+    g_unit: float = 1e-6
+    c_node: float = 1e-13
 
     def __post_init__(self):
         if self.diode not in DIODES:
             raise ArgumentError("diode must be one of %s, got %r" % (DIODES, self.diode))
-        for name in ("v_bias", "input_scale", "gain", "i_s", "n_vt"):
+        for name in ("v_bias", "input_scale", "gain", "i_s", "n_vt", "g_unit", "c_node"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
                 raise ArgumentError("%s must be a positive number, got %r" % (name, v))
@@ -103,6 +108,11 @@ class ResistiveNetwork:
     @property
     def projections(self):
         return [k for k in self.params if k.startswith("W:")]
+
+    @property
+    def n_state(self):
+        """Nodes whose voltage the circuit solves for, per example."""
+        return sum(self.sizes[p] for p in self.state_pops)
 
     @property
     def n_components(self):

@@ -35,18 +35,26 @@ class OperatingPoint:
     pinned: dict
 
 
-def _couplings(net, layer, V, sources, beta, y):
+def input_drive(net, x):
+    """What the input sources give the first state layer, the same in every phase of an
+    example: ``(sum of conductances, conductance-weighted source voltages (batch, n))``."""
+    G = net.params["W:x->%s" % net.state_pops[0]]
+    return G.sum(axis=0), net.source_voltages(x) @ G
+
+
+def _couplings(net, layer, V, drive, beta, y):
     """``(c, r)`` of every node of ``layer``: total conductance and the weighted sum of its
     neighbours' voltages (amplified edges: gain ``A`` on the voltage sent out of a hidden
-    layer and on the current it takes back), the output nudge included."""
+    layer and on the current it takes back), the output nudge included; ``drive``: the
+    :func:`input_drive`."""
     el, layers = net.elements, net.layers
     i = layers.index(layer)
     prev, nxt = layers[i - 1], (layers[i + 1] if i + 1 < len(layers) else None)
-    G = net.params["W:%s->%s" % (prev, layer)]
-    a = 1.0 if prev == "x" else el.gain
-    up = sources if prev == "x" else V[prev]
-    c = G.sum(axis=0)
-    r = (a * up) @ G
+    if prev == "x":
+        c, r = drive
+    else:
+        G = net.params["W:%s->%s" % (prev, layer)]
+        c, r = G.sum(axis=0), (el.gain * V[prev]) @ G
     if nxt is not None:
         Gn = net.params["W:%s->%s" % (layer, nxt)]
         c = c + el.gain ** 2 * Gn.sum(axis=1)
@@ -68,11 +76,13 @@ def _couplings(net, layer, V, sources, beta, y):
 def diode_currents(el, V):
     """``(i_low, i_high, di/dV)``: the Shockley diodes' currents into the node from the low
     bound and out of it toward the high bound, and the derivative of the net outward
-    current ``i_high - i_low`` (exponents capped to stay finite)."""
+    current ``i_high - i_low``, in units of ``g_unit`` times volts (the conductances' unit;
+    exponents capped to stay finite)."""
     e_low = np.exp(np.minimum((el.v_low - V) / el.n_vt, 700.0))
     e_high = np.exp(np.minimum((V - el.v_high) / el.n_vt, 700.0))
-    i_low, i_high = el.i_s * (e_low - 1), el.i_s * (e_high - 1)
-    return i_low, i_high, el.i_s * (e_low + e_high) / el.n_vt
+    i_s = el.i_s / el.g_unit
+    i_low, i_high = i_s * (e_low - 1), i_s * (e_high - 1)
+    return i_low, i_high, i_s * (e_low + e_high) / el.n_vt
 
 
 def _shockley_node(el, c, r, V0):
@@ -95,8 +105,8 @@ def _shockley_node(el, c, r, V0):
     return V
 
 
-def _update(net, layer, V, sources, beta, y):
-    c, r = _couplings(net, layer, V, sources, beta, y)
+def _update(net, layer, V, drive, beta, y):
+    c, r = _couplings(net, layer, V, drive, beta, y)
     if layer == "y":
         return r / c
     el = net.elements
@@ -105,12 +115,28 @@ def _update(net, layer, V, sources, beta, y):
     return _shockley_node(el, c, r, V[layer])
 
 
-def kcl_residual(net, V, sources, beta=0.0, y=None):
+def relaxation_step(net, V, drive, beta, y, h):
+    """One explicit Euler step of the RC transient ``c_node dV/dt = -(KCL imbalance)``,
+    all nodes at once, ``h`` = dt g_unit / c_node (ideal diodes clip at their bounds)."""
+    el, out = net.elements, {}
+    for layer in net.state_pops:
+        c, r = _couplings(net, layer, V, drive, beta, y)
+        f = c * V[layer] - r
+        if layer != "y" and el.diode == "shockley":
+            i_low, i_high, _ = diode_currents(el, V[layer])
+            f = f - i_low + i_high
+        out[layer] = V[layer] - h * f
+        if layer != "y" and el.diode == "ideal":
+            out[layer] = np.clip(out[layer], el.v_low, el.v_high)
+    return out
+
+
+def kcl_residual(net, V, drive, beta=0.0, y=None):
     """The largest current imbalance at a free node over its conductance (volts); at an ideal
     diode's bound only an imbalance pulling the node back inside counts."""
     el, worst = net.elements, 0.0
     for layer in net.state_pops:
-        c, r = _couplings(net, layer, V, sources, beta, y)
+        c, r = _couplings(net, layer, V, drive, beta, y)
         f = c * V[layer] - r
         if layer != "y":
             if el.diode == "ideal":
@@ -124,12 +150,14 @@ def kcl_residual(net, V, sources, beta=0.0, y=None):
     return worst
 
 
-def operating_point(net, x, y=None, beta=0.0, state=None, tol=1e-10, max_sweeps=10000):
+def operating_point(net, x, y=None, beta=0.0, state=None, tol=1e-10, max_sweeps=10000,
+                    drive=None):
     """The operating point for inputs ``x`` (``beta`` != 0: outputs nudged toward ``y``),
-    from ``state`` (default: all nodes at 0 V). Raises :class:`OperatingPointError` when the
-    residual is still above ``tol`` after ``max_sweeps``."""
-    sources = net.source_voltages(x)
-    B = sources.shape[0]
+    from ``state`` (default: all nodes at 0 V); ``drive``: the :func:`input_drive` of ``x``
+    if already computed. Raises :class:`OperatingPointError` when the residual is still
+    above ``tol`` after ``max_sweeps``."""
+    drive = input_drive(net, x) if drive is None else drive
+    B = drive[1].shape[0]
     if beta:
         y = net.targets_dict(y, B)["y"]
     V = {p: (np.zeros((B, net.sizes[p])) if state is None else np.array(state[p], np.float64))
@@ -140,10 +168,10 @@ def operating_point(net, x, y=None, beta=0.0, state=None, tol=1e-10, max_sweeps=
         previous = {p: V[p] for p in net.state_pops}
         for group in (odd, even):
             for layer in group:
-                V[layer] = _update(net, layer, V, sources, beta, y)
+                V[layer] = _update(net, layer, V, drive, beta, y)
         change = max(float(np.max(np.abs(V[p] - previous[p]))) for p in net.state_pops)
         if change < tol or sweep == max_sweeps:
-            res = kcl_residual(net, V, sources, beta, y)
+            res = kcl_residual(net, V, drive, beta, y)
             if res < tol:
                 break
     if res >= tol:
@@ -156,9 +184,9 @@ def operating_point(net, x, y=None, beta=0.0, state=None, tol=1e-10, max_sweeps=
 
 
 def power(net, x, V):
-    """Power dissipated at an operating point, per example (watts): ``sum G dV^2`` over every
-    conductance (amplified edges counted at their output's voltage) plus the diodes'
-    ``v i``."""
+    """Power dissipated at an operating point, per example (watts): ``g_unit sum G dV^2``
+    over every conductance (amplified edges counted at their output's voltage) plus the
+    diodes' ``v i``."""
     el = net.elements
     sources = net.source_voltages(x)
     P = np.zeros(sources.shape[0])
@@ -177,8 +205,45 @@ def power(net, x, V):
         if p != "y" and el.diode == "shockley":
             i_low, i_high, _ = diode_currents(el, V[p])
             P += np.sum(i_low * (el.v_low - V[p]) + i_high * (V[p] - el.v_high), axis=1)
-    return P
+    return el.g_unit * P
 
 
-__all__ = ["operating_point", "OperatingPoint", "OperatingPointError", "kcl_residual",
-           "power", "diode_currents"]
+def hessian(net):
+    """The co-content's Hessian in the state nodes' voltages from the conductances (no diode
+    terms), with the offset of each layer's nodes in the stacked voltage vector."""
+    el = net.elements
+    offsets, n = {}, 0
+    for p in net.state_pops:
+        offsets[p], n = n, n + net.sizes[p]
+    H = np.zeros((n, n))
+    for t in net.terms:
+        if t.transpose:
+            continue
+        G = net.params[t.key]
+        j0 = offsets[t.target]
+        jj = np.arange(net.sizes[t.target]) + j0
+        H[jj, jj] += G.sum(axis=0)
+        if t.source != "x":
+            a, i0 = el.gain, offsets[t.source]
+            ii = np.arange(net.sizes[t.source]) + i0
+            H[ii, ii] += a ** 2 * G.sum(axis=1)
+            H[np.ix_(ii, jj)] -= a * G
+            H[np.ix_(jj, ii)] -= a * G.T
+    for p in net.state_pops:
+        jj = np.arange(net.sizes[p]) + offsets[p]
+        H[jj, jj] += net.params["b:%s" % p].sum(axis=0)
+    return H, offsets
+
+
+def settling_time(net, tolerance=1e-3):
+    """Seconds for the slowest mode of the linearised RC network (node capacitance
+    ``c_node``, every node free) to decay to ``tolerance``: ``c_node / (g_unit lam_min)
+    ln(1 / tolerance)``, ``lam_min`` the smallest eigenvalue of the co-content's Hessian."""
+    H, _ = hessian(net)
+    lam = float(np.linalg.eigvalsh(H)[0])
+    el = net.elements
+    return el.c_node / (el.g_unit * lam) * np.log(1.0 / tolerance)
+
+
+__all__ = ["operating_point", "input_drive", "relaxation_step", "OperatingPoint", "OperatingPointError", "kcl_residual",
+           "power", "settling_time", "hessian", "diode_currents"]
