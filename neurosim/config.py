@@ -173,21 +173,27 @@ class OutputSection(_Section):
 class HardwareSection(_Section):
     """The devices the weights live in and the circuit's analog non-idealities
     (:mod:`neurosim.hardware`). ``preset`` names a device (``ideal``, ``rram``, ``pcm``,
-    ``ecram``); every other key, when given, overrides that preset's value."""
+    ``ecram``); every other key, when given, overrides that preset's value. ``scheme`` is how
+    a pair is programmed (``both`` or ``one_per_sign``, the pcm preset's), ``r_wire`` and
+    ``tile_size`` the wire resistance of the reads (:mod:`neurosim.hardware.wires`)."""
     preset: Literal["ideal", "rram", "pcm", "ecram"] = "ideal"
     g_min: Optional[float] = Field(None, ge=0)
     g_max: Optional[float] = Field(None, gt=0)
     levels: Optional[int] = Field(None, ge=0)
     w_max: Optional[float] = Field(None, gt=0)
+    scheme: Optional[Literal["both", "one_per_sign"]] = None
     d2d_variability: Optional[float] = Field(None, ge=0)
     c2c_noise: Optional[float] = Field(None, ge=0)
     asymmetry: Optional[float] = Field(None, ge=0, lt=1)
+    asymmetry_spread: Optional[float] = Field(None, ge=0)
     soft_bounds: Optional[bool] = None
     read_noise: Optional[float] = Field(None, ge=0)
     drift_nu: Optional[float] = Field(None, ge=0)
     drift_t0: Optional[float] = Field(None, gt=0)
     seconds_per_batch: Optional[float] = Field(None, ge=0)
     stuck_fraction: Optional[float] = Field(None, ge=0, le=1)
+    r_wire: Optional[float] = Field(None, ge=0, allow_inf_nan=False)
+    tile_size: Optional[int] = Field(None, ge=0)
     dac_bits: Optional[int] = Field(None, ge=0)
     adc_bits: Optional[int] = Field(None, ge=0)
     derivative_tau: Optional[float] = Field(None, ge=0)

@@ -2,20 +2,27 @@
 brian2-rate, brian2-spiking) so that the weights live in a :class:`~neurosim.hardware.Crossbar`
 and the circuit's analog non-idealities of a :class:`~neurosim.hardware.Device` apply.
 
-Every step: the crossbar is read (drift, stuck devices, levels, read noise) into
-``net.params``; the inputs go through the DAC; the wrapped engine computes the EP update
-``g`` at those weights; ``-lr g`` is programmed into the crossbar as pulses; and
-``net.params`` is left holding the crossbar's weights without read noise. Any change made to
+Every step: the inputs go through the DAC; the crossbar is read (drift, stuck devices,
+levels, read noise, wire resistance) into ``net.params`` once per phase (free, ``+beta``,
+``-beta``: each read with its own read noise); the EP update ``g`` is formed from the phases'
+states; ``-lr g`` is programmed into the crossbar as pulses (:mod:`neurosim.hardware.programming`);
+and ``net.params`` is left holding the crossbar's weights without read noise. Any change made to
 ``net.params`` between calls (the Trainer's optimizer with momentum, the ``rbp`` and
 ``continual_ep`` rules, fidelity batches) is a requested update: the next call programs it.
 The clock of the drift advances ``seconds_per_batch`` per programmed batch.
 
 Where each non-ideality applies
 -------------------------------
-* Weight level (``levels``, ``d2d_variability``, ``c2c_noise``, ``asymmetry``,
-  ``soft_bounds``, ``read_noise``, ``drift_*``, ``stuck_fraction``) and ``dac_bits``: every
-  engine. For ``brian2-rate`` each batch runs in a compiled circuit of one batch (built once)
-  that starts from the crossbar's read weights, so the epoch is no longer one circuit run.
+* Weight level (``scheme``, ``levels``, ``d2d_variability``, ``c2c_noise``, ``asymmetry``,
+  ``asymmetry_spread``, ``soft_bounds``, ``read_noise``, ``drift_*``, ``stuck_fraction``),
+  wires (``r_wire``, ``tile_size``) and ``dac_bits``: every engine. For ``brian2-rate`` each
+  batch runs in a compiled circuit of one batch (built once) that starts from the crossbar's
+  read weights, so the epoch is no longer one circuit run.
+* Reads: the reference engine with energy dynamics reads the crossbar once per phase (its EP
+  step is run here, :func:`hardware_ep_step`, with a fresh read before each phase); the
+  Brian2 engines and vector-field networks run all the phases of an estimate on one read
+  (their phases run inside the wrapped engine). A single phase (``infer``, ``free_state``,
+  ``phase_trajectory``) is one read.
 * Dynamics level (``adc_bits`` on the states the update uses and on the predictions,
   ``derivative_tau``, ``tau_mismatch``): the reference engine with energy dynamics and the
   Euler solver (:func:`hardware_ep_step`); other combinations are refused with a
@@ -59,6 +66,10 @@ from ..hardware.devices import MIN_FACTOR, device_from_section, quantize
 from ..relax import Dynamics, RelaxationError
 
 DYNAMICS_FIELDS = ("adc_bits", "derivative_tau", "tau_mismatch")
+#: device fields added after checkpoints with device state were first written, with the value
+#: every such checkpoint had (a state that lacks them was written with these)
+LEGACY_DEVICE_FIELDS = {"scheme": "both", "asymmetry_spread": 0.0, "r_wire": 0.0,
+                        "tile_size": 0}
 
 
 def _per_neuron_run(dyn, s, eps, beta, steps, eps_scale):
@@ -81,7 +92,7 @@ def _per_neuron_run(dyn, s, eps, beta, steps, eps_scale):
 
 def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=20,
                      nudge_steps=4, clip=True, state=None, rng=None, derivative_tau=0.0,
-                     adc_bits=0, eps_scale=None):
+                     adc_bits=0, eps_scale=None, read=None, solver="euler"):
     """The EP estimate of :func:`neurosim.engines.reference.ep_step` (energy dynamics, Euler steps) as a
     circuit with finite-bandwidth derivatives, an ADC and mismatched time constants sees it.
     ``net.params`` is not changed.
@@ -91,28 +102,52 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
       in place of the nudged state ``s_K`` (0: ``s_K`` itself);
     * ``adc_bits``: the free and nudged states the update uses (and the returned free state)
       are quantized to ``2^bits`` levels in [0, 1];
-    * ``eps_scale``: population -> ``(n,)`` factors of each neuron's Euler step.
+    * ``eps_scale``: population -> ``(n,)`` factors of each neuron's Euler step;
+    * ``read``: called before each phase (free, then each nudged phase); it sets
+      ``net.params`` to that phase's read of the weights (in place). The update is formed
+      from the states alone (energy dynamics), so each phase sees its own read;
+    * ``solver``: ``"block"`` takes the reference engine's block sweeps (only with the three
+      above ideal).
 
-    With all three ideal the numbers are ``ep_step``'s with ``grad_out``, bit for bit.
+    With all three ideal (and no ``read``) the numbers are ``ep_step``'s with ``grad_out``,
+    bit for bit.
     Returns an :class:`~neurosim.engines.protocol.Estimate` (with the free state as read
     out and the cost at it).
     """
     if net.dynamics != "energy":
         raise ConfigurationError("hardware: %s need network.dynamics = \"energy\""
                                  % ", ".join("hardware." + f for f in DYNAMICS_FIELDS))
+    if solver not in ("euler", "block"):
+        raise ArgumentError("solver must be 'euler' or 'block', got %r" % (solver,))
+    if solver == "block" and (derivative_tau or adc_bits or eps_scale is not None):
+        raise ConfigurationError("hardware: %s run Euler steps; set engine.solver = \"euler\""
+                                 % ", ".join("hardware." + f for f in DYNAMICS_FIELDS))
     beta = float(beta)
-    dyn = Dynamics(net, x, y, clip=clip)
+
+    def bound():
+        """The network bound to the batch at a fresh read of the weights."""
+        if read is not None:
+            read()
+        return Dynamics(net, x, y, clip=clip)
+
+    def run(d, s, b, steps):
+        if solver == "block":
+            return d.run_block(s, b, steps)
+        return _per_neuron_run(d, s, eps, b, steps, eps_scale)
+
+    dyn = bound()
     if dyn.targets is None:
         raise ArgumentError("hardware_ep_step needs targets y of shape (batch, n_out)")
-    s0 = _per_neuron_run(dyn, dyn.initial_state(state), eps, 0.0, free_steps, eps_scale)
+    s0 = run(dyn, dyn.initial_state(state), 0.0, free_steps)
 
     def nudged(s, b):
+        d = dyn if read is None else bound()
         if not derivative_tau:
-            return _per_neuron_run(dyn, s, eps, b, nudge_steps, eps_scale)
+            return run(d, s, b, nudge_steps)
         a = float(np.exp(-eps / derivative_tau))
         z = {p: v.copy() for p, v in s.items()}
         for _ in range(int(nudge_steps)):
-            _per_neuron_run(dyn, s, eps, b, 1, eps_scale)
+            _per_neuron_run(d, s, eps, b, 1, eps_scale)
             for p in net.state_pops:
                 z[p] *= a
                 z[p] += (1.0 - a) * s[p]
@@ -194,7 +229,10 @@ class HardwareEngine(Engine):
     def counters(self):
         out = dict(self.inner.counters())
         out.update(self.counts)
-        out["pulses"] = int(sum(self.crossbar.pulses.values())) if self.crossbar else 0
+        xb = self.crossbar
+        out["pulses"] = xb.pulses_total if xb else 0
+        out["refreshes"] = xb.refreshes_total if xb else 0
+        out["refresh_pulses"] = xb.refresh_pulses_total if xb else 0
         return out
 
     # -- the crossbar and net.params ------------------------------------------------------
@@ -233,13 +271,17 @@ class HardwareEngine(Engine):
         if any(not np.array_equal(net.params[k], before[k]) for k in net.params):
             self.last_change = {k: net.params[k] - before[k] for k in net.params}
 
+    def _read(self):
+        """``net.params`` <- one read of the crossbar (read noise, wires), in place."""
+        self.counts["reads"] += 1
+        for k, v in self.crossbar.read(self.rng).items():
+            self.net.params[k][...] = v
+
     @contextlib.contextmanager
     def _reading(self):
         """``net.params`` holds one read of the crossbar inside the block, then the stored
         weights again."""
-        self.counts["reads"] += 1
-        for k, v in self.crossbar.read(self.rng).items():
-            self.net.params[k][...] = v
+        self._read()
         try:
             yield
         finally:
@@ -259,32 +301,42 @@ class HardwareEngine(Engine):
         return quantize(s, self.device.adc_bits)
 
     # -- the engine protocol -------------------------------------------------------------
+    @property
+    def reads_per_phase(self):
+        """The estimate reads the crossbar once per phase (the reference engine with energy
+        dynamics), else once for all its phases (module docstring)."""
+        return self.inner.name == "reference" and self.net.dynamics == "energy"
+
     def _estimate_at_read(self, x, y, state, rng):
-        """The wrapped engine's estimate at one read of the crossbar (DAC'd inputs), or the
-        hardware-aware EP step where the dynamics are not ideal."""
+        """The EP estimate at the DAC'd inputs with one read of the crossbar per phase (the
+        hardware-aware EP step), or the wrapped engine's estimate at one read."""
         x = self._dac(x)
         s = self.settings
-        with self._reading():
-            if self.device.dynamics_ideal:
+        if not self.reads_per_phase:
+            with self._reading():
                 return self.inner.estimate(x, y, state, rng)
+        try:
             est = hardware_ep_step(self.net, x, y, s.beta, s.variant, eps=s.eps,
                                    free_steps=s.free_steps, nudge_steps=s.nudge_steps,
                                    clip=s.clip, state=state, rng=rng,
                                    derivative_tau=self.device.derivative_tau,
-                                   adc_bits=self.device.adc_bits, eps_scale=self.eps_scale)
-            if self.device.adc_bits:    # the free state and one state per nudged phase
-                phases = 3 if s.variant == "symmetric" else 2
-                self.counts["adc"] += phases * self.net.n_state * np.shape(y)[0]
-            return est
+                                   adc_bits=self.device.adc_bits, eps_scale=self.eps_scale,
+                                   read=self._read, solver=s.solver)
+        finally:
+            self._store()
+        if self.device.adc_bits:    # the free state and one state per nudged phase
+            phases = 3 if s.variant == "symmetric" else 2
+            self.counts["adc"] += phases * self.net.n_state * np.shape(y)[0]
+        return est
 
     def estimate(self, x, y, state=None, rng=None):
-        """The update the circuit computes at one read of the devices (the devices are not
-        programmed)."""
+        """The update the circuit computes at its reads of the devices (one per phase; the
+        devices are not programmed)."""
         self.sync()
         return self._estimate_at_read(x, y, state, rng)
 
     def step(self, x, y, optimizer, state=None, rng=None, want_estimate=False):
-        """One step on the devices: the estimate at one read, the optimizer's update
+        """One step on the devices: the estimate at its reads, the optimizer's update
         programmed as pulses; ``applied`` is what the devices took, ``-(change) / lr``."""
         self.sync()
         net = self.net
@@ -367,8 +419,9 @@ class HardwareEngine(Engine):
         if saved["seed"] != ident["seed"]:
             raise ArgumentError("the checkpoint's device state was written with hardware.seed = %d, "
                              "this run has %d" % (saved["seed"], ident["seed"]))
-        if saved["device"] != ident["device"]:
-            a, b = json.loads(saved["device"]), json.loads(ident["device"])
+        a, b = json.loads(saved["device"]), json.loads(ident["device"])
+        a = {**LEGACY_DEVICE_FIELDS, **a}       # fields added since: their value before them
+        if a != b:
             diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             raise ArgumentError("the checkpoint's device state was written for another device: "
                              "%s differ" % ", ".join("hardware." + k for k in diff))
@@ -405,4 +458,5 @@ def wrap(circuit, engine, force=False):
     return HardwareEngine(engine, device, seed=circuit.hardware.seed)
 
 
-__all__ = ["HardwareEngine", "hardware_ep_step", "wrap", "check_support", "DYNAMICS_FIELDS"]
+__all__ = ["HardwareEngine", "hardware_ep_step", "wrap", "check_support", "DYNAMICS_FIELDS",
+           "LEGACY_DEVICE_FIELDS"]

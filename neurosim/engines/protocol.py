@@ -196,7 +196,8 @@ class Engine:
     def counters(self):
         """Counts for the cost model (:mod:`neurosim.hardware.cost`): any of
         ``synaptic_events`` and ``spikes`` (dicts ``{"free": n, "nudged": n}``), ``pulses``
-        (int), ``reads``, ``dac``, ``adc``. Cumulative since the engine was built."""
+        (int, refreshes included), ``refreshes`` and ``refresh_pulses`` (int), ``reads``,
+        ``dac``, ``adc``. Cumulative since the engine was built."""
         return {}
 
     def state_dict(self):

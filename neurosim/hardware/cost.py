@@ -63,7 +63,10 @@ Counting (per example; the engine's settings ``eps``, ``free_steps``, ``nudge_st
 * **Weight-update pulses** per batch: the crossbar's own pulse counter where the engine has
   one (``engine.crossbar.pulses``, read by duck typing), else one programming event per
   parameter per batch (an ideal device programmed once per update). Per example they are
-  the batch's pulses over its examples.
+  the batch's pulses over its examples. The pulses of refreshes (``one_per_sign`` pairs
+  read, RESET and reprogrammed at their bound, :mod:`neurosim.hardware.programming`) are
+  among them, so their energy and programming time are priced with the others;
+  ``refreshes`` (update phase) counts the refreshed pairs, from the engine's counter.
 
 Energy per phase = the counts times the table. Latency per example = the sum over phases of
 ``settling_tau * tau_ns + adc_ns`` (every unit has its own ADC, so one read takes one
@@ -101,7 +104,7 @@ from ..errors import ConfigurationError
 
 PHASES = ("free", "nudged", "update", "total")
 COUNTS = ("steps", "settling_tau", "macs", "synaptic_events", "neuron_steps", "dac", "adc",
-          "pulses")
+          "pulses", "refreshes")
 #: count -> the table entry that prices it
 PRICES = {"macs": "mac_pj", "synaptic_events": "synaptic_event_pj", "pulses": "pulse_pj",
           "dac": "dac_pj", "adc": "adc_pj", "neuron_steps": "neuron_step_pj"}
@@ -164,16 +167,18 @@ def _total(v):
 
 def read_counters(engine):
     """The engine's cumulative counters from its protocol operation ``counters()`` (None
-    where it has none): ``pulses`` (devices), ``events_free`` and ``events_nudged`` (the
-    synaptic events of a spiking engine's phases)."""
+    where it has none): ``pulses`` (devices, refreshes included), ``refreshes`` (pairs
+    refreshed), ``events_free`` and ``events_nudged`` (the synaptic events of a spiking
+    engine's phases)."""
     c = engine.counters()
     ev = c.get("synaptic_events")
     free = nudged = None
     if isinstance(ev, dict):
         free, nudged = float(ev.get("free", 0)), float(ev.get("nudged", 0))
-    pulses = c.get("pulses")
-    return {"pulses": None if pulses is None else float(pulses), "events_free": free,
-            "events_nudged": nudged}
+    pulses, refreshes = c.get("pulses"), c.get("refreshes")
+    return {"pulses": None if pulses is None else float(pulses),
+            "refreshes": None if refreshes is None else float(refreshes),
+            "events_free": free, "events_nudged": nudged}
 
 
 class CostMeter:
@@ -190,7 +195,8 @@ class CostMeter:
         growth since the last call (a counter that went down was reset: its value counts)."""
         if not self.epochs or self.epochs[-1]["epoch"] != epoch:
             self.epochs.append({"epoch": int(epoch), "examples": 0, "batches": 0,
-                                "pulses": None, "events_free": None, "events_nudged": None})
+                                "pulses": None, "refreshes": None, "events_free": None,
+                                "events_nudged": None})
         rec = self.epochs[-1]
         rec["examples"] += int(n_examples)
         rec["batches"] += 1
@@ -199,7 +205,7 @@ class CostMeter:
             if v is None:
                 continue
             d = v - (self._last.get(k) or 0.0)
-            rec[k] = (rec[k] or 0.0) + (v if d < 0 else d)
+            rec[k] = (rec.get(k) or 0.0) + (v if d < 0 else d)
         self._last = now
 
     def state_dict(self):
@@ -302,7 +308,7 @@ class CostModel:
         per_device = math.ceil(pulses / batches / self.devices - 1e-9)
         return batches * self.program_rows * per_device * self.table.pulse_ns
 
-    def _phases(self, examples, batches, pulses, events_free, events_nudged):
+    def _phases(self, examples, batches, pulses, events_free, events_nudged, refreshes=0.0):
         """Phase dicts for ``examples`` examples in ``batches`` batches (totals)."""
         t = self.table
         free, nudged = self.phase_counts()
@@ -311,7 +317,7 @@ class CostModel:
         free["synaptic_events"], nudged["synaptic_events"] = events_free, events_nudged
         lat_free = free["settling_tau"] * t.tau_ns + examples * t.adc_ns
         lat_nudged = nudged["settling_tau"] * t.tau_ns + examples * self.nudged_phases * t.adc_ns
-        update = {"pulses": pulses}
+        update = {"pulses": pulses, "refreshes": refreshes}
         return _with_total({"free": _phase_dict(free, t, lat_free),
                             "nudged": _phase_dict(nudged, t, lat_nudged),
                             "update": _phase_dict(update, t, self.program_ns(pulses, batches))},
@@ -323,7 +329,8 @@ class CostModel:
             float(self.devices * rec["batches"])
         return dict(examples=rec["examples"], batches=rec["batches"], pulses=pulses,
                     events_free=rec.get("events_free") or 0.0,
-                    events_nudged=rec.get("events_nudged") or 0.0)
+                    events_nudged=rec.get("events_nudged") or 0.0,
+                    refreshes=rec.get("refreshes") or 0.0)
 
     def report(self, meter=None, examples_per_epoch=None):
         """The nested report (module docstring). With a :class:`CostMeter` that saw batches,
@@ -336,7 +343,8 @@ class CostModel:
         if not recs:
             n = int(examples_per_epoch or self.batch_size)
             recs = [{"epoch": 1, "examples": n, "batches": -(-n // self.batch_size),
-                     "pulses": None, "events_free": None, "events_nudged": None}]
+                     "pulses": None, "refreshes": None, "events_free": None,
+                     "events_nudged": None}]
         totals = [self._epoch_totals(r) for r in recs]
         by = [self._phases(**tt) for tt in totals]
         n_ex = sum(tt["examples"] for tt in totals)

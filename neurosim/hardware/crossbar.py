@@ -7,65 +7,47 @@ The model (what :class:`Crossbar` does)
 Each weight ``w`` lives in a differential pair of devices, ``w = w_max (G+ - G-) / (g_max -
 g_min)``. Biases live in devices too (a crossbar row driven by a constant input of 1, as in
 a fully analog circuit), each with the ``w_max`` of the first projection into its population.
-A weight starts as the pair ``G+- = g_mid +- (g_max - g_min) w / (2 w_max)`` around the middle
-``g_mid`` of the range (program-and-verify to the nearest level), so both devices have room
-both ways and ``|w| <= w_max`` is the saturation limit. A tied lateral matrix (symmetric,
-zero diagonal) stores its upper triangle and reads it mirrored; diagonals of self-projections
-hold no devices.
+A weight starts as the pair its programming scheme (``hardware.scheme``,
+:mod:`neurosim.hardware.programming`) writes it as: ``G+- = g_mid +- (g_max - g_min) w / (2
+w_max)`` around the middle of the range (``"both"``), or ``g_min + (g_max - g_min) |w| /
+w_max`` on the device of its sign and ``g_min`` on the other (``"one_per_sign"``), by
+program-and-verify to the nearest level; ``|w| <= w_max`` is the saturation limit (of a
+refresh, for ``one_per_sign``). A tied lateral matrix (symmetric, zero diagonal) stores its
+upper triangle and reads it mirrored; diagonals of self-projections hold no devices.
 
-Programming a weight change ``dw`` moves the two devices by ``+dg/2`` and ``-dg/2``
-(``dg = dw (g_max - g_min) / w_max``) with an integer number of pulses each,
-``n = round_stochastic(|dg/2| / step)`` (unbiased stochastic rounding, as in the stochastic
-pulse trains of Gokmen & Vlasov 2016: small updates are applied with their probability
-instead of being lost). ``step = (g_max - g_min) / (levels - 1)``, or for a continuous device
-(``levels = 0``) the fixed small step ``(g_max - g_min) / CONTINUOUS_STEPS``. The n pulses
-then act on the device as it is:
+Programming a weight change (:meth:`Crossbar.program`) is the scheme's: an integer number of
+pulses per device, ``step = (g_max - g_min) / (levels - 1)`` apart, or for a continuous device
+(``levels = 0``) the fixed small step ``(g_max - g_min) / CONTINUOUS_STEPS``, acting on the
+device as it is (asymmetry, soft bounds, cycle-to-cycle noise, levels, stuck devices: the
+pulse model of :mod:`neurosim.hardware.programming`). Built once, from the crossbar's seed:
 
-* potentiation steps are ``(1 + asymmetry) step``, depression steps ``(1 - asymmetry) step``
-  (aihwkit's ``up_down``); with both devices of a pair moved, asymmetry does not bias the
-  weight but moves the pair's common mode toward a bound (or, with soft bounds, toward the
-  symmetry point), which shrinks later steps;
-* each device's step and range are scaled once, at build, by ``1 + d2d_variability xi``
-  (two independent factors, clipped at 0.1);
-* with ``soft_bounds`` a step is proportional to the room left, ``(g_max - G)`` up and
-  ``(G - g_min)`` down, normalized so that a device in the middle of its range takes the
-  nominal step (aihwkit's soft-bounds convention): ``2 (g_max - G) / (g_max - g_min)`` times
-  the step up, ``2 (G - g_min) / (g_max - g_min)`` down (n pulses in closed form);
-* ``c2c_noise`` is the relative std of one pulse's step (n pulses: ``sqrt(n)`` times one);
-* the result saturates at the device's bounds and, with ``levels``, lands on one of the
-  device's ``levels`` conductances (stochastic rounding between the two nearest), so a device
-  never holds more than ``levels`` distinct conductances;
-* stuck devices (``stuck_fraction``, half at ``g_min`` and half at ``g_max``, chosen at build)
-  take their pulses and never move;
-* the programmed conductance drifts, ``G(t) = G_prog (max(t, t0) / t0)^-drift_nu`` with ``t``
-  the time since the device was last programmed; the clock advances ``seconds_per_batch`` per
-  programmed batch (:meth:`Crossbar.advance`).
+* each device's step and range are scaled by ``1 + d2d_variability xi`` (two independent
+  factors, clipped at 0.1);
+* stuck devices (``stuck_fraction``, half at ``g_min`` and half at ``g_max``) take their
+  pulses and never move;
+* with ``asymmetry_spread`` each device has its own asymmetry ``asymmetry + spread xi``,
+  clipped to ``|a| <= MAX_ASYMMETRY``.
+
+The programmed conductance drifts, ``G(t) = G_prog (max(t, t0) / t0)^-drift_nu`` with ``t``
+the time since the device was last programmed; the clock advances ``seconds_per_batch`` per
+programmed batch (:meth:`Crossbar.advance`).
 
 A read (:meth:`Crossbar.read`) adds ``read_noise (g_max - g_min) xi`` to every device, fresh
-each read; :meth:`Crossbar.weights` is the same without the read noise.
+each read (an engine reads once per phase); :meth:`Crossbar.weights` is the same without the
+read noise.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ArgumentError
-from .devices import MIN_FACTOR
+from .devices import MAX_ASYMMETRY, MIN_FACTOR
+from .programming import Pairs, scheme_for
 
 CONTINUOUS_STEPS = 10_000   # programming steps over the range of a continuous device
 W_MAX_HEADROOM = 2.0        # w_max = this x the largest initial |w| of a projection
-
-
-def _stochastic_round(v, rng):
-    """Unbiased rounding of non-negative ``v``: ``floor(v) + 1`` with probability ``frac(v)``;
-    values within 1e-9 of an integer are taken as that integer."""
-    r = np.rint(v)
-    near = np.abs(v - r) < 1e-9
-    f = np.floor(v)
-    up = rng.random(np.shape(v)) < (v - f)
-    return np.where(near, r, f + up)
 
 
 def default_w_max(net, params=None):
@@ -90,20 +72,6 @@ def default_w_max(net, params=None):
     return {k: out[k] for k in params}
 
 
-@dataclass
-class _Tile:
-    """The devices of one parameter: ``g[0]`` = G+, ``g[1]`` = G- (programmed values, µS)."""
-
-    w_max: float
-    g: np.ndarray
-    span: np.ndarray           # each device's own range g_max_d - g_min
-    fstep: np.ndarray          # each device's step factor
-    stuck: np.ndarray | None   # bool, devices that never move
-    tprog: np.ndarray          # time each device was last programmed (s)
-    mask: np.ndarray | None    # devices in use (None: all); False devices stay at g_mid
-    mirror: bool               # a tied lateral matrix: read upper triangle mirrored
-
-
 class Crossbar:
     """The network's parameters stored as differential conductance pairs (module docstring).
 
@@ -126,7 +94,9 @@ class Crossbar:
     ----------
     pulses : dict
         Programming pulses applied so far, per parameter key (both devices of every pair,
-        stuck devices included; the initial program-and-verify is not counted).
+        stuck devices and refreshes included; the initial program-and-verify is not counted).
+    refreshes, refresh_pulses : dict
+        Pairs refreshed so far and the pulses of those refreshes, per key (``one_per_sign``).
     time : float
         The drift clock (s).
     exact : bool
@@ -151,6 +121,9 @@ class Crossbar:
             w_max = {k: float(w_max) for k in params}
         self.w_max = {k: float(w_max[k]) for k in params}
         self.pulses = {k: 0 for k in params}
+        self.refreshes = {k: 0 for k in params}
+        self.refresh_pulses = {k: 0 for k in params}
+        self.scheme = scheme_for(device, self.step)
         mirror, zero_diagonal = set(mirror), set(zero_diagonal) | set(mirror)
         if self.exact:
             self._w = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
@@ -174,9 +147,7 @@ class Crossbar:
                                    MIN_FACTOR)
                 fstep = np.maximum(1.0 + d.d2d_variability * rng.standard_normal(shape),
                                    MIN_FACTOR)
-            half = 0.5 * self.range * w0 / self.w_max[k]
-            mid = d.g_min + 0.5 * self.range
-            g = np.clip(np.stack([mid + half, mid - half]), d.g_min, d.g_min + span)
+            g = np.clip(self.scheme.initial(w0, self.w_max[k]), d.g_min, d.g_min + span)
             if d.levels:                          # program-and-verify to the nearest level
                 q = span / (d.levels - 1)
                 g = d.g_min + np.clip(np.rint((g - d.g_min) / q), 0, d.levels - 1) * q
@@ -185,10 +156,14 @@ class Crossbar:
                 stuck = rng.random(shape) < d.stuck_fraction
                 high = rng.random(shape) < 0.5
                 g = np.where(stuck, np.where(high, d.g_min + span, d.g_min), g)
+            asym = None
+            if d.asymmetry_spread:
+                asym = np.clip(d.asymmetry + d.asymmetry_spread * rng.standard_normal(shape),
+                               -MAX_ASYMMETRY, MAX_ASYMMETRY)
             if mask is not None:
-                g = np.where(mask, g, mid)
-            self._tiles[k] = _Tile(self.w_max[k], g, span, fstep, stuck,
-                                   np.zeros(shape), mask, k in mirror)
+                g = np.where(mask, g, self.scheme.zero)
+            self._tiles[k] = Pairs(self.w_max[k], g, span, fstep, stuck, np.zeros(shape), mask,
+                                   k in mirror, asym)
 
     @classmethod
     def from_network(cls, net, device, seed=0):
@@ -205,6 +180,16 @@ class Crossbar:
         """All programming pulses so far."""
         return int(sum(self.pulses.values()))
 
+    @property
+    def refreshes_total(self):
+        """All pairs refreshed so far."""
+        return int(sum(self.refreshes.values()))
+
+    @property
+    def refresh_pulses_total(self):
+        """All pulses of refreshes so far (part of :attr:`pulses_total`)."""
+        return int(sum(self.refresh_pulses.values()))
+
     def _drift(self, t):
         """Drift factor of devices last programmed at times ``t``."""
         d = self.device
@@ -217,9 +202,7 @@ class Crossbar:
         """``(2, *shape)`` array: G+ and G- of parameter ``key`` as programmed (µS), or as they
         have drifted by now."""
         if self.exact:
-            half = 0.5 * self.range * self._w[key] / self.w_max[key]
-            mid = self.device.g_min + 0.5 * self.range
-            return np.stack([mid + half, mid - half])
+            return self.scheme.initial(self._w[key], self.w_max[key])
         t = self._tiles[key]
         if not drifted or not self.device.drift_nu:
             return t.g.copy()
@@ -227,6 +210,12 @@ class Crossbar:
         if t.stuck is not None:
             f = np.where(t.stuck, 1.0, f)
         return t.g * f
+
+    def asymmetries(self, key):
+        """``(2, *shape)``: each device's up/down asymmetry (G+, G-) of ``key``."""
+        shape = (2,) + np.shape(self._w[key] if self.exact else self._tiles[key].g[0])
+        t = None if self.exact else self._tiles[key].asym
+        return np.full(shape, float(self.device.asymmetry)) if t is None else t.copy()
 
     def stuck_mask(self, key):
         """``(2, *shape)`` bool: which devices (G+, G-) of ``key`` are stuck."""
@@ -288,52 +277,28 @@ class Crossbar:
         return self.pulses_total - before
 
     def _program(self, k, dw, rng):
-        d, t = self.device, self._tiles[k]
-        half = dw * (0.5 * self.range / t.w_max)
-        want = np.stack([half, -half])
-        if t.mask is not None:
-            want = np.where(t.mask, want, 0.0)
-        n = _stochastic_round(np.abs(want) / self.step, rng)
-        self.pulses[k] += int(n.sum())
-        move = n > 0
-        if t.stuck is not None:
-            move &= ~t.stuck
-        if not move.any():
-            return
-        g0 = t.g[move]
-        if d.drift_nu:                        # pulses act on the drifted conductance
-            g0 = g0 * self._drift(t.tprog[move])
-        n, up, span = n[move], want[move] > 0, t.span[move]
-        lo, hi = d.g_min, d.g_min + span
-        s = self.step * t.fstep[move] * np.where(up, 1.0 + d.asymmetry, 1.0 - d.asymmetry)
-        if d.soft_bounds:                     # each pulse: 2 s (room left) / span, n in closed form
-            r = np.maximum(1.0 - 2.0 * s / span, 0.0) ** n
-            g1 = np.where(up, hi - (hi - g0) * r, lo + (g0 - lo) * r)
-        else:
-            g1 = g0 + np.where(up, n, -n) * s
-        if d.c2c_noise:
-            g1 = g1 + d.c2c_noise * np.abs(g1 - g0) / np.sqrt(n) * rng.standard_normal(n.shape)
-        g1 = np.clip(g1, lo, hi)
-        if d.levels:
-            q = span / (d.levels - 1)
-            g1 = lo + np.clip(_stochastic_round((g1 - lo) / q, rng), 0, d.levels - 1) * q
-        t.g[move] = g1
-        t.tprog[move] = self.time
+        done = self.scheme.program(self._tiles[k], dw, rng, self._drift, self.time)
+        self.pulses[k] += done.pulses
+        self.refreshes[k] += done.refreshes
+        self.refresh_pulses[k] += done.refresh_pulses
 
     # -- checkpoints ----------------------------------------------------------------------
     _TILE_ARRAYS = ("g", "span", "fstep", "tprog")
 
     def state_dict(self):
         """Everything that determines the crossbar's future, as flat name -> array (numbers
-        only, for ``np.savez``): the drift clock ``time``; per key ``w_max/<key>``,
-        ``pulses/<key>`` and either the stored weight ``w/<key>`` (exact devices) or the
-        programmed conductances ``g/<key>``, the build draws (each device's range ``span``, step
-        factor ``fstep``, ``stuck`` mask where devices stick) and the programming times
+        only, for ``np.savez``): the drift clock ``time``; per key ``w_max/<key>``, the counters
+        ``pulses/<key>``, ``refreshes/<key>`` and ``refresh_pulses/<key>``, and either the
+        stored weight ``w/<key>`` (exact devices) or the programmed conductances ``g/<key>``,
+        the build draws (each device's range ``span``, step factor ``fstep``, ``stuck`` mask
+        where devices stick, asymmetry ``asym`` where they spread) and the programming times
         ``tprog`` (drift)."""
         out = {"time": np.array(self.time, dtype=np.float64)}
         for k in self.keys:
             out["w_max/" + k] = np.array(self.w_max[k], dtype=np.float64)
             out["pulses/" + k] = np.array(self.pulses[k], dtype=np.int64)
+            out["refreshes/" + k] = np.array(self.refreshes[k], dtype=np.int64)
+            out["refresh_pulses/" + k] = np.array(self.refresh_pulses[k], dtype=np.int64)
             if self.exact:
                 out["w/" + k] = self._w[k].copy()
                 continue
@@ -342,12 +307,15 @@ class Crossbar:
                 out["%s/%s" % (name, k)] = getattr(t, name).copy()
             if t.stuck is not None:
                 out["stuck/" + k] = t.stuck.copy()
+            if t.asym is not None:
+                out["asym/" + k] = t.asym.copy()
         return out
 
     def load_state_dict(self, d):
         """Restore a :meth:`state_dict` into a crossbar of the same parameters and device
         (built by the same constructor: the masks of tied lateral and self-projections are
-        structure, not state). A missing name or a wrong shape raises ValueError."""
+        structure, not state). A missing name or a wrong shape raises ValueError; a state
+        without refresh counters (written before they existed) restores them as 0."""
         arrays = ("w",) if self.exact else self._TILE_ARRAYS
         need = ["time"] + ["%s/%s" % (a, k) for k in self.keys
                            for a in ("w_max", "pulses") + arrays]
@@ -357,7 +325,7 @@ class Crossbar:
                              "parameters or another device" % (missing[0], len(missing)))
         for k in self.keys:
             shape = np.shape(self._w[k]) if self.exact else self._tiles[k].g.shape
-            for a in arrays + ("stuck",):
+            for a in arrays + ("stuck", "asym"):
                 name = "%s/%s" % (a, k)
                 if name in d and np.shape(d[name]) != shape:
                     raise ArgumentError("crossbar state: %s has shape %s, expected %s"
@@ -366,6 +334,8 @@ class Crossbar:
         for k in self.keys:
             self.w_max[k] = float(d["w_max/" + k])
             self.pulses[k] = int(d["pulses/" + k])
+            self.refreshes[k] = int(d.get("refreshes/" + k, 0))
+            self.refresh_pulses[k] = int(d.get("refresh_pulses/" + k, 0))
             if self.exact:
                 self._w[k] = np.array(d["w/" + k], dtype=np.float64)
                 continue
@@ -374,6 +344,7 @@ class Crossbar:
             for name in self._TILE_ARRAYS:
                 setattr(t, name, np.array(d["%s/%s" % (name, k)], dtype=np.float64))
             t.stuck = np.array(d["stuck/" + k], dtype=bool) if "stuck/" + k in d else None
+            t.asym = np.array(d["asym/" + k], dtype=np.float64) if "asym/" + k in d else None
 
 
 __all__ = ["Crossbar", "default_w_max", "CONTINUOUS_STEPS", "W_MAX_HEADROOM"]

@@ -6,25 +6,28 @@ Presets (``PRESETS``)
 Representative values taken from the papers below (and from the device presets that IBM's
 aihwkit documents, as a comparison); they are **not fits** to any measured device, and a
 real array of any of these technologies can be better or worse by a factor of a few. The
-presets describe the devices only: the periphery and neuron fields (``dac_bits``,
-``adc_bits``, ``derivative_tau``, ``tau_mismatch``) are ideal in every preset and are set
-per study in the circuit file.
+presets describe the devices only: the periphery, wire and neuron fields (``dac_bits``,
+``adc_bits``, ``r_wire``, ``tile_size``, ``derivative_tau``, ``tau_mismatch``) are ideal in
+every preset and are set per study in the circuit file.
 
-=================  ========  ==========  ==========  ==========
-field              ideal     rram        pcm         ecram
-=================  ========  ==========  ==========  ==========
-g_min, g_max (µS)  0, 1      1, 40       0.1, 25     1, 10
-levels             0 (cont)  64          200         1000
-d2d_variability    0         0.3         0.2         0.1
-c2c_noise          0         0.3         0.6         0.3
-asymmetry          0         0.25        0.5         0
-soft_bounds        false     true        true        false
-read_noise         0         0.01        0.02        0.005
-drift_nu           0         0           0.05        0
-drift_t0 (s)       1         1           20          1
-seconds_per_batch  1         1           1           1
-stuck_fraction     0         0.01        0           0
-=================  ========  ==========  ==========  ==========
+=================  ========  ==========  ============  ==========
+field              ideal     rram        pcm           ecram
+=================  ========  ==========  ============  ==========
+g_min, g_max (µS)  0, 1      1, 40       0.1, 25       1, 10
+levels             0 (cont)  64          200           1000
+scheme             both      both        one_per_sign  both
+d2d_variability    0         0.3         0.2           0.1
+c2c_noise          0         0.3         0.6           0.3
+asymmetry          0         0.25        0             0
+asymmetry_spread   0         0           0             0
+soft_bounds        false     true        true          false
+read_noise         0         0.01        0.02          0.005
+drift_nu           0         0           0.05          0
+drift_t0 (s)       1         1           20            1
+seconds_per_batch  1         1           1             1
+stuck_fraction     0         0.01        0             0
+r_wire, tile_size  0, 0      0, 0        0, 0          0, 0
+=================  ========  ==========  ============  ==========
 
 * **rram** -- Wan et al. 2022 (Nature 608:504, NeuRRAM: differential RRAM pairs programmed
   within a few to ~40 µS); Gokmen & Vlasov 2016 (Front. Neurosci. 10:333: the resistive
@@ -39,9 +42,13 @@ stuck_fraction     0         0.01        0           0
   non-linearity); Joshi et al. 2020 (Nat. Commun. 11:2473: conductance drift
   ``G(t) = G(t0) (t/t0)^-nu`` with nu ~ 0.05, read noise of a few % of the range, g_max ~ 25 µS
   as in aihwkit's PCM noise model with ``t0 = 20 s``); aihwkit's ``PCMPresetDevice`` (after
-  Nandakumar et al. 2020: ~200 steps over the range, d2d 0.2, c2c 0.6). A PCM device really
-  only potentiates gradually (aihwkit pairs two with refresh); here that one-sidedness is
-  approximated by a strong up/down asymmetry of 0.5 with soft bounds.
+  Nandakumar et al. 2020: ~200 steps over the range, d2d 0.2, c2c 0.6). A PCM device only
+  potentiates gradually (SET) and is depressed by an abrupt RESET to ``g_min``, so the pair is
+  programmed ``one_per_sign`` (a positive change potentiates G+, a negative one G-) and
+  refreshed when a device reaches its bound, as aihwkit's ``OneSidedUnitCell`` does with two
+  PCM devices (:mod:`neurosim.hardware.crossbar`). Depression pulses are never used, so an
+  up/down asymmetry has nothing to act on: ``asymmetry`` is 0 (a uniform one would only scale
+  every SET step).
 * **ecram** -- Tang et al. 2018 (IEDM: Li-ion ECRAM, >1000 symmetric, linear states) and
   Fuller et al. 2019 (Science 364:570: polymer ECRAM, hundreds of symmetric, linear states);
   aihwkit's ``EcRamPresetDevice`` (after Tang 2018: ~1000 steps, d2d 0.1, c2c 0.3, no
@@ -62,6 +69,8 @@ import numpy as np
 from ..errors import ConfigurationError
 
 MIN_FACTOR = 0.1            # d2d factors and 1 + tau mismatch are clipped at this
+MAX_ASYMMETRY = 0.99        # per-device asymmetries (asymmetry_spread) are clipped to +- this
+SCHEMES = ("both", "one_per_sign")
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,12 @@ class Device:
     """The weight a full differential swing ``G+ - G- = g_max - g_min`` represents; None:
     per projection, ``W_MAX_HEADROOM`` (2) times its largest initial ``|w|`` (a bias takes the
     value of the first projection into its population)."""
+    scheme: str = "both"
+    """How a weight change is programmed into its pair (:mod:`neurosim.hardware.crossbar`):
+    ``"both"`` moves G+ by ``+dg/2`` and G- by ``-dg/2`` (each device up and down);
+    ``"one_per_sign"`` potentiates only G+ for a positive change and only G- for a negative
+    one (SET-only, as PCM arrays are programmed), resetting both and reprogramming the weight
+    onto one device (a refresh) when a device would pass its bound."""
     d2d_variability: float = 0.0
     """Device-to-device: relative std of each device's step size and of its range (two
     independent factors ``1 + d2d xi``, drawn once at build)."""
@@ -87,6 +102,10 @@ class Device:
     asymmetry: float = 0.0
     """Up/down asymmetry a in [0, 1): potentiation steps ``(1 + a) step``, depression
     ``(1 - a) step``."""
+    asymmetry_spread: float = 0.0
+    """Device-to-device spread of the asymmetry: each device has its own
+    ``a_d = asymmetry + asymmetry_spread xi``, drawn once at build and clipped to
+    ``|a_d| <= MAX_ASYMMETRY`` (0.99), so the two devices of a pair no longer cancel."""
     soft_bounds: bool = False
     """Steps proportional to the room left: ``2 (g_max - G) / (g_max - g_min)`` times the step
     up, ``2 (G - g_min) / (g_max - g_min)`` down (the nominal step in the middle)."""
@@ -100,6 +119,14 @@ class Device:
     """Time (s) the drift clock advances per programmed batch."""
     stuck_fraction: float = 0.0
     """Fraction of devices stuck at g_min or g_max (half each), fixed at build."""
+    r_wire: float = 0.0
+    """Resistance (ohm) of one wire segment between neighbouring crosspoints of a row or
+    column wire (and from the last crosspoint to its driver or sense amplifier): every read
+    is then a nodal solve with IR drop (:mod:`neurosim.hardware.wires`); 0: ideal wires."""
+    tile_size: int = 0
+    """Largest rows and columns of one physical array: a larger weight matrix is split into
+    tiles of at most ``tile_size x tile_size``, each with its own wires (0: one array per
+    parameter). Acts with ``r_wire`` only."""
     dac_bits: int = 0
     """Input DAC resolution: inputs in [0, 1] are quantized to ``2^bits`` levels (0: ideal)."""
     adc_bits: int = 0
@@ -145,6 +172,12 @@ class Device:
                      "tau_mismatch", "seconds_per_batch"):
             num(name, 0.0, np.inf)
         num("asymmetry", 0.0, 1.0)
+        num("asymmetry_spread", 0.0, np.inf)
+        num("r_wire", 0.0, np.inf)
+        num("tile_size", 0, 2 ** 31, integer=True)
+        if self.scheme not in SCHEMES:
+            raise ConfigurationError("hardware.scheme: expected one of %s, got %r"
+                                     % (", ".join('"%s"' % x for x in SCHEMES), self.scheme))
         num("drift_t0", 0.0, np.inf, low_open=True)
         num("stuck_fraction", 0.0, 1.0, high_open=False)
         for name in ("dac_bits", "adc_bits"):
@@ -157,8 +190,13 @@ class Device:
     def weight_ideal(self):
         """No weight-level non-ideality: the devices store weights exactly (unbounded)."""
         return (self.levels == 0 and not self.d2d_variability and not self.c2c_noise
-                and not self.asymmetry and not self.soft_bounds and not self.read_noise
-                and not self.drift_nu and not self.stuck_fraction)
+                and not self.asymmetry and not self.asymmetry_spread and not self.soft_bounds
+                and not self.read_noise and not self.drift_nu and not self.stuck_fraction)
+
+    @property
+    def wires_ideal(self):
+        """No wire resistance: a read is the ideal product ``G V``."""
+        return not self.r_wire
 
     @property
     def dynamics_ideal(self):
@@ -168,7 +206,8 @@ class Device:
     @property
     def is_ideal(self):
         """Every non-ideality off (the ``ideal`` preset)."""
-        return self.weight_ideal and self.dynamics_ideal and not self.dac_bits
+        return (self.weight_ideal and self.dynamics_ideal and self.wires_ideal
+                and not self.dac_bits)
 
     def replace(self, **changes):
         """A copy with some fields changed (validated)."""
@@ -181,8 +220,8 @@ PRESETS = {
     "ideal": Device(),
     "rram": Device(g_min=1.0, g_max=40.0, levels=64, d2d_variability=0.3, c2c_noise=0.3,
                    asymmetry=0.25, soft_bounds=True, read_noise=0.01, stuck_fraction=0.01),
-    "pcm": Device(g_min=0.1, g_max=25.0, levels=200, d2d_variability=0.2, c2c_noise=0.6,
-                  asymmetry=0.5, soft_bounds=True, read_noise=0.02, drift_nu=0.05,
+    "pcm": Device(g_min=0.1, g_max=25.0, levels=200, scheme="one_per_sign", d2d_variability=0.2,
+                  c2c_noise=0.6, soft_bounds=True, read_noise=0.02, drift_nu=0.05,
                   drift_t0=20.0),
     "ecram": Device(g_min=1.0, g_max=10.0, levels=1000, d2d_variability=0.1, c2c_noise=0.3,
                     read_noise=0.005),
@@ -218,4 +257,5 @@ def quantize(v, bits, lo=0.0, hi=1.0):
     return (q / n * (hi - lo) + lo).astype(v.dtype if v.dtype.kind == "f" else np.float64)
 
 
-__all__ = ["Device", "PRESETS", "FIELDS", "MIN_FACTOR", "device_from_section", "quantize"]
+__all__ = ["Device", "PRESETS", "FIELDS", "MIN_FACTOR", "MAX_ASYMMETRY", "SCHEMES",
+           "device_from_section", "quantize"]
