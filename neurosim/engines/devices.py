@@ -27,9 +27,15 @@ Where each non-ideality applies
   ``derivative_tau``, ``tau_mismatch``): the reference engine with energy dynamics and the
   Euler solver (:func:`hardware_ep_step`); other combinations are refused with a
   :class:`ConfigurationError` naming the field.
+* Wires (``r_wire > 0``): a read is the effective weight of each pair through the wires' IR
+  drop (:mod:`neurosim.hardware.wires`). Its forward read (rows driven, columns sensed) and
+  backward read (columns driven, rows sensed) share their terminals, so by reciprocity the
+  backward read is the transpose of the forward one: the dynamics use the read matrix for the
+  forward products and its transpose for the feedback ones, both reads of the same wires.
 * The RBP ground truth (fidelity, computed by the trainer) uses the stored weights (no read
-  noise), ideal inputs and ideal dynamics: the true gradient of the weights the devices hold.
-  Predictions (``free``) are the circuit's: read noise, DAC, tau mismatch and ADC.
+  noise, ideal wires), ideal inputs and ideal dynamics: the true gradient of the weights the
+  devices hold. Predictions (``free``) are the circuit's: read noise, wires, DAC, tau
+  mismatch and ADC.
 
 A device with no weight-level non-ideality stores the weights exactly, and with no other
 non-ideality the engine's numbers are the wrapped engine's, bit for bit (:func:`wrap` returns

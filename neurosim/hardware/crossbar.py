@@ -33,8 +33,9 @@ the time since the device was last programmed; the clock advances ``seconds_per_
 programmed batch (:meth:`Crossbar.advance`).
 
 A read (:meth:`Crossbar.read`) adds ``read_noise (g_max - g_min) xi`` to every device, fresh
-each read (an engine reads once per phase); :meth:`Crossbar.weights` is the same without the
-read noise.
+each read (an engine reads once per phase), and with ``r_wire > 0`` takes the weights through
+the wires' IR drop (:mod:`neurosim.hardware.wires`, :meth:`Crossbar.wire_weights`);
+:meth:`Crossbar.weights` is the stored weight: no read noise, no wires.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ import numpy as np
 from ..errors import ArgumentError
 from .devices import MAX_ASYMMETRY, MIN_FACTOR
 from .programming import Pairs, scheme_for
+from .wires import WireReader
 
 CONTINUOUS_STEPS = 10_000   # programming steps over the range of a continuous device
 W_MAX_HEADROOM = 2.0        # w_max = this x the largest initial |w| of a projection
@@ -125,6 +127,15 @@ class Crossbar:
         self.refresh_pulses = {k: 0 for k in params}
         self.scheme = scheme_for(device, self.step)
         mirror, zero_diagonal = set(mirror), set(zero_diagonal) | set(mirror)
+        self._structure = {}                  # key -> (devices in use or None, mirrored)
+        for k in self.keys:
+            mask = None
+            if k in zero_diagonal:
+                mask = ~np.eye(np.shape(params[k])[0], dtype=bool)
+                if k in mirror:
+                    mask = np.triu(mask, 1)
+            self._structure[k] = (mask, k in mirror)
+        self.wires = None if device.wires_ideal else WireReader(device.r_wire, device.tile_size)
         if self.exact:
             self._w = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
             return
@@ -134,11 +145,8 @@ class Crossbar:
         for k in self.keys:
             w0 = np.array(params[k], dtype=np.float64)
             shape = (2,) + w0.shape
-            mask = None
-            if k in zero_diagonal:
-                mask = ~np.eye(w0.shape[0], dtype=bool)
-                if k in mirror:
-                    mask = np.triu(mask, 1)
+            mask = self._structure[k][0]
+            if mask is not None:
                 w0 = np.where(mask, w0, 0.0)
             span = np.full(shape, self.range)
             fstep = np.ones(shape)
@@ -239,16 +247,41 @@ class Crossbar:
         return {k: self._weights(k, self.conductances(k, drifted=True)) for k in self.keys}
 
     def read(self, rng):
-        """One read of every weight: :meth:`weights` plus fresh read noise on every device."""
-        if self.exact or not self.device.read_noise:
+        """One read of every weight: :meth:`weights` plus fresh read noise on every device,
+        and with ``r_wire`` the IR drop of the wires (:meth:`wire_weights`)."""
+        noisy = not self.exact and self.device.read_noise
+        if not noisy and self.wires is None:
             return self.weights()
         sd = self.device.read_noise * self.range
         out = {}
         for k in self.keys:
             g = self.conductances(k, drifted=True)
-            g += sd * rng.standard_normal(g.shape)
-            out[k] = self._weights(k, g)
+            if noisy:
+                g += sd * rng.standard_normal(g.shape)
+            out[k] = self._weights(k, g) if self.wires is None else self.wire_weights(k, g)
         return out
+
+    def wire_weights(self, key, g):
+        """The weight ``key`` reads through the wires (:mod:`neurosim.hardware.wires`) when
+        its devices have conductances ``g`` ``(2, *shape)``: ``w_max / (g_max - g_min)`` times
+        the difference of the pair's transfer matrices (a bias: one row driven at 1 V;
+        positions without devices conduct nothing and read 0; a tied lateral matrix reads
+        its upper triangle in both directions, ``T + T^T``). Needs ``r_wire > 0``."""
+        if self.wires is None:
+            raise ArgumentError("wire_weights(%r): the device has ideal wires "
+                                "(hardware.r_wire = 0)" % (key,))
+        mask, mirror = self._structure[key]
+        g = np.asarray(g, dtype=np.float64)
+        shape = g.shape[1:]
+        if mask is not None:
+            g = np.where(mask, g, 0.0)
+        tp, tm = self.wires.transfer(key, g.reshape((2, -1, shape[-1])))
+        w = ((self.w_max[key] / self.range) * (tp - tm)).reshape(shape)
+        if mask is not None:
+            w = np.where(mask, w, 0.0)
+            if mirror:
+                w = w + w.T
+        return w
 
     # -- writing ------------------------------------------------------------------------
     def advance(self, seconds):
