@@ -238,3 +238,23 @@ def test_without_read_noise_phase_reads_change_nothing():
         opt = Optimizer({k: 0.1 for k in net.params}, momentum=0.0)
         eng.step(x, y, opt, rng=3)
         assert eng.crossbar.pulses_total > 0
+
+
+def test_a_device_state_written_before_the_new_fields_still_loads():
+    """Checkpoints written before ``scheme``, ``asymmetry_spread``, ``r_wire`` and
+    ``tile_size`` existed had "both", 0, 0, 0: they resume on such a device, and the pcm of
+    then (asymmetry 0.5 on both devices) is refused by today's pcm, naming the fields."""
+    import json
+    from neurosim.engines.devices import LEGACY_DEVICE_FIELDS
+    net = _net()
+    eng = HardwareEngine(_reference(net), PRESETS["rram"], seed=0)
+    state = eng.state_dict()
+    dev = json.loads(str(state["device"]))
+    old = {k: v for k, v in dev.items() if k not in LEGACY_DEVICE_FIELDS}
+    state["device"] = np.array(json.dumps(old, sort_keys=True))
+    HardwareEngine(_reference(net.copy()), PRESETS["rram"], seed=0).load_state_dict(state)
+    old_pcm = {f: getattr(PRESETS["pcm"], f) for f in dev if f not in LEGACY_DEVICE_FIELDS}
+    old_pcm["asymmetry"] = 0.5
+    state["device"] = np.array(json.dumps(old_pcm, sort_keys=True))
+    with pytest.raises(ValueError, match=r"hardware\.asymmetry, hardware\.scheme"):
+        HardwareEngine(_reference(net.copy()), PRESETS["pcm"], seed=0).load_state_dict(state)
