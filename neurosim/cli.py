@@ -140,6 +140,27 @@ def build_parser():
     fi.add_argument("--no-plot", action="store_true", help="skip the PNG")
     fi.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
 
+    sp = sub.add_parser(
+        "spice", help="export a resistive network as an ngspice netlist and check it in ngspice",
+        description="Write the circuit's resistive network (network.kind = \"resistive\") "
+                    "and one input (the dataset's test example --example) as an ngspice "
+                    "netlist; with --check run Debian's ngspice on it and compare its node "
+                    "voltages with neurosim's solver. Exit status 0 when they agree "
+                    "(Shockley diodes: --rel-tol relative; ideal diodes, exported as "
+                    "Shockley diodes: within the forward drop), 1 when they do not, 2 on "
+                    "an error (e.g. ngspice missing: apt-get install ngspice).")
+    sp.add_argument("circuit", help="circuit file (TOML) or the name of a built-in circuit")
+    _add_set(sp)
+    sp.add_argument("--checkpoint", default=None,
+                    help="a run's checkpoint.npz whose conductances to export")
+    sp.add_argument("--example", type=_non_negative_int, default=0,
+                    help="index of the test example applied as input (default 0)")
+    sp.add_argument("--netlist", default=None, help="netlist path (default <name>.cir)")
+    sp.add_argument("--check", action="store_true", help="run ngspice and compare")
+    sp.add_argument("--rel-tol", type=float, default=1e-6,
+                    help="relative agreement required with Shockley diodes (default 1e-6)")
+    sp.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+
     tr = sub.add_parser("traces", help="inspect or convert HDF5 trace files")
     trs = tr.add_subparsers(dest="traces_command", metavar="ACTION")
     trs.required = True
@@ -231,6 +252,9 @@ def main(argv=None):
         if args.command == "fidelity":
             from .commands import fidelity as fidelity_report
             return fidelity_report.main(args)
+        if args.command == "spice":
+            from .commands import spice
+            return spice.main(args)
         if args.command == "sweep":
             from .sweep import runner
             return runner.main(args)

@@ -45,7 +45,9 @@ class Projection(_Section):
 
 class NetworkSection(_Section):
     """The network: ``sizes`` for a layered network (with optional ``skip`` pairs), or
-    explicit ``populations`` and ``projections``."""
+    explicit ``populations`` and ``projections``; ``kind = "resistive"``: a layered analog
+    resistive network (its elements in the ``[resistive]`` section; ``sizes`` only)."""
+    kind: Literal["rate", "resistive"] = "rate"
     sizes: Optional[List[int]] = None
     skip: List[List[int]] = []
     populations: Optional[List[Population]] = None
@@ -89,7 +91,9 @@ class NetworkSection(_Section):
 
 
 class EngineSection(_Section):
-    """How the dynamics run: the engine (``reference`` numpy; ``brian2-rate``: a compiled
+    """How the dynamics run: the engine (``reference`` numpy; ``resistive``: an analog
+    resistive network, ``network.kind = "resistive"``, every phase its DC operating point;
+    ``brian2-rate``: a compiled
     Brian2 circuit whose synapses hold the weights, one standalone run per epoch, its build in
     ``build_dir`` or a temporary folder; ``brian2-spiking``: each batch's update from a
     spiking circuit of ``neuron`` units firing up to ``max_rate`` Hz, ``eps`` = dt / tau with
@@ -101,7 +105,7 @@ class EngineSection(_Section):
     (an input current sum w x per example); ``input_rule`` = ``data`` or ``spikes``: what
     an input synapse's rule reads as the presynaptic rate), Euler steps ``eps`` for ``free_steps`` / ``nudge_steps``, or the block
     solver (reference engine only)."""
-    name: Literal["reference", "brian2-rate", "brian2-spiking"] = "reference"
+    name: Literal["reference", "brian2-rate", "brian2-spiking", "resistive"] = "reference"
     build_dir: str = ""
     neuron: Literal["poisson", "lif"] = "poisson"
     noise: Literal["independent", "common"] = "independent"
@@ -232,6 +236,33 @@ class SweepSection(_Section):
         return v
 
 
+class ResistiveSection(_Section):
+    """The elements of a resistive network (``network.kind = "resistive"``;
+    :class:`neurosim.resistive.Elements`): ``diode`` (``ideal`` or ``shockley``), the diode
+    bounds ``v_low`` / ``v_high`` and bias sources ``v_bias`` (volts), ``input_scale``
+    (volts per unit of input), the amplifier ``gain`` out of each hidden layer, the Shockley
+    ``i_s`` (A) and ``n_vt`` (V), ``g_unit`` (siemens per unit conductance), ``c_node``
+    (farads per node) and ``g_init`` (a node's mean total input conductance at the start,
+    in units of ``g_unit``)."""
+    diode: Literal["ideal", "shockley"] = "ideal"
+    v_low: float = 0.0
+    v_high: float = 1.0
+    v_bias: float = Field(1.0, gt=0)
+    input_scale: float = Field(1.0, gt=0)
+    gain: float = Field(1.0, gt=0)
+    i_s: float = Field(1e-12, gt=0)
+    n_vt: float = Field(0.025, gt=0)
+    g_unit: float = Field(1e-6, gt=0)
+    c_node: float = Field(1e-13, gt=0)
+    g_init: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if not self.v_low < self.v_high:
+            raise ValueError("v_low (%g) must be below v_high (%g)" % (self.v_low, self.v_high))
+        return self
+
+
 class Circuit(_Section):
     """A whole circuit file."""
     name: str = "circuit"
@@ -243,6 +274,7 @@ class Circuit(_Section):
     record: RecordSection = RecordSection()
     output: OutputSection = OutputSection()
     hardware: HardwareSection = HardwareSection()
+    resistive: ResistiveSection = ResistiveSection()
     cost: CostSection = CostSection()
     sweep: SweepSection = SweepSection()
 

@@ -2,7 +2,6 @@
 dense nodal solve of the same circuit, ideal wires are the ideal read exactly, more wire
 resistance loses more current, one factorisation serves every read of a weight state, and the
 reference engine on devices reads through the wires in both directions and still trains."""
-import time
 
 import numpy as np
 import pytest
@@ -275,14 +274,11 @@ def test_the_reference_engine_trains_through_resistive_wires_and_resumes():
         return Trainer(eng, data, lr=[0.5, 0.25], epochs=epochs, batch_size=20,
                        fidelity_batches=0, progress=False)
 
-    t0 = time.perf_counter()
     tr = trainer()
     tr.fit()
-    seconds = time.perf_counter() - t0
     acc = tr.history["test_accuracy"]
     assert acc[-1] > 0.45 and acc[-1] > acc[0] + 0.1, acc        # 10 classes: chance 0.1
     assert tr.engine.crossbar.wires.factorizations > 0
-    assert seconds < 20, seconds
     # the wires' factorisations are derived from the conductances: a resumed engine reads
     # the same weights
     again = trainer()

@@ -25,6 +25,9 @@ spikes drive the currents; ``"analog"``: an input's current is ``sum w x`` set o
 example (no input spikes: the dense input projection costs nothing per step).
 ``input_rule`` as in :class:`~neurosim.brian.spiking.SpikingCircuit`.
 
+Spike counters (:attr:`stats` ``spikes``, per population, free and nudged phases) count the
+training examples' spikes only.
+
 Inference through spikes: each example's output rate is its output units' spike count over
 the second half of its free phase, divided by the count of a unit at rho = 1; examples after
 ``n_train`` run at the final weights with sign 0 (no learning).
@@ -206,7 +209,8 @@ class SpikingTrainingCircuit:
             return code
 
         groups, counters = {}, ["nspk_free : 1", "nspk_nudge : 1", "in_free : 1"]
-        count = "nspk_free += in_free\nnspk_nudge += 1 - in_free"
+        # spikes of training examples (sign +-1; evaluation and padding have sign 0)
+        count = "nspk_free += in_free * abs(sgn)\nnspk_nudge += (1 - in_free) * abs(sgn)"
         # the input population
         eqs, threshold, reset = encoder(p["neuron"])
         in_eqs = ["rho : 1", "sgn : 1"] + counters

@@ -21,8 +21,18 @@ from ..training.trainer import Trainer
 CHECKPOINT = "checkpoint.npz"
 
 
-def build_network(section):
-    """A :class:`Network` from the ``[network]`` section."""
+def build_network(section, elements=None):
+    """A :class:`Network` from the ``[network]`` section, or for ``kind = "resistive"`` a
+    :class:`~neurosim.resistive.ResistiveNetwork` with the ``[resistive]`` section's
+    ``elements``."""
+    if section.kind == "resistive":
+        from ..resistive import resistive
+        if section.sizes is None or section.skip:
+            raise ConfigurationError("network.sizes: a resistive network is layered: give "
+                                     "'sizes' (no 'skip', no explicit graph)")
+        el = dict(elements or {})
+        g_init = el.pop("g_init", 1.0)
+        return resistive(section.sizes, seed=section.seed, g_init=g_init, **el)
     kw = dict(activation=section.activation, dynamics=section.dynamics, seed=section.seed,
               dtype=section.dtype, gain=section.gain, asymmetry=section.asymmetry)
     if section.sizes is not None:
@@ -160,7 +170,7 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     else:
         circuit, text = config.load(circuit_path, overrides)
     # build and check everything before anything is written
-    net = build_network(circuit.network)
+    net = build_network(circuit.network, circuit.resistive.model_dump())
     data = build_dataset(circuit.dataset, circuit.network.dtype)
     check_fit(net, data)
     engine = build_engine(circuit, net)

@@ -123,6 +123,9 @@ class Engine:
     #: True when :meth:`train_epoch` runs a whole epoch in one circuit run (the trainer then
     #: calls it instead of :meth:`step`).
     fuses_epoch = False
+    #: True when the numpy rate network's readout of the same weights means something (the
+    #: run reports it beside the engine's own accuracy); False for other kinds of network.
+    reference_readout = True
 
     def __init__(self, net, settings):
         self.net, self.settings = net, settings
@@ -147,6 +150,19 @@ class Engine:
         """A whole epoch in one run (only where :attr:`fuses_epoch`); see
         :class:`EpochResult`."""
         raise ConfigurationError("engine.name: the %s engine trains batch by batch" % self.name)
+
+    def ground_truth(self, x, y, tol, label):
+        """RBP's implicit gradient of the system the engine simulates, at its exactly solved
+        free fixed point, and that point (with ``residual`` and ``pinned`` per population):
+        for rate networks :func:`neurosim.fixed_point.free_fixed_point` and
+        :func:`neurosim.rbp.gradient`. ``label`` names the batch in errors."""
+        from .. import rbp
+        from ..fixed_point import free_fixed_point
+        s = self.settings
+        fp = free_fixed_point(self.net, x, clip=s.clip, eps=s.eps, tol=tol, batch=label)
+        g = rbp.gradient(self.net, x, y, method="implicit", eps=s.eps, state=fp.state,
+                         clip=s.clip)
+        return g, fp
 
     def free_state(self, x, state=None):
         """The free state after the engine's free phase (the ``rbp`` and ``continual_ep``

@@ -15,10 +15,12 @@ NOT_HONOURED = {
     "brian2-rate": ("solver", "persistent", "neuron", "noise", "plasticity", "rule_every",
                     "whole_epoch", "input_drive", "input_rule", "max_rate"),
     "brian2-spiking": ("solver", "persistent"),
+    "resistive": ("solver", "persistent", "neuron", "noise", "plasticity", "rule_every",
+                  "whole_epoch", "input_drive", "input_rule", "max_rate", "build_dir"),
 }
 #: learning rules each engine trains with
 RULES = {"reference": ("ep", "continual_ep", "rbp"), "brian2-rate": ("ep",),
-         "brian2-spiking": ("ep",)}
+         "brian2-spiking": ("ep",), "resistive": ("ep",)}
 
 
 def _reference(net, settings, batch_size):
@@ -36,7 +38,13 @@ def _brian_spiking(net, settings, batch_size):
     return SpikingEngine(net, settings, batch_size=batch_size)
 
 
-ENGINES = {"reference": _reference, "brian2-rate": _brian_rate, "brian2-spiking": _brian_spiking}
+def _resistive(net, settings, batch_size):
+    from .resistive import ResistiveEngine
+    return ResistiveEngine(net, settings)
+
+
+ENGINES = {"reference": _reference, "brian2-rate": _brian_rate, "brian2-spiking": _brian_spiking,
+           "resistive": _resistive}
 
 
 def check(name, settings):
@@ -50,7 +58,7 @@ def check(name, settings):
     if settings.rule not in RULES[name]:
         raise ConfigurationError("learning.rule: the %s engine trains with %s, got %r"
                                  % (name, " or ".join(RULES[name]), settings.rule))
-    if name != "reference" and settings.momentum:
+    if name not in ("reference", "resistive") and settings.momentum:
         raise ConfigurationError("learning.momentum: the %s engine applies plain EP updates "
                                  "(momentum = 0)" % name)
 

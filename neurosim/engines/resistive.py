@@ -43,19 +43,22 @@ class ResistiveEngine(Engine):
             return s.beta * ep.random_sign(rng), "one_sided"
         return s.beta, s.variant
 
-    def _count_energy(self, x, points):
-        """Dissipated energy of the phases just solved: power times the settling time."""
+    def _count_energy(self, x, points, drive):
+        """Dissipated energy of the phases just solved: power times the settling time (of
+        the conductances at the start of the run: the slowest mode's time constant)."""
         if self._settle is None:
             self._settle = solver.settling_time(self.net, SETTLING)
         for name, p in points.items():
-            e = float(np.sum(solver.power(self.net, x, p.state))) * self._settle
+            e = float(np.sum(solver.power(self.net, x, p.state, drive))) * self._settle
             self.energy["free" if name == "free" else "nudged"] += e
 
     def estimate(self, x, y, state=None, rng=None):
         """The EP estimate from the circuit's operating points (parameters unchanged)."""
         beta, variant = self._beta(rng)
-        g, points = learning.ep_gradient(self.net, x, y, beta, variant=variant, tol=TOL)
-        self._count_energy(x, points)
+        drive = solver.input_drive(self.net, x)
+        g, points = learning.ep_gradient(self.net, x, y, beta, variant=variant, tol=TOL,
+                                         drive=drive)
+        self._count_energy(x, points, drive)
         free = points["free"].state
         return Estimate(g, free, float(np.mean(learning.cost(self.net, free, y))))
 

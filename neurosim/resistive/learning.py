@@ -49,15 +49,16 @@ def drop_contrast(net, x, Va, Vb):
     return {k: out[k] for k in net.params}
 
 
-def ep_gradient(net, x, y, beta, variant="symmetric", tol=1e-10, free=None):
+def ep_gradient(net, x, y, beta, variant="symmetric", tol=1e-10, free=None, drive=None):
     """The EP estimate of ``dL/dG`` (batch mean) and the operating points it used
-    (``{"free", "plus", "minus"}``); ``free``: a free operating point already solved."""
+    (``{"free", "plus", "minus"}``); ``free``: a free operating point already solved,
+    ``drive``: the input drive of ``x`` (:func:`~neurosim.resistive.solver.input_drive`)."""
     if variant not in ("one_sided", "symmetric"):
         raise ArgumentError("variant must be 'one_sided' or 'symmetric', got %r" % (variant,))
     if not beta:
         raise ArgumentError("beta must be non-zero")
     B = np.shape(x)[0]
-    drive = input_drive(net, x)
+    drive = input_drive(net, x) if drive is None else drive
     free = free or operating_point(net, x, tol=tol, drive=drive)
     plus = operating_point(net, x, y, beta, state=free.state, tol=tol, drive=drive)
     points = {"free": free, "plus": plus}

@@ -35,42 +35,50 @@ class OperatingPoint:
     pinned: dict
 
 
+@dataclass
+class Drive:
+    """What stays fixed while a batch's operating points are solved: per layer the nodes'
+    total conductance ``c`` and the bias sources' current ``r_bias``, and the input sources'
+    conductance-weighted voltages into the first state layer ``r_in`` (batch, n)."""
+
+    c: dict
+    r_bias: dict
+    r_in: np.ndarray
+
+
 def input_drive(net, x):
-    """What the input sources give the first state layer, the same in every phase of an
-    example: ``(sum of conductances, conductance-weighted source voltages (batch, n))``."""
-    G = net.params["W:x->%s" % net.state_pops[0]]
-    return G.sum(axis=0), net.source_voltages(x) @ G
+    """The :class:`Drive` of inputs ``x`` (the same in every phase of an example)."""
+    el, layers = net.elements, net.layers
+    c, r_bias = {}, {}
+    for i, layer in enumerate(layers[1:], start=1):
+        total = net.params["W:%s->%s" % (layers[i - 1], layer)].sum(axis=0)
+        if i + 1 < len(layers):
+            total = total + el.gain ** 2 * net.params["W:%s->%s" % (layer, layers[i + 1])].sum(axis=1)
+        Gb = net.params["b:%s" % layer]
+        c[layer] = total + Gb.sum(axis=0)
+        r_bias[layer] = el.v_bias * (Gb[0] - Gb[1])
+    r_in = net.source_voltages(x) @ net.params["W:x->%s" % net.state_pops[0]]
+    return Drive(c, r_bias, r_in)
 
 
 def _couplings(net, layer, V, drive, beta, y):
     """``(c, r)`` of every node of ``layer``: total conductance and the weighted sum of its
     neighbours' voltages (amplified edges: gain ``A`` on the voltage sent out of a hidden
     layer and on the current it takes back), the output nudge included; ``drive``: the
-    :func:`input_drive`."""
+    batch's :class:`Drive`."""
     el, layers = net.elements, net.layers
     i = layers.index(layer)
     prev, nxt = layers[i - 1], (layers[i + 1] if i + 1 < len(layers) else None)
-    if prev == "x":
-        c, r = drive
-    else:
-        G = net.params["W:%s->%s" % (prev, layer)]
-        c, r = G.sum(axis=0), (el.gain * V[prev]) @ G
+    r = drive.r_in if prev == "x" else \
+        (el.gain * V[prev]) @ net.params["W:%s->%s" % (prev, layer)]
     if nxt is not None:
-        Gn = net.params["W:%s->%s" % (layer, nxt)]
-        c = c + el.gain ** 2 * Gn.sum(axis=1)
-        r = r + el.gain * V[nxt] @ Gn.T
-    Gb = net.params["b:%s" % layer]
-    c = c + Gb.sum(axis=0)
-    r = r + el.v_bias * (Gb[0] - Gb[1])
+        r = r + el.gain * V[nxt] @ net.params["W:%s->%s" % (layer, nxt)].T
+    r = r + drive.r_bias[layer]
+    c = drive.c[layer]
     if layer == "y" and beta:
         c = c + beta
         r = r + beta * y
-    c = np.broadcast_to(c, r.shape)
-    if np.any(c <= 0):
-        raise OperatingPointError("layer %s: a node's total conductance plus the nudge is not "
-                                  "positive (beta = %g is too negative for its conductances)"
-                                  % (layer, beta))
-    return c, r
+    return np.broadcast_to(c, r.shape), r
 
 
 def diode_currents(el, V):
@@ -157,7 +165,11 @@ def operating_point(net, x, y=None, beta=0.0, state=None, tol=1e-10, max_sweeps=
     if already computed. Raises :class:`OperatingPointError` when the residual is still
     above ``tol`` after ``max_sweeps``."""
     drive = input_drive(net, x) if drive is None else drive
-    B = drive[1].shape[0]
+    B = drive.r_in.shape[0]
+    if beta < 0 and np.any(drive.c["y"] + beta <= 0):
+        raise OperatingPointError("layer y: a node's total conductance plus the nudge is not "
+                                  "positive (beta = %g is too negative for its conductances)"
+                                  % beta)
     if beta:
         y = net.targets_dict(y, B)["y"]
     V = {p: (np.zeros((B, net.sizes[p])) if state is None else np.array(state[p], np.float64))
@@ -183,11 +195,12 @@ def operating_point(net, x, y=None, beta=0.0, state=None, tol=1e-10, max_sweeps=
     return OperatingPoint(V, res, sweep, pinned)
 
 
-def power(net, x, V):
+def power(net, x, V, drive=None):
     """Power dissipated at an operating point, per example (watts): ``g_unit sum G dV^2``
     over every conductance (amplified edges counted at their output's voltage) plus the
-    diodes' ``v i``."""
+    diodes' ``v i``; ``drive``: the :func:`input_drive` of ``x`` if already computed."""
     el = net.elements
+    drive = input_drive(net, x) if drive is None else drive
     sources = net.source_voltages(x)
     P = np.zeros(sources.shape[0])
     for t in net.terms:
@@ -196,9 +209,10 @@ def power(net, x, V):
         a, b = t.source, t.target
         up = sources if a == "x" else el.gain * V[a]
         G, v = net.params[t.key], V[b]
-        # sum_ij G_ij (u_i - v_j)^2, expanded (no (batch, n_a, n_b) array)
-        P += (up ** 2) @ G.sum(axis=1) + (v ** 2) @ G.sum(axis=0) \
-            - 2 * np.sum((up @ G) * v, axis=1)
+        # sum_ij G_ij (u_i - v_j)^2, expanded (no (batch, n_a, n_b) array; the input
+        # layer's u G is the input drive)
+        uG = drive.r_in if a == "x" else up @ G
+        P += (up ** 2) @ G.sum(axis=1) + (v ** 2) @ G.sum(axis=0) - 2 * np.sum(uG * v, axis=1)
     for p in net.state_pops:
         Gb = net.params["b:%s" % p]
         P += ((V[p] - el.v_bias) ** 2) @ Gb[0] + ((V[p] + el.v_bias) ** 2) @ Gb[1]
@@ -245,5 +259,5 @@ def settling_time(net, tolerance=1e-3):
     return el.c_node / (el.g_unit * lam) * np.log(1.0 / tolerance)
 
 
-__all__ = ["operating_point", "input_drive", "relaxation_step", "OperatingPoint", "OperatingPointError", "kcl_residual",
+__all__ = ["operating_point", "input_drive", "Drive", "relaxation_step", "OperatingPoint", "OperatingPointError", "kcl_residual",
            "power", "settling_time", "hessian", "diode_currents"]

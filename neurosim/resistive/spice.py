@@ -93,6 +93,34 @@ def netlist(net, x, title="neurosim resistive network"):
     return "\n".join(lines)
 
 
+def read_conductances(text, net):
+    """The conductance parameters written in a netlist of :func:`netlist` for ``net``'s
+    shape (the round trip of the export): each resistor's ``1 / (R g_unit)`` at the place
+    its two nodes name; conductances without a resistor are 0."""
+    el = net.elements
+    params = {k: np.zeros_like(v) for k, v in net.params.items()}
+    nx = net.sizes["x"]
+    for line in text.splitlines():
+        if not line.startswith("R"):
+            continue
+        _, a, b, r = line.split()
+        g = 1.0 / (float(r) * el.g_unit)
+        layer_b, j = b[1:].rsplit("_", 1)
+        j = int(j)
+        if a.startswith("nbias_"):
+            params["b:%s" % layer_b][0 if a == "nbias_p" else 1, j] = g
+            continue
+        if a.startswith("nx_"):
+            src, i = "x", int(a[3:])
+            if i >= 2 * nx:
+                raise SpiceError("resistor from unknown source %s" % a)
+        else:
+            src, i = a[5:].rsplit("_", 1) if a.startswith("namp_") else a[1:].rsplit("_", 1)
+            i = int(i)
+        params["W:%s->%s" % (src, layer_b)][i, j] = g
+    return params
+
+
 def find_ngspice():
     """The ngspice executable, or a :class:`SpiceError` saying how to install it."""
     exe = shutil.which("ngspice")
@@ -177,5 +205,5 @@ def check(net, x, rel_tol=1e-6):
                       bool(diff.max() <= tol), net.n_components, len(names))
 
 
-__all__ = ["netlist", "run_ngspice", "check", "find_ngspice", "SpiceCheck", "SpiceError",
+__all__ = ["netlist", "read_conductances", "run_ngspice", "check", "find_ngspice", "SpiceCheck", "SpiceError",
            "V_T", "node_name"]

@@ -22,11 +22,9 @@ from tqdm.auto import tqdm
 from .. import energy as en
 from .. import ep as _ep
 from .. import fidelity as fid
-from .. import rbp
 from ..atomic import atomic_path
 from ..engines.protocol import StepResult
 from ..errors import ConfigurationError, NeurosimError
-from ..fixed_point import free_fixed_point
 from ..hardware.cost import CostMeter
 from .optimizer import Optimizer, resolve_learning_rates
 
@@ -199,14 +197,9 @@ class Trainer:
 
     # -- the ground truth -------------------------------------------------------------
     def ground_truth(self, x, y, label):
-        """RBP's implicit gradient at the exact free fixed point of the current parameters,
-        and that fixed point (:func:`neurosim.fixed_point.free_fixed_point`)."""
-        s = self.engine.settings
-        fp = free_fixed_point(self.net, x, clip=s.clip, eps=s.eps, tol=self.fidelity_tol,
-                              batch=label)
-        g = rbp.gradient(self.net, x, y, method="implicit", eps=s.eps, state=fp.state,
-                         clip=s.clip)
-        return g, fp
+        """RBP's gradient at the exact free fixed point of the current parameters, and that
+        fixed point (the engine's :meth:`~neurosim.engines.protocol.Engine.ground_truth`)."""
+        return self.engine.ground_truth(x, y, self.fidelity_tol, label)
 
     # -- the loop ---------------------------------------------------------------------
     def _train_batch(self, idx, epoch, b, fidelity):
@@ -389,7 +382,8 @@ class Trainer:
         h["test_accuracy"].append(test_acc)
         h["seconds"].append(self.acc[3])
         h["examples_per_second"].append(self.acc[2] / max(self.acc[3], 1e-9))
-        if self.engine.evaluated_by != "reference":   # the numpy readout of the same weights
+        if self.engine.evaluated_by != "reference" and self.engine.reference_readout:
+            # the numpy readout of the same weights
             h.setdefault("reference_test_accuracy", []).append(self.reference_accuracy())
         self.epoch, self.batch, self.acc = epoch + 1, 0, [0.0, 0, 0, 0.0]
         self.save()

@@ -1,0 +1,183 @@
+"""Resistive networks: the DC operating point is exact, RBP equals finite differences, EP at
+small beta equals RBP, ngspice agrees with the solver, the netlist round-trips, and the
+``resistive`` engine trains through the Trainer and the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import neurosim as ns
+from neurosim import config
+from neurosim import engines
+from neurosim.resistive import (OperatingPointError, ep_gradient, operating_point,
+                                rbp_gradient, resistive)
+from neurosim.resistive.learning import cost
+from neurosim.resistive.solver import kcl_residual, input_drive
+
+ELEMENTS = [dict(diode="ideal", gain=1.0), dict(diode="ideal", gain=2.0),
+            dict(diode="shockley", gain=1.0, i_s=1e-6, n_vt=0.05),
+            dict(diode="shockley", gain=2.0, i_s=1e-6, n_vt=0.05)]
+NGSPICE = shutil.which("ngspice")
+
+
+def _flat(d):
+    return np.concatenate([np.ravel(d[k]) for k in sorted(d)])
+
+
+def _batch(n_x=5, n_y=3, batch=3):
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 1, (batch, n_x)), rng.uniform(0, 1, (batch, n_y))
+
+
+@pytest.mark.parametrize("el", ELEMENTS, ids=lambda e: "%s-gain%g" % (e["diode"], e["gain"]))
+def test_operating_point_is_exact_and_within_the_diodes(el):
+    net = resistive([5, 7, 4, 3], seed=1, **el)
+    x, y = _batch()
+    fp = operating_point(net, x, tol=1e-12)
+    assert fp.residual < 1e-12
+    assert kcl_residual(net, fp.state, input_drive(net, x)) == pytest.approx(fp.residual)
+    if el["diode"] == "ideal":
+        for p in net.hidden:
+            assert fp.state[p].min() >= 0.0 and fp.state[p].max() <= 1.0
+        assert 0 < fp.pinned["h1"] < 1
+    nudged = operating_point(net, x, y, 0.3, state=fp.state, tol=1e-12)
+    # the nudge lowers every example's cost
+    assert np.all(cost(net, nudged.state, y) < cost(net, fp.state, y))
+
+
+@pytest.mark.parametrize("el", ELEMENTS, ids=lambda e: "%s-gain%g" % (e["diode"], e["gain"]))
+def test_rbp_equals_finite_differences_and_ep_at_small_beta(el):
+    net = resistive([5, 7, 4, 3], seed=1, **el)
+    x, y = _batch()
+    fp = operating_point(net, x, tol=1e-13)
+    g = rbp_gradient(net, x, y, fp)
+
+    def loss(n):
+        return float(np.mean(cost(n, operating_point(n, x, tol=1e-13).state, y)))
+
+    for k in net.params:
+        idx = np.unravel_index(np.argmax(np.abs(g[k])), g[k].shape)
+        up, down = net.copy(), net.copy()
+        up.params[k][idx] += 1e-6
+        down.params[k][idx] -= 1e-6
+        fd = (loss(up) - loss(down)) / 2e-6
+        assert fd == pytest.approx(g[k][idx], rel=1e-6), k
+    ep, _ = ep_gradient(net, x, y, 1e-4, tol=1e-13)
+    a, b = _flat(ep), _flat(g)
+    assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.99999
+    one, _ = ep_gradient(net, x, y, 1e-4, variant="one_sided", tol=1e-13)
+    assert np.linalg.norm(_flat(one) - b) / np.linalg.norm(b) < 1e-3
+
+
+def test_a_too_strong_negative_nudge_is_a_clear_error():
+    net = resistive([5, 4, 3], seed=0)
+    x, y = _batch()
+    with pytest.raises(OperatingPointError, match="beta = -50"):
+        operating_point(net, x, y, -50.0)
+    with pytest.raises(ns.errors.ArgumentError, match="v_low"):
+        resistive([5, 4, 3], v_low=1.0, v_high=0.0)
+    with pytest.raises(ns.errors.ArgumentError, match="x must have shape"):
+        operating_point(net, np.zeros((2, 4)))
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist"),
+                    reason="dataset-fashion-mnist is not installed (apt-get install "
+                           "dataset-fashion-mnist)")
+def test_fashion_network_ep_update_points_along_rbp_at_small_beta():
+    """The shipped resistive Fashion-MNIST network (784-500-10, ideal diodes): at beta 0.001
+    the EP update of a batch has cosine >= 0.99 to the circuit's RBP gradient."""
+    circuit, _ = config.load("resistive_fashion_784-500-10")
+    from neurosim.commands.run import build_network
+    net = build_network(circuit.network, circuit.resistive.model_dump())
+    data = ns.datasets.load("fashion-mnist", limit_train=20, limit_test=10, seed=0)
+    x, y = data.x_train, data.y_train
+    fp = operating_point(net, x)
+    g_rbp = rbp_gradient(net, x, y, fp)
+    g_ep, _ = ep_gradient(net, x, y, 1e-3)
+    a, b = _flat(g_ep), _flat(g_rbp)
+    assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) >= 0.99
+
+
+@pytest.mark.skipif(NGSPICE is None, reason="ngspice is not installed (apt-get install ngspice)")
+@pytest.mark.parametrize("diode", ["shockley", "ideal"])
+def test_ngspice_agrees_with_the_solver_on_a_thousand_components(diode):
+    from neurosim.resistive.spice import check
+    net = resistive([20, 30, 10], seed=0, diode=diode, gain=2.0, input_scale=2.0)
+    assert net.n_components >= 1000
+    x = np.random.default_rng(0).uniform(0, 1, 20)
+    c = check(net, x)
+    assert c.agree, c.as_dict()
+    if diode == "shockley":
+        assert c.max_rel < 1e-6
+    else:   # ideal diodes exported as Shockley diodes: within the forward drop, not closer
+        assert 1e-6 < c.max_abs <= c.tolerance
+
+
+def test_netlist_round_trip():
+    from neurosim.resistive.spice import netlist, read_conductances
+    net = resistive([6, 5, 3], seed=2, gain=2.0)
+    net.params["W:x->h1"][0, 0] = 0.0          # an absent resistor
+    got = read_conductances(netlist(net, np.full(6, 0.5)), net)
+    for k, v in net.params.items():
+        np.testing.assert_allclose(got[k], v, rtol=1e-14, atol=0, err_msg=k)
+
+
+def test_resistive_engine_trains_and_logs_its_own_ground_truth():
+    data = ns.datasets.load("digits", limit_train=600, limit_test=200, seed=0)
+    net = resistive([64, 64, 10], seed=0, input_scale=3.0, v_low=-1.0)
+    eng = engines.build("resistive", net, beta=0.1, variant="symmetric")
+    assert eng.reference_readout is False
+    tr = ns.training.Trainer(eng, data, lr=[0.1, 0.01], epochs=3, batch_size=20,
+                             fidelity_batches=2, progress=False)
+    tr.fit()
+    h = tr.history
+    # measured 0.52 / 0.65 / 0.77 (chance 0.1)
+    assert h["test_accuracy"][-1] > 0.6 and h["test_accuracy"][-1] > h["test_accuracy"][0]
+    assert "reference_test_accuracy" not in h
+    assert all(v >= 0 for p in net.params.values() for v in p.ravel())
+    cos = np.array(tr.fidelity["cosine/all"])
+    assert np.nanmean(cos[2:]) > 0.9                  # EP at beta 0.2 vs the circuit's RBP
+    assert max(tr.fidelity["rbp_residual"]) < 1e-10
+    energy = eng.counters()["circuit_energy_j"]
+    assert energy["free"] > 0 and energy["nudged"] > 0
+    traj = eng.trajectories(data.x_test[:2], data.y_test[:2])
+    assert traj["states"]["y"].shape[1:] == (2, 10)
+    final = operating_point(net, data.x_test[:2]).state["y"]
+    free_end = traj["states"]["y"][eng.settings.free_steps]
+    assert np.abs(free_end - final).max() < 0.05        # the RC transient settles there
+    with pytest.raises(ns.errors.ConfigurationError, match="network.kind"):
+        engines.build("resistive", ns.layered([4, 3, 2]))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "neurosim.cli", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_neurosim_run_and_spice_on_a_resistive_circuit(tmp_path):
+    small = ["--set", "network.sizes=[64,16,10]", "--set", "dataset.name=\"digits\"",
+             "--set", "train.epochs=1", "--set", "dataset.limit_train=100",
+             "--set", "dataset.limit_test=50", "--set", "record.examples=1"]
+    r = _cli("run", "resistive_fashion_784-500-10", "--json", "--no-progress", "--out",
+             str(tmp_path), *small)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["engine"] == "resistive" and s["evaluated_by"] == "resistive"
+    run_dir = s["run_dir"]
+    assert os.path.exists(os.path.join(run_dir, "traces.h5"))
+    if NGSPICE is not None:
+        r = _cli("spice", "resistive_fashion_784-500-10", *small[:4], "--check", "--json",
+                 "--checkpoint", os.path.join(run_dir, "checkpoint.npz"),
+                 "--set", "resistive.diode=\"shockley\"",
+                 "--netlist", str(tmp_path / "net.cir"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        assert out["agree"] and out["max_rel"] < 1e-6
+    bad = _cli("spice", "default")
+    assert bad.returncode == 2 and "network.kind" in bad.stderr
