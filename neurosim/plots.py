@@ -127,7 +127,7 @@ def fidelity_curves(fidelity, path):
         ax.set_visible(False)
     n = x.size
     series = [("cosine/all", "rel_error/all", "engine estimate", "C0"),
-              ("applied_cosine/all", "applied_rel_error/all", "applied update (devices)", "C3")]
+              ("applied_cosine/all", "applied_rel_error/all", "applied update (the parameters' constraints: devices, G >= 0)", "C3")]
 
     a = axes[0]
     drawn = False
@@ -179,8 +179,8 @@ def fidelity_curves(fidelity, path):
         else:
             _nothing(c, "pinned share")
         c.set_ylim(bottom=0)
-        c.set(xlabel="training (epochs)", ylabel="units pinned at a clip bound (%)",
-              title="units at a clip bound (0 or 1) at the free fixed point:\n"
+        c.set(xlabel="training (epochs)", ylabel="units pinned at a bound (%)",
+              title="units at a clip (or ideal diode) bound at the free fixed point:\n"
                     "RBP says they cannot move, a finite nudge moves them")
     if residual:
         d = axes[col]
