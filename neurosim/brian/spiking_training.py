@@ -49,8 +49,8 @@ import time
 import numpy as np
 
 from .. import checks
-from .device import (CircuitError, build_folder, check_compiler, import_brian2,
-                     standalone_device)
+from .device import (CircuitError, build_folder, check_compiler, compile_standalone,
+                     import_brian2, standalone_device)
 from .rate import DRHO, RHO
 from .spiking import DEFAULTS, INPUT_RULES, NEURONS
 from .spiking_build import TRACE_EQS, TRACE_ON_SPIKE, encoder
@@ -388,33 +388,19 @@ class SpikingTrainingCircuit:
         signs = np.where(np.arange(self.n) < n_train, signs, 0.0)
         tables = self._tables(x, y, signs, n_train, record)
         b2 = import_brian2()
-        from brian2.devices import device, reinit_and_delete, set_device
+        from brian2.devices import device
         t0 = time.perf_counter()
         if self._folder is None:
             self._folder = build_folder(self.build_dir, prefix="neurosim-spiking-train-")
-            set_device("cpp_standalone", directory=self._folder, build_on_run=False,
-                       with_output=False)
-            b2.defaultclock.dt = self.params["eps"] * self.params["tau"] * b2.ms
-            # the banks' copies ``w_post = W_pre`` write each replica synapse from exactly
-            # one bank unit: Brian2's warning that the order might matter does not apply
-            from brian2.utils.logger import catch_logs
-            try:
-                with catch_logs(only_from=("brian2.codegen.generators.base",)):
-                    b2.seed(self.seed)
-                    netw = self._build(b2, tables)
-                    netw.run((self._n_slots() * self.S + 1) * b2.defaultclock.dt,
-                             namespace={})
-                    device.build(directory=self._folder, compile=True, run=False,
-                                 with_output=False)
-            except Exception as e:
-                reinit_and_delete()
-                set_device("runtime")
-                raise CircuitError("the Brian2 standalone build failed in %s (%s: %s); check "
-                                   "that the C++ compiler works (g++ --version) or train "
-                                   "batch by batch" % (self._folder, type(e).__name__,
-                                                       str(e).strip()[-300:])) from None
+            dt = self.params["eps"] * self.params["tau"]
+
+            def make_network():
+                b2.seed(self.seed)
+                return self._build(b2, tables)
+
+            compile_standalone(self._folder, dt, make_network, self._n_slots() * self.S + 1,
+                               "train batch by batch (engine.whole_epoch = false)")
             self.seconds_build = time.perf_counter() - t0
-            set_device("runtime")
         groups, banks, bias_banks, ta, mon = self._objs
         args = {ta[k]: v for k, v in tables.items()}
         scale = self._beta_scale()

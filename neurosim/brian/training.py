@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from .device import (CircuitError, build_folder, check_compiler, import_brian2,
-                     standalone_device)
+from .device import (CircuitError, build_folder, check_compiler, compile_standalone,
+                     import_brian2, standalone_device)
 from .rate import DRHO, RHO
 
 
@@ -256,7 +256,7 @@ class TrainingCircuit:
                                % (self.record_slots, len(record)))
         n_train = self.n if n_train is None else int(n_train)
         b2 = import_brian2()
-        from brian2.devices import device, reinit_and_delete, set_device
+        from brian2.devices import device
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         if x.shape[0] != self.n or y.shape[0] != self.n:
             raise CircuitError("the circuit was built for %d examples per epoch, got %d"
@@ -265,23 +265,9 @@ class TrainingCircuit:
         if self._folder is None:
             t0 = time.perf_counter()
             self._folder = build_folder(self.build_dir, prefix="neurosim-train-")
-            set_device("cpp_standalone", directory=self._folder, build_on_run=False,
-                       with_output=False)
-            b2.defaultclock.dt = self.eps * b2.ms
-            try:
-                netw = self._build(b2, x, y, signs)
-                netw.run((self.n * self.S + 1) * self.eps * b2.ms, namespace={})
-                device.build(directory=self._folder, compile=True, run=False,
-                             with_output=False)
-            except Exception as e:
-                reinit_and_delete()
-                set_device("runtime")
-                raise CircuitError("the Brian2 standalone build failed in %s (%s: %s); check "
-                                   "that the C++ compiler works (g++ --version) or train with "
-                                   "the reference engine" % (self._folder, type(e).__name__,
-                                                             str(e).strip()[-300:])) from None
+            compile_standalone(self._folder, self.eps, lambda: self._build(b2, x, y, signs),
+                               self.n * self.S + 1, "train with the reference engine")
             self.seconds_build = time.perf_counter() - t0
-            set_device("runtime")       # active again only inside _standalone()
         groups, syns, ta, mon = self._objs
         args = {ta["x_ta"]: self._per_example(x), ta["y_ta"]: self._per_example(y),
                 ta["sgn_ta"]: np.append(signs, 0.0),

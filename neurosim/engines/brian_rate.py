@@ -23,7 +23,7 @@ from .. import ep
 from ..brian.device import CircuitError
 from ..brian.training import TrainingCircuit, check_supported
 from ..errors import ConfigurationError
-from .protocol import Engine, EpochResult, Estimate, StepResult
+from .protocol import Engine, Estimate, StepResult, split_outputs, with_evaluation
 from .reference import batch_cost
 
 
@@ -110,20 +110,11 @@ class BrianRateEngine(Engine):
 
     def train_epoch(self, x, y, signs, lrs, batch_size, record=(), x_eval=None):
         """The epoch's training examples, then ``x_eval`` at the final weights, in one run."""
-        n = np.shape(x)[0]
-        xs, ys, ss = [x], [y], [signs]
-        if x_eval is not None and len(x_eval):
-            xs.append(x_eval)
-            ys.append(np.zeros((len(x_eval), np.shape(y)[1])))
-            ss.append(np.zeros(len(x_eval)))
-        xa, ya, sa = np.concatenate(xs), np.concatenate(ys), np.concatenate(ss)
+        xa, ya, sa, n = with_evaluation(x, y, signs, x_eval)
         circ = self._circuit(xa.shape[0], batch_size, len(record))
         circ.train_epoch(xa, ya, sa, lrs, batch_size, n_train=n, record=list(record))
         out = circ.outputs
-        return EpochResult(train_outputs={p: v[:n] for p, v in out.items()},
-                           eval_outputs=({p: v[n:] for p, v in out.items()}
-                                         if len(xs) > 1 else None),
-                           recorded=dict(circ.recorded))
+        return split_outputs(out, n, circ.recorded)
 
     def phase_trajectory(self, x, y, beta, steps, state=None):
         """One phase in the Brian2 rate circuit (runtime device: the same equations), its

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigurationError
-from .protocol import Engine, EpochResult, Estimate, StepResult
+from .protocol import Engine, Estimate, StepResult, split_outputs, with_evaluation
 from .reference import batch_cost
 from ..brian.spiking import SpikingCircuit, trace_constants
 
@@ -166,13 +166,7 @@ class SpikingEngine(Engine):
     def train_epoch(self, x, y, signs, lrs, batch_size, record=(), x_eval=None):
         """The epoch's training examples (mini-batches as replicas), then ``x_eval`` at the
         final weights, in one compiled run; outputs are read from the output spikes."""
-        n = np.shape(x)[0]
-        xs, ys, ss = [x], [y], [signs]
-        if x_eval is not None and len(x_eval):
-            xs.append(x_eval)
-            ys.append(np.zeros((len(x_eval), np.shape(y)[1])))
-            ss.append(np.zeros(len(x_eval)))
-        xa, ya, sa = np.concatenate(xs), np.concatenate(ys), np.concatenate(ss)
+        xa, ya, sa, n = with_evaluation(x, y, signs, x_eval)
         circ = self._training_circuit(xa.shape[0], batch_size, len(record))
         circ.train_epoch(xa, ya, sa, lrs, n_train=n, record=list(record))
         spikes = circ.stats["spikes"]       # analog inputs do not spike (no counts)
@@ -181,10 +175,7 @@ class SpikingEngine(Engine):
             self.spikes[phase] += sum(counts.values())
             self.synaptic_events[phase] += _events(self.net, counts)
         out = circ.outputs
-        return EpochResult(train_outputs={p: v[:n] for p, v in out.items()},
-                           eval_outputs=({p: v[n:] for p, v in out.items()}
-                                         if len(xs) > 1 else None),
-                           recorded=dict(circ.recorded))
+        return split_outputs(out, n, circ.recorded)
 
     def close(self):
         if self.circuit is not None:

@@ -115,6 +115,28 @@ class EpochResult:
     recorded: dict = field(default_factory=dict)
 
 
+def with_evaluation(x, y, signs, x_eval):
+    """The examples of a whole-epoch circuit run: the training examples, then ``x_eval``
+    (targets 0, sign 0: they only run their free phase, at the final weights). Returns
+    ``(x, y, signs, n_train)``."""
+    n = np.shape(x)[0]
+    xs, ys, ss = [x], [y], [signs]
+    if x_eval is not None and len(x_eval):
+        xs.append(x_eval)
+        ys.append(np.zeros((len(x_eval), np.shape(y)[1])))
+        ss.append(np.zeros(len(x_eval)))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ss), n
+
+
+def split_outputs(outputs, n_train, recorded):
+    """The :class:`EpochResult` of a run of :func:`with_evaluation`'s examples."""
+    has_eval = any(v.shape[0] > n_train for v in outputs.values())
+    return EpochResult(train_outputs={p: v[:n_train] for p, v in outputs.items()},
+                       eval_outputs=({p: v[n_train:] for p, v in outputs.items()}
+                                     if has_eval else None),
+                       recorded=dict(recorded))
+
+
 class Engine:
     """Base class of every engine (module docstring). Subclasses set :attr:`name` and
     implement :meth:`estimate`, :meth:`infer` and :meth:`step`."""
@@ -236,4 +258,5 @@ class Engine:
         return "%s(%s)" % (type(self).__name__, self.name)
 
 
-__all__ = ["Engine", "Settings", "Estimate", "StepResult", "EpochResult"]
+__all__ = ["Engine", "Settings", "Estimate", "StepResult", "EpochResult", "with_evaluation",
+           "split_outputs"]
