@@ -169,6 +169,7 @@ def test_neurosim_run_and_spice_on_a_resistive_circuit(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(r.stdout.strip().splitlines()[-1])
     assert s["engine"] == "resistive" and s["evaluated_by"] == "resistive"
+    assert s["circuit_energy"]["per_training_example_nj"] > 0
     run_dir = s["run_dir"]
     assert os.path.exists(os.path.join(run_dir, "traces.h5"))
     if NGSPICE is not None:

@@ -32,13 +32,27 @@ def _net():
 
 
 @pytest.fixture(scope="module")
-def circuit(tmp_path_factory):
+def engine(tmp_path_factory):
+    """The brian2-spiking engine, its compiled circuit built by one epoch at learning rate 0
+    (Brian2 holds one standalone build per process: every test here reuses it)."""
     net = _net()
-    c = SpikingTrainingCircuit(net, N_TRAIN + N_EVAL, batch_size=BATCH, record_slots=2,
-                               seed=5, build_dir=str(tmp_path_factory.mktemp("build")),
-                               **PHASES)
-    yield c
-    c.close()
+    eng = engines.build("brian2-spiking", net, eps=0.1, free_steps=PHASES["free_steps"],
+                        nudge_steps=PHASES["nudge_steps"], beta=PHASES["beta"], seed=5,
+                        batch_size=BATCH, build_dir=str(tmp_path_factory.mktemp("build")))
+    x, y = _data()
+    eng.train_epoch(x[:N_TRAIN], y[:N_TRAIN], np.ones(N_TRAIN),
+                    {k: 0.0 for k in net.params}, BATCH, record=[0, 1], x_eval=x[N_TRAIN:])
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def circuit(engine):
+    c = engine.circuit
+    assert isinstance(c, SpikingTrainingCircuit) and (c.n, c.B) == (N_TRAIN + N_EVAL, BATCH)
+    assert (c.params["tau_fast"], c.params["tau_slow"]) == (PHASES["tau_fast"],
+                                                            PHASES["tau_slow"])
+    return c
 
 
 def _flat(d):
@@ -136,38 +150,35 @@ def test_bad_arguments_are_named():
         SpikingTrainingCircuit(net, 8, noise="common")
 
 
-def test_the_engine_trains_whole_epochs_and_resumes_exactly(circuit, tmp_path):
+def test_the_engine_trains_whole_epochs_and_resumes_exactly(engine, tmp_path):
     """``brian2-spiking`` with ``whole_epoch`` (the default): the Trainer runs each epoch in
-    one compiled run; test accuracy comes from the output spikes; a run stopped after epoch
-    1 and resumed from its checkpoint ends with the uninterrupted run's weights, bit for bit
-    (one held build: the binary is seeded at the build)."""
-    circuit.close()            # Brian2 holds one standalone build per process
+    one compiled run (the module's build: same shape); test accuracy comes from the output
+    spikes; a run stopped after epoch 1 and resumed from its checkpoint ends with the
+    uninterrupted run's weights, bit for bit (the binary is seeded at the build)."""
     x, y = _data()
     labels = y.argmax(axis=1)
     data = ns.datasets.Dataset("teacher", x[:N_TRAIN], y[:N_TRAIN], labels[:N_TRAIN],
                                x[N_TRAIN:], y[N_TRAIN:], labels[N_TRAIN:], SIZES[-1], "test")
-    net = _net()
+    net = engine.net
     start = {k: v.copy() for k, v in net.params.items()}
-    eng = engines.build("brian2-spiking", net, eps=0.1, free_steps=100, nudge_steps=100,
-                        beta=0.5, seed=1, batch_size=BATCH, build_dir=str(tmp_path / "b"))
-    assert eng.fuses_epoch
-    kw = dict(lr=0.2, batch_size=BATCH, fidelity_batches=1, progress=False)
-    try:
-        full = Trainer(eng, data, epochs=2, **kw)
-        full.fit()
-        final = {k: v.copy() for k, v in net.params.items()}
-        assert np.isfinite(full.fidelity["cosine/all"]).all()
-        net.params.update({k: v.copy() for k, v in start.items()})
-        first = Trainer(eng, data, epochs=1, checkpoint=str(tmp_path / "ck.npz"), **kw)
-        first.fit()
-        net.params.update({k: np.zeros_like(v) for k, v in start.items()})
-        resumed = Trainer(eng, data, epochs=2, **kw)
-        resumed.load(str(tmp_path / "ck.npz"))
-        resumed.fit()
-    finally:
-        eng.close()
+    assert engine.fuses_epoch
+    built = engine.circuit
+    kw = dict(lr=0.2, batch_size=BATCH, fidelity_batches=2, progress=False)
+    full = Trainer(engine, data, epochs=2, **kw)
+    full.fit()
+    final = {k: v.copy() for k, v in net.params.items()}
+    assert np.isfinite(full.fidelity["cosine/all"]).all()
+    net.params.update({k: v.copy() for k, v in start.items()})
+    first = Trainer(engine, data, epochs=1, checkpoint=str(tmp_path / "ck.npz"), **kw)
+    first.fit()
+    net.params.update({k: np.zeros_like(v) for k, v in start.items()})
+    resumed = Trainer(engine, data, epochs=2, **kw)
+    resumed.load(str(tmp_path / "ck.npz"))
+    resumed.fit()
+    assert engine.circuit is built                      # no rebuild: one compiled circuit
     for k in final:
         np.testing.assert_array_equal(net.params[k], final[k], err_msg=k)
     assert resumed.history["test_accuracy"] == full.history["test_accuracy"]
-    assert eng.evaluated_by == "brian2-spiking"
-    assert eng.counters()["spikes"]["nudged"] > 0
+    assert engine.evaluated_by == "brian2-spiking"
+    assert engine.counters()["spikes"]["nudged"] > 0
+    net.params.update({k: v.copy() for k, v in start.items()})

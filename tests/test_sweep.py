@@ -243,7 +243,7 @@ def test_brian2_engines_run_on_dask_worker_threads(tmp_path):
     thread; a sweep's runs execute on worker threads, so the import must still work there."""
     s = run_sweep("digits_spiking", ["engine.max_rate=500.0,1000.0"],
                   ["network.sizes=[64,8,10]", "engine.free_steps=50", "engine.nudge_steps=50",
-                   "engine.whole_epoch=false",
+                   "engine.whole_epoch=false", "engine.input_drive=\"spikes\"",
                    "train.epochs=1", "dataset.limit_train=40", "dataset.limit_test=20",
                    "train.fidelity_batches=0", "record.examples=0"],
                   workers=2, out=str(tmp_path / "sweep"), retries=0, echo=lambda *a: None)

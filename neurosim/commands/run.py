@@ -140,6 +140,12 @@ def _summary(circuit, trainer, run_dir, seconds, cost_report):
         out["fidelity_applied_cosine_mean"] = out["fidelity_cosine_mean"]
         out["fidelity_applied_cosine_last"] = out["fidelity_cosine_last"]
     out["cost"] = cost.summary(cost_report)
+    energy = trainer.engine.counters().get("circuit_energy_j")
+    if energy:      # a resistive engine: the power of the solved currents x settling time
+        n = max(1, len(h["epoch"]) * trainer.data.x_train.shape[0])
+        out["circuit_energy"] = {"free_j": energy["free"], "nudged_j": energy["nudged"],
+                                 "per_training_example_nj": 1e9 * (energy["free"]
+                                                                   + energy["nudged"]) / n}
     return out
 
 
@@ -225,6 +231,11 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     echo("test accuracy %.4f after %d epochs (%.1f s); run folder: %s"
          % (summary["test_accuracy"], summary["epochs"], seconds, run_dir))
     echo(cost.describe(summary["cost"]))
+    if "circuit_energy" in summary:
+        e = summary["circuit_energy"]
+        echo("circuit energy (from the solved currents): %.4g nJ per training example "
+             "(free %.4g J, nudged %.4g J in all)" % (e["per_training_example_nj"],
+                                                      e["free_j"], e["nudged_j"]))
     return summary
 
 
