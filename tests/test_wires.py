@@ -248,9 +248,12 @@ def test_the_wire_fields_from_a_circuit_file():
     assert (d.r_wire, d.tile_size) == (2.5, 32) and not d.is_ideal
     eng = build_engine(c, build_network(c.network))
     assert isinstance(eng.crossbar.wires, WireReader) and eng.crossbar.wires.tile_size == 32
-    ideal_wires, _ = config.load(None, ["hardware.r_wire=1.0"])
-    assert isinstance(build_engine(ideal_wires, build_network(ideal_wires.network)),
+    bounded, _ = config.load(None, ["hardware.r_wire=1.0", "hardware.levels=1000"])
+    assert isinstance(build_engine(bounded, build_network(bounded.network)),
                       HardwareEngine)                      # wires alone make a circuit
+    exact, _ = config.load(None, ["hardware.r_wire=1.0"])
+    with pytest.raises(ConfigurationError, match="hardware.r_wire: .*exactly"):
+        device_from_section(exact.hardware)                # unbounded weights: no wires
     for bad, field in (("hardware.r_wire=-1.0", "hardware.r_wire"),
                        ("hardware.tile_size=-2", "hardware.tile_size"),
                        ('hardware.r_wire="thin"', "hardware.r_wire")):

@@ -175,6 +175,13 @@ class Device:
         num("asymmetry_spread", 0.0, np.inf)
         num("r_wire", 0.0, np.inf)
         num("tile_size", 0, 2 ** 31, integer=True)
+        if self.r_wire and self.weight_ideal:
+            # an exact store holds unbounded weights: mapped to conductances they leave the
+            # devices' range (even negative), which a nodal solve of the wires cannot mean
+            raise ConfigurationError("hardware.r_wire: wire resistance acts on the devices' "
+                                     "conductances, but these devices store the weights "
+                                     "exactly (unbounded); give them a bounded range, e.g. "
+                                     "hardware.levels > 0 or a preset such as \"rram\"")
         if self.scheme not in SCHEMES:
             raise ConfigurationError("hardware.scheme: expected one of %s, got %r"
                                      % (", ".join('"%s"' % x for x in SCHEMES), self.scheme))
