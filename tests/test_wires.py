@@ -3,6 +3,8 @@ dense nodal solve of the same circuit, ideal wires are the ideal read exactly, m
 resistance loses more current, one factorisation serves every read of a weight state, and the
 reference engine on devices reads through the wires in both directions and still trains."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -291,3 +293,22 @@ def test_the_reference_engine_trains_through_resistive_wires_and_resumes():
     x = data.x_test[:10]
     a, b = tr.engine.infer(x), again.engine.infer(x)
     assert all(np.array_equal(a[p], b[p]) for p in a)
+
+
+@pytest.mark.skipif(shutil.which("ngspice") is None,
+                    reason="ngspice is not installed (apt-get install ngspice)")
+def test_ngspice_reads_an_array_with_wire_resistance_as_the_nodal_solve_does():
+    """A 16 x 12 array exported with its wires: ngspice's column currents equal
+    WireArray.forward's to 1e-10 relative, from nearly ideal to strongly attenuating wires."""
+    from neurosim.hardware.wires_spice import array_netlist, check_array
+    rng = np.random.default_rng(0)
+    g = rng.uniform(1, 40, (16, 12))
+    g[3, 4] = 0.0                                    # an absent device: no resistor
+    v = rng.uniform(-0.2, 0.2, 16)
+    for r_wire in (0.5, 20.0, 2000.0):
+        c = check_array(g, r_wire, v, rel_tol=1e-10)
+        assert c.agree, (r_wire, c.max_rel)
+    text = array_netlist(g, 1.0, v)
+    assert text.count("\nR") == 16 * 12 + 16 * 12 + (16 * 12 - 1)   # segments + devices
+    with pytest.raises(ns.errors.ArgumentError, match="r_wire"):
+        array_netlist(g, 0.0, v)

@@ -131,7 +131,9 @@ def find_ngspice():
 
 
 def run_ngspice(text, timeout=600):
-    """Run ``text`` in ``ngspice -b``; returns ``{node name: volts}`` of every node."""
+    """Run ``text`` in ``ngspice -b``; returns ``{name: value}`` of every node voltage (volts)
+    and every voltage source's branch current (``"<source>#branch"``, amperes, positive into
+    its + terminal)."""
     exe = find_ngspice()
     with tempfile.TemporaryDirectory(prefix="neurosim-spice-") as d:
         path = os.path.join(d, "circuit.cir")
@@ -145,7 +147,7 @@ def run_ngspice(text, timeout=600):
     out = {}
     for line in r.stdout.splitlines():
         name, sep, value = line.partition(" = ")
-        if sep and "#" not in name:
+        if sep:
             try:
                 out[name.strip()] = float(value)
             except ValueError:
