@@ -153,6 +153,8 @@ def test_resistive_engine_trains_and_logs_its_own_ground_truth():
     assert np.abs(free_end - final).max() < 0.05        # the RC transient settles there
     with pytest.raises(ns.errors.ConfigurationError, match="network.kind"):
         engines.build("resistive", ns.layered([4, 3, 2]))
+    with pytest.raises(ns.errors.ConfigurationError, match="engine.name: a resistive network"):
+        engines.build("reference", resistive([4, 3, 2]))
 
 
 def _cli(*args):

@@ -76,6 +76,11 @@ def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **setting
         raise ConfigurationError("engine.name: unknown engine %r; known: %s"
                                  % (name, ", ".join(ENGINES)))
     s = Settings.from_kwargs(settings)
+    from ..resistive import ResistiveNetwork
+    if isinstance(net, ResistiveNetwork) and name != "resistive":
+        raise ConfigurationError("engine.name: a resistive network (network.kind = "
+                                 "\"resistive\") trains with engine.name = \"resistive\", "
+                                 "got %r" % name)
     check(name, s)
     engine = ENGINES[name](net, s, batch_size)
     if device is None:
