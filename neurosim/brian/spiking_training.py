@@ -118,8 +118,8 @@ class SpikingTrainingCircuit:
         train = -(-int(n_train) // self.B)
         return train, train + -(-(self.n - int(n_train)) // self.B)
 
-    def capacity(self, n_train):
-        """The replica positions ``(slot, replica)`` of the run's examples, in order: training
+    def positions(self, n_train):
+        """The flat replica position ``slot * B + replica`` of each of the run's examples: training
         examples fill the training slots, evaluation examples start in the next slot."""
         train, _ = self.slots(n_train)
         k = np.arange(self.n)
@@ -138,7 +138,7 @@ class SpikingTrainingCircuit:
         """Inputs, targets, signs (one row per slot, a column per replica unit), the update
         scale and the record flags at each slot tick."""
         n_slots, B = self._n_slots(), self.B
-        pos = self.capacity(n_train)
+        pos = self.positions(n_train)
         nx, ny = x.shape[1], y.shape[1]
         xs = np.zeros((n_slots + 1, B, nx))
         ys = np.zeros((n_slots + 1, B, ny))
@@ -425,7 +425,7 @@ class SpikingTrainingCircuit:
         per_step = self.params["max_rate"] * self.params["eps"] * self.params["tau"] * 1e-3
         cnt = np.asarray(mon.cnt[:]).T            # (ticks, B * n_out): tick s reads slot s - 1
         rates = cnt[1:].reshape(-1, B, n_out).reshape(-1, n_out) / (self.window * per_step)
-        self.outputs = {out: rates[self.capacity(n_train)].copy()}
+        self.outputs = {out: rates[self.positions(n_train)].copy()}
         for key, bank in banks.items():
             self.net.params[key][...] = np.asarray(bank.W[:]).reshape(net.params[key].shape)
         for q, bank in bias_banks.items():
