@@ -238,13 +238,16 @@ class SweepSection(_Section):
 
 class ResistiveSection(_Section):
     """The elements of a resistive network (``network.kind = "resistive"``;
-    :class:`neurosim.resistive.Elements`): ``diode`` (``ideal`` or ``shockley``), the diode
+    :class:`neurosim.resistive.Elements`): ``diode`` (``ideal`` or ``shockley``), ``diodes``
+    (``bounded``: two per hidden node, to ``v_low`` and ``v_high``; ``split``: one to ground,
+    the first half of each hidden layer at ``V >= 0``, the second at ``V <= 0``), the diode
     bounds ``v_low`` / ``v_high`` and bias sources ``v_bias`` (volts), ``input_scale``
     (volts per unit of input), the amplifier ``gain`` out of each hidden layer, the Shockley
     ``i_s`` (A) and ``n_vt`` (V), ``g_unit`` (siemens per unit conductance), ``c_node``
     (farads per node) and ``g_init`` (a node's mean total input conductance at the start,
     in units of ``g_unit``)."""
     diode: Literal["ideal", "shockley"] = "ideal"
+    diodes: Literal["bounded", "split"] = "bounded"
     v_low: float = 0.0
     v_high: float = 1.0
     v_bias: float = Field(1.0, gt=0)

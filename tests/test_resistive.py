@@ -22,7 +22,14 @@ from neurosim.resistive.solver import kcl_residual, input_drive
 
 ELEMENTS = [dict(diode="ideal", gain=1.0), dict(diode="ideal", gain=2.0),
             dict(diode="shockley", gain=1.0, i_s=1e-6, n_vt=0.05),
-            dict(diode="shockley", gain=2.0, i_s=1e-6, n_vt=0.05)]
+            dict(diode="shockley", gain=2.0, i_s=1e-6, n_vt=0.05),
+            dict(diode="ideal", gain=1.0, diodes="split", input_scale=3.0),
+            dict(diode="shockley", gain=2.0, diodes="split", input_scale=3.0, i_s=1e-6,
+                 n_vt=0.05)]
+
+
+def _name(el):
+    return "%s-gain%g-%s" % (el["diode"], el["gain"], el.get("diodes", "bounded"))
 NGSPICE = shutil.which("ngspice")
 
 
@@ -35,7 +42,7 @@ def _batch(n_x=5, n_y=3, batch=3):
     return rng.uniform(0, 1, (batch, n_x)), rng.uniform(0, 1, (batch, n_y))
 
 
-@pytest.mark.parametrize("el", ELEMENTS, ids=lambda e: "%s-gain%g" % (e["diode"], e["gain"]))
+@pytest.mark.parametrize("el", ELEMENTS, ids=_name)
 def test_operating_point_is_exact_and_within_the_diodes(el):
     net = resistive([5, 7, 4, 3], seed=1, **el)
     x, y = _batch()
@@ -44,14 +51,15 @@ def test_operating_point_is_exact_and_within_the_diodes(el):
     assert kcl_residual(net, fp.state, input_drive(net, x)) == pytest.approx(fp.residual)
     if el["diode"] == "ideal":
         for p in net.hidden:
-            assert fp.state[p].min() >= 0.0 and fp.state[p].max() <= 1.0
+            low, high = net.bounds(p)
+            assert np.all(fp.state[p] >= low) and np.all(fp.state[p] <= high)
         assert 0 < fp.pinned["h1"] < 1
     nudged = operating_point(net, x, y, 0.3, state=fp.state, tol=1e-12)
     # the nudge lowers every example's cost
     assert np.all(cost(net, nudged.state, y) < cost(net, fp.state, y))
 
 
-@pytest.mark.parametrize("el", ELEMENTS, ids=lambda e: "%s-gain%g" % (e["diode"], e["gain"]))
+@pytest.mark.parametrize("el", ELEMENTS, ids=_name)
 def test_rbp_equals_finite_differences_and_ep_at_small_beta(el):
     net = resistive([5, 7, 4, 3], seed=1, **el)
     x, y = _batch()
@@ -84,6 +92,18 @@ def test_a_too_strong_negative_nudge_is_a_clear_error():
         resistive([5, 4, 3], v_low=1.0, v_high=0.0)
     with pytest.raises(ns.errors.ArgumentError, match="x must have shape"):
         operating_point(net, np.zeros((2, 4)))
+    with pytest.raises(ns.errors.ArgumentError, match="diodes must be one of"):
+        resistive([5, 4, 3], diodes="both")
+
+
+def test_split_diodes_hold_excitatory_nodes_above_and_inhibitory_below_ground():
+    net = resistive([5, 7, 3], seed=0, diodes="split", input_scale=3.0)
+    low, high = net.bounds("h1")
+    assert list(low[:4]) == [0.0] * 4 and np.all(np.isinf(low[4:]))
+    assert list(high[4:]) == [0.0] * 3 and np.all(np.isinf(high[:4]))
+    assert net.n_components == sum(np.count_nonzero(v) for v in net.params.values()) + 7
+    fp = operating_point(net, _batch()[0])
+    assert np.all(fp.state["h1"][:, :4] >= 0) and np.all(fp.state["h1"][:, 4:] <= 0)
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist"),
@@ -105,10 +125,12 @@ def test_fashion_network_ep_update_points_along_rbp_at_small_beta():
 
 
 @pytest.mark.skipif(NGSPICE is None, reason="ngspice is not installed (apt-get install ngspice)")
-@pytest.mark.parametrize("diode", ["shockley", "ideal"])
-def test_ngspice_agrees_with_the_solver_on_a_thousand_components(diode):
+@pytest.mark.parametrize("diode,diodes", [("shockley", "bounded"), ("ideal", "bounded"),
+                                          ("shockley", "split")])
+def test_ngspice_agrees_with_the_solver_on_a_thousand_components(diode, diodes):
     from neurosim.resistive.spice import check
-    net = resistive([20, 30, 10], seed=0, diode=diode, gain=2.0, input_scale=2.0)
+    net = resistive([20, 30, 10], seed=0, diode=diode, gain=2.0, input_scale=2.0,
+                    diodes=diodes)
     assert net.n_components >= 1000
     x = np.random.default_rng(0).uniform(0, 1, 20)
     c = check(net, x)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError
-from .solver import diode_currents, hessian, input_drive, operating_point
+from .solver import at_bound, diode_currents, hessian, input_drive, operating_point
 
 
 def _edge_ends(net, t, x, V):
@@ -25,27 +25,34 @@ def _edge_ends(net, t, x, V):
     return u, V[t.target], a
 
 
-def drop_contrast(net, x, Va, Vb):
-    """``[dE/dtheta]_b^a``: per parameter, the change of ``1/2 dV^2`` of each conductance
-    from the operating point ``Vb`` to ``Va``, summed over the batch (expanded: the input
-    sources' own squares cancel, leaving one product per projection)."""
+def drop_contrast(net, x, Va, Vb, scale=1.0):
+    """``scale [dE/dtheta]_b^a``: per parameter, the change of ``1/2 dV^2`` of each
+    conductance from the operating point ``Vb`` to ``Va``, summed over the batch (expanded:
+    the input sources' own squares cancel, leaving one product per projection; the input
+    projection's two copies share one product of ``n_x`` rows, ``-x`` being ``-(+x)``)."""
     out, el = {}, net.elements
     for t in net.terms:
         if t.transpose:
             continue
         ua, va, a = _edge_ends(net, t, x, Va)
         ub, vb, _ = _edge_ends(net, t, x, Vb)
-        d = 0.5 * ((va ** 2).sum(0) - (vb ** 2).sum(0))[None, :]
+        d = (0.5 * scale) * ((va ** 2).sum(0) - (vb ** 2).sum(0))[None, :]
         if t.source == "x":
-            d = d - a * ua.T @ (va - vb)
+            n = net.sizes["x"]
+            P = net.input_voltages(x).T @ (scale * (va - vb))
+            rows = np.empty((2 * n, va.shape[1]))
+            np.subtract(d, P, out=rows[:n])
+            np.add(d, P, out=rows[n:])
+            d = rows
         else:
-            d = d + 0.5 * a ** 2 * ((ua ** 2).sum(0) - (ub ** 2).sum(0))[:, None] \
-                - a * (ua.T @ va - ub.T @ vb)
+            d = d + scale * (0.5 * a ** 2 * ((ua ** 2).sum(0) - (ub ** 2).sum(0))[:, None]
+                             - a * (ua.T @ va - ub.T @ vb))
         out[t.key] = d
     for p in net.state_pops:
         A, Bv = Va[p], Vb[p]
-        out["b:%s" % p] = 0.5 * np.stack([((A - el.v_bias) ** 2 - (Bv - el.v_bias) ** 2).sum(0),
-                                          ((A + el.v_bias) ** 2 - (Bv + el.v_bias) ** 2).sum(0)])
+        out["b:%s" % p] = (0.5 * scale) * np.stack(
+            [((A - el.v_bias) ** 2 - (Bv - el.v_bias) ** 2).sum(0),
+             ((A + el.v_bias) ** 2 - (Bv + el.v_bias) ** 2).sum(0)])
     return {k: out[k] for k in net.params}
 
 
@@ -65,10 +72,10 @@ def ep_gradient(net, x, y, beta, variant="symmetric", tol=1e-10, free=None, driv
     if variant == "symmetric":
         minus = operating_point(net, x, y, -beta, state=free.state, tol=tol, drive=drive)
         points["minus"] = minus
-        d, scale = drop_contrast(net, x, plus.state, minus.state), 1.0 / (2 * beta * B)
+        g = drop_contrast(net, x, plus.state, minus.state, 1.0 / (2 * beta * B))
     else:
-        d, scale = drop_contrast(net, x, plus.state, free.state), 1.0 / (beta * B)
-    return {k: scale * d[k] for k in net.params}, points
+        g = drop_contrast(net, x, plus.state, free.state, 1.0 / (beta * B))
+    return g, points
 
 
 def rbp_gradient(net, x, y, free):
@@ -85,9 +92,9 @@ def rbp_gradient(net, x, y, free):
     for p in net.hidden:
         sl = slice(offsets[p], offsets[p] + net.sizes[p])
         if el.diode == "ideal":
-            free_mask[:, sl] = (V[p] > el.v_low) & (V[p] < el.v_high)
+            free_mask[:, sl] = ~at_bound(net, p, V[p])
         else:
-            extra[:, sl] = diode_currents(el, V[p])[2]
+            extra[:, sl] = diode_currents(el, V[p], *net.bounds(p))[2]
     dC = np.zeros((B, n))
     dC[:, offsets["y"]:] = V["y"] - y
     lam = np.zeros((B, n))

@@ -1,9 +1,12 @@
 """A layered resistive network (docs/maths.md section 11): node voltages joined by
 conductances ``G >= 0``, input voltage sources applied twice (``+x`` and ``-x``, so a
 positive conductance from the inverted copy acts as a negative weight), bias sources at
-``+v_bias`` and ``-v_bias`` joined to every non-input node, diodes bounding each hidden node
-to ``[v_low, v_high]`` (ideal, or the Shockley exponential model), and optional
-bidirectional amplifiers of voltage gain ``gain`` on the edges out of every hidden layer.
+``+v_bias`` and ``-v_bias`` joined to every non-input node, diodes at each hidden node
+(ideal, or the Shockley exponential model) -- two bounding it to ``[v_low, v_high]``
+(``diodes = "bounded"``), or one to ground (``"split"``: the first half of each hidden layer
+excitatory, ``V >= 0``, the second half inhibitory, ``V <= 0``, the deep resistive networks
+of Scellier 2024) -- and optional bidirectional amplifiers of voltage gain ``gain`` on the
+edges out of every hidden layer.
 
 Parameters, keyed like a rate :class:`~neurosim.network.Network` so that trainers,
 optimizers, checkpoints and fidelity work unchanged:
@@ -23,12 +26,16 @@ from ..errors import ArgumentError
 from ..network import Term
 
 DIODES = ("ideal", "shockley")
+LAYOUTS = ("bounded", "split")
 
 
 @dataclass(frozen=True)
 class Elements:
     """The circuit elements' values (volts, amperes, siemens).
 
+    ``diodes``: ``"bounded"`` (two diodes per hidden node, to ``v_low`` and ``v_high``) or
+    ``"split"`` (one diode to ground per node: the first half of a hidden layer held at
+    ``V >= 0``, the second half at ``V <= 0``; ``v_low`` and ``v_high`` unused);
     ``v_low``, ``v_high``: the diode bounds of a hidden node; ``v_bias``: the bias sources;
     ``input_scale``: volts per unit of input ``x``; ``gain``: the voltage gain of the
     amplifier on every edge out of a hidden layer (1: a passive network); ``diode``:
@@ -39,6 +46,7 @@ class Elements:
     ``c_node``: each node's capacitance to ground (farads), which sets the settling time."""
 
     diode: str = "ideal"
+    diodes: str = "bounded"
     v_low: float = 0.0
     v_high: float = 1.0
     v_bias: float = 1.0
@@ -52,12 +60,28 @@ class Elements:
     def __post_init__(self):
         if self.diode not in DIODES:
             raise ArgumentError("diode must be one of %s, got %r" % (DIODES, self.diode))
+        if self.diodes not in LAYOUTS:
+            raise ArgumentError("diodes must be one of %s, got %r" % (LAYOUTS, self.diodes))
         for name in ("v_bias", "input_scale", "gain", "i_s", "n_vt", "g_unit", "c_node"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
                 raise ArgumentError("%s must be a positive number, got %r" % (name, v))
         if not self.v_low < self.v_high:
             raise ArgumentError("v_low (%r) must be below v_high (%r)" % (self.v_low, self.v_high))
+
+    def bounds(self, n):
+        """``(low, high)``: the diode bounds of a hidden layer's ``n`` nodes (volts; ``-inf``
+        / ``inf`` where a node has no diode on that side)."""
+        if self.diodes == "bounded":
+            return np.full(n, float(self.v_low)), np.full(n, float(self.v_high))
+        half = n // 2 + n % 2
+        low, high = np.full(n, -np.inf), np.full(n, np.inf)
+        low[:half], high[half:] = 0.0, 0.0
+        return low, high
+
+    def n_diodes(self, n):
+        """Diodes of a hidden layer of ``n`` nodes."""
+        return 2 * n if self.diodes == "bounded" else n
 
 
 @dataclass
@@ -118,7 +142,7 @@ class ResistiveNetwork:
     def n_components(self):
         """Resistors (non-zero conductances) and diodes of the circuit."""
         resistors = sum(int(np.count_nonzero(v)) for v in self.params.values())
-        return resistors + 2 * sum(self.sizes[p] for p in self.hidden)
+        return resistors + sum(self.elements.n_diodes(self.sizes[p]) for p in self.hidden)
 
     def copy(self, params=None):
         return ResistiveNetwork(list(self.layer_sizes),
@@ -131,6 +155,10 @@ class ResistiveNetwork:
         net.elements = replace(self.elements, **changes)
         return net
 
+    def bounds(self, layer):
+        """The diode bounds ``(low, high)`` of a hidden layer's nodes (:meth:`Elements.bounds`)."""
+        return self.elements.bounds(self.sizes[layer])
+
     def zero_params(self):
         return {k: np.zeros_like(v) for k, v in self.params.items()}
 
@@ -140,18 +168,23 @@ class ResistiveNetwork:
             raise ArgumentError("y must have shape %s, got %s" % ((batch, self.sizes["y"]), y.shape))
         return {"y": y}
 
-    def source_voltages(self, x):
-        """The input layer's source voltages ``(batch, 2 n_x)``: ``+x`` then ``-x``, scaled."""
+    def input_voltages(self, x):
+        """The ``+x`` copy's source voltages ``(batch, n_x)``: ``input_scale x``."""
         x = np.asarray(x, np.float64)
         if x.ndim != 2 or x.shape[1] != self.sizes["x"]:
             raise ArgumentError("x must have shape (batch, %d), got %s"
                                 % (self.sizes["x"], x.shape))
-        s = self.elements.input_scale
-        return np.concatenate([s * x, -s * x], axis=1)
+        return self.elements.input_scale * x
+
+    def source_voltages(self, x):
+        """The input layer's source voltages ``(batch, 2 n_x)``: ``+x`` then ``-x``, scaled."""
+        u = self.input_voltages(x)
+        return np.concatenate([u, -u], axis=1)
 
     def __repr__(self):
-        return "ResistiveNetwork(%s, diode=%r, gain=%g)" % (
-            "-".join(map(str, self.layer_sizes)), self.elements.diode, self.elements.gain)
+        return "ResistiveNetwork(%s, diode=%r, diodes=%r, gain=%g)" % (
+            "-".join(map(str, self.layer_sizes)), self.elements.diode, self.elements.diodes,
+            self.elements.gain)
 
 
 def resistive(sizes, seed=0, g_init=None, **elements):
@@ -174,4 +207,4 @@ def resistive(sizes, seed=0, g_init=None, **elements):
     return ResistiveNetwork(sizes, params, Elements(**elements))
 
 
-__all__ = ["ResistiveNetwork", "Elements", "resistive", "DIODES"]
+__all__ = ["ResistiveNetwork", "Elements", "resistive", "DIODES", "LAYOUTS"]

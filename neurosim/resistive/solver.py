@@ -38,27 +38,37 @@ class OperatingPoint:
 @dataclass
 class Drive:
     """What stays fixed while a batch's operating points are solved: per layer the nodes'
-    total conductance ``c`` and the bias sources' current ``r_bias``, and the input sources'
-    conductance-weighted voltages into the first state layer ``r_in`` (batch, n)."""
+    total conductance ``c`` and the bias sources' current ``r_bias``, the input sources'
+    conductance-weighted voltages into the first state layer ``r_in`` (batch, n), per
+    projection the row and column sums of its conductances ``sums`` and per example the
+    input sources' ``sum_i u_i^2 sum_j G_ij`` (``u_sq``, for the power)."""
 
     c: dict
     r_bias: dict
     r_in: np.ndarray
+    sums: dict
+    u_sq: np.ndarray
 
 
 def input_drive(net, x):
     """The :class:`Drive` of inputs ``x`` (the same in every phase of an example)."""
     el, layers = net.elements, net.layers
+    sums = {t.key: (net.params[t.key].sum(axis=1), net.params[t.key].sum(axis=0))
+            for t in net.terms if not t.transpose}
     c, r_bias = {}, {}
     for i, layer in enumerate(layers[1:], start=1):
-        total = net.params["W:%s->%s" % (layers[i - 1], layer)].sum(axis=0)
+        total = sums["W:%s->%s" % (layers[i - 1], layer)][1]
         if i + 1 < len(layers):
-            total = total + el.gain ** 2 * net.params["W:%s->%s" % (layer, layers[i + 1])].sum(axis=1)
+            total = total + el.gain ** 2 * sums["W:%s->%s" % (layer, layers[i + 1])][0]
         Gb = net.params["b:%s" % layer]
         c[layer] = total + Gb.sum(axis=0)
         r_bias[layer] = el.v_bias * (Gb[0] - Gb[1])
-    r_in = net.source_voltages(x) @ net.params["W:x->%s" % net.state_pops[0]]
-    return Drive(c, r_bias, r_in)
+    u = net.input_voltages(x)
+    G = net.params["W:x->%s" % net.state_pops[0]]
+    n = net.sizes["x"]
+    rows = sums["W:x->%s" % net.state_pops[0]][0]
+    # ``-x`` is ``-(+x)``: one product of the n_x rows gives the currents of both copies
+    return Drive(c, r_bias, u @ (G[:n] - G[n:]), sums, (u ** 2) @ (rows[:n] + rows[n:]))
 
 
 def _couplings(net, layer, V, drive, beta, y):
@@ -81,26 +91,35 @@ def _couplings(net, layer, V, drive, beta, y):
     return np.broadcast_to(c, r.shape), r
 
 
-def diode_currents(el, V):
-    """``(i_low, i_high, di/dV)``: the Shockley diodes' currents into the node from the low
-    bound and out of it toward the high bound, and the derivative of the net outward
+def diode_currents(el, V, low, high):
+    """``(i_low, i_high, di/dV)``: the Shockley diodes' currents into the node from its low
+    bound and out of it toward its high bound (``low``, ``high``: per node, infinite where
+    the node has no diode on that side: no current), and the derivative of the net outward
     current ``i_high - i_low``, in units of ``g_unit`` times volts (the conductances' unit;
     exponents capped to stay finite)."""
-    e_low = np.exp(np.minimum((el.v_low - V) / el.n_vt, 700.0))
-    e_high = np.exp(np.minimum((V - el.v_high) / el.n_vt, 700.0))
+    has_low, has_high = np.isfinite(low), np.isfinite(high)
+    e_low = np.exp(np.minimum((np.where(has_low, low, 0.0) - V) / el.n_vt, 700.0))
+    e_high = np.exp(np.minimum((V - np.where(has_high, high, 0.0)) / el.n_vt, 700.0))
     i_s = el.i_s / el.g_unit
-    i_low, i_high = i_s * (e_low - 1), i_s * (e_high - 1)
-    return i_low, i_high, i_s * (e_low + e_high) / el.n_vt
+    i_low = np.where(has_low, i_s * (e_low - 1), 0.0)
+    i_high = np.where(has_high, i_s * (e_high - 1), 0.0)
+    d = i_s * (np.where(has_low, e_low, 0.0) + np.where(has_high, e_high, 0.0)) / el.n_vt
+    return i_low, i_high, d
 
 
-def _shockley_node(el, c, r, V0):
-    """The root of ``c V - r - i_low(V) + i_high(V)`` per node: Newton kept inside the
-    bracket ``[min(r/c, v_low), max(r/c, v_high)]``, which holds the root."""
+def _shockley_node(el, c, r, V0, low, high):
+    """The root of ``c V - r - i_low(V) + i_high(V)`` per node: Newton kept inside a bracket
+    that holds the root (spanning the linear solution ``r / c`` and the node's finite
+    bounds, widened by the diodes' saturation current ``i_s / c``)."""
     lin = r / c
-    lo, hi = np.minimum(lin, el.v_low), np.maximum(lin, el.v_high)
+    slack = el.i_s / el.g_unit / c
+    low_f = np.where(np.isfinite(low), low, np.where(np.isfinite(high), high, lin))
+    high_f = np.where(np.isfinite(high), high, low_f)
+    lo = np.minimum(lin, np.minimum(low_f, high_f)) - slack
+    hi = np.maximum(lin, np.maximum(low_f, high_f)) + slack
     V = np.clip(V0, lo, hi)
     for _ in range(200):
-        i_low, i_high, d = diode_currents(el, V)
+        i_low, i_high, d = diode_currents(el, V, low, high)
         f = c * V - r - i_low + i_high
         lo = np.where(f < 0, V, lo)
         hi = np.where(f > 0, V, hi)
@@ -118,9 +137,12 @@ def _update(net, layer, V, drive, beta, y):
     if layer == "y":
         return r / c
     el = net.elements
+    low, high = net.bounds(layer)
     if el.diode == "ideal":
-        return np.clip(r / c, el.v_low, el.v_high)
-    return _shockley_node(el, c, r, V[layer])
+        V = r / c
+        np.maximum(V, low, out=V)
+        return np.minimum(V, high, out=V)
+    return _shockley_node(el, c, r, V[layer], low, high)
 
 
 def relaxation_step(net, V, drive, beta, y, h):
@@ -130,12 +152,14 @@ def relaxation_step(net, V, drive, beta, y, h):
     for layer in net.state_pops:
         c, r = _couplings(net, layer, V, drive, beta, y)
         f = c * V[layer] - r
+        if layer != "y":
+            low, high = net.bounds(layer)
         if layer != "y" and el.diode == "shockley":
-            i_low, i_high, _ = diode_currents(el, V[layer])
+            i_low, i_high, _ = diode_currents(el, V[layer], low, high)
             f = f - i_low + i_high
         out[layer] = V[layer] - h * f
         if layer != "y" and el.diode == "ideal":
-            out[layer] = np.clip(out[layer], el.v_low, el.v_high)
+            out[layer] = np.clip(out[layer], low, high)
     return out
 
 
@@ -147,12 +171,13 @@ def kcl_residual(net, V, drive, beta=0.0, y=None):
         c, r = _couplings(net, layer, V, drive, beta, y)
         f = c * V[layer] - r
         if layer != "y":
+            low, high = net.bounds(layer)
             if el.diode == "ideal":
-                at_lo, at_hi = V[layer] <= el.v_low, V[layer] >= el.v_high
+                at_lo, at_hi = V[layer] <= low, V[layer] >= high
                 f = np.where(at_lo & (f > 0), 0.0, f)
                 f = np.where(at_hi & (f < 0), 0.0, f)
             else:
-                i_low, i_high, _ = diode_currents(el, V[layer])
+                i_low, i_high, _ = diode_currents(el, V[layer], low, high)
                 f = f - i_low + i_high
         worst = max(worst, float(np.max(np.abs(f) / c)))
     return worst
@@ -190,9 +215,15 @@ def operating_point(net, x, y=None, beta=0.0, state=None, tol=1e-10, max_sweeps=
         raise OperatingPointError("the operating point did not converge: KCL residual %.3g V "
                                   "after %d sweeps (tol %.3g)" % (res, max_sweeps, tol))
     el = net.elements
-    pinned = {p: float(np.mean((V[p] <= el.v_low) | (V[p] >= el.v_high)))
-              for p in net.hidden} if el.diode == "ideal" else {p: 0.0 for p in net.hidden}
+    pinned = {p: float(np.mean(at_bound(net, p, V[p]))) for p in net.hidden} \
+        if el.diode == "ideal" else {p: 0.0 for p in net.hidden}
     return OperatingPoint(V, res, sweep, pinned)
+
+
+def at_bound(net, layer, V):
+    """Which of a hidden layer's node voltages ``V`` sit at an ideal diode's bound."""
+    low, high = net.bounds(layer)
+    return (V <= low) | (V >= high)
 
 
 def power(net, x, V, drive=None):
@@ -201,24 +232,30 @@ def power(net, x, V, drive=None):
     diodes' ``v i``; ``drive``: the :func:`input_drive` of ``x`` if already computed."""
     el = net.elements
     drive = input_drive(net, x) if drive is None else drive
-    sources = net.source_voltages(x)
-    P = np.zeros(sources.shape[0])
+    P = np.zeros(drive.r_in.shape[0])
     for t in net.terms:
         if t.transpose:
             continue
         a, b = t.source, t.target
-        up = sources if a == "x" else el.gain * V[a]
-        G, v = net.params[t.key], V[b]
+        rows, cols = drive.sums[t.key]
+        v = V[b]
         # sum_ij G_ij (u_i - v_j)^2, expanded (no (batch, n_a, n_b) array; the input
-        # layer's u G is the input drive)
-        uG = drive.r_in if a == "x" else up @ G
-        P += (up ** 2) @ G.sum(axis=1) + (v ** 2) @ G.sum(axis=0) - 2 * np.sum(uG * v, axis=1)
+        # layer's u G and sum u^2 G are in the drive)
+        if a == "x":
+            uG, u_sq = drive.r_in, drive.u_sq
+        else:
+            up = el.gain * V[a]
+            uG, u_sq = up @ net.params[t.key], (up ** 2) @ rows
+        P += u_sq + (v ** 2) @ cols - 2 * np.sum(uG * v, axis=1)
     for p in net.state_pops:
         Gb = net.params["b:%s" % p]
         P += ((V[p] - el.v_bias) ** 2) @ Gb[0] + ((V[p] + el.v_bias) ** 2) @ Gb[1]
         if p != "y" and el.diode == "shockley":
-            i_low, i_high, _ = diode_currents(el, V[p])
-            P += np.sum(i_low * (el.v_low - V[p]) + i_high * (V[p] - el.v_high), axis=1)
+            low, high = net.bounds(p)
+            i_low, i_high, _ = diode_currents(el, V[p], low, high)
+            # the diodes' v i (0 where a node has no diode on that side)
+            P += np.sum(i_low * np.where(np.isfinite(low), low - V[p], 0.0)
+                        + i_high * np.where(np.isfinite(high), V[p] - high, 0.0), axis=1)
     return el.g_unit * P
 
 
@@ -260,4 +297,4 @@ def settling_time(net, tolerance=1e-3):
 
 
 __all__ = ["operating_point", "input_drive", "Drive", "relaxation_step", "OperatingPoint", "OperatingPointError", "kcl_residual",
-           "power", "settling_time", "hessian", "diode_currents"]
+           "power", "settling_time", "hessian", "diode_currents", "at_bound"]

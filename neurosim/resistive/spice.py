@@ -4,7 +4,8 @@ neurosim's solver (:func:`check`).
 
 The netlist: a voltage source per input copy (``+x``, ``-x``, scaled), the bias sources at
 ``+-v_bias``, the diode bounds ``v_low`` / ``v_high`` as sources, a resistor ``1 / (G g_unit)``
-per non-zero conductance, two Shockley diodes per hidden node (``D`` elements with
+per non-zero conductance, the Shockley diodes of each hidden node (two to the bound sources,
+or for ``diodes = "split"`` one to ground; ``D`` elements with
 ``IS = i_s``, ``N = n_vt / V_T`` at 27 C, the simulation's ``TEMP`` and ``TNOM``), and for an
 amplifier gain ``A`` out of a hidden layer a voltage-controlled voltage source of gain ``A``
 feeding the outgoing resistors through a 0 V sense source and a current-controlled current
@@ -51,8 +52,9 @@ def netlist(net, x, title="neurosim resistive network"):
              ".options TEMP=27 TNOM=27 RELTOL=1e-12 VNTOL=1e-14 ABSTOL=1e-18 GMIN=1e-20 ITL1=1000"]
     for i, v in enumerate(src):
         lines.append("Vx%d nx_%d 0 DC %.17g" % (i, i, v))
-    lines += ["Vbp nbias_p 0 DC %.17g" % el.v_bias, "Vbn nbias_n 0 DC %.17g" % -el.v_bias,
-              "Vlow nlow 0 DC %.17g" % el.v_low, "Vhigh nhigh 0 DC %.17g" % el.v_high]
+    lines += ["Vbp nbias_p 0 DC %.17g" % el.v_bias, "Vbn nbias_n 0 DC %.17g" % -el.v_bias]
+    if el.diodes == "bounded":
+        lines += ["Vlow nlow 0 DC %.17g" % el.v_low, "Vhigh nhigh 0 DC %.17g" % el.v_high]
     count = 0
 
     def resistor(a, b, g):
@@ -79,11 +81,15 @@ def netlist(net, x, title="neurosim resistive network"):
         for j in range(net.sizes[p]):
             resistor("nbias_p", node_name(p, j), Gb[0, j])
             resistor("nbias_n", node_name(p, j), Gb[1, j])
+    low_node, high_node = ("nlow", "nhigh") if el.diodes == "bounded" else ("0", "0")
     for p in net.hidden:
+        low, high = net.bounds(p)
         for j in range(net.sizes[p]):
             n = node_name(p, j)
-            lines += ["Dlow_%s_%d nlow %s DMOD" % (p, j, n),
-                      "Dhigh_%s_%d %s nhigh DMOD" % (p, j, n)]
+            if np.isfinite(low[j]):
+                lines.append("Dlow_%s_%d %s %s DMOD" % (p, j, low_node, n))
+            if np.isfinite(high[j]):
+                lines.append("Dhigh_%s_%d %s %s DMOD" % (p, j, n, high_node))
             if el.gain != 1.0:
                 lines += ["Eamp_%s_%d nampx_%s_%d 0 %s 0 %.17g" % (p, j, p, j, n, el.gain),
                           "Vsense_%s_%d nampx_%s_%d namp_%s_%d DC 0" % (p, j, p, j, p, j),

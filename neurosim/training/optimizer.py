@@ -3,8 +3,21 @@ update: plain SGD or SGD with momentum."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import blas
 
 from ..errors import ConfigurationError
+
+
+def add_scaled(y, a, x):
+    """``y += a x`` in place: one BLAS ``axpy`` pass (no temporary array) when both are
+    contiguous arrays of one floating dtype, numpy otherwise."""
+    axpy = {np.dtype(np.float64): blas.daxpy, np.dtype(np.float32): blas.saxpy}.get(y.dtype)
+    if axpy is not None and x.dtype == y.dtype and y.flags.c_contiguous \
+            and x.flags.c_contiguous and x.shape == y.shape:
+        out = axpy(x.ravel(), y.ravel(), a=a)
+        if np.shares_memory(out, y):
+            return
+    y += (a * x).astype(y.dtype, copy=False)
 
 
 def resolve_learning_rates(net, lr, bias_lr=None, field="learning.lr"):
@@ -71,28 +84,28 @@ class Optimizer:
         self.momentum = float(momentum)
         self.velocity = {}
 
+    def _advance(self, k, g):
+        """The step direction of key ``k``: the gradient, or with momentum the velocity
+        ``v <- m v + g`` (advanced in place)."""
+        if not self.momentum:
+            return g
+        v = self.velocity.get(k)
+        if v is None:
+            v = self.velocity[k] = np.zeros_like(g)
+        v *= self.momentum
+        v += g
+        return v
+
     def delta(self, grad):
         """The change ``-lr v`` this gradient asks for (keys with a non-zero learning rate),
         advancing the momentum; the parameters are not touched."""
-        out = {}
-        for k, g in grad.items():
-            lr = self.lrs[k]
-            if not lr:
-                continue
-            if self.momentum:
-                v = self.velocity.get(k)
-                if v is None:
-                    v = self.velocity[k] = np.zeros_like(g)
-                v *= self.momentum
-                v += g
-                g = v
-            out[k] = -lr * g
-        return out
+        return {k: -self.lrs[k] * self._advance(k, g) for k, g in grad.items() if self.lrs[k]}
 
     def apply(self, params, grad):
-        """``params += delta(grad)`` in place."""
-        for k, d in self.delta(grad).items():
-            params[k] += d.astype(params[k].dtype, copy=False)
+        """``params += delta(grad)`` in place (without building the deltas)."""
+        for k, g in grad.items():
+            if self.lrs[k]:
+                add_scaled(params[k], -self.lrs[k], self._advance(k, g))
 
     def state_dict(self):
         return {k: v.copy() for k, v in self.velocity.items()}
