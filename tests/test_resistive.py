@@ -206,3 +206,25 @@ def test_neurosim_run_and_spice_on_a_resistive_circuit(tmp_path):
         assert out["agree"] and out["max_rel"] < 1e-6
     bad = _cli("spice", "default")
     assert bad.returncode == 2 and "network.kind" in bad.stderr
+
+
+def test_a_float32_network_solves_to_its_tolerance_and_agrees_with_float64():
+    """float32 halves the memory traffic of the big input conductances; its operating points
+    hold to ``net.tolerance`` (1e-6 of the largest source voltage), its EP estimate points
+    along the float64 one, and the engine's ground truth is solved in float64."""
+    net64 = resistive([20, 16, 4], seed=3, diodes="split", input_scale=30.0, g_init=10.0)
+    net32 = net64.copy(dtype=np.float32)
+    assert net32.params["W:x->h1"].dtype == np.float32 and net32.tolerance == pytest.approx(3e-5)
+    x, y = _batch(20, 4, 8)
+    fp = operating_point(net32, x)
+    assert fp.state["h1"].dtype == np.float32 and fp.residual < net32.tolerance
+    g32, _ = ep_gradient(net32, x, y, 1.0)
+    g64, _ = ep_gradient(net64, x, y, 1.0)
+    assert g32["W:x->h1"].dtype == np.float32
+    a, b = _flat(g32), _flat(g64)
+    assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.9999
+    eng = engines.build("resistive", net32, beta=1.0, variant="symmetric")
+    g_rbp, truth = eng.ground_truth(x, y, 1e-10, "test")
+    assert truth.residual < 1e-10 and g_rbp["W:x->h1"].dtype == np.float64
+    with pytest.raises(ns.errors.ArgumentError, match="dtype"):
+        net64.copy(dtype=np.int32)

@@ -32,7 +32,8 @@ def build_network(section, elements=None):
                                      "'sizes' (no 'skip', no explicit graph)")
         el = dict(elements or {})
         g_init = el.pop("g_init", 1.0)
-        return resistive(section.sizes, seed=section.seed, g_init=g_init, **el)
+        return resistive(section.sizes, seed=section.seed, g_init=g_init,
+                         dtype=np.dtype(section.dtype).type, **el)
     kw = dict(activation=section.activation, dynamics=section.dynamics, seed=section.seed,
               dtype=section.dtype, gain=section.gain, asymmetry=section.asymmetry)
     if section.sizes is not None:

@@ -12,10 +12,14 @@ import numpy as np
 from .. import ep
 from ..errors import ConfigurationError
 from ..resistive import learning, solver
+from ..relax import blas_threads
 from .protocol import Engine, Estimate, StepResult
 
-#: The KCL tolerance (volts) of every operating point the engine solves.
+#: The KCL tolerance (volts) of the ground truth's operating point (solved in float64).
 TOL = 1e-10
+#: BLAS threads of a step: its products have a mini-batch of rows, where a second thread
+#: costs more than it gains (benchmarks/bench_resistive.py: 2 threads 0.3-0.5x of one).
+THREADS = 1
 #: The settling criterion of the energy per phase: the slowest mode decayed to 0.1 %.
 SETTLING = 1e-3
 
@@ -55,16 +59,18 @@ class ResistiveEngine(Engine):
     def estimate(self, x, y, state=None, rng=None):
         """The EP estimate from the circuit's operating points (parameters unchanged)."""
         beta, variant = self._beta(rng)
-        drive = solver.input_drive(self.net, x)
-        g, points = learning.ep_gradient(self.net, x, y, beta, variant=variant, tol=TOL,
-                                         drive=drive)
+        with blas_threads(THREADS):
+            drive = solver.input_drive(self.net, x)
+            g, points = learning.ep_gradient(self.net, x, y, beta, variant=variant,
+                                             drive=drive)
         self._count_energy(x, points, drive)
         free = points["free"].state
         return Estimate(g, free, float(np.mean(learning.cost(self.net, free, y))))
 
     def infer(self, x, state=None):
         """The output voltages at the free operating point."""
-        return solver.operating_point(self.net, x, tol=TOL).state
+        with blas_threads(THREADS):
+            return solver.operating_point(self.net, x).state
 
     def free_state(self, x, state=None):
         return self.infer(x, state)
@@ -85,13 +91,15 @@ class ResistiveEngine(Engine):
         return StepResult(est.state, est.cost, est if want_estimate else None, applied)
 
     def ground_truth(self, x, y, tol, label):
-        """RBP's implicit gradient at the exactly solved free operating point, and that
-        point (its residual and the share of hidden nodes held at a diode bound)."""
+        """RBP's implicit gradient at the exactly solved free operating point (in float64
+        whatever the engine's dtype), and that point (its residual and the share of hidden
+        nodes held at a diode bound)."""
+        net = self.net if self.net.dtype == np.float64 else self.net.copy(dtype=np.float64)
         try:
-            fp = solver.operating_point(self.net, x, tol=min(tol, TOL))
+            fp = solver.operating_point(net, x, tol=min(tol, TOL))
         except solver.OperatingPointError as e:
             raise solver.OperatingPointError("%s: %s" % (label, e)) from None
-        return learning.rbp_gradient(self.net, x, y, fp), fp
+        return learning.rbp_gradient(net, x, y, fp), fp
 
     def phase_trajectory(self, x, y, beta, steps, state=None):
         """The RC settling transient of one phase: every node's capacitance ``c_node``

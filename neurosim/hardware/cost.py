@@ -399,7 +399,7 @@ def summary(report):
 def describe(report):
     """One line: energy and latency per example (by phase) and per epoch."""
     e, m = report["per_example"], report["per_epoch"]
-    return ("cost (%s, order-of-magnitude table): per example %.4g uJ, %.4g us (free %.3g, "
+    return ("cost (order-of-magnitude table of a %s crossbar): per example %.4g uJ, %.4g us (free %.3g, "
             "nudged %.3g, update %.3g uJ); per epoch %.4g uJ, %.4g us"
             % (report["model"]["engine"], e["total"]["energy_uj"], e["total"]["latency_us"],
                e["free"]["energy_uj"], e["nudged"]["energy_uj"], e["update"]["energy_uj"],

@@ -40,7 +40,7 @@ def drop_contrast(net, x, Va, Vb, scale=1.0):
         if t.source == "x":
             n = net.sizes["x"]
             P = net.input_voltages(x).T @ (scale * (va - vb))
-            rows = np.empty((2 * n, va.shape[1]))
+            rows = np.empty((2 * n, va.shape[1]), va.dtype)
             np.subtract(d, P, out=rows[:n])
             np.add(d, P, out=rows[n:])
             d = rows
@@ -56,7 +56,7 @@ def drop_contrast(net, x, Va, Vb, scale=1.0):
     return {k: out[k] for k in net.params}
 
 
-def ep_gradient(net, x, y, beta, variant="symmetric", tol=1e-10, free=None, drive=None):
+def ep_gradient(net, x, y, beta, variant="symmetric", tol=None, free=None, drive=None):
     """The EP estimate of ``dL/dG`` (batch mean) and the operating points it used
     (``{"free", "plus", "minus"}``); ``free``: a free operating point already solved,
     ``drive``: the input drive of ``x`` (:func:`~neurosim.resistive.solver.input_drive`)."""
@@ -80,10 +80,13 @@ def ep_gradient(net, x, y, beta, variant="symmetric", tol=1e-10, free=None, driv
 
 def rbp_gradient(net, x, y, free):
     """RBP's implicit gradient of ``C = 1/2 |V_out - y|^2`` (batch mean) at the free
-    operating point ``free`` (exact: see :func:`~neurosim.resistive.solver.operating_point`)."""
+    operating point ``free`` (exact: see :func:`~neurosim.resistive.solver.operating_point`),
+    computed in float64 whatever the network's dtype."""
+    if net.dtype != np.float64:
+        net = net.copy(dtype=np.float64)
     el = net.elements
     y = net.targets_dict(y, np.shape(x)[0])["y"]
-    V = free.state
+    V = {p: np.asarray(v, np.float64) for p, v in free.state.items()}
     B = np.shape(x)[0]
     H0, offsets = hessian(net)
     n = H0.shape[0]

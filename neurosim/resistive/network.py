@@ -94,6 +94,9 @@ class ResistiveNetwork:
     dtype: type = np.float64
 
     def __post_init__(self):
+        self.dtype = np.dtype(self.dtype).type
+        if self.dtype not in (np.float64, np.float32):
+            raise ArgumentError("dtype must be float64 or float32, got %r" % (self.dtype,))
         self.layer_sizes = [int(n) for n in self.layer_sizes]
         if len(self.layer_sizes) < 2 or min(self.layer_sizes) < 1:
             raise ArgumentError("layer_sizes must list at least two positive sizes, got %r"
@@ -120,7 +123,7 @@ class ResistiveNetwork:
                 raise ArgumentError("params[%r] must have shape %s, got %s" % (k, shape, v.shape))
             if not np.all(np.isfinite(v)) or np.any(v < 0):
                 raise ArgumentError("params[%r]: conductances must be finite and >= 0" % k)
-            self.params[k] = v
+            self.params[k] = v.astype(self.dtype)
         self.params = {k: self.params[k] for k in expected}
         self.dynamics, self.activation = "energy", "resistive"
 
@@ -144,10 +147,19 @@ class ResistiveNetwork:
         resistors = sum(int(np.count_nonzero(v)) for v in self.params.values())
         return resistors + sum(self.elements.n_diodes(self.sizes[p]) for p in self.hidden)
 
-    def copy(self, params=None):
+    def copy(self, params=None, dtype=None):
+        """A copy (other ``params``, or another ``dtype``: e.g. float64 for a ground truth)."""
         return ResistiveNetwork(list(self.layer_sizes),
                                 {k: np.array(v) for k, v in (params or self.params).items()},
-                                self.elements, self.dtype)
+                                self.elements, dtype or self.dtype)
+
+    @property
+    def tolerance(self):
+        """The default KCL tolerance (volts) of an operating point: 1e-10 in float64; in
+        float32, whose voltages hold about 7 digits, 1e-6 of the largest source voltage."""
+        if self.dtype == np.float64:
+            return 1e-10
+        return 1e-6 * max(1.0, self.elements.input_scale, self.elements.v_bias)
 
     def with_elements(self, **changes):
         """A copy with other element values (``Elements`` fields)."""
@@ -157,24 +169,25 @@ class ResistiveNetwork:
 
     def bounds(self, layer):
         """The diode bounds ``(low, high)`` of a hidden layer's nodes (:meth:`Elements.bounds`)."""
-        return self.elements.bounds(self.sizes[layer])
+        low, high = self.elements.bounds(self.sizes[layer])
+        return low.astype(self.dtype), high.astype(self.dtype)
 
     def zero_params(self):
         return {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def targets_dict(self, y, batch):
-        y = np.asarray(y, np.float64)
+        y = np.asarray(y, self.dtype)
         if y.shape != (batch, self.sizes["y"]):
             raise ArgumentError("y must have shape %s, got %s" % ((batch, self.sizes["y"]), y.shape))
         return {"y": y}
 
     def input_voltages(self, x):
         """The ``+x`` copy's source voltages ``(batch, n_x)``: ``input_scale x``."""
-        x = np.asarray(x, np.float64)
+        x = np.asarray(x, self.dtype)
         if x.ndim != 2 or x.shape[1] != self.sizes["x"]:
             raise ArgumentError("x must have shape (batch, %d), got %s"
                                 % (self.sizes["x"], x.shape))
-        return self.elements.input_scale * x
+        return self.dtype(self.elements.input_scale) * x
 
     def source_voltages(self, x):
         """The input layer's source voltages ``(batch, 2 n_x)``: ``+x`` then ``-x``, scaled."""
@@ -187,10 +200,12 @@ class ResistiveNetwork:
             self.elements.gain)
 
 
-def resistive(sizes, seed=0, g_init=None, **elements):
+def resistive(sizes, seed=0, g_init=None, dtype=np.float64, **elements):
     """A layered resistive network with random conductances: each node's incoming
     conductances drawn uniformly in ``[0, 2 g]`` with ``g = g_init / fan_in`` (default
-    ``g_init`` 1: a node's total input conductance about 1 S), the bias conductances alike."""
+    ``g_init`` 1: a node's total input conductance about 1 S), the bias conductances alike;
+    ``dtype``: float64, or float32 (half the memory traffic; operating points to
+    :attr:`ResistiveNetwork.tolerance`)."""
     rng = np.random.default_rng(seed)
     g_init = 1.0 if g_init is None else float(g_init)
     if not g_init > 0:
@@ -204,7 +219,7 @@ def resistive(sizes, seed=0, g_init=None, **elements):
     for i, b in enumerate(layers[1:]):
         fan = 2 * sizes[0] if i == 0 else sizes[i]
         params["b:%s" % b] = rng.uniform(0, 2 * g_init / fan, (2, sizes[i + 1]))
-    return ResistiveNetwork(sizes, params, Elements(**elements))
+    return ResistiveNetwork(sizes, params, Elements(**elements), dtype)
 
 
 __all__ = ["ResistiveNetwork", "Elements", "resistive", "DIODES", "LAYOUTS"]

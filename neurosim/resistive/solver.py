@@ -126,7 +126,7 @@ def _shockley_node(el, c, r, V0, low, high):
         step = V - f / (c + d)
         bad = (step <= lo) | (step >= hi)
         V_new = np.where(bad, 0.5 * (lo + hi), step)
-        if np.max(np.abs(V_new - V)) < 1e-15 * max(1.0, float(np.max(np.abs(V)))):
+        if np.max(np.abs(V_new - V)) < 4 * np.finfo(V.dtype).eps * max(1.0, float(np.max(np.abs(V)))):
             return V_new
         V = V_new
     return V
@@ -183,12 +183,15 @@ def kcl_residual(net, V, drive, beta=0.0, y=None):
     return worst
 
 
-def operating_point(net, x, y=None, beta=0.0, state=None, tol=1e-10, max_sweeps=10000,
+def operating_point(net, x, y=None, beta=0.0, state=None, tol=None, max_sweeps=10000,
                     drive=None):
     """The operating point for inputs ``x`` (``beta`` != 0: outputs nudged toward ``y``),
     from ``state`` (default: all nodes at 0 V); ``drive``: the :func:`input_drive` of ``x``
-    if already computed. Raises :class:`OperatingPointError` when the residual is still
-    above ``tol`` after ``max_sweeps``."""
+    if already computed; ``tol``: the KCL tolerance in volts (default: the network's
+    :attr:`~neurosim.resistive.ResistiveNetwork.tolerance`). Raises
+    :class:`OperatingPointError` when the residual is still above ``tol`` after
+    ``max_sweeps``."""
+    tol = net.tolerance if tol is None else tol
     drive = input_drive(net, x) if drive is None else drive
     B = drive.r_in.shape[0]
     if beta < 0 and np.any(drive.c["y"] + beta <= 0):
@@ -197,8 +200,8 @@ def operating_point(net, x, y=None, beta=0.0, state=None, tol=1e-10, max_sweeps=
                                   % beta)
     if beta:
         y = net.targets_dict(y, B)["y"]
-    V = {p: (np.zeros((B, net.sizes[p])) if state is None else np.array(state[p], np.float64))
-         for p in net.state_pops}
+    V = {p: (np.zeros((B, net.sizes[p]), net.dtype) if state is None
+             else np.array(state[p], net.dtype)) for p in net.state_pops}
     odd, even = net.state_pops[0::2], net.state_pops[1::2]
     res = np.inf
     for sweep in range(1, max_sweeps + 1):

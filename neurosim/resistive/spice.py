@@ -191,7 +191,7 @@ def check(net, x, rel_tol=1e-6):
     ln(1 + i_max / i_s)``."""
     x = np.asarray(x, np.float64).reshape(1, -1)
     spice = run_ngspice(netlist(net, x[0]))
-    fp = operating_point(net, x, tol=1e-13)
+    fp = operating_point(net.copy(dtype=np.float64), x, tol=1e-13)
     ours = np.concatenate([fp.state[p][0] for p in net.state_pops])
     names = [node_name(p, j) for p in net.state_pops for j in range(net.sizes[p])]
     missing = [n for n in names if n not in spice]
