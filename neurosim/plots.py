@@ -127,7 +127,7 @@ def fidelity_curves(fidelity, path):
         ax.set_visible(False)
     n = x.size
     series = [("cosine/all", "rel_error/all", "engine estimate", "C0"),
-              ("applied_cosine/all", "applied_rel_error/all", "applied update (the parameters' constraints: devices, G >= 0)", "C3")]
+              ("applied_cosine/all", "applied_rel_error/all", "applied update (after momentum and the limits:\ndevices, G >= 0)", "C3")]
 
     a = axes[0]
     drawn = False
@@ -160,7 +160,7 @@ def fidelity_curves(fidelity, path):
     if drawn:
         _log_axis(b)
         b.axhline(1.0, color="0.5", lw=0.8, ls=":")
-        b.legend(fontsize=7, loc="best")
+        b.legend(fontsize=6, loc="best", framealpha=0.6)
     else:
         _nothing(b, "relative error")
     b.set(xlabel="training (epochs)", ylabel="|engine update - RBP| / |RBP|  (log scale)",

@@ -156,6 +156,7 @@ def test_training_circuit_rejects_what_it_does_not_support():
         TrainingCircuit(vf, 10)
 
 
+@pytest.mark.slow   # long (a Brian2 build or a whole run): python -m pytest -m slow
 def test_circuit_train_and_traces_export(tmp_path):
     d = ns.datasets.load("digits", limit_train=40)
     net = ns.layered([64, 16, 10], activation="hard_sigmoid", seed=1)

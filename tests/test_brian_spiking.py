@@ -274,6 +274,7 @@ def test_spiking_engine_step_follows_the_rate_update():
     assert ns.fidelity.compare(g, ref)["cosine"] > 0.9
 
 
+@pytest.mark.slow   # long (a Brian2 build or a whole run): python -m pytest -m slow
 def test_neurosim_run_with_the_spiking_engine(tmp_path):
     import json
     import subprocess

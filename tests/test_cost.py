@@ -152,7 +152,7 @@ def test_neurosim_run_writes_cost_into_traces_and_summary(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.strip().splitlines()
-    assert any(line.startswith("cost (rate") and "per epoch" in line for line in lines)
+    assert any(line.startswith("cost (order-of-magnitude table of a rate crossbar)") and "per epoch" in line for line in lines)
     s = json.loads(lines[-1])
     c = s["cost"]
     assert set(c["per_example"]) == set(cost.PHASES) and "by_epoch" not in c

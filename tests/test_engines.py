@@ -63,6 +63,7 @@ def test_reference_estimate_is_ep_gradient_and_leaves_params():
     assert out["y"].shape == (4, 3)
 
 
+@pytest.mark.slow   # long (a Brian2 build or a whole run): python -m pytest -m slow
 def test_brian2_rate_estimate_equals_ep_gradient_on_a_skip_network(tmp_path):
     """The update read back from the compiled circuit's synapses is EP's, to 1e-8."""
     net = _skip_net()

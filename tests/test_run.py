@@ -131,6 +131,7 @@ def _start_and_stop(out, sig, after_epochs):
     return p.returncode, err, run_dir, seen
 
 
+@pytest.mark.slow   # long (a Brian2 build or a whole run): python -m pytest -m slow
 def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, uninterrupted):
     ref, _ = uninterrupted
     code, _, run_dir, seen = _start_and_stop(tmp_path, signal.SIGKILL, 1)
@@ -160,6 +161,7 @@ def test_sigint_writes_a_checkpoint_and_resume_matches(tmp_path, uninterrupted):
     assert s["test_accuracy"] == full["test_accuracy"]
 
 
+@pytest.mark.slow   # long (a Brian2 build or a whole run): python -m pytest -m slow
 def test_brian2_rate_engine_trains_like_the_reference(tmp_path):
     """`engine.name = "brian2-rate"`: an epoch runs in the compiled circuit and ends with the
     reference trainer's weights (same settings, Euler steps)."""
@@ -179,6 +181,7 @@ def test_brian2_rate_engine_trains_like_the_reference(tmp_path):
     assert r.returncode == 2 and "engine.solver" in r.stderr
 
 
+@pytest.mark.slow   # long (a Brian2 build or a whole run): python -m pytest -m slow
 def test_sigterm_stops_a_whole_epoch_circuit_run_at_once(tmp_path):
     """brian2-rate runs an epoch in one compiled run: SIGTERM during it stops the run at once
     (the epoch in flight is not finished), writes the checkpoint of the epoch's start, and

@@ -131,6 +131,7 @@ def test_split_values_keeps_lists_and_strings_whole():
     assert split_values('0.1,"a,b",{x = 1, y = 2}') == ["0.1", '"a,b"', "{x = 1, y = 2}"]
 
 
+@pytest.mark.slow   # long (a Brian2 build or a whole run): python -m pytest -m slow
 def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     out = str(tmp_path / "sweep")
     cmd = _cmd("sweep", "--param", "learning.beta=0.2,0.5,1.0", "--param", "learning.lr=0.05,0.1",

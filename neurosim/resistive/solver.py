@@ -117,6 +117,21 @@ def _shockley_node(el, c, r, V0, low, high):
     high_f = np.where(np.isfinite(high), high, low_f)
     lo = np.minimum(lin, np.minimum(low_f, high_f)) - slack
     hi = np.maximum(lin, np.maximum(low_f, high_f)) + slack
+    # Past a bound by more than the forward drop at the largest current the node can carry,
+    # a diode conducts more than any imbalance: tighten the bracket there (kept only where
+    # f confirms it), so Newton never crawls through the capped exponential far from the root.
+    i_s = el.i_s / el.g_unit
+    i_max = 2 * c * (np.abs(lin) + np.abs(low_f) + np.abs(high_f) + 1.0) + i_s
+    drop = el.n_vt * np.log1p(i_max / i_s)
+
+    def f_of(V):
+        i_low, i_high, _ = diode_currents(el, V, low, high)
+        return c * V - r - i_low + i_high
+
+    lo_t = np.where(np.isfinite(low), np.maximum(lo, low - drop), lo)
+    hi_t = np.where(np.isfinite(high), np.minimum(hi, high + drop), hi)
+    lo = np.where((lo_t < hi) & (f_of(lo_t) <= 0), lo_t, lo)
+    hi = np.where((hi_t > lo) & (f_of(hi_t) >= 0), hi_t, hi)
     V = np.clip(V0, lo, hi)
     for _ in range(200):
         i_low, i_high, d = diode_currents(el, V, low, high)
@@ -164,8 +179,10 @@ def relaxation_step(net, V, drive, beta, y, h):
 
 
 def kcl_residual(net, V, drive, beta=0.0, y=None):
-    """The largest current imbalance at a free node over its conductance (volts); at an ideal
-    diode's bound only an imbalance pulling the node back inside counts."""
+    """The largest current imbalance at a free node over its incremental conductance (volts:
+    the voltage change that would cancel it); at an ideal diode's bound only an imbalance
+    pulling the node back inside counts; a Shockley diode's ``di/dV`` adds to the node's
+    conductance (a conducting diode turns a tiny voltage error into a large current)."""
     el, worst = net.elements, 0.0
     for layer in net.state_pops:
         c, r = _couplings(net, layer, V, drive, beta, y)
@@ -177,8 +194,9 @@ def kcl_residual(net, V, drive, beta=0.0, y=None):
                 f = np.where(at_lo & (f > 0), 0.0, f)
                 f = np.where(at_hi & (f < 0), 0.0, f)
             else:
-                i_low, i_high, _ = diode_currents(el, V[layer], low, high)
+                i_low, i_high, d = diode_currents(el, V[layer], low, high)
                 f = f - i_low + i_high
+                c = c + d
         worst = max(worst, float(np.max(np.abs(f) / c)))
     return worst
 
