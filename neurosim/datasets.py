@@ -1,4 +1,6 @@
-"""Dataset loaders: digits, Fashion-MNIST/MNIST (IDX files on a search path), teacher, xor.
+"""Dataset loaders: digits, Fashion-MNIST/MNIST (IDX files on a search path), CIFAR-10 (its
+binary version, from the user's files on the same search path), and the synthetic teacher,
+xor and bars (a small image task).
 
 Every loader returns a :class:`Dataset` with inputs in [0, 1] (``(n, n_features)``) and
 one-hot targets (``(n, n_classes)``) for a train and a test split::
@@ -7,7 +9,10 @@ one-hot targets (``(n, n_classes)``) for a train and a test split::
     for x, y in ds.batches(32, np.random.default_rng(0)):
         ...
 
-Nothing is ever downloaded. IDX files are found on :func:`search_path` (``$NEUROSIM_DATA``,
+Image datasets say their ``(channels, height, width)`` in :attr:`Dataset.image_shape` (a row
+of ``x`` is the image flattened channel by channel, row by row).
+
+Nothing is ever downloaded. IDX and CIFAR-10 files are found on :func:`search_path` (``$NEUROSIM_DATA``,
 ``./datasets/<name>/``, the repository's ``datasets/<name>/``, ``/usr/share/datasets/<name>/``);
 ``datasets/README.md`` gives the source, licence and SHA-256 of each dataset.
 """
@@ -25,13 +30,20 @@ from pathlib import Path
 import numpy as np
 from .errors import NeurosimError
 
-DATASETS = ("digits", "fashion-mnist", "mnist", "teacher", "xor")
+DATASETS = ("digits", "fashion-mnist", "mnist", "cifar-10", "teacher", "xor", "bars")
 
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
 IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
 SYSTEM_DIR = Path("/usr/share/datasets")
+CIFAR_TRAIN = tuple("data_batch_%d.bin" % i for i in range(1, 6))
+CIFAR_TEST = "test_batch.bin"
+CIFAR_SUBDIR = "cifar-10-batches-bin"       # the directory the official archive unpacks to
+CIFAR_RECORD = 1 + 3 * 32 * 32              # a label byte, then 1,024 bytes per channel (R, G, B)
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                 "ship", "truck")
+BARS_CLASSES = ("horizontal", "vertical", "diagonal", "anti-diagonal")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
 
@@ -72,6 +84,7 @@ class Dataset:
     source: str
     class_names: tuple = ()
     info: dict = field(default_factory=dict)
+    image_shape: tuple = ()
 
     @property
     def n_features(self):
@@ -134,6 +147,8 @@ _OPTIONS = {
     "digits": dict(_COMMON, test_fraction=0.2),
     "fashion-mnist": dict(_COMMON, path=None),
     "mnist": dict(_COMMON, path=None),
+    "cifar-10": dict(_COMMON, path=None),
+    "bars": dict(_COMMON, size=8, n_train=1000, n_test=200, noise=0.1),
     "teacher": dict(_COMMON, n_in=20, n_hidden=16, n_classes=4, n_train=1000, n_test=200,
                     gain=1.0, n_reference=512),
     "xor": dict(_COMMON, repeat=1, jitter=0.0),
@@ -192,6 +207,10 @@ def load(name, **options):
     * ``digits``: ``test_fraction=0.2`` (stratified seeded split of scikit-learn's 1797 digits).
     * ``fashion-mnist``, ``mnist``: ``path`` (a directory with the four IDX files, or with a
       ``<name>/`` subdirectory holding them; replaces the search path).
+    * ``cifar-10``: ``path`` (a directory with the six files of CIFAR-10's binary version,
+      ``data_batch_1.bin`` .. ``data_batch_5.bin`` and ``test_batch.bin``, or with a
+      ``cifar-10/`` or ``cifar-10-batches-bin/`` subdirectory holding them).
+    * ``bars``: ``size=8, n_train=1000, n_test=200, noise=0.1`` (see :func:`bars`).
     * ``teacher``: ``n_in=20, n_hidden=16, n_classes=4, n_train=1000, n_test=200, gain=1.0,
       n_reference=512`` (see :func:`teacher`).
     * ``xor``: ``repeat=1, jitter=0.0`` (see :func:`xor`).
@@ -200,7 +219,8 @@ def load(name, **options):
         raise DatasetError("unknown dataset %r; valid names are: %s" % (name, ", ".join(DATASETS)))
     opts = _options(name, options)
     loader = {"digits": _digits, "fashion-mnist": _idx_dataset, "mnist": _idx_dataset,
-              "teacher": _teacher, "xor": _xor}[name]
+              "cifar-10": _cifar_dataset, "teacher": _teacher, "xor": _xor,
+              "bars": _bars}[name]
     ds, scale = loader(name, opts)
     return _finish(ds, opts, scale)
 
@@ -264,7 +284,7 @@ def _digits(name, opts):
     return Dataset("digits", x[tr], None, labels[tr], x[te], None, labels[te], 10,
                    source="scikit-learn %s (sklearn.datasets.load_digits, UCI optical digits)"
                    % _sklearn_version(), class_names=tuple(str(i) for i in range(10)),
-                   info={"test_fraction": frac}), 16.0
+                   info={"test_fraction": frac}, image_shape=(1, 8, 8)), 16.0
 
 
 def _sklearn_version():
@@ -459,9 +479,72 @@ def _idx_dataset(name, opts):
                            "together" % (files["train_images"], xtr.shape[1],
                                          files["test_images"], xte.shape[1]))
     classes = FASHION_CLASSES if name == "fashion-mnist" else tuple(str(i) for i in range(10))
+    side = idx_shape(files["train_images"])[1:]
     return Dataset(name, xtr, None, ltr, xte, None, lte, 10,
                    source=str(files["train_images"].parent), class_names=classes,
-                   info={"files": {k: str(v) for k, v in files.items()}}), 255.0
+                   info={"files": {k: str(v) for k, v in files.items()}},
+                   image_shape=(1,) + tuple(side)), 255.0
+
+
+# -- CIFAR-10 (binary version) ------------------------------------------------------------------
+def find_cifar_files(path=None):
+    """CIFAR-10's six binary files (dict ``"train"`` -> five Paths, ``"test"`` -> Path) in
+    the first directory of :func:`search_path` (each also looked at through a
+    ``cifar-10-batches-bin/`` subdirectory) that holds all six; :class:`DatasetNotFoundError`
+    listing every place searched otherwise."""
+    names = CIFAR_TRAIN + (CIFAR_TEST,)
+    looked, dirs = [], []
+    for d in search_path("cifar-10", path):
+        dirs += [d / CIFAR_SUBDIR, d]
+    for d in dirs:
+        if not d.is_dir():
+            looked.append("  %s  (no such directory)" % d)
+            continue
+        found = {n: _find_file(d, n) for n in names}
+        if all(found.values()):
+            return {"train": [found[n] for n in CIFAR_TRAIN], "test": found[CIFAR_TEST]}
+        have = [n for n, f in found.items() if f]
+        looked.append("  %s  (%s)" % (d, "has only " + ", ".join(have) if have
+                                      else "none of the six files"))
+    raise DatasetNotFoundError(
+        "CIFAR-10 not found: need the six files of its binary version (%s, each plain or .gz)."
+        "\nSearched%s:\n%s\nCIFAR-10 is not shipped with neurosim and has no Debian package: "
+        "unpack the binary version's archive (cifar-10-binary.tar.gz, which holds "
+        "cifar-10-batches-bin/) into ./datasets/cifar-10/, or set NEUROSIM_DATA to a directory "
+        "holding it, or pass path=. (The python version's pickles are not read.)"
+        % (", ".join(names), " (path=%r)" % (os.fspath(path),) if path is not None else "",
+           "\n".join(looked)))
+
+
+def read_cifar_batch(path):
+    """Images ``(n, 3072)`` uint8 (channel by channel, row by row) and labels ``(n,)`` int64
+    of one CIFAR-10 binary batch: records of a label byte and 3,072 pixel bytes; a size that
+    is not a whole number of records, or a label above 9, is a :class:`DatasetError` naming
+    the file."""
+    buf = _read_bytes(path)
+    if not buf or len(buf) % CIFAR_RECORD:
+        raise DatasetError("%s: not a CIFAR-10 binary batch: %d bytes is not a whole number of "
+                           "%d-byte records (a label byte, then 3 x 32 x 32 pixel bytes)"
+                           % (path, len(buf), CIFAR_RECORD))
+    rec = np.frombuffer(buf, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
+    labels = rec[:, 0].astype(np.int64)
+    bad = np.flatnonzero(labels > 9)
+    if bad.size:
+        raise DatasetError("%s: %d labels out of range 0..9 (first: label %d in record %d)"
+                           % (path, bad.size, labels[bad[0]], bad[0]))
+    return rec[:, 1:], labels
+
+
+def _cifar_dataset(name, opts):
+    files = find_cifar_files(opts["path"])
+    parts = [read_cifar_batch(f) for f in files["train"]]
+    xtr = np.concatenate([p[0] for p in parts])
+    ltr = np.concatenate([p[1] for p in parts])
+    xte, lte = read_cifar_batch(files["test"])
+    return Dataset(name, xtr, None, ltr, xte, None, lte, 10,
+                   source=str(files["test"].parent), class_names=CIFAR_CLASSES,
+                   info={"files": [str(f) for f in files["train"]] + [str(files["test"])]},
+                   image_shape=(3, 32, 32)), 255.0
 
 
 # -- synthetic ----------------------------------------------------------------------------------
@@ -546,6 +629,39 @@ def _xor(name, opts):
                    class_names=("0", "1"), info={"repeat": repeat, "jitter": jitter}), 1.0
 
 
+def bars(size=8, n_train=1000, n_test=200, noise=0.1, seed=0):
+    """A small image task for convolutional networks: ``size x size`` grey images, each one
+    bar of ``size // 2 + 1`` bright pixels at a random place, horizontal, vertical, diagonal
+    or anti-diagonal (the class), plus Gaussian pixel noise of std ``noise``, clipped to
+    [0, 1]. The class does not depend on where the bar is (what convolutions share).
+    Returns ``(x, labels)`` of ``n_train + n_test`` images, ``x`` ``(n, size * size)``."""
+    rng = np.random.default_rng([seed, 5])
+    n, L = n_train + n_test, size // 2 + 1
+    labels = rng.integers(0, 4, n)
+    x = np.zeros((n, size, size))
+    k = np.arange(L)
+    a = rng.integers(0, size, n)                # the row (or column) of a straight bar
+    b = rng.integers(0, size - L + 1, n)        # where along it the bar starts
+    c = rng.integers(0, size - L + 1, n)        # a diagonal's other offset
+    for i in range(n):
+        rows, cols = {0: (np.full(L, a[i]), b[i] + k), 1: (b[i] + k, np.full(L, a[i])),
+                      2: (b[i] + k, c[i] + k), 3: (b[i] + k, c[i] + L - 1 - k)}[labels[i]]
+        x[i, rows, cols] = 1.0
+    x = np.clip(x + rng.normal(0.0, noise, x.shape), 0.0, 1.0) if noise > 0 else x
+    return x.reshape(n, -1), labels
+
+
+def _bars(name, opts):
+    size = _int_option(opts, "size", 4)
+    n_train, n_test = _int_option(opts, "n_train", 1), _int_option(opts, "n_test", 1)
+    noise = _float_option(opts, "noise", 0.0, 1.0)
+    x, labels = bars(size, n_train, n_test, noise, opts["seed"])
+    return Dataset("bars", x[:n_train], None, labels[:n_train], x[n_train:], None,
+                   labels[n_train:], 4, source="synthetic: bars %dx%d, noise %g"
+                   % (size, size, noise), class_names=BARS_CLASSES,
+                   info={"size": size, "noise": noise}, image_shape=(1, size, size)), 1.0
+
+
 # -- checksums ----------------------------------------------------------------------------------
 def _sha256(path):
     h = hashlib.sha256()
@@ -563,7 +679,7 @@ def verify(name, path=None):
     """
     if name not in DATASETS:
         raise DatasetError("unknown dataset %r; valid names are: %s" % (name, ", ".join(DATASETS)))
-    if name in ("teacher", "xor"):
+    if name in ("teacher", "xor", "bars"):
         raise DatasetError("dataset %r is synthetic: there are no files to verify" % name)
     if name == "digits":
         try:
@@ -573,7 +689,8 @@ def verify(name, path=None):
                                "installed: pip install scikit-learn") from None
         files = [Path(sklearn.__file__).parent / "datasets" / "data" / "digits.csv.gz"]
     else:
-        files = list(find_idx_files(name, path).values())
+        files = list(find_idx_files(name, path).values()) if name != "cifar-10" else \
+            [*find_cifar_files(path)["train"], find_cifar_files(path)["test"]]
     known = CHECKSUMS.get(name, {})
     out = {}
     for f in files:

@@ -381,3 +381,61 @@ def test_real_fashion_mnist(clean_env):
 def test_real_fashion_mnist_checksums(clean_env):
     res = D.verify("fashion-mnist")
     assert len(res) == 4 and all(r["ok"] for r in res.values()), res
+
+
+# -- CIFAR-10 (binary version) and the bars image task -------------------------------------------
+def _cifar_files(directory, n_train=3, n_test=2, label=None):
+    """Six CIFAR-10 binary batches with known pixels: record r of a file has label r % 10
+    (or ``label``) and pixel p = (r * 7 + p) % 256."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(D.CIFAR_TRAIN + (D.CIFAR_TEST,)):
+        n = n_test if name == D.CIFAR_TEST else n_train
+        recs = np.zeros((n, D.CIFAR_RECORD), np.uint8)
+        for r in range(n):
+            recs[r, 0] = (r + i) % 10 if label is None else label
+            recs[r, 1:] = (r * 7 + np.arange(3072)) % 256
+        (directory / name).write_bytes(recs.tobytes())
+    return directory
+
+
+def test_cifar10_binary_files_load_with_their_image_shape(tmp_path):
+    _cifar_files(tmp_path / "cifar-10" / "cifar-10-batches-bin")
+    ds = D.load("cifar-10", path=tmp_path)
+    assert ds.x_train.shape == (15, 3072) and ds.x_test.shape == (2, 3072)
+    assert ds.image_shape == (3, 32, 32) and ds.class_names[0] == "airplane"
+    assert list(ds.labels_train[:4]) == [0, 1, 2, 1]      # record r of batch i: (r + i) % 10
+    img = ds.x_test[1].reshape(3, 32, 32)                  # channel, row, column
+    assert img[2, 31, 31] == pytest.approx(((7 + 3071) % 256) / 255.0)
+    assert img.max() <= 1.0 and ds.y_train.shape == (15, 10)
+    assert len(D.verify("cifar-10", path=tmp_path)) == 6
+
+
+def test_cifar10_missing_or_damaged_files_are_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROSIM_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(D.DatasetNotFoundError, match="cifar-10-batches-bin") as e:
+        D.load("cifar-10", path=tmp_path / "none")
+    assert "pickles are not read" in str(e.value)
+    d = _cifar_files(tmp_path / "c")
+    (d / D.CIFAR_TEST).write_bytes(b"\x00" * 100)
+    with pytest.raises(D.DatasetError, match="test_batch.bin: not a CIFAR-10 binary batch"):
+        D.load("cifar-10", path=d)
+    d = _cifar_files(tmp_path / "bad-label", label=12)
+    with pytest.raises(D.DatasetError, match="labels out of range 0..9"):
+        D.load("cifar-10", path=d)
+    (tmp_path / "part").mkdir()
+    (tmp_path / "part" / D.CIFAR_TEST).write_bytes(b"")
+    with pytest.raises(D.DatasetNotFoundError, match="has only test_batch.bin"):
+        D.load("cifar-10", path=tmp_path / "part")
+
+
+def test_bars_is_a_seeded_translation_invariant_image_task():
+    a, b = D.load("bars", seed=3), D.load("bars", seed=3)
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert a.image_shape == (1, 8, 8) and a.n_classes == 4 and a.x_train.shape == (1000, 64)
+    assert np.all(np.bincount(a.labels_train, minlength=4) > 150)
+    clean = D.load("bars", noise=0.0, n_train=40, n_test=4, size=6)
+    assert np.all(clean.x_train.sum(axis=1) == 4)          # one bar of 6 // 2 + 1 pixels
+    assert D.load("digits").image_shape == (1, 8, 8)
+    with pytest.raises(D.DatasetError, match="option size must be an integer >= 4"):
+        D.load("bars", size=2)
