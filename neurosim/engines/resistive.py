@@ -107,7 +107,8 @@ class ResistiveEngine(Engine):
         steps of ``eps`` times the fastest node's time constant (ideal diodes clip)."""
         net = self.net
         B = np.shape(x)[0]
-        V = {p: (np.zeros((B, net.sizes[p])) if state is None else np.array(state[p]))
+        V = {p: (np.zeros((B, net.sizes[p]), net.dtype) if state is None
+                 else np.array(state[p], net.dtype))
              for p in net.state_pops}
         yv = net.targets_dict(y, B)["y"] if beta else None
         drive = solver.input_drive(net, x)

@@ -67,10 +67,17 @@ def ep_gradient(net, x, y, beta, variant="symmetric", tol=None, free=None, drive
     B = np.shape(x)[0]
     drive = input_drive(net, x) if drive is None else drive
     free = free or operating_point(net, x, tol=tol, drive=drive)
-    plus = operating_point(net, x, y, beta, state=free.state, tol=tol, drive=drive)
+    tol_nudged = tol
+    if tol is None and net.dtype != np.float64:
+        # a small nudge moves the nodes by about beta times what a unit one does: the default
+        # float32 tolerance would stop the nudged phases after one sweep; tighten it with
+        # beta, down to 0.03 of it (near what float32 voltages resolve)
+        tol_nudged = net.tolerance * min(1.0, max(abs(beta), 0.03))
+    plus = operating_point(net, x, y, beta, state=free.state, tol=tol_nudged, drive=drive)
     points = {"free": free, "plus": plus}
     if variant == "symmetric":
-        minus = operating_point(net, x, y, -beta, state=free.state, tol=tol, drive=drive)
+        minus = operating_point(net, x, y, -beta, state=free.state, tol=tol_nudged,
+                                drive=drive)
         points["minus"] = minus
         g = drop_contrast(net, x, plus.state, minus.state, 1.0 / (2 * beta * B))
     else:

@@ -94,7 +94,11 @@ class ResistiveNetwork:
     dtype: type = np.float64
 
     def __post_init__(self):
-        self.dtype = np.dtype(self.dtype).type
+        try:
+            self.dtype = np.dtype(self.dtype).type
+        except TypeError:
+            raise ArgumentError("dtype must be float64 or float32, got %r" % (self.dtype,)) \
+                from None
         if self.dtype not in (np.float64, np.float32):
             raise ArgumentError("dtype must be float64 or float32, got %r" % (self.dtype,))
         self.layer_sizes = [int(n) for n in self.layer_sizes]

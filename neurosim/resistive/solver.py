@@ -98,8 +98,10 @@ def diode_currents(el, V, low, high):
     current ``i_high - i_low``, in units of ``g_unit`` times volts (the conductances' unit;
     exponents capped to stay finite)."""
     has_low, has_high = np.isfinite(low), np.isfinite(high)
-    e_low = np.exp(np.minimum((np.where(has_low, low, 0.0) - V) / el.n_vt, 700.0))
-    e_high = np.exp(np.minimum((V - np.where(has_high, high, 0.0)) / el.n_vt, 700.0))
+    cap = np.log(np.finfo(np.result_type(V, np.float32)).max) - 1.0
+    # a side without a diode gets exponent 0 (masked below): no overflow from it
+    e_low = np.exp(np.minimum((np.where(has_low, low, V) - V) / el.n_vt, cap))
+    e_high = np.exp(np.minimum((V - np.where(has_high, high, V)) / el.n_vt, cap))
     i_s = el.i_s / el.g_unit
     i_low = np.where(has_low, i_s * (e_low - 1), 0.0)
     i_high = np.where(has_high, i_s * (e_high - 1), 0.0)

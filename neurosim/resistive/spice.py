@@ -190,10 +190,11 @@ def check(net, x, rel_tol=1e-6):
     when every voltage is within the diodes' forward drop at the largest current, ``n_vt
     ln(1 + i_max / i_s)``."""
     x = np.asarray(x, np.float64).reshape(1, -1)
+    net = net.copy(dtype=np.float64)        # both sides see the same exact sources
     spice = run_ngspice(netlist(net, x[0]))
     scale = max(1.0, float(np.max(np.abs(net.source_voltages(x)))))
     # the solver's own tolerance, far below the comparison's: 1e-13 of the largest source
-    fp = operating_point(net.copy(dtype=np.float64), x, tol=1e-13 * scale)
+    fp = operating_point(net, x, tol=1e-13 * scale)
     ours = np.concatenate([fp.state[p][0] for p in net.state_pops])
     names = [node_name(p, j) for p in net.state_pops for j in range(net.sizes[p])]
     missing = [n for n in names if n not in spice]

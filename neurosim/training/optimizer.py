@@ -12,7 +12,7 @@ def add_scaled(y, a, x):
     """``y += a x`` in place: one BLAS ``axpy`` pass (no temporary array) when both are
     contiguous arrays of one floating dtype, numpy otherwise."""
     axpy = {np.dtype(np.float64): blas.daxpy, np.dtype(np.float32): blas.saxpy}.get(y.dtype)
-    if axpy is not None and x.dtype == y.dtype and y.flags.c_contiguous \
+    if axpy is not None and y.size and x.dtype == y.dtype and y.flags.c_contiguous \
             and x.flags.c_contiguous and x.shape == y.shape:
         out = axpy(x.ravel(), y.ravel(), a=a)
         if np.shares_memory(out, y):
