@@ -94,7 +94,7 @@ class ResistiveEngine(Engine):
         """RBP's implicit gradient at the exactly solved free operating point (in float64
         whatever the engine's dtype), and that point (its residual and the share of hidden
         nodes held at a diode bound)."""
-        net = self.net if self.net.dtype == np.float64 else self.net.copy(dtype=np.float64)
+        net = self.net.in_float64()
         try:
             fp = solver.operating_point(net, x, tol=min(tol, TOL))
         except solver.OperatingPointError as e:

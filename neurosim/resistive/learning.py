@@ -34,8 +34,7 @@ def drop_contrast(net, x, Va, Vb, scale=1.0):
     for t in net.terms:
         if t.transpose:
             continue
-        ua, va, a = _edge_ends(net, t, x, Va)
-        ub, vb, _ = _edge_ends(net, t, x, Vb)
+        va, vb = Va[t.target], Vb[t.target]
         d = (0.5 * scale) * ((va ** 2).sum(0) - (vb ** 2).sum(0))[None, :]
         if t.source == "x":
             n = net.sizes["x"]
@@ -45,6 +44,8 @@ def drop_contrast(net, x, Va, Vb, scale=1.0):
             np.add(d, P, out=rows[n:])
             d = rows
         else:
+            ua, _, a = _edge_ends(net, t, x, Va)
+            ub = Vb[t.source]
             d = d + scale * (0.5 * a ** 2 * ((ua ** 2).sum(0) - (ub ** 2).sum(0))[:, None]
                              - a * (ua.T @ va - ub.T @ vb))
         out[t.key] = d
@@ -89,8 +90,7 @@ def rbp_gradient(net, x, y, free):
     """RBP's implicit gradient of ``C = 1/2 |V_out - y|^2`` (batch mean) at the free
     operating point ``free`` (exact: see :func:`~neurosim.resistive.solver.operating_point`),
     computed in float64 whatever the network's dtype."""
-    if net.dtype != np.float64:
-        net = net.copy(dtype=np.float64)
+    net = net.in_float64()
     el = net.elements
     y = net.targets_dict(y, np.shape(x)[0])["y"]
     V = {p: np.asarray(v, np.float64) for p, v in free.state.items()}

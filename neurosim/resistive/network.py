@@ -95,12 +95,12 @@ class ResistiveNetwork:
 
     def __post_init__(self):
         try:
-            self.dtype = np.dtype(self.dtype).type
+            dtype = np.dtype(self.dtype).type
         except TypeError:
-            raise ArgumentError("dtype must be float64 or float32, got %r" % (self.dtype,)) \
-                from None
-        if self.dtype not in (np.float64, np.float32):
+            dtype = None
+        if dtype not in (np.float64, np.float32):
             raise ArgumentError("dtype must be float64 or float32, got %r" % (self.dtype,))
+        self.dtype = dtype
         self.layer_sizes = [int(n) for n in self.layer_sizes]
         if len(self.layer_sizes) < 2 or min(self.layer_sizes) < 1:
             raise ArgumentError("layer_sizes must list at least two positive sizes, got %r"
@@ -156,6 +156,11 @@ class ResistiveNetwork:
         return ResistiveNetwork(list(self.layer_sizes),
                                 {k: np.array(v) for k, v in (params or self.params).items()},
                                 self.elements, dtype or self.dtype)
+
+    def in_float64(self):
+        """This network if it is float64, else a float64 copy (for a ground truth or a
+        check that needs float64's digits)."""
+        return self if self.dtype == np.float64 else self.copy(dtype=np.float64)
 
     @property
     def tolerance(self):

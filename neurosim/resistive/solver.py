@@ -64,9 +64,8 @@ def input_drive(net, x):
         c[layer] = total + Gb.sum(axis=0)
         r_bias[layer] = el.v_bias * (Gb[0] - Gb[1])
     u = net.input_voltages(x)
-    G = net.params["W:x->%s" % net.state_pops[0]]
-    n = net.sizes["x"]
-    rows = sums["W:x->%s" % net.state_pops[0]][0]
+    key = "W:x->%s" % net.state_pops[0]
+    G, rows, n = net.params[key], sums[key][0], net.sizes["x"]
     # ``-x`` is ``-(+x)``: one product of the n_x rows gives the currents of both copies
     return Drive(c, r_bias, u @ (G[:n] - G[n:]), sums, (u ** 2) @ (rows[:n] + rows[n:]))
 
@@ -114,7 +113,8 @@ def _shockley_node(el, c, r, V0, low, high):
     that holds the root (spanning the linear solution ``r / c`` and the node's finite
     bounds, widened by the diodes' saturation current ``i_s / c``)."""
     lin = r / c
-    slack = el.i_s / el.g_unit / c
+    i_s = el.i_s / el.g_unit
+    slack = i_s / c
     low_f = np.where(np.isfinite(low), low, np.where(np.isfinite(high), high, lin))
     high_f = np.where(np.isfinite(high), high, low_f)
     lo = np.minimum(lin, np.minimum(low_f, high_f)) - slack
@@ -122,7 +122,6 @@ def _shockley_node(el, c, r, V0, low, high):
     # Past a bound by more than the forward drop at the largest current the node can carry,
     # a diode conducts more than any imbalance: tighten the bracket there (kept only where
     # f confirms it), so Newton never crawls through the capped exponential far from the root.
-    i_s = el.i_s / el.g_unit
     i_max = 2 * c * (np.abs(lin) + np.abs(low_f) + np.abs(high_f) + 1.0) + i_s
     drop = el.n_vt * np.log1p(i_max / i_s)
 
@@ -143,7 +142,8 @@ def _shockley_node(el, c, r, V0, low, high):
         step = V - f / (c + d)
         bad = (step <= lo) | (step >= hi)
         V_new = np.where(bad, 0.5 * (lo + hi), step)
-        if np.max(np.abs(V_new - V)) < 4 * np.finfo(V.dtype).eps * max(1.0, float(np.max(np.abs(V)))):
+        resolution = 4 * np.finfo(V.dtype).eps * max(1.0, float(np.max(np.abs(V))))
+        if np.max(np.abs(V_new - V)) < resolution:
             return V_new
         V = V_new
     return V

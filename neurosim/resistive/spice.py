@@ -190,7 +190,7 @@ def check(net, x, rel_tol=1e-6):
     when every voltage is within the diodes' forward drop at the largest current, ``n_vt
     ln(1 + i_max / i_s)``."""
     x = np.asarray(x, np.float64).reshape(1, -1)
-    net = net.copy(dtype=np.float64)        # both sides see the same exact sources
+    net = net.in_float64()                  # both sides see the same exact sources
     spice = run_ngspice(netlist(net, x[0]))
     scale = max(1.0, float(np.max(np.abs(net.source_voltages(x)))))
     # the solver's own tolerance, far below the comparison's: 1e-13 of the largest source
