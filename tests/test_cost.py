@@ -212,7 +212,7 @@ def test_traces_write_stores_the_cost_group_and_load_reads_it_back(tmp_path):
     assert old["attrs"] == got["attrs"] and old.keys() == got.keys()
     text = traces.inspect(path)
     assert "cost: per example %.4g uJ" % r["per_example"]["total"]["energy_uj"] in text
-    assert "engine rate, 2 epoch(s)" in text
+    assert "table of a rate crossbar, 2 epoch(s)" in text
 
 
 def test_the_write_group_shim_writes_the_same_cost_group(tmp_path):

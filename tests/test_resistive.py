@@ -203,6 +203,9 @@ def test_neurosim_run_and_spice_on_a_resistive_circuit(tmp_path):
     assert s["circuit_energy"]["per_training_example_nj"] > 0
     run_dir = s["run_dir"]
     assert os.path.exists(os.path.join(run_dir, "traces.h5"))
+    import h5py
+    with h5py.File(os.path.join(run_dir, "traces.h5"), "r") as f:     # node voltages, volts
+        assert f["report/h1/data"].attrs["units"] == "V"
     if NGSPICE is not None:
         r = _cli("spice", "resistive_fashion_784-500-10", *small[:4], "--check", "--json",
                  "--checkpoint", os.path.join(run_dir, "checkpoint.npz"),

@@ -97,8 +97,8 @@ def _record_traces(circuit, engine, data):
                                  % (unknown, net.state_pops))
     tr = engine.trajectories(data.x_test[:n], data.y_test[:n])
     dt = tr["dt"]
-    reports = {p: {"data": tr["states"][p], "dt": dt, "variable": "s",
-                   "units": "dimensionless"} for p in keep}
+    reports = {p: {"data": tr["states"][p], "dt": dt, "variable": engine.state_variable,
+                   "units": engine.state_units} for p in keep}
     phases = [{"name": a, "start": s * dt, "stop": e * dt, "beta": b}
               for a, s, e, b in tr["phases"]]
     spikes = None

@@ -148,6 +148,8 @@ class Engine:
     #: True when the numpy rate network's readout of the same weights means something (the
     #: run reports it beside the engine's own accuracy); False for other kinds of network.
     reference_readout = True
+    #: What the trajectories' states are, and their units (the traces' reports say it).
+    state_variable, state_units = "s", "dimensionless"
 
     def __init__(self, net, settings):
         self.net, self.settings = net, settings

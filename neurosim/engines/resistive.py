@@ -29,6 +29,7 @@ class ResistiveEngine(Engine):
 
     name = "resistive"
     reference_readout = False
+    state_variable, state_units = "V", "V"
 
     def __init__(self, net, settings):
         super().__init__(net, settings)

@@ -235,7 +235,7 @@ def _cost_line(g):
             e, lat = (float(np.mean(v)) for v in (e, lat))
             parts.append("%s %s uJ, %s us" % (label, _fmt(e), _fmt(lat)))
     if "model_engine" in g.attrs:
-        parts.append("engine %s" % to_str(g.attrs["model_engine"]))
+        parts.append("table of a %s crossbar" % to_str(g.attrs["model_engine"]))
     if "model_epochs" in g.attrs:
         parts.append("%d epoch(s)" % int(g.attrs["model_epochs"]))
     return ", ".join(parts) or ", ".join(key_of(o) for o in g.values())
