@@ -54,6 +54,7 @@ class NetworkSection(_Section):
     projections: Optional[List[Projection]] = None
     activation: Literal["hard_sigmoid", "logistic"] = "hard_sigmoid"
     dynamics: Literal["energy", "vector_field"] = "energy"
+    readout: Literal["state", "softmax"] = "state"
     dtype: Literal["float64", "float32"] = "float64"
     seed: int = 0
     gain: float = Field(1.0, gt=0)

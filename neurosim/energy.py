@@ -80,18 +80,101 @@ def energy(net, state, x):
     return e
 
 
+def logits(net, r):
+    """The softmax readout's input ``z_o = sum_q rho(s_q) W:q->o + b:o`` per output population,
+    from the rates ``r`` of the hidden populations."""
+    batch = r[next(iter(r))].shape[0]
+    z = {o: np.broadcast_to(net.params["b:%s" % o], (batch, net.sizes[o])).copy()
+         for o in net.outputs}
+    for t in net.readout_terms:
+        z[t.target] += r[t.source] @ net.params[t.key]
+    return z
+
+
+def softmax(z):
+    """``exp(z) / sum exp(z)`` along the last axis (shifted by the max: no overflow)."""
+    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    e /= np.sum(e, axis=-1, keepdims=True)
+    return e
+
+
+def predictions(net, state):
+    """What the network predicts at ``state`` per output population: its rates ``rho(s_out)``
+    (state readout) or the softmax of its logits (softmax readout)."""
+    if net.readout == "softmax":
+        r = {p: rho(net.activation, state[p]) for p in net.state_pops}
+        return {o: softmax(z) for o, z in logits(net, r).items()}
+    return {p: rho(net.activation, state[p]) for p in net.outputs}
+
+
+def logit_error(net, r, y):
+    """``dC/dz`` of the cross-entropy per output population: ``yhat sum(y) - y`` (``yhat - y``
+    for a one-hot ``y``), from the hidden rates ``r`` and the targets dict ``y``."""
+    return {o: softmax(z) * np.sum(y[o], axis=1, keepdims=True) - y[o]
+            for o, z in logits(net, r).items()}
+
+
+def readout_feedback(net, r, y):
+    """The cross-entropy's pull on each hidden population that feeds the readout,
+    ``sum_o (dC/dz_o) W:q->o^T`` (``dC/ds_q`` before the factor ``rho'(s_q)``)."""
+    e = logit_error(net, r, y)
+    out = {}
+    for t in net.readout_terms:
+        v = e[t.target] @ net.params[t.key].T
+        out[t.source] = out[t.source] + v if t.source in out else v
+    return out
+
+
 def cost(net, state, y):
-    """Per-example cost ``C = 1/2 |s_out - y|^2`` (summed over output populations)."""
+    """Per-example cost: ``C = 1/2 |s_out - y|^2`` (state readout) or the cross-entropy
+    ``C = -sum y log softmax(z)`` (softmax readout), summed over output populations."""
     batch = state[net.state_pops[0]].shape[0]
     y = net.targets_dict(y, batch)
+    if net.readout == "softmax":
+        r = {p: rho(net.activation, state[p]) for p in net.state_pops}
+        total = 0.0
+        for o, z in logits(net, r).items():
+            shifted = z - np.max(z, axis=1, keepdims=True)
+            logp = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+            total = total - np.sum(y[o] * logp, axis=1)
+        return total
     return sum(0.5 * np.sum((state[p] - y[p]) ** 2, axis=1) for p in net.outputs)
 
 
 def dC_ds(net, state, y):
-    """``dC/ds`` per example: ``s_out - y`` on outputs, zero elsewhere."""
+    """``dC/ds`` per example: ``s_out - y`` on outputs (state readout), or
+    ``rho'(s_q) (dC/dz) W^T`` on the hidden populations read by a softmax; zero elsewhere."""
     batch = state[net.state_pops[0]].shape[0]
     y = net.targets_dict(y, batch)
+    if net.readout == "softmax":
+        r = {p: rho(net.activation, state[p]) for p in net.state_pops}
+        fb = readout_feedback(net, r, y)
+        return {p: rho_prime(net.activation, state[p], r[p]) * fb[p] if p in fb
+                else np.zeros_like(state[p]) for p in net.state_pops}
     return {p: (state[p] - y[p]) if p in y else np.zeros_like(state[p]) for p in net.state_pops}
+
+
+def readout_gradient(net, r, y):
+    """Batch-mean ``dC/dtheta`` of a softmax readout's own parameters from the hidden rates
+    ``r`` and the targets dict ``y``: ``W:q->o``: ``rho_q^T dC/dz / B``, ``b:o``: mean
+    ``dC/dz`` (the only parameters the cross-entropy depends on directly)."""
+    e = logit_error(net, r, y)
+    batch = e[net.outputs[0]].shape[0]
+    g = {t.key: r[t.source].T @ e[t.target] / batch for t in net.readout_terms}
+    g.update({"b:%s" % o: e[o].mean(axis=0) for o in net.outputs})
+    return g
+
+
+def dC_dtheta(net, state, y):
+    """Batch-mean ``dC/dtheta``, the cost's own dependence on the parameters: a softmax
+    readout's (:func:`readout_gradient`), zero for every other parameter (and for every
+    parameter under a state readout)."""
+    g = {k: np.zeros_like(v) for k, v in net.params.items()}
+    if net.readout == "softmax":
+        batch = state[net.state_pops[0]].shape[0]
+        r = {p: rho(net.activation, state[p]) for p in net.state_pops}
+        g.update(readout_gradient(net, r, net.targets_dict(y, batch)))
+    return g
 
 
 def forces(net, state, x, y=None, beta=0.0):
@@ -110,12 +193,13 @@ def dE_dtheta(net, state, x):
     """Batch-mean ``dE/dtheta`` (energy mode): ``-rho_a^T rho_b / batch`` and ``-mean rho_p``.
 
     A lateral matrix counts once in the energy (``-1/2 rho^T W rho``), so its derivative is
-    ``-1/2 rho^T rho`` with zero diagonal.
+    ``-1/2 rho^T rho`` with zero diagonal. A softmax readout's parameters are not in ``E``
+    (their derivative is 0; they enter through the cost, :func:`dC_dtheta`).
     """
     inputs = net.inputs_dict(x)
     r = rates(net, state, inputs)
     batch = r[net.state_pops[0]].shape[0]
-    g = {}
+    g = {k: np.zeros_like(v) for k, v in net.params.items()}   # readout parameters: 0
     for t in net.terms:
         if t.transpose:
             continue

@@ -19,7 +19,8 @@ from .relax import Dynamics, polish
 
 VARIANTS = ("one_sided", "symmetric", "random_sign")
 __all__ = ["VARIANTS", "estimate", "gradient", "second_phase", "continual", "random_sign",
-           "nudged_phases", "contrast", "energy_contrast", "EPResult", "SecondPhase", "ContinualResult"]
+           "nudged_phases", "contrast", "energy_contrast", "readout_contrast", "EPResult",
+           "SecondPhase", "ContinualResult"]
 
 
 @dataclass
@@ -118,11 +119,27 @@ def nudged_phases(run, s0, beta, variant, rng=None):
     return sa, s0, 1.0 / beta, beta
 
 
-def energy_contrast(net, inputs, ra, rb, scale):
+def readout_contrast(net, targets, ra, rb, symmetric):
+    """A softmax readout's share of the contrast of ``E + beta C``: its parameters appear only
+    in ``beta C``, so EP gives them ``dC/dtheta`` at the nudged state, the mean of the
+    ``+beta`` and ``-beta`` states when ``symmetric`` (docs/maths.md 11); ``ra``, ``rb`` are
+    the hidden rates of the two states of :func:`nudged_phases`."""
+    if targets is None:
+        raise ArgumentError("a softmax readout's EP estimate needs the targets")
+    ga = en.readout_gradient(net, ra, targets)
+    if not symmetric:
+        return ga
+    gb = en.readout_gradient(net, rb, targets)
+    return {k: 0.5 * (ga[k] + gb[k]) for k in ga}
+
+
+def energy_contrast(net, inputs, ra, rb, scale, targets=None, symmetric=False):
     """``scale [dE/dtheta(a) - dE/dtheta(b)]`` (energy mode, batch mean) from the rates of
     the two states: ``dE/dW_ab = -rho_a^T rho_b / B`` (half for a lateral matrix, zero
     diagonal), ``dE/db_p = -rho_p / B``; for an input projection the input is the same in both
-    states, so the difference is the single product ``-x^T (r_b^a - r_b^b) / B``."""
+    states, so the difference is the single product ``-x^T (r_b^a - r_b^b) / B``. A softmax
+    readout's parameters get :func:`readout_contrast` (``targets``: the targets dict,
+    ``symmetric``: the states are at ``+beta`` and ``-beta``)."""
     B = next(iter(inputs.values())).shape[0]
     c = scale / B
     d = {p: ra[p] - rb[p] for p in net.state_pops}
@@ -143,17 +160,20 @@ def energy_contrast(net, inputs, ra, rb, scale):
         g[t.key] = m
     for p in net.state_pops:
         g["b:%s" % p] = d[p].sum(axis=0) * -c
+    if net.readout == "softmax":
+        g.update(readout_contrast(net, targets, ra, rb, symmetric))
     return {k: g[k] for k in net.params}
 
 
-def contrast(net, inputs, s0, sa, sb, scale):
+def contrast(net, inputs, s0, sa, sb, scale, targets=None, symmetric=False):
     """The EP estimate from its states: ``scale [dE/dtheta(sa) - dE/dtheta(sb)]`` (energy) or
     ``-scale (dF/dtheta)^T (sa - sb)`` at ``s0`` (vector field), batch mean; ``inputs`` is
-    the dict of input populations."""
+    the dict of input populations; ``targets`` and ``symmetric`` as in
+    :func:`energy_contrast` (needed by a softmax readout)."""
     if net.dynamics == "energy":
         def rates(s):
             return {p: en.rho(net.activation, s[p]) for p in net.state_pops}
-        return energy_contrast(net, inputs, rates(sa), rates(sb), scale)
+        return energy_contrast(net, inputs, rates(sa), rates(sb), scale, targets, symmetric)
     lin = en.Linearization(net, s0, inputs)
     g = lin.param_vjp({p: sa[p] - sb[p] for p in net.state_pops})
     return {k: -scale * v for k, v in g.items()}
@@ -176,7 +196,7 @@ def estimate(net, x, y, beta, variant="one_sided", eps=0.1, nudge_steps=None, fr
     sp, sb, scale, beta = nudged_phases(run, s0, beta, variant, rng)
     sm = sb if variant == "symmetric" else None
     nn = steps[0]
-    g = contrast(net, dyn.inputs, s0, sp, sb, scale)
+    g = contrast(net, dyn.inputs, s0, sp, sb, scale, dyn.targets, variant == "symmetric")
     return EPResult(gradient=g, beta=beta, s0=s0, s_plus=sp, s_minus=sm, free_steps=nf,
                     nudge_steps=nn)
 
@@ -230,8 +250,10 @@ def second_phase(net, x, y, beta, eps, steps, state=None, tol=1e-13):
     for k in range(steps):
         sk = {p: traj[p][k] for p in net.state_pops}
         if net.dynamics == "energy":
-            ek = en.dE_dtheta(net, sk, dyn.inputs)
-            P.append({kk: (ek[kk] - e0[kk]) / beta for kk in ek})
+            # (1/beta) [d(E + beta C)/dtheta(s_k) - dE/dtheta(s0)]: the cost's own term is a
+            # softmax readout's (zero for a state readout)
+            ek, ck = en.dE_dtheta(net, sk, dyn.inputs), en.dC_dtheta(net, sk, dyn.targets)
+            P.append({kk: (ek[kk] - e0[kk]) / beta + ck[kk] for kk in ek})
         else:
             g = lin.param_vjp({p: sk[p] - s0[p] for p in net.state_pops})
             P.append({kk: -v / beta for kk, v in g.items()})
@@ -260,6 +282,9 @@ def continual(net, x, y, beta, lr, eps=0.1, nudge_steps=20, free_steps=None, tol
         d = Dynamics(work, dyn.inputs, dyn.targets, clip=clip)
         d.step(s, eps, beta)
         cur = en.dE_dtheta(work, s, dyn.inputs)
+        if work.readout == "softmax":   # d(E + beta C)/dtheta: the readout's own term
+            for k, v in en.dC_dtheta(work, s, dyn.targets).items():
+                cur[k] += beta * v
         for k in work.params:
             work.params[k] -= (lrs[k] / beta) * (cur[k] - prev[k])
         prev = cur

@@ -9,6 +9,12 @@ Every non-input population ``p`` has a bias ``b:p``.
   A self-loop ``a -> a`` is a symmetric lateral matrix with zero diagonal.
 * ``vector_field`` dynamics: separate matrices per direction; an edge ``a -> b`` between two
   non-input populations gets ``W:a->b`` (a drives b) and ``W:b->a`` (b drives a).
+
+``readout="softmax"`` (energy dynamics; Laborieux et al. 2021, docs/maths.md 11) takes the
+output populations out of the dynamics: each is the prediction
+``softmax(sum rho(s_q) W:q->out + b:out)`` of the hidden populations that project to it, its
+cost the cross-entropy. ``state_pops`` then lists the hidden populations only, and the
+projections into an output (``readout_terms``) act in the nudge alone.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from .errors import NeurosimError
 ACTIVATIONS = ("hard_sigmoid", "logistic")
 DYNAMICS = ("energy", "vector_field")
 ROLES = ("input", "hidden", "output")
+READOUTS = ("state", "softmax")
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
@@ -109,11 +116,30 @@ def _check_graph(g, dynamics):
     return inputs, outputs
 
 
-def _check_choices(activation, dynamics):
+def _check_choices(activation, dynamics, readout="state"):
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise NetworkError("activation must be one of %s, got %r" % (ACTIVATIONS, activation))
     if not isinstance(dynamics, str) or dynamics not in DYNAMICS:
         raise NetworkError("dynamics must be one of %s, got %r" % (DYNAMICS, dynamics))
+    if not isinstance(readout, str) or readout not in READOUTS:
+        raise NetworkError("readout must be one of %s, got %r" % (READOUTS, readout))
+    if readout == "softmax" and dynamics != "energy":
+        raise NetworkError("readout 'softmax' needs energy dynamics (the readout sits outside "
+                           "the dynamics of an energy; this network is %r)" % dynamics)
+
+
+def _check_readout(g, outputs):
+    """A softmax output only reads hidden populations: no projection leaves it, none comes
+    from an input (its prediction is a function of the hidden state alone) or itself."""
+    for o in outputs:
+        if g.out_degree(o):
+            raise NetworkError("readout 'softmax': output population %r has outgoing projections "
+                               "to %s; a softmax readout only receives"
+                               % (o, sorted(map(str, g.successors(o)))))
+        bad = [str(q) for q in g.predecessors(o) if g.nodes[q]["role"] != "hidden"]
+        if bad:
+            raise NetworkError("readout 'softmax': output population %r receives from %s; a "
+                               "softmax readout reads hidden populations only" % (o, bad))
 
 
 def _check_lateral(key, w, symmetric=True):
@@ -136,9 +162,12 @@ class Network:
     Build one with :func:`layered` or :meth:`Network.from_graph`.
     """
 
-    def __init__(self, graph, params, activation="logistic", dynamics="energy", dtype="float64"):
-        _check_choices(activation, dynamics)
+    def __init__(self, graph, params, activation="logistic", dynamics="energy", dtype="float64",
+                 readout="state"):
+        _check_choices(activation, dynamics, readout)
         self.inputs, self.outputs = _check_graph(graph, dynamics)
+        if readout == "softmax":
+            _check_readout(graph, self.outputs)
         if not isinstance(params, Mapping):
             raise NetworkError("params must be a dict of parameter key -> array, got %s"
                                % type(params).__name__)
@@ -146,11 +175,18 @@ class Network:
         self.activation = activation
         self.dynamics = dynamics
         self.dtype = _dtype(dtype)
-        self.state_pops = [n for n in graph.nodes if graph.nodes[n]["role"] != "input"]
+        self.readout = readout
+        dynamic = ("hidden",) if readout == "softmax" else ("hidden", "output")
+        self.state_pops = [n for n in graph.nodes if graph.nodes[n]["role"] in dynamic]
         self.sizes = {n: int(graph.nodes[n]["size"]) for n in graph.nodes}
-        self.terms = self._terms()
-        expected = {t.key: self._key_shape(t.key) for t in self.terms}
-        expected.update({"b:%s" % p: (self.sizes[p],) for p in self.state_pops})
+        terms = self._terms()
+        self.terms = [t for t in terms if t.target in self.state_pops and
+                      (t.source in self.state_pops or t.source in self.inputs)]
+        self.readout_terms = [t for t in terms if t.target in self.outputs and
+                              t.target not in self.state_pops]
+        expected = {t.key: self._key_shape(t.key) for t in terms}
+        expected.update({"b:%s" % p: (self.sizes[p],) for p in graph.nodes
+                         if graph.nodes[p]["role"] != "input"})
         self.params = {}
         for key, shape in expected.items():
             if key not in params:
@@ -177,14 +213,14 @@ class Network:
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_graph(cls, g, activation="logistic", dynamics="energy", seed=0, dtype="float64",
-                   gain=1.0, asymmetry=0.0):
+                   gain=1.0, asymmetry=0.0, readout="state"):
         """Build a network on any topology with seeded Glorot-uniform weights, zero biases.
 
         ``gain`` scales every weight; in ``vector_field`` dynamics the backward matrix starts
         as the transpose of the forward one plus ``asymmetry`` times an independent
         Glorot-uniform matrix (0: tied weights, where vector-field EP is exact).
         """
-        _check_choices(activation, dynamics)
+        _check_choices(activation, dynamics, readout)
         _dtype(dtype)
         for name, val in (("gain", gain), ("asymmetry", asymmetry)):
             if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)) \
@@ -217,7 +253,8 @@ class Network:
         for p in g.nodes:
             if g.nodes[p]["role"] != "input":
                 params["b:%s" % p] = np.zeros(sizes[p])
-        return cls(g, params, activation=activation, dynamics=dynamics, dtype=dtype)
+        return cls(g, params, activation=activation, dynamics=dynamics, dtype=dtype,
+                   readout=readout)
 
     def _key_shape(self, key):
         a, b = key[2:].split("->")
@@ -254,6 +291,12 @@ class Network:
         return [k for k in self.params if k.startswith("W:")]
 
     @property
+    def biased_pops(self):
+        """Every population with a bias ``b:p``: the state populations and, with a softmax
+        readout, the outputs."""
+        return [n for n in self.graph.nodes if self.graph.nodes[n]["role"] != "input"]
+
+    @property
     def n_state(self):
         """Number of state units (all non-input populations) per example."""
         return sum(self.sizes[p] for p in self.state_pops)
@@ -262,7 +305,7 @@ class Network:
         """A copy, optionally with other parameters or another dtype."""
         return Network(copy.deepcopy(self.graph), params if params is not None else self.params,
                        activation=self.activation, dynamics=self.dynamics,
-                       dtype=dtype if dtype is not None else self.dtype)
+                       dtype=dtype if dtype is not None else self.dtype, readout=self.readout)
 
     def zero_params(self):
         """A dict of zero arrays with the keys and shapes of ``params``."""
@@ -349,13 +392,17 @@ class Network:
     def __repr__(self):
         pops = ", ".join("%s:%d(%s)" % (n, self.sizes[n], self.graph.nodes[n]["role"])
                          for n in self.graph.nodes)
-        return "Network(%s; %s, %s, %s)" % (pops, self.activation, self.dynamics, self.dtype)
+        readout = "" if self.readout == "state" else ", softmax readout"
+        return "Network(%s; %s, %s, %s%s)" % (pops, self.activation, self.dynamics, self.dtype,
+                                               readout)
 
 
 def layered(sizes, activation="logistic", dynamics="energy", seed=0, dtype="float64", gain=1.0,
-            asymmetry=0.0, skip=(), names=None):
+            asymmetry=0.0, skip=(), names=None, readout="state"):
     """A layered network ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
 
+    ``readout="softmax"``: the last layer is a softmax readout of the one before it (see the
+    module docstring).
     Populations are named ``x``, ``h1``, ``h2``, ..., ``y`` unless ``names`` is given;
     ``skip`` lists extra projections as ``(i, j)`` layer-index pairs (e.g. ``[(0, 2)]``).
     """
@@ -395,4 +442,4 @@ def layered(sizes, activation="logistic", dynamics="energy", seed=0, dtype="floa
     for i, j in pairs:
         g.add_edge(names[i], names[j])
     return Network.from_graph(g, activation=activation, dynamics=dynamics, seed=seed, dtype=dtype,
-                              gain=gain, asymmetry=asymmetry)
+                              gain=gain, asymmetry=asymmetry, readout=readout)

@@ -75,8 +75,10 @@ class BPTTResult:
 
 # -- helpers ------------------------------------------------------------------------------
 def _setup(net, x, y, eps, tol, state, clip=False):
-    """``(s0, linearisation at s0, dC/ds)``; ``s0`` relaxed here when ``state`` is None (with
-    clip the verified fixed point of :func:`fixed_point.free_fixed_point`)."""
+    """``(s0, linearisation at s0, dC/ds, dC/dtheta)``; ``s0`` relaxed here when ``state`` is
+    None (with clip the verified fixed point of :func:`fixed_point.free_fixed_point`).
+    ``dC/dtheta`` is the cost's direct dependence on the parameters (a softmax readout's;
+    zeros otherwise): every gradient below starts from it (``Thetabar_0``)."""
     inputs = net.inputs_dict(x)
     batch = next(iter(inputs.values())).shape[0]
     net.targets_dict(y, batch)
@@ -88,7 +90,7 @@ def _setup(net, x, y, eps, tol, state, clip=False):
     else:
         s0 = free_state(net, inputs, eps=eps, tol=tol)
     lin = en.Linearization(net, s0, inputs, clip=clip)
-    return s0, lin, en.dC_ds(net, s0, y)
+    return s0, lin, en.dC_ds(net, s0, y), en.dC_dtheta(net, s0, y)
 
 
 def _norm(d):
@@ -215,10 +217,11 @@ def solve_adjoint(net, lin, c, solver="auto", tol=1e-12, maxiter=None, eps=0.1, 
 
 
 # -- side networks ------------------------------------------------------------------------
-def _discrete(lin, c, eps, steps, tol=None, max_steps=1_000_000):
-    """Iterate the discrete side network; returns (S list, Theta list, iterations, residual)."""
+def _discrete(lin, c, direct, eps, steps, tol=None, max_steps=1_000_000):
+    """Iterate the discrete side network from ``Thetabar_0 = direct``; returns (S list, Theta
+    list, final Theta, iterations, residual)."""
     S, Theta = [], []
-    theta = {k: np.zeros_like(v) for k, v in lin.net.params.items()}
+    theta = {k: np.array(v, dtype=np.float64) for k, v in direct.items()}
     sbar, c0 = dict(c), max(float(np.max(np.abs(v))) for v in c.values()) or 1.0
     limit = steps if steps is not None else max_steps
     k = 0
@@ -249,14 +252,15 @@ def side_network(net, x, y, eps, steps, state=None, continuous=False, tol=1e-12)
     steps = int(steps)
     if steps < 1:
         raise ArgumentError("steps must be a positive integer, got %r" % (steps,))
-    s0, lin, c = _setup(net, x, y, eps, tol, state)
+    s0, lin, c, direct = _setup(net, x, y, eps, tol, state)
     stats = SolverStats(method="continuous" if continuous else "almeida_pineda", iterations=steps)
     if net.n_state <= DENSE_LIMIT:
         stats.spectral_radius = spectral_radius(net, x, eps, lin=lin)
     if not continuous:
-        S, Theta, _, _, _ = _discrete(lin, c, eps, steps)
+        S, Theta, _, _, _ = _discrete(lin, c, direct, eps, steps)
     else:
         S, Theta = _continuous_series(net, lin, c, eps, steps)
+        Theta = [{k: v + direct[k] for k, v in th.items()} for th in Theta]
     S = {p: np.stack([s[p] for s in S]) for p in net.state_pops}
     return SideNetwork(S=S, Theta=Theta, times=eps * np.arange(steps), s0=s0, stats=stats)
 
@@ -322,8 +326,9 @@ def bptt(net, x, y, eps, steps, state=None, clip=False):
     dyn = Dynamics(net, inputs, clip=clip)
     s = dyn.initial_state(state)
     traj = dyn.run(s, eps, beta=0.0, steps=int(steps), record=True).trajectory
-    a = en.dC_ds(net, {p: traj[p][-1] for p in net.state_pops}, y)
-    g = {k: np.zeros_like(v, dtype=np.float64) for k, v in net.params.items()}
+    last = {p: traj[p][-1] for p in net.state_pops}
+    a = en.dC_ds(net, last, y)
+    g = {k: np.array(v, dtype=np.float64) for k, v in en.dC_dtheta(net, last, y).items()}
     Theta = [{k: v.copy() for k, v in g.items()}]
     for k in range(int(steps) - 1, -1, -1):
         lin = en.Linearization(net, {p: traj[p][k] for p in net.state_pops}, inputs, clip=clip)
@@ -372,10 +377,10 @@ def gradient(net, x, y, method="implicit", eps=0.1, steps=None, solver="auto", t
         stats = SolverStats(method="bptt", iterations=int(steps))
         grad = res.gradient
     else:
-        s0, lin, c = _setup(net, x, y, eps, tol, state, clip=clip)
+        s0, lin, c, direct = _setup(net, x, y, eps, tol, state, clip=clip)
         if method == "implicit":
             w, stats = solve_adjoint(net, lin, c, solver=solver, tol=tol, eps=eps, steps=steps)
-            grad = _scale(lin.param_vjp(w), -1.0)
+            grad = {k: direct[k] - v for k, v in lin.param_vjp(w).items()}
         elif method == "almeida_pineda":
             rad = None
             if steps is None:
@@ -384,7 +389,8 @@ def gradient(net, x, y, method="implicit", eps=0.1, steps=None, solver="auto", t
                     raise RBPConvergenceError(
                         "Almeida-Pineda cannot converge: the spectral radius of dG/ds = I + eps J "
                         "is %.6g >= 1 at eps=%g; use a smaller eps or method='implicit'" % (rad, eps))
-            _, _, grad, k, res = _discrete(lin, c, eps, None if steps is None else int(steps), tol=tol)
+            _, _, grad, k, res = _discrete(lin, c, direct, eps,
+                                           None if steps is None else int(steps), tol=tol)
             stats = SolverStats(method=method, iterations=k, residual=res, spectral_radius=rad,
                                 converged=steps is not None or res < tol)
         else:
@@ -395,6 +401,7 @@ def gradient(net, x, y, method="implicit", eps=0.1, steps=None, solver="auto", t
                     "part %.6g >= 0 at the free state" % top)
             grad, stats = _continuous_gradient(net, lin, c, None if steps is None else eps * steps,
                                                tol=tol)
+            grad = {k: v + direct[k] for k, v in grad.items()}
     if return_stats:
         if stats.spectral_radius is None:
             stats.spectral_radius = spectral_radius(net, x, eps, state=state, tol=tol) \

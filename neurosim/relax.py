@@ -186,12 +186,24 @@ class Dynamics:
         if beta:
             if self.targets is None:
                 raise ArgumentError("a nudged relaxation (beta != 0) needs targets y")
+            if net.readout == "softmax":
+                for p, fb in self.readout_feedback(r).items():
+                    if not self.identity_rates:
+                        fb *= en.rho_prime(act, s[p], r[p])
+                    fb *= beta
+                    self.buf[p] -= fb
+                return self.buf
             for p, yp in self.targets.items():
                 t = self.tmp[p]
                 np.subtract(s[p], yp, out=t)
                 t *= beta
                 self.buf[p] -= t
         return self.buf
+
+    def readout_feedback(self, r):
+        """The softmax readout's pull ``(dC/dz) W^T`` on the hidden populations it reads, from
+        their rates ``r`` (new arrays; :func:`neurosim.energy.readout_feedback`)."""
+        return en.readout_feedback(self.net, r, self.targets)
 
     def step(self, s, eps, beta=0.0, residual=False):
         """One synchronous Euler step, in place; returns ``max |F(s_k)|`` if asked."""
@@ -289,6 +301,9 @@ class Dynamics:
         gemm, gterms, star, small = self._fast_plan()
         const = self.const
         eps, beta = float(eps), float(beta)
+        # a softmax readout's nudge is not linear in the state: its pull is recomputed from the
+        # old states at every step and subtracted before the projection
+        pulled = bool(beta) and net.readout == "softmax"
         a, ec = {}, self.ec
         for p in net.state_pops:
             np.multiply(const[p], eps, out=ec[p])
@@ -315,6 +330,11 @@ class Dynamics:
                 raise RuntimeError("BLAS gemm did not update the state in place")
         with blas_threads(1 if small else None):
             for _ in range(steps):
+                pull = {}
+                if pulled:   # eps beta (dC/dz) W^T from the old states
+                    pull = self.readout_feedback(s)
+                    for v in pull.values():
+                        v *= eps * beta
                 # buffered populations: a s + eps const + eps sum_q s_q M, from the old states
                 for t, sp, ap, ecp, gl, tt in jobs:
                     np.multiply(sp, ap, out=t)
@@ -325,12 +345,18 @@ class Dynamics:
                     for A, sq, ta, b in sj:
                         gemm(eps, A, sq, b, st_star, ta, 0, 1)
                     s_star += ec_star
+                    if star in pull:
+                        s_star -= pull[star]
                     _clip(s_star, 0.0, 1.0, out=s_star)
                 for p in alone:
                     s[p] *= a[p]
                     s[p] += ec[p]
+                    if p in pull:
+                        s[p] -= pull[p]
                     _clip(s[p], 0.0, 1.0, out=s[p])
-                for t, sp, _, _, _, _ in jobs:
+                for p, (t, sp, _, _, _, _) in zip(buffered, jobs):
+                    if p in pull:
+                        t -= pull[p]
                     _clip(t, 0.0, 1.0, out=sp)
         if not all(np.isfinite(v.sum()) for v in s.values()):
             raise RelaxationError("relaxation diverged (NaN/inf in the state after %d steps): "
@@ -351,6 +377,9 @@ class Dynamics:
             raise ArgumentError("block updates need hard_sigmoid with clip=True (rho(s) = s)")
         if any(q == p for p in net.state_pops for q, _ in self.terms[p]):
             raise ArgumentError("block updates need a network without lateral projections")
+        if net.readout == "softmax":
+            raise ArgumentError("block updates need a state readout (a softmax readout's nudge "
+                                "has no closed-form minimiser); use Euler steps")
         if beta and self.targets is None:
             raise ArgumentError("a nudged relaxation (beta != 0) needs targets y")
         const, beta = self.const, float(beta)

@@ -19,6 +19,15 @@ class CircuitError(NeurosimError, RuntimeError):
     """A circuit cannot be built or run; the message says what to do."""
 
 
+def check_state_readout(net):
+    """Brian2 circuits nudge their output neurons toward the target (a state readout): a
+    :class:`CircuitError` naming ``network.readout`` for any other readout."""
+    if net.readout != "state":
+        raise CircuitError("network.readout: a Brian2 circuit nudges its output neurons toward "
+                           "the target (readout 'state'); %r readouts run on the reference "
+                           "engine" % net.readout)
+
+
 _IMPORT_LOCK = threading.Lock()
 
 

@@ -128,12 +128,14 @@ def _circuit_states(circuit, eps, free_steps, nudge_steps, clip, symmetric):
     return phases[0], (phases[1] if symmetric else None)
 
 
-def _estimator(net, x, s0):
-    """``est(sa, sb, scale)``: the EP estimate of :func:`neurosim.ep.contrast` at ``s0``."""
+def _estimator(net, x, y, s0):
+    """``est(sa, sb, scale)``: the EP estimate of :func:`neurosim.ep.contrast` at ``s0``
+    (``sb`` at ``-beta`` when ``sb`` is not ``s0``)."""
     inputs = net.inputs_dict(x)
+    targets = net.targets_dict(y, next(iter(inputs.values())).shape[0])
 
     def est(sa, sb, scale):
-        return ep.contrast(net, inputs, s0, sa, sb, scale)
+        return ep.contrast(net, inputs, s0, sa, sb, scale, targets, sb is not s0)
     return est
 
 
@@ -141,10 +143,10 @@ def _at(traj, k):
     return {p: v[k] for p, v in traj.items()}
 
 
-def _curve(net, x, plus, minus, beta, truth):
+def _curve(net, x, y, plus, minus, beta, truth):
     """Metrics of the update truncated after k = 1..N nudged steps against ``truth``."""
     s0 = _at(plus, 0)
-    est = _estimator(net, x, s0)
+    est = _estimator(net, x, y, s0)
     N = next(iter(plus.values())).shape[0] - 1
     keys = list(truth)
     rows, last = [], None
@@ -221,7 +223,7 @@ def run_fidelity(net, x, y, *, engine="reference", device="runtime", beta=0.5,
                                for p in net.state_pops)
     res["metrics"] = fidelity.compare(update, truth)
     with blas_threads(1):   # vector products: a second BLAS thread only waits on a busy machine
-        res["curve"], last = _curve(net, x, plus, minus, b, truth)
+        res["curve"], last = _curve(net, x, y, plus, minus, b, truth)
     # the curve is rebuilt from the recorded states: its last point must be the update itself
     res["curve_rel_diff"] = _rel(last, update)
     res.update(update=update, rbp=truth, plus=plus, minus=minus, net=net,

@@ -30,12 +30,16 @@ def build_network(section, elements=None):
         if section.sizes is None or section.skip:
             raise ConfigurationError("network.sizes: a resistive network is layered: give "
                                      "'sizes' (no 'skip', no explicit graph)")
+        if section.readout != "state":
+            raise ConfigurationError("network.readout: a resistive network reads its output "
+                                     "node voltages ('state'), got %r" % section.readout)
         el = dict(elements or {})
         g_init = el.pop("g_init", 1.0)
         return resistive(section.sizes, seed=section.seed, g_init=g_init,
                          dtype=np.dtype(section.dtype).type, **el)
     kw = dict(activation=section.activation, dynamics=section.dynamics, seed=section.seed,
-              dtype=section.dtype, gain=section.gain, asymmetry=section.asymmetry)
+              dtype=section.dtype, gain=section.gain, asymmetry=section.asymmetry,
+              readout=section.readout)
     if section.sizes is not None:
         return layered(section.sizes, skip=[tuple(p) for p in section.skip], **kw)
     g = nx.DiGraph()

@@ -161,7 +161,8 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
 
     sa, sb, scale, _ = ep.nudged_phases(nudged, s0, beta, variant, rng)
     qa, qb, q0 = (quantize(v, adc_bits) for v in (sa, sb, s0))
-    g = ep.energy_contrast(net, dyn.inputs, rates(net, dyn, qa), rates(net, dyn, qb), scale)
+    g = ep.energy_contrast(net, dyn.inputs, rates(net, dyn, qa), rates(net, dyn, qb), scale,
+                           dyn.targets, variant == "symmetric")
     q0 = {p: np.array(v) for p, v in q0.items()}
     return Estimate(g, q0, batch_cost(net, q0, dyn.targets, dyn.batch))
 
@@ -391,6 +392,7 @@ class HardwareEngine(Engine):
                 st = _per_neuron_run(dyn, dyn.initial_state(state), s.eps, 0.0, s.free_steps,
                                      self.eps_scale)
                 out = {p: en.rho(self.net.activation, v) for p, v in st.items()}
+                out.update(en.predictions(self.net, st))
             else:
                 out = self.inner.infer(x, state)
         return self._adc(out)

@@ -75,7 +75,10 @@ def _steps(name, v):
 
 
 def batch_cost(net, s, targets, batch):
-    """Batch-mean cost ``1/2 |s_out - y|^2`` at ``s`` (float64 sums)."""
+    """Batch-mean cost at ``s``: ``1/2 |s_out - y|^2`` (float64 sums), or the cross-entropy of
+    a softmax readout."""
+    if net.readout == "softmax":
+        return float(np.mean(en.cost(net, s, targets)))
     return 0.5 * sum(float(np.sum(np.square(s[p] - targets[p], dtype=np.float64)))
                      for p in net.outputs) / batch
 
@@ -87,9 +90,14 @@ def rates(net, dyn, s):
     return {p: en.rho(net.activation, s[p]) for p in net.state_pops}
 
 
-def _energy_update(net, dyn, ra, rb, scale, lrs):
+def _energy_update(net, dyn, ra, rb, scale, lrs, symmetric=False):
     """``theta -= lr * scale [dE/dtheta(a) - dE/dtheta(b)]`` in place, products accumulated
-    by gemm straight into the (C-ordered) weight matrices."""
+    by gemm straight into the (C-ordered) weight matrices; a softmax readout's parameters
+    descend their share of the contrast (:func:`neurosim.ep.readout_contrast`)."""
+    if net.readout == "softmax":   # from the states before any weight moves
+        for k, v in _ep.readout_contrast(net, dyn.targets, ra, rb, symmetric).items():
+            if lrs[k]:
+                net.params[k] -= lrs[k] * v
     inputs, B = dyn.inputs, dyn.batch
     gemm = get_blas_funcs("gemm", dtype=net.dtype)
     d = {}
@@ -223,10 +231,11 @@ def _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, sta
     cost = batch_cost(net, s0, yo, dyn.batch)
     if net.dynamics == "energy":
         ra, rb = rates(net, dyn, sa), rates(net, dyn, sb)
+        symmetric = variant == "symmetric"
         if grad_out is None:
-            _energy_update(net, dyn, ra, rb, scale, lrs)
+            _energy_update(net, dyn, ra, rb, scale, lrs, symmetric)
             return StepOutcome(s0, cost)
-        g = _ep.energy_contrast(net, dyn.inputs, ra, rb, scale)
+        g = _ep.energy_contrast(net, dyn.inputs, ra, rb, scale, yo, symmetric)
     else:
         # -scale (dF/dtheta)^T (sa - sb) at s0: the estimator of neurosim.ep itself, so the
         # two stay the same by construction
@@ -264,6 +273,10 @@ class ReferenceEngine(Engine):
             if net.dynamics != "energy" or any(t.source == t.target for t in net.terms):
                 raise ConfigurationError("engine.solver: 'block' needs energy dynamics without "
                                          "lateral projections; use 'euler'")
+            if net.readout == "softmax":
+                raise ConfigurationError("engine.solver: 'block' needs network.readout = 'state' "
+                                         "(a softmax readout's nudge has no closed-form block "
+                                         "minimiser); use 'euler'")
 
     def _args(self):
         s = self.settings
@@ -284,7 +297,9 @@ class ReferenceEngine(Engine):
             st = dyn.run_block(st, 0.0, s.free_steps)
         else:
             st = dyn.run_fixed(st, s.eps, 0.0, s.free_steps)
-        return {p: en.rho(self.net.activation, st[p]) for p in self.net.state_pops}
+        out = {p: en.rho(self.net.activation, st[p]) for p in self.net.state_pops}
+        out.update(en.predictions(self.net, st))
+        return out
 
     def step(self, x, y, optimizer, state=None, rng=None, want_estimate=False):
         net, lrs = self.net, optimizer.lrs

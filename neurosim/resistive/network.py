@@ -130,6 +130,9 @@ class ResistiveNetwork:
             self.params[k] = v.astype(self.dtype)
         self.params = {k: self.params[k] for k in expected}
         self.dynamics, self.activation = "energy", "resistive"
+        self.readout = "state"   # the outputs are node voltages in the network
+        self.readout_terms = []
+        self.biased_pops = self.state_pops
 
     def key_shape(self, key):
         a, b = key[2:].split("->")

@@ -51,26 +51,27 @@ def resolve_learning_rates(net, lr, bias_lr=None, field="learning.lr"):
         raise ConfigurationError("%s: expected a number, a list or a table, got %r" % (name, v))
 
     lrs = per_projection(lr, field)
-    for p in net.state_pops:
+    pops = net.biased_pops
+    for p in pops:
         key = "b:%s" % p
-        incoming = [t.key for t in net.terms if t.target == p and not t.transpose]
+        incoming = [t.key for t in net.terms + net.readout_terms
+                    if t.target == p and not t.transpose]
         lrs[key] = lrs[incoming[0]] if incoming else next(iter(lrs.values()))
     if bias_lr is not None:
         if isinstance(bias_lr, (int, float)) and not isinstance(bias_lr, bool):
-            for p in net.state_pops:
+            for p in pops:
                 lrs["b:%s" % p] = float(bias_lr)
         elif isinstance(bias_lr, (list, tuple)):
-            if len(bias_lr) != len(net.state_pops):
+            if len(bias_lr) != len(pops):
                 raise ConfigurationError("learning.bias_lr: expected %d values, one per population "
-                                         "%s, got %d" % (len(net.state_pops), net.state_pops,
-                                                         len(bias_lr)))
-            for p, v in zip(net.state_pops, bias_lr):
+                                         "%s, got %d" % (len(pops), pops, len(bias_lr)))
+            for p, v in zip(pops, bias_lr):
                 lrs["b:%s" % p] = float(v)
         else:
             for p, v in bias_lr.items():
-                if p not in net.state_pops:
+                if p not in pops:
                     raise ConfigurationError("learning.bias_lr: %r is not a population (%s)"
-                                             % (p, net.state_pops))
+                                             % (p, pops))
                 lrs["b:%s" % p] = float(v)
     return {k: lrs[k] for k in net.params}
 

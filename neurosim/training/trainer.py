@@ -228,7 +228,9 @@ class Trainer:
         if fidelity:
             self._log_fidelity(res.estimate, truth, epoch, b, res.applied)
         out = self.net.outputs[0]
-        correct = int(np.sum(np.argmax(res.state[out], 1) == np.argmax(y, 1)))
+        guess = en.predictions(self.net, res.state)[out] if self.net.readout == "softmax" \
+            else res.state[out]
+        correct = int(np.sum(np.argmax(guess, 1) == np.argmax(y, 1)))
         return res.cost * len(idx), correct
 
     def _log_fidelity(self, grad, truth, epoch, b, applied=None):
