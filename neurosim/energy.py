@@ -53,13 +53,39 @@ def _matrix(net, term):
     return w.T if term.transpose else w
 
 
+def term_product(net, term, r):
+    """What ``term`` adds to its target's drive from the source rates ``r`` ``(B, n_src)``:
+    ``r M`` (dense) or the convolution ``P(W * r)`` (its adjoint for the feedback term)."""
+    w = net.params[term.key]
+    if term.conv is None:
+        return r @ (w.T if term.transpose else w)
+    return term.conv.adjoint(w, r) if term.transpose else term.conv.forward(w, r)
+
+
+def term_adjoint(net, term, v):
+    """The adjoint of :func:`term_product`: a target-space batch ``v`` -> source space."""
+    w = net.params[term.key]
+    if term.conv is None:
+        return v @ (w if term.transpose else w.T)
+    return term.conv.forward(w, v) if term.transpose else term.conv.adjoint(w, v)
+
+
+def term_outer(net, term, r, v):
+    """``d <v, term_product(r)> / d params[key]`` summed over the batch: ``r^T v`` for a
+    dense term (``v^T r`` for the feedback of a tied matrix), the kernel correlation for a
+    convolution."""
+    if term.conv is None:
+        return v.T @ r if term.transpose else r.T @ v
+    return term.conv.kernel_gradient(v, r) if term.transpose else term.conv.kernel_gradient(r, v)
+
+
 def drives(net, r):
     """``h_p = sum_terms rho(s_q) M + b_p`` for every state population, from rates ``r``."""
     h = {}
     for p in net.state_pops:
         h[p] = np.broadcast_to(net.params["b:%s" % p], r[next(iter(r))].shape[:1] + (net.sizes[p],)).copy()
     for t in net.terms:
-        h[t.target] += r[t.source] @ _matrix(net, t)
+        h[t.target] += term_product(net, t, r[t.source])
     return h
 
 
@@ -76,7 +102,7 @@ def energy(net, state, x):
         if t.transpose:
             continue
         scale = 0.5 if t.lateral else 1.0
-        e = e - scale * np.einsum("bi,ij,bj->b", r[t.source], net.params[t.key], r[t.target])
+        e = e - scale * np.sum(term_product(net, t, r[t.source]) * r[t.target], axis=1)
     return e
 
 
@@ -203,7 +229,7 @@ def dE_dtheta(net, state, x):
     for t in net.terms:
         if t.transpose:
             continue
-        d = -(r[t.source].T @ r[t.target]) / batch
+        d = -term_outer(net, t, r[t.source], r[t.target]) / batch
         if t.lateral:
             d *= 0.5
             np.fill_diagonal(d, 0.0)
@@ -264,7 +290,7 @@ class Linearization:
         out = {p: np.zeros_like(v[p]) for p in net.state_pops}
         for t in net.terms:
             if t.source in z:
-                out[t.target] += z[t.source] @ _matrix(net, t)
+                out[t.target] += term_product(net, t, z[t.source])
         return {p: self.diag[p] * v[p] + self.d1[p] * out[p] for p in net.state_pops}
 
     def vjp(self, w):
@@ -274,7 +300,7 @@ class Linearization:
         out = {p: np.zeros_like(w[p]) for p in net.state_pops}
         for t in net.terms:
             if t.source in out:
-                out[t.source] += z[t.target] @ _matrix(net, t).T
+                out[t.source] += term_adjoint(net, t, z[t.target])
         return {p: self.diag[p] * w[p] + self.d1[p] * out[p] for p in net.state_pops}
 
     def param_vjp(self, w):
@@ -283,13 +309,11 @@ class Linearization:
         z = {p: self.d1[p] * w[p] for p in net.state_pops}
         g = {k: np.zeros_like(v) for k, v in net.params.items()}
         for t in net.terms:
-            if t.transpose:
-                g[t.key] += z[t.target].T @ r[t.source]
-            elif t.lateral:
+            if t.lateral:
                 m = r[t.source].T @ z[t.target]
                 g[t.key] += 0.5 * (m + m.T)
             else:
-                g[t.key] += r[t.source].T @ z[t.target]
+                g[t.key] += term_outer(net, t, r[t.source], z[t.target])
             if t.source == t.target:
                 np.fill_diagonal(g[t.key], 0.0)
         for p in net.state_pops:
@@ -313,7 +337,9 @@ class Linearization:
         for t in net.terms:
             if t.source not in offs:
                 continue
-            m = _matrix(net, t)  # (n_src, n_tgt): d h_tgt / d rho_src = m.T
+            # (n_src, n_tgt): d h_tgt / d rho_src = m.T (a convolution's, column by column)
+            m = _matrix(net, t) if t.conv is None else \
+                term_product(net, t, np.eye(net.sizes[t.source], dtype=net.dtype))
             block = (self.d1[t.target][i][:, None] * m.T) * self.d1[t.source][i][None, :]
             a, b = offs[t.target], offs[t.source]
             J[a:a + net.sizes[t.target], b:b + net.sizes[t.source]] += block

@@ -147,7 +147,13 @@ def energy_contrast(net, inputs, ra, rb, scale, targets=None, symmetric=False):
     for t in net.terms:
         if t.transpose:
             continue
-        if t.source in inputs:
+        if t.conv is not None:   # a kernel: the correlations of the two states
+            if t.source in inputs:
+                m = en.term_outer(net, t, inputs[t.source], d[t.target])
+            else:
+                m = en.term_outer(net, t, ra[t.source], ra[t.target])
+                m -= en.term_outer(net, t, rb[t.source], rb[t.target])
+        elif t.source in inputs:
             m = inputs[t.source].T @ d[t.target]
         else:
             m = ra[t.source].T @ ra[t.target]

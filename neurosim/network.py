@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
+from .conv import Conv
 from .errors import NeurosimError
 
 ACTIVATIONS = ("hard_sigmoid", "logistic")
@@ -39,14 +40,17 @@ class NetworkError(NeurosimError, ValueError):
 
 @dataclass(frozen=True)
 class Term:
-    """One matrix product that drives population ``target``: ``rho(source) @ M`` where
-    ``M = params[key]`` (or its transpose); ``lateral`` marks a tied self-projection."""
+    """One product that drives population ``target``: ``rho(source) @ M`` where
+    ``M = params[key]`` (or its transpose); ``lateral`` marks a tied self-projection. A
+    convolutional projection carries its geometry in ``conv`` (:class:`neurosim.conv.Conv`):
+    the product is then its convolution (``transpose``: the adjoint, the feedback)."""
 
     target: str
     source: str
     key: str
     transpose: bool
     lateral: bool = False
+    conv: Conv | None = None
 
 
 def _dtype(dtype):
@@ -116,6 +120,59 @@ def _check_graph(g, dynamics):
     return inputs, outputs
 
 
+CONV_FIELDS = ("kernel", "stride", "padding", "pool")
+
+
+def _shape(g, n):
+    """A population's ``(channels, height, width)`` shape, or None (a flat population)."""
+    shape = g.nodes[n].get("shape")
+    if shape is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise NetworkError("population %r: shape must be (channels, height, width) of positive "
+                           "integers, got %r" % (n, g.nodes[n]["shape"]))
+    if int(np.prod(shape)) != int(g.nodes[n]["size"]):
+        raise NetworkError("population %r: shape %s has %d units but size is %d"
+                           % (n, shape, int(np.prod(shape)), g.nodes[n]["size"]))
+    return shape
+
+
+def conv_geometry(g, a, b, dynamics="energy"):
+    """The :class:`Conv` of the projection ``a -> b`` (its edge has a ``kernel``), or None
+    for a dense projection; errors name the projection and the field."""
+    attrs = g.edges[a, b]
+    if "kernel" not in attrs:
+        extra = [f for f in CONV_FIELDS if f in attrs]
+        if extra:
+            raise NetworkError("projection %s->%s has %s but no 'kernel': give the kernel size "
+                               "of a convolution" % (a, b, extra))
+        return None
+    where = "convolutional projection %s->%s" % (a, b)
+    if a == b:
+        raise NetworkError("%s: a population cannot convolve onto itself (lateral projections "
+                           "are dense)" % where)
+    if dynamics != "energy":
+        raise NetworkError("%s needs energy dynamics (tied kernels)" % where)
+    src, tgt = _shape(g, a), _shape(g, b)
+    if src is None or tgt is None:
+        raise NetworkError("%s: both populations need a shape (channels, height, width); %r "
+                           "has none" % (where, a if src is None else b))
+    try:
+        conv = Conv(src, tgt[0], attrs["kernel"], attrs.get("stride", 1), attrs.get("padding", 0),
+                    attrs.get("pool", 1))
+    except ValueError as e:
+        raise NetworkError("%s: %s" % (where, e)) from None
+    if conv.out_shape != tgt:
+        raise NetworkError("%s: kernel %d, stride %d, padding %d and pool %d map %s to %s, but "
+                           "%r has shape %s" % (where, conv.kernel, conv.stride, conv.padding,
+                                                conv.pool, src, conv.out_shape, b, tgt))
+    return conv
+
+
 def _check_choices(activation, dynamics, readout="state"):
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise NetworkError("activation must be one of %s, got %r" % (ACTIVATIONS, activation))
@@ -179,11 +236,18 @@ class Network:
         dynamic = ("hidden",) if readout == "softmax" else ("hidden", "output")
         self.state_pops = [n for n in graph.nodes if graph.nodes[n]["role"] in dynamic]
         self.sizes = {n: int(graph.nodes[n]["size"]) for n in graph.nodes}
+        self.shapes = {n: _shape(graph, n) for n in graph.nodes}
+        self.convs = {"W:%s->%s" % (a, b): c for a, b in graph.edges
+                      for c in [conv_geometry(graph, a, b, dynamics)] if c is not None}
         terms = self._terms()
         self.terms = [t for t in terms if t.target in self.state_pops and
                       (t.source in self.state_pops or t.source in self.inputs)]
         self.readout_terms = [t for t in terms if t.target in self.outputs and
                               t.target not in self.state_pops]
+        for t in self.readout_terms:
+            if t.conv is not None:
+                raise NetworkError("readout 'softmax': projection %s is convolutional; a "
+                                   "softmax readout is dense" % t.key[2:])
         expected = {t.key: self._key_shape(t.key) for t in terms}
         expected.update({"b:%s" % p: (self.sizes[p],) for p in graph.nodes
                          if graph.nodes[p]["role"] != "input"})
@@ -236,6 +300,12 @@ class Network:
 
         params = {}
         for a, b in g.edges:
+            conv = conv_geometry(g, a, b, dynamics)
+            if conv is not None:   # fans of a kernel: C k k in, O k k out
+                O, C, k, _ = conv.kernel_shape
+                lim = gain * np.sqrt(6.0 / ((C + O) * k * k))
+                params["W:%s->%s" % (a, b)] = rng.uniform(-lim, lim, conv.kernel_shape)
+                continue
             w = glorot(sizes[a], sizes[b])
             if a == b:
                 w = 0.5 * (w + w.T)
@@ -257,6 +327,8 @@ class Network:
                    readout=readout)
 
     def _key_shape(self, key):
+        if key in self.convs:
+            return self.convs[key].kernel_shape
         a, b = key[2:].split("->")
         a, b = self._node(a), self._node(b)
         return (self.sizes[a], self.sizes[b])
@@ -275,11 +347,12 @@ class Network:
             if a == b:
                 terms.append(Term(a, a, key, False, lateral=self.dynamics == "energy"))
                 continue
-            terms.append(Term(b, a, key, False))
+            conv = self.convs.get(key)
+            terms.append(Term(b, a, key, False, conv=conv))
             if g.nodes[a]["role"] == "input":
                 continue
             if self.dynamics == "energy":
-                terms.append(Term(a, b, key, True))
+                terms.append(Term(a, b, key, True, conv=conv))
             elif not g.has_edge(b, a):
                 terms.append(Term(a, b, "W:%s->%s" % (b, a), False))
         return terms

@@ -113,8 +113,13 @@ class Dynamics:
         self.d1 = {p: np.empty(shape[p], dt) for p in net.state_pops}
         self.ec = {p: np.empty(shape[p], dt) for p in net.state_pops}  # eps (const + beta y)
         self.terms = {p: [] for p in net.state_pops}
-        self._input_terms = []
+        self.conv_terms = {p: [] for p in net.state_pops}   # convolutions: en.term_product
+        self._input_terms, self._input_convs = [], []
         for t in net.terms:
+            if t.conv is not None:
+                (self._input_convs if t.source in self.inputs else self.conv_terms[t.target]
+                 ).append(t)
+                continue
             m = net.params[t.key]
             m = m.T if t.transpose else m
             if t.source in self.inputs:
@@ -138,6 +143,8 @@ class Dynamics:
             for src, tgt, m in self._input_terms:
                 A, ta = _gemm_operand(m)
                 gemm(1.0, A, self.inputs[src].T, 1.0, const[tgt].T, ta, 0, 1)
+            for t in self._input_convs:
+                const[t.target] += en.term_product(self.net, t, self.inputs[t.source])
             self._const = const
         return self._const
 
@@ -169,6 +176,8 @@ class Dynamics:
                 h += const[p]
             else:
                 np.copyto(h, const[p])
+            for t in self.conv_terms[p]:
+                h += en.term_product(net, t, r[t.source])
             if not self.identity_rates:
                 if act == "hard_sigmoid":
                     d = self.d1[p]
@@ -290,7 +299,7 @@ class Dynamics:
         if beta and self.targets is None:
             raise ArgumentError("a nudged relaxation (beta != 0) needs targets y")
         net = self.net
-        fast = self.identity_rates and all(
+        fast = self.identity_rates and not any(self.conv_terms.values()) and all(
             s[p].flags.c_contiguous and s[p].dtype == net.dtype
             and s[p].shape == (self.batch, net.sizes[p]) for p in net.state_pops)
         if not fast:
@@ -389,6 +398,8 @@ class Dynamics:
                 np.copyto(h, const[p])
                 for q, m in self.terms[p]:
                     h += np.matmul(s[q], m, out=self.tmp[p])
+                for t in self.conv_terms[p]:
+                    h += en.term_product(net, t, s[t.source])
                 if beta and p in self.targets:
                     h += beta * self.targets[p]
                     if 1.0 + beta > 0:

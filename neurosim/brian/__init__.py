@@ -2,7 +2,7 @@
 derivatives they observe: rate circuits and spiking circuits."""
 from __future__ import annotations
 
-from .device import DEVICES, CircuitError, check_state_readout
+from .device import DEVICES, CircuitError, check_compilable
 from .nir_export import from_nir, to_nir
 from .rate import RateCircuit
 from .spiking import NEURONS, SpikingCircuit
@@ -43,7 +43,7 @@ def compile(net, model="rate", device="runtime", eps=None, clip=False, build_dir
     from ..network import Network
     if not isinstance(net, Network):
         raise CircuitError("compile() needs a neurosim Network, got %s" % type(net).__name__)
-    check_state_readout(net)
+    check_compilable(net)
     if model not in MODELS:
         raise CircuitError("model %r is not supported: this version compiles %s circuits"
                            % (model, MODELS))

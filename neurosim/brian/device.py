@@ -19,13 +19,20 @@ class CircuitError(NeurosimError, RuntimeError):
     """A circuit cannot be built or run; the message says what to do."""
 
 
-def check_state_readout(net):
-    """Brian2 circuits nudge their output neurons toward the target (a state readout): a
-    :class:`CircuitError` naming ``network.readout`` for any other readout."""
+def check_compilable(net):
+    """What a Brian2 circuit cannot hold, as a :class:`CircuitError` naming the field: a
+    readout other than the output neurons' states (``network.readout``), and convolutional
+    projections (each synapse of a Brian2 ``Synapses`` object has its own weight; a kernel
+    shared across positions is not compiled yet)."""
     if net.readout != "state":
         raise CircuitError("network.readout: a Brian2 circuit nudges its output neurons toward "
                            "the target (readout 'state'); %r readouts run on the reference "
                            "engine" % net.readout)
+    convs = sorted(net.convs)
+    if convs:
+        raise CircuitError("network.projections: %s %s convolutional; Brian2 circuits compile "
+                           "dense projections only (train it with the reference engine)"
+                           % (", ".join(k[2:] for k in convs), "is" if len(convs) == 1 else "are"))
 
 
 _IMPORT_LOCK = threading.Lock()

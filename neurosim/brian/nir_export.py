@@ -69,7 +69,7 @@ import os
 
 import numpy as np
 
-from .device import CircuitError, check_state_readout
+from .device import CircuitError, check_compilable
 
 #: The ``format`` tag in the graph metadata, and the version of this mapping.
 FORMAT = "neurosim.nir"
@@ -113,7 +113,7 @@ def _resolve(circuit_or_net, params):
                     "pass its Network (circuit.net)")
         raise CircuitError("to_nir needs a SpikingCircuit or a neurosim Network, got %s%s"
                            % (type(circuit_or_net).__name__, hint))
-    check_state_readout(net)
+    check_compilable(net)
     if net.dynamics != "energy":
         raise CircuitError("to_nir exports spiking circuits, which need energy dynamics (tied "
                            "weights); this network has dynamics=%r: vector-field EP reads the "

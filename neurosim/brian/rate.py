@@ -21,7 +21,7 @@ import numpy as np
 from . import plasticity
 from ..ep import VARIANTS, random_sign
 from .device import (CircuitError, build_folder, check_compiler, check_device,
-                     check_state_readout, import_brian2, standalone_failure)
+                     check_compilable, import_brian2, standalone_failure)
 
 RHO = {"hard_sigmoid": "clip(u, 0, 1)", "logistic": "1 / (1 + exp(-4 * (u - 0.5)))"}
 DRHO = {"hard_sigmoid": "int(u >= 0) * int(u <= 1)", "logistic": "4 * rho * (1 - rho)"}
@@ -142,7 +142,7 @@ class _Context:
     """What the builders read: the network, the batch, names and the phase schedule."""
 
     def __init__(self, net, inputs, targets, state0, clip, namespace):
-        check_state_readout(net)
+        check_compilable(net)
         self.net, self.inputs, self.targets, self.state0 = net, inputs, targets, state0
         self.batch = next(iter(inputs.values())).shape[0]
         self.clip, self.namespace = clip, namespace

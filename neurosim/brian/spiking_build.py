@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .device import check_state_readout
+from .device import check_compilable
 from .rate import DRHO, RHO
 
 #: Each neuron's two rate traces and the derivative estimate (see :mod:`neurosim.brian.spiking`).
@@ -214,7 +214,7 @@ class SpikingContext:
     """What the builders read: the network, the batch, names, constants, the schedule."""
 
     def __init__(self, net, inputs, targets, state0, clip, neuron, namespace, zq, rng):
-        check_state_readout(net)
+        check_compilable(net)
         self.net, self.inputs, self.targets, self.state0 = net, inputs, targets, state0
         self.batch = next(iter(inputs.values())).shape[0]
         self.clip, self.neuron, self.namespace = clip, neuron, namespace

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from .device import (CircuitError, build_folder, check_compiler, check_state_readout,
+from .device import (CircuitError, build_folder, check_compiler, check_compilable,
                      compile_standalone, import_brian2, standalone_device)
 from .rate import DRHO, RHO
 
@@ -34,7 +34,7 @@ def check_supported(net):
     if len(net.inputs) != 1 or len(net.outputs) != 1:
         raise CircuitError("training through a Brian2 circuit needs one input and one output "
                            "population (this network has %s and %s)" % (net.inputs, net.outputs))
-    check_state_readout(net)
+    check_compilable(net)
     lateral = [t.key for t in net.terms if t.source == t.target]
     if lateral:
         raise CircuitError("training through a Brian2 circuit does not support lateral "

@@ -211,6 +211,10 @@ class HardwareEngine(Engine):
 
     def __init__(self, inner, device, seed=0):
         check_support(device, inner)
+        if inner.net.convs:
+            raise ConfigurationError("hardware: projection(s) %s are convolutional; a crossbar "
+                                     "here stores dense weight matrices only"
+                                     % ", ".join(k[2:] for k in sorted(inner.net.convs)))
         super().__init__(inner.net, inner.settings)
         self.inner, self.device, self.seed = inner, device, int(seed)
         self.name = inner.name

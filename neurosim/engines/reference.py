@@ -108,6 +108,13 @@ def _energy_update(net, dyn, ra, rb, scale, lrs, symmetric=False):
             continue
         w = net.params[t.key]
         alpha = lrs[t.key] * scale / B   # W += alpha (r_src^T r_tgt at a - the same at b)
+        if t.conv is not None:                 # a kernel: the correlations of the two states
+            src = inputs[t.source] if t.source in inputs else None
+            m = en.term_outer(net, t, src, d[t.target]) if src is not None else \
+                en.term_outer(net, t, ra[t.source], ra[t.target]) - \
+                en.term_outer(net, t, rb[t.source], rb[t.target])
+            w += alpha * m
+            continue
         if t.source == t.target:               # lateral: half the product, zero diagonal
             m = np.zeros_like(w)
             mt = m.T

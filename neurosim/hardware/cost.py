@@ -264,6 +264,7 @@ class CostModel:
         self.nudged_phases = 2 if variant == "symmetric" else 1
         sizes = net.sizes
         self.macs_per_step = 0 if spiking else sum(
+            t.conv.macs() if t.conv is not None else
             sizes[t.source] * (sizes[t.target] - (1 if t.source == t.target else 0))
             for t in net.terms)
         self.neurons = int(net.n_state)

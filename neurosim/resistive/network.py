@@ -132,6 +132,7 @@ class ResistiveNetwork:
         self.dynamics, self.activation = "energy", "resistive"
         self.readout = "state"   # the outputs are node voltages in the network
         self.readout_terms = []
+        self.convs = {}   # every conductance matrix is dense
         self.biased_pops = self.state_pops
 
     def key_shape(self, key):

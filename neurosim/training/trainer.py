@@ -39,11 +39,16 @@ class _StopRun(BaseException):
 
 
 def outputs_score(net, outputs, y):
-    """Summed cost ``1/2 |r_out - y|^2`` and the number of correct argmax predictions of the
-    output rates ``outputs`` (population -> (n, n_out))."""
+    """Summed cost and the number of correct argmax predictions of the outputs ``outputs``
+    (population -> (n, n_out)): ``1/2 |r_out - y|^2`` of the output rates, or the
+    cross-entropy ``-sum y log yhat`` of a softmax readout's predictions."""
     out = net.outputs[0]
     r = outputs[out]
-    cost = 0.5 * float(np.sum(np.square(r - y, dtype=np.float64)))
+    if net.readout == "softmax":
+        tiny = np.finfo(r.dtype).tiny   # log(0) of a prediction that underflowed
+        cost = -float(np.sum(y * np.log(np.maximum(r, tiny)), dtype=np.float64))
+    else:
+        cost = 0.5 * float(np.sum(np.square(r - y, dtype=np.float64)))
     correct = int(np.sum(np.argmax(r, axis=1) == np.argmax(y, axis=1)))
     return cost, correct
 
