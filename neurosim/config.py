@@ -31,16 +31,23 @@ class _Section(BaseModel):
 
 
 class Population(_Section):
-    """One population of an explicit graph."""
+    """One population of an explicit graph; ``shape = [channels, height, width]`` for the
+    ends of a convolution (its product is ``size``)."""
     name: str = Field(min_length=1)
     size: int = Field(gt=0)
     role: Literal["input", "hidden", "output"]
+    shape: Optional[List[int]] = None
 
 
 class Projection(_Section):
-    """One projection ``source -> target`` of an explicit graph."""
+    """One projection ``source -> target`` of an explicit graph: dense, or convolutional
+    with a square ``kernel`` (``stride``, zero ``padding``, average ``pool`` blocks)."""
     source: str
     target: str
+    kernel: Optional[int] = Field(None, gt=0)
+    stride: int = Field(1, gt=0)
+    padding: int = Field(0, ge=0)
+    pool: int = Field(1, gt=0)
 
 
 class NetworkSection(_Section):

@@ -28,7 +28,7 @@ def check_compilable(net):
         raise CircuitError("network.readout: a Brian2 circuit nudges its output neurons toward "
                            "the target (readout 'state'); %r readouts run on the reference "
                            "engine" % net.readout)
-    convs = sorted(net.convs)
+    convs = list(net.convs)
     if convs:
         raise CircuitError("network.projections: %s %s convolutional; Brian2 circuits compile "
                            "dense projections only (train it with the reference engine)"

@@ -44,13 +44,19 @@ def build_network(section, elements=None):
         return layered(section.sizes, skip=[tuple(p) for p in section.skip], **kw)
     g = nx.DiGraph()
     for p in section.populations:
-        g.add_node(p.name, size=p.size, role=p.role)
+        g.add_node(p.name, size=p.size, role=p.role,
+                   **({} if p.shape is None else {"shape": tuple(p.shape)}))
     for e in section.projections:
         for end in (e.source, e.target):
             if end not in g:
                 raise ConfigurationError("network.projections: %r is not a population (%s)"
                                          % (end, list(g.nodes)))
-        g.add_edge(e.source, e.target)
+        conv = {} if e.kernel is None else dict(kernel=e.kernel, stride=e.stride,
+                                                padding=e.padding, pool=e.pool)
+        if e.kernel is None and (e.stride, e.padding, e.pool) != (1, 0, 1):
+            raise ConfigurationError("network.projections: %s -> %s has stride, padding or pool "
+                                     "but no kernel" % (e.source, e.target))
+        g.add_edge(e.source, e.target, **conv)
     return Network.from_graph(g, **kw)
 
 

@@ -214,7 +214,7 @@ class HardwareEngine(Engine):
         if inner.net.convs:
             raise ConfigurationError("hardware: projection(s) %s are convolutional; a crossbar "
                                      "here stores dense weight matrices only"
-                                     % ", ".join(k[2:] for k in sorted(inner.net.convs)))
+                                     % ", ".join(k[2:] for k in inner.net.convs))
         super().__init__(inner.net, inner.settings)
         self.inner, self.device, self.seed = inner, device, int(seed)
         self.name = inner.name

@@ -1,0 +1,240 @@
+"""Convolutional projections (docs/maths.md 11): the products against a direct convolution,
+their adjoints, and on a small conv network (float64, logistic) the numbers of MATH.md
+section 6 -- RBP = finite differences, every RBP method agrees, EP -> RBP with slopes 1 and 2,
+the theorem's u_0 = -Sbar_0 -- plus the fast EP step, the circuit file, and clear errors."""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+from scipy.signal import correlate
+
+import neurosim as ns
+from neurosim import energy as en
+from neurosim import ep, rbp
+from neurosim.conv import Conv
+from neurosim.engines.reference import ep_step
+from neurosim.relax import free_state
+
+EPS = 0.2
+GEOMETRIES = [((2, 7, 7), 3, 3, 1, 0, 1), ((2, 8, 8), 3, 3, 1, 1, 2), ((1, 9, 9), 2, 3, 2, 1, 1),
+              ((3, 10, 10), 4, 5, 2, 2, 1), ((2, 6, 6), 2, 2, 1, 0, 5)]
+
+
+def _direct(c, kernel, r):
+    """The convolution by scipy's correlate, channel by channel, then average pooling."""
+    C, H, W = c.in_shape
+    k, s, p, q = c.kernel, c.stride, c.padding, c.pool
+    out = []
+    for x in r.reshape(-1, C, H, W):
+        x = np.pad(x, ((0, 0), (p, p), (p, p)))
+        y = np.stack([sum(correlate(x[ci], kernel[o, ci], mode="valid") for ci in range(C))
+                      for o in range(c.channels)])[:, ::s, ::s]
+        O, ho, wo = y.shape
+        out.append(y.reshape(O, ho // q, q, wo // q, q).mean(axis=(2, 4)).ravel())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_products_are_the_convolution_its_adjoint_and_its_kernel_gradient(geometry):
+    c = Conv(*geometry)
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=c.kernel_shape)
+    r = rng.normal(size=(3, int(np.prod(c.in_shape))))
+    v = rng.normal(size=(3, int(np.prod(c.out_shape))))
+    f = c.forward(kernel, r)
+    assert np.allclose(f, _direct(c, kernel, r), atol=1e-12)
+    assert np.sum(v * f) == pytest.approx(np.sum(c.adjoint(kernel, v) * r), rel=1e-12)
+    dk = rng.normal(size=kernel.shape)
+    assert np.sum(v * c.forward(dk, r)) == pytest.approx(np.sum(c.kernel_gradient(r, v) * dk),
+                                                         rel=1e-12)
+
+
+def conv_graph():
+    g = nx.DiGraph()
+    g.add_node("x", size=64, role="input", shape=(1, 8, 8))
+    g.add_node("h1", size=48, role="hidden", shape=(3, 4, 4))
+    g.add_node("h2", size=16, role="hidden", shape=(4, 2, 2))
+    g.add_node("y", size=3, role="output")
+    g.add_edge("x", "h1", kernel=3, padding=1, pool=2)
+    g.add_edge("h1", "h2", kernel=3)
+    g.add_edge("h2", "y")
+    return g
+
+
+def _net(readout="state", activation="logistic", **kw):
+    return ns.Network.from_graph(conv_graph(), activation=activation, readout=readout, seed=1,
+                                 **{"gain": 1.5, **kw})
+
+
+def _data(batch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.0, 1.0, (batch, 64)), np.eye(3)[rng.integers(0, 3, batch)]
+
+
+def _rel(a, b):
+    num = np.sqrt(sum(np.sum((a[k] - b[k]) ** 2) for k in b))
+    return float(num / np.sqrt(sum(np.sum(b[k] ** 2) for k in b)))
+
+
+def test_a_conv_network_shares_its_kernels():
+    net = _net()
+    assert net.params["W:x->h1"].shape == (3, 1, 3, 3)
+    assert net.params["W:h1->h2"].shape == (4, 3, 3, 3)
+    assert net.params["W:h2->y"].shape == (16, 3)
+    assert sorted(net.convs) == ["W:h1->h2", "W:x->h1"]
+
+
+@pytest.mark.parametrize("readout", ["state", "softmax"])
+def test_rbp_matches_finite_differences_on_a_conv_network(readout):
+    net = _net(readout)
+    x, y = _data()
+    g = rbp.gradient(net, x, y, eps=EPS, tol=1e-13)
+
+    def loss(n):
+        return float(np.mean(en.cost(n, free_state(n, x, eps=EPS, tol=1e-13), y)))
+
+    h, worst = 1e-5, 0.0
+    for k in ("W:x->h1", "W:h1->h2", "b:h1"):
+        v = net.params[k]
+        for i in list(np.ndindex(v.shape))[::7]:
+            p = dict(net.params)
+            up, down = v.copy(), v.copy()
+            up[i] += h
+            down[i] -= h
+            p[k] = up
+            lp = loss(net.copy(params=p))
+            p[k] = down
+            lm = loss(net.copy(params=p))
+            worst = max(worst, abs((lp - lm) / (2 * h) - g[k][i]))
+    assert worst < 1e-7
+    assert np.abs(g["W:x->h1"]).max() > 1e-4
+    for method in ("almeida_pineda", "bptt"):
+        assert _rel(rbp.gradient(net, x, y, method=method, eps=EPS, tol=1e-13), g) < 1e-6
+    assert _rel(rbp.gradient(net, x, y, eps=EPS, tol=1e-13, solver="cg"), g) < 1e-6
+
+
+def test_ep_on_a_conv_network_converges_with_the_expected_slopes():
+    net = _net()
+    x, y = _data()
+    g = rbp.gradient(net, x, y, eps=EPS, tol=1e-13)
+    betas = np.array([1e-2, 5e-3, 2.5e-3])
+    for variant, slope in (("one_sided", 1.0), ("symmetric", 2.0)):
+        errs = [_rel(ep.gradient(net, x, y, b, variant=variant, eps=EPS, tol=1e-13), g)
+                for b in betas]
+        fit = np.polyfit(np.log(betas), np.log(errs), 1)[0]
+        assert abs(fit - slope) < 0.15 * slope, (variant, errs)
+
+
+def test_the_theorem_on_a_conv_network():
+    net = _net()
+    x, y = _data()
+    side = rbp.side_network(net, x, y, EPS, 30)
+    sp = ep.second_phase(net, x, y, 1e-4, EPS, 30)
+    assert max(np.abs(sp.u[p][0] + side.S[p][0]).max() for p in net.state_pops) < 1e-8
+    worst = max(max(np.abs(sp.u[p][k] + side.S[p][k]).max() for p in net.state_pops)
+                / max(np.abs(side.S[p][k]).max() for p in net.state_pops) for k in range(30))
+    assert worst < 10 * 1e-4
+
+
+@pytest.mark.parametrize("readout", ["state", "softmax"])
+def test_the_fast_step_on_a_conv_network_gives_the_estimator(readout):
+    net = _net(readout, activation="hard_sigmoid", gain=1.0)
+    x, y = _data(batch=4)
+    kw = dict(eps=0.5, free_steps=8, nudge_steps=3, clip=True)
+    want = ep.gradient(net, x, y, 0.3, variant="symmetric", **kw)
+    got = {}
+    ep_step(net.copy(), x, y, 0.3, 0.0, variant="symmetric", grad_out=got, **kw)
+    assert _rel(got, want) < 1e-12
+    fused = net.copy()
+    ep_step(fused, x, y, 0.3, {k: 0.1 for k in net.params}, variant="symmetric", **kw)
+    for k in net.params:
+        assert np.allclose(fused.params[k], net.params[k] - 0.1 * want[k], atol=1e-13), k
+
+
+def test_bad_conv_geometry_names_the_projection():
+    g = conv_graph()
+    g.edges["x", "h1"]["pool"] = 1
+    with pytest.raises(ns.NetworkError, match=r"x->h1.*map \(1, 8, 8\) to \(3, 8, 8\)"):
+        ns.Network.from_graph(g)
+    g = conv_graph()
+    del g.nodes["h1"]["shape"]
+    with pytest.raises(ns.NetworkError, match="x->h1.*need a shape.*'h1'"):
+        ns.Network.from_graph(g)
+    g = conv_graph()
+    g.nodes["h2"]["shape"] = (4, 3, 3)
+    with pytest.raises(ns.NetworkError, match="shape .* has 36 units but size is 16"):
+        ns.Network.from_graph(g)
+    g = conv_graph()
+    g.edges["x", "h1"]["padding"] = 3
+    with pytest.raises(ns.NetworkError, match="x->h1: padding must be at most kernel - 1"):
+        ns.Network.from_graph(g)
+    g = conv_graph()
+    del g.edges["h1", "h2"]["kernel"]
+    g.edges["h1", "h2"]["stride"] = 2
+    with pytest.raises(ns.NetworkError, match="h1->h2 has .*stride.* but no 'kernel'"):
+        ns.Network.from_graph(g)
+    with pytest.raises(ns.NetworkError, match="needs energy dynamics"):
+        ns.Network.from_graph(conv_graph(), dynamics="vector_field")
+
+
+def test_engines_that_cannot_hold_a_kernel_say_which_projection():
+    from neurosim.brian import CircuitError, compile as compile_circuit
+    from neurosim.engines import build
+    from neurosim.errors import ConfigurationError
+    net = _net(activation="hard_sigmoid")
+    with pytest.raises(CircuitError, match="x->h1, h1->h2 are convolutional"):
+        compile_circuit(net, model="rate")
+    with pytest.raises(ConfigurationError, match="hardware: .*x->h1, h1->h2 are convolutional"):
+        build("reference", net, device="rram")
+
+
+CIRCUIT = """
+name = "conv_bars"
+[network]
+activation = "hard_sigmoid"
+readout = "softmax"
+gain = 1.0
+populations = [{name = "x", size = 64, role = "input", shape = [1, 8, 8]},
+               {name = "h", size = 64, role = "hidden", shape = [4, 4, 4]},
+               {name = "y", size = 4, role = "output"}]
+projections = [{source = "x", target = "h", kernel = 3, padding = 1, pool = 2},
+               {source = "h", target = "y"}]
+[engine]
+eps = 0.5
+free_steps = 10
+nudge_steps = 4
+clip = true
+[learning]
+variant = "symmetric"
+beta = 0.5
+lr = [1.0, 0.5]
+[train]
+epochs = 15
+batch_size = 20
+fidelity_batches = 1
+[dataset]
+name = "bars"
+limit_train = 600
+[record]
+traces = false
+"""
+
+
+def test_a_conv_circuit_file_trains_on_bars(tmp_path):
+    import json
+    import subprocess
+    import sys
+    path = tmp_path / "conv.toml"
+    path.write_text(CIRCUIT)
+    r = subprocess.run([sys.executable, "-m", "neurosim.cli", "run", str(path), "--json",
+                        "--no-progress", "--out", str(tmp_path)], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["test_accuracy"] > 0.9
+    bad = CIRCUIT.replace("padding = 1, pool = 2", "padding = 1, pool = 3")
+    path.write_text(bad)
+    r = subprocess.run([sys.executable, "-m", "neurosim.cli", "run", str(path), "--out",
+                        str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "x->h" in r.stderr and "pool 3 must divide" in r.stderr
