@@ -5,15 +5,14 @@ convolves ``rho(s_a)`` with a kernel ``W`` of shape ``(O, C, k, k)`` (stride, ze
 and average-pools the result over ``pool x pool`` blocks: ``P(W * rho(s_a))``. Average
 pooling is linear, so the projection keeps a true energy term ``-<rho(s_b), P(W * rho(s_a))>``;
 the feedback to ``a`` is the adjoint ``W^T * P^T``, and ``dE/dW`` the correlation of ``rho(s_a)``
-with ``P^T rho(s_b)``. Every product is im2col (numpy's ``sliding_window_view``, one copy)
-followed by one BLAS matrix product; no Python loops over pixels.
+with ``P^T rho(s_b)``. Every product is k*k BLAS matrix products over channels, one per kernel
+offset, on channel-last views of the batch; no Python loops over pixels or examples.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
 def _positive_int(name, v, minimum=1):
@@ -71,67 +70,78 @@ class Conv:
         return (self.channels, self.in_shape[0], self.kernel, self.kernel)
 
     # -- the pieces ---------------------------------------------------------------------
-    def _columns(self, r):
-        """im2col of a flat batch ``(B, C*H*W)``: ``(B*Ho*Wo, C*k*k)``."""
+    def _padded(self, r):
+        """A flat batch ``(B, C*H*W)`` as a zero-padded channel-last ``(B, H+2p, W+2p, C)``."""
         C, H, W = self.in_shape
-        k, s, p = self.kernel, self.stride, self.padding
-        x = r.reshape(-1, C, H, W)
+        p = self.padding
+        x = r.reshape(-1, C, H, W).transpose(0, 2, 3, 1)
         if p:
-            x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-        win = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]   # B C Ho Wo k k
-        ho, wo = self.conv_hw
-        win = win[:, :, :ho, :wo]
-        return win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, C * k * k)
+            return np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+        return x
 
-    def _unpool(self, v):
-        """``P^T``: a flat pooled batch ``(B, O*H'*W')`` -> ``(B, O, Ho, Wo)``."""
-        O, hp, wp = self.out_shape
-        q = self.pool
-        v = v.reshape(-1, O, hp, wp)
-        if q == 1:
-            return v
-        v = np.repeat(np.repeat(v, q, axis=2), q, axis=3)
-        return v * (1.0 / (q * q))
-
-    # -- the three products of an energy term ---------------------------------------------
-    def forward(self, kernel, r):
-        """``P(W * r)`` for a flat batch ``r`` ``(B, C*H*W)`` -> ``(B, O*H'*W')``."""
-        B = r.shape[0]
-        O = self.channels
+    def _window(self, x, i, j):
+        """The input pixels that kernel offset ``(i, j)`` reads for every output position:
+        a ``(B, Ho, Wo, C)`` view of the padded channel-last input."""
         ho, wo = self.conv_hw
-        y = self._columns(r) @ kernel.reshape(O, -1).T          # (B*Ho*Wo, O)
-        y = y.reshape(B, ho, wo, O).transpose(0, 3, 1, 2)
+        s = self.stride
+        return x[:, i:i + (ho - 1) * s + 1:s, j:j + (wo - 1) * s + 1:s]
+
+    def _offsets(self):
+        return [(i, j) for i in range(self.kernel) for j in range(self.kernel)]
+
+    def _pooled(self, y):
+        """Average pooling of a channel-last ``(B, Ho, Wo, O)`` -> flat ``(B, O*H'*W')``."""
+        B, ho, wo, O = y.shape
         q = self.pool
         if q > 1:
-            y = y.reshape(B, O, ho // q, q, wo // q, q).mean(axis=(3, 5))
-        return np.ascontiguousarray(y.reshape(B, -1))
+            y = y.reshape(B, ho // q, q, wo // q, q, O).mean(axis=(2, 4))
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2)).reshape(B, -1)
+
+    def _unpooled(self, v):
+        """``P^T``: a flat pooled batch ``(B, O*H'*W')`` -> channel-last ``(B*Ho*Wo, O)``."""
+        O, hp, wp = self.out_shape
+        q = self.pool
+        u = v.reshape(-1, O, hp, wp).transpose(0, 2, 3, 1)              # B H' W' O
+        if q > 1:
+            u = np.repeat(np.repeat(u, q, axis=1), q, axis=2) * (1.0 / (q * q))
+        return np.ascontiguousarray(u).reshape(-1, O)
+
+    # -- the three products of an energy term ---------------------------------------------
+    # Each is a sum over the k*k kernel offsets of one BLAS product between the channels of
+    # the pixels that offset reads and the kernel's (O, C) slice at that offset (measured
+    # here faster than one im2col product, whose column matrix is k*k times the input).
+    def forward(self, kernel, r):
+        """``P(W * r)`` for a flat batch ``r`` ``(B, C*H*W)`` -> ``(B, O*H'*W')``."""
+        ho, wo = self.conv_hw
+        x, B, C = self._padded(r), r.shape[0], self.in_shape[0]
+        y = np.zeros((B * ho * wo, self.channels), dtype=np.result_type(r, kernel))
+        for i, j in self._offsets():
+            y += np.ascontiguousarray(self._window(x, i, j)).reshape(-1, C) @ kernel[:, :, i, j].T
+        return self._pooled(y.reshape(B, ho, wo, self.channels))
 
     def adjoint(self, kernel, v):
         """``W^T * P^T v``, the adjoint of :meth:`forward`: ``(B, O*H'*W')`` -> ``(B, C*H*W)``
-        (a convolution of the stride-dilated, padded ``P^T v`` with the flipped kernel)."""
+        (each offset's product scattered back onto the pixels it read: col2im)."""
         C, H, W = self.in_shape
-        k, s, p = self.kernel, self.stride, self.padding
+        p = self.padding
         ho, wo = self.conv_hw
-        u = self._unpool(v)
-        B, O = u.shape[0], self.channels
-        hd, wd = (ho - 1) * s + 1, (wo - 1) * s + 1
-        extra_h, extra_w = H + 2 * p - k - (ho - 1) * s, W + 2 * p - k - (wo - 1) * s
-        full = np.zeros((B, O, hd + 2 * (k - 1 - p) + extra_h, wd + 2 * (k - 1 - p) + extra_w),
-                        dtype=u.dtype)
-        a = k - 1 - p
-        full[:, :, a:a + hd:s, a:a + wd:s] = u
-        win = sliding_window_view(full, (k, k), axis=(2, 3))            # B O H W k k
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(B * H * W, O * k * k)
-        flipped = kernel[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(C, -1)
-        x = (cols @ flipped.T).reshape(B, H, W, C).transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(x.reshape(B, -1))
+        u = self._unpooled(v)                                           # (B Ho Wo), O
+        B = u.shape[0] // (ho * wo)
+        x = np.zeros((B, H + 2 * p, W + 2 * p, C), dtype=np.result_type(v, kernel))
+        for i, j in self._offsets():
+            self._window(x, i, j)[...] += (u @ kernel[:, :, i, j]).reshape(B, ho, wo, C)
+        x = x[:, p:p + H, p:p + W]
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(B, -1)
 
     def kernel_gradient(self, r, v):
         """``d <v, P(W * r)> / dW`` summed over the batch: the correlation of ``r``
         ``(B, C*H*W)`` with ``P^T v`` ``(B, O*H'*W')``, shape ``(O, C, k, k)``."""
-        O = self.channels
-        u = self._unpool(v).transpose(0, 2, 3, 1).reshape(-1, O)       # (B*Ho*Wo, O)
-        return (u.T @ self._columns(r)).reshape(self.kernel_shape)
+        x, C = self._padded(r), self.in_shape[0]
+        ut = self._unpooled(v).T                                        # O, (B Ho Wo)
+        g = np.empty(self.kernel_shape, dtype=np.result_type(r, v))
+        for i, j in self._offsets():
+            g[:, :, i, j] = ut @ np.ascontiguousarray(self._window(x, i, j)).reshape(-1, C)
+        return g
 
     def macs(self):
         """Multiply-adds of one forward product per example (before pooling)."""

@@ -24,7 +24,7 @@ GEOMETRIES = [((2, 7, 7), 3, 3, 1, 0, 1), ((2, 8, 8), 3, 3, 1, 1, 2), ((1, 9, 9)
 def _direct(c, kernel, r):
     """The convolution by scipy's correlate, channel by channel, then average pooling."""
     C, H, W = c.in_shape
-    k, s, p, q = c.kernel, c.stride, c.padding, c.pool
+    s, p, q = c.stride, c.padding, c.pool
     out = []
     for x in r.reshape(-1, C, H, W):
         x = np.pad(x, ((0, 0), (p, p), (p, p)))
