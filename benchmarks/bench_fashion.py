@@ -3,11 +3,13 @@ circuits/fashion_mnist_784-500-10.toml, reference engine) beside the same networ
 with backpropagation, for the same epochs, measured in one run.
 
 The backprop baseline is the layered network evaluated feed-forward
-(``h = act(x W1 + b1)``, ``y = act(h W2 + b2)``: the free phase without feedback), trained
-with plain SGD on the same squared-error cost, the same batch size, learning rates and
-schedule, in numpy float32 on one BLAS thread (as the EP engine), three ways: hard sigmoid
-with its exact derivative (units outside (0, 1) get no gradient, so an output pinned at 0
-never learns to rise), hard sigmoid with a straight-through derivative, and logistic units.
+(``h = act(x W1 + b1)``, then ``y = act(h W2 + b2)``, or ``softmax(h W2 + b2)`` for the
+circuit's softmax readout: the free phase without feedback), trained with plain SGD on the
+same cost (squared error, or cross-entropy with the softmax readout), the same batch size,
+learning rates and schedule, in numpy float32 on one BLAS thread (as the EP engine), three
+ways: hard sigmoid with its exact derivative (units outside (0, 1) get no gradient, so a unit
+pinned at 0 never learns to rise), hard sigmoid with a straight-through derivative, and
+logistic units.
 
     python benchmarks/bench_fashion.py [--epochs 10] [--set KEY=VALUE ...]
 
@@ -50,8 +52,18 @@ def _slope(z, a, kind):
     return ((z > 0) & (z < 1)).astype(z.dtype)
 
 
-def backprop(data, sizes, lrs, epochs, batch_size, seed, schedule, dtype, kind="hard_sigmoid"):
-    """SGD backprop on the feed-forward MLP (activation ``kind``); returns per-epoch rows."""
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def backprop(data, sizes, lrs, epochs, batch_size, seed, schedule, dtype, kind="hard_sigmoid",
+             readout="state"):
+    """SGD backprop on the feed-forward MLP (activation ``kind``; the last layer a softmax
+    with a cross-entropy cost when ``readout`` is ``"softmax"``); returns per-epoch rows."""
+    def last(z):
+        return _softmax(z) if readout == "softmax" else _act(z, kind)
+
     rng = np.random.default_rng(seed)
     Ws = []
     for a, b in zip(sizes[:-1], sizes[1:]):
@@ -66,11 +78,13 @@ def backprop(data, sizes, lrs, epochs, batch_size, seed, schedule, dtype, kind="
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
             acts, pre = [data.x_train[idx]], []
-            for W, b in zip(Ws, bs):
+            for i_layer, (W, b) in enumerate(zip(Ws, bs)):
                 z = acts[-1] @ W + b
                 pre.append(z)
-                acts.append(_act(z, kind))
-            delta = (acts[-1] - data.y_train[idx]) * _slope(pre[-1], acts[-1], kind)
+                acts.append(last(z) if i_layer == len(Ws) - 1 else _act(z, kind))
+            delta = acts[-1] - data.y_train[idx]
+            if readout != "softmax":
+                delta = delta * _slope(pre[-1], acts[-1], kind)
             for layer in range(len(Ws) - 1, -1, -1):
                 gW = acts[layer].T @ delta / len(idx)
                 gb = delta.mean(axis=0)
@@ -80,8 +94,9 @@ def backprop(data, sizes, lrs, epochs, batch_size, seed, schedule, dtype, kind="
                 bs[layer] -= lrs[layer] * f * gb
         seconds = time.perf_counter() - t0
         a = data.x_test
-        for W, b in zip(Ws, bs):
-            a = _act(a @ W + b, kind)
+        for i_layer, (W, b) in enumerate(zip(Ws, bs)):
+            z = a @ W + b
+            a = last(z) if i_layer == len(Ws) - 1 else _act(z, kind)
         err = float(np.mean(np.argmax(a, 1) != data.labels_test))
         rows.append({"epoch": epoch + 1, "test_error": err, "seconds": seconds})
     return rows
@@ -110,13 +125,16 @@ def main():
     with blas_threads(1):
         for kind in ACTIVATIONS:
             bp[kind] = backprop(data, circuit.network.sizes, lrs, T.epochs, T.batch_size, T.seed,
-                                L.schedule, np.dtype(circuit.network.dtype), kind)
+                                L.schedule, np.dtype(circuit.network.dtype), kind,
+                                circuit.network.readout)
     print("Fashion-MNIST %s, %s, batch %d, %d epochs (%d train / %d test)"
           % ("-".join(map(str, circuit.network.sizes)), circuit.network.dtype, T.batch_size,
              T.epochs, data.n_train, data.n_test))
     print("EP: %s beta=%g, %d free + %d nudged Euler steps (eps=%g), lr %s, schedule %s"
           % (L.variant, L.beta, circuit.engine.free_steps, circuit.engine.nudge_steps,
              circuit.engine.eps, L.lr, L.schedule))
+    print("readout: %s (%s)" % (circuit.network.readout, "cross-entropy" if
+                                 circuit.network.readout == "softmax" else "squared error"))
     print("BP: the feed-forward network, same cost, batch, learning rates and schedule; "
           "activations: hard sigmoid (exact derivative), hard sigmoid with a straight-through "
           "derivative, logistic")

@@ -112,7 +112,8 @@ class EngineSection(_Section):
     independent noise) or, false, each mini-batch in a runtime circuit; ``input_drive`` = ``spikes`` (input units fire at x * max_rate) or ``analog``
     (an input current sum w x per example); ``input_rule`` = ``data`` or ``spikes``: what
     an input synapse's rule reads as the presynaptic rate), Euler steps ``eps`` for ``free_steps`` / ``nudge_steps``, or the block
-    solver (reference engine only)."""
+    solver (reference engine only); ``threads``: threads over each batch's examples
+    (reference engine) or OpenMP threads of the compiled circuit (``brian2-rate``)."""
     name: Literal["reference", "brian2-rate", "brian2-spiking", "resistive"] = "reference"
     build_dir: str = ""
     neuron: Literal["poisson", "lif"] = "poisson"
@@ -124,6 +125,7 @@ class EngineSection(_Section):
     input_rule: Literal["data", "spikes"] = "data"
     max_rate: float = Field(1000.0, gt=0)
     solver: Literal["euler", "block"] = "euler"
+    threads: int = Field(1, gt=0)
     eps: float = Field(0.5, gt=0)
     free_steps: int = Field(20, gt=0)
     nudge_steps: int = Field(4, gt=0)

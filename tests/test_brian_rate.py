@@ -117,7 +117,8 @@ def test_errors_say_what_to_do(tmp_path, monkeypatch):
 def test_training_in_the_circuit_gives_the_reference_weights(tmp_path):
     """One epoch through the compiled circuit (weights in the synapses, one standalone run)
     ends with the weights of the reference trainer, for every variant; a second epoch re-runs
-    the build with new weights and learning rates."""
+    the build with new weights and learning rates. The random-sign circuit runs on two OpenMP
+    threads (``engine.threads``)."""
     from neurosim.brian.training import TrainingCircuit
     from neurosim.engines.reference import ep_step
     from neurosim.training.trainer import resolve_learning_rates
@@ -130,7 +131,8 @@ def test_training_in_the_circuit_gives_the_reference_weights(tmp_path):
         lrs = resolve_learning_rates(net, [0.1, 0.05])
         tc = TrainingCircuit(net, len(x), eps=0.5, free_steps=20, nudge_steps=4, beta=0.5,
                              variant=variant, clip=True, lrs=lrs, batch_size=10,
-                             build_dir=str(tmp_path / variant))
+                             build_dir=str(tmp_path / variant),
+                             threads=1 if variant == "symmetric" else 2)
         try:
             for epoch, scale in enumerate((1.0, 0.5)):
                 lr = {k: v * scale for k, v in lrs.items()}

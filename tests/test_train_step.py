@@ -268,3 +268,24 @@ def test_blas_threads_setting_gives_the_same_numbers(threads):
     assert max_rel(g, ref) < 1e-12
     with pytest.raises(ValueError, match="blas_threads"):
         ep_step(net.copy(), x, y, 0.5, 0.1, blas_threads=0)
+
+
+@pytest.mark.parametrize("variant", ["one_sided", "symmetric", "random_sign"])
+@pytest.mark.parametrize("readout", ["state", "softmax"])
+def test_threads_over_the_batch_give_the_one_thread_step(variant, readout):
+    net = ns.layered([12, 9, 4], activation="hard_sigmoid", readout=readout, seed=3)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.0, 1.0, (37, 12))
+    y = np.eye(4)[rng.integers(0, 4, 37)]
+    state = {p: rng.uniform(0.0, 1.0, (37, net.sizes[p])) for p in net.state_pops}
+    kw = dict(eps=0.5, free_steps=7, nudge_steps=3, variant=variant, state=state, rng=11)
+    one, two = net.copy(), net.copy()
+    a = ep_step(one, x, y, 0.4, 0.2, threads=1, **kw)
+    b = ep_step(two, x, y, 0.4, 0.2, threads=3, **kw)
+    assert a.cost == pytest.approx(b.cost, rel=1e-12)
+    for p in net.state_pops:
+        assert np.allclose(a.state[p], b.state[p], atol=1e-14)
+    for k in net.params:
+        assert np.allclose(one.params[k], two.params[k], atol=1e-13), k
+    with pytest.raises(ns.errors.ArgumentError, match="threads must be an integer >= 1"):
+        ep_step(net.copy(), x, y, 0.4, 0.2, threads=0, **kw)

@@ -104,17 +104,20 @@ def standalone_device(dt_ms):
             set_device(previous)
 
 
-def compile_standalone(folder, dt_ms, make_network, steps, advice):
+def compile_standalone(folder, dt_ms, make_network, steps, advice, threads=1):
     """Build ``make_network()`` (a Brian2 Network, created on the standalone device) for a
     run of ``steps`` steps of ``dt_ms`` and compile it in ``folder``; the runtime device is
     active again afterwards (:func:`standalone_device` reactivates the build). Brian2's
     warning that a synaptic copy's outcome may depend on the order of execution is silenced
     (the circuits' copies write each target from exactly one source). A failure is a
-    :class:`CircuitError` that names the folder and ends with ``advice``."""
+    :class:`CircuitError` that names the folder and ends with ``advice``. ``threads`` > 1
+    compiles the run with that many OpenMP threads (Brian2's
+    ``devices.cpp_standalone.openmp_threads``)."""
     b2 = import_brian2()
     from brian2.devices import device, reinit_and_delete, set_device
     from brian2.utils.logger import catch_logs
     set_device("cpp_standalone", directory=folder, build_on_run=False, with_output=False)
+    b2.prefs.devices.cpp_standalone.openmp_threads = int(threads) if threads > 1 else 0
     b2.defaultclock.dt = dt_ms * b2.ms
     try:
         with catch_logs(only_from=("brian2.codegen.generators.base",)):
@@ -127,6 +130,8 @@ def compile_standalone(folder, dt_ms, make_network, steps, advice):
         raise CircuitError("the Brian2 standalone build failed in %s (%s: %s); check that the "
                            "C++ compiler works (g++ --version) or %s"
                            % (folder, type(e).__name__, str(e).strip()[-300:], advice)) from None
+    finally:   # the thread count is compiled in: later builds start from the default again
+        b2.prefs.devices.cpp_standalone.openmp_threads = 0
     set_device("runtime")
 
 

@@ -46,7 +46,7 @@ class TrainingCircuit:
 
     def __init__(self, net, n_examples, eps=0.5, free_steps=20, nudge_steps=4, beta=0.5,
                  variant="symmetric", clip=True, lrs=None, batch_size=20, build_dir=None,
-                 keep_build=False, record_slots=0):
+                 keep_build=False, record_slots=0, threads=1):
         check_supported(net)
         check_compiler()
         self.net, self.n = net, int(n_examples)
@@ -60,6 +60,7 @@ class TrainingCircuit:
         self._folder, self._objs, self._ij = None, None, {}
         self.seconds_build = 0.0
         self.record_slots = int(record_slots)   # batches whose update the run can report
+        self.threads = int(threads)             # OpenMP threads of the compiled run
         self.recorded, self.outputs = {}, None
 
     # -- schedule arrays -----------------------------------------------------------------
@@ -267,7 +268,8 @@ class TrainingCircuit:
             t0 = time.perf_counter()
             self._folder = build_folder(self.build_dir, prefix="neurosim-train-")
             compile_standalone(self._folder, self.eps, lambda: self._build(b2, x, y, signs),
-                               self.n * self.S + 1, "train with the reference engine")
+                               self.n * self.S + 1, "train with the reference engine",
+                               threads=self.threads)
             self.seconds_build = time.perf_counter() - t0
         groups, syns, ta, mon = self._objs
         args = {ta["x_ta"]: self._per_example(x), ta["y_ta"]: self._per_example(y),

@@ -54,7 +54,7 @@ class BrianRateEngine(Engine):
                                        variant=s.variant, clip=s.clip,
                                        lrs={k: 0.0 for k in self.net.params},
                                        batch_size=batch_size, build_dir=s.build_dir or None,
-                                       record_slots=slots)
+                                       record_slots=slots, threads=s.threads)
         self._shape = shape
         return self.circuit
 

@@ -211,6 +211,10 @@ class HardwareEngine(Engine):
 
     def __init__(self, inner, device, seed=0):
         check_support(device, inner)
+        if inner.settings.threads != 1:
+            raise ConfigurationError("engine.threads: the device engine runs its phases on one "
+                                     "thread (it reads the crossbar per phase); got %d"
+                                     % inner.settings.threads)
         if inner.net.convs:
             raise ConfigurationError("hardware: projection(s) %s are convolutional; a crossbar "
                                      "here stores dense weight matrices only"

@@ -47,6 +47,7 @@ class Settings:
     input_rule: str = "data"
     max_rate: float = 1000.0
     build_dir: str = ""
+    threads: int = 1
     beta: float = 0.5
     variant: str = "symmetric"
     rule: str = "ep"
@@ -58,7 +59,7 @@ class Settings:
                      "neuron": "engine", "noise": "engine", "plasticity": "engine",
                      "rule_every": "engine", "whole_epoch": "engine", "input_drive": "engine",
                      "input_rule": "engine", "max_rate": "engine",
-                     "build_dir": "engine",
+                     "build_dir": "engine", "threads": "engine",
                      "beta": "learning", "variant": "learning", "rule": "learning",
                      "momentum": "learning", "seed": "train"}
 

@@ -18,6 +18,7 @@ phase(s) with a fixed number of Euler steps (or block sweeps) each, and applies 
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -142,10 +143,61 @@ def _energy_update(net, dyn, ra, rb, scale, lrs, symmetric=False):
             b += d[p].sum(axis=0) * (lrs[key] * scale / B)
 
 
+MIN_SHARD = 8   # examples: a thread's share of a batch is at least this many
+
+
+def _pool(threads):
+    """The process's thread pool for batch shards (one, grown to the largest request)."""
+    if not _POOL or _POOL[0]._max_workers < threads:
+        if _POOL:
+            _POOL.pop().shutdown(wait=False)
+        _POOL.append(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="neurosim"))
+    return _POOL[0]
+
+
+_POOL = []
+
+
+def _sharded_phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state, rng,
+                    solver, threads):
+    """:func:`_phases` with the batch split into ``threads`` contiguous shards, each relaxed
+    in its own thread (every example's phases are independent of the others'); the states
+    are joined in batch order, so the update is the one of the whole batch. Random-sign EP
+    draws its one sign here, before the split."""
+    dyn = Dynamics(net, x, y, clip=clip)
+    if dyn.targets is None:
+        raise ArgumentError("ep_step needs targets y of shape (batch, n_out)")
+    if variant == "random_sign":
+        beta, variant = beta * _ep.random_sign(rng), "one_sided"
+    start = dyn.initial_state(state)
+    cuts = np.linspace(0, dyn.batch, threads + 1).astype(int)
+
+    def shard(i):
+        part = slice(cuts[i], cuts[i + 1])
+        xs = {p: v[part] for p, v in dyn.inputs.items()}
+        ys = {p: v[part] for p, v in dyn.targets.items()}
+        st = {p: v[part] for p, v in start.items()}
+        return _phases(net, xs, ys, beta, eps, free_steps, nudge_steps, variant, clip, st,
+                       None, solver)[1:]
+
+    parts = list(_pool(threads).map(shard, range(threads)))
+
+    def join(k):
+        return {p: np.concatenate([r[k][p] for r in parts]) for p in net.state_pops}
+    s0, sa = join(0), join(1)
+    sb = s0 if variant != "symmetric" else join(2)
+    return dyn, s0, sa, sb, parts[0][3]
+
+
 def _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state, rng,
-            solver="euler"):
+            solver="euler", threads=1):
     """The free phase and the nudged phase(s) with fixed step counts (the reference engine's
-    runs of :func:`neurosim.ep.nudged_phases`)."""
+    runs of :func:`neurosim.ep.nudged_phases`), on ``threads`` shards of the batch."""
+    batch = next(iter(net.inputs_dict(x).values())).shape[0]
+    threads = max(1, min(int(threads), batch // MIN_SHARD))
+    if threads > 1:
+        return _sharded_phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip,
+                               state, rng, solver, threads)
     dyn = Dynamics(net, x, y, clip=clip)
     if dyn.targets is None:
         raise ArgumentError("ep_step needs targets y of shape (batch, n_out)")
@@ -162,7 +214,8 @@ def _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state,
 
 
 def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant="one_sided",
-            clip=True, state=None, rng=None, grad_out=None, blas_threads=1, solver="euler"):
+            clip=True, state=None, rng=None, grad_out=None, blas_threads=1, solver="euler",
+            threads=1):
     """One EP training step on a batch; updates ``net.params`` in place.
 
     Parameters
@@ -196,6 +249,12 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
     solver : "euler" | "block"
         Euler steps, or layer-wise block updates (:meth:`Dynamics.run_block`; hard sigmoid
         with ``clip``), where the step counts are sweeps.
+    threads : int
+        Threads over the batch (default 1): the phases of contiguous shards of at least
+        ``MIN_SHARD`` examples run concurrently, each on single-threaded BLAS (with
+        ``blas_threads=1``), and the update is computed from the joined states: the same
+        numbers as one thread, to rounding. It pays where the step's work is in large numpy
+        products (convolutions); see benchmarks/README.md.
     blas_threads : int or None
         BLAS threads during the step (default 1; None leaves BLAS as configured). The
         products of a step are small or few, and multi-threaded BLAS loses badly whenever
@@ -225,15 +284,16 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
                          % (blas_threads,))
     if solver not in ("euler", "block"):
         raise ArgumentError("solver must be 'euler' or 'block', got %r" % (solver,))
+    threads = checks.integer("threads", threads, 1, what=" (threads over the batch)")
     with _blas_limit(blas_threads):
         return _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, state,
-                     rng, grad_out, solver)
+                     rng, grad_out, solver, threads)
 
 
 def _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, state, rng,
-          grad_out, solver="euler"):
+          grad_out, solver="euler", threads=1):
     dyn, s0, sa, sb, scale = _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant,
-                                     clip, state, rng, solver)
+                                     clip, state, rng, solver, threads)
     yo = dyn.targets
     cost = batch_cost(net, s0, yo, dyn.batch)
     if net.dynamics == "energy":
@@ -288,7 +348,7 @@ class ReferenceEngine(Engine):
     def _args(self):
         s = self.settings
         return dict(eps=s.eps, free_steps=s.free_steps, nudge_steps=s.nudge_steps,
-                    variant=s.variant, clip=s.clip, solver=s.solver)
+                    variant=s.variant, clip=s.clip, solver=s.solver, threads=s.threads)
 
     def estimate(self, x, y, state=None, rng=None):
         g = {}

@@ -14,9 +14,10 @@ NOT_HONOURED = {
                   "input_rule", "max_rate", "build_dir"),
     "brian2-rate": ("solver", "persistent", "neuron", "noise", "plasticity", "rule_every",
                     "whole_epoch", "input_drive", "input_rule", "max_rate"),
-    "brian2-spiking": ("solver", "persistent"),
+    "brian2-spiking": ("solver", "persistent", "threads"),
     "resistive": ("solver", "persistent", "neuron", "noise", "plasticity", "rule_every",
-                  "whole_epoch", "input_drive", "input_rule", "max_rate", "build_dir"),
+                  "whole_epoch", "input_drive", "input_rule", "max_rate", "build_dir",
+                  "threads"),
 }
 #: learning rules each engine trains with
 RULES = {"reference": ("ep", "continual_ep", "rbp"), "brian2-rate": ("ep",),
@@ -103,7 +104,8 @@ def settings_of(circuit):
                 plasticity=e.plasticity, rule_every=e.rule_every, whole_epoch=e.whole_epoch,
                 input_drive=e.input_drive,
                 input_rule=e.input_rule,
-                max_rate=e.max_rate, build_dir=e.build_dir, beta=L.beta, variant=L.variant,
+                max_rate=e.max_rate, build_dir=e.build_dir, threads=e.threads, beta=L.beta,
+                variant=L.variant,
                 rule=L.rule, momentum=L.momentum, seed=circuit.train.seed)
 
 

@@ -1,0 +1,135 @@
+"""Fashion-MNIST on the convolutional energy network of circuits/conv_fashion.toml: EP on the
+reference engine beside the same network trained with backpropagation, in one run.
+
+The backprop baseline is the network evaluated feed-forward (the free phase without its
+feedback: ``h1 = clip(P(W1 * x) + b1)``, ``h2 = clip(P(W2 * h1) + b2)``,
+``yhat = softmax(h2 W3 + b3)``), trained with plain SGD on the same cross-entropy, batch,
+learning rates and schedule, from the same initial weights, in numpy (the convolutions and
+their transposes are neurosim.conv's), with the hard sigmoid's straight-through derivative
+(its exact derivative, 0 outside (0, 1), leaves a unit pinned at 0 without gradient).
+
+    python benchmarks/bench_conv.py [--epochs 10] [--limit-train N] [--set KEY=VALUE ...]
+
+Prints test error per epoch and seconds per epoch for both; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from neurosim import config
+from neurosim.commands import run as experiment
+from neurosim.relax import blas_threads
+from neurosim.training.trainer import Trainer
+
+CIRCUIT = os.path.join(os.path.dirname(__file__), "..", "circuits", "conv_fashion.toml")
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _chain(net):
+    """The projections in order from the input to the readout: (key, Term or None)."""
+    order, p = [], net.inputs[0]
+    while True:
+        nxt = [b for b in net.graph.successors(p)]
+        if not nxt:
+            return order
+        key = "W:%s->%s" % (p, nxt[0])
+        order.append((key, p, nxt[0]))
+        p = nxt[0]
+
+
+def _layer(net, key, r):
+    conv = net.convs.get(key)
+    w = net.params[key]
+    return conv.forward(w, r) if conv is not None else r @ w
+
+
+def backprop(net, data, lrs, epochs, batch_size, seed, schedule):
+    """SGD backprop on the feed-forward form of ``net`` (a copy; straight-through hard
+    sigmoid, softmax readout); returns per-epoch rows."""
+    work = net.copy()
+    chain = _chain(work)
+    rows, n = [], data.x_train.shape[0]
+    for epoch in range(epochs):
+        f = 1.0 if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+        order = np.random.default_rng([seed, epoch]).permutation(n)
+        t0 = time.perf_counter()
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            acts = [data.x_train[idx]]
+            for j, (key, _, tgt) in enumerate(chain):
+                z = _layer(work, key, acts[-1]) + work.params["b:%s" % tgt]
+                acts.append(_softmax(z) if j == len(chain) - 1 else np.clip(z, 0.0, 1.0))
+            delta = (acts[-1] - data.y_train[idx]) / len(idx)
+            for j in range(len(chain) - 1, -1, -1):
+                key, _, tgt = chain[j]
+                conv, w = work.convs.get(key), work.params[key]
+                gw = conv.kernel_gradient(acts[j], delta) if conv is not None else acts[j].T @ delta
+                gb = delta.sum(axis=0)
+                if j:
+                    delta = conv.adjoint(w, delta) if conv is not None else delta @ w.T
+                w -= lrs[key] * f * gw.astype(w.dtype)
+                work.params["b:%s" % tgt] -= lrs[key] * f * gb.astype(w.dtype)
+        seconds = time.perf_counter() - t0
+        a = data.x_test
+        for j, (key, _, tgt) in enumerate(chain):
+            z = _layer(work, key, a) + work.params["b:%s" % tgt]
+            a = z if j == len(chain) - 1 else np.clip(z, 0.0, 1.0)
+        err = float(np.mean(np.argmax(a, 1) != data.labels_test))
+        rows.append({"epoch": epoch + 1, "test_error": err, "seconds": seconds})
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--limit-train", type=int, default=0)
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    args = ap.parse_args()
+    overrides = list(args.overrides) + (["train.epochs=%d" % args.epochs] if args.epochs else [])
+    if args.limit_train:
+        overrides.append("dataset.limit_train=%d" % args.limit_train)
+    circuit, _ = config.load(CIRCUIT, overrides)
+    net = experiment.build_network(circuit.network)
+    start = net.copy()
+    data = experiment.build_dataset(circuit.dataset, circuit.network.dtype)
+    engine = experiment.build_engine(circuit, net)
+    L, T = circuit.learning, circuit.train
+    ep_rows = []
+    trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, momentum=L.momentum,
+                      schedule=L.schedule, epochs=T.epochs, batch_size=T.batch_size, seed=T.seed,
+                      fidelity_batches=0, persistent=circuit.engine.persistent, progress=False)
+    trainer.fit(on_epoch=lambda tr: ep_rows.append(
+        {"epoch": tr.epoch, "test_error": 1 - tr.history["test_accuracy"][-1],
+         "seconds": tr.history["seconds"][-1]}))
+    with blas_threads(1):
+        bp = backprop(start, data, trainer.lrs, T.epochs, T.batch_size, T.seed, L.schedule)
+    print("Fashion-MNIST, %s (%d train / %d test), batch %d, %d epochs"
+          % (net, data.n_train, data.n_test, T.batch_size, T.epochs))
+    print("EP: %s beta=%g, %d free + %d nudged Euler steps (eps=%g), lr %s, schedule %s"
+          % (L.variant, L.beta, circuit.engine.free_steps, circuit.engine.nudge_steps,
+             circuit.engine.eps, L.lr, L.schedule))
+    print("BP: the feed-forward network (no feedback), same cross-entropy, batch, learning "
+          "rates, schedule and initial weights; straight-through hard sigmoid")
+    print("%6s %8s %8s | %8s %8s" % ("epoch", "EP %", "BP %", "EP s", "BP s"))
+    for e, b in zip(ep_rows, bp):
+        print("%6d %8.2f %8.2f | %8.1f %8.1f" % (e["epoch"], 100 * e["test_error"],
+                                                 100 * b["test_error"], e["seconds"],
+                                                 b["seconds"]))
+    summary = {"ep_test_error": ep_rows[-1]["test_error"], "bp_test_error": bp[-1]["test_error"],
+               "ep_seconds_per_epoch": float(np.mean([r["seconds"] for r in ep_rows])),
+               "bp_seconds_per_epoch": float(np.mean([r["seconds"] for r in bp])),
+               "n_train": data.n_train}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
