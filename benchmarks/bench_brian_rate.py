@@ -30,6 +30,8 @@ def main():
     ap.add_argument("--nudge", type=int, default=20)
     ap.add_argument("--batch", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=2, help="circuit epochs timed (after the build)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="OpenMP threads of the compiled circuit (engine.threads; default 1)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     n = args.examples
@@ -43,7 +45,7 @@ def main():
     lrs = resolve_learning_rates(net, [0.1, 0.05])
     kw = dict(eps=0.5, free_steps=args.free, nudge_steps=args.nudge, beta=0.5,
               variant="one_sided", clip=True)
-    tc = TrainingCircuit(net, n, lrs=lrs, batch_size=args.batch, **kw)
+    tc = TrainingCircuit(net, n, lrs=lrs, batch_size=args.batch, threads=args.threads, **kw)
     try:
         t0 = time.perf_counter()
         tc.train_epoch(x, y)
@@ -68,7 +70,8 @@ def main():
     print("784-500-10 hard sigmoid, %d+%d Euler steps per example, batch %d, %d %s examples"
           % (args.free, args.nudge, args.batch, n, source))
     print("%-40s %12s" % ("engine", "examples/s"))
-    print("%-40s %12.0f" % ("brian2 cpp_standalone circuit (1 thread)", circuit_eps))
+    print("%-40s %12.0f" % ("brian2 cpp_standalone circuit (%d thread%s)"
+                             % (args.threads, "s" if args.threads > 1 else ""), circuit_eps))
     print("%-40s %12.0f" % ("numpy reference engine (1 BLAS thread)", ref_eps))
     print("circuit build (one-off): %.1f s, first epoch incl. build %.1f s; reference/circuit "
           "speed ratio %.1f; max |weight difference| after %d epochs: %.2e"

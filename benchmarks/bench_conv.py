@@ -5,8 +5,8 @@ The backprop baseline is the network evaluated feed-forward (the free phase with
 feedback: ``h1 = clip(P(W1 * x) + b1)``, ``h2 = clip(P(W2 * h1) + b2)``,
 ``yhat = softmax(h2 W3 + b3)``), trained with plain SGD on the same cross-entropy, batch,
 learning rates and schedule, from the same initial weights, in numpy (the convolutions and
-their transposes are neurosim.conv's), with the hard sigmoid's straight-through derivative
-(its exact derivative, 0 outside (0, 1), leaves a unit pinned at 0 without gradient).
+their transposes are neurosim.conv's), with the hard sigmoid's exact derivative (1 on
+(0, 1), else 0) and with a straight-through one (1 everywhere).
 
     python benchmarks/bench_conv.py [--epochs 10] [--limit-train N] [--set KEY=VALUE ...]
 
@@ -52,9 +52,10 @@ def _layer(net, key, r):
     return conv.forward(w, r) if conv is not None else r @ w
 
 
-def backprop(net, data, lrs, epochs, batch_size, seed, schedule):
-    """SGD backprop on the feed-forward form of ``net`` (a copy; straight-through hard
-    sigmoid, softmax readout); returns per-epoch rows."""
+def backprop(net, data, lrs, epochs, batch_size, seed, schedule, derivative="exact"):
+    """SGD backprop on the feed-forward form of ``net`` (a copy; softmax readout; the hard
+    sigmoid's ``exact`` derivative, 1 on (0, 1), or ``straight_through``, 1 everywhere);
+    returns per-epoch rows."""
     work = net.copy()
     chain = _chain(work)
     rows, n = [], data.x_train.shape[0]
@@ -64,10 +65,12 @@ def backprop(net, data, lrs, epochs, batch_size, seed, schedule):
         t0 = time.perf_counter()
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
-            acts = [data.x_train[idx]]
+            acts, slopes = [data.x_train[idx]], [None]
             for j, (key, _, tgt) in enumerate(chain):
                 z = _layer(work, key, acts[-1]) + work.params["b:%s" % tgt]
                 acts.append(_softmax(z) if j == len(chain) - 1 else np.clip(z, 0.0, 1.0))
+                slopes.append(1.0 if derivative == "straight_through" else
+                              ((z > 0) & (z < 1)).astype(z.dtype))
             delta = (acts[-1] - data.y_train[idx]) / len(idx)
             for j in range(len(chain) - 1, -1, -1):
                 key, _, tgt = chain[j]
@@ -76,6 +79,7 @@ def backprop(net, data, lrs, epochs, batch_size, seed, schedule):
                 gb = delta.sum(axis=0)
                 if j:
                     delta = conv.adjoint(w, delta) if conv is not None else delta @ w.T
+                    delta = delta * slopes[j]
                 w -= lrs[key] * f * gw.astype(w.dtype)
                 work.params["b:%s" % tgt] -= lrs[key] * f * gb.astype(w.dtype)
         seconds = time.perf_counter() - t0

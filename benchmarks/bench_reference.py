@@ -140,7 +140,7 @@ def throughput(fn, batch, seconds, rounds=6):
     return max(rates), float(np.median(rates)), others_load(c0, _cpu_clock())
 
 
-def fast_step_fn(dtype, batch, free_steps, nudge_steps, threads=1):
+def fast_step_fn(dtype, batch, free_steps, nudge_steps, threads=1, shards=1):
     net, x, y = problem(dtype, batch)
     rng = np.random.default_rng(1)
     box = {"state": None}
@@ -149,7 +149,7 @@ def fast_step_fn(dtype, batch, free_steps, nudge_steps, threads=1):
         box["state"], _ = engine.ep_step(net, x, y, BETA, LR, eps=EPS, free_steps=free_steps,
                                         nudge_steps=nudge_steps, variant="random_sign",
                                         clip=True, state=box["state"], rng=rng,
-                                        blas_threads=threads)
+                                        blas_threads=threads, threads=shards)
     return fn
 
 
@@ -219,6 +219,8 @@ def main():
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--blas-threads", type=_threads, default=1,
                     help="ep_step's blas_threads (default 1; 'none': BLAS's own setting)")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="also time ep_step's threads over the batch (engine.threads; default 2)")
     args = ap.parse_args()
     B, thr = args.batch, args.blas_threads
     print("neurosim reference engine: one EP training step (neurosim.engines.reference.ep_step), "
@@ -241,16 +243,20 @@ def main():
 
     peaks(1.0)
     results, lines = {}, []
-    rows = [(fs, n, dt, thr) for fs, n in SETTINGS for dt in ("float64", "float32")]
+    rows = [(fs, n, dt, thr, 1) for fs, n in SETTINGS for dt in ("float64", "float32")]
     if thr is not None:
-        rows += [(100, 20, dt, None) for dt in ("float64", "float32")]
-    for fs, nsteps, dt, th in rows:
+        rows += [(100, 20, dt, None, 1) for dt in ("float64", "float32")]
+    if args.threads > 1:
+        rows += [(100, 20, dt, thr, args.threads) for dt in ("float64", "float32")]
+    for fs, nsteps, dt, th, shards in rows:
         net, _, _ = problem(dt, B)
         flops, _ = step_flops(net, B, fs, nsteps, "one_sided")
-        best, med, other = throughput(fast_step_fn(dt, B, fs, nsteps, th), B, args.seconds)
-        label = "%d+%d" % (fs, nsteps) + ("" if th == thr else " (BLAS threads: default)")
+        best, med, other = throughput(fast_step_fn(dt, B, fs, nsteps, th, shards), B,
+                                      args.seconds)
+        label = "%d+%d" % (fs, nsteps) + ("" if th == thr else " (BLAS threads: default)") + \
+            ("" if shards == 1 else " (threads over the batch: %d)" % shards)
         ratio = "-"
-        if th == thr:
+        if th == thr and shards == 1:
             results[(fs, nsteps, dt)] = best
             pbest = throughput(plain_step_fn(dt, B, fs, nsteps, th), B, args.seconds / 3)[0]
             ratio = "%.2fx" % (best / pbest)

@@ -1,4 +1,4 @@
-"""Convolutional projections with average pooling (docs/maths.md 11), on flat batched states.
+"""Convolutional projections with average pooling (docs/maths.md 12), on flat batched states.
 
 A projection ``a -> b`` between populations of shapes ``(C, H, W)`` and ``(O, H', W')``
 convolves ``rho(s_a)`` with a kernel ``W`` of shape ``(O, C, k, k)`` (stride, zero padding)

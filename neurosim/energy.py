@@ -79,6 +79,17 @@ def term_outer(net, term, r, v):
     return term.conv.kernel_gradient(v, r) if term.transpose else term.conv.kernel_gradient(r, v)
 
 
+def term_matrix(net, term):
+    """The dense matrix ``M`` ``(n_src, n_tgt)`` of :func:`term_product` (``r M``): the weight
+    matrix, or a convolution's, built once from its forward product and transposed for the
+    feedback term, so the two stay exact transposes (for dense Jacobians of small networks)."""
+    if term.conv is None:
+        return _matrix(net, term)
+    n_in = int(np.prod(term.conv.in_shape))
+    m = term.conv.forward(net.params[term.key], np.eye(n_in, dtype=net.dtype))
+    return m.T if term.transpose else m
+
+
 def drives(net, r):
     """``h_p = sum_terms rho(s_q) M + b_p`` for every state population, from rates ``r``."""
     h = {}
@@ -282,6 +293,7 @@ class Linearization:
             self.diag = {p: rho_second(act, state[p], self.r[p]) * self.h[p] - 1.0
                          for p in net.state_pops}
         self.batch = state[net.state_pops[0]].shape[0]
+        self._matrices = None   # the terms' dense matrices, built by the first dense()
 
     def jvp(self, v):
         """``J v`` per example."""
@@ -334,12 +346,12 @@ class Linearization:
         for p in net.state_pops:
             a = offs[p]
             J[a:a + net.sizes[p], a:a + net.sizes[p]] += np.diag(self.diag[p][i])
+        if self._matrices is None:
+            self._matrices = {t: term_matrix(net, t) for t in net.terms if t.source in offs}
         for t in net.terms:
             if t.source not in offs:
                 continue
-            # (n_src, n_tgt): d h_tgt / d rho_src = m.T (a convolution's, column by column)
-            m = _matrix(net, t) if t.conv is None else \
-                term_product(net, t, np.eye(net.sizes[t.source], dtype=net.dtype))
+            m = self._matrices[t]   # (n_src, n_tgt): d h_tgt / d rho_src = m.T
             block = (self.d1[t.target][i][:, None] * m.T) * self.d1[t.source][i][None, :]
             a, b = offs[t.target], offs[t.source]
             J[a:a + net.sizes[t.target], b:b + net.sizes[t.source]] += block

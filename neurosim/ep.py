@@ -122,7 +122,7 @@ def nudged_phases(run, s0, beta, variant, rng=None):
 def readout_contrast(net, targets, ra, rb, symmetric):
     """A softmax readout's share of the contrast of ``E + beta C``: its parameters appear only
     in ``beta C``, so EP gives them ``dC/dtheta`` at the nudged state, the mean of the
-    ``+beta`` and ``-beta`` states when ``symmetric`` (docs/maths.md 11); ``ra``, ``rb`` are
+    ``+beta`` and ``-beta`` states when ``symmetric`` (docs/maths.md 12); ``ra``, ``rb`` are
     the hidden rates of the two states of :func:`nudged_phases`."""
     if targets is None:
         raise ArgumentError("a softmax readout's EP estimate needs the targets")

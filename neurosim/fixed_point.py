@@ -420,11 +420,7 @@ def _coupling(net):
     for t in net.terms:
         if t.source not in offsets:
             continue
-        if t.conv is None:
-            m = net.params[t.key]
-            m = m.T if t.transpose else m           # h_target += rho_source @ m
-        else:                                       # a convolution's matrix, row by row
-            m = en.term_product(net, t, np.eye(net.sizes[t.source]))
+        m = en.term_matrix(net, t)                  # h_target += rho_source @ m
         a, b = offsets[t.target], offsets[t.source]
         K[a:a + net.sizes[t.target], b:b + net.sizes[t.source]] += m.T
     return K

@@ -10,7 +10,7 @@ Every non-input population ``p`` has a bias ``b:p``.
 * ``vector_field`` dynamics: separate matrices per direction; an edge ``a -> b`` between two
   non-input populations gets ``W:a->b`` (a drives b) and ``W:b->a`` (b drives a).
 
-``readout="softmax"`` (energy dynamics; Laborieux et al. 2021, docs/maths.md 11) takes the
+``readout="softmax"`` (energy dynamics; Laborieux et al. 2021, docs/maths.md 12) takes the
 output populations out of the dynamics: each is the prediction
 ``softmax(sum rho(s_q) W:q->out + b:out)`` of the hidden populations that project to it, its
 cost the cross-entropy. ``state_pops`` then lists the hidden populations only, and the
@@ -371,7 +371,7 @@ class Network:
 
     @property
     def n_state(self):
-        """Number of state units (all non-input populations) per example."""
+        """Number of state units per example (the populations in ``state_pops``)."""
         return sum(self.sizes[p] for p in self.state_pops)
 
     def copy(self, params=None, dtype=None):

@@ -199,8 +199,10 @@ def plot(res, path):
     side, eps = res["side"], res["eps"]
     k = np.arange(res["steps"])
     largest = max(res["per_beta"], key=lambda r: r["beta"])
-    out = res["net"].outputs[0]
-    hid = [p for p in res["net"].state_pops if p != out][0]
+    net = res["net"]
+    # the population the cost acts on (a softmax readout's is the hidden layer it reads)
+    out = net.outputs[0] if net.readout == "state" else net.readout_terms[0].source
+    hid = [p for p in net.state_pops if p != out][0]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     top = np.argsort(-np.abs(side.S[hid][:, 0, :]).max(axis=0))
     for i, (pop, unit) in enumerate([(out, 0), (out, 1), (hid, int(top[0])), (hid, int(top[1]))]):

@@ -211,7 +211,7 @@ class HardwareEngine(Engine):
 
     def __init__(self, inner, device, seed=0):
         check_support(device, inner)
-        if inner.settings.threads != 1:
+        if inner.name == "reference" and inner.settings.threads != 1:
             raise ConfigurationError("engine.threads: the device engine runs its phases on one "
                                      "thread (it reads the crossbar per phase); got %d"
                                      % inner.settings.threads)
@@ -400,10 +400,15 @@ class HardwareEngine(Engine):
                 st = _per_neuron_run(dyn, dyn.initial_state(state), s.eps, 0.0, s.free_steps,
                                      self.eps_scale)
                 out = {p: en.rho(self.net.activation, v) for p, v in st.items()}
-                out.update(en.predictions(self.net, st))
             else:
                 out = self.inner.infer(x, state)
-        return self._adc(out)
+        net = self.net
+        if net.readout != "softmax":
+            return self._adc(out)
+        # the ADC reads the neurons; a softmax readout is computed from what it read
+        rates = self._adc({p: out[p] for p in net.state_pops})
+        rates.update({o: en.softmax(z) for o, z in en.logits(net, rates).items()})
+        return rates
 
     # -- checkpoints ------------------------------------------------------------------------
     def _identity(self):

@@ -79,7 +79,7 @@ def batch_cost(net, s, targets, batch):
     """Batch-mean cost at ``s``: ``1/2 |s_out - y|^2`` (float64 sums), or the cross-entropy of
     a softmax readout."""
     if net.readout == "softmax":
-        return float(np.mean(en.cost(net, s, targets)))
+        return float(np.mean(en.cost(net, s, targets), dtype=np.float64))
     return 0.5 * sum(float(np.sum(np.square(s[p] - targets[p], dtype=np.float64)))
                      for p in net.outputs) / batch
 
@@ -180,7 +180,8 @@ def _sharded_phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip
         return _phases(net, xs, ys, beta, eps, free_steps, nudge_steps, variant, clip, st,
                        None, solver)[1:]
 
-    parts = list(_pool(threads).map(shard, range(threads)))
+    with _blas_limit(1):   # set here: a limit set inside a worker thread would not hold
+        parts = list(_pool(threads).map(shard, range(threads)))
 
     def join(k):
         return {p: np.concatenate([r[k][p] for r in parts]) for p in net.state_pops}

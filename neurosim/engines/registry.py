@@ -59,6 +59,10 @@ def check(name, settings):
     if settings.rule not in RULES[name]:
         raise ConfigurationError("learning.rule: the %s engine trains with %s, got %r"
                                  % (name, " or ".join(RULES[name]), settings.rule))
+    if name == "reference" and settings.threads != 1 and settings.rule != "ep":
+        raise ConfigurationError("engine.threads: threads over the batch run EP's phases "
+                                 "(learning.rule = \"ep\"); the %s rule runs on one thread"
+                                 % settings.rule)
     if name not in ("reference", "resistive") and settings.momentum:
         raise ConfigurationError("learning.momentum: the %s engine applies plain EP updates "
                                  "(momentum = 0)" % name)

@@ -66,7 +66,8 @@ def default_w_max(net, params=None):
             continue
         if k.startswith("b:"):
             p = k[2:]
-            into = [t.key for t in net.terms if str(t.target) == p and not t.transpose
+            into = [t.key for t in net.terms + net.readout_terms
+                    if str(t.target) == p and not t.transpose
                     and t.key in out]
             out[k] = out[into[0]] if into else fallback
         else:
