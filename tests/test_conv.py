@@ -92,7 +92,7 @@ def test_rbp_matches_finite_differences_on_a_conv_network(readout):
     g = rbp.gradient(net, x, y, eps=EPS, tol=1e-13)
 
     def loss(n):
-        return float(np.mean(en.cost(n, free_state(n, x, eps=EPS, tol=1e-13), y)))
+        return float(np.mean(en.cost(n, free_state(n, x, eps=EPS, tol=1e-9), y)))
 
     h, worst = 1e-5, 0.0
     for k in ("W:x->h1", "W:h1->h2", "b:h1"):

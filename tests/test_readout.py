@@ -28,7 +28,7 @@ def _data(net, batch=3, seed=0):
 
 
 def _loss(net, x, y):
-    s = free_state(net, x, eps=EPS, tol=1e-13)
+    s = free_state(net, x, eps=EPS, tol=1e-9)
     return float(np.mean(en.cost(net, s, y)))
 
 
