@@ -269,6 +269,13 @@ def _fidelity_section(fidelity):
                                _mean(fidelity["rbp_residual"])),
                               ("residual of the RBP fixed point, worst",
                                _worst(fidelity["rbp_residual"], False))]))
+    dist = [v for v in fidelity.get("free_distance", []) if v == v]   # NaN: not reported
+    if dist:
+        out.append('<p class="note">How far the engine\'s own free state is from that fixed '
+                   "point (max |s0 - s*| over units): far from 0, the free phase did not settle "
+                   "and EP does not estimate RBP's gradient.</p>")
+        out.append(_kv_table([("free-state distance, mean over fidelity batches",
+                               _mean(dist)), ("free-state distance, worst", max(dist))]))
     return "\n".join(out)
 
 

@@ -98,6 +98,9 @@ def test_fidelity_batches_do_not_change_training():
             assert len(tr.fidelity["cosine/all"]) == 2 * 4
             assert max(tr.fidelity["rbp_residual"]) < 1e-8
             assert all(0 <= v <= 1 for v in tr.fidelity["pinned/h1"])
+            # the engine's 20-step free state against the exact fixed point (states in [0, 1])
+            dist = tr.fidelity["free_distance"]
+            assert len(dist) == 8 and all(0 <= v <= 1 for v in dist), dist
             assert len(tr.fidelity["rbp_zero"]) == 8
     assert all(np.array_equal(finals[0][k], finals[1][k]) for k in finals[0])
 

@@ -143,6 +143,8 @@ def _summary(circuit, trainer, run_dir, seconds, cost_report):
         out["fidelity_estimate_by"] = trainer.engine.name
     if f.get("rbp_residual"):
         out["rbp_residual_worst"] = float(np.nanmax(f["rbp_residual"]))
+    if f.get("free_distance") and not np.all(np.isnan(f["free_distance"])):
+        out["free_distance_worst"] = float(np.nanmax(f["free_distance"]))
     if f.get("applied_cosine/all"):
         out["fidelity_applied_cosine_mean"] = float(np.nanmean(f["applied_cosine/all"]))
         out["fidelity_applied_cosine_last"] = f["applied_cosine/all"][-1]

@@ -231,16 +231,20 @@ class Trainer:
             for p in self.particles:
                 self.particles[p][idx] = res.state[p]
         if fidelity:
-            self._log_fidelity(res.estimate, truth, epoch, b, res.applied)
+            self._log_fidelity(res.estimate, truth, epoch, b, res.applied, res.state)
         out = self.net.outputs[0]
         guess = en.predictions(self.net, res.state)[out] if self.net.readout == "softmax" \
             else res.state[out]
         correct = int(np.sum(np.argmax(guess, 1) == np.argmax(y, 1)))
         return res.cost * len(idx), correct
 
-    def _log_fidelity(self, grad, truth, epoch, b, applied=None):
+    def _log_fidelity(self, grad, truth, epoch, b, applied=None, free_state=None):
         """One fidelity row: the engine's own estimate (and the update the devices took) vs
-        RBP, the share of units pinned at the clip bounds, the ground truth's residual."""
+        RBP, the share of units pinned at the clip bounds, the ground truth's residual, and
+        ``free_distance``: how far the engine's own free state ``free_state`` is from the
+        exact fixed point, ``max |s0 - s*|`` (NaN where the engine does not report it). A
+        large distance says the free phase did not settle: EP then does not estimate RBP's
+        gradient, whatever the cosine."""
         ref, fp = truth
         m = fid.compare(grad, ref)
         # where RBP's gradient is exactly zero (every unit it could move is pinned at a clip
@@ -262,6 +266,11 @@ class Trainer:
         for p, share in fp.pinned.items():
             self.fidelity.setdefault("pinned/%s" % p, []).append(share)
         self.fidelity.setdefault("rbp_residual", []).append(fp.residual)
+        dist = float("nan") if free_state is None or not all(
+            p in free_state for p in self.net.state_pops) else max(
+            float(np.max(np.abs(np.asarray(free_state[p], np.float64) - fp.state[p])))
+            for p in self.net.state_pops)
+        self.fidelity.setdefault("free_distance", []).append(dist)
         self.last_gradients = {"ep": dict(grad), "rbp": ref}
 
     def fit(self, on_epoch=None):
