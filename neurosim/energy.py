@@ -41,9 +41,14 @@ def rho_second(activation, s, r=None):
 
 
 # -- building blocks ----------------------------------------------------------------------
+def state_rates(net, state):
+    """``rho(s_p)`` of every state population (no inputs: what a softmax readout reads)."""
+    return {p: rho(net.activation, state[p]) for p in net.state_pops}
+
+
 def rates(net, state, inputs):
     """Rates of every population: inputs are their own rate, the rest ``rho(s)``."""
-    r = {p: rho(net.activation, state[p]) for p in net.state_pops}
+    r = state_rates(net, state)
     r.update(inputs)
     return r
 
@@ -128,18 +133,22 @@ def logits(net, r):
     return z
 
 
+def log_softmax(z):
+    """``z - log sum exp(z)`` along the last axis (shifted by the max: no overflow)."""
+    shifted = z - np.max(z, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
 def softmax(z):
-    """``exp(z) / sum exp(z)`` along the last axis (shifted by the max: no overflow)."""
-    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
-    e /= np.sum(e, axis=-1, keepdims=True)
-    return e
+    """``exp(z) / sum exp(z)`` along the last axis."""
+    return np.exp(log_softmax(z))
 
 
 def predictions(net, state):
     """What the network predicts at ``state`` per output population: its rates ``rho(s_out)``
     (state readout) or the softmax of its logits (softmax readout)."""
     if net.readout == "softmax":
-        r = {p: rho(net.activation, state[p]) for p in net.state_pops}
+        r = state_rates(net, state)
         return {o: softmax(z) for o, z in logits(net, r).items()}
     return {p: rho(net.activation, state[p]) for p in net.outputs}
 
@@ -168,12 +177,10 @@ def cost(net, state, y):
     batch = state[net.state_pops[0]].shape[0]
     y = net.targets_dict(y, batch)
     if net.readout == "softmax":
-        r = {p: rho(net.activation, state[p]) for p in net.state_pops}
+        r = state_rates(net, state)
         total = 0.0
         for o, z in logits(net, r).items():
-            shifted = z - np.max(z, axis=1, keepdims=True)
-            logp = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
-            total = total - np.sum(y[o] * logp, axis=1)
+            total = total - np.sum(y[o] * log_softmax(z), axis=1)
         return total
     return sum(0.5 * np.sum((state[p] - y[p]) ** 2, axis=1) for p in net.outputs)
 
@@ -184,7 +191,7 @@ def dC_ds(net, state, y):
     batch = state[net.state_pops[0]].shape[0]
     y = net.targets_dict(y, batch)
     if net.readout == "softmax":
-        r = {p: rho(net.activation, state[p]) for p in net.state_pops}
+        r = state_rates(net, state)
         fb = readout_feedback(net, r, y)
         return {p: rho_prime(net.activation, state[p], r[p]) * fb[p] if p in fb
                 else np.zeros_like(state[p]) for p in net.state_pops}
@@ -209,7 +216,7 @@ def dC_dtheta(net, state, y):
     g = {k: np.zeros_like(v) for k, v in net.params.items()}
     if net.readout == "softmax":
         batch = state[net.state_pops[0]].shape[0]
-        r = {p: rho(net.activation, state[p]) for p in net.state_pops}
+        r = state_rates(net, state)
         g.update(readout_gradient(net, r, net.targets_dict(y, batch)))
     return g
 

@@ -177,9 +177,8 @@ def contrast(net, inputs, s0, sa, sb, scale, targets=None, symmetric=False):
     the dict of input populations; ``targets`` and ``symmetric`` as in
     :func:`energy_contrast` (needed by a softmax readout)."""
     if net.dynamics == "energy":
-        def rates(s):
-            return {p: en.rho(net.activation, s[p]) for p in net.state_pops}
-        return energy_contrast(net, inputs, rates(sa), rates(sb), scale, targets, symmetric)
+        return energy_contrast(net, inputs, en.state_rates(net, sa), en.state_rates(net, sb),
+                               scale, targets, symmetric)
     lin = en.Linearization(net, s0, inputs)
     g = lin.param_vjp({p: sa[p] - sb[p] for p in net.state_pops})
     return {k: -scale * v for k, v in g.items()}

@@ -199,6 +199,16 @@ def loglog_slope(xs, ys):
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
 
+def check_ep_slopes(net, x, y, eps, betas=(1e-2, 5e-3, 2.5e-3)):
+    """EP's error to RBP's implicit gradient falls as beta (one-sided) and beta^2
+    (symmetric): log-log slopes 1 and 2 within 15 % (MATH.md section 6)."""
+    truth = ns.rbp.gradient(net, x, y, eps=eps, tol=1e-13)
+    for variant, slope in (("one_sided", 1.0), ("symmetric", 2.0)):
+        errs = [rel_err(ns.ep.gradient(net, x, y, b, variant=variant, eps=eps, tol=1e-13), truth)
+                for b in betas]
+        assert abs(loglog_slope(betas, errs) - slope) < 0.15 * slope, (variant, errs)
+
+
 # -- hypothesis ---------------------------------------------------------------------------------
 # Property tests are derandomized by default, so the suite is deterministic (DESIGN.md:
 # determinism); run with HYPOTHESIS_PROFILE=explore to search new random networks.

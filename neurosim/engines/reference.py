@@ -148,14 +148,15 @@ MIN_SHARD = 8   # examples: a thread's share of a batch is at least this many
 
 def _pool(threads):
     """The process's thread pool for batch shards (one, grown to the largest request)."""
-    if not _POOL or _POOL[0]._max_workers < threads:
-        if _POOL:
-            _POOL.pop().shutdown(wait=False)
-        _POOL.append(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="neurosim"))
-    return _POOL[0]
+    if _POOL.get("size", 0) < threads:
+        if "pool" in _POOL:
+            _POOL["pool"].shutdown(wait=False)
+        _POOL.update(size=threads, pool=ThreadPoolExecutor(max_workers=threads,
+                                                           thread_name_prefix="neurosim"))
+    return _POOL["pool"]
 
 
-_POOL = []
+_POOL = {}
 
 
 def _sharded_phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state, rng,
@@ -194,8 +195,8 @@ def _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state,
             solver="euler", threads=1):
     """The free phase and the nudged phase(s) with fixed step counts (the reference engine's
     runs of :func:`neurosim.ep.nudged_phases`), on ``threads`` shards of the batch."""
-    batch = next(iter(net.inputs_dict(x).values())).shape[0]
-    threads = max(1, min(int(threads), batch // MIN_SHARD))
+    if threads > 1:   # at most one shard per MIN_SHARD examples
+        threads = min(threads, next(iter(net.inputs_dict(x).values())).shape[0] // MIN_SHARD)
     if threads > 1:
         return _sharded_phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip,
                                state, rng, solver, threads)
