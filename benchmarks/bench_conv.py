@@ -52,13 +52,22 @@ def _layer(net, key, r):
     return conv.forward(w, r) if conv is not None else r @ w
 
 
-def backprop(net, data, lrs, epochs, batch_size, seed, schedule, derivative="exact"):
+def backprop(net, data, lrs, epochs, batch_size, seed, schedule, derivative="exact",
+             momentum=0.0):
     """SGD backprop on the feed-forward form of ``net`` (a copy; softmax readout; the hard
-    sigmoid's ``exact`` derivative, 1 on (0, 1), or ``straight_through``, 1 everywhere);
-    returns per-epoch rows."""
+    sigmoid's ``exact`` derivative, 1 on (0, 1), or ``straight_through``, 1 everywhere;
+    ``momentum`` as the Trainer's: ``v <- m v + g``, ``theta <- theta - lr v``); returns
+    per-epoch rows."""
     work = net.copy()
     chain = _chain(work)
     rows, n = [], data.x_train.shape[0]
+    velocity = {k: np.zeros_like(v) for k, v in work.params.items()}
+
+    def step(key, lr, g):
+        v = velocity[key]
+        v *= momentum
+        v += g.astype(v.dtype)
+        work.params[key] -= lr * v
     for epoch in range(epochs):
         f = 1.0 if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / epochs))
         order = np.random.default_rng([seed, epoch]).permutation(n)
@@ -80,8 +89,8 @@ def backprop(net, data, lrs, epochs, batch_size, seed, schedule, derivative="exa
                 if j:
                     delta = conv.adjoint(w, delta) if conv is not None else delta @ w.T
                     delta = delta * slopes[j]
-                w -= lrs[key] * f * gw.astype(w.dtype)
-                work.params["b:%s" % tgt] -= lrs[key] * f * gb.astype(w.dtype)
+                step(key, lrs[key] * f, gw)
+                step("b:%s" % tgt, lrs[key] * f, gb)
         seconds = time.perf_counter() - t0
         a = data.x_test
         for j, (key, _, tgt) in enumerate(chain):

@@ -5,14 +5,24 @@ convolves ``rho(s_a)`` with a kernel ``W`` of shape ``(O, C, k, k)`` (stride, ze
 and average-pools the result over ``pool x pool`` blocks: ``P(W * rho(s_a))``. Average
 pooling is linear, so the projection keeps a true energy term ``-<rho(s_b), P(W * rho(s_a))>``;
 the feedback to ``a`` is the adjoint ``W^T * P^T``, and ``dE/dW`` the correlation of ``rho(s_a)``
-with ``P^T rho(s_b)``. Every product is k*k BLAS matrix products over channels, one per kernel
-offset, on channel-last views of the batch; no Python loops over pixels or examples.
+with ``P^T rho(s_b)``.
+
+How it is computed: a convolution of stride ``s`` followed by ``q x q`` average pooling is
+one convolution of stride ``s q`` with the kernel folded over the pooling block (size
+``k + (q - 1) s``, :meth:`Conv.fold`), which does ``q^2 k^2 / (k + (q - 1) s)^2`` times
+fewer multiply-adds (2.8x for k = 5, q = 2); the kernel's gradient is the folded gradient's
+sum over the block (:meth:`Conv.unfold`). The forward product and the kernel gradient are one
+BLAS product with the im2col column matrix (a strided view copied once); the adjoint is
+``k*k`` BLAS products, one per kernel offset, scattered back onto the pixels each read
+(measured faster here than col2im of one product). No Python loops over pixels or examples.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 
 def _positive_int(name, v, minimum=1):
@@ -69,7 +79,44 @@ class Conv:
     def kernel_shape(self):
         return (self.channels, self.in_shape[0], self.kernel, self.kernel)
 
-    # -- the pieces ---------------------------------------------------------------------
+    # -- pooling folded into the kernel ---------------------------------------------------
+    @cached_property
+    def plain(self):
+        """The same linear map as one convolution without pooling: stride ``s q``, the
+        kernel folded over the ``q x q`` pooling block (this geometry when ``pool = 1``)."""
+        if self.pool == 1:
+            return self
+        q, s = self.pool, self.stride
+        return Conv(self.in_shape, self.channels, self.kernel + (q - 1) * s, s * q,
+                    self.padding, 1)
+
+    def fold(self, kernel):
+        """The kernel of :attr:`plain`: ``W`` summed over the pooling block's offsets (each
+        shifted by ``stride``) and divided by ``q^2``."""
+        q, s, k = self.pool, self.stride, self.kernel
+        if q == 1:
+            return kernel
+        kf = np.zeros(kernel.shape[:2] + (k + (q - 1) * s,) * 2, dtype=kernel.dtype)
+        for a in range(q):
+            for b in range(q):
+                kf[:, :, s * a:s * a + k, s * b:s * b + k] += kernel
+        kf *= 1.0 / (q * q)
+        return kf
+
+    def unfold(self, folded_gradient):
+        """The adjoint of :meth:`fold`: a gradient with respect to the folded kernel as one
+        with respect to ``W``."""
+        q, s, k = self.pool, self.stride, self.kernel
+        if q == 1:
+            return folded_gradient
+        g = np.zeros(self.kernel_shape, dtype=folded_gradient.dtype)
+        for a in range(q):
+            for b in range(q):
+                g += folded_gradient[:, :, s * a:s * a + k, s * b:s * b + k]
+        g *= 1.0 / (q * q)
+        return g
+
+    # -- the pieces of an unpooled convolution --------------------------------------------
     def _padded(self, r):
         """A flat batch ``(B, C*H*W)`` as a zero-padded channel-last ``(B, H+2p, W+2p, C)``."""
         C, H, W = self.in_shape
@@ -86,67 +133,69 @@ class Conv:
         s = self.stride
         return x[:, i:i + (ho - 1) * s + 1:s, j:j + (wo - 1) * s + 1:s]
 
-    def _offsets(self):
-        return [(i, j) for i in range(self.kernel) for j in range(self.kernel)]
-
-    def _pooled(self, y):
-        """Average pooling of a channel-last ``(B, Ho, Wo, O)`` -> flat ``(B, O*H'*W')``."""
-        B, ho, wo, O = y.shape
-        q = self.pool
-        if q > 1:
-            y = y.reshape(B, ho // q, q, wo // q, q, O).mean(axis=(2, 4))
-        return np.ascontiguousarray(y.transpose(0, 3, 1, 2)).reshape(B, -1)
-
-    def _unpooled(self, v):
-        """``P^T``: a flat pooled batch ``(B, O*H'*W')`` -> channel-last ``(B*Ho*Wo, O)``."""
-        O, hp, wp = self.out_shape
-        q = self.pool
-        u = v.reshape(-1, O, hp, wp).transpose(0, 2, 3, 1)              # B H' W' O
-        if q > 1:
-            u = np.repeat(np.repeat(u, q, axis=1), q, axis=2) * (1.0 / (q * q))
-        return np.ascontiguousarray(u).reshape(-1, O)
-
-    # -- the three products of an energy term ---------------------------------------------
-    # Each is a sum over the k*k kernel offsets of one BLAS product between the channels of
-    # the pixels that offset reads and the kernel's (O, C) slice at that offset (measured
-    # here faster than one im2col product, whose column matrix is k*k times the input).
-    def forward(self, kernel, r):
-        """``P(W * r)`` for a flat batch ``r`` ``(B, C*H*W)`` -> ``(B, O*H'*W')``."""
+    def _columns(self, r):
+        """im2col: ``(B*Ho*Wo, k*k*C)``, the pixels each output position reads, ordered
+        (row offset, column offset, channel)."""
         ho, wo = self.conv_hw
-        x, B, C = self._padded(r), r.shape[0], self.in_shape[0]
-        y = np.zeros((B * ho * wo, self.channels), dtype=np.result_type(r, kernel))
-        for i, j in self._offsets():
-            y += np.ascontiguousarray(self._window(x, i, j)).reshape(-1, C) @ kernel[:, :, i, j].T
-        return self._pooled(y.reshape(B, ho, wo, self.channels))
+        k, s = self.kernel, self.stride
+        win = sliding_window_view(self._padded(r), (k, k), axis=(1, 2))[:, ::s, ::s][:, :ho, :wo]
+        return np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(
+            -1, k * k * self.in_shape[0])
 
-    def adjoint(self, kernel, v):
-        """``W^T * P^T v``, the adjoint of :meth:`forward`: ``(B, O*H'*W')`` -> ``(B, C*H*W)``
-        (each offset's product scattered back onto the pixels it read: col2im)."""
+    def _flat(self, y):
+        """A channel-last ``(B*Ho*Wo, O)`` result as a flat ``(B, O*Ho*Wo)`` batch."""
+        ho, wo = self.conv_hw
+        y = y.reshape(-1, ho, wo, self.channels).transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(y).reshape(y.shape[0], -1)
+
+    def _channel_last(self, v):
+        """A flat ``(B, O*Ho*Wo)`` batch as channel-last ``(B*Ho*Wo, O)``."""
+        ho, wo = self.conv_hw
+        u = v.reshape(-1, self.channels, ho, wo).transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(u).reshape(-1, self.channels)
+
+    def _forward(self, kernel, r):
+        k, C, O = self.kernel, self.in_shape[0], self.channels
+        return self._flat(self._columns(r) @ kernel.transpose(2, 3, 1, 0).reshape(k * k * C, O))
+
+    def _adjoint(self, kernel, v):
         C, H, W = self.in_shape
         p = self.padding
         ho, wo = self.conv_hw
-        u = self._unpooled(v)                                           # (B Ho Wo), O
+        u = self._channel_last(v)                                        # (B Ho Wo), O
         B = u.shape[0] // (ho * wo)
         x = np.zeros((B, H + 2 * p, W + 2 * p, C), dtype=np.result_type(v, kernel))
-        for i, j in self._offsets():
-            self._window(x, i, j)[...] += (u @ kernel[:, :, i, j]).reshape(B, ho, wo, C)
+        for i in range(self.kernel):
+            for j in range(self.kernel):
+                self._window(x, i, j)[...] += (u @ kernel[:, :, i, j]).reshape(B, ho, wo, C)
         x = x[:, p:p + H, p:p + W]
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(B, -1)
+
+    def _kernel_gradient(self, r, v):
+        k, C, O = self.kernel, self.in_shape[0], self.channels
+        g = self._channel_last(v).T @ self._columns(r)                   # O, (k k C)
+        return np.ascontiguousarray(g.reshape(O, k, k, C).transpose(0, 3, 1, 2))
+
+    # -- the three products of an energy term ---------------------------------------------
+    def forward(self, kernel, r):
+        """``P(W * r)`` for a flat batch ``r`` ``(B, C*H*W)`` -> ``(B, O*H'*W')``."""
+        return self.plain._forward(self.fold(kernel), r)
+
+    def adjoint(self, kernel, v):
+        """``W^T * P^T v``, the adjoint of :meth:`forward`: ``(B, O*H'*W')`` -> ``(B, C*H*W)``."""
+        return self.plain._adjoint(self.fold(kernel), v)
 
     def kernel_gradient(self, r, v):
         """``d <v, P(W * r)> / dW`` summed over the batch: the correlation of ``r``
         ``(B, C*H*W)`` with ``P^T v`` ``(B, O*H'*W')``, shape ``(O, C, k, k)``."""
-        x, C = self._padded(r), self.in_shape[0]
-        ut = self._unpooled(v).T                                        # O, (B Ho Wo)
-        g = np.empty(self.kernel_shape, dtype=np.result_type(r, v))
-        for i, j in self._offsets():
-            g[:, :, i, j] = ut @ np.ascontiguousarray(self._window(x, i, j)).reshape(-1, C)
-        return g
+        return self.unfold(self.plain._kernel_gradient(r, v))
 
     def macs(self):
-        """Multiply-adds of one forward product per example (before pooling)."""
-        ho, wo = self.conv_hw
-        return ho * wo * int(np.prod(self.kernel_shape))
+        """Multiply-adds of one forward product per example, as computed (the pooling folded
+        into the kernel: :attr:`plain`)."""
+        g = self.plain
+        ho, wo = g.conv_hw
+        return ho * wo * int(np.prod(g.kernel_shape))
 
 
 __all__ = ["Conv"]

@@ -379,19 +379,22 @@ class Dynamics:
         [0, 1] with the others held: ``s_p = clip(h_p)``, and on outputs
         ``clip((h + beta y) / (1 + beta))``. Every update lowers ``E + beta C``; the fixed
         points are those of the clipped Euler dynamics, reached in a few sweeps where Euler
-        needs tens of steps. One sweep costs about one Euler step. Returns ``s``.
+        needs tens of steps, and reached whatever the coupling's strength (no step size to
+        exceed). One sweep costs about one Euler step. With a softmax readout the free phase
+        is the same exact minimisation; in a nudged phase a population the readout reads is
+        set to ``clip(h_p - beta (dC/dz) W^T)`` with the pull taken at the current states
+        (the fixed-point iteration of Laborieux et al. 2021: the same fixed points, reached
+        for the small beta EP uses). Returns ``s``.
         """
         net = self.net
         if not self.identity_rates:
             raise ArgumentError("block updates need hard_sigmoid with clip=True (rho(s) = s)")
         if any(q == p for p in net.state_pops for q, _ in self.terms[p]):
             raise ArgumentError("block updates need a network without lateral projections")
-        if net.readout == "softmax":
-            raise ArgumentError("block updates need a state readout (a softmax readout's nudge "
-                                "has no closed-form minimiser); use Euler steps")
         if beta and self.targets is None:
             raise ArgumentError("a nudged relaxation (beta != 0) needs targets y")
         const, beta = self.const, float(beta)
+        pulled = {t.source for t in net.readout_terms} if net.readout == "softmax" else set()
         for _ in range(int(sweeps)):
             for p in net.state_pops:
                 h = self.buf[p]
@@ -400,7 +403,9 @@ class Dynamics:
                     h += np.matmul(s[q], m, out=self.tmp[p])
                 for t in self.conv_terms[p]:
                     h += en.term_product(net, t, s[t.source])
-                if beta and p in self.targets:
+                if beta and p in pulled:
+                    h -= beta * en.readout_feedback(net, s, self.targets)[p]
+                elif beta and p in self.targets:
                     h += beta * self.targets[p]
                     if 1.0 + beta > 0:
                         h /= 1.0 + beta

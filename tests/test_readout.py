@@ -163,7 +163,23 @@ def test_circuits_that_cannot_read_out_by_softmax_say_so():
     net = _net("hard_sigmoid")
     with pytest.raises(CircuitError, match="network.readout"):
         compile_circuit(net, model="rate", device="runtime")
-    from neurosim.engines import build
-    from neurosim.errors import ConfigurationError
-    with pytest.raises(ConfigurationError, match="network.readout"):
-        build("reference", net, solver="block", clip=True)
+
+
+def test_block_sweeps_reach_the_euler_fixed_points_of_both_phases():
+    """Free phase: the exact per-population minimiser; nudged: the readout's pull taken at the
+    current states. Both end where clipped Euler steps do, and EP from block phases is EP."""
+    net = _net("hard_sigmoid", seed=4).copy(dtype="float64")
+    x, y = _data(net, batch=4)
+    dyn = Dynamics(net, x, y, clip=True)
+    for beta in (0.0, 0.3, -0.3):
+        euler = dyn.run(dyn.initial_state(None), 0.2, beta, steps=20000, tol=1e-12).state
+        block = dyn.run_block(dyn.initial_state(None), beta, 200)
+        assert max(np.abs(block[p] - euler[p]).max() for p in net.state_pops) < 1e-9
+        assert dyn.residual(block, beta) < 1e-9
+    lr = {k: 0.0 for k in net.params}   # the step's estimate, the weights untouched
+    g_block, g_euler = {}, {}
+    ep_step(net, x, y, 0.3, lr, variant="symmetric", solver="block", free_steps=200,
+            nudge_steps=200, grad_out=g_block)
+    ep_step(net, x, y, 0.3, lr, eps=0.2, variant="symmetric", free_steps=3000, nudge_steps=3000,
+            grad_out=g_euler)
+    assert rel_err(g_block, g_euler) < 1e-6

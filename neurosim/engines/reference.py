@@ -342,10 +342,6 @@ class ReferenceEngine(Engine):
             if net.dynamics != "energy" or any(t.source == t.target for t in net.terms):
                 raise ConfigurationError("engine.solver: 'block' needs energy dynamics without "
                                          "lateral projections; use 'euler'")
-            if net.readout == "softmax":
-                raise ConfigurationError("engine.solver: 'block' needs network.readout = 'state' "
-                                         "(a softmax readout's nudge has no closed-form block "
-                                         "minimiser); use 'euler'")
 
     def _args(self):
         s = self.settings
