@@ -3,10 +3,10 @@ reference engine beside the same network trained with backpropagation, in one ru
 
 The backprop baseline is the network evaluated feed-forward (the free phase without its
 feedback: ``h1 = clip(P(W1 * x) + b1)``, ``h2 = clip(P(W2 * h1) + b2)``,
-``yhat = softmax(h2 W3 + b3)``), trained with plain SGD on the same cross-entropy, batch,
-learning rates and schedule, from the same initial weights, in numpy (the convolutions and
-their transposes are neurosim.conv's), with the hard sigmoid's exact derivative (1 on
-(0, 1), else 0) and with a straight-through one (1 everywhere).
+``yhat = softmax(h2 W3 + b3)``), trained on the same cross-entropy with the circuit's batch,
+learning rates, momentum and schedule, from the same initial weights, in numpy (the
+convolutions and their transposes are neurosim.conv's), with the hard sigmoid's exact
+derivative (1 on (0, 1), else 0).
 
     python benchmarks/bench_conv.py [--epochs 10] [--limit-train N] [--set KEY=VALUE ...]
 
@@ -52,12 +52,10 @@ def _layer(net, key, r):
     return conv.forward(w, r) if conv is not None else r @ w
 
 
-def backprop(net, data, lrs, epochs, batch_size, seed, schedule, derivative="exact",
-             momentum=0.0):
+def backprop(net, data, lrs, epochs, batch_size, seed, schedule, momentum=0.0):
     """SGD backprop on the feed-forward form of ``net`` (a copy; softmax readout; the hard
-    sigmoid's ``exact`` derivative, 1 on (0, 1), or ``straight_through``, 1 everywhere;
-    ``momentum`` as the Trainer's: ``v <- m v + g``, ``theta <- theta - lr v``); returns
-    per-epoch rows."""
+    sigmoid's exact derivative; ``momentum`` as the Trainer's: ``v <- m v + g``,
+    ``theta <- theta - lr v``); returns per-epoch rows."""
     work = net.copy()
     chain = _chain(work)
     rows, n = [], data.x_train.shape[0]
@@ -78,8 +76,7 @@ def backprop(net, data, lrs, epochs, batch_size, seed, schedule, derivative="exa
             for j, (key, _, tgt) in enumerate(chain):
                 z = _layer(work, key, acts[-1]) + work.params["b:%s" % tgt]
                 acts.append(_softmax(z) if j == len(chain) - 1 else np.clip(z, 0.0, 1.0))
-                slopes.append(1.0 if derivative == "straight_through" else
-                              ((z > 0) & (z < 1)).astype(z.dtype))
+                slopes.append(((z > 0) & (z < 1)).astype(z.dtype))
             delta = (acts[-1] - data.y_train[idx]) / len(idx)
             for j in range(len(chain) - 1, -1, -1):
                 key, _, tgt = chain[j]
@@ -90,7 +87,7 @@ def backprop(net, data, lrs, epochs, batch_size, seed, schedule, derivative="exa
                     delta = conv.adjoint(w, delta) if conv is not None else delta @ w.T
                     delta = delta * slopes[j]
                 step(key, lrs[key] * f, gw)
-                step("b:%s" % tgt, lrs[key] * f, gb)
+                step("b:%s" % tgt, lrs.get("b:%s" % tgt, lrs[key]) * f, gb)
         seconds = time.perf_counter() - t0
         a = data.x_test
         for j, (key, _, tgt) in enumerate(chain):
@@ -124,14 +121,17 @@ def main():
         {"epoch": tr.epoch, "test_error": 1 - tr.history["test_accuracy"][-1],
          "seconds": tr.history["seconds"][-1]}))
     with blas_threads(1):
-        bp = backprop(start, data, trainer.lrs, T.epochs, T.batch_size, T.seed, L.schedule)
+        bp = backprop(start, data, trainer.base_lrs, T.epochs, T.batch_size, T.seed, L.schedule,
+                      momentum=L.momentum)
     print("Fashion-MNIST, %s (%d train / %d test), batch %d, %d epochs"
           % (net, data.n_train, data.n_test, T.batch_size, T.epochs))
-    print("EP: %s beta=%g, %d free + %d nudged Euler steps (eps=%g), lr %s, schedule %s"
-          % (L.variant, L.beta, circuit.engine.free_steps, circuit.engine.nudge_steps,
-             circuit.engine.eps, L.lr, L.schedule))
+    E = circuit.engine
+    steps = ("block sweeps" if E.solver == "block" else "Euler steps (eps=%g)" % E.eps)
+    print("EP: %s beta=%g, %d free + %d nudged %s, lr %s, momentum %g, schedule %s"
+          % (L.variant, L.beta, E.free_steps, E.nudge_steps, steps, L.lr, L.momentum,
+             L.schedule))
     print("BP: the feed-forward network (no feedback), same cross-entropy, batch, learning "
-          "rates, schedule and initial weights; straight-through hard sigmoid")
+          "rates, momentum, schedule and initial weights; the hard sigmoid's exact derivative")
     print("%6s %8s %8s | %8s %8s" % ("epoch", "EP %", "BP %", "EP s", "BP s"))
     for e, b in zip(ep_rows, bp):
         print("%6d %8.2f %8.2f | %8.1f %8.1f" % (e["epoch"], 100 * e["test_error"],
