@@ -276,3 +276,13 @@ def test_spiking_engine_counts_synaptic_events_by_phase():
     assert r["model"]["engine"] == "spiking" and r["model"]["measured_synaptic_events"]
     assert ex["nudged"]["synaptic_events"] == pytest.approx(rec["events_nudged"] / 6)
     assert ex["nudged"]["macs"] == 0 and ex["nudged"]["energy_by_op_pj"]["synaptic_event"] > 0
+
+
+def test_a_softmax_readout_counts_its_products_outside_the_dynamics():
+    net = ns.layered([3, 4, 5, 2], activation="hard_sigmoid", readout="softmax", seed=0)
+    m = _model(variant="symmetric", net=net)
+    # dynamics: x -> h1 one way (3 * 4), h1 - h2 both ways (2 * 4 * 5); readout h2 -> y
+    assert m.macs_per_step == 3 * 4 + 2 * 4 * 5 and m.readout_macs == 5 * 2
+    free, nudged = m.phase_counts()
+    assert free["macs"] == 7 * 52 + 10              # the prediction once
+    assert nudged["macs"] == 2 * 3 * (52 + 2 * 10)  # logits and pull at every nudged step

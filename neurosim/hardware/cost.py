@@ -47,7 +47,10 @@ Counting (per example; the engine's settings ``eps``, ``free_steps``, ``nudge_st
   step (the numpy engine's block solver and the Brian2 rate circuit compute it once; the
   hardware would not). A lateral (self) projection counts ``n (n - 1)`` (zero diagonal);
   vector-field networks count each of their untied matrices once. Spiking engines do no
-  MACs: their synaptic work is counted as synaptic events instead.
+  MACs: their synaptic work is counted as synaptic events instead. A softmax readout's
+  projections (outside the dynamics) count ``n_source n_out`` once in the free phase (the
+  prediction) and ``2 n_source n_out`` per nudged step (the logits and the pull
+  ``(dC/dz) W^T``).
 * **Steps.** Free phase: ``free_steps``; nudged phase: ``nudge_steps`` per nudged phase, times
   2 for symmetric EP (``+beta`` and ``-beta``). The block solver's sweeps count as steps (one
   sweep does the products of one Euler step).
@@ -267,6 +270,8 @@ class CostModel:
             t.conv.macs() if t.conv is not None else
             sizes[t.source] * (sizes[t.target] - (1 if t.source == t.target else 0))
             for t in net.terms)
+        self.readout_macs = 0 if spiking else sum(
+            sizes[t.source] * sizes[t.target] for t in net.readout_terms)
         self.neurons = int(net.n_state)
         self.n_in = sum(sizes[p] for p in net.inputs)
         self.n_out = sum(sizes[p] for p in net.outputs)
@@ -294,10 +299,12 @@ class CostModel:
         """The counts of one example's free and nudged phases that follow from the settings
         (every count but synaptic events and pulses, which are measured)."""
         F, K, P = self.free_steps, self.nudge_steps, self.nudged_phases
-        free = {"steps": F, "settling_tau": F * self.eps, "macs": F * self.macs_per_step,
+        free = {"steps": F, "settling_tau": F * self.eps,
+                "macs": F * self.macs_per_step + self.readout_macs,
                 "neuron_steps": F * self.neurons, "dac": self.n_in, "adc": self.neurons}
         nudged = {"steps": P * K, "settling_tau": P * K * self.eps,
-                  "macs": P * K * self.macs_per_step, "neuron_steps": P * K * self.neurons,
+                  "macs": P * K * (self.macs_per_step + 2 * self.readout_macs),
+                  "neuron_steps": P * K * self.neurons,
                   "dac": self.n_out, "adc": P * self.neurons}
         return free, nudged
 
