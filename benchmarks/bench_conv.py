@@ -114,7 +114,8 @@ def main():
     engine = experiment.build_engine(circuit, net)
     L, T = circuit.learning, circuit.train
     ep_rows = []
-    trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, momentum=L.momentum,
+    trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, bias_lr=L.bias_lr,
+                      momentum=L.momentum,
                       schedule=L.schedule, epochs=T.epochs, batch_size=T.batch_size, seed=T.seed,
                       fidelity_batches=0, persistent=circuit.engine.persistent, progress=False)
     trainer.fit(on_epoch=lambda tr: ep_rows.append(

@@ -7,14 +7,16 @@ pooling is linear, so the projection keeps a true energy term ``-<rho(s_b), P(W 
 the feedback to ``a`` is the adjoint ``W^T * P^T``, and ``dE/dW`` the correlation of ``rho(s_a)``
 with ``P^T rho(s_b)``.
 
-How it is computed: a convolution of stride ``s`` followed by ``q x q`` average pooling is
-one convolution of stride ``s q`` with the kernel folded over the pooling block (size
-``k + (q - 1) s``, :meth:`Conv.fold`), which does ``q^2 k^2 / (k + (q - 1) s)^2`` times
-fewer multiply-adds (2.8x for k = 5, q = 2); the kernel's gradient is the folded gradient's
-sum over the block (:meth:`Conv.unfold`). The forward product and the kernel gradient are one
-BLAS product with the im2col column matrix (a strided view copied once); the adjoint is
-``k*k`` BLAS products, one per kernel offset, scattered back onto the pixels each read
-(measured faster here than col2im of one product). No Python loops over pixels or examples.
+How it is computed: when the stride ``s`` is smaller than the kernel ``k``, a convolution
+followed by ``q x q`` average pooling is one convolution of stride ``s q`` with the kernel
+folded over the pooling block (size ``k + (q - 1) s``, :meth:`Conv.fold`), which does
+``q^2 k^2 / (k + (q - 1) s)^2`` times fewer multiply-adds (2.8x for k = 5, q = 2); the
+kernel's gradient is the folded gradient's sum over the block (:meth:`Conv.unfold`). With
+``s >= k`` folding would add work, and the pooling is applied to the convolution's output
+instead. The forward product and the kernel gradient are one BLAS product with the im2col
+column matrix (a strided view copied once); the adjoint is one BLAS product per offset of
+the (folded) kernel, scattered back onto the pixels each read (measured faster here than
+col2im of one product). No Python loops over pixels or examples.
 """
 from __future__ import annotations
 
@@ -80,21 +82,30 @@ class Conv:
         return (self.channels, self.in_shape[0], self.kernel, self.kernel)
 
     # -- pooling folded into the kernel ---------------------------------------------------
+    @property
+    def folds(self):
+        """Whether the pooling is folded into the kernel (``pool > 1`` and stride < kernel,
+        where folding saves multiply-adds)."""
+        return self.pool > 1 and self.stride < self.kernel
+
     @cached_property
     def plain(self):
-        """The same linear map as one convolution without pooling: stride ``s q``, the
-        kernel folded over the ``q x q`` pooling block (this geometry when ``pool = 1``)."""
+        """The convolution that is computed, without pooling: with :attr:`folds`, the same
+        linear map as this one (stride ``s q``, the kernel folded over the ``q x q`` block);
+        otherwise this geometry with ``pool = 1``, whose output is then average-pooled."""
         if self.pool == 1:
             return self
-        q, s = self.pool, self.stride
-        return Conv(self.in_shape, self.channels, self.kernel + (q - 1) * s, s * q,
-                    self.padding, 1)
+        if self.folds:
+            q, s = self.pool, self.stride
+            return Conv(self.in_shape, self.channels, self.kernel + (q - 1) * s, s * q,
+                        self.padding, 1)
+        return Conv(self.in_shape, self.channels, self.kernel, self.stride, self.padding, 1)
 
     def fold(self, kernel):
         """The kernel of :attr:`plain`: ``W`` summed over the pooling block's offsets (each
         shifted by ``stride``) and divided by ``q^2``."""
         q, s, k = self.pool, self.stride, self.kernel
-        if q == 1:
+        if not self.folds:
             return kernel
         kf = np.zeros(kernel.shape[:2] + (k + (q - 1) * s,) * 2, dtype=kernel.dtype)
         for a in range(q):
@@ -107,7 +118,7 @@ class Conv:
         """The adjoint of :meth:`fold`: a gradient with respect to the folded kernel as one
         with respect to ``W``."""
         q, s, k = self.pool, self.stride, self.kernel
-        if q == 1:
+        if not self.folds:
             return folded_gradient
         g = np.zeros(self.kernel_shape, dtype=folded_gradient.dtype)
         for a in range(q):
@@ -176,23 +187,42 @@ class Conv:
         g = self._channel_last(v).T @ self._columns(r)                   # O, (k k C)
         return np.ascontiguousarray(g.reshape(O, k, k, C).transpose(0, 3, 1, 2))
 
+    # -- explicit pooling (when it is not folded) ------------------------------------------
+    def _pool(self, y):
+        """``P``: average over ``q x q`` blocks of a flat ``(B, O*Ho*Wo)`` batch."""
+        if self.pool == 1 or self.folds:
+            return y
+        q, (ho, wo) = self.pool, self.conv_hw
+        y = y.reshape(-1, self.channels, ho // q, q, wo // q, q).mean(axis=(3, 5))
+        return y.reshape(y.shape[0], -1)
+
+    def _unpool(self, v):
+        """``P^T``: each pooled value spread evenly over its block."""
+        if self.pool == 1 or self.folds:
+            return v
+        q, (_, hp, wp) = self.pool, self.out_shape
+        u = v.reshape(-1, self.channels, hp, wp) * (1.0 / (q * q))
+        u = np.repeat(np.repeat(u, q, axis=2), q, axis=3)
+        return u.reshape(u.shape[0], -1)
+
     # -- the three products of an energy term ---------------------------------------------
     def forward(self, kernel, r):
         """``P(W * r)`` for a flat batch ``r`` ``(B, C*H*W)`` -> ``(B, O*H'*W')``."""
-        return self.plain._forward(self.fold(kernel), r)
+        return self._pool(self.plain._forward(self.fold(kernel), r))
 
     def adjoint(self, kernel, v):
         """``W^T * P^T v``, the adjoint of :meth:`forward`: ``(B, O*H'*W')`` -> ``(B, C*H*W)``."""
-        return self.plain._adjoint(self.fold(kernel), v)
+        return self.plain._adjoint(self.fold(kernel), self._unpool(v))
 
     def kernel_gradient(self, r, v):
         """``d <v, P(W * r)> / dW`` summed over the batch: the correlation of ``r``
         ``(B, C*H*W)`` with ``P^T v`` ``(B, O*H'*W')``, shape ``(O, C, k, k)``."""
-        return self.unfold(self.plain._kernel_gradient(r, v))
+        return self.unfold(self.plain._kernel_gradient(r, self._unpool(v)))
 
     def macs(self):
-        """Multiply-adds of one forward product per example, as computed (the pooling folded
-        into the kernel: :attr:`plain`)."""
+        """Multiply-adds of one forward product per example, as computed (:attr:`plain`: the
+        pooling folded into the kernel where that saves work; the pooling's adds not
+        counted)."""
         g = self.plain
         ho, wo = g.conv_hw
         return ho * wo * int(np.prod(g.kernel_shape))

@@ -377,7 +377,8 @@ class Dynamics:
 
         Each population in turn is set to the exact minimiser of ``E + beta C`` over
         [0, 1] with the others held: ``s_p = clip(h_p)``, and on outputs
-        ``clip((h + beta y) / (1 + beta))``. Every update lowers ``E + beta C``; the fixed
+        ``clip((h + beta y) / (1 + beta))``. With a state readout every update lowers
+        ``E + beta C``; the fixed
         points are those of the clipped Euler dynamics, reached in a few sweeps where Euler
         needs tens of steps, and reached whatever the coupling's strength (no step size to
         exceed). One sweep costs about one Euler step. With a softmax readout the free phase
@@ -403,8 +404,8 @@ class Dynamics:
                     h += np.matmul(s[q], m, out=self.tmp[p])
                 for t in self.conv_terms[p]:
                     h += en.term_product(net, t, s[t.source])
-                if beta and p in pulled:
-                    h -= beta * en.readout_feedback(net, s, self.targets)[p]
+                if beta and p in pulled:   # from the current states (one readout source
+                    h -= beta * self.readout_feedback(s)[p]   # in a layered network)
                 elif beta and p in self.targets:
                     h += beta * self.targets[p]
                     if 1.0 + beta > 0:

@@ -22,7 +22,8 @@ EPS = 0.2
 GEOMETRIES = [((2, 7, 7), 3, 3, 1, 0, 1), ((2, 8, 8), 3, 3, 1, 1, 2), ((1, 9, 9), 2, 3, 2, 1, 1),
               ((3, 10, 10), 4, 5, 2, 2, 1), ((2, 6, 6), 2, 2, 1, 0, 5),
               ((2, 11, 11), 3, 3, 2, 1, 2), ((1, 10, 10), 2, 3, 2, 0, 2),
-              ((2, 12, 12), 3, 5, 1, 2, 2)]   # stride and pooling folded together
+              ((2, 12, 12), 3, 5, 1, 2, 2),   # stride and pooling folded together
+              ((2, 11, 11), 3, 2, 3, 0, 2)]   # stride > kernel: pooled, not folded
 
 
 def _direct(c, kernel, r):
@@ -52,6 +53,15 @@ def test_products_are_the_convolution_its_adjoint_and_its_kernel_gradient(geomet
     dk = rng.normal(size=kernel.shape)
     assert np.sum(v * c.forward(dk, r)) == pytest.approx(np.sum(c.kernel_gradient(r, v) * dk),
                                                          rel=1e-12)
+
+
+def test_folding_the_pooling_saves_multiply_adds_only_where_it_should():
+    c = Conv((16, 12, 12), 32, 5, pool=2)                   # conv_fashion's h1 -> h2
+    assert c.folds and c.plain.kernel == 6 and c.plain.stride == 2
+    assert c.plain.conv_hw == c.out_shape[1:] == (4, 4)
+    assert c.macs() == 4 * 4 * 32 * 16 * 6 * 6 < 8 * 8 * 32 * 16 * 5 * 5
+    wide = Conv((2, 11, 11), 3, 2, 3, 0, 2)                 # stride 3 > kernel 2
+    assert not wide.folds and wide.macs() == 4 * 4 * 3 * 2 * 2 * 2
 
 
 def conv_graph():
@@ -143,6 +153,21 @@ def test_the_fast_step_on_a_conv_network_gives_the_estimator(readout):
     ep_step(fused, x, y, 0.3, {k: 0.1 for k in net.params}, variant="symmetric", **kw)
     for k in net.params:
         assert np.allclose(fused.params[k], net.params[k] - 0.1 * want[k], atol=1e-13), k
+
+
+def test_block_sweeps_on_a_conv_network_with_a_softmax_readout_train_like_euler():
+    """The reference engine takes block sweeps with a softmax readout (conv_fashion's path);
+    converged, its EP estimate is that of converged Euler phases."""
+    from neurosim.engines import build
+    from neurosim.training.optimizer import Optimizer
+    net = _net("softmax", activation="hard_sigmoid", gain=1.0)
+    x, y = _data(batch=4)
+    engine = build("reference", net.copy(), solver="block", clip=True, free_steps=1000,
+                   nudge_steps=1000, beta=0.3, variant="symmetric")
+    res = engine.step(x, y, Optimizer({k: 0.0 for k in net.params}), want_estimate=True)
+    want = ep.gradient(net, x, y, 0.3, variant="symmetric", eps=0.2, free_steps=3000,
+                       nudge_steps=3000, clip=True)
+    assert rel_err(res.estimate, want) < 1e-6
 
 
 def test_bad_conv_geometry_names_the_projection():

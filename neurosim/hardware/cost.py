@@ -46,7 +46,9 @@ Counting (per example; the engine's settings ``eps``, ``free_steps``, ``nudge_st
   but an analog crossbar integrates its current at every step, so it is counted at every
   step (the numpy engine's block solver and the Brian2 rate circuit compute it once; the
   hardware would not). A lateral (self) projection counts ``n (n - 1)`` (zero diagonal);
-  vector-field networks count each of their untied matrices once. Spiking engines do no
+  vector-field networks count each of their untied matrices once. A convolution counts the
+  products computed (``Conv.macs``: output positions times kernel size, with an average
+  pooling folded into the kernel where that saves work). Spiking engines do no
   MACs: their synaptic work is counted as synaptic events instead. A softmax readout's
   projections (outside the dynamics) count ``n_source n_out`` once in the free phase (the
   prediction) and ``2 n_source n_out`` per nudged step (the logits and the pull
