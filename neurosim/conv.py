@@ -88,6 +88,11 @@ class Conv:
         where folding saves multiply-adds)."""
         return self.pool > 1 and self.stride < self.kernel
 
+    @property
+    def pools_output(self):
+        """Whether the pooling is applied to :attr:`plain`'s output (``pool > 1``, not folded)."""
+        return self.pool > 1 and not self.folds
+
     @cached_property
     def plain(self):
         """The convolution that is computed, without pooling: with :attr:`folds`, the same
@@ -190,7 +195,7 @@ class Conv:
     # -- explicit pooling (when it is not folded) ------------------------------------------
     def _pool(self, y):
         """``P``: average over ``q x q`` blocks of a flat ``(B, O*Ho*Wo)`` batch."""
-        if self.pool == 1 or self.folds:
+        if not self.pools_output:
             return y
         q, (ho, wo) = self.pool, self.conv_hw
         y = y.reshape(-1, self.channels, ho // q, q, wo // q, q).mean(axis=(3, 5))
@@ -198,7 +203,7 @@ class Conv:
 
     def _unpool(self, v):
         """``P^T``: each pooled value spread evenly over its block."""
-        if self.pool == 1 or self.folds:
+        if not self.pools_output:
             return v
         q, (_, hp, wp) = self.pool, self.out_shape
         u = v.reshape(-1, self.channels, hp, wp) * (1.0 / (q * q))

@@ -48,8 +48,8 @@ Counting (per example; the engine's settings ``eps``, ``free_steps``, ``nudge_st
   hardware would not). A lateral (self) projection counts ``n (n - 1)`` (zero diagonal);
   vector-field networks count each of their untied matrices once. A convolution counts the
   products computed (``Conv.macs``: output positions times kernel size, with an average
-  pooling folded into the kernel where that saves work). Spiking engines do no
-  MACs: their synaptic work is counted as synaptic events instead. A softmax readout's
+  pooling folded into the kernel where that saves work). Spiking engines do no MACs: their
+  synaptic work is counted as synaptic events instead. A softmax readout's
   projections (outside the dynamics) count ``n_source n_out`` once in the free phase (the
   prediction) and ``2 n_source n_out`` per nudged step (the logits and the pull
   ``(dC/dz) W^T``).
