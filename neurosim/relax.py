@@ -380,11 +380,11 @@ class Dynamics:
         ``clip((h + beta y) / (1 + beta))``. With a state readout every update lowers
         ``E + beta C``; the fixed points are those of the clipped Euler dynamics, reached in a
         few sweeps where Euler needs tens of steps, and reached whatever the coupling's
-        strength (no step size to exceed). One sweep costs about one Euler step. With a softmax readout the free phase
-        is the same exact minimisation; in a nudged phase a population the readout reads is
-        set to ``clip(h_p - beta (dC/dz) W^T)`` with the pull taken at the current states
-        (the fixed-point iteration of Laborieux et al. 2021: the same fixed points, reached
-        for the small beta EP uses). Returns ``s``.
+        strength (no step size to exceed). One sweep costs about one Euler step. With a
+        softmax readout the free phase is the same exact minimisation; in a nudged phase a
+        population the readout reads is set to ``clip(h_p - beta (dC/dz) W^T)`` with the pull
+        taken at the current states (the fixed-point iteration of Laborieux et al. 2021: the
+        same fixed points, reached for the small beta EP uses). Returns ``s``.
         """
         net = self.net
         if not self.identity_rates:
