@@ -135,13 +135,17 @@ class EngineSection(_Section):
 
 class LearningSection(_Section):
     """The learning rule: EP (variant, beta) or a gradient baseline (``rbp``: the implicit
-    gradient, i.e. backprop at the fixed point), with per-projection learning rates."""
+    gradient, i.e. backprop at the fixed point), with per-projection learning rates and the
+    optimizer that applies the estimate (``sgd`` with ``momentum``, or ``adam`` with
+    ``adam_betas``)."""
     rule: Literal["ep", "continual_ep", "rbp"] = "ep"
     variant: Literal["one_sided", "symmetric", "random_sign"] = "symmetric"
     beta: float = 0.5
     lr: Union[float, List[float], Dict[str, float]] = 0.1
     bias_lr: Optional[Union[float, List[float], Dict[str, float]]] = None
     momentum: float = Field(0.0, ge=0, lt=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    adam_betas: List[float] = [0.9, 0.999]
     schedule: Literal["constant", "cosine"] = "constant"
 
     @field_validator("beta")
@@ -149,6 +153,13 @@ class LearningSection(_Section):
     def _beta(cls, v):
         if v == 0 or v != v:
             raise ValueError("must be a non-zero number")
+        return v
+
+    @field_validator("adam_betas")
+    @classmethod
+    def _adam_betas(cls, v):
+        if len(v) != 2 or not all(0 <= b < 1 for b in v):
+            raise ValueError("expected two numbers in [0, 1) (beta1, beta2), got %r" % (v,))
         return v
 
 

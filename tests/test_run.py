@@ -90,7 +90,7 @@ SLOW = ["--set", "train.epochs=3", "--set", "train.checkpoint_every=3",
 
 def _final_params(run_dir):
     with np.load(os.path.join(run_dir, "checkpoint.npz")) as z:
-        return {k: z[k] for k in z.files if k.startswith(("param/", "velocity/", "particles/"))}
+        return {k: z[k] for k in z.files if k.startswith(("param/", "optimizer/", "particles/"))}
 
 
 def _meta(run_dir):

@@ -148,7 +148,7 @@ def _summary(circuit, trainer, run_dir, seconds, cost_report):
     if f.get("applied_cosine/all"):
         out["fidelity_applied_cosine_mean"] = float(np.nanmean(f["applied_cosine/all"]))
         out["fidelity_applied_cosine_last"] = f["applied_cosine/all"][-1]
-    elif f.get("cosine/all") and not trainer.opt.momentum and trainer.rule == "ep":
+    elif f.get("cosine/all") and trainer.opt.plain and trainer.rule == "ep":
         # exact weights, plain SGD: the update applied is the engine's estimate itself
         out["fidelity_applied_cosine_mean"] = out["fidelity_cosine_mean"]
         out["fidelity_applied_cosine_last"] = out["fidelity_cosine_last"]
@@ -195,7 +195,8 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     engine = build_engine(circuit, net)
     L, T = circuit.learning, circuit.train
     trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, bias_lr=L.bias_lr,
-                      momentum=L.momentum, schedule=L.schedule,
+                      momentum=L.momentum, optimizer=L.optimizer, adam_betas=L.adam_betas,
+                      schedule=L.schedule,
                       epochs=T.epochs,
                       batch_size=T.batch_size, seed=T.seed, fidelity_batches=T.fidelity_batches,
                       eval_batch_size=T.eval_batch_size, checkpoint_every=T.checkpoint_every,

@@ -52,6 +52,7 @@ class Settings:
     variant: str = "symmetric"
     rule: str = "ep"
     momentum: float = 0.0
+    optimizer: str = "sgd"
     seed: int = 0
 
     FIELD_SECTION = {"eps": "engine", "free_steps": "engine", "nudge_steps": "engine",
@@ -61,7 +62,7 @@ class Settings:
                      "input_rule": "engine", "max_rate": "engine",
                      "build_dir": "engine", "threads": "engine",
                      "beta": "learning", "variant": "learning", "rule": "learning",
-                     "momentum": "learning", "seed": "train"}
+                     "momentum": "learning", "optimizer": "learning", "seed": "train"}
 
     @classmethod
     def field_name(cls, name):

@@ -368,7 +368,7 @@ class ReferenceEngine(Engine):
 
     def step(self, x, y, optimizer, state=None, rng=None, want_estimate=False):
         net, lrs = self.net, optimizer.lrs
-        fused = not optimizer.momentum and (net.dynamics == "energy") and all(lrs.values())
+        fused = optimizer.plain and (net.dynamics == "energy") and all(lrs.values())
         if not fused:
             est = self.estimate(x, y, state, rng)
             optimizer.apply(net.params, est)

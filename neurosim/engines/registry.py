@@ -66,6 +66,9 @@ def check(name, settings):
     if name not in ("reference", "resistive") and settings.momentum:
         raise ConfigurationError("learning.momentum: the %s engine applies plain EP updates "
                                  "(momentum = 0)" % name)
+    if name not in ("reference", "resistive") and settings.optimizer != "sgd":
+        raise ConfigurationError("learning.optimizer: the %s engine applies plain EP updates "
+                                 "(optimizer = \"sgd\"), got %r" % (name, settings.optimizer))
 
 
 def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **settings):
@@ -110,7 +113,8 @@ def settings_of(circuit):
                 input_rule=e.input_rule,
                 max_rate=e.max_rate, build_dir=e.build_dir, threads=e.threads, beta=L.beta,
                 variant=L.variant,
-                rule=L.rule, momentum=L.momentum, seed=circuit.train.seed)
+                rule=L.rule, momentum=L.momentum, optimizer=L.optimizer,
+                seed=circuit.train.seed)
 
 
 def from_circuit(circuit, net):

@@ -1,5 +1,5 @@
 """Learning rates per parameter and the optimizer that turns a gradient estimate into an
-update: plain SGD or SGD with momentum."""
+update: plain SGD, SGD with momentum, or Adam (Kingma & Ba 2015)."""
 from __future__ import annotations
 
 import numpy as np
@@ -80,10 +80,17 @@ class Optimizer:
     """Plain SGD with optional momentum, per-key learning rates: ``v <- m v + g``,
     ``theta <- theta - lr v``."""
 
+    name = "sgd"
+
     def __init__(self, lrs, momentum=0.0):
         self.lrs = dict(lrs)
         self.momentum = float(momentum)
         self.velocity = {}
+
+    @property
+    def plain(self):
+        """True when the update is ``-lr g`` itself (an engine may then fuse it into its step)."""
+        return not self.momentum
 
     def _advance(self, k, g):
         """The step direction of key ``k``: the gradient, or with momentum the velocity
@@ -115,4 +122,67 @@ class Optimizer:
         self.velocity = {k: np.array(v) for k, v in d.items()}
 
 
-__all__ = ["Optimizer", "resolve_learning_rates"]
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015), per-key learning rates: ``m <- b1 m + (1 - b1) g``,
+    ``v <- b2 v + (1 - b2) g^2``, ``theta <- theta - lr m^ / (sqrt(v^) + eps)`` with the
+    bias-corrected moments ``m^ = m / (1 - b1^t)``, ``v^ = v / (1 - b2^t)``; ``t`` counts the
+    updates of each key. The step's size is set by ``lr`` (about the change of each weight per
+    update), not by the gradient's scale."""
+
+    name = "adam"
+
+    def __init__(self, lrs, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(lrs, 0.0)
+        b1, b2 = (float(b) for b in betas)
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ConfigurationError("learning.adam_betas: expected two numbers in [0, 1), got %r"
+                                     % (betas,))
+        self.betas, self.eps = (b1, b2), float(eps)
+        self.moments, self.counts = {}, {}
+
+    @property
+    def plain(self):
+        return False
+
+    def _advance(self, k, g):
+        """The bias-corrected step ``m^ / (sqrt(v^) + eps)`` of key ``k`` (moments advanced
+        in place)."""
+        b1, b2 = self.betas
+        if k not in self.moments:
+            self.moments[k] = (np.zeros_like(g), np.zeros_like(g))
+            self.counts[k] = 0
+        m, v = self.moments[k]
+        self.counts[k] += 1
+        t = self.counts[k]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * np.square(g)
+        return (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + self.eps)
+
+    def state_dict(self):
+        out = {}
+        for k, (m, v) in self.moments.items():
+            out["m:" + k], out["v:" + k] = m.copy(), v.copy()
+            out["t:" + k] = np.array(self.counts[k])
+        return out
+
+    def load_state_dict(self, d):
+        keys = {k[2:] for k in d if k.startswith("m:")}
+        self.moments = {k: (np.array(d["m:" + k]), np.array(d["v:" + k])) for k in keys}
+        self.counts = {k: int(d["t:" + k]) for k in keys}
+
+
+def make_optimizer(name, lrs, momentum=0.0, adam_betas=(0.9, 0.999)):
+    """The optimizer ``name`` (``"sgd"``, with ``momentum``; ``"adam"``, with ``adam_betas``)."""
+    if name == "sgd":
+        return Optimizer(lrs, momentum)
+    if name == "adam":
+        if momentum:
+            raise ConfigurationError("learning.momentum: Adam keeps its own first moment "
+                                     "(learning.adam_betas); set momentum = 0, got %r" % momentum)
+        return Adam(lrs, adam_betas)
+    raise ConfigurationError("learning.optimizer: expected 'sgd' or 'adam', got %r" % (name,))
+
+
+__all__ = ["Adam", "Optimizer", "make_optimizer", "resolve_learning_rates"]

@@ -26,7 +26,7 @@ from ..atomic import atomic_path
 from ..engines.protocol import StepResult
 from ..errors import ConfigurationError, NeurosimError
 from ..hardware.cost import CostMeter
-from .optimizer import Optimizer, resolve_learning_rates
+from .optimizer import Optimizer, make_optimizer, resolve_learning_rates
 
 
 class Interrupted(NeurosimError, RuntimeError):
@@ -92,6 +92,8 @@ class Trainer:
     one. SIGINT/SIGTERM write a checkpoint after the current batch (a whole-epoch circuit run
     is stopped at once and its epoch restarts) and raise :class:`Interrupted`.
 
+    ``optimizer``: ``"sgd"`` (with ``momentum``) or ``"adam"`` (with ``adam_betas``;
+    :mod:`neurosim.training.optimizer`); the learning-rate schedule scales either.
     ``rule``: ``"ep"`` (the engine's estimate), ``"continual_ep"`` or ``"rbp"`` (the implicit
     gradient at the exact free fixed point; reference engine). ``meter``: what the cost model
     (:mod:`neurosim.hardware.cost`) reads; by default a :class:`~neurosim.hardware.cost.CostMeter`
@@ -101,7 +103,7 @@ class Trainer:
     """
 
     def __init__(self, engine, dataset, *, rule="ep", lr=0.1, bias_lr=None, momentum=0.0,
-                 schedule="constant", epochs=10, batch_size=20, seed=0, fidelity_batches=2,
+                 optimizer="sgd", adam_betas=(0.9, 0.999), schedule="constant", epochs=10, batch_size=20, seed=0, fidelity_batches=2,
                  eval_batch_size=1000, checkpoint_every=200, persistent=False, checkpoint=None,
                  progress=True, meter=None, fidelity_tol=1e-8):
         self.engine, self.net, self.data = engine, engine.net, dataset
@@ -115,7 +117,7 @@ class Trainer:
             raise ConfigurationError("learning.schedule: expected 'constant' or 'cosine', got %r"
                                      % (schedule,))
         self.schedule = schedule
-        self.opt = Optimizer(self.lrs, momentum)
+        self.opt = make_optimizer(optimizer, self.lrs, momentum, adam_betas)
         self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), int(seed)
         self.fidelity_batches, self.eval_batch_size = int(fidelity_batches), int(eval_batch_size)
         self.checkpoint_every, self.checkpoint = int(checkpoint_every), checkpoint
@@ -154,7 +156,7 @@ class Trainer:
         if not path:
             return None
         arrays = {"param/" + k: v for k, v in self.net.params.items()}
-        arrays.update({"velocity/" + k: v for k, v in self.opt.state_dict().items()})
+        arrays.update({"optimizer/" + k: v for k, v in self.opt.state_dict().items()})
         if self.particles is not None:
             arrays.update({"particles/" + p: v for p, v in self.particles.items()})
         meta = {"epoch": self.epoch, "batch": self.batch, "acc": self.acc,
@@ -182,7 +184,8 @@ class Trainer:
                         "checkpoint %s does not match the network: %r has shape %s, expected %s"
                         % (path, k, z["param/" + k].shape, self.net.params[k].shape))
                 self.net.params[k][...] = z["param/" + k]
-            self.opt.load_state_dict({k[9:]: z[k] for k in z.files if k.startswith("velocity/")})
+            self.opt.load_state_dict({k.split("/", 1)[1]: z[k] for k in z.files
+                                      if k.startswith(("optimizer/", "velocity/"))})
             if self.particles is not None:
                 for p in self.particles:
                     self.particles[p][...] = z["particles/" + p]

@@ -1,0 +1,107 @@
+"""The optimizers that apply an estimate (neurosim.training.optimizer): SGD with momentum and
+Adam follow their update rules exactly, keep their state across a checkpoint, and refuse
+contradictory settings naming the field."""
+import numpy as np
+import pytest
+
+import neurosim as ns
+from neurosim import engines
+from neurosim.errors import ConfigurationError
+from neurosim.training.optimizer import Adam, Optimizer, make_optimizer
+from neurosim.training.trainer import Trainer
+
+
+def _adam_by_hand(grads, lr, b1, b2, eps):
+    """Adam's parameter after each gradient of ``grads``, written out from Kingma & Ba's
+    Algorithm 1."""
+    theta, m, v, out = 0.0, 0.0, 0.0, []
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        theta -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        out.append(theta)
+    return np.array(out)
+
+
+def test_adam_follows_its_update_rule_with_bias_correction():
+    grads = [0.3, -1.2, 0.05, 2.0, 0.7]
+    opt = Adam({"w": 0.01}, betas=(0.8, 0.95))
+    w, got = {"w": np.zeros(1)}, []
+    for g in grads:
+        opt.apply(w, {"w": np.array([g])})
+        got.append(w["w"][0])
+    np.testing.assert_allclose(got, _adam_by_hand(grads, 0.01, 0.8, 0.95, 1e-8), rtol=1e-12)
+    # the first step has size lr whatever the gradient's scale (bias correction)
+    first = Adam({"w": 0.01})
+    np.testing.assert_allclose(first.delta({"w": np.array([1e-4, -50.0])})["w"], [-0.01, 0.01],
+                               rtol=1e-3)
+
+
+def test_delta_and_apply_agree_and_a_zero_rate_is_left_alone():
+    g = {"a": np.array([1.0, -2.0]), "b": np.array([3.0])}
+    p = {"a": np.zeros(2), "b": np.zeros(1)}
+    one, two = Adam({"a": 0.1, "b": 0.0}), Adam({"a": 0.1, "b": 0.0})
+    d = one.delta(g)
+    two.apply(p, g)
+    assert set(d) == {"a"} and p["b"][0] == 0.0
+    np.testing.assert_array_equal(d["a"], p["a"])
+
+
+@pytest.mark.parametrize("make", [lambda lrs: Optimizer(lrs, momentum=0.7),
+                                  lambda lrs: Adam(lrs, betas=(0.85, 0.99))])
+def test_state_round_trip_continues_the_same_updates(make):
+    rng = np.random.default_rng(0)
+    grads = [{"W": rng.normal(size=(3, 2)), "b": rng.normal(size=2)} for _ in range(6)]
+    lrs = {"W": 0.05, "b": 0.02}
+    straight, p1 = make(lrs), {"W": np.zeros((3, 2)), "b": np.zeros(2)}
+    for g in grads:
+        straight.apply(p1, g)
+    first, p2 = make(lrs), {"W": np.zeros((3, 2)), "b": np.zeros(2)}
+    for g in grads[:3]:
+        first.apply(p2, g)
+    resumed = make(lrs)
+    resumed.load_state_dict({k: np.array(v) for k, v in first.state_dict().items()})
+    for g in grads[3:]:
+        resumed.apply(p2, g)
+    for k in p1:
+        np.testing.assert_array_equal(p1[k], p2[k])
+
+
+def test_only_plain_sgd_may_be_fused_into_an_engine_step():
+    assert Optimizer({"w": 0.1}).plain
+    assert not Optimizer({"w": 0.1}, momentum=0.5).plain
+    assert not Adam({"w": 0.1}).plain
+
+
+def test_make_optimizer_refuses_contradictions_naming_the_field():
+    assert isinstance(make_optimizer("adam", {"w": 0.1}), Adam)
+    with pytest.raises(ConfigurationError, match=r"learning\.momentum"):
+        make_optimizer("adam", {"w": 0.1}, momentum=0.9)
+    with pytest.raises(ConfigurationError, match=r"learning\.optimizer"):
+        make_optimizer("lion", {"w": 0.1})
+    with pytest.raises(ConfigurationError, match=r"learning\.adam_betas"):
+        Adam({"w": 0.1}, betas=(0.9, 1.0))
+
+
+def _digits_trainer(**kw):
+    net = ns.layered([64, 32, 10], activation="hard_sigmoid", seed=0)
+    eng = engines.build("reference", net, eps=0.5, free_steps=20, nudge_steps=4, beta=0.5,
+                        variant="symmetric")
+    data = ns.datasets.load("digits", limit_train=600, limit_test=300)
+    return Trainer(eng, data, epochs=3, batch_size=20, fidelity_batches=0, progress=False, **kw)
+
+
+def test_adam_trains_a_network_through_the_reference_engine_and_resumes_exactly(tmp_path):
+    tr = _digits_trainer(lr=0.01, optimizer="adam", checkpoint=str(tmp_path / "ck.npz"))
+    tr.fit()
+    assert tr.history["test_accuracy"][-1] > 0.7, tr.history["test_accuracy"]
+    # stop after epoch 2, resume from the checkpoint: the same final weights
+    part = _digits_trainer(lr=0.01, optimizer="adam", checkpoint=str(tmp_path / "p.npz"))
+    part.epochs = 2
+    part.fit()
+    part.save()
+    resumed = _digits_trainer(lr=0.01, optimizer="adam")
+    resumed.load(str(tmp_path / "p.npz"))
+    resumed.fit()
+    for k, v in tr.net.params.items():
+        np.testing.assert_array_equal(v, resumed.net.params[k])
