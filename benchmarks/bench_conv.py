@@ -24,6 +24,7 @@ import numpy as np
 from neurosim import config
 from neurosim.commands import run as experiment
 from neurosim.relax import blas_threads
+from neurosim.training.optimizer import make_optimizer
 from neurosim.training.trainer import Trainer
 
 CIRCUIT = os.path.join(os.path.dirname(__file__), "..", "circuits", "conv_fashion.toml")
@@ -52,22 +53,18 @@ def _layer(net, key, r):
     return conv.forward(w, r) if conv is not None else r @ w
 
 
-def backprop(net, data, lrs, epochs, batch_size, seed, schedule, momentum=0.0):
-    """SGD backprop on the feed-forward form of ``net`` (a copy; softmax readout; the hard
-    sigmoid's exact derivative; ``momentum`` as the Trainer's: ``v <- m v + g``,
-    ``theta <- theta - lr v``); returns per-epoch rows."""
+def backprop(net, data, lrs, epochs, batch_size, seed, schedule, momentum=0.0, optimizer="sgd",
+             adam_betas=(0.9, 0.999)):
+    """Backprop on the feed-forward form of ``net`` (a copy; softmax readout; the hard
+    sigmoid's exact derivative), its update applied by the Trainer's optimizer (SGD with
+    ``momentum``, or Adam) and schedule; returns per-epoch rows."""
     work = net.copy()
     chain = _chain(work)
     rows, n = [], data.x_train.shape[0]
-    velocity = {k: np.zeros_like(v) for k, v in work.params.items()}
-
-    def step(key, lr, g):
-        v = velocity[key]
-        v *= momentum
-        v += g.astype(v.dtype)
-        work.params[key] -= lr * v
+    opt = make_optimizer(optimizer, lrs, momentum, adam_betas)
     for epoch in range(epochs):
         f = 1.0 if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+        opt.lrs = {k: v * f for k, v in lrs.items()}
         order = np.random.default_rng([seed, epoch]).permutation(n)
         t0 = time.perf_counter()
         for i in range(0, n, batch_size):
@@ -86,8 +83,8 @@ def backprop(net, data, lrs, epochs, batch_size, seed, schedule, momentum=0.0):
                 if j:
                     delta = conv.adjoint(w, delta) if conv is not None else delta @ w.T
                     delta = delta * slopes[j]
-                step(key, lrs[key] * f, gw)
-                step("b:%s" % tgt, lrs.get("b:%s" % tgt, lrs[key]) * f, gb)
+                opt.apply(work.params, {key: gw.astype(w.dtype),
+                                        "b:%s" % tgt: gb.astype(w.dtype)})
         seconds = time.perf_counter() - t0
         a = data.x_test
         for j, (key, _, tgt) in enumerate(chain):
@@ -115,7 +112,7 @@ def main():
     L, T = circuit.learning, circuit.train
     ep_rows = []
     trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, bias_lr=L.bias_lr,
-                      momentum=L.momentum,
+                      momentum=L.momentum, optimizer=L.optimizer, adam_betas=L.adam_betas,
                       schedule=L.schedule, epochs=T.epochs, batch_size=T.batch_size, seed=T.seed,
                       fidelity_batches=0, persistent=circuit.engine.persistent, progress=False)
     trainer.fit(on_epoch=lambda tr: ep_rows.append(
@@ -123,16 +120,17 @@ def main():
          "seconds": tr.history["seconds"][-1]}))
     with blas_threads(1):
         bp = backprop(start, data, trainer.base_lrs, T.epochs, T.batch_size, T.seed, L.schedule,
-                      momentum=L.momentum)
+                      momentum=L.momentum, optimizer=L.optimizer, adam_betas=L.adam_betas)
     print("Fashion-MNIST, %s (%d train / %d test), batch %d, %d epochs"
           % (net, data.n_train, data.n_test, T.batch_size, T.epochs))
     E = circuit.engine
     steps = ("block sweeps" if E.solver == "block" else "Euler steps (eps=%g)" % E.eps)
-    print("EP: %s beta=%g, %d free + %d nudged %s, lr %s, momentum %g, schedule %s"
-          % (L.variant, L.beta, E.free_steps, E.nudge_steps, steps, L.lr, L.momentum,
-             L.schedule))
+    opt = ("Adam %s" % list(L.adam_betas) if L.optimizer == "adam"
+           else "SGD momentum %g" % L.momentum)
+    print("EP: %s beta=%g, %d free + %d nudged %s, lr %s, %s, schedule %s"
+          % (L.variant, L.beta, E.free_steps, E.nudge_steps, steps, L.lr, opt, L.schedule))
     print("BP: the feed-forward network (no feedback), same cross-entropy, batch, learning "
-          "rates, momentum, schedule and initial weights; the hard sigmoid's exact derivative")
+          "rates, optimizer, schedule and initial weights; the hard sigmoid's exact derivative")
     print("%6s %8s %8s | %8s %8s" % ("epoch", "EP %", "BP %", "EP s", "BP s"))
     for e, b in zip(ep_rows, bp):
         print("%6d %8.2f %8.2f | %8.1f %8.1f" % (e["epoch"], 100 * e["test_error"],

@@ -4,8 +4,8 @@ with backpropagation, for the same epochs, measured in one run.
 
 The backprop baseline is the layered network evaluated feed-forward
 (``h = act(x W1 + b1)``, then ``y = act(h W2 + b2)``, or ``softmax(h W2 + b2)`` for the
-circuit's softmax readout: the free phase without feedback), trained with plain SGD on the
-same cost (squared error, or cross-entropy with the softmax readout), the same batch size,
+circuit's softmax readout: the free phase without feedback), trained with the circuit's optimizer
+(plain SGD, momentum or Adam) on the same cost (squared error, or cross-entropy with the softmax readout), the same batch size,
 learning rates and schedule, in numpy float32 on one BLAS thread (as the EP engine), three
 ways: hard sigmoid with its exact derivative (units outside (0, 1) get no gradient, so a unit
 pinned at 0 never learns to rise), hard sigmoid with a straight-through derivative, and
@@ -27,6 +27,7 @@ import numpy as np
 from neurosim import config
 from neurosim.commands import run as experiment
 from neurosim.relax import blas_threads
+from neurosim.training.optimizer import make_optimizer
 from neurosim.training.trainer import Trainer
 
 CIRCUIT = os.path.join(os.path.dirname(__file__), "..", "circuits",
@@ -58,9 +59,10 @@ def _softmax(z):
 
 
 def backprop(data, sizes, lrs, epochs, batch_size, seed, schedule, dtype, kind="hard_sigmoid",
-             readout="state"):
-    """SGD backprop on the feed-forward MLP (activation ``kind``; the last layer a softmax
-    with a cross-entropy cost when ``readout`` is ``"softmax"``); returns per-epoch rows."""
+             readout="state", optimizer="sgd", momentum=0.0, adam_betas=(0.9, 0.999)):
+    """Backprop on the feed-forward MLP (activation ``kind``; the last layer a softmax
+    with a cross-entropy cost when ``readout`` is ``"softmax"``), its update applied by the
+    Trainer's optimizer (SGD with ``momentum``, or Adam); returns per-epoch rows."""
     def last(z):
         return _softmax(z) if readout == "softmax" else _act(z, kind)
 
@@ -71,8 +73,13 @@ def backprop(data, sizes, lrs, epochs, batch_size, seed, schedule, dtype, kind="
         Ws.append(rng.uniform(-lim, lim, (a, b)).astype(dtype))
     bs = [np.zeros(b, dtype) for b in sizes[1:]]
     rows, n = [], data.x_train.shape[0]
+    base = {}
+    for layer, lr in enumerate(lrs):
+        base["W%d" % layer] = base["b%d" % layer] = lr
+    opt = make_optimizer(optimizer, base, momentum, adam_betas)
     for epoch in range(epochs):
         f = 1.0 if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+        opt.lrs = {k: v * f for k, v in base.items()}
         order = np.random.default_rng([seed, epoch]).permutation(n)
         t0 = time.perf_counter()
         for i in range(0, n, batch_size):
@@ -90,8 +97,8 @@ def backprop(data, sizes, lrs, epochs, batch_size, seed, schedule, dtype, kind="
                 gb = delta.mean(axis=0)
                 if layer:
                     delta = (delta @ Ws[layer].T) * _slope(pre[layer - 1], acts[layer], kind)
-                Ws[layer] -= lrs[layer] * f * gW
-                bs[layer] -= lrs[layer] * f * gb
+                opt.apply({"W%d" % layer: Ws[layer], "b%d" % layer: bs[layer]},
+                          {"W%d" % layer: gW, "b%d" % layer: gb})
         seconds = time.perf_counter() - t0
         a = data.x_test
         for i_layer, (W, b) in enumerate(zip(Ws, bs)):
@@ -114,8 +121,8 @@ def main():
     engine = experiment.build_engine(circuit, net)
     L, T = circuit.learning, circuit.train
     ep_rows = []
-    trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, momentum=L.momentum,
-                      schedule=L.schedule, epochs=T.epochs, batch_size=T.batch_size, seed=T.seed, fidelity_batches=0,
+    trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, bias_lr=L.bias_lr, momentum=L.momentum,
+                      optimizer=L.optimizer, adam_betas=L.adam_betas, schedule=L.schedule, epochs=T.epochs, batch_size=T.batch_size, seed=T.seed, fidelity_batches=0,
                       persistent=circuit.engine.persistent, progress=False)
     trainer.fit(on_epoch=lambda tr: ep_rows.append(
         {"epoch": tr.epoch, "test_error": 1 - tr.history["test_accuracy"][-1],
@@ -126,16 +133,18 @@ def main():
         for kind in ACTIVATIONS:
             bp[kind] = backprop(data, circuit.network.sizes, lrs, T.epochs, T.batch_size, T.seed,
                                 L.schedule, np.dtype(circuit.network.dtype), kind,
-                                circuit.network.readout)
+                                circuit.network.readout, L.optimizer, L.momentum, L.adam_betas)
     print("Fashion-MNIST %s, %s, batch %d, %d epochs (%d train / %d test)"
           % ("-".join(map(str, circuit.network.sizes)), circuit.network.dtype, T.batch_size,
              T.epochs, data.n_train, data.n_test))
-    print("EP: %s beta=%g, %d free + %d nudged Euler steps (eps=%g), lr %s, schedule %s"
+    opt = ("Adam %s" % list(L.adam_betas) if L.optimizer == "adam"
+           else "SGD momentum %g" % L.momentum)
+    print("EP: %s beta=%g, %d free + %d nudged Euler steps (eps=%g), lr %s, %s, schedule %s"
           % (L.variant, L.beta, circuit.engine.free_steps, circuit.engine.nudge_steps,
-             circuit.engine.eps, L.lr, L.schedule))
+             circuit.engine.eps, L.lr, opt, L.schedule))
     print("readout: %s (%s)" % (circuit.network.readout, "cross-entropy" if
                                  circuit.network.readout == "softmax" else "squared error"))
-    print("BP: the feed-forward network, same cost, batch, learning rates and schedule; "
+    print("BP: the feed-forward network, same cost, batch, learning rates, optimizer and schedule; "
           "activations: hard sigmoid (exact derivative), hard sigmoid with a straight-through "
           "derivative, logistic")
     print("test error (%) per epoch and seconds per epoch:")

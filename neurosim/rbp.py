@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg as spla
-from scipy.integrate import solve_ivp
 
 from . import energy as en
 from .errors import ArgumentError, NeurosimError
@@ -288,6 +287,7 @@ def _continuous_series(net, lin, c, dt, steps):
 
 def _continuous_gradient(net, lin, c, T=None, tol=1e-12):
     """``Thetabar(T)`` (T=None: until ``|Sbar| < tol |Sbar_0|``) by adaptive integration."""
+    from scipy.integrate import solve_ivp   # here: importing scipy.integrate costs ~0.5 s
     n, B = net.n_state, lin.batch
     shape = (B, n)
 
