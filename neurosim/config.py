@@ -146,6 +146,7 @@ class LearningSection(_Section):
     momentum: float = Field(0.0, ge=0, lt=1)
     optimizer: Literal["sgd", "adam"] = "sgd"
     adam_betas: List[float] = [0.9, 0.999]
+    weight_decay: float = Field(0.0, ge=0)
     schedule: Literal["constant", "cosine"] = "constant"
 
     @field_validator("beta")

@@ -152,6 +152,7 @@ def _mean_cos(net, x, y, seeds, reference=None, **setting):
             np.mean([_cos(g, reference) for g in runs]) if reference is not None else None)
 
 
+@pytest.mark.slow   # a cheaper test in the default suite checks the same; run with -m slow
 def test_fidelity_improves_with_window_length():
     """At 500 Hz (5 spikes per tau): phases of 20 tau with tau_slow = 3 tau against phases of
     150 tau with tau_slow = 30 tau (measured: cosine 0.78 -> 0.93 to the rate circuit)."""
@@ -175,7 +176,8 @@ def test_fidelity_improves_with_the_rate():
     assert high[0] > low[0] + 0.1 and high[0] > 0.98
 
 
-@pytest.mark.parametrize("neuron, floor", [("poisson", 0.97), ("lif", 0.995)])
+@pytest.mark.parametrize("neuron, floor", [("poisson", 0.97),
+                                           pytest.param("lif", 0.995, marks=pytest.mark.slow)])
 def test_non_layered_graph(neuron, floor):
     """Lateral (tied, no self-synapse), skip and two-input projections."""
     net, x, y = _graph()
@@ -374,6 +376,7 @@ def test_input_synapses_can_learn_from_the_input_spikes():
         ns.brian.compile(net, model="spiking", input_rule="analog")
 
 
+@pytest.mark.slow   # a cheaper test in the default suite checks the same; run with -m slow
 def test_online_rule_equals_the_snapshot_rule_in_expectation_and_nears_the_rate_circuit():
     """Seeded statistical test: over independent spike seeds (different seeds for the two
     rules), the mean online-rule update and the mean snapshot-rule update differ by no more

@@ -48,6 +48,7 @@ def _bad(data, *fragments):
     ({**BASE, "learning": {"optimizer": "rmsprop"}}, ["learning.optimizer", "'adam'"]),
     ({**BASE, "learning": {"adam_betas": [0.9, 1.0]}}, ["learning.adam_betas", "[0, 1)"]),
     ({**BASE, "learning": {"adam_betas": [0.9]}}, ["learning.adam_betas", "two numbers"]),
+    ({**BASE, "learning": {"weight_decay": -0.1}}, ["learning.weight_decay"]),
     ({"network": {"sizes": [4]}}, ["network.sizes", "at least two"]),
     ({"network": {"sizes": [4, 0, 2]}}, ["network.sizes", "entry 1"]),
     ({"network": {"sizes": [4, 2], "activation": "relu"}}, ["network.activation"]),

@@ -43,7 +43,8 @@ def test_unknown_engine_and_unknown_setting_are_named():
     ("reference", "engine.neuron", "lif"), ("reference", "engine.max_rate", 50.0),
     ("brian2-rate", "engine.solver", "block"), ("brian2-rate", "engine.persistent", True),
     ("brian2-rate", "learning.rule", "rbp"), ("brian2-spiking", "learning.momentum", 0.5),
-    ("brian2-spiking", "engine.solver", "block"), ("brian2-rate", "learning.optimizer", "adam")])
+    ("brian2-spiking", "engine.solver", "block"), ("brian2-rate", "learning.optimizer", "adam"),
+    ("brian2-spiking", "learning.weight_decay", 0.01)])
 def test_settings_an_engine_cannot_honour_name_the_field(name, field, value):
     with pytest.raises(ConfigurationError, match=field.replace(".", r"\.")):
         engines.build(name, _skip_net(), **{field.split(".")[1]: value})

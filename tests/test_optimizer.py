@@ -105,3 +105,27 @@ def test_adam_trains_a_network_through_the_reference_engine_and_resumes_exactly(
     resumed.fit()
     for k, v in tr.net.params.items():
         np.testing.assert_array_equal(v, resumed.net.params[k])
+
+
+@pytest.mark.parametrize("make", [lambda lrs: Optimizer(lrs, momentum=0.5, weight_decay=0.1),
+                                  lambda lrs: Adam(lrs, weight_decay=0.1)])
+def test_weight_decay_is_decoupled_and_leaves_the_biases(make):
+    """With decay ``wd`` each update also takes ``lr wd theta`` off every weight matrix (not the
+    biases), and ``delta(grad, params)`` is the change ``apply`` makes."""
+    rng = np.random.default_rng(1)
+    p = {"W:x->h": rng.normal(size=(3, 2)), "b:h": rng.normal(size=2)}
+    g = {"W:x->h": rng.normal(size=(3, 2)), "b:h": rng.normal(size=2)}
+    lrs = {"W:x->h": 0.05, "b:h": 0.05}
+    decayed, plain = make(lrs), make(lrs)
+    plain.weight_decay = 0.0
+    d = decayed.delta(g, p)
+    d0 = plain.delta(g)
+    np.testing.assert_allclose(d["W:x->h"], d0["W:x->h"] - 0.05 * 0.1 * p["W:x->h"], rtol=1e-12)
+    np.testing.assert_array_equal(d["b:h"], d0["b:h"])
+    q = {k: v.copy() for k, v in p.items()}
+    make(lrs).apply(q, g)
+    for k in p:
+        np.testing.assert_allclose(q[k], p[k] + d[k], rtol=1e-12, atol=1e-15)
+    assert not decayed.plain
+    with pytest.raises(ValueError, match="needs the parameters"):
+        make(lrs).delta(g)

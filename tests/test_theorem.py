@@ -250,6 +250,7 @@ def test_vector_field_ep_cosine_falls_with_asymmetry(kind, seed):
     assert cos[1] < 1 - 1e-6
 
 
+@pytest.mark.slow   # a cheaper test in the default suite checks the same; run with -m slow
 def test_vector_field_ep_cosine_falls_with_asymmetry_on_average():
     """Averaged over the topologies and seeds, also for large asymmetry (single networks need
     not be monotone there: measured, e.g., cycle-1 has 1 - cos = 2.7e-3 at 0.2, 1.4e-3 at 0.4)."""
@@ -285,6 +286,7 @@ def test_vector_field_nudged_derivative_is_not_minus_sbar(kind, seed):
 
 
 # -- the CLI's theorem.h5 is a neurosim trace file ------------------------------------------------
+@pytest.mark.slow   # a cheaper test in the default suite checks the same; run with -m slow
 def test_theorem_h5_opens_with_traces_load_and_inspect(tmp_path):
     """``neurosim theorem`` writes theorem.h5 through neurosim.traces.write: load gives back
     every group, ``neurosim traces inspect`` summarises it."""

@@ -196,6 +196,7 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     L, T = circuit.learning, circuit.train
     trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, bias_lr=L.bias_lr,
                       momentum=L.momentum, optimizer=L.optimizer, adam_betas=L.adam_betas,
+                      weight_decay=L.weight_decay,
                       schedule=L.schedule,
                       epochs=T.epochs,
                       batch_size=T.batch_size, seed=T.seed, fidelity_batches=T.fidelity_batches,

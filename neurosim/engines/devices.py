@@ -361,7 +361,7 @@ class HardwareEngine(Engine):
             self._written = {k: v.copy() for k, v in net.params.items()}
             return res
         est = self._estimate_at_read(x, y, state, rng)
-        delta = optimizer.delta(est)
+        delta = optimizer.delta(est, net.params)
         before = self._written
         self.last_change = None
         if delta:

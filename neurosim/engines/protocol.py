@@ -53,6 +53,7 @@ class Settings:
     rule: str = "ep"
     momentum: float = 0.0
     optimizer: str = "sgd"
+    weight_decay: float = 0.0
     seed: int = 0
 
     FIELD_SECTION = {"eps": "engine", "free_steps": "engine", "nudge_steps": "engine",
@@ -62,7 +63,8 @@ class Settings:
                      "input_rule": "engine", "max_rate": "engine",
                      "build_dir": "engine", "threads": "engine",
                      "beta": "learning", "variant": "learning", "rule": "learning",
-                     "momentum": "learning", "optimizer": "learning", "seed": "train"}
+                     "momentum": "learning", "optimizer": "learning",
+                     "weight_decay": "learning", "seed": "train"}
 
     @classmethod
     def field_name(cls, name):

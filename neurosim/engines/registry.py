@@ -66,6 +66,9 @@ def check(name, settings):
     if name not in ("reference", "resistive") and settings.momentum:
         raise ConfigurationError("learning.momentum: the %s engine applies plain EP updates "
                                  "(momentum = 0)" % name)
+    if name not in ("reference", "resistive") and settings.weight_decay:
+        raise ConfigurationError("learning.weight_decay: the %s engine applies plain EP updates "
+                                 "(weight_decay = 0)" % name)
     if name not in ("reference", "resistive") and settings.optimizer != "sgd":
         raise ConfigurationError("learning.optimizer: the %s engine applies plain EP updates "
                                  "(optimizer = \"sgd\"), got %r" % (name, settings.optimizer))
@@ -114,7 +117,7 @@ def settings_of(circuit):
                 max_rate=e.max_rate, build_dir=e.build_dir, threads=e.threads, beta=L.beta,
                 variant=L.variant,
                 rule=L.rule, momentum=L.momentum, optimizer=L.optimizer,
-                seed=circuit.train.seed)
+                weight_decay=L.weight_decay, seed=circuit.train.seed)
 
 
 def from_circuit(circuit, net):

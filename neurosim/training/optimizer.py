@@ -78,19 +78,28 @@ def resolve_learning_rates(net, lr, bias_lr=None, field="learning.lr"):
 
 class Optimizer:
     """Plain SGD with optional momentum, per-key learning rates: ``v <- m v + g``,
-    ``theta <- theta - lr v``."""
+    ``theta <- theta - lr v``. ``weight_decay`` (decoupled, as AdamW: Loshchilov & Hutter
+    2019) also shrinks every weight matrix (``W:`` keys, not the biases) by ``lr wd theta``
+    per update."""
 
     name = "sgd"
 
-    def __init__(self, lrs, momentum=0.0):
+    def __init__(self, lrs, momentum=0.0, weight_decay=0.0):
         self.lrs = dict(lrs)
         self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        if self.weight_decay < 0:
+            raise ConfigurationError("learning.weight_decay: expected a number >= 0, got %r"
+                                     % weight_decay)
         self.velocity = {}
 
     @property
     def plain(self):
         """True when the update is ``-lr g`` itself (an engine may then fuse it into its step)."""
-        return not self.momentum
+        return not self.momentum and not self.weight_decay
+
+    def _decays(self, k):
+        return self.weight_decay and k.startswith("W:")
 
     def _advance(self, k, g):
         """The step direction of key ``k``: the gradient, or with momentum the velocity
@@ -104,15 +113,26 @@ class Optimizer:
         v += g
         return v
 
-    def delta(self, grad):
-        """The change ``-lr v`` this gradient asks for (keys with a non-zero learning rate),
-        advancing the momentum; the parameters are not touched."""
-        return {k: -self.lrs[k] * self._advance(k, g) for k, g in grad.items() if self.lrs[k]}
-
-    def apply(self, params, grad):
-        """``params += delta(grad)`` in place (without building the deltas)."""
+    def delta(self, grad, params=None):
+        """The change this gradient asks for (keys with a non-zero learning rate), advancing
+        the optimizer's state; the parameters are not touched (with weight decay they are
+        read: pass ``params``)."""
+        out = {}
         for k, g in grad.items():
             if self.lrs[k]:
+                out[k] = -self.lrs[k] * self._advance(k, g)
+                if self._decays(k):
+                    if params is None:
+                        raise ValueError("weight decay needs the parameters: delta(grad, params)")
+                    out[k] -= self.lrs[k] * self.weight_decay * params[k]
+        return out
+
+    def apply(self, params, grad):
+        """``params += delta(grad, params)`` in place (without building the deltas)."""
+        for k, g in grad.items():
+            if self.lrs[k]:
+                if self._decays(k):
+                    params[k] *= 1.0 - self.lrs[k] * self.weight_decay
                 add_scaled(params[k], -self.lrs[k], self._advance(k, g))
 
     def state_dict(self):
@@ -131,8 +151,8 @@ class Adam(Optimizer):
 
     name = "adam"
 
-    def __init__(self, lrs, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(lrs, 0.0)
+    def __init__(self, lrs, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(lrs, 0.0, weight_decay)
         b1, b2 = (float(b) for b in betas)
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ConfigurationError("learning.adam_betas: expected two numbers in [0, 1), got %r"
@@ -173,15 +193,16 @@ class Adam(Optimizer):
         self.counts = {k: int(d["t:" + k]) for k in keys}
 
 
-def make_optimizer(name, lrs, momentum=0.0, adam_betas=(0.9, 0.999)):
-    """The optimizer ``name`` (``"sgd"``, with ``momentum``; ``"adam"``, with ``adam_betas``)."""
+def make_optimizer(name, lrs, momentum=0.0, adam_betas=(0.9, 0.999), weight_decay=0.0):
+    """The optimizer ``name`` (``"sgd"``, with ``momentum``; ``"adam"``, with ``adam_betas``),
+    with decoupled ``weight_decay`` of the weight matrices."""
     if name == "sgd":
-        return Optimizer(lrs, momentum)
+        return Optimizer(lrs, momentum, weight_decay)
     if name == "adam":
         if momentum:
             raise ConfigurationError("learning.momentum: Adam keeps its own first moment "
                                      "(learning.adam_betas); set momentum = 0, got %r" % momentum)
-        return Adam(lrs, adam_betas)
+        return Adam(lrs, adam_betas, weight_decay=weight_decay)
     raise ConfigurationError("learning.optimizer: expected 'sgd' or 'adam', got %r" % (name,))
 
 

@@ -93,7 +93,8 @@ class Trainer:
     is stopped at once and its epoch restarts) and raise :class:`Interrupted`.
 
     ``optimizer``: ``"sgd"`` (with ``momentum``) or ``"adam"`` (with ``adam_betas``;
-    :mod:`neurosim.training.optimizer`); the learning-rate schedule scales either.
+    :mod:`neurosim.training.optimizer`), either with decoupled ``weight_decay``; the
+    learning-rate schedule scales both.
     ``rule``: ``"ep"`` (the engine's estimate), ``"continual_ep"`` or ``"rbp"`` (the implicit
     gradient at the exact free fixed point; reference engine). ``meter``: what the cost model
     (:mod:`neurosim.hardware.cost`) reads; by default a :class:`~neurosim.hardware.cost.CostMeter`
@@ -103,7 +104,7 @@ class Trainer:
     """
 
     def __init__(self, engine, dataset, *, rule="ep", lr=0.1, bias_lr=None, momentum=0.0,
-                 optimizer="sgd", adam_betas=(0.9, 0.999), schedule="constant", epochs=10, batch_size=20, seed=0, fidelity_batches=2,
+                 optimizer="sgd", adam_betas=(0.9, 0.999), weight_decay=0.0, schedule="constant", epochs=10, batch_size=20, seed=0, fidelity_batches=2,
                  eval_batch_size=1000, checkpoint_every=200, persistent=False, checkpoint=None,
                  progress=True, meter=None, fidelity_tol=1e-8):
         self.engine, self.net, self.data = engine, engine.net, dataset
@@ -117,7 +118,8 @@ class Trainer:
             raise ConfigurationError("learning.schedule: expected 'constant' or 'cosine', got %r"
                                      % (schedule,))
         self.schedule = schedule
-        self.opt = make_optimizer(optimizer, self.lrs, momentum, adam_betas)
+        self.opt = make_optimizer(optimizer, self.lrs, momentum, adam_betas,
+                                  weight_decay)
         self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), int(seed)
         self.fidelity_batches, self.eval_batch_size = int(fidelity_batches), int(eval_batch_size)
         self.checkpoint_every, self.checkpoint = int(checkpoint_every), checkpoint
