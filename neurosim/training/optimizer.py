@@ -113,6 +113,10 @@ class Optimizer:
         v += g
         return v
 
+    def _step(self, k, g):
+        """``(d, c)``: the update of key ``k`` is ``-lr c d`` (plus the weight decay)."""
+        return self._advance(k, g), 1.0
+
     def delta(self, grad, params=None):
         """The change this gradient asks for (keys with a non-zero learning rate), advancing
         the optimizer's state; the parameters are not touched (with weight decay they are
@@ -120,7 +124,8 @@ class Optimizer:
         out = {}
         for k, g in grad.items():
             if self.lrs[k]:
-                out[k] = -self.lrs[k] * self._advance(k, g)
+                d, c = self._step(k, g)
+                out[k] = (-self.lrs[k] * c) * d
                 if self._decays(k):
                     if params is None:
                         raise ValueError("weight decay needs the parameters: delta(grad, params)")
@@ -133,7 +138,8 @@ class Optimizer:
             if self.lrs[k]:
                 if self._decays(k):
                     params[k] *= 1.0 - self.lrs[k] * self.weight_decay
-                add_scaled(params[k], -self.lrs[k], self._advance(k, g))
+                d, c = self._step(k, g)
+                add_scaled(params[k], -self.lrs[k] * c, d)
 
     def state_dict(self):
         return {k: v.copy() for k, v in self.velocity.items()}
@@ -158,27 +164,41 @@ class Adam(Optimizer):
             raise ConfigurationError("learning.adam_betas: expected two numbers in [0, 1), got %r"
                                      % (betas,))
         self.betas, self.eps = (b1, b2), float(eps)
-        self.moments, self.counts = {}, {}
+        self.moments, self.counts, self._scratch = {}, {}, {}
 
     @property
     def plain(self):
         return False
 
-    def _advance(self, k, g):
-        """The bias-corrected step ``m^ / (sqrt(v^) + eps)`` of key ``k`` (moments advanced
-        in place)."""
+    def _moments(self, k, g):
+        """Advance key ``k``'s moments by ``g`` (in place, BLAS scal + axpy where the dtype
+        allows); returns ``(m, v, scratch, t)``."""
         b1, b2 = self.betas
         if k not in self.moments:
             self.moments[k] = (np.zeros_like(g), np.zeros_like(g))
             self.counts[k] = 0
         m, v = self.moments[k]
+        out = self._scratch.get(k)
+        if out is None or out.shape != g.shape or out.dtype != g.dtype:
+            out = self._scratch[k] = np.empty_like(g)
         self.counts[k] += 1
-        t = self.counts[k]
         m *= b1
-        m += (1 - b1) * g
+        add_scaled(m, 1 - b1, g)
+        np.multiply(g, g, out=out)
         v *= b2
-        v += (1 - b2) * np.square(g)
-        return (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + self.eps)
+        add_scaled(v, 1 - b2, out)
+        return m, v, out, self.counts[k]
+
+    def _step(self, k, g):
+        """``(d, c)`` with ``c d`` the bias-corrected step ``m^ / (sqrt(v^) + eps)`` of key
+        ``k`` (``d`` in the key's scratch array): ``sqrt(v^) + eps = (sqrt(v) + eps
+        sqrt(1 - b2^t)) / sqrt(1 - b2^t)``, so ``c = sqrt(1 - b2^t) / (1 - b1^t)``."""
+        m, v, out, t = self._moments(k, g)
+        c2 = np.sqrt(1 - self.betas[1] ** t)
+        np.sqrt(v, out=out)
+        out += self.eps * c2
+        np.divide(m, out, out=out)
+        return out, c2 / (1 - self.betas[0] ** t)
 
     def state_dict(self):
         out = {}
