@@ -175,3 +175,14 @@ def test_spiking_engine_state_carries_its_spike_seeds():
     ga, gb = a.estimate(x, y), b.estimate(x, y)
     assert all(np.array_equal(ga[k], gb[k]) for k in ga)
     assert a.counters() == b.counters()
+
+
+@pytest.mark.parametrize("solver, dt, units", [("euler", 0.5, "tau"), ("block", 1.0, "sweep")])
+def test_trajectories_say_whether_a_step_is_time_or_a_sweep(solver, dt, units):
+    """Block sweeps are not time steps: the traces of a block-solver engine count sweeps."""
+    net = _skip_net()
+    x, y = _batch(net)
+    eng = engines.build("reference", net, **{**SETTINGS, "solver": solver})
+    tr = eng.trajectories(x, y)
+    assert (tr["dt"], tr["time_units"]) == (dt, units)
+    assert tr["phases"][-1][2] == SETTINGS["free_steps"] + 2 * SETTINGS["nudge_steps"]

@@ -201,8 +201,10 @@ class Engine:
     def trajectories(self, x, y):
         """What the engine's own monitors see over one EP step of the batch: ``{"states":
         {population: (steps, batch, n)}, "phases": [(name, start step, stop step, beta)],
-        "spikes": {population: {"t", "i", "example"}} or None, "dt": step in tau}`` (the
-        free phase, then the nudged phases from its end), for ``traces.h5``."""
+        "spikes": {population: {"t", "i", "example"}} or None, "dt": the step, "time_units"}``
+        (the free phase, then the nudged phases from its end), for ``traces.h5``: Euler steps
+        of ``eps`` tau, or with the block solver sweeps (``dt`` 1, units ``"sweep"``: a
+        sweep is not a time step)."""
         s = self.settings
         phases = [("free", 0.0, s.free_steps)] + [("nudged+", s.beta, s.nudge_steps)]
         if s.variant == "symmetric":
@@ -228,7 +230,10 @@ class Engine:
         out = {p: np.concatenate([q[p] for q in parts]) for p in parts[0]}
         if spikes:
             spikes = {p: {k: np.concatenate(v) for k, v in d.items()} for p, d in spikes.items()}
-        return {"states": out, "phases": rows, "spikes": spikes, "dt": s.eps}
+        if s.solver == "block":
+            return {"states": out, "phases": rows, "spikes": spikes, "dt": 1.0,
+                    "time_units": "sweep"}
+        return {"states": out, "phases": rows, "spikes": spikes, "dt": s.eps, "time_units": "tau"}
 
     def phase_trajectory(self, x, y, beta, steps, state=None):
         """States ``(steps + 1, batch, n)`` per population of one phase with nudging ``beta``
