@@ -25,7 +25,6 @@ from neurosim import config
 from neurosim.commands import run as experiment
 from neurosim.relax import blas_threads
 from neurosim.training.optimizer import make_optimizer
-from neurosim.training.trainer import Trainer
 
 CIRCUIT = os.path.join(os.path.dirname(__file__), "..", "circuits", "conv_fashion.toml")
 
@@ -54,14 +53,14 @@ def _layer(net, key, r):
 
 
 def backprop(net, data, lrs, epochs, batch_size, seed, schedule, momentum=0.0, optimizer="sgd",
-             adam_betas=(0.9, 0.999)):
+             adam_betas=(0.9, 0.999), weight_decay=0.0):
     """Backprop on the feed-forward form of ``net`` (a copy; softmax readout; the hard
     sigmoid's exact derivative), its update applied by the Trainer's optimizer (SGD with
     ``momentum``, or Adam) and schedule; returns per-epoch rows."""
     work = net.copy()
     chain = _chain(work)
     rows, n = [], data.x_train.shape[0]
-    opt = make_optimizer(optimizer, lrs, momentum, adam_betas)
+    opt = make_optimizer(optimizer, lrs, momentum, adam_betas, weight_decay)
     for epoch in range(epochs):
         f = 1.0 if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / epochs))
         opt.lrs = {k: v * f for k, v in lrs.items()}
@@ -111,16 +110,14 @@ def main():
     engine = experiment.build_engine(circuit, net)
     L, T = circuit.learning, circuit.train
     ep_rows = []
-    trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, bias_lr=L.bias_lr,
-                      momentum=L.momentum, optimizer=L.optimizer, adam_betas=L.adam_betas,
-                      schedule=L.schedule, epochs=T.epochs, batch_size=T.batch_size, seed=T.seed,
-                      fidelity_batches=0, persistent=circuit.engine.persistent, progress=False)
+    trainer = experiment.build_trainer(circuit, engine, data, progress=False, fidelity_batches=0)
     trainer.fit(on_epoch=lambda tr: ep_rows.append(
         {"epoch": tr.epoch, "test_error": 1 - tr.history["test_accuracy"][-1],
          "seconds": tr.history["seconds"][-1]}))
     with blas_threads(1):
         bp = backprop(start, data, trainer.base_lrs, T.epochs, T.batch_size, T.seed, L.schedule,
-                      momentum=L.momentum, optimizer=L.optimizer, adam_betas=L.adam_betas)
+                      momentum=L.momentum, optimizer=L.optimizer, adam_betas=L.adam_betas,
+                      weight_decay=L.weight_decay)
     print("Fashion-MNIST, %s (%d train / %d test), batch %d, %d epochs"
           % (net, data.n_train, data.n_test, T.batch_size, T.epochs))
     E = circuit.engine

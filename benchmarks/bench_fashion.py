@@ -28,7 +28,6 @@ from neurosim import config
 from neurosim.commands import run as experiment
 from neurosim.relax import blas_threads
 from neurosim.training.optimizer import make_optimizer
-from neurosim.training.trainer import Trainer
 
 CIRCUIT = os.path.join(os.path.dirname(__file__), "..", "circuits",
                        "fashion_mnist_784-500-10.toml")
@@ -59,7 +58,8 @@ def _softmax(z):
 
 
 def backprop(data, sizes, lrs, epochs, batch_size, seed, schedule, dtype, kind="hard_sigmoid",
-             readout="state", optimizer="sgd", momentum=0.0, adam_betas=(0.9, 0.999)):
+             readout="state", optimizer="sgd", momentum=0.0, adam_betas=(0.9, 0.999),
+             weight_decay=0.0):
     """Backprop on the feed-forward MLP (activation ``kind``; the last layer a softmax
     with a cross-entropy cost when ``readout`` is ``"softmax"``), its update applied by the
     Trainer's optimizer (SGD with ``momentum``, or Adam); returns per-epoch rows."""
@@ -75,8 +75,8 @@ def backprop(data, sizes, lrs, epochs, batch_size, seed, schedule, dtype, kind="
     rows, n = [], data.x_train.shape[0]
     base = {}
     for layer, lr in enumerate(lrs):
-        base["W%d" % layer] = base["b%d" % layer] = lr
-    opt = make_optimizer(optimizer, base, momentum, adam_betas)
+        base["W:%d" % layer] = base["b:%d" % layer] = lr   # keys as a Network's: W decays
+    opt = make_optimizer(optimizer, base, momentum, adam_betas, weight_decay)
     for epoch in range(epochs):
         f = 1.0 if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / epochs))
         opt.lrs = {k: v * f for k, v in base.items()}
@@ -97,8 +97,8 @@ def backprop(data, sizes, lrs, epochs, batch_size, seed, schedule, dtype, kind="
                 gb = delta.mean(axis=0)
                 if layer:
                     delta = (delta @ Ws[layer].T) * _slope(pre[layer - 1], acts[layer], kind)
-                opt.apply({"W%d" % layer: Ws[layer], "b%d" % layer: bs[layer]},
-                          {"W%d" % layer: gW, "b%d" % layer: gb})
+                opt.apply({"W:%d" % layer: Ws[layer], "b:%d" % layer: bs[layer]},
+                          {"W:%d" % layer: gW, "b:%d" % layer: gb})
         seconds = time.perf_counter() - t0
         a = data.x_test
         for i_layer, (W, b) in enumerate(zip(Ws, bs)):
@@ -121,9 +121,7 @@ def main():
     engine = experiment.build_engine(circuit, net)
     L, T = circuit.learning, circuit.train
     ep_rows = []
-    trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, bias_lr=L.bias_lr, momentum=L.momentum,
-                      optimizer=L.optimizer, adam_betas=L.adam_betas, schedule=L.schedule, epochs=T.epochs, batch_size=T.batch_size, seed=T.seed, fidelity_batches=0,
-                      persistent=circuit.engine.persistent, progress=False)
+    trainer = experiment.build_trainer(circuit, engine, data, progress=False, fidelity_batches=0)
     trainer.fit(on_epoch=lambda tr: ep_rows.append(
         {"epoch": tr.epoch, "test_error": 1 - tr.history["test_accuracy"][-1],
          "seconds": tr.history["seconds"][-1]}))
@@ -133,7 +131,8 @@ def main():
         for kind in ACTIVATIONS:
             bp[kind] = backprop(data, circuit.network.sizes, lrs, T.epochs, T.batch_size, T.seed,
                                 L.schedule, np.dtype(circuit.network.dtype), kind,
-                                circuit.network.readout, L.optimizer, L.momentum, L.adam_betas)
+                                circuit.network.readout, L.optimizer, L.momentum, L.adam_betas,
+                                L.weight_decay)
     print("Fashion-MNIST %s, %s, batch %d, %d epochs (%d train / %d test)"
           % ("-".join(map(str, circuit.network.sizes)), circuit.network.dtype, T.batch_size,
              T.epochs, data.n_train, data.n_test))

@@ -78,6 +78,22 @@ def build_engine(circuit, net):
     return engines.from_circuit(circuit, net)
 
 
+def build_trainer(circuit, engine, data, progress=True, **changes):
+    """The :class:`~neurosim.training.trainer.Trainer` of a circuit file's ``[learning]`` and
+    ``[train]`` sections (``changes`` override its keyword arguments, e.g.
+    ``fidelity_batches=0``): what ``neurosim run`` trains with, for scripts that must train
+    the same way."""
+    L, T = circuit.learning, circuit.train
+    kw = dict(rule=L.rule, lr=L.lr, bias_lr=L.bias_lr, momentum=L.momentum,
+              optimizer=L.optimizer, adam_betas=L.adam_betas, weight_decay=L.weight_decay,
+              schedule=L.schedule, epochs=T.epochs, batch_size=T.batch_size, seed=T.seed,
+              fidelity_batches=T.fidelity_batches, eval_batch_size=T.eval_batch_size,
+              checkpoint_every=T.checkpoint_every, persistent=circuit.engine.persistent,
+              progress=progress)
+    kw.update(changes)
+    return Trainer(engine, data, **kw)
+
+
 def check_fit(net, data):
     n_in = net.sizes[net.inputs[0]]
     n_out = net.sizes[net.outputs[0]]
@@ -193,15 +209,7 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     data = build_dataset(circuit.dataset, circuit.network.dtype)
     check_fit(net, data)
     engine = build_engine(circuit, net)
-    L, T = circuit.learning, circuit.train
-    trainer = Trainer(engine, data, rule=L.rule, lr=L.lr, bias_lr=L.bias_lr,
-                      momentum=L.momentum, optimizer=L.optimizer, adam_betas=L.adam_betas,
-                      weight_decay=L.weight_decay,
-                      schedule=L.schedule,
-                      epochs=T.epochs,
-                      batch_size=T.batch_size, seed=T.seed, fidelity_batches=T.fidelity_batches,
-                      eval_batch_size=T.eval_batch_size, checkpoint_every=T.checkpoint_every,
-                      persistent=circuit.engine.persistent, progress=progress)
+    trainer = build_trainer(circuit, engine, data, progress=progress)
     if resume is not None:
         run_dir = resume
     else:
@@ -218,9 +226,10 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
         trainer.load(os.path.join(run_dir, CHECKPOINT))
         echo("resuming %s at epoch %d, batch %d" % (run_dir, trainer.epoch + 1, trainer.batch))
     else:
+        L = circuit.learning
         echo("neurosim run %s: %s on %s (%d train / %d test), %s engine, %s %s, %d epochs"
              % (circuit.name, net, data.name, data.n_train, data.n_test, engine.name, L.rule,
-                L.variant if L.rule == "ep" else "", T.epochs))
+                L.variant if L.rule == "ep" else "", circuit.train.epochs))
     snapshots = {}
 
     def on_epoch(tr):
@@ -286,4 +295,4 @@ def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, sum
     report.write_report(run_dir, metrics, trainer.history, trainer.fidelity, images=images)
 
 
-__all__ = ["run", "build_network", "build_dataset", "build_engine", "table"]
+__all__ = ["run", "build_network", "build_dataset", "build_engine", "build_trainer", "table"]
