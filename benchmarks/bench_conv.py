@@ -25,6 +25,7 @@ from neurosim import config
 from neurosim.commands import run as experiment
 from neurosim.relax import blas_threads
 from neurosim.training.optimizer import make_optimizer
+from neurosim.training.trainer import schedule_factor
 
 CIRCUIT = os.path.join(os.path.dirname(__file__), "..", "circuits", "conv_fashion.toml")
 
@@ -62,7 +63,7 @@ def backprop(net, data, lrs, epochs, batch_size, seed, schedule, momentum=0.0, o
     rows, n = [], data.x_train.shape[0]
     opt = make_optimizer(optimizer, lrs, momentum, adam_betas, weight_decay)
     for epoch in range(epochs):
-        f = 1.0 if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+        f = schedule_factor(schedule, epoch, epochs)
         opt.lrs = {k: v * f for k, v in lrs.items()}
         order = np.random.default_rng([seed, epoch]).permutation(n)
         t0 = time.perf_counter()

@@ -28,6 +28,7 @@ from neurosim import config
 from neurosim.commands import run as experiment
 from neurosim.relax import blas_threads
 from neurosim.training.optimizer import make_optimizer
+from neurosim.training.trainer import schedule_factor
 
 CIRCUIT = os.path.join(os.path.dirname(__file__), "..", "circuits",
                        "fashion_mnist_784-500-10.toml")
@@ -78,7 +79,7 @@ def backprop(data, sizes, lrs, epochs, batch_size, seed, schedule, dtype, kind="
         base["W:%d" % layer] = base["b:%d" % layer] = lr   # keys as a Network's: W decays
     opt = make_optimizer(optimizer, base, momentum, adam_betas, weight_decay)
     for epoch in range(epochs):
-        f = 1.0 if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+        f = schedule_factor(schedule, epoch, epochs)
         opt.lrs = {k: v * f for k, v in base.items()}
         order = np.random.default_rng([seed, epoch]).permutation(n)
         t0 = time.perf_counter()

@@ -1,6 +1,8 @@
 """The optimizers that apply an estimate (neurosim.training.optimizer): SGD with momentum and
 Adam follow their update rules exactly, keep their state across a checkpoint, and refuse
 contradictory settings naming the field."""
+import json
+
 import numpy as np
 import pytest
 
@@ -118,14 +120,65 @@ def test_weight_decay_is_decoupled_and_leaves_the_biases(make):
     lrs = {"W:x->h": 0.05, "b:h": 0.05}
     decayed, plain = make(lrs), make(lrs)
     plain.weight_decay = 0.0
+    decayed.delta(g, p)         # a first step: with momentum, coupled L2 would now differ
+    plain.delta(g)
     d = decayed.delta(g, p)
     d0 = plain.delta(g)
     np.testing.assert_allclose(d["W:x->h"], d0["W:x->h"] - 0.05 * 0.1 * p["W:x->h"], rtol=1e-12)
     np.testing.assert_array_equal(d["b:h"], d0["b:h"])
-    q = {k: v.copy() for k, v in p.items()}
-    make(lrs).apply(q, g)
+    q, first = {k: v.copy() for k, v in p.items()}, make(lrs)
+    first.apply({k: v.copy() for k, v in p.items()}, g)       # the same first step's state
+    first.apply(q, g)
     for k in p:
         np.testing.assert_allclose(q[k], p[k] + d[k], rtol=1e-12, atol=1e-15)
     assert not decayed.plain
     with pytest.raises(ValueError, match="needs the parameters"):
         make(lrs).delta(g)
+
+
+
+def test_a_decay_that_would_flip_the_weights_is_refused():
+    with pytest.raises(ConfigurationError, match=r"learning\.weight_decay: lr x weight_decay"):
+        Optimizer({"W:x->h": 0.1, "b:h": 0.1}, weight_decay=10.0)
+    Optimizer({"W:x->h": 0.1, "b:h": 50.0}, weight_decay=9.0)    # biases do not decay
+
+
+def test_the_reference_engine_does_not_fuse_a_decaying_update():
+    """With weight decay the step is the estimate then the optimizer's update, exactly."""
+    net = ns.layered([6, 5, 3], activation="hard_sigmoid", seed=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (4, 6)), np.eye(3)[rng.integers(0, 3, 4)]
+    eng = engines.build("reference", net, eps=0.5, free_steps=10, nudge_steps=4, beta=0.5)
+    lrs = {k: 0.1 for k in net.params}
+    by_hand = {k: v.copy() for k, v in net.params.items()}
+    Optimizer(lrs, weight_decay=0.5).apply(by_hand, eng.estimate(x, y))
+    eng.step(x, y, Optimizer(lrs, weight_decay=0.5))
+    for k, v in net.params.items():
+        np.testing.assert_allclose(v, by_hand[k], rtol=1e-12, atol=1e-15)
+
+
+def test_rules_and_engines_that_update_in_place_refuse_another_optimizer():
+    with pytest.raises(ConfigurationError, match=r"learning\.optimizer: continual EP"):
+        _digits_trainer(rule="continual_ep", lr=0.01, optimizer="adam")
+    with pytest.raises(ConfigurationError, match=r"learning\.optimizer: continual EP"):
+        _digits_trainer(rule="continual_ep", lr=0.01, weight_decay=0.1)
+
+
+def test_a_checkpoint_resumes_only_with_the_optimizer_that_wrote_it(tmp_path):
+    sgd = _digits_trainer(lr=0.05, momentum=0.5, checkpoint=str(tmp_path / "sgd.npz"))
+    sgd.epochs = 1
+    sgd.fit()
+    sgd.save()
+    with pytest.raises(ConfigurationError, match=r"learning\.optimizer = 'sgd'"):
+        _digits_trainer(lr=0.01, optimizer="adam").load(str(tmp_path / "sgd.npz"))
+    # a checkpoint from before Adam (momentum under velocity/, no optimizer named) loads as SGD
+    with np.load(str(tmp_path / "sgd.npz")) as z:
+        arrays = {k.replace("optimizer/", "velocity/"): z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["optimizer"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(str(tmp_path / "old.npz"), **arrays)
+    old = _digits_trainer(lr=0.05, momentum=0.5)
+    old.load(str(tmp_path / "old.npz"))
+    assert old.opt.velocity and all(np.array_equal(v, sgd.opt.velocity[k])
+                                    for k, v in old.opt.velocity.items())

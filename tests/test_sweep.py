@@ -239,7 +239,7 @@ mode = "one_at_a_time"
                   mode="one_at_a_time", out=str(tmp_path / "x"), echo=lambda *a: None)
 
 
-@pytest.mark.slow   # a cheaper test in the default suite checks the same; run with -m slow
+@pytest.mark.slow   # a sweep of two Brian2 runs (~45 s); run with -m slow
 def test_brian2_engines_run_on_dask_worker_threads(tmp_path):
     """Brian2 installs a SIGINT handler when imported, which Python refuses off the main
     thread; a sweep's runs execute on worker threads, so the import must still work there."""

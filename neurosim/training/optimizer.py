@@ -91,6 +91,11 @@ class Optimizer:
         if self.weight_decay < 0:
             raise ConfigurationError("learning.weight_decay: expected a number >= 0, got %r"
                                      % weight_decay)
+        worst = max([v for k, v in self.lrs.items() if k.startswith("W:")], default=0.0)
+        if worst * self.weight_decay >= 1:
+            raise ConfigurationError("learning.weight_decay: lr x weight_decay must be below 1 "
+                                     "(each update multiplies a weight by 1 - lr wd), got %g x %g"
+                                     % (worst, self.weight_decay))
         self.velocity = {}
 
     @property
@@ -142,9 +147,11 @@ class Optimizer:
                 add_scaled(params[k], -self.lrs[k] * c, d)
 
     def state_dict(self):
+        """The optimizer's state as named arrays (for a checkpoint)."""
         return {k: v.copy() for k, v in self.velocity.items()}
 
     def load_state_dict(self, d):
+        """Restore :meth:`state_dict`'s arrays."""
         self.velocity = {k: np.array(v) for k, v in d.items()}
 
 
@@ -168,6 +175,7 @@ class Adam(Optimizer):
 
     @property
     def plain(self):
+        """Never: Adam's step is not ``-lr g``."""
         return False
 
     def _moments(self, k, g):
@@ -198,9 +206,10 @@ class Adam(Optimizer):
         np.sqrt(v, out=out)
         out += self.eps * c2
         np.divide(m, out, out=out)
-        return out, c2 / (1 - self.betas[0] ** t)
+        return out, float(c2 / (1 - self.betas[0] ** t))
 
     def state_dict(self):
+        """Both moments and the update count of every key (``m:``, ``v:``, ``t:`` + key)."""
         out = {}
         for k, (m, v) in self.moments.items():
             out["m:" + k], out["v:" + k] = m.copy(), v.copy()
@@ -208,6 +217,7 @@ class Adam(Optimizer):
         return out
 
     def load_state_dict(self, d):
+        """Restore :meth:`state_dict`'s arrays."""
         keys = {k[2:] for k in d if k.startswith("m:")}
         self.moments = {k: (np.array(d["m:" + k]), np.array(d["v:" + k])) for k in keys}
         self.counts = {k: int(d["t:" + k]) for k in keys}

@@ -82,6 +82,12 @@ HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accu
                 "examples_per_second")
 
 
+def schedule_factor(schedule, epoch, epochs):
+    """The learning rates' factor in epoch ``epoch`` (from 0): 1 (``"constant"``), or cosine
+    annealing ``(1 + cos(pi epoch / epochs)) / 2`` from the base rates toward 0."""
+    return 1.0 if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+
+
 class Trainer:
     """Trains ``engine.net`` on a dataset with a learning rule, logs the fidelity of the
     engine's own update to RBP on a sample of batches, and checkpoints so a run can resume
@@ -127,6 +133,14 @@ class Trainer:
         if engine.fuses_epoch and persistent:
             raise ConfigurationError("engine.persistent: the %s engine starts every example "
                                      "from rest" % engine.name)
+        if not self.opt.plain and (engine.fuses_epoch or rule == "continual_ep"):
+            what = ("the %s engine trains whole epochs in its circuit" % engine.name
+                    if engine.fuses_epoch else "continual EP updates the weights inside its "
+                    "phases")
+            raise ConfigurationError(
+                "learning.optimizer: %s with plain SGD; set optimizer = \"sgd\", momentum = 0 "
+                "and weight_decay = 0 (got optimizer %r, momentum %g, weight_decay %g)"
+                % (what, self.opt.name, momentum, weight_decay))
         n = dataset.x_train.shape[0]
         self.n_batches = -(-n // self.batch_size)
         self.particles = ({p: np.zeros((n, self.net.sizes[p]), self.net.dtype)
@@ -167,6 +181,7 @@ class Trainer:
         if self.meter is not None:
             meta["meter"] = self.meter.state_dict()
         arrays.update({"engine/" + k: v for k, v in self.engine.state_dict().items()})
+        meta["optimizer"] = self.opt.name
         arrays["meta"] = np.array(json.dumps(meta))
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
@@ -177,6 +192,11 @@ class Trainer:
         """Restore a checkpoint written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
+            written_by = meta.get("optimizer", "sgd")      # before Adam: SGD's velocity only
+            if written_by != self.opt.name:
+                raise ConfigurationError("checkpoint %s was written with learning.optimizer = %r; "
+                                         "resume it with the same optimizer, got %r"
+                                         % (path, written_by, self.opt.name))
             for k in self.net.params:
                 if "param/" + k not in z:
                     raise ConfigurationError("checkpoint %s does not match the network: no %r"
@@ -295,7 +315,7 @@ class Trainer:
 
     def _set_learning_rates(self, epoch):
         """Constant, or cosine annealing from the base rates toward 0 over the epochs."""
-        f = 1.0 if self.schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / self.epochs))
+        f = schedule_factor(self.schedule, epoch, self.epochs)
         self.lrs = {k: v * f for k, v in self.base_lrs.items()}
         self.opt.lrs = self.lrs
 
@@ -423,4 +443,4 @@ class Trainer:
 
 
 __all__ = ["Trainer", "Interrupted", "evaluate", "outputs_score", "parameters", "HISTORY_KEYS",
-           "Optimizer", "resolve_learning_rates"]
+           "Optimizer", "resolve_learning_rates", "schedule_factor"]
