@@ -26,7 +26,7 @@ import neurosim as ns
 from neurosim import config, engines
 from neurosim.commands.run import build_network
 from neurosim.engines import resistive as resistive_engine
-from neurosim.training.optimizer import Optimizer, resolve_learning_rates
+from neurosim.training.optimizer import make_optimizer, resolve_learning_rates
 
 
 def throughput(circuit, dtype, threads, x, y, batch, seconds):
@@ -35,7 +35,8 @@ def throughput(circuit, dtype, threads, x, y, batch, seconds):
     net = build_network(section, circuit.resistive.model_dump())
     lrn = circuit.learning
     eng = engines.build("resistive", net, beta=lrn.beta, variant=lrn.variant)
-    opt = Optimizer(resolve_learning_rates(net, lrn.lr, lrn.bias_lr), lrn.momentum)
+    opt = make_optimizer(lrn.optimizer, resolve_learning_rates(net, lrn.lr, lrn.bias_lr),
+                         lrn.momentum, lrn.adam_betas, lrn.weight_decay)
     rates, i = [], 0
     resistive_engine.THREADS = threads       # the engine's BLAS threads (1 by default)
     for _ in range(4):
