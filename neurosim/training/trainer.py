@@ -110,7 +110,8 @@ class Trainer:
     """
 
     def __init__(self, engine, dataset, *, rule="ep", lr=0.1, bias_lr=None, momentum=0.0,
-                 optimizer="sgd", adam_betas=(0.9, 0.999), weight_decay=0.0, schedule="constant", epochs=10, batch_size=20, seed=0, fidelity_batches=2,
+                 optimizer="sgd", adam_betas=(0.9, 0.999), weight_decay=0.0,
+                 schedule="constant", epochs=10, batch_size=20, seed=0, fidelity_batches=2,
                  eval_batch_size=1000, checkpoint_every=200, persistent=False, checkpoint=None,
                  progress=True, meter=None, fidelity_tol=1e-8):
         self.engine, self.net, self.data = engine, engine.net, dataset
