@@ -110,11 +110,12 @@ def check_fit(net, data):
 
 def _record_traces(circuit, engine, data):
     """The engine's own trajectories (free, nudged +beta, -beta) of a few test examples: the
-    numpy states of the reference engine, the Brian2 monitors (and spikes) of a circuit."""
+    numpy states of the reference engine, the Brian2 monitors (and spikes) of a circuit; and
+    their clock ``(dt, time units)``."""
     rec = circuit.record
     n = min(rec.examples, data.x_test.shape[0])
     if not rec.traces or n == 0:
-        return {}, [], None, "tau"
+        return {}, [], None, (circuit.engine.eps, "tau")
     net = engine.net
     keep = rec.populations or net.state_pops
     unknown = [p for p in keep if p not in net.state_pops]
@@ -122,7 +123,7 @@ def _record_traces(circuit, engine, data):
         raise ConfigurationError("record.populations: %s are not state populations (%s)"
                                  % (unknown, net.state_pops))
     tr = engine.trajectories(data.x_test[:n], data.y_test[:n])
-    dt, time_units = tr["dt"], tr.get("time_units", "tau")
+    dt, time_units = tr["dt"], tr["time_units"]
     reports = {p: {"data": tr["states"][p], "dt": dt, "variable": engine.state_variable,
                    "units": engine.state_units, "time_units": time_units} for p in keep}
     phases = [{"name": a, "start": s * dt, "stop": e * dt, "beta": b}
@@ -131,7 +132,7 @@ def _record_traces(circuit, engine, data):
     if tr["spikes"]:    # SONATA node ids: example e's unit i of a population of n is e n + i
         spikes = {p: {"timestamps": d["t"], "node_ids": d["example"] * net.sizes[p] + d["i"]}
                   for p, d in tr["spikes"].items()}
-    return reports, phases, spikes, time_units
+    return reports, phases, spikes, (dt, time_units)
 
 
 def _summary(circuit, trainer, run_dir, seconds, cost_report):
@@ -266,7 +267,7 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
 def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, summary,
                    cost_report):
     net = engine.net
-    reports, phases, spikes, time_units = _record_traces(circuit, engine, data)
+    reports, phases, spikes, (dt, time_units) = _record_traces(circuit, engine, data)
     weights = {}
     if circuit.record.weights != "none":
         weights = dict(snapshots)
@@ -280,7 +281,7 @@ def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, sum
     traces.write(os.path.join(run_dir, "traces.h5"), reports=reports or None, spikes=spikes,
                  phases=phases or None, weights=weights or None, gradients=gradients or None,
                  fidelity=fidelity, training=training, circuit=text,
-                 attrs={"run_dir": run_dir, "name": circuit.name}, dt=circuit.engine.eps,
+                 attrs={"run_dir": run_dir, "name": circuit.name}, dt=dt,
                  time_units=time_units, cost=cost_report)
     metrics = dict(summary)
     metrics["cost"] = cost_report

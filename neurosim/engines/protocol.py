@@ -230,10 +230,8 @@ class Engine:
         out = {p: np.concatenate([q[p] for q in parts]) for p in parts[0]}
         if spikes:
             spikes = {p: {k: np.concatenate(v) for k, v in d.items()} for p, d in spikes.items()}
-        if s.solver == "block":
-            return {"states": out, "phases": rows, "spikes": spikes, "dt": 1.0,
-                    "time_units": "sweep"}
-        return {"states": out, "phases": rows, "spikes": spikes, "dt": s.eps, "time_units": "tau"}
+        dt, units = (1.0, "sweep") if s.solver == "block" else (s.eps, "tau")
+        return {"states": out, "phases": rows, "spikes": spikes, "dt": dt, "time_units": units}
 
     def phase_trajectory(self, x, y, beta, steps, state=None):
         """States ``(steps + 1, batch, n)`` per population of one phase with nudging ``beta``
