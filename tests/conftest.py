@@ -244,3 +244,30 @@ def circuit_graph_net(activation="logistic", dynamics="energy", seed=2, gain=1.0
     x = {"x": rng.uniform(0, 1, (3, 5)), "z": rng.uniform(0, 1, (3, 3))}
     return net, x, np.eye(3)[[0, 2, 1]]
 
+
+
+@dataclass
+class CliResult:
+    """What an in-process ``neurosim`` command returned and printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def neurosim_cli(capsys):
+    """Run ``neurosim ARGS`` in this process (``neurosim.cli.main``), for tests of argument
+    checks: the same code as the console script without the 3-5 s of a fresh interpreter's
+    imports. An argparse rejection (``SystemExit``) comes back as its exit status."""
+    from neurosim import cli
+
+    def run(*args):
+        capsys.readouterr()
+        try:
+            rc = cli.main([str(a) for a in args])
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else 1
+        out = capsys.readouterr()
+        return CliResult(rc, out.out, out.err)
+    return run

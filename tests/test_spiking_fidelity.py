@@ -60,14 +60,14 @@ def test_hdf5_holds_the_table_spikes_and_rbp(study):
         assert (d / s[f].split("/")[-1]).stat().st_size > 1000
 
 
-def test_bad_options_name_themselves(tmp_path):
-    r = _neurosim("fidelity", *SMALL, "--engine", "brian2-spiking", "--sweep", "rate=5",
-                  "--out", str(tmp_path))
+def test_bad_options_name_themselves(tmp_path, neurosim_cli):
+    r = neurosim_cli("fidelity", *SMALL, "--engine", "brian2-spiking", "--sweep", "rate=5",
+                     "--out", tmp_path)
     assert r.returncode != 0 and "unknown name 'rate'" in r.stderr
-    r = _neurosim("fidelity", *SMALL, "--engine", "brian2-spiking", "--sweep",
-                  "traces=100/10", "--out", str(tmp_path))
+    r = neurosim_cli("fidelity", *SMALL, "--engine", "brian2-spiking", "--sweep",
+                     "traces=100/10", "--out", tmp_path)
     assert r.returncode != 0 and "tau_fast/tau_slow" in r.stderr
-    r = _neurosim("fidelity", "default", "--sweep", "max_rate=5", "--out", str(tmp_path))
+    r = neurosim_cli("fidelity", "default", "--sweep", "max_rate=5", "--out", tmp_path)
     assert r.returncode != 0 and "brian2-spiking only" in r.stderr
     with pytest.raises(sf.SpikingFidelityError, match="nudge_steps >= 1"):
         sf.parse_sweep("nudge_steps=0")
