@@ -41,13 +41,15 @@ class Population(_Section):
 
 class Projection(_Section):
     """One projection ``source -> target`` of an explicit graph: dense, or convolutional
-    with a square ``kernel`` (``stride``, zero ``padding``, average ``pool`` blocks)."""
+    with a square ``kernel`` (``stride``, zero ``padding``, average ``pool`` blocks);
+    ``gain`` scales its initial weights (times the network's ``gain``)."""
     source: str
     target: str
     kernel: Optional[int] = Field(None, gt=0)
     stride: int = Field(1, gt=0)
     padding: int = Field(0, ge=0)
     pool: int = Field(1, gt=0)
+    gain: float = Field(1.0, gt=0, allow_inf_nan=False)
 
 
 class NetworkSection(_Section):

@@ -141,6 +141,16 @@ def _shape(g, n):
     return shape
 
 
+def _edge_gain(g, a, b):
+    """The ``gain`` attribute of edge ``a -> b`` (1 when absent), checked."""
+    v = g.edges[a, b].get("gain", 1.0)
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(v) or v <= 0:
+        raise NetworkError("projection %s->%s: gain must be a positive finite number, got %r"
+                           % (a, b, v))
+    return float(v)
+
+
 def conv_geometry(g, a, b, dynamics="energy"):
     """The :class:`Conv` of the projection ``a -> b`` (its edge has a ``kernel``), or None
     for a dense projection; errors name the projection and the field."""
@@ -280,7 +290,9 @@ class Network:
                    gain=1.0, asymmetry=0.0, readout="state"):
         """Build a network on any topology with seeded Glorot-uniform weights, zero biases.
 
-        ``gain`` scales every weight; in ``vector_field`` dynamics the backward matrix starts
+        ``gain`` scales every weight, and an edge's own ``gain`` attribute its projection's
+        too (a strong coupling between two hidden populations makes the energy non-convex
+        and the phases settle slowly); in ``vector_field`` dynamics the backward matrix starts
         as the transpose of the forward one plus ``asymmetry`` times an independent
         Glorot-uniform matrix (0: tied weights, where vector-field EP is exact).
         """
@@ -294,19 +306,20 @@ class Network:
         rng = np.random.default_rng(seed)
         sizes = {n: int(g.nodes[n]["size"]) for n in g.nodes}
 
-        def glorot(n_in, n_out):
-            a = gain * np.sqrt(6.0 / (n_in + n_out))
+        def glorot(n_in, n_out, scale):
+            a = scale * np.sqrt(6.0 / (n_in + n_out))
             return rng.uniform(-a, a, (n_in, n_out))
 
         params = {}
         for a, b in g.edges:
             conv = conv_geometry(g, a, b, dynamics)
+            scale = gain * _edge_gain(g, a, b)
             if conv is not None:   # fans of a kernel: C k k in, O k k out
                 O, C, k, _ = conv.kernel_shape
-                lim = gain * np.sqrt(6.0 / ((C + O) * k * k))
+                lim = scale * np.sqrt(6.0 / ((C + O) * k * k))
                 params["W:%s->%s" % (a, b)] = rng.uniform(-lim, lim, conv.kernel_shape)
                 continue
-            w = glorot(sizes[a], sizes[b])
+            w = glorot(sizes[a], sizes[b], scale)
             if a == b:
                 w = 0.5 * (w + w.T)
                 np.fill_diagonal(w, 0.0)
@@ -314,7 +327,7 @@ class Network:
                 continue
             params["W:%s->%s" % (a, b)] = w
             if dynamics == "vector_field" and g.nodes[a]["role"] != "input":
-                noise = glorot(sizes[a], sizes[b])
+                noise = glorot(sizes[a], sizes[b], scale)
                 if a == b:
                     noise = noise - np.diag(np.diag(noise))
                     params["W:%s->%s" % (a, b)] = w + asymmetry * noise

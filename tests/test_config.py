@@ -59,6 +59,10 @@ def _bad(data, *fragments):
                   "projections": []}}, ["network.populations[0].size"]),
     ({"network": {"populations": [{"name": "x", "size": 3, "role": "sensor"}],
                   "projections": []}}, ["network.populations[0].role"]),
+    ({"network": {"populations": [{"name": "x", "size": 3, "role": "input"},
+                                  {"name": "y", "size": 2, "role": "output"}],
+                  "projections": [{"source": "x", "target": "y", "gain": 0}]}},
+     ["network.projections[0].gain", "greater than 0"]),
     ({**BASE, "dataset": {"limit_train": -5}}, ["dataset.limit_train"]),
     ({**BASE, "record": {"weights": "sometimes"}}, ["record.weights"]),
     ({**BASE, "output": {"folder": "x"}}, ["output.folder: unknown key"]),
@@ -113,3 +117,19 @@ def test_resolved_circuit_round_trips_as_toml(tmp_path):
     p.write_text(config.to_toml(c))
     again, _ = config.load(str(p))
     assert again == c
+
+
+def test_a_projection_gain_reaches_the_network():
+    from neurosim.commands.run import build_network
+
+    def net(**extra):
+        circuit = config.validate({"network": {
+            "populations": [{"name": "x", "size": 3, "role": "input"},
+                            {"name": "h", "size": 4, "role": "hidden"},
+                            {"name": "y", "size": 2, "role": "output"}],
+            "projections": [{"source": "x", "target": "h"},
+                            {"source": "h", "target": "y", **extra}]}})
+        return build_network(circuit.network)
+    a, b = net(), net(gain=0.5)
+    assert (a.params["W:x->h"] == b.params["W:x->h"]).all()
+    assert abs(b.params["W:h->y"] - 0.5 * a.params["W:h->y"]).max() < 1e-15

@@ -170,6 +170,21 @@ def test_block_sweeps_on_a_conv_network_with_a_softmax_readout_train_like_euler(
     assert rel_err(res.estimate, want) < 1e-6
 
 
+def test_a_projection_gain_scales_only_its_own_initial_weights():
+    base = ns.Network.from_graph(conv_graph(), seed=3, gain=2.0)
+    g = conv_graph()
+    g.edges["h1", "h2"]["gain"] = 0.25     # a kernel
+    g.edges["h2", "y"]["gain"] = 0.5       # a dense matrix
+    net = ns.Network.from_graph(g, seed=3, gain=2.0)
+    np.testing.assert_array_equal(net.params["W:x->h1"], base.params["W:x->h1"])
+    np.testing.assert_allclose(net.params["W:h1->h2"], 0.25 * base.params["W:h1->h2"])
+    np.testing.assert_allclose(net.params["W:h2->y"], 0.5 * base.params["W:h2->y"])
+    for bad in (0, -1.0, float("nan"), "big", True):
+        g.edges["h2", "y"]["gain"] = bad
+        with pytest.raises(ns.NetworkError, match="projection h2->y: gain must be a positive"):
+            ns.Network.from_graph(g)
+
+
 def test_bad_conv_geometry_names_the_projection():
     g = conv_graph()
     g.edges["x", "h1"]["pool"] = 1

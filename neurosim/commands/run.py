@@ -56,7 +56,7 @@ def build_network(section, elements=None):
         if e.kernel is None and (e.stride, e.padding, e.pool) != (1, 0, 1):
             raise ConfigurationError("network.projections: %s -> %s has stride, padding or pool "
                                      "but no kernel" % (e.source, e.target))
-        g.add_edge(e.source, e.target, **conv)
+        g.add_edge(e.source, e.target, **conv, **({} if e.gain == 1.0 else {"gain": e.gain}))
     return Network.from_graph(g, **kw)
 
 
