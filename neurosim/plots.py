@@ -103,8 +103,11 @@ def _log_axis(ax):
 
 
 def _nothing(ax, what):
-    ax.text(0.5, 0.5, "no finite %s to plot" % what, transform=ax.transAxes, ha="center",
-            va="center", color="0.4")
+    _note(ax, "no finite %s to plot" % what)
+
+
+def _note(ax, text):
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 
 def fidelity_curves(fidelity, path):
@@ -187,6 +190,8 @@ def fidelity_curves(fidelity, path):
         if _points_and_mean(d, x, fidelity["rbp_residual"], "C2", "residual", positive=True):
             d.set_yscale("log")     # residuals span decades: keep the 10^k labels
             d.legend(fontsize=7, loc="best")
+        elif np.all(_floats(fidelity["rbp_residual"]) == 0):
+            _note(d, "every residual is exactly 0:\nthe fixed points were solved exactly")
         else:
             _nothing(d, "residual")
         d.set(xlabel="training (epochs)", ylabel="residual of the RBP fixed point (log scale)",

@@ -97,6 +97,15 @@ def test_fidelity_curves_survives_all_nan_series(tmp_path):
     assert _is_png(path)
 
 
+def test_exact_fixed_points_are_said_to_be_exact(tmp_path, monkeypatch):
+    f = synthetic_fidelity(optional=True)
+    f["rbp_residual"] = [0.0] * len(f["epoch_fraction"])
+    notes = []
+    monkeypatch.setattr(plots, "_note", lambda ax, text: notes.append(text))
+    plots.fidelity_curves(f, str(tmp_path / "fidelity.png"))
+    assert notes == ["every residual is exactly 0:\nthe fixed points were solved exactly"]
+
+
 def test_running_mean_is_trailing_and_ignores_nans():
     m = plots.running_mean([1.0, float("nan"), 3.0, 5.0], window=2)
     assert m[0] == 1.0 and m[1] == 1.0 and m[2] == 3.0 and m[3] == 4.0
