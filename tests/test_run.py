@@ -84,7 +84,8 @@ def test_bad_input_names_the_culprit(tmp_path, args, culprit, neurosim_cli):
 SLOW = ["--set", "train.epochs=2", "--set", "train.checkpoint_every=3",
         "--set", "engine.solver=\"euler\"", "--set", "engine.free_steps=400",
         "--set", "network.sizes=[64, 1024, 10]", "--set", "train.fidelity_batches=0",
-        "--set", "engine.persistent=true", "--set", "learning.momentum=0.5"]
+        "--set", "engine.persistent=true", "--set", "learning.momentum=0.5",
+        "--set", "dataset.limit_train=600"]   # 30 batches an epoch: room to stop mid-epoch
 
 
 def _final_params(run_dir):
