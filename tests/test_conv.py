@@ -254,20 +254,15 @@ traces = false
 """
 
 
-def test_a_conv_circuit_file_trains_on_bars(tmp_path):
+def test_a_conv_circuit_file_trains_on_bars(tmp_path, neurosim_cli):
     import json
-    import subprocess
-    import sys
     path = tmp_path / "conv.toml"
     path.write_text(CIRCUIT)
-    r = subprocess.run([sys.executable, "-m", "neurosim.cli", "run", str(path), "--json",
-                        "--no-progress", "--out", str(tmp_path)], capture_output=True, text=True,
-                       timeout=600)
+    r = neurosim_cli("run", path, "--json", "--no-progress", "--out", tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads(r.stdout.strip().splitlines()[-1])
     assert s["test_accuracy"] > 0.9
     bad = CIRCUIT.replace("padding = 1, pool = 2", "padding = 1, pool = 3")
     path.write_text(bad)
-    r = subprocess.run([sys.executable, "-m", "neurosim.cli", "run", str(path), "--out",
-                        str(tmp_path)], capture_output=True, text=True, timeout=600)
+    r = neurosim_cli("run", path, "--out", tmp_path)
     assert r.returncode != 0 and "x->h" in r.stderr and "pool 3 must divide" in r.stderr

@@ -4,8 +4,6 @@ across a checkpoint and resume, `neurosim run` writing /cost and the summary's c
 spiking engine's synaptic events split by phase (bit-identical updates with the counter)."""
 import json
 import os
-import subprocess
-import sys
 
 import h5py
 import numpy as np
@@ -144,12 +142,11 @@ def test_the_meter_survives_a_checkpoint_and_resume(tmp_path):
     assert _trainer(_reference(net, eps=0.5), data, meter=False).meter is None
 
 
-def test_neurosim_run_writes_cost_into_traces_and_summary(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "neurosim.cli", "run", "--json", "--no-progress",
-                        "--out", str(tmp_path), "--set", "train.epochs=1",
-                        "--set", "dataset.limit_train=100", "--set", "train.fidelity_batches=0",
-                        "--set", "cost.pulse_pj=2.0"],
-                       capture_output=True, text=True, timeout=300)
+def test_neurosim_run_writes_cost_into_traces_and_summary(tmp_path, neurosim_cli):
+    r = neurosim_cli("run", "--json", "--no-progress", "--out", tmp_path,
+                     "--set", "train.epochs=1", "--set", "dataset.limit_train=100",
+                     "--set", "train.fidelity_batches=0",
+                     "--set", "cost.pulse_pj=2.0")
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.strip().splitlines()
     assert any(line.startswith("cost (order-of-magnitude table of a rate crossbar)") and "per epoch" in line for line in lines)

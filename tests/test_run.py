@@ -53,14 +53,15 @@ def test_default_run_reaches_95_percent_on_digits(tmp_path):
     assert metrics["history"]["test_accuracy"][-1] == s["test_accuracy"]
 
 
-def test_overrides_and_inspect(tmp_path):
-    s = _summary(_run("run", "--json", "--no-progress", "--out", str(tmp_path),
-                      "--set", "train.epochs=2", "--set", "learning.beta=0.2",
-                      "--set", "network.sizes=[64, 32, 10]", "--set", "learning.momentum=0.5"))
+def test_overrides_and_inspect(tmp_path, neurosim_cli):
+    s = _summary(neurosim_cli("run", "--json", "--no-progress", "--out", tmp_path,
+                              "--set", "train.epochs=2", "--set", "learning.beta=0.2",
+                              "--set", "network.sizes=[64, 32, 10]",
+                              "--set", "learning.momentum=0.5"))
     assert s["epochs"] == 2
     text = open(os.path.join(s["run_dir"], "circuit.toml")).read()
     assert "beta = 0.2" in text and "momentum = 0.5" in text
-    r = _run("traces", "inspect", os.path.join(s["run_dir"], "traces.h5"))
+    r = neurosim_cli("traces", "inspect", os.path.join(s["run_dir"], "traces.h5"))
     assert r.returncode == 0 and "training: 2 epochs" in r.stdout and "h1" in r.stdout
 
 
