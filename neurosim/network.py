@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
+from . import checks
 from .conv import Conv
 from .errors import NeurosimError
 
@@ -143,12 +144,8 @@ def _shape(g, n):
 
 def _edge_gain(g, a, b):
     """The ``gain`` attribute of edge ``a -> b`` (1 when absent), checked."""
-    v = g.edges[a, b].get("gain", 1.0)
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(v) or v <= 0:
-        raise NetworkError("projection %s->%s: gain must be a positive finite number, got %r"
-                           % (a, b, v))
-    return float(v)
+    return checks.positive("projection %s->%s: gain" % (a, b), g.edges[a, b].get("gain", 1.0),
+                           error=NetworkError)
 
 
 def conv_geometry(g, a, b, dynamics="energy"):

@@ -181,7 +181,7 @@ def test_a_projection_gain_scales_only_its_own_initial_weights():
     np.testing.assert_allclose(net.params["W:h2->y"], 0.5 * base.params["W:h2->y"])
     for bad in (0, -1.0, float("nan"), "big", True):
         g.edges["h2", "y"]["gain"] = bad
-        with pytest.raises(ns.NetworkError, match="projection h2->y: gain must be a positive"):
+        with pytest.raises(ns.NetworkError, match="projection h2->y: gain must be a positive number"):
             ns.Network.from_graph(g)
 
 
