@@ -245,7 +245,6 @@ def circuit_graph_net(activation="logistic", dynamics="energy", seed=2, gain=1.0
     return net, x, np.eye(3)[[0, 2, 1]]
 
 
-
 @dataclass
 class CliResult:
     """What an in-process ``neurosim`` command returned and printed."""
@@ -257,9 +256,10 @@ class CliResult:
 
 @pytest.fixture
 def neurosim_cli(capsys):
-    """Run ``neurosim ARGS`` in this process (``neurosim.cli.main``), for tests of argument
-    checks: the same code as the console script without the 3-5 s of a fresh interpreter's
-    imports. An argparse rejection (``SystemExit``) comes back as its exit status."""
+    """Run ``neurosim ARGS`` in this process (``neurosim.cli.main``), for tests whose subject
+    is not the console script itself (argument checks, what a run writes): the same code
+    without the 3-5 s of a fresh interpreter's imports. An argparse rejection
+    (``SystemExit``) comes back as its exit status; an unexpected exception propagates."""
     from neurosim import cli
 
     def run(*args):
