@@ -115,7 +115,7 @@ def _record_traces(circuit, engine, data):
     rec = circuit.record
     n = min(rec.examples, data.x_test.shape[0])
     if not rec.traces or n == 0:
-        return {}, [], None, (circuit.engine.eps, "tau")
+        return {}, [], None, engine.clock()
     net = engine.net
     keep = rec.populations or net.state_pops
     unknown = [p for p in keep if p not in net.state_pops]

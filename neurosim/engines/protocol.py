@@ -202,9 +202,8 @@ class Engine:
         """What the engine's own monitors see over one EP step of the batch: ``{"states":
         {population: (steps, batch, n)}, "phases": [(name, start step, stop step, beta)],
         "spikes": {population: {"t", "i", "example"}} or None, "dt": the step, "time_units"}``
-        (the free phase, then the nudged phases from its end), for ``traces.h5``: Euler steps
-        of ``eps`` tau, or with the block solver sweeps (``dt`` 1, units ``"sweep"``: a
-        sweep is not a time step)."""
+        (the free phase, then the nudged phases from its end), for ``traces.h5``; the step
+        and its units are :meth:`clock`'s."""
         s = self.settings
         phases = [("free", 0.0, s.free_steps)] + [("nudged+", s.beta, s.nudge_steps)]
         if s.variant == "symmetric":
@@ -230,8 +229,14 @@ class Engine:
         out = {p: np.concatenate([q[p] for q in parts]) for p in parts[0]}
         if spikes:
             spikes = {p: {k: np.concatenate(v) for k, v in d.items()} for p, d in spikes.items()}
-        dt, units = (1.0, "sweep") if s.solver == "block" else (s.eps, "tau")
+        dt, units = self.clock()
         return {"states": out, "phases": rows, "spikes": spikes, "dt": dt, "time_units": units}
+
+    def clock(self):
+        """``(dt, time units)`` of the engine's steps: Euler steps of ``eps`` tau, or block
+        sweeps (``(1, "sweep")``: a sweep is not a time step)."""
+        s = self.settings
+        return (1.0, "sweep") if s.solver == "block" else (s.eps, "tau")
 
     def phase_trajectory(self, x, y, beta, steps, state=None):
         """States ``(steps + 1, batch, n)`` per population of one phase with nudging ``beta``

@@ -322,8 +322,9 @@ class ReferenceEngine(Engine):
     """The numpy reference engine: fixed-step Euler phases (or block sweeps) of any network;
     the specification every other engine is checked against (module docstring).
 
-    ``step`` with plain SGD (no momentum, no weight decay: ``optimizer.plain``) fuses estimate and update (BLAS gemm straight into
-    the weights); asked for the estimate, it reads it back from the change it applied,
+    ``step`` with plain SGD (no momentum, no weight decay: ``optimizer.plain``) fuses
+    estimate and update (BLAS gemm straight into the weights); asked for the estimate, it
+    reads it back from the change it applied,
     ``-(change) / lr`` (equal to the estimate to rounding), so a step that reports its
     estimate applies exactly the update of one that does not."""
 
