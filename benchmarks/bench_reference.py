@@ -190,7 +190,8 @@ def breakdown(dtype, batch, free_steps, nudge_steps, threads, reps=30):
             t2 = time.perf_counter()
             sb = dyn.run_fixed({p: v.copy() for p, v in s0.items()}, EPS, BETA, nudge_steps)
             t3 = time.perf_counter()
-            engine._energy_update(net, dyn, sb, s0, 1.0 / BETA, LR)
+            ns.ep.add_energy_contrast(net, dyn.inputs, sb, s0,
+                                      {k: -LR[k] / BETA for k in net.params}, net.params)
             t4 = time.perf_counter()
             src = {p: v.copy() for p, v in s0.items()}
             out = {p: np.zeros_like(v) for p, v in s0.items()}

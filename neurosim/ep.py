@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import get_blas_funcs
 
 from . import checks
 from . import energy as en
@@ -19,7 +20,7 @@ from .relax import Dynamics, polish
 
 VARIANTS = ("one_sided", "symmetric", "random_sign")
 __all__ = ["VARIANTS", "estimate", "gradient", "second_phase", "continual", "random_sign",
-           "nudged_phases", "contrast", "energy_contrast", "readout_contrast", "EPResult",
+           "nudged_phases", "contrast", "add_energy_contrast", "energy_contrast", "readout_contrast", "EPResult",
            "SecondPhase", "ContinualResult"]
 
 
@@ -133,39 +134,67 @@ def readout_contrast(net, targets, ra, rb, symmetric):
     return {k: 0.5 * (ga[k] + gb[k]) for k in ga}
 
 
-def energy_contrast(net, inputs, ra, rb, scale, targets=None, symmetric=False):
-    """``scale [dE/dtheta(a) - dE/dtheta(b)]`` (energy mode, batch mean) from the rates of
-    the two states: ``dE/dW_ab = -rho_a^T rho_b / B`` (half for a lateral matrix, zero
+def add_energy_contrast(net, inputs, ra, rb, coeffs, into, scratch=None):
+    """``into[k] += coeffs[k] [dE/dtheta_k(a) - dE/dtheta_k(b)]`` for every weight and bias
+    (energy mode, batch mean; a key whose coefficient is 0 is skipped) from the rates of the
+    two states: ``dE/dW_ab = -rho_a^T rho_b / B`` (half for a lateral matrix, zero
     diagonal), ``dE/db_p = -rho_p / B``; for an input projection the input is the same in both
-    states, so the difference is the single product ``-x^T (r_b^a - r_b^b) / B``. A softmax
-    readout's parameters get :func:`readout_contrast` (``targets``: the targets dict,
-    ``symmetric``: the states are at ``+beta`` and ``-beta``)."""
+    states, so the difference is the single product ``-x^T (r_b^a - r_b^b) / B``. Dense
+    products are accumulated by BLAS gemm straight into the C-ordered arrays of ``into``
+    (fresh arrays for an estimate, the weights themselves for a fused SGD step);
+    ``scratch``: optional arrays per state population for the rate differences."""
     B = next(iter(inputs.values())).shape[0]
-    c = scale / B
-    d = {p: ra[p] - rb[p] for p in net.state_pops}
-    g = {}
+    gemm = get_blas_funcs("gemm", dtype=net.dtype)
+    d = {p: np.subtract(ra[p], rb[p], out=None if scratch is None else scratch[p])
+         for p in net.state_pops}
     for t in net.terms:
-        if t.transpose:
+        if t.transpose or not coeffs[t.key]:
             continue
-        if t.conv is not None:   # a kernel: the correlations of the two states
+        w = into[t.key]
+        alpha = -coeffs[t.key] / B   # into += alpha (r_src^T r_tgt at a - the same at b)
+        if t.conv is not None:                 # a kernel: the correlations of the two states
             if t.source in inputs:
                 m = en.term_outer(net, t, inputs[t.source], d[t.target])
             else:
                 m = en.term_outer(net, t, ra[t.source], ra[t.target])
                 m -= en.term_outer(net, t, rb[t.source], rb[t.target])
-        elif t.source in inputs:
-            m = inputs[t.source].T @ d[t.target]
+            m *= alpha
+            w += m
+            continue
+        if t.source == t.target:               # lateral: half the product, zero diagonal
+            m = np.zeros_like(w)
+            mt = m.T
+            gemm(1.0, ra[t.target].T, ra[t.source].T, 1.0, mt, 0, 1, 1)
+            gemm(-1.0, rb[t.target].T, rb[t.source].T, 1.0, mt, 0, 1, 1)
+            np.fill_diagonal(m, 0.0)
+            m *= alpha * (0.5 if t.lateral else 1.0)
+            w += m
+            continue
+        if not w.flags.c_contiguous or w.dtype != net.dtype:
+            raise ArgumentError("into[%r] must be a C-ordered %s array (BLAS accumulates into "
+                                "it in place)" % (t.key, np.dtype(net.dtype).name))
+        wt = w.T                               # F-ordered view: W^T += alpha r_b^T r_a
+        if t.source in inputs:
+            r = gemm(alpha, d[t.target].T, inputs[t.source].T, 1.0, wt, 0, 1, 1)
         else:
-            m = ra[t.source].T @ ra[t.target]
-            m -= rb[t.source].T @ rb[t.target]
-            if t.lateral:
-                m *= 0.5
-            if t.source == t.target:
-                np.fill_diagonal(m, 0.0)
-        m *= -c
-        g[t.key] = m
+            gemm(alpha, ra[t.target].T, ra[t.source].T, 1.0, wt, 0, 1, 1)
+            r = gemm(-alpha, rb[t.target].T, rb[t.source].T, 1.0, wt, 0, 1, 1)
+        if not np.may_share_memory(r, w):      # pragma: no cover
+            raise RuntimeError("BLAS gemm did not update %r in place" % t.key)
     for p in net.state_pops:
-        g["b:%s" % p] = d[p].sum(axis=0) * -c
+        key = "b:%s" % p
+        if coeffs[key]:
+            into[key] += d[p].sum(axis=0) * (-coeffs[key] / B)
+
+
+def energy_contrast(net, inputs, ra, rb, scale, targets=None, symmetric=False):
+    """``scale [dE/dtheta(a) - dE/dtheta(b)]`` (energy mode, batch mean) from the rates of
+    the two states (:func:`add_energy_contrast` into fresh arrays); a softmax readout's
+    parameters get :func:`readout_contrast` (``targets``: the targets dict, ``symmetric``:
+    the states are at ``+beta`` and ``-beta``)."""
+    g = {t.key: np.zeros_like(net.params[t.key]) for t in net.terms if not t.transpose}
+    g.update({"b:%s" % p: np.zeros_like(net.params["b:%s" % p]) for p in net.state_pops})
+    add_energy_contrast(net, inputs, ra, rb, dict.fromkeys(g, scale), g)
     if net.readout == "softmax":
         g.update(readout_contrast(net, targets, ra, rb, symmetric))
     return {k: g[k] for k in net.params}

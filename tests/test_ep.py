@@ -219,3 +219,26 @@ def test_hard_sigmoid_ep_matches_rbp_on_unsaturated_units():
     assert rel_err(one, ref) < 1e-2
     assert rel_err(sym, ref) < 1e-5
     assert residual(net, s0, x) < 1e-11
+
+
+@pytest.mark.parametrize("kind", ["lateral", "two_inputs"])
+def test_the_fused_contrast_adds_the_estimate_into_the_weights(kind):
+    """``add_energy_contrast`` straight into the parameters (the fused SGD step) moves them by
+    exactly ``-lr`` times the estimate ``energy_contrast`` returns in fresh arrays; an array it
+    cannot accumulate into in place is refused by name."""
+    P = problem(kind, 0)
+    rng = np.random.default_rng(3)
+    inputs = P.x if isinstance(P.x, dict) else {P.net.inputs[0]: P.x}
+    ra = en.state_rates(P.net, {p: v + 0.05 * rng.normal(size=v.shape) for p, v in P.s0.items()})
+    rb = en.state_rates(P.net, P.s0)
+    g = ns.ep.energy_contrast(P.net, inputs, ra, rb, 20.0)
+    lr = {k: 0.1 * (i + 1) for i, k in enumerate(P.net.params)}
+    into = {k: v.copy() for k, v in P.net.params.items()}
+    ns.ep.add_energy_contrast(P.net, inputs, ra, rb, {k: -20.0 * lr[k] for k in into}, into)
+    for k in into:
+        assert np.allclose(into[k], P.net.params[k] - lr[k] * g[k], rtol=0, atol=1e-13), k
+        assert np.any(g[k] != 0), k
+    key = next(t.key for t in P.net.terms if not t.transpose and t.source != t.target)
+    into[key] = np.asfortranarray(into[key])
+    with pytest.raises(ValueError, match="into\\[%r\\] must be a C-ordered float64" % key):
+        ns.ep.add_energy_contrast(P.net, inputs, ra, rb, dict.fromkeys(into, 1.0), into)

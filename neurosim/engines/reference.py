@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
 
 from .. import checks
 from .. import energy as en
@@ -92,55 +91,15 @@ def rates(net, dyn, s):
 
 
 def _energy_update(net, dyn, ra, rb, scale, lrs, symmetric=False):
-    """``theta -= lr * scale [dE/dtheta(a) - dE/dtheta(b)]`` in place, products accumulated
-    by gemm straight into the (C-ordered) weight matrices; a softmax readout's parameters
-    descend their share of the contrast (:func:`neurosim.ep.readout_contrast`)."""
+    """``theta -= lr * scale [dE/dtheta(a) - dE/dtheta(b)]`` in place
+    (:func:`neurosim.ep.add_energy_contrast` straight into the weights); a softmax readout's
+    parameters descend their share of the contrast (:func:`neurosim.ep.readout_contrast`)."""
     if net.readout == "softmax":   # from the states before any weight moves
         for k, v in _ep.readout_contrast(net, dyn.targets, ra, rb, symmetric).items():
             if lrs[k]:
                 net.params[k] -= lrs[k] * v
-    inputs, B = dyn.inputs, dyn.batch
-    gemm = get_blas_funcs("gemm", dtype=net.dtype)
-    d = {}
-    for p in net.state_pops:
-        d[p] = np.subtract(ra[p], rb[p], out=dyn.tmp[p])
-    for t in net.terms:
-        if t.transpose or not lrs[t.key]:
-            continue
-        w = net.params[t.key]
-        alpha = lrs[t.key] * scale / B   # W += alpha (r_src^T r_tgt at a - the same at b)
-        if t.conv is not None:                 # a kernel: the correlations of the two states
-            src = inputs[t.source] if t.source in inputs else None
-            m = en.term_outer(net, t, src, d[t.target]) if src is not None else \
-                en.term_outer(net, t, ra[t.source], ra[t.target]) - \
-                en.term_outer(net, t, rb[t.source], rb[t.target])
-            w += alpha * m
-            continue
-        if t.source == t.target:               # lateral: half the product, zero diagonal
-            m = np.zeros_like(w)
-            mt = m.T
-            gemm(1.0, ra[t.target].T, ra[t.source].T, 1.0, mt, 0, 1, 1)
-            gemm(-1.0, rb[t.target].T, rb[t.source].T, 1.0, mt, 0, 1, 1)
-            np.fill_diagonal(m, 0.0)
-            m *= alpha * (0.5 if t.lateral else 1.0)
-            w += m
-            continue
-        if not w.flags.c_contiguous:           # pragma: no cover - params are made C-ordered
-            raise RuntimeError("parameter %r is not C-contiguous" % t.key)
-        wt = w.T                               # F-ordered view: W^T += alpha r_b^T r_a
-        if t.source in inputs:
-            xs = inputs[t.source]
-            r = gemm(alpha, d[t.target].T, xs.T, 1.0, wt, 0, 1, 1)
-        else:
-            gemm(alpha, ra[t.target].T, ra[t.source].T, 1.0, wt, 0, 1, 1)
-            r = gemm(-alpha, rb[t.target].T, rb[t.source].T, 1.0, wt, 0, 1, 1)
-        if not np.may_share_memory(r, w):      # pragma: no cover
-            raise RuntimeError("BLAS gemm did not update %r in place" % t.key)
-    for p in net.state_pops:
-        key = "b:%s" % p
-        if lrs[key]:
-            b = net.params[key]
-            b += d[p].sum(axis=0) * (lrs[key] * scale / B)
+    coeffs = {k: -lrs[k] * scale for k in net.params}
+    _ep.add_energy_contrast(net, dyn.inputs, ra, rb, coeffs, net.params, dyn.tmp)
 
 
 MIN_SHARD = 8   # examples: a thread's share of a batch is at least this many
