@@ -8,7 +8,11 @@ learning rates, momentum and schedule, from the same initial weights, in numpy (
 convolutions and their transposes are neurosim.conv's), with the hard sigmoid's exact
 derivative (1 on (0, 1), else 0).
 
-    python benchmarks/bench_conv.py [--epochs 10] [--limit-train N] [--set KEY=VALUE ...]
+    python benchmarks/bench_conv.py [--circuit FILE] [--epochs 10] [--limit-train N]
+                                    [--set KEY=VALUE ...]
+
+``--circuit``: another conv circuit file (default circuits/conv_fashion.toml), e.g. one with
+``pooling = "max"`` on its projections; the backprop baseline max-pools where it does.
 
 Prints test error per epoch and seconds per epoch for both; asserts nothing.
 """
@@ -48,9 +52,12 @@ def _chain(net):
 
 
 def _layer(net, key, r):
+    """A projection's feed-forward product and, for a max-pooled convolution, its switches."""
     conv = net.convs.get(key)
     w = net.params[key]
-    return conv.forward(w, r) if conv is not None else r @ w
+    if conv is None:
+        return r @ w, None
+    return conv.max_pool(w, r) if conv.max_pools else (conv.forward(w, r), None)
 
 
 def backprop(net, data, lrs, epochs, batch_size, seed, schedule, momentum=0.0, optimizer="sgd",
@@ -69,26 +76,30 @@ def backprop(net, data, lrs, epochs, batch_size, seed, schedule, momentum=0.0, o
         t0 = time.perf_counter()
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
-            acts, slopes = [data.x_train[idx]], [None]
+            acts, slopes, switches = [data.x_train[idx]], [None], []
             for j, (key, _, tgt) in enumerate(chain):
-                z = _layer(work, key, acts[-1]) + work.params["b:%s" % tgt]
+                z, m = _layer(work, key, acts[-1])
+                z += work.params["b:%s" % tgt]
+                switches.append(m)
                 acts.append(_softmax(z) if j == len(chain) - 1 else np.clip(z, 0.0, 1.0))
                 slopes.append(((z > 0) & (z < 1)).astype(z.dtype))
             delta = (acts[-1] - data.y_train[idx]) / len(idx)
             for j in range(len(chain) - 1, -1, -1):
                 key, _, tgt = chain[j]
                 conv, w = work.convs.get(key), work.params[key]
-                gw = conv.kernel_gradient(acts[j], delta) if conv is not None else acts[j].T @ delta
+                m = switches[j]
+                gw = conv.kernel_gradient(acts[j], delta, m) if conv is not None else \
+                    acts[j].T @ delta
                 gb = delta.sum(axis=0)
                 if j:
-                    delta = conv.adjoint(w, delta) if conv is not None else delta @ w.T
+                    delta = conv.adjoint(w, delta, m) if conv is not None else delta @ w.T
                     delta = delta * slopes[j]
                 opt.apply(work.params, {key: gw.astype(w.dtype),
                                         "b:%s" % tgt: gb.astype(w.dtype)})
         seconds = time.perf_counter() - t0
         a = data.x_test
         for j, (key, _, tgt) in enumerate(chain):
-            z = _layer(work, key, a) + work.params["b:%s" % tgt]
+            z = _layer(work, key, a)[0] + work.params["b:%s" % tgt]
             a = z if j == len(chain) - 1 else np.clip(z, 0.0, 1.0)
         err = float(np.mean(np.argmax(a, 1) != data.labels_test))
         rows.append({"epoch": epoch + 1, "test_error": err, "seconds": seconds})
@@ -97,6 +108,7 @@ def backprop(net, data, lrs, epochs, batch_size, seed, schedule, momentum=0.0, o
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--circuit", default=CIRCUIT, help="circuit file (default: conv_fashion)")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--limit-train", type=int, default=0)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
@@ -104,7 +116,7 @@ def main():
     overrides = list(args.overrides) + (["train.epochs=%d" % args.epochs] if args.epochs else [])
     if args.limit_train:
         overrides.append("dataset.limit_train=%d" % args.limit_train)
-    circuit, _ = config.load(CIRCUIT, overrides)
+    circuit, _ = config.load(args.circuit, overrides)
     net = experiment.build_network(circuit.network)
     start = net.copy()
     data = experiment.build_dataset(circuit.dataset, circuit.network.dtype)

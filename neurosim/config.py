@@ -41,7 +41,8 @@ class Population(_Section):
 
 class Projection(_Section):
     """One projection ``source -> target`` of an explicit graph: dense, or convolutional
-    with a square ``kernel`` (``stride``, zero ``padding``, average ``pool`` blocks);
+    with a square ``kernel`` (``stride``, zero ``padding``, ``pool`` blocks of ``pooling``
+    "average" or "max");
     ``gain`` scales its initial weights (times the network's ``gain``)."""
     source: str
     target: str
@@ -49,6 +50,7 @@ class Projection(_Section):
     stride: int = Field(1, gt=0)
     padding: int = Field(0, ge=0)
     pool: int = Field(1, gt=0)
+    pooling: Literal["average", "max"] = "average"
     gain: float = Field(1.0, gt=0, allow_inf_nan=False)
 
 

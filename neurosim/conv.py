@@ -1,11 +1,16 @@
-"""Convolutional projections with average pooling (docs/maths.md 12), on flat batched states.
+"""Convolutional projections with average or max pooling (docs/maths.md 12), on flat batched
+states.
 
 A projection ``a -> b`` between populations of shapes ``(C, H, W)`` and ``(O, H', W')``
 convolves ``rho(s_a)`` with a kernel ``W`` of shape ``(O, C, k, k)`` (stride, zero padding)
-and average-pools the result over ``pool x pool`` blocks: ``P(W * rho(s_a))``. Average
-pooling is linear, so the projection keeps a true energy term ``-<rho(s_b), P(W * rho(s_a))>``;
-the feedback to ``a`` is the adjoint ``W^T * P^T``, and ``dE/dW`` the correlation of ``rho(s_a)``
-with ``P^T rho(s_b)``.
+and pools the result over ``pool x pool`` blocks: ``P(W * rho(s_a))``, the energy term
+``-<rho(s_b), P(W * rho(s_a))>``. Average pooling is linear: the feedback to ``a`` is the
+adjoint ``W^T * P^T``, and ``dE/dW`` the correlation of ``rho(s_a)`` with ``P^T rho(s_b)``.
+Max pooling (Laborieux et al. 2021) keeps the energy, piecewise bilinear: where the arg-max of
+each block (its *switches*, :meth:`Conv.switches`) is held, ``P`` is the linear selection
+``P_m``, so the forces, the kernel gradient and the Jacobian products are those of average
+pooling with ``P_m`` in place of ``P``, taken at the switches of the state they are evaluated
+at (almost everywhere the derivatives of the energy itself).
 
 How it is computed: when the stride ``s`` is smaller than the kernel ``k``, a convolution
 followed by ``q x q`` average pooling is one convolution of stride ``s q`` with the kernel
@@ -13,10 +18,10 @@ folded over the pooling block (size ``k + (q - 1) s``, :meth:`Conv.fold`), which
 ``q^2 k^2 / (k + (q - 1) s)^2`` times fewer multiply-adds (2.8x for k = 5, q = 2); the
 kernel's gradient is the folded gradient's sum over the block (:meth:`Conv.unfold`). With
 ``s >= k`` folding would add work, and the pooling is applied to the convolution's output
-instead. The forward product and the kernel gradient are one BLAS product with the im2col
-column matrix (a strided view copied once); the adjoint is one BLAS product per offset of
-the (folded) kernel, scattered back onto the pixels each read (measured faster here than
-col2im of one product). No Python loops over pixels or examples.
+instead, as it always is for max pooling. The forward product and the kernel gradient are one
+BLAS product with the im2col column matrix (a strided view copied once); the adjoint is one
+BLAS product per offset of the (folded) kernel, scattered back onto the pixels each read
+(measured faster here than col2im of one product). No Python loops over pixels or examples.
 """
 from __future__ import annotations
 
@@ -33,11 +38,15 @@ def _positive_int(name, v, minimum=1):
     return int(v)
 
 
+POOLINGS = ("average", "max")
+
+
 @dataclass(frozen=True)
 class Conv:
     """The geometry of one convolutional projection: input shape ``(C, H, W)``, ``channels``
     output channels, a square ``kernel``, ``stride``, zero ``padding`` (at most kernel - 1) and
-    average ``pool`` blocks (1: none). ``out_shape`` is the target population's shape."""
+    ``pool`` blocks (1: none) of ``pooling`` "average" or "max". ``out_shape`` is the target
+    population's shape."""
 
     in_shape: tuple
     channels: int
@@ -45,6 +54,7 @@ class Conv:
     stride: int = 1
     padding: int = 0
     pool: int = 1
+    pooling: str = "average"
 
     def __post_init__(self):
         if len(self.in_shape) != 3:
@@ -53,6 +63,8 @@ class Conv:
         for name in ("channels", "kernel", "stride", "pool"):
             _positive_int(name, getattr(self, name))
         _positive_int("padding", self.padding, 0)
+        if self.pooling not in POOLINGS:
+            raise ValueError("pooling must be one of %s, got %r" % (POOLINGS, self.pooling))
         if self.padding > self.kernel - 1:
             raise ValueError("padding must be at most kernel - 1 = %d, got %d"
                              % (self.kernel - 1, self.padding))
@@ -84,9 +96,14 @@ class Conv:
     # -- pooling folded into the kernel ---------------------------------------------------
     @property
     def folds(self):
-        """Whether the pooling is folded into the kernel (``pool > 1`` and stride < kernel,
-        where folding saves multiply-adds)."""
-        return self.pool > 1 and self.stride < self.kernel
+        """Whether the pooling is folded into the kernel (average ``pool > 1`` and stride <
+        kernel, where folding saves multiply-adds)."""
+        return self.pool > 1 and self.stride < self.kernel and self.pooling == "average"
+
+    @property
+    def max_pools(self):
+        """Whether the pooling is a max over blocks (products then need the switches)."""
+        return self.pool > 1 and self.pooling == "max"
 
     @property
     def pools_output(self):
@@ -97,7 +114,7 @@ class Conv:
     def plain(self):
         """The convolution that is computed, without pooling: with :attr:`folds`, the same
         linear map as this one (stride ``s q``, the kernel folded over the ``q x q`` block);
-        otherwise this geometry with ``pool = 1``, whose output is then average-pooled."""
+        otherwise this geometry with ``pool = 1``, whose output is then pooled."""
         if self.pool == 1:
             return self
         if self.folds:
@@ -193,44 +210,89 @@ class Conv:
         return np.ascontiguousarray(g.reshape(O, k, k, C).transpose(0, 3, 1, 2))
 
     # -- explicit pooling (when it is not folded) ------------------------------------------
-    def _pool(self, y):
-        """``P``: average over ``q x q`` blocks of a flat ``(B, O*Ho*Wo)`` batch."""
+    def _blocks(self, y):
+        """A flat ``(B, O*Ho*Wo)`` convolution output as ``(B, O, H', W', q*q)`` blocks."""
+        q, (_, hp, wp) = self.pool, self.out_shape
+        y = y.reshape(-1, self.channels, hp, q, wp, q).transpose(0, 1, 2, 4, 3, 5)
+        return y.reshape(y.shape[:4] + (q * q,))
+
+    def _unblock(self, u):
+        """The inverse of :meth:`_blocks`: ``(B, O, H', W', q*q)`` -> flat ``(B, O*Ho*Wo)``."""
+        q = self.pool
+        u = u.reshape(u.shape[:4] + (q, q)).transpose(0, 1, 2, 4, 3, 5)
+        return np.ascontiguousarray(u).reshape(u.shape[0], -1)
+
+    def _pool(self, y, switches=None):
+        """``P``: the mean over ``q x q`` blocks of a flat ``(B, O*Ho*Wo)`` batch, or its max
+        (the entries at ``switches`` when given: the linear ``P_m``)."""
         if not self.pools_output:
             return y
-        q, (ho, wo) = self.pool, self.conv_hw
-        y = y.reshape(-1, self.channels, ho // q, q, wo // q, q).mean(axis=(3, 5))
-        return y.reshape(y.shape[0], -1)
+        if self.pooling == "average":
+            q, (ho, wo) = self.pool, self.conv_hw
+            y = y.reshape(-1, self.channels, ho // q, q, wo // q, q).mean(axis=(3, 5))
+            return y.reshape(y.shape[0], -1)
+        b = self._blocks(y)
+        if switches is None:
+            return b.max(axis=4).reshape(b.shape[0], -1)
+        return np.take_along_axis(b, switches[..., None], axis=4).reshape(b.shape[0], -1)
 
-    def _unpool(self, v):
-        """``P^T``: each pooled value spread evenly over its block."""
+    def _unpool(self, v, switches=None):
+        """``P^T``: each pooled value spread evenly over its block, or (max pooling) put at
+        its block's switch."""
         if not self.pools_output:
             return v
         q, (_, hp, wp) = self.pool, self.out_shape
-        u = v.reshape(-1, self.channels, hp, wp) * (1.0 / (q * q))
-        u = np.repeat(np.repeat(u, q, axis=2), q, axis=3)
-        return u.reshape(u.shape[0], -1)
+        if self.pooling == "average":
+            u = v.reshape(-1, self.channels, hp, wp) * (1.0 / (q * q))
+            u = np.repeat(np.repeat(u, q, axis=2), q, axis=3)
+            return u.reshape(u.shape[0], -1)
+        self._need(switches)
+        u = np.zeros(switches.shape + (q * q,), dtype=v.dtype)
+        np.put_along_axis(u, switches[..., None], v.reshape(switches.shape + (1,)), axis=4)
+        return self._unblock(u)
+
+    def _need(self, switches):
+        if self.max_pools and switches is None:
+            raise ValueError("a max-pooled projection's feedback and kernel gradient need the "
+                             "switches of the state they are taken at (Conv.switches)")
 
     # -- the three products of an energy term ---------------------------------------------
-    def forward(self, kernel, r):
-        """``P(W * r)`` for a flat batch ``r`` ``(B, C*H*W)`` -> ``(B, O*H'*W')``."""
-        return self._pool(self.plain._forward(self.fold(kernel), r))
+    def max_pool(self, kernel, r):
+        """Max pooling: ``(P(W * r), switches)`` from one convolution, the switches the
+        arg-max of every ``q x q`` block, ``(B, O, H', W')`` (the first of tied entries)."""
+        b = self._blocks(self.plain._forward(kernel, r))
+        m = b.argmax(axis=4)
+        return np.take_along_axis(b, m[..., None], axis=4).reshape(b.shape[0], -1), m
 
-    def adjoint(self, kernel, v):
-        """``W^T * P^T v``, the adjoint of :meth:`forward`: ``(B, O*H'*W')`` -> ``(B, C*H*W)``."""
-        return self.plain._adjoint(self.fold(kernel), self._unpool(v))
+    def switches(self, kernel, r):
+        """The switches of :meth:`max_pool` at the source rates ``r``; None for average
+        pooling (or no pooling)."""
+        return self.max_pool(kernel, r)[1] if self.max_pools else None
 
-    def kernel_gradient(self, r, v):
+    def forward(self, kernel, r, switches=None):
+        """``P(W * r)`` for a flat batch ``r`` ``(B, C*H*W)`` -> ``(B, O*H'*W')``; with max
+        pooling and ``switches``, the linear ``P_m(W * r)`` (the forward product at those
+        switches: the Jacobian-vector product of the max)."""
+        return self._pool(self.plain._forward(self.fold(kernel), r), switches)
+
+    def adjoint(self, kernel, v, switches=None):
+        """``W^T * P^T v``, the adjoint of :meth:`forward`: ``(B, O*H'*W')`` -> ``(B, C*H*W)``
+        (max pooling: at ``switches``, required)."""
+        return self.plain._adjoint(self.fold(kernel), self._unpool(v, switches))
+
+    def kernel_gradient(self, r, v, switches=None):
         """``d <v, P(W * r)> / dW`` summed over the batch: the correlation of ``r``
-        ``(B, C*H*W)`` with ``P^T v`` ``(B, O*H'*W')``, shape ``(O, C, k, k)``."""
-        return self.unfold(self.plain._kernel_gradient(r, self._unpool(v)))
+        ``(B, C*H*W)`` with ``P^T v`` ``(B, O*H'*W')``, shape ``(O, C, k, k)`` (max pooling:
+        ``P_m`` at ``switches``, required)."""
+        return self.unfold(self.plain._kernel_gradient(r, self._unpool(v, switches)))
 
     def macs(self):
-        """Multiply-adds of one forward product per example, as computed (:attr:`plain`: the
-        pooling folded into the kernel where that saves work; the pooling's adds not
-        counted)."""
+        """Multiply-adds of one forward product per example, as computed (:attr:`plain`: an
+        average pooling folded into the kernel where that saves work; the pooling's adds and
+        comparisons not counted)."""
         g = self.plain
         ho, wo = g.conv_hw
         return ho * wo * int(np.prod(g.kernel_shape))
 
 
-__all__ = ["Conv"]
+__all__ = ["Conv", "POOLINGS"]

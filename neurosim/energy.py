@@ -58,40 +58,86 @@ def _matrix(net, term):
     return w.T if term.transpose else w
 
 
-def term_product(net, term, r):
+def switches(net, term, at, cache=None):
+    """The switches of a max-pooled ``term`` (:meth:`neurosim.conv.Conv.switches`) at the
+    operating point ``at`` (a rates dict), None for any other term; ``cache``: an optional
+    dict per operating point, keyed by the projection."""
+    if not term.max_pooled:
+        return None
+    return _max_pool(net, term, at, cache)[1]
+
+
+def _max_pool(net, term, at, cache):
+    """``(P(W * r), switches)`` of a max-pooled term at the rates ``at``, from ``cache`` when
+    it holds them (one convolution per projection and operating point)."""
+    if cache is not None and term.key in cache:
+        return cache[term.key]
+    if at is None:
+        raise ArgumentError("%s is max-pooled: its feedback and gradients need the rates they "
+                            "are taken at (at=...)" % term.key)
+    out = term.conv.max_pool(net.params[term.key], at[term.conv_source])
+    if cache is not None:
+        cache[term.key] = out
+    return out
+
+
+def term_product(net, term, r, at=None, cache=None):
     """What ``term`` adds to its target's drive from the source rates ``r`` ``(B, n_src)``:
-    ``r M`` (dense) or the convolution ``P(W * r)`` (its adjoint for the feedback term)."""
+    ``r M`` (dense) or the convolution ``P(W * r)`` (its adjoint for the feedback term). A
+    max-pooled term is linearised at the rates ``at`` (its switches there; ``cache`` as in
+    :func:`switches`; a cached max is returned as it is, not copied): the max itself where
+    ``r`` is ``at``'s own (or ``at`` is None), the selection at ``at``'s switches for another
+    ``r`` (a Jacobian-vector product)."""
     w = net.params[term.key]
     if term.conv is None:
         return r @ (w.T if term.transpose else w)
-    return term.conv.adjoint(w, r) if term.transpose else term.conv.forward(w, r)
+    if not term.max_pooled:
+        return term.conv.adjoint(w, r) if term.transpose else term.conv.forward(w, r)
+    if term.transpose:
+        return term.conv.adjoint(w, r, switches(net, term, at, cache))
+    if at is None:
+        return term.conv.max_pool(w, r)[0]
+    if at[term.source] is r:   # the max itself (its switches kept in the cache for the feedback)
+        return _max_pool(net, term, at, cache)[0]
+    return term.conv.forward(w, r, switches(net, term, at, cache))
 
 
-def term_adjoint(net, term, v):
-    """The adjoint of :func:`term_product`: a target-space batch ``v`` -> source space."""
+def term_adjoint(net, term, v, at=None, cache=None):
+    """The adjoint of :func:`term_product` (at the rates ``at`` for a max-pooled term): a
+    target-space batch ``v`` -> source space."""
     w = net.params[term.key]
     if term.conv is None:
         return v @ (w if term.transpose else w.T)
-    return term.conv.forward(w, v) if term.transpose else term.conv.adjoint(w, v)
+    m = switches(net, term, at, cache)
+    return term.conv.forward(w, v, m) if term.transpose else term.conv.adjoint(w, v, m)
 
 
-def term_outer(net, term, r, v):
+def term_outer(net, term, r, v, at=None, cache=None):
     """``d <v, term_product(r)> / d params[key]`` summed over the batch: ``r^T v`` for a
     dense term (``v^T r`` for the feedback of a tied matrix), the kernel correlation for a
-    convolution."""
+    convolution (a max-pooled one at the switches of the rates ``at``)."""
     if term.conv is None:
         return v.T @ r if term.transpose else r.T @ v
-    return term.conv.kernel_gradient(v, r) if term.transpose else term.conv.kernel_gradient(r, v)
+    m = switches(net, term, at, cache)
+    return term.conv.kernel_gradient(v, r, m) if term.transpose else \
+        term.conv.kernel_gradient(r, v, m)
 
 
-def term_matrix(net, term):
+def term_matrix(net, term, at=None):
     """The dense matrix ``M`` ``(n_src, n_tgt)`` of :func:`term_product` (``r M``): the weight
     matrix, or a convolution's, built once from its forward product and transposed for the
-    feedback term, so the two stay exact transposes (for dense Jacobians of small networks)."""
+    feedback term, so the two stay exact transposes (for dense Jacobians of small networks).
+    A max-pooled term's matrix is that of one example: ``at`` holds its rates (batch 1)."""
     if term.conv is None:
         return _matrix(net, term)
     n_in = int(np.prod(term.conv.in_shape))
-    m = term.conv.forward(net.params[term.key], np.eye(n_in, dtype=net.dtype))
+    m = switches(net, term, at)
+    if m is not None:
+        if m.shape[0] != 1:
+            raise ArgumentError("%s is max-pooled: its dense matrix is one example's (at "
+                                "with batch 1, got %d)" % (term.key, m.shape[0]))
+        m = np.broadcast_to(m, (n_in,) + m.shape[1:])
+    m = term.conv.forward(net.params[term.key], np.eye(n_in, dtype=net.dtype), m)
     return m.T if term.transpose else m
 
 
@@ -100,8 +146,9 @@ def drives(net, r):
     h = {}
     for p in net.state_pops:
         h[p] = np.broadcast_to(net.params["b:%s" % p], r[next(iter(r))].shape[:1] + (net.sizes[p],)).copy()
+    cache = {}
     for t in net.terms:
-        h[t.target] += term_product(net, t, r[t.source])
+        h[t.target] += term_product(net, t, r[t.source], r, cache)
     return h
 
 
@@ -247,7 +294,7 @@ def dE_dtheta(net, state, x):
     for t in net.terms:
         if t.transpose:
             continue
-        d = -term_outer(net, t, r[t.source], r[t.target]) / batch
+        d = -term_outer(net, t, r[t.source], r[t.target], r) / batch
         if t.lateral:
             d *= 0.5
             np.fill_diagonal(d, 0.0)
@@ -301,6 +348,7 @@ class Linearization:
                          for p in net.state_pops}
         self.batch = state[net.state_pops[0]].shape[0]
         self._matrices = None   # the terms' dense matrices, built by the first dense()
+        self.switches = {}      # of the max-pooled terms at this state, filled when first used
 
     def jvp(self, v):
         """``J v`` per example."""
@@ -309,7 +357,7 @@ class Linearization:
         out = {p: np.zeros_like(v[p]) for p in net.state_pops}
         for t in net.terms:
             if t.source in z:
-                out[t.target] += term_product(net, t, z[t.source])
+                out[t.target] += term_product(net, t, z[t.source], self.r, self.switches)
         return {p: self.diag[p] * v[p] + self.d1[p] * out[p] for p in net.state_pops}
 
     def vjp(self, w):
@@ -319,7 +367,7 @@ class Linearization:
         out = {p: np.zeros_like(w[p]) for p in net.state_pops}
         for t in net.terms:
             if t.source in out:
-                out[t.source] += term_adjoint(net, t, z[t.target])
+                out[t.source] += term_adjoint(net, t, z[t.target], self.r, self.switches)
         return {p: self.diag[p] * w[p] + self.d1[p] * out[p] for p in net.state_pops}
 
     def param_vjp(self, w):
@@ -332,7 +380,7 @@ class Linearization:
                 m = r[t.source].T @ z[t.target]
                 g[t.key] += 0.5 * (m + m.T)
             else:
-                g[t.key] += term_outer(net, t, r[t.source], z[t.target])
+                g[t.key] += term_outer(net, t, r[t.source], z[t.target], r, self.switches)
             if t.source == t.target:
                 np.fill_diagonal(g[t.key], 0.0)
         for p in net.state_pops:
@@ -354,11 +402,14 @@ class Linearization:
             a = offs[p]
             J[a:a + net.sizes[p], a:a + net.sizes[p]] += np.diag(self.diag[p][i])
         if self._matrices is None:
-            self._matrices = {t: term_matrix(net, t) for t in net.terms if t.source in offs}
+            self._matrices = {t: term_matrix(net, t) for t in net.terms
+                              if t.source in offs and not t.max_pooled}
+        one = {p: v[i:i + 1] for p, v in self.r.items()}   # a max-pooled term's own matrix
         for t in net.terms:
             if t.source not in offs:
                 continue
-            m = self._matrices[t]   # (n_src, n_tgt): d h_tgt / d rho_src = m.T
+            # (n_src, n_tgt): d h_tgt / d rho_src = m.T
+            m = term_matrix(net, t, one) if t.max_pooled else self._matrices[t]
             block = (self.d1[t.target][i][:, None] * m.T) * self.d1[t.source][i][None, :]
             a, b = offs[t.target], offs[t.source]
             J[a:a + net.sizes[t.target], b:b + net.sizes[t.source]] += block

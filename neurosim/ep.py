@@ -153,11 +153,11 @@ def add_energy_contrast(net, inputs, ra, rb, coeffs, into, scratch=None):
         w = into[t.key]
         alpha = -coeffs[t.key] / B   # into += alpha (r_src^T r_tgt at a - the same at b)
         if t.conv is not None:                 # a kernel: the correlations of the two states
-            if t.source in inputs:
-                m = en.term_outer(net, t, inputs[t.source], d[t.target])
-            else:
-                m = en.term_outer(net, t, ra[t.source], ra[t.target])
-                m -= en.term_outer(net, t, rb[t.source], rb[t.target])
+            if t.source in inputs:   # max pooling: the input's switches, the same in both
+                m = en.term_outer(net, t, inputs[t.source], d[t.target], inputs)
+            else:                    # max pooling: each state at its own switches
+                m = en.term_outer(net, t, ra[t.source], ra[t.target], ra)
+                m -= en.term_outer(net, t, rb[t.source], rb[t.target], rb)
             m *= alpha
             w += m
             continue

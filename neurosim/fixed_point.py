@@ -222,9 +222,13 @@ class BoxQuadratic:
     @classmethod
     def of(cls, dyn):
         """The problem of ``dyn`` (clipped hard sigmoid, energy dynamics, tied weights), or
-        None where these dynamics are not a box-constrained quadratic problem."""
+        None where these dynamics are not a box-constrained quadratic problem (also where a
+        max-pooled convolution couples two state populations: the coupling then depends on
+        its switches)."""
         net = dyn.net
         if not (dyn.identity_rates and net.dynamics == "energy" and net.n_state <= DENSE_UNITS):
+            return None
+        if any(t.max_pooled and t.conv_source in net.state_pops for t in net.terms):
             return None
         K = _coupling(net)
         if not np.array_equal(K, K.T):

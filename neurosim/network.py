@@ -44,7 +44,8 @@ class Term:
     """One product that drives population ``target``: ``rho(source) @ M`` where
     ``M = params[key]`` (or its transpose); ``lateral`` marks a tied self-projection. A
     convolutional projection carries its geometry in ``conv`` (:class:`neurosim.conv.Conv`):
-    the product is then its convolution (``transpose``: the adjoint, the feedback)."""
+    the product is then its convolution (``transpose``: the adjoint, the feedback;
+    ``max_pooled``: the products need the switches of the convolution's source)."""
 
     target: str
     source: str
@@ -52,6 +53,17 @@ class Term:
     transpose: bool
     lateral: bool = False
     conv: Conv | None = None
+
+    @property
+    def max_pooled(self):
+        """A max-pooled convolution (its products depend on the switches)."""
+        return self.conv is not None and self.conv.max_pools
+
+    @property
+    def conv_source(self):
+        """The population whose convolution is pooled: the projection's source (the
+        feedback term's target)."""
+        return self.target if self.transpose else self.source
 
 
 def _dtype(dtype):
@@ -121,7 +133,7 @@ def _check_graph(g, dynamics):
     return inputs, outputs
 
 
-CONV_FIELDS = ("kernel", "stride", "padding", "pool")
+CONV_FIELDS = ("kernel", "stride", "padding", "pool", "pooling")
 
 
 def _shape(g, n):
@@ -170,7 +182,7 @@ def conv_geometry(g, a, b, dynamics="energy"):
                            "has none" % (where, a if src is None else b))
     try:
         conv = Conv(src, tgt[0], attrs["kernel"], attrs.get("stride", 1), attrs.get("padding", 0),
-                    attrs.get("pool", 1))
+                    attrs.get("pool", 1), attrs.get("pooling", "average"))
     except ValueError as e:
         raise NetworkError("%s: %s" % (where, e)) from None
     if conv.out_shape != tgt:

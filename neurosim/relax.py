@@ -166,6 +166,7 @@ class Dynamics:
             r = self.rate
             for p in net.state_pops:
                 en.rho(act, s[p], out=r[p])
+        pooled = {}   # max pooling: one convolution per projection at these rates
         for p in net.state_pops:
             h, terms = self.buf[p], self.terms[p]
             if terms:
@@ -177,7 +178,7 @@ class Dynamics:
             else:
                 np.copyto(h, const[p])
             for t in self.conv_terms[p]:
-                h += en.term_product(net, t, r[t.source])
+                h += en.term_product(net, t, r[t.source], r, pooled)
             if not self.identity_rates:
                 if act == "hard_sigmoid":
                     d = self.d1[p]
@@ -384,7 +385,10 @@ class Dynamics:
         softmax readout the free phase is the same exact minimisation; in a nudged phase a
         population the readout reads is set to ``clip(h_p - beta (dC/dz) W^T)`` with the pull
         taken at the current states (the fixed-point iteration of Laborieux et al. 2021: the
-        same fixed points, reached for the small beta EP uses). Returns ``s``.
+        same fixed points, reached for the small beta EP uses). A population that a
+        max-pooled convolution reads gets its feedback at its current switches: the block
+        update is then a fixed-point iteration too (the energy is not convex in it). Returns
+        ``s``.
         """
         net = self.net
         if not self.identity_rates:
@@ -401,8 +405,8 @@ class Dynamics:
                 np.copyto(h, const[p])
                 for q, m in self.terms[p]:
                     h += np.matmul(s[q], m, out=self.tmp[p])
-                for t in self.conv_terms[p]:
-                    h += en.term_product(net, t, s[t.source])
+                for t in self.conv_terms[p]:   # max pooling: at the current switches
+                    h += en.term_product(net, t, s[t.source], s)
                 if beta and p in pulled:   # from the current states (one readout source
                     h -= beta * self.readout_feedback(s)[p]   # in a layered network)
                 elif beta and p in self.targets:

@@ -63,6 +63,11 @@ def _bad(data, *fragments):
                                   {"name": "y", "size": 2, "role": "output"}],
                   "projections": [{"source": "x", "target": "y", "gain": 0}]}},
      ["network.projections[0].gain", "greater than 0"]),
+    ({"network": {"populations": [{"name": "x", "size": 4, "role": "input", "shape": [1, 2, 2]},
+                                  {"name": "y", "size": 1, "role": "output", "shape": [1, 1, 1]}],
+                  "projections": [{"source": "x", "target": "y", "kernel": 2,
+                                   "pooling": "median"}]}},
+     ["network.projections[0].pooling", "'average' or 'max'"]),
     ({**BASE, "dataset": {"limit_train": -5}}, ["dataset.limit_train"]),
     ({**BASE, "record": {"weights": "sometimes"}}, ["record.weights"]),
     ({**BASE, "output": {"folder": "x"}}, ["output.folder: unknown key"]),
@@ -133,3 +138,27 @@ def test_a_projection_gain_reaches_the_network():
     a, b = net(), net(gain=0.5)
     assert (a.params["W:x->h"] == b.params["W:x->h"]).all()
     assert abs(b.params["W:h->y"] - 0.5 * a.params["W:h->y"]).max() < 1e-15
+
+
+def test_max_pooling_reaches_the_network_and_needs_a_kernel():
+    from neurosim.commands.run import build_network
+    from neurosim.errors import ConfigurationError
+
+    def net(**extra):
+        circuit = config.validate({"network": {
+            "populations": [{"name": "x", "size": 16, "role": "input", "shape": [1, 4, 4]},
+                            {"name": "h", "size": 8, "role": "hidden", "shape": [2, 2, 2]},
+                            {"name": "y", "size": 2, "role": "output"}],
+            "projections": [{"source": "x", "target": "h", "kernel": 3, "padding": 1,
+                             "pool": 2, **extra},
+                            {"source": "h", "target": "y"}]}})
+        return build_network(circuit.network)
+    assert net().convs["W:x->h"].pooling == "average"
+    assert net(pooling="max").convs["W:x->h"].max_pools
+    circuit = config.validate({"network": {
+        "populations": [{"name": "x", "size": 3, "role": "input"},
+                        {"name": "y", "size": 2, "role": "output"}],
+        "projections": [{"source": "x", "target": "y", "pooling": "max"}]}})
+    with pytest.raises(ConfigurationError, match="x -> y has stride, padding, pool or pooling "
+                                                 "but no kernel"):
+        build_network(circuit.network)

@@ -14,7 +14,7 @@ from neurosim import energy as en
 from neurosim import ep, rbp
 from neurosim.conv import Conv
 from neurosim.engines.reference import ep_step
-from neurosim.relax import free_state
+from neurosim.relax import free_state, relax
 
 from conftest import check_ep_slopes, rel_err
 
@@ -64,21 +64,61 @@ def test_folding_the_pooling_saves_multiply_adds_only_where_it_should():
     assert not wide.folds and wide.macs() == 4 * 4 * 3 * 2 * 2 * 2
 
 
-def conv_graph():
+@pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if g[5] > 1])
+def test_max_pooling_is_the_max_and_its_switches_give_the_derivatives(geometry):
+    """``P(W * r)`` is the block max of the convolution; at the switches of ``r`` the products
+    are the linear selection ``P_m``: exact adjoints of each other, and the derivatives of
+    ``<v, max(W * r)>`` in ``r`` and in ``W`` (central differences)."""
+    c = Conv(*geometry, pooling="max")
+    assert c.max_pools and not c.folds
+    rng = np.random.default_rng(1)
+    kernel = rng.normal(size=c.kernel_shape)
+    r = rng.normal(size=(3, int(np.prod(c.in_shape))))
+    v = rng.normal(size=(3, int(np.prod(c.out_shape))))
+    q, (O, hp, wp) = c.pool, c.out_shape
+    full = Conv(*geometry[:5], 1).forward(kernel, r).reshape(3, O, hp, q, wp, q)
+    f = c.forward(kernel, r)
+    assert np.array_equal(f, full.max(axis=(3, 5)).reshape(3, -1))
+    m = c.switches(kernel, r)
+    assert m.shape == (3, O, hp, wp)
+    assert np.array_equal(c.forward(kernel, r, m), f)
+    dr = rng.normal(size=r.shape)
+    assert np.sum(v * c.forward(kernel, dr, m)) == pytest.approx(
+        np.sum(c.adjoint(kernel, v, m) * dr), rel=1e-12)
+    h = 1e-6
+    fd = (np.sum(v * c.forward(kernel, r + h * dr)) - np.sum(v * c.forward(kernel, r - h * dr)))
+    assert fd / (2 * h) == pytest.approx(np.sum(c.adjoint(kernel, v, m) * dr), rel=1e-7)
+    dk = rng.normal(size=kernel.shape)
+    fd = np.sum(v * c.forward(kernel + h * dk, r)) - np.sum(v * c.forward(kernel - h * dk, r))
+    assert fd / (2 * h) == pytest.approx(np.sum(c.kernel_gradient(r, v, m) * dk), rel=1e-7)
+    with pytest.raises(ValueError, match="switches"):
+        c.adjoint(kernel, v)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        Conv(*geometry, pooling="min")
+
+
+def conv_graph(pooling="average"):
+    """x (1x8x8) -> conv 3x3 pad 1, pool 2 -> h1 (3x4x4) -> conv 3x3 -> h2 (4x2x2) -> y (3);
+    with ``pooling = "max"`` both convolutions max-pool (h1 -> h2 with padding 1 and pool 2),
+    so a state population's feedback goes through its switches."""
     g = nx.DiGraph()
     g.add_node("x", size=64, role="input", shape=(1, 8, 8))
     g.add_node("h1", size=48, role="hidden", shape=(3, 4, 4))
     g.add_node("h2", size=16, role="hidden", shape=(4, 2, 2))
     g.add_node("y", size=3, role="output")
-    g.add_edge("x", "h1", kernel=3, padding=1, pool=2)
-    g.add_edge("h1", "h2", kernel=3)
+    if pooling == "max":
+        g.add_edge("x", "h1", kernel=3, padding=1, pool=2, pooling="max")
+        g.add_edge("h1", "h2", kernel=3, padding=1, pool=2, pooling="max")
+    else:
+        g.add_edge("x", "h1", kernel=3, padding=1, pool=2)
+        g.add_edge("h1", "h2", kernel=3)
     g.add_edge("h2", "y")
     return g
 
 
-def _net(readout="state", activation="logistic", **kw):
-    return ns.Network.from_graph(conv_graph(), activation=activation, readout=readout, seed=1,
-                                 **{"gain": 1.5, **kw})
+def _net(readout="state", activation="logistic", pooling="average", **kw):
+    return ns.Network.from_graph(conv_graph(pooling), activation=activation, readout=readout,
+                                 seed=1, **{"gain": 1.5, **kw})
 
 
 def _data(batch=2, seed=0):
@@ -94,9 +134,10 @@ def test_a_conv_network_shares_its_kernels():
     assert sorted(net.convs) == ["W:h1->h2", "W:x->h1"]
 
 
-@pytest.mark.parametrize("readout", ["state", "softmax"])
-def test_rbp_matches_finite_differences_on_a_conv_network(readout):
-    net = _net(readout)
+@pytest.mark.parametrize("readout,pooling", [("state", "average"), ("softmax", "average"),
+                                             ("state", "max"), ("softmax", "max")])
+def test_rbp_matches_finite_differences_on_a_conv_network(readout, pooling):
+    net = _net(readout, pooling=pooling)
     x, y = _data()
     g = rbp.gradient(net, x, y, eps=EPS, tol=1e-13)
 
@@ -104,7 +145,7 @@ def test_rbp_matches_finite_differences_on_a_conv_network(readout):
         return float(np.mean(en.cost(n, free_state(n, x, eps=EPS, tol=1e-9), y)))
 
     h, worst = 1e-5, 0.0
-    for k in ("W:x->h1", "W:h1->h2", "b:h1"):
+    for k in ("W:x->h1", "W:h1->h2", "b:h1", "b:h2"):
         v = net.params[k]
         for i in list(np.ndindex(v.shape))[::14]:
             p = dict(net.params)
@@ -123,14 +164,16 @@ def test_rbp_matches_finite_differences_on_a_conv_network(readout):
     assert rel_err(rbp.gradient(net, x, y, eps=EPS, tol=1e-13, solver="cg"), g) < 1e-6
 
 
-def test_ep_on_a_conv_network_converges_with_the_expected_slopes():
-    net = _net()
+@pytest.mark.parametrize("pooling", ["average", "max"])
+def test_ep_on_a_conv_network_converges_with_the_expected_slopes(pooling):
+    net = _net(pooling=pooling)
     x, y = _data()
     check_ep_slopes(net, x, y, EPS)
 
 
-def test_the_theorem_on_a_conv_network():
-    net = _net()
+@pytest.mark.parametrize("pooling", ["average", "max"])
+def test_the_theorem_on_a_conv_network(pooling):
+    net = _net(pooling=pooling)
     x, y = _data()
     side = rbp.side_network(net, x, y, EPS, 30)
     sp = ep.second_phase(net, x, y, 1e-4, EPS, 30)
@@ -140,9 +183,10 @@ def test_the_theorem_on_a_conv_network():
     assert worst < 10 * 1e-4
 
 
-@pytest.mark.parametrize("readout", ["state", "softmax"])
-def test_the_fast_step_on_a_conv_network_gives_the_estimator(readout):
-    net = _net(readout, activation="hard_sigmoid", gain=1.0)
+@pytest.mark.parametrize("readout,pooling", [("state", "average"), ("softmax", "average"),
+                                             ("softmax", "max")])
+def test_the_fast_step_on_a_conv_network_gives_the_estimator(readout, pooling):
+    net = _net(readout, activation="hard_sigmoid", gain=1.0, pooling=pooling)
     x, y = _data(batch=4)
     kw = dict(eps=0.5, free_steps=8, nudge_steps=3, clip=True)
     want = ep.gradient(net, x, y, 0.3, variant="symmetric", **kw)
@@ -155,19 +199,41 @@ def test_the_fast_step_on_a_conv_network_gives_the_estimator(readout):
         assert np.allclose(fused.params[k], net.params[k] - 0.1 * want[k], atol=1e-13), k
 
 
-def test_block_sweeps_on_a_conv_network_with_a_softmax_readout_train_like_euler():
+@pytest.mark.parametrize("pooling", ["average", "max"])
+def test_block_sweeps_on_a_conv_network_with_a_softmax_readout_train_like_euler(pooling):
     """The reference engine takes block sweeps with a softmax readout (conv_fashion's path);
     converged, its EP estimate is that of converged Euler phases."""
     from neurosim.engines import build
     from neurosim.training.optimizer import Optimizer
-    net = _net("softmax", activation="hard_sigmoid", gain=1.0)
+    net = _net("softmax", activation="hard_sigmoid", gain=1.0, pooling=pooling)
     x, y = _data(batch=4)
     engine = build("reference", net.copy(), solver="block", clip=True, free_steps=1000,
                    nudge_steps=1000, beta=0.3, variant="symmetric")
     res = engine.step(x, y, Optimizer({k: 0.0 for k in net.params}), want_estimate=True)
+    # max pooling makes the energy non-convex in a pooled population: the sweeps may settle
+    # in another minimum than Euler steps from zero (here one example of four), so Euler
+    # starts from the sweeps' free state, a fixed point of both
+    start = res.state if pooling == "max" else None
     want = ep.gradient(net, x, y, 0.3, variant="symmetric", eps=0.2, free_steps=3000,
-                       nudge_steps=3000, clip=True)
+                       nudge_steps=3000, clip=True, state=start)
     assert rel_err(res.estimate, want) < 1e-6
+
+
+def test_the_free_fixed_point_of_a_max_pooled_network_is_verified():
+    """With max pooling between two state populations the clipped free phase is not one box
+    quadratic problem (its coupling follows the switches): the fixed point comes from Euler
+    steps, verified to the tolerance, and RBP at it matches the matrix-free solvers."""
+    from neurosim.fixed_point import free_fixed_point
+    net = _net("softmax", activation="hard_sigmoid", gain=1.0, pooling="max")
+    x, y = _data(batch=3)
+    fp = free_fixed_point(net, x, clip=True, eps=0.5, tol=1e-11)
+    assert fp.residual <= 1e-11 and fp.steps > 0 and fp.newton_iterations == 0
+    euler = relax(net, x, eps=0.5, tol=1e-12, clip=True).state
+    assert max(np.abs(fp.state[p] - euler[p]).max() for p in net.state_pops) < 1e-9
+    dense = rbp.gradient(net, x, y, state=fp.state, clip=True)
+    assert rel_err(rbp.gradient(net, x, y, state=fp.state, clip=True, solver="gmres"),
+                   dense) < 1e-8
+    assert np.abs(dense["W:h1->h2"]).max() > 1e-4
 
 
 def test_a_projection_gain_scales_only_its_own_initial_weights():
@@ -209,6 +275,14 @@ def test_bad_conv_geometry_names_the_projection():
         ns.Network.from_graph(g)
     with pytest.raises(ns.NetworkError, match="needs energy dynamics"):
         ns.Network.from_graph(conv_graph(), dynamics="vector_field")
+    g = conv_graph()
+    g.edges["h1", "h2"]["pooling"] = "min"
+    with pytest.raises(ns.NetworkError, match="h1->h2: pooling must be one of .*'min'"):
+        ns.Network.from_graph(g)
+    g = conv_graph()
+    g.edges["h2", "y"]["pooling"] = "max"
+    with pytest.raises(ns.NetworkError, match="h2->y has .*pooling.* but no 'kernel'"):
+        ns.Network.from_graph(g)
 
 
 def test_engines_that_cannot_hold_a_kernel_say_which_projection():

@@ -52,10 +52,11 @@ def build_network(section, elements=None):
                 raise ConfigurationError("network.projections: %r is not a population (%s)"
                                          % (end, list(g.nodes)))
         conv = {} if e.kernel is None else dict(kernel=e.kernel, stride=e.stride,
-                                                padding=e.padding, pool=e.pool)
-        if e.kernel is None and (e.stride, e.padding, e.pool) != (1, 0, 1):
-            raise ConfigurationError("network.projections: %s -> %s has stride, padding or pool "
-                                     "but no kernel" % (e.source, e.target))
+                                                padding=e.padding, pool=e.pool,
+                                                pooling=e.pooling)
+        if e.kernel is None and (e.stride, e.padding, e.pool, e.pooling) != (1, 0, 1, "average"):
+            raise ConfigurationError("network.projections: %s -> %s has stride, padding, pool "
+                                     "or pooling but no kernel" % (e.source, e.target))
         g.add_edge(e.source, e.target, **conv, **({} if e.gain == 1.0 else {"gain": e.gain}))
     return Network.from_graph(g, **kw)
 
