@@ -399,6 +399,9 @@ class Dynamics:
             raise ArgumentError("a nudged relaxation (beta != 0) needs targets y")
         const, beta = self.const, float(beta)
         pulled = {t.source for t in net.readout_terms} if net.readout == "softmax" else set()
+        # max pooling: (max, switches) per projection, kept while its source is unchanged (the
+        # drive of b computes what the next feedback to a needs)
+        pooled = {}
         for _ in range(int(sweeps)):
             for p in net.state_pops:
                 h = self.buf[p]
@@ -406,7 +409,10 @@ class Dynamics:
                 for q, m in self.terms[p]:
                     h += np.matmul(s[q], m, out=self.tmp[p])
                 for t in self.conv_terms[p]:   # max pooling: at the current switches
-                    h += en.term_product(net, t, s[t.source], s)
+                    h += en.term_product(net, t, s[t.source], s, pooled)
+                for t in self.conv_terms[p]:   # s[p] changes below
+                    if t.transpose:
+                        pooled.pop(t.key, None)
                 if beta and p in pulled:   # from the current states (one readout source
                     h -= beta * self.readout_feedback(s)[p]   # in a layered network)
                 elif beta and p in self.targets:

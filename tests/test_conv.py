@@ -219,6 +219,27 @@ def test_block_sweeps_on_a_conv_network_with_a_softmax_readout_train_like_euler(
     assert rel_err(res.estimate, want) < 1e-6
 
 
+def test_block_sweeps_keep_the_switches_only_while_their_source_is_unchanged():
+    """run_block reuses the max and switches a population's drive computed for the next
+    feedback to its source: the states equal sweeps that recompute every product."""
+    from neurosim.relax import Dynamics
+    net = _net("softmax", activation="hard_sigmoid", gain=1.0, pooling="max")
+    x, y = _data(batch=4)
+    dyn = Dynamics(net, x, y, clip=True)
+    fast = dyn.run_block(dyn.initial_state(), 0.0, 7)
+    slow = dyn.initial_state()
+    for _ in range(7):
+        for p in net.state_pops:
+            h = dyn.const[p].copy()
+            for q, m in dyn.terms[p]:
+                h += slow[q] @ m
+            for t in dyn.conv_terms[p]:
+                h += en.term_product(net, t, slow[t.source], slow)
+            slow[p] = np.clip(h, 0.0, 1.0)
+    assert all(np.array_equal(fast[p], slow[p]) for p in net.state_pops)
+    assert any(np.any((v > 0) & (v < 1)) for v in fast.values())
+
+
 def test_the_free_fixed_point_of_a_max_pooled_network_is_verified():
     """With max pooling between two state populations the clipped free phase is not one box
     quadratic problem (its coupling follows the switches): the fixed point comes from Euler
