@@ -62,6 +62,8 @@ def test_folding_the_pooling_saves_multiply_adds_only_where_it_should():
     assert c.macs() == 4 * 4 * 32 * 16 * 6 * 6 < 8 * 8 * 32 * 16 * 5 * 5
     wide = Conv((2, 11, 11), 3, 2, 3, 0, 2)                 # stride 3 > kernel 2
     assert not wide.folds and wide.macs() == 4 * 4 * 3 * 2 * 2 * 2
+    top = Conv((16, 12, 12), 32, 5, pool=2, pooling="max")  # the max is not linear: no fold
+    assert not top.folds and top.pools_output and top.macs() == 8 * 8 * 32 * 16 * 5 * 5
 
 
 @pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if g[5] > 1])
