@@ -348,7 +348,7 @@ class Linearization:
                          for p in net.state_pops}
         self.batch = state[net.state_pops[0]].shape[0]
         self._matrices = None   # the terms' dense matrices, built by the first dense()
-        self.switches = {}      # of the max-pooled terms at this state, filled when first used
+        self.pooled = {}        # max-pooled terms: (max, switches) at this state, when first used
 
     def jvp(self, v):
         """``J v`` per example."""
@@ -357,7 +357,7 @@ class Linearization:
         out = {p: np.zeros_like(v[p]) for p in net.state_pops}
         for t in net.terms:
             if t.source in z:
-                out[t.target] += term_product(net, t, z[t.source], self.r, self.switches)
+                out[t.target] += term_product(net, t, z[t.source], self.r, self.pooled)
         return {p: self.diag[p] * v[p] + self.d1[p] * out[p] for p in net.state_pops}
 
     def vjp(self, w):
@@ -367,7 +367,7 @@ class Linearization:
         out = {p: np.zeros_like(w[p]) for p in net.state_pops}
         for t in net.terms:
             if t.source in out:
-                out[t.source] += term_adjoint(net, t, z[t.target], self.r, self.switches)
+                out[t.source] += term_adjoint(net, t, z[t.target], self.r, self.pooled)
         return {p: self.diag[p] * w[p] + self.d1[p] * out[p] for p in net.state_pops}
 
     def param_vjp(self, w):
@@ -380,7 +380,7 @@ class Linearization:
                 m = r[t.source].T @ z[t.target]
                 g[t.key] += 0.5 * (m + m.T)
             else:
-                g[t.key] += term_outer(net, t, r[t.source], z[t.target], r, self.switches)
+                g[t.key] += term_outer(net, t, r[t.source], z[t.target], r, self.pooled)
             if t.source == t.target:
                 np.fill_diagonal(g[t.key], 0.0)
         for p in net.state_pops:
