@@ -91,12 +91,10 @@ def term_product(net, term, r, at=None, cache=None):
     w = net.params[term.key]
     if term.conv is None:
         return r @ (w.T if term.transpose else w)
-    if not term.max_pooled:
-        return term.conv.adjoint(w, r) if term.transpose else term.conv.forward(w, r)
     if term.transpose:
         return term.conv.adjoint(w, r, switches(net, term, at, cache))
-    if at is None:
-        return term.conv.max_pool(w, r)[0]
+    if not term.max_pooled or at is None:
+        return term.conv.forward(w, r)
     if at[term.source] is r:   # the max itself (its switches kept in the cache for the feedback)
         return _max_pool(net, term, at, cache)[0]
     return term.conv.forward(w, r, switches(net, term, at, cache))

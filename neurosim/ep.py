@@ -20,8 +20,8 @@ from .relax import Dynamics, polish
 
 VARIANTS = ("one_sided", "symmetric", "random_sign")
 __all__ = ["VARIANTS", "estimate", "gradient", "second_phase", "continual", "random_sign",
-           "nudged_phases", "contrast", "add_energy_contrast", "energy_contrast", "readout_contrast", "EPResult",
-           "SecondPhase", "ContinualResult"]
+           "nudged_phases", "contrast", "add_energy_contrast", "energy_contrast",
+           "readout_contrast", "EPResult", "SecondPhase", "ContinualResult"]
 
 
 @dataclass
