@@ -138,13 +138,15 @@ class EngineSection(_Section):
 
 
 class LearningSection(_Section):
-    """The learning rule: EP (variant, beta) or a gradient baseline (``rbp``: the implicit
+    """The learning rule: EP (variant, beta; or ``nudges``, the plan's nudge strengths, e.g.
+    ``[-0.2, 0.1, 0.3]``, which replace them: :class:`neurosim.plan.Plan`) or a gradient baseline (``rbp``: the implicit
     gradient, i.e. backprop at the fixed point), with per-projection learning rates and the
     optimizer that applies the estimate (``sgd`` with ``momentum``, or ``adam`` with
     ``adam_betas``)."""
     rule: Literal["ep", "continual_ep", "rbp"] = "ep"
     variant: Literal["one_sided", "symmetric", "random_sign"] = "symmetric"
     beta: float = 0.5
+    nudges: Optional[List[float]] = None
     lr: Union[float, List[float], Dict[str, float]] = 0.1
     bias_lr: Optional[Union[float, List[float], Dict[str, float]]] = None
     momentum: float = Field(0.0, ge=0, lt=1)
@@ -158,6 +160,16 @@ class LearningSection(_Section):
     def _beta(cls, v):
         if v == 0 or v != v:
             raise ValueError("must be a non-zero number")
+        return v
+
+    @field_validator("nudges")
+    @classmethod
+    def _nudges(cls, v):
+        if v is None:
+            return v
+        if len(v) < 2 or len(set(v)) != len(v) or not any(v) or not all(b == b for b in v):
+            raise ValueError("expected at least two distinct nudge strengths, one non-zero "
+                             "(0 is the free state), got %r" % (v,))
         return v
 
     @field_validator("adam_betas")

@@ -16,17 +16,19 @@ from scipy.linalg import get_blas_funcs
 from . import checks
 from . import energy as en
 from .errors import ArgumentError
+from .plan import VARIANTS, Plan, nudge_weights
 from .relax import Dynamics, polish
 
-VARIANTS = ("one_sided", "symmetric", "random_sign")
-__all__ = ["VARIANTS", "estimate", "gradient", "second_phase", "continual", "random_sign",
-           "nudged_phases", "contrast", "add_energy_contrast", "energy_contrast",
-           "readout_contrast", "EPResult", "SecondPhase", "ContinualResult"]
+__all__ = ["VARIANTS", "estimate", "gradient", "second_phase", "continual", "contrast",
+           "add_energy_contrast", "add_plan_contrast", "energy_contrast", "readout_contrast",
+           "EPResult", "SecondPhase", "ContinualResult"]
 
 
 @dataclass
 class EPResult:
-    """An EP estimate with the states it came from (``s_minus`` only for symmetric)."""
+    """An EP estimate with the states it came from: ``states`` one per nudge of the plan
+    (``nudges``); ``s_plus`` / ``s_minus`` those at ``+beta`` / ``-beta`` (``s_minus`` only
+    for symmetric)."""
 
     gradient: dict
     beta: float
@@ -35,6 +37,8 @@ class EPResult:
     s_minus: dict | None
     free_steps: int
     nudge_steps: int
+    nudges: tuple = ()
+    states: list | None = None
 
 
 @dataclass
@@ -95,43 +99,23 @@ def _nudge(dyn, s0, eps, beta, nudge_steps, tol):
     return res.state, res.steps
 
 
-def random_sign(rng=None):
-    """The sign of beta for random-sign EP: +1 or -1 with probability 1/2 each, one uniform
-    draw from ``rng`` (a Generator, or a seed for one). The one place this draw is made, so
-    every engine flips the same batches for the same seeds."""
-    return 1.0 if np.random.default_rng(rng).random() < 0.5 else -1.0
-
-
-def nudged_phases(run, s0, beta, variant, rng=None):
-    """The nudged phase(s) of an EP step from the free state ``s0``: ``run(s, beta)`` relaxes a
-    copy of ``s0`` with nudging ``beta`` and returns the state the update reads. Returns
-    ``(s_a, s_b, scale, beta)`` with the estimate ``scale [dE/dtheta(s_a) - dE/dtheta(s_b)]``:
-    ``(s_+beta, s_-beta, 1/(2 beta))`` for symmetric, ``(s_beta, s0, 1/beta)`` otherwise, with
-    the sign of ``beta`` drawn by :func:`random_sign` for random-sign EP. Every engine that
-    runs EP phases in numpy goes through this function."""
-    if variant not in VARIANTS:
-        raise ArgumentError("variant must be one of %s, got %r" % (VARIANTS, variant))
-    beta = float(beta)
-    if variant == "random_sign":
-        beta *= random_sign(rng)
-    sa = run({p: v.copy() for p, v in s0.items()}, beta)
-    if variant == "symmetric":
-        return sa, run({p: v.copy() for p, v in s0.items()}, -beta), 1.0 / (2.0 * beta), beta
-    return sa, s0, 1.0 / beta, beta
-
-
-def readout_contrast(net, targets, ra, rb, symmetric):
-    """A softmax readout's share of the contrast of ``E + beta C``: its parameters appear only
-    in ``beta C``, so EP gives them ``dC/dtheta`` at the nudged state, the mean of the
-    ``+beta`` and ``-beta`` states when ``symmetric`` (docs/maths.md 12); ``ra``, ``rb`` are
-    the hidden rates of the two states of :func:`nudged_phases`."""
+def readout_contrast(net, targets, states, plan):
+    """A softmax readout's share of the estimate: its parameters appear only in
+    ``beta C``, so the plan's weights give them ``sum_i c_i beta_i dC/dtheta(s_i)`` (the
+    nudged state's ``dC/dtheta`` one-sided, the mean of the ``+beta`` and ``-beta`` states'
+    symmetric; docs/maths.md 12); ``states`` are the hidden rates of the plan's
+    observations."""
     if targets is None:
         raise ArgumentError("a softmax readout's EP estimate needs the targets")
-    ga = en.readout_gradient(net, ra, targets)
-    if not symmetric:
-        return ga
-    gb = en.readout_gradient(net, rb, targets)
-    return {k: 0.5 * (ga[k] + gb[k]) for k in ga}
+    out = None
+    for c, b, r in zip(plan.weights, plan.nudges, states):
+        if b == 0:
+            continue
+        g = en.readout_gradient(net, r, targets)
+        w = float(np.real(c * b))
+        out = {k: w * v for k, v in g.items()} if out is None else \
+            {k: out[k] + w * v for k, v in g.items()}
+    return out
 
 
 def add_energy_contrast(net, inputs, ra, rb, coeffs, into, scratch=None):
@@ -187,38 +171,51 @@ def add_energy_contrast(net, inputs, ra, rb, coeffs, into, scratch=None):
             into[key] += d[p].sum(axis=0) * (-coeffs[key] / B)
 
 
-def energy_contrast(net, inputs, ra, rb, scale, targets=None, symmetric=False):
-    """``scale [dE/dtheta(a) - dE/dtheta(b)]`` (energy mode, batch mean) from the rates of
-    the two states (:func:`add_energy_contrast` into fresh arrays); a softmax readout's
-    parameters get :func:`readout_contrast` (``targets``: the targets dict, ``symmetric``:
-    the states are at ``+beta`` and ``-beta``)."""
+def add_plan_contrast(net, inputs, rates, plan, scale, into, scratch=None):
+    """``into[k] += scale[k] sum_i c_i dE/dtheta_k(s_i)`` (energy mode, batch mean) from the
+    rates ``rates`` of the plan's observations, ``c`` the plan's weights: as the weights sum
+    to 0, the sum of ``c_i [dE/dtheta(s_i) - dE/dtheta(s_0)]`` over ``i >= 1``, one
+    :func:`add_energy_contrast` each (one for a two-nudge plan). ``scale``: a number per
+    parameter key (1 for the estimate, ``-lr`` for a fused SGD step)."""
+    c = np.real(plan.weights)
+    for ci, r in zip(c[1:], rates[1:]):
+        add_energy_contrast(net, inputs, r, rates[0], {k: v * ci for k, v in scale.items()},
+                            into, scratch)
+
+
+def energy_contrast(net, inputs, rates, plan, targets=None):
+    """The EP estimate ``sum_i c_i dE/dtheta(s_i)`` (energy mode, batch mean) from the rates
+    of the plan's observations (:func:`add_plan_contrast` into fresh arrays); a softmax
+    readout's parameters get :func:`readout_contrast` (``targets``: the targets dict)."""
     g = {t.key: np.zeros_like(net.params[t.key]) for t in net.terms if not t.transpose}
     g.update({"b:%s" % p: np.zeros_like(net.params["b:%s" % p]) for p in net.state_pops})
-    add_energy_contrast(net, inputs, ra, rb, dict.fromkeys(g, scale), g)
+    add_plan_contrast(net, inputs, rates, plan, dict.fromkeys(g, 1.0), g)
     if net.readout == "softmax":
-        g.update(readout_contrast(net, targets, ra, rb, symmetric))
+        g.update(readout_contrast(net, targets, rates, plan))
     return {k: g[k] for k in net.params}
 
 
-def contrast(net, inputs, s0, sa, sb, scale, targets=None, symmetric=False):
-    """The EP estimate from its states: ``scale [dE/dtheta(sa) - dE/dtheta(sb)]`` (energy) or
-    ``-scale (dF/dtheta)^T (sa - sb)`` at ``s0`` (vector field), batch mean; ``inputs`` is
-    the dict of input populations; ``targets`` and ``symmetric`` as in
-    :func:`energy_contrast` (needed by a softmax readout)."""
+def contrast(net, inputs, s0, states, plan, targets=None):
+    """The EP estimate of the plan's observed states ``states`` (one per nudge):
+    ``sum_i c_i dE/dtheta(s_i)`` (energy) or ``-(dF/dtheta)^T sum_i c_i (s_i - s0)`` at the
+    free state ``s0`` (vector field), batch mean; ``inputs`` is the dict of input
+    populations; ``targets`` the targets dict (needed by a softmax readout)."""
     if net.dynamics == "energy":
-        return energy_contrast(net, inputs, en.state_rates(net, sa), en.state_rates(net, sb),
-                               scale, targets, symmetric)
+        return energy_contrast(net, inputs, [en.state_rates(net, s) for s in states], plan,
+                               targets)
     lin = en.Linearization(net, s0, inputs)
-    g = lin.param_vjp({p: sa[p] - sb[p] for p in net.state_pops})
-    return {k: -scale * v for k, v in g.items()}
+    c = np.real(plan.weights)
+    g = lin.param_vjp({p: sum(ci * (s[p] - s0[p]) for ci, s in zip(c, states))
+                       for p in net.state_pops})
+    return {k: -v for k, v in g.items()}
 
 
-def estimate(net, x, y, beta, variant="one_sided", eps=0.1, nudge_steps=None, free_steps=None,
-             tol=1e-12, state=None, clip=False, rng=None):
+def estimate(net, x, y, beta=None, variant="one_sided", eps=0.1, nudge_steps=None,
+             free_steps=None, tol=1e-12, state=None, clip=False, rng=None, nudges=None):
     """Run the EP phases and return an :class:`EPResult` (see :func:`gradient`)."""
-    _check_beta(beta)
-    if variant not in VARIANTS:
-        raise ArgumentError("variant must be one of %s, got %r" % (VARIANTS, variant))
+    if nudges is None:
+        _check_beta(beta)
+    the_plan = Plan.of(beta, variant, nudges).for_batch(rng)
     dyn, s0, nf = _phases(net, x, y, eps, free_steps, tol, state, clip)
     steps = []
 
@@ -227,16 +224,17 @@ def estimate(net, x, y, beta, variant="one_sided", eps=0.1, nudge_steps=None, fr
         steps.append(n)
         return s
 
-    sp, sb, scale, beta = nudged_phases(run, s0, beta, variant, rng)
-    sm = sb if variant == "symmetric" else None
-    nn = steps[0]
-    g = contrast(net, dyn.inputs, s0, sp, sb, scale, dyn.targets, variant == "symmetric")
-    return EPResult(gradient=g, beta=beta, s0=s0, s_plus=sp, s_minus=sm, free_steps=nf,
-                    nudge_steps=nn)
+    states = the_plan.run(run, s0)
+    g = contrast(net, dyn.inputs, s0, states, the_plan, dyn.targets)
+    by = dict(zip(the_plan.nudges, states))
+    b = the_plan.nudges[-1]
+    return EPResult(gradient=g, beta=b, s0=s0, s_plus=by[b], s_minus=by.get(-b),
+                    free_steps=nf, nudge_steps=steps[0] if steps else 0, nudges=the_plan.nudges,
+                    states=states)
 
 
-def gradient(net, x, y, beta, variant="one_sided", eps=0.1, nudge_steps=None, free_steps=None,
-             tol=1e-12, state=None, clip=False, rng=None):
+def gradient(net, x, y, beta=None, variant="one_sided", eps=0.1, nudge_steps=None,
+             free_steps=None, tol=1e-12, state=None, clip=False, rng=None, nudges=None):
     """The EP estimate of ``dL/dtheta`` (batch mean), a dict with the keys of ``net.params``.
 
     Parameters
@@ -244,6 +242,9 @@ def gradient(net, x, y, beta, variant="one_sided", eps=0.1, nudge_steps=None, fr
     beta : float
         Nudging strength (non-zero); ``random_sign`` flips its sign with probability 1/2.
     variant : "one_sided" | "symmetric" | "random_sign"
+    nudges : list of numbers, optional
+        The plan's nudge strengths (``0``: the free state), replacing ``beta`` and
+        ``variant`` (:class:`neurosim.plan.Plan`).
     nudge_steps, free_steps : int or None
         Fixed Euler step counts; None relaxes each phase until ``max |F| < tol``.
     state : dict, optional
@@ -254,7 +255,8 @@ def gradient(net, x, y, beta, variant="one_sided", eps=0.1, nudge_steps=None, fr
         Source of the random sign.
     """
     return estimate(net, x, y, beta, variant=variant, eps=eps, nudge_steps=nudge_steps,
-                    free_steps=free_steps, tol=tol, state=state, clip=clip, rng=rng).gradient
+                    free_steps=free_steps, tol=tol, state=state, clip=clip, rng=rng,
+                    nudges=nudges).gradient
 
 
 def second_phase(net, x, y, beta, eps, steps, state=None, tol=1e-13):
@@ -277,7 +279,8 @@ def second_phase(net, x, y, beta, eps, steps, state=None, tol=1e-13):
         s0 = dyn.initial_state(state)
     s = {p: v.copy() for p, v in s0.items()}
     traj = dyn.run(s, eps, beta=beta, steps=steps, record=True).trajectory
-    u = {p: np.diff(traj[p], axis=0) / (eps * beta) for p in net.state_pops}
+    c = nudge_weights([0.0, beta])[1]       # the one-sided weight of the nudged observation
+    u = {p: np.diff(traj[p], axis=0) * (c / eps) for p in net.state_pops}
     e0 = en.dE_dtheta(net, s0, dyn.inputs) if net.dynamics == "energy" else None
     lin = None if net.dynamics == "energy" else en.Linearization(net, s0, dyn.inputs)
     P = []
@@ -287,10 +290,10 @@ def second_phase(net, x, y, beta, eps, steps, state=None, tol=1e-13):
             # (1/beta) [d(E + beta C)/dtheta(s_k) - dE/dtheta(s0)]: the cost's own term is a
             # softmax readout's (zero for a state readout)
             ek, ck = en.dE_dtheta(net, sk, dyn.inputs), en.dC_dtheta(net, sk, dyn.targets)
-            P.append({kk: (ek[kk] - e0[kk]) / beta + ck[kk] for kk in ek})
+            P.append({kk: (ek[kk] - e0[kk]) * c + ck[kk] for kk in ek})
         else:
             g = lin.param_vjp({p: sk[p] - s0[p] for p in net.state_pops})
-            P.append({kk: -v / beta for kk, v in g.items()})
+            P.append({kk: -v * c for kk, v in g.items()})
     return SecondPhase(u=u, P=P, s0=s0, states=traj, beta=beta, eps=eps)
 
 
@@ -312,6 +315,7 @@ def continual(net, x, y, beta, lr, eps=0.1, nudge_steps=20, free_steps=None, tol
     work = net.copy()
     s = {p: v.copy() for p, v in s0.items()}
     prev = en.dE_dtheta(work, s, dyn.inputs)
+    c = nudge_weights([0.0, beta])[1]       # the one-sided weight of the nudged observation
     for _ in range(int(nudge_steps)):
         d = Dynamics(work, dyn.inputs, dyn.targets, clip=clip)
         d.step(s, eps, beta)
@@ -320,7 +324,7 @@ def continual(net, x, y, beta, lr, eps=0.1, nudge_steps=20, free_steps=None, tol
             for k, v in en.dC_dtheta(work, s, dyn.targets).items():
                 cur[k] += beta * v
         for k in work.params:
-            work.params[k] -= (lrs[k] / beta) * (cur[k] - prev[k])
+            work.params[k] -= (lrs[k] * c) * (cur[k] - prev[k])
         prev = cur
     update = {k: work.params[k] - net.params[k] for k in net.params}
     grad = {k: -update[k] / lrs[k] if lrs[k] else np.zeros_like(update[k]) for k in update}

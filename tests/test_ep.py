@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import neurosim as ns
+from neurosim.plan import Plan
 from neurosim import energy as en
 
 from conftest import (EPS, TOPOLOGIES, flat, make_data, make_net, norm, problem, problems,
@@ -231,7 +232,7 @@ def test_the_fused_contrast_adds_the_estimate_into_the_weights(kind):
     inputs = P.x if isinstance(P.x, dict) else {P.net.inputs[0]: P.x}
     ra = en.state_rates(P.net, {p: v + 0.05 * rng.normal(size=v.shape) for p, v in P.s0.items()})
     rb = en.state_rates(P.net, P.s0)
-    g = ns.ep.energy_contrast(P.net, inputs, ra, rb, 20.0)
+    g = ns.ep.energy_contrast(P.net, inputs, [rb, ra], Plan((0.0, 0.05)))   # weights -20, 20
     lr = {k: 0.1 * (i + 1) for i, k in enumerate(P.net.params)}
     into = {k: v.copy() for k, v in P.net.params.items()}
     ns.ep.add_energy_contrast(P.net, inputs, ra, rb, {k: -20.0 * lr[k] for k in into}, into)

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from . import plasticity
-from ..ep import VARIANTS, random_sign
+from ..plan import VARIANTS, sign_of as random_sign
 from .device import (CircuitError, build_folder, check_compiler, check_device,
                      check_compilable, import_brian2, standalone_failure)
 

@@ -81,7 +81,7 @@ import numpy as np
 
 from . import plasticity
 from .. import checks
-from ..ep import random_sign
+from ..plan import sign_of as random_sign
 from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
                      standalone_failure)
 from .spiking_build import (POPULATION_BUILDERS, PROJECTION_BUILDERS, RULE_EVENT, TRACE_EQS,
@@ -124,7 +124,7 @@ def _steps(name, v, minimum):
 
 def _phase_args(beta, variant, free_steps, nudge_steps):
     """Checked ``(beta, variant, free_steps, nudge_steps)`` of an EP step."""
-    from ..ep import VARIANTS
+    from ..plan import VARIANTS
     if variant not in VARIANTS:
         raise CircuitError("variant must be one of %s, got %r" % (VARIANTS, variant))
     if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)) \

@@ -33,6 +33,7 @@ from .. import atomic, checks, config, ep, fidelity, plots, rbp, traces
 from . import run as experiment
 from ..relax import Dynamics, blas_threads, free_state
 from ..errors import NeurosimError
+from ..plan import sign_of
 
 ENGINES = ("reference", "brian2-rate", "brian2-spiking")
 CHECKPOINT = "checkpoint.npz"
@@ -192,7 +193,7 @@ def run_fidelity(net, x, y, *, engine="reference", device="runtime", beta=0.5,
     checks.integer("--nudge-steps", nudge_steps, 1, error=FidelityError)
     sign = 1.0
     if variant == "random_sign":         # drawn here, so both engines see the same sign
-        sign = ep.random_sign(seed)
+        sign = sign_of(seed)
     b = float(beta) * sign
     symmetric = variant == "symmetric"
     v = "symmetric" if symmetric else "one_sided"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ep
+from ..plan import sign_of
 from ..brian.device import CircuitError
 from ..brian.training import TrainingCircuit, check_supported
 from ..errors import ConfigurationError
@@ -84,7 +85,7 @@ class BrianRateEngine(Engine):
             raise ConfigurationError("engine.persistent: the brian2-rate circuit starts every "
                                      "example from rest")
         m = np.shape(x)[0]
-        sign = ep.random_sign(rng) if self.settings.variant == "random_sign" else 1.0
+        sign = sign_of(rng) if self.settings.variant == "random_sign" else 1.0
         zero = {k: 0.0 for k in self.net.params}
         bs = max(m, int(self.batch_size or 0))
         circ, out = self._run(x, y, np.full(m, sign), zero, bs, m, [0], slots=1)

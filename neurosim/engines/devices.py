@@ -65,6 +65,7 @@ import numpy as np
 from .. import energy as en
 from .. import ep
 from ..errors import ArgumentError, ConfigurationError
+from ..plan import Plan
 from .protocol import Engine, Estimate, StepResult
 from .reference import batch_cost, rates
 from ..hardware.crossbar import Crossbar
@@ -98,7 +99,7 @@ def _per_neuron_run(dyn, s, eps, beta, steps, eps_scale):
 
 def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=20,
                      nudge_steps=4, clip=True, state=None, rng=None, derivative_tau=0.0,
-                     adc_bits=0, eps_scale=None, read=None, solver="euler"):
+                     adc_bits=0, eps_scale=None, read=None, solver="euler", nudges=None):
     """The EP estimate of :func:`neurosim.engines.reference.ep_step` (energy dynamics, Euler steps) as a
     circuit with finite-bandwidth derivatives, an ADC and mismatched time constants sees it.
     ``net.params`` is not changed.
@@ -128,7 +129,7 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
     if solver == "block" and (derivative_tau or adc_bits or eps_scale is not None):
         raise ConfigurationError("hardware: %s run Euler steps; set engine.solver = \"euler\""
                                  % ", ".join("hardware." + f for f in DYNAMICS_FIELDS))
-    beta = float(beta)
+    the_plan = Plan.of(beta, variant, nudges).for_batch(rng)
 
     def bound():
         """The network bound to the batch at a fresh read of the weights."""
@@ -159,10 +160,11 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
                 z[p] += (1.0 - a) * s[p]
         return z
 
-    sa, sb, scale, _ = ep.nudged_phases(nudged, s0, beta, variant, rng)
-    qa, qb, q0 = (quantize(v, adc_bits) for v in (sa, sb, s0))
-    g = ep.energy_contrast(net, dyn.inputs, rates(net, dyn, qa), rates(net, dyn, qb), scale,
-                           dyn.targets, variant == "symmetric")
+    observed = the_plan.run(nudged, s0)
+    q0 = quantize(s0, adc_bits)
+    q = [q0 if st is s0 else quantize(st, adc_bits) for st in observed]
+    g = ep.energy_contrast(net, dyn.inputs, [rates(net, dyn, v) for v in q], the_plan,
+                           dyn.targets)
     q0 = {p: np.array(v) for p, v in q0.items()}
     return Estimate(g, q0, batch_cost(net, q0, dyn.targets, dyn.batch))
 
@@ -336,11 +338,11 @@ class HardwareEngine(Engine):
                                    clip=s.clip, state=state, rng=rng,
                                    derivative_tau=self.device.derivative_tau,
                                    adc_bits=self.device.adc_bits, eps_scale=self.eps_scale,
-                                   read=self._read, solver=s.solver)
+                                   read=self._read, solver=s.solver, nudges=s.nudges or None)
         finally:
             self._store()
         if self.device.adc_bits:    # the free state and one state per nudged phase
-            phases = 3 if s.variant == "symmetric" else 2
+            phases = self.plan.phases
             self.counts["adc"] += phases * self.net.n_state * np.shape(y)[0]
         return est
 

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ConfigurationError
+from ..plan import Plan
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Settings:
     threads: int = 1
     beta: float = 0.5
     variant: str = "symmetric"
+    nudges: tuple = ()
     rule: str = "ep"
     momentum: float = 0.0
     optimizer: str = "sgd"
@@ -62,7 +64,7 @@ class Settings:
                      "rule_every": "engine", "whole_epoch": "engine", "input_drive": "engine",
                      "input_rule": "engine", "max_rate": "engine",
                      "build_dir": "engine", "threads": "engine",
-                     "beta": "learning", "variant": "learning", "rule": "learning",
+                     "beta": "learning", "variant": "learning", "nudges": "learning", "rule": "learning",
                      "momentum": "learning", "optimizer": "learning",
                      "weight_decay": "learning", "seed": "train"}
 
@@ -79,6 +81,10 @@ class Settings:
         if unknown:
             raise ConfigurationError("unknown engine setting(s) %s; known: %s"
                                      % (unknown, sorted(known)))
+        if "nudges" in settings and settings["nudges"] is not None:
+            settings = dict(settings, nudges=tuple(settings["nudges"]))
+        elif "nudges" in settings:
+            settings = dict(settings, nudges=())
         return cls(**settings)
 
     def replace(self, **changes):
@@ -157,6 +163,14 @@ class Engine:
 
     def __init__(self, net, settings):
         self.net, self.settings = net, settings
+
+    @property
+    def plan(self):
+        """The phase plan of every batch (:class:`neurosim.plan.Plan`), from the settings;
+        ``plan.for_batch(rng)`` draws a random-sign batch's sign."""
+        s = self.settings
+        return Plan.of(s.beta, s.variant, s.nudges or None, free_steps=s.free_steps,
+                       nudge_steps=s.nudge_steps, warm_start=s.persistent)
 
     # -- what every engine does -----------------------------------------------------------
     def estimate(self, x, y, state=None, rng=None):

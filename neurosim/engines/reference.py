@@ -27,11 +27,10 @@ from .. import checks
 from .. import energy as en
 from .. import ep as _ep
 from ..errors import ArgumentError, ConfigurationError
+from ..plan import VARIANTS, Plan
 from ..relax import Dynamics
 from .protocol import Engine, Estimate, StepResult
 from ..relax import blas_threads as _blas_limit
-
-VARIANTS = _ep.VARIANTS
 
 
 class StepOutcome(NamedTuple):
@@ -90,16 +89,16 @@ def rates(net, dyn, s):
     return {p: en.rho(net.activation, s[p]) for p in net.state_pops}
 
 
-def _energy_update(net, dyn, ra, rb, scale, lrs, symmetric=False):
-    """``theta -= lr * scale [dE/dtheta(a) - dE/dtheta(b)]`` in place
-    (:func:`neurosim.ep.add_energy_contrast` straight into the weights); a softmax readout's
-    parameters descend their share of the contrast (:func:`neurosim.ep.readout_contrast`)."""
+def _energy_update(net, dyn, rates_, the_plan, lrs):
+    """``theta -= lr * sum_i c_i dE/dtheta(s_i)`` in place
+    (:func:`neurosim.ep.add_plan_contrast` straight into the weights); a softmax readout's
+    parameters descend their share of the estimate (:func:`neurosim.ep.readout_contrast`)."""
     if net.readout == "softmax":   # from the states before any weight moves
-        for k, v in _ep.readout_contrast(net, dyn.targets, ra, rb, symmetric).items():
+        for k, v in _ep.readout_contrast(net, dyn.targets, rates_, the_plan).items():
             if lrs[k]:
                 net.params[k] -= lrs[k] * v
-    coeffs = {k: -lrs[k] * scale for k in net.params}
-    _ep.add_energy_contrast(net, dyn.inputs, ra, rb, coeffs, net.params, dyn.tmp)
+    _ep.add_plan_contrast(net, dyn.inputs, rates_, the_plan, {k: -v for k, v in lrs.items()},
+                          net.params, dyn.tmp)
 
 
 MIN_SHARD = 8   # examples: a thread's share of a batch is at least this many
@@ -118,17 +117,13 @@ def _pool(threads):
 _POOL = {}
 
 
-def _sharded_phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state, rng,
-                    solver, threads):
+def _sharded_phases(net, x, y, the_plan, eps, clip, state, solver, threads):
     """:func:`_phases` with the batch split into ``threads`` contiguous shards, each relaxed
     in its own thread (every example's phases are independent of the others'); the states
-    are joined in batch order, so the update is the one of the whole batch. Random-sign EP
-    draws its one sign here, before the split."""
+    are joined in batch order, so the update is the one of the whole batch."""
     dyn = Dynamics(net, x, y, clip=clip)
     if dyn.targets is None:
         raise ArgumentError("ep_step needs targets y of shape (batch, n_out)")
-    if variant == "random_sign":
-        beta, variant = beta * _ep.random_sign(rng), "one_sided"
     start = dyn.initial_state(state)
     cuts = np.linspace(0, dyn.batch, threads + 1).astype(int)
 
@@ -137,28 +132,26 @@ def _sharded_phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip
         xs = {p: v[part] for p, v in dyn.inputs.items()}
         ys = {p: v[part] for p, v in dyn.targets.items()}
         st = {p: v[part] for p, v in start.items()}
-        return _phases(net, xs, ys, beta, eps, free_steps, nudge_steps, variant, clip, st,
-                       None, solver)[1:]
+        return _phases(net, xs, ys, the_plan, eps, clip, st, solver)[1:]
 
     with _blas_limit(1):   # set here: a limit set inside a worker thread would not hold
         parts = list(_pool(threads).map(shard, range(threads)))
 
-    def join(k):
-        return {p: np.concatenate([r[k][p] for r in parts]) for p in net.state_pops}
-    s0, sa = join(0), join(1)
-    sb = s0 if variant != "symmetric" else join(2)
-    return dyn, s0, sa, sb, parts[0][3]
+    def join(states):
+        return {p: np.concatenate([st[p] for st in states]) for p in net.state_pops}
+    s0 = join([r[0] for r in parts])
+    observed = [join([r[1][i] for r in parts]) for i in range(len(the_plan.nudges))]
+    return dyn, s0, observed
 
 
-def _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state, rng,
-            solver="euler", threads=1):
-    """The free phase and the nudged phase(s) with fixed step counts (the reference engine's
-    runs of :func:`neurosim.ep.nudged_phases`), on ``threads`` shards of the batch."""
+def _phases(net, x, y, the_plan, eps, clip, state, solver="euler", threads=1):
+    """The free phase and the plan's nudged phases with fixed step counts (the reference
+    engine's run of :meth:`neurosim.plan.Plan.run`), on ``threads`` shards of the batch.
+    Returns ``(dyn, s0, observed states, one per nudge)``."""
     if threads > 1:   # at most one shard per MIN_SHARD examples
         threads = min(threads, next(iter(net.inputs_dict(x).values())).shape[0] // MIN_SHARD)
     if threads > 1:
-        return _sharded_phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip,
-                               state, rng, solver, threads)
+        return _sharded_phases(net, x, y, the_plan, eps, clip, state, solver, threads)
     dyn = Dynamics(net, x, y, clip=clip)
     if dyn.targets is None:
         raise ArgumentError("ep_step needs targets y of shape (batch, n_out)")
@@ -168,15 +161,14 @@ def _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant, clip, state,
     else:
         def phase(s, b, n):
             return dyn.run_fixed(s, eps, b, n)
-    s0 = phase(dyn.initial_state(state), 0.0, free_steps)
-    sa, sb, scale, _ = _ep.nudged_phases(lambda s, b: phase(s, b, nudge_steps), s0, beta,
-                                         variant, rng)
-    return dyn, s0, sa, sb, scale
+    s0 = phase(dyn.initial_state(state), 0.0, the_plan.free_steps)
+    observed = the_plan.run(lambda s, b: phase(s, b, the_plan.nudge_steps), s0)
+    return dyn, s0, observed
 
 
 def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant="one_sided",
             clip=True, state=None, rng=None, grad_out=None, blas_threads=1, solver="euler",
-            threads=1):
+            threads=1, nudges=None):
     """One EP training step on a batch; updates ``net.params`` in place.
 
     Parameters
@@ -198,6 +190,9 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
         ``g = (1/beta) [dE/dtheta(s_beta) - dE/dtheta(s0)]``, or
         ``(1/(2 beta)) [dE/dtheta(s_+beta) - dE/dtheta(s_-beta)]``, or one-sided with a
         random sign of beta.
+    nudges : list of numbers, optional
+        The plan's nudge strengths, replacing ``beta`` and ``variant``
+        (:class:`neurosim.plan.Plan`).
     clip : bool
         Project states to [0, 1] after each Euler step (the 2017 recipe).
     state : dict, optional
@@ -226,16 +221,20 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
     StepOutcome
         ``(state, cost)``: the free state ``s0`` (new arrays) and the batch-mean cost at it.
     """
-    try:
-        beta = float(beta)
-    except (TypeError, ValueError):
-        raise ArgumentError("beta must be a non-zero finite number, got %r" % (beta,)) from None
-    if not np.isfinite(beta) or beta == 0:
-        raise ArgumentError("beta must be a non-zero finite number, got %r" % (beta,))
-    if variant not in VARIANTS:
-        raise ArgumentError("variant must be one of %s, got %r" % (VARIANTS, variant))
+    if nudges is None:
+        try:
+            beta = float(beta)
+        except (TypeError, ValueError):
+            raise ArgumentError("beta must be a non-zero finite number, got %r"
+                                % (beta,)) from None
+        if not np.isfinite(beta) or beta == 0:
+            raise ArgumentError("beta must be a non-zero finite number, got %r" % (beta,))
+        if variant not in VARIANTS:
+            raise ArgumentError("variant must be one of %s, got %r" % (VARIANTS, variant))
     free_steps = _steps("free_steps", free_steps)
     nudge_steps = _steps("nudge_steps", nudge_steps)
+    the_plan = Plan.of(beta, variant, nudges, free_steps=free_steps,
+                       nudge_steps=nudge_steps).for_batch(rng)
     if grad_out is not None and not isinstance(grad_out, dict):
         raise ArgumentError("grad_out must be a dict (filled with the gradient) or None")
     lrs = learning_rates(net, lr)
@@ -247,27 +246,23 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
         raise ArgumentError("solver must be 'euler' or 'block', got %r" % (solver,))
     threads = checks.integer("threads", threads, 1, what=" (threads over the batch)")
     with _blas_limit(blas_threads):
-        return _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, state,
-                     rng, grad_out, solver, threads)
+        return _step(net, x, y, the_plan, lrs, eps, clip, state, grad_out, solver, threads)
 
 
-def _step(net, x, y, beta, lrs, eps, free_steps, nudge_steps, variant, clip, state, rng,
-          grad_out, solver="euler", threads=1):
-    dyn, s0, sa, sb, scale = _phases(net, x, y, beta, eps, free_steps, nudge_steps, variant,
-                                     clip, state, rng, solver, threads)
+def _step(net, x, y, the_plan, lrs, eps, clip, state, grad_out, solver="euler", threads=1):
+    dyn, s0, observed = _phases(net, x, y, the_plan, eps, clip, state, solver, threads)
     yo = dyn.targets
     cost = batch_cost(net, s0, yo, dyn.batch)
     if net.dynamics == "energy":
-        ra, rb = rates(net, dyn, sa), rates(net, dyn, sb)
-        symmetric = variant == "symmetric"
+        rates_ = [rates(net, dyn, st) for st in observed]
         if grad_out is None:
-            _energy_update(net, dyn, ra, rb, scale, lrs, symmetric)
+            _energy_update(net, dyn, rates_, the_plan, lrs)
             return StepOutcome(s0, cost)
-        g = _ep.energy_contrast(net, dyn.inputs, ra, rb, scale, yo, symmetric)
+        g = _ep.energy_contrast(net, dyn.inputs, rates_, the_plan, yo)
     else:
-        # -scale (dF/dtheta)^T (sa - sb) at s0: the estimator of neurosim.ep itself, so the
-        # two stay the same by construction
-        g = _ep.contrast(net, dyn.inputs, s0, sa, sb, scale)
+        # -(dF/dtheta)^T sum_i c_i (s_i - s0) at s0: the estimator of neurosim.ep itself, so
+        # the two stay the same by construction
+        g = _ep.contrast(net, dyn.inputs, s0, observed, the_plan)
     if grad_out is not None:
         grad_out.clear()
         grad_out.update(g)
@@ -306,7 +301,8 @@ class ReferenceEngine(Engine):
     def _args(self):
         s = self.settings
         return dict(eps=s.eps, free_steps=s.free_steps, nudge_steps=s.nudge_steps,
-                    variant=s.variant, clip=s.clip, solver=s.solver, threads=s.threads)
+                    variant=s.variant, clip=s.clip, solver=s.solver, threads=s.threads,
+                    nudges=s.nudges or None)
 
     def estimate(self, x, y, state=None, rng=None):
         g = {}

@@ -115,7 +115,7 @@ def settings_of(circuit):
                 input_drive=e.input_drive,
                 input_rule=e.input_rule,
                 max_rate=e.max_rate, build_dir=e.build_dir, threads=e.threads, beta=L.beta,
-                variant=L.variant,
+                variant=L.variant, nudges=tuple(L.nudges or ()),
                 rule=L.rule, momentum=L.momentum, optimizer=L.optimizer,
                 weight_decay=L.weight_decay, seed=circuit.train.seed)
 

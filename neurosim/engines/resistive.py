@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ep
+from ..plan import sign_of
 from ..errors import ConfigurationError
 from ..resistive import learning, solver
 from ..relax import blas_threads
@@ -45,7 +46,7 @@ class ResistiveEngine(Engine):
     def _beta(self, rng):
         s = self.settings
         if s.variant == "random_sign":
-            return s.beta * ep.random_sign(rng), "one_sided"
+            return s.beta * sign_of(rng), "one_sided"
         return s.beta, s.variant
 
     def _count_energy(self, x, points, drive):

@@ -25,6 +25,7 @@ from .. import fidelity as fid
 from ..atomic import atomic_path
 from ..engines.protocol import StepResult
 from ..errors import ConfigurationError, NeurosimError
+from ..plan import batch_sign, batch_stream
 from ..hardware.cost import CostMeter
 from .optimizer import Optimizer, make_optimizer, resolve_learning_rates
 
@@ -165,7 +166,7 @@ class Trainer:
 
     def _batch_rng(self, epoch, b):
         """The random stream of batch ``b`` of ``epoch`` (its sign of beta)."""
-        return np.random.default_rng([self.seed, epoch, b, 1])
+        return batch_stream(self.seed, epoch, b)
 
     def save(self, path=None):
         """Write a checkpoint atomically."""
@@ -322,12 +323,12 @@ class Trainer:
 
     def _batch_signs(self, epoch, order):
         """Per-example sign of beta: +1, or for random-sign EP the draw of each batch's
-        stream (:func:`neurosim.ep.random_sign`, the seeds of :meth:`_batch_rng`)."""
+        stream (:func:`neurosim.plan.batch_sign`)."""
         signs = np.ones(len(order))
         if self.engine.settings.variant == "random_sign":
             for b in range(self.n_batches):
                 signs[b * self.batch_size:(b + 1) * self.batch_size] = \
-                    _ep.random_sign(self._batch_rng(epoch, b))
+                    batch_sign(self.seed, epoch, b)
         return signs
 
     def _interrupted(self, epoch):

@@ -1,0 +1,169 @@
+"""A batch's phases as data (docs/maths.md section 4; DESIGN.md "A phase plan").
+
+A :class:`Plan` says what one batch asks of an engine: a free phase of at most
+``free_steps`` steps, then one nudged phase per non-zero nudge strength in ``nudges``, each
+from the free state and at most ``nudge_steps`` steps, every phase stopping early once its
+projected step is below ``tol``. An observation at nudge ``0`` is the free state itself.
+
+The estimate is the derivative at ``beta = 0`` of the polynomial through the observations
+``(beta_i, dE/dtheta(s_beta_i))``: ``sum_i c_i dE/dtheta(s_beta_i)`` with the weights of
+:func:`nudge_weights`, ``sum_i c_i beta_i^k = [k == 1]`` for ``k = 0 .. n - 1``. This module
+is the one place the EP scale (``1/beta``, ``1/(2 beta)``, any stencil's) is computed: every
+engine, estimator and command multiplies its raw phase observations by :attr:`Plan.weights`.
+
+The variants are shorthands: ``one_sided`` is ``[0, beta]``, ``symmetric`` ``[-beta, beta]``,
+``random_sign`` ``[0, +-beta]`` with the sign drawn by :func:`batch_sign` from the one stream
+keyed by ``(train.seed, epoch, batch)``, so one seed flips the same batches on every engine.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ArgumentError
+
+VARIANTS = ("one_sided", "symmetric", "random_sign")
+
+
+def nudge_weights(nudges):
+    """The weights ``c`` of the observations at ``nudges`` (distinct numbers, at least two):
+    ``sum_i c_i nudges_i^k = [k == 1]`` for ``k = 0 .. n - 1``, so ``sum_i c_i g(nudges_i)``
+    is the derivative at 0 of the polynomial through the points. One-sided ``[0, b]`` gives
+    ``(-1/b, 1/b)``, symmetric ``[-b, b]`` ``(-1/(2b), 1/(2b))``. Complex nudges give complex
+    weights. Returns an array of the nudges' dtype (float64 or complex128)."""
+    b = np.asarray(nudges)
+    if b.ndim != 1 or b.size < 2:
+        raise ArgumentError("learning.nudges: expected at least two nudge strengths, got %r"
+                            % (list(np.atleast_1d(b)),))
+    if not np.all(np.isfinite(b)):
+        raise ArgumentError("learning.nudges: expected finite numbers, got %r" % (list(b),))
+    b = b.astype(np.complex128 if np.iscomplexobj(b) else np.float64)
+    if len(set(b.tolist())) != b.size:
+        raise ArgumentError("learning.nudges: the nudge strengths must be distinct, got %r"
+                            % (b.tolist(),))
+    if not np.any(b != 0):
+        raise ArgumentError("learning.nudges: at least one nudge must be non-zero")
+    n = b.size
+    V = np.vander(b, n, increasing=True).T          # V[k, i] = b_i^k
+    rhs = np.zeros(n, b.dtype)
+    rhs[1] = 1.0
+    return np.linalg.solve(V, rhs)
+
+
+def batch_stream(seed, epoch, batch):
+    """The random stream of batch ``batch`` of ``epoch`` in a run seeded ``seed``: the one
+    source of a batch's random sign (:func:`batch_sign`; the trainer hands it to engines)."""
+    return np.random.default_rng([int(seed), int(epoch), int(batch), 1])
+
+
+def batch_sign(seed, epoch, batch):
+    """The sign of the nudges of batch ``batch`` of ``epoch`` in a run seeded ``seed``
+    (random-sign EP): +1 or -1 with probability 1/2, the first draw of :func:`batch_stream`.
+    Every engine and the trainer take the sign from here."""
+    return sign_of(batch_stream(seed, epoch, batch))
+
+
+def sign_of(rng=None):
+    """+1 or -1 with probability 1/2 each: one uniform draw from ``rng`` (a Generator, a seed
+    for one, or None for fresh entropy)."""
+    return 1.0 if np.random.default_rng(rng).random() < 0.5 else -1.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The phases of one batch (module docstring).
+
+    ``nudges``: the nudge strength of each observation, in the order the phases run (``0``:
+    the free state); ``free_steps`` / ``nudge_steps``: the most steps (Euler steps or block
+    sweeps) of the free phase and of each nudged phase; ``tol``: a phase stops once its
+    projected step is at most this (``0``: always the full count); ``random_sign``: the
+    non-zero nudges' sign is drawn per batch (:meth:`signed`); ``warm_start``: the free
+    phase starts from the persistent particles given to the engine."""
+
+    nudges: tuple
+    free_steps: int = 20
+    nudge_steps: int = 4
+    tol: float = 0.0
+    random_sign: bool = False
+    warm_start: bool = False
+
+    def __post_init__(self):
+        nudge_weights(self.nudges)          # refuses bad nudges at once, naming the field
+
+    @classmethod
+    def of(cls, beta=0.5, variant="symmetric", nudges=None, **phases):
+        """The plan of the circuit file's ``learning.variant`` and ``learning.beta``, or of
+        its explicit ``learning.nudges`` (which, when given, replace them); ``phases``:
+        ``free_steps``, ``nudge_steps``, ``tol``, ``warm_start``."""
+        if nudges is not None and len(nudges):
+            if variant == "random_sign":
+                raise ArgumentError("learning.nudges: a random sign applies to beta; with "
+                                    "explicit nudges write the signs out")
+            return cls(tuple(_number(b) for b in nudges), **phases)
+        if variant not in VARIANTS:
+            raise ArgumentError("learning.variant: expected one of %s, got %r"
+                                % (", ".join(VARIANTS), variant))
+        b = _number(beta)
+        if b == 0:
+            raise ArgumentError("learning.beta: must be a non-zero number, got %r" % (beta,))
+        nudges = (-b, b) if variant == "symmetric" else (0.0, b)
+        return cls(nudges, random_sign=variant == "random_sign", **phases)
+
+    @property
+    def weights(self):
+        """The observation weights ``c`` (:func:`nudge_weights`)."""
+        return nudge_weights(self.nudges)
+
+    @property
+    def nudged(self):
+        """The non-zero nudges: one nudged phase each, in order."""
+        return tuple(b for b in self.nudges if b != 0)
+
+    @property
+    def phases(self):
+        """How many phases run: the free phase and one per non-zero nudge."""
+        return 1 + len(self.nudged)
+
+    @property
+    def symmetric(self):
+        """True for the pair ``[-b, b]`` (the readout of the mean of the two states)."""
+        return len(self.nudges) == 2 and self.nudges[0] == -self.nudges[1]
+
+    def signed(self, sign):
+        """The plan with every nudge multiplied by ``sign`` (random-sign EP's draw); the
+        result no longer draws."""
+        return dataclasses.replace(self, nudges=tuple(sign * b for b in self.nudges),
+                                   random_sign=False)
+
+    def for_batch(self, rng=None):
+        """The plan as run on one batch: with ``random_sign``, the sign drawn from ``rng``
+        (:func:`sign_of`: the trainer passes the stream of :func:`batch_sign`)."""
+        return self.signed(sign_of(rng)) if self.random_sign else self
+
+    def combine(self, observations):
+        """``sum_i c_i observations[i]`` for arrays, or per key for dicts of arrays."""
+        c = self.weights
+        if isinstance(observations[0], dict):
+            return {k: sum(ci * o[k] for ci, o in zip(c, observations)) for k in observations[0]}
+        return sum(ci * o for ci, o in zip(c, observations))
+
+    def run(self, phase, s0):
+        """The observed states of the plan from the free state ``s0``: ``phase(s, beta)``
+        relaxes a copy of ``s0`` with nudging ``beta`` and returns the state the update reads;
+        an observation at 0 is ``s0`` itself. Returns one state per nudge, in order."""
+        out = []
+        for b in self.nudges:
+            out.append(s0 if b == 0 else phase({p: v.copy() for p, v in s0.items()}, b))
+        return out
+
+
+def _number(v):
+    try:
+        return complex(v) if isinstance(v, complex) else float(v)
+    except (TypeError, ValueError):
+        raise ArgumentError("learning.nudges: expected numbers, got %r" % (v,)) from None
+
+
+__all__ = ["Plan", "VARIANTS", "nudge_weights", "batch_stream", "batch_sign", "sign_of"]
