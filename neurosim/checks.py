@@ -27,6 +27,13 @@ def positive(name, v, what="", error=ArgumentError):
     return float(v)
 
 
+def nonnegative(name, v, what="", error=ArgumentError):
+    """``v`` as a finite float ``>= 0``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
+        raise error("%s%s must be a number >= 0, got %r" % (name, what, v))
+    return float(v)
+
+
 def nonzero(name, v, error=ArgumentError):
     """``v`` as a non-zero finite float (a nudging strength)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v == 0:
@@ -41,4 +48,4 @@ def choice(name, v, options, error=ArgumentError):
     return v
 
 
-__all__ = ["integer", "positive", "nonzero", "choice"]
+__all__ = ["integer", "positive", "nonnegative", "nonzero", "choice"]

@@ -116,7 +116,9 @@ class EngineSection(_Section):
     independent noise) or, false, each mini-batch in a runtime circuit; ``input_drive`` = ``spikes`` (input units fire at x * max_rate) or ``analog``
     (an input current sum w x per example); ``input_rule`` = ``data`` or ``spikes``: what
     an input synapse's rule reads as the presynaptic rate), Euler steps ``eps`` for ``free_steps`` / ``nudge_steps``, or the block
-    solver (reference engine only); ``threads``: threads over each batch's examples
+    solver (reference engine only), each phase stopping once its projected step is at most
+    ``tol`` (0: always the full counts; a phase that ends above a non-zero ``tol`` is counted
+    as unsettled); ``threads``: threads over each batch's examples
     (reference engine) or OpenMP threads of the compiled circuit (``brian2-rate``)."""
     name: Literal["reference", "brian2-rate", "brian2-spiking", "resistive"] = "reference"
     build_dir: str = ""
@@ -133,6 +135,7 @@ class EngineSection(_Section):
     eps: float = Field(0.5, gt=0)
     free_steps: int = Field(20, gt=0)
     nudge_steps: int = Field(4, gt=0)
+    tol: float = Field(0.0, ge=0)
     clip: bool = True
     persistent: bool = False
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -159,6 +160,26 @@ class Plan:
         return out
 
 
+class PhaseRun(NamedTuple):
+    """One phase as it ran: its nudge (0 for the free phase), the steps taken and the last
+    projected step (:meth:`neurosim.relax.Dynamics.settle`)."""
+
+    beta: float
+    steps: int
+    step: float
+
+
+def unsettled(runs, tol):
+    """``(free, nudged)``: whether the free phase, and any nudged phase, of ``runs`` (a list
+    of :class:`PhaseRun`, the free phase first) stopped with its projected step above ``tol``
+    (never, when ``tol`` is 0: fixed step counts are not judged)."""
+    if not tol or not runs:
+        return False, False
+    def late(r):
+        return not r.step <= tol
+    return late(runs[0]), any(late(r) for r in runs[1:])
+
+
 def _number(v):
     try:
         return complex(v) if isinstance(v, complex) else float(v)
@@ -166,4 +187,4 @@ def _number(v):
         raise ArgumentError("learning.nudges: expected numbers, got %r" % (v,)) from None
 
 
-__all__ = ["Plan", "VARIANTS", "nudge_weights", "batch_stream", "batch_sign", "sign_of"]
+__all__ = ["Plan", "PhaseRun", "unsettled", "VARIANTS", "nudge_weights", "batch_stream", "batch_sign", "sign_of"]

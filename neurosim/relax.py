@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
@@ -91,6 +92,18 @@ class RelaxResult:
     @property
     def final_residual(self):
         return float(self.residual[-1]) if len(self.residual) else float("nan")
+
+
+SETTLE_EVERY = 5    # steps between two measurements of a settling phase's projected step
+
+
+class Settled(NamedTuple):
+    """A phase of :meth:`Dynamics.settle`: the state (the array given, relaxed in place), the
+    steps taken and the last projected step (NaN when no step ran)."""
+
+    state: dict
+    steps: int
+    step: float
 
 
 class Dynamics:
@@ -423,6 +436,37 @@ class Dynamics:
                         h = (h > 0.5 * (1.0 + beta)).astype(h.dtype)
                 _clip(h, 0.0, 1.0, out=s[p])
         return s
+
+    def settle(self, s, eps, beta=0.0, max_steps=20, tol=0.0, solver="euler",
+               every=SETTLE_EVERY):
+        """A phase that settles: Euler steps (:meth:`run_fixed`) or block sweeps
+        (:meth:`run_block`, ``solver="block"``) on ``s`` in place until the projected step is
+        at most ``tol``, at most ``max_steps`` of them; the step is measured every ``every``
+        steps and after the last one. The projected step is ``max |s_{k+1} - s_k| / eps`` of
+        one Euler step (``max |s_{k+1} - s_k|`` of one sweep): zero exactly at a fixed point.
+        Returns a :class:`Settled` ``(state, steps, step)``; ``tol = 0`` runs all the steps."""
+        max_steps = int(max_steps)
+        if solver == "block":
+            def advance(n):
+                self.run_block(s, beta, n)
+            scale = 1.0
+        else:
+            def advance(n):
+                self.run_fixed(s, eps, beta, n)
+            scale = 1.0 / check_eps(eps)
+        k, step = 0, float("nan")
+        while k < max_steps:
+            n = max_steps - k if not tol else min(int(every), max_steps - k)
+            if n > 1:
+                advance(n - 1)
+            before = {p: v.copy() for p, v in s.items()}
+            advance(1)
+            k += n
+            step = scale * max(float(np.max(np.abs(s[p] - before[p]), initial=0.0))
+                               for p in s)
+            if tol and step <= tol:
+                break
+        return Settled(s, k, step)
 
     def run(self, s, eps, beta=0.0, steps=None, tol=None, record=False, record_residual=False,
             raise_on_fail=True):

@@ -36,6 +36,7 @@ class Settings:
     eps: float = 0.5
     free_steps: int = 20
     nudge_steps: int = 4
+    tol: float = 0.0
     clip: bool = True
     solver: str = "euler"
     persistent: bool = False
@@ -58,7 +59,7 @@ class Settings:
     weight_decay: float = 0.0
     seed: int = 0
 
-    FIELD_SECTION = {"eps": "engine", "free_steps": "engine", "nudge_steps": "engine",
+    FIELD_SECTION = {"eps": "engine", "free_steps": "engine", "nudge_steps": "engine", "tol": "engine",
                      "clip": "engine", "solver": "engine", "persistent": "engine",
                      "neuron": "engine", "noise": "engine", "plasticity": "engine",
                      "rule_every": "engine", "whole_epoch": "engine", "input_drive": "engine",
@@ -93,23 +94,27 @@ class Settings:
 
 class Estimate(dict):
     """A gradient estimate keyed like ``net.params`` (a dict), with the free state the engine
-    reached on the way (``state``: population -> (batch, n)) and the batch-mean cost there."""
+    reached on the way (``state``: population -> (batch, n)), the batch-mean cost there and
+    the phases as they ran (``phases``: :class:`~neurosim.plan.PhaseRun` s, the free phase
+    first; empty where the engine does not report them)."""
 
-    def __init__(self, gradient, state=None, cost=float("nan")):
+    def __init__(self, gradient, state=None, cost=float("nan"), phases=()):
         super().__init__(gradient)
-        self.state, self.cost = state, float(cost)
+        self.state, self.cost, self.phases = state, float(cost), list(phases)
 
 
 class StepResult(NamedTuple):
     """What :meth:`Engine.step` returns: the free state (fresh arrays, the persistent
     particles), the batch-mean cost at it, and, when asked, the engine's estimate and the
     change of the parameters as a gradient (``-(change) / lr``; None where the parameters took
-    the optimizer's update exactly)."""
+    the optimizer's update exactly); ``phases``: the phases as they ran (see
+    :class:`Estimate`)."""
 
     state: dict
     cost: float
     estimate: dict | None = None
     applied: dict | None = None
+    phases: list = []
 
 
 @dataclass
@@ -170,7 +175,7 @@ class Engine:
         ``plan.for_batch(rng)`` draws a random-sign batch's sign."""
         s = self.settings
         return Plan.of(s.beta, s.variant, s.nudges or None, free_steps=s.free_steps,
-                       nudge_steps=s.nudge_steps, warm_start=s.persistent)
+                       nudge_steps=s.nudge_steps, tol=s.tol, warm_start=s.persistent)
 
     # -- what every engine does -----------------------------------------------------------
     def estimate(self, x, y, state=None, rng=None):

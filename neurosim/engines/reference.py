@@ -27,7 +27,7 @@ from .. import checks
 from .. import energy as en
 from .. import ep as _ep
 from ..errors import ArgumentError, ConfigurationError
-from ..plan import VARIANTS, Plan
+from ..plan import VARIANTS, PhaseRun, Plan
 from ..relax import Dynamics
 from .protocol import Engine, Estimate, StepResult
 from ..relax import blas_threads as _blas_limit
@@ -141,13 +141,17 @@ def _sharded_phases(net, x, y, the_plan, eps, clip, state, solver, threads):
         return {p: np.concatenate([st[p] for st in states]) for p in net.state_pops}
     s0 = join([r[0] for r in parts])
     observed = [join([r[1][i] for r in parts]) for i in range(len(the_plan.nudges))]
-    return dyn, s0, observed
+    runs = [PhaseRun(r[0].beta, max(p[2][i].steps for p in parts),
+                     max(p[2][i].step for p in parts)) for i, r in enumerate(zip(*[p[2] for p in parts]))]
+    return dyn, s0, observed, runs
 
 
 def _phases(net, x, y, the_plan, eps, clip, state, solver="euler", threads=1):
     """The free phase and the plan's nudged phases with fixed step counts (the reference
     engine's run of :meth:`neurosim.plan.Plan.run`), on ``threads`` shards of the batch.
-    Returns ``(dyn, s0, observed states, one per nudge)``."""
+    Each phase settles (:meth:`neurosim.relax.Dynamics.settle`) to the plan's ``tol``.
+    Returns ``(dyn, s0, observed states (one per nudge), runs)``, ``runs`` a
+    :class:`~neurosim.plan.PhaseRun` per phase that ran, the free phase first."""
     if threads > 1:   # at most one shard per MIN_SHARD examples
         threads = min(threads, next(iter(net.inputs_dict(x).values())).shape[0] // MIN_SHARD)
     if threads > 1:
@@ -155,20 +159,20 @@ def _phases(net, x, y, the_plan, eps, clip, state, solver="euler", threads=1):
     dyn = Dynamics(net, x, y, clip=clip)
     if dyn.targets is None:
         raise ArgumentError("ep_step needs targets y of shape (batch, n_out)")
-    if solver == "block":
-        def phase(s, b, n):
-            return dyn.run_block(s, b, n)
-    else:
-        def phase(s, b, n):
-            return dyn.run_fixed(s, eps, b, n)
+    runs = []
+
+    def phase(st, b, n):
+        out = dyn.settle(st, eps, b, n, the_plan.tol, solver)
+        runs.append(PhaseRun(b, out.steps, out.step))
+        return out.state
     s0 = phase(dyn.initial_state(state), 0.0, the_plan.free_steps)
-    observed = the_plan.run(lambda s, b: phase(s, b, the_plan.nudge_steps), s0)
-    return dyn, s0, observed
+    observed = the_plan.run(lambda st, b: phase(st, b, the_plan.nudge_steps), s0)
+    return dyn, s0, observed, runs
 
 
 def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant="one_sided",
             clip=True, state=None, rng=None, grad_out=None, blas_threads=1, solver="euler",
-            threads=1, nudges=None):
+            threads=1, nudges=None, tol=0.0, phases_out=None):
     """One EP training step on a batch; updates ``net.params`` in place.
 
     Parameters
@@ -202,6 +206,11 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
     grad_out : dict, optional
         If given, filled with the gradient estimate ``g`` (keys of ``net.params``) before the
         update; without it no gradient arrays are formed.
+    tol : float
+        Each phase stops once its projected step is at most ``tol`` (0: the full counts).
+    phases_out : list, optional
+        If given, filled with a :class:`~neurosim.plan.PhaseRun` per phase (the free phase
+        first): its nudge, the steps taken and its last projected step.
     solver : "euler" | "block"
         Euler steps, or layer-wise block updates (:meth:`Dynamics.run_block`; hard sigmoid
         with ``clip``), where the step counts are sweeps.
@@ -233,8 +242,8 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
             raise ArgumentError("variant must be one of %s, got %r" % (VARIANTS, variant))
     free_steps = _steps("free_steps", free_steps)
     nudge_steps = _steps("nudge_steps", nudge_steps)
-    the_plan = Plan.of(beta, variant, nudges, free_steps=free_steps,
-                       nudge_steps=nudge_steps).for_batch(rng)
+    the_plan = Plan.of(beta, variant, nudges, free_steps=free_steps, nudge_steps=nudge_steps,
+                       tol=checks.nonnegative("tol", tol)).for_batch(rng)
     if grad_out is not None and not isinstance(grad_out, dict):
         raise ArgumentError("grad_out must be a dict (filled with the gradient) or None")
     lrs = learning_rates(net, lr)
@@ -246,11 +255,15 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
         raise ArgumentError("solver must be 'euler' or 'block', got %r" % (solver,))
     threads = checks.integer("threads", threads, 1, what=" (threads over the batch)")
     with _blas_limit(blas_threads):
-        return _step(net, x, y, the_plan, lrs, eps, clip, state, grad_out, solver, threads)
+        return _step(net, x, y, the_plan, lrs, eps, clip, state, grad_out, solver, threads,
+                     phases_out)
 
 
-def _step(net, x, y, the_plan, lrs, eps, clip, state, grad_out, solver="euler", threads=1):
-    dyn, s0, observed = _phases(net, x, y, the_plan, eps, clip, state, solver, threads)
+def _step(net, x, y, the_plan, lrs, eps, clip, state, grad_out, solver="euler", threads=1,
+          phases_out=None):
+    dyn, s0, observed, runs = _phases(net, x, y, the_plan, eps, clip, state, solver, threads)
+    if phases_out is not None:
+        phases_out[:] = runs
     yo = dyn.targets
     cost = batch_cost(net, s0, yo, dyn.batch)
     if net.dynamics == "energy":
@@ -302,13 +315,14 @@ class ReferenceEngine(Engine):
         s = self.settings
         return dict(eps=s.eps, free_steps=s.free_steps, nudge_steps=s.nudge_steps,
                     variant=s.variant, clip=s.clip, solver=s.solver, threads=s.threads,
-                    nudges=s.nudges or None)
+                    nudges=s.nudges or None, tol=s.tol)
 
     def estimate(self, x, y, state=None, rng=None):
         g = {}
+        runs = []
         res = ep_step(self.net, x, y, self.settings.beta, 0.0, state=state, rng=rng, grad_out=g,
-                      **self._args())
-        return Estimate(g, res.state, res.cost)
+                      phases_out=runs, **self._args())
+        return Estimate(g, res.state, res.cost, runs)
 
     def infer(self, x, state=None):
         s = self.settings
@@ -328,13 +342,16 @@ class ReferenceEngine(Engine):
         if not fused:
             est = self.estimate(x, y, state, rng)
             optimizer.apply(net.params, est)
-            return StepResult(est.state, est.cost, est if want_estimate else None)
+            return StepResult(est.state, est.cost, est if want_estimate else None,
+                              phases=est.phases)
         before = {k: v.copy() for k, v in net.params.items()} if want_estimate else None
-        res = ep_step(net, x, y, self.settings.beta, lrs, state=state, rng=rng, **self._args())
+        runs = []
+        res = ep_step(net, x, y, self.settings.beta, lrs, state=state, rng=rng,
+                      phases_out=runs, **self._args())
         est = None
         if want_estimate:
             est = {k: (before[k] - net.params[k]) / lrs[k] for k in net.params}
-        return StepResult(res.state, res.cost, est)
+        return StepResult(res.state, res.cost, est, phases=runs)
 
     def phase_trajectory(self, x, y, beta, steps, state=None):
         """The Euler steps (or block sweeps) of one phase, every state recorded."""

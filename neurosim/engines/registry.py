@@ -12,10 +12,10 @@ DEFAULTS = Settings()
 NOT_HONOURED = {
     "reference": ("neuron", "noise", "plasticity", "rule_every", "whole_epoch", "input_drive",
                   "input_rule", "max_rate", "build_dir"),
-    "brian2-rate": ("solver", "persistent", "neuron", "noise", "plasticity", "rule_every",
+    "brian2-rate": ("solver", "persistent", "tol", "neuron", "noise", "plasticity", "rule_every",
                     "whole_epoch", "input_drive", "input_rule", "max_rate"),
-    "brian2-spiking": ("solver", "persistent", "threads"),
-    "resistive": ("solver", "persistent", "neuron", "noise", "plasticity", "rule_every",
+    "brian2-spiking": ("solver", "persistent", "tol", "threads"),
+    "resistive": ("solver", "persistent", "tol", "neuron", "noise", "plasticity", "rule_every",
                   "whole_epoch", "input_drive", "input_rule", "max_rate", "build_dir",
                   "threads"),
 }
@@ -109,7 +109,8 @@ def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **setting
 def settings_of(circuit):
     """The engine settings of a circuit file (its ``[engine]`` and ``[learning]`` fields)."""
     e, L = circuit.engine, circuit.learning
-    return dict(eps=e.eps, free_steps=e.free_steps, nudge_steps=e.nudge_steps, clip=e.clip,
+    return dict(eps=e.eps, free_steps=e.free_steps, nudge_steps=e.nudge_steps, tol=e.tol,
+                clip=e.clip,
                 solver=e.solver, persistent=e.persistent, neuron=e.neuron, noise=e.noise,
                 plasticity=e.plasticity, rule_every=e.rule_every, whole_epoch=e.whole_epoch,
                 input_drive=e.input_drive,
