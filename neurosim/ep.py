@@ -215,6 +215,7 @@ def estimate(net, x, y, beta=None, variant="one_sided", eps=0.1, nudge_steps=Non
     """Run the EP phases and return an :class:`EPResult` (see :func:`gradient`)."""
     if nudges is None:
         _check_beta(beta)
+        checks.choice("variant", variant, VARIANTS)
     the_plan = Plan.of(beta, variant, nudges).for_batch(rng)
     dyn, s0, nf = _phases(net, x, y, eps, free_steps, tol, state, clip)
     steps = []

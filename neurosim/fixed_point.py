@@ -78,11 +78,14 @@ class FixedPoint:
 
 
 def free_fixed_point(net, x, *, clip, eps=0.5, tol=1e-10, state=None, max_steps=100_000,
-                     batch=None):
+                     batch=None, warm_steps=None):
     """The free fixed point of ``net`` on inputs ``x``, verified to ``tol``.
 
     ``clip``: the dynamics project states to [0, 1] after each Euler step; ``eps``: their
     Euler step (for the warm start and the residual); ``state``: warm start (default zeros);
+    ``warm_steps``: Euler steps before the first active-set solve (default ``WARM_STEPS``;
+    0 polishes ``state`` itself, e.g. an engine's own free state, so the fixed point is the
+    one of the basin that state is in);
     ``max_steps``: Euler steps at most; ``batch``: a label for error messages (e.g.
     ``"epoch 1, batch 17"``). The work is done in float64 whatever ``net.dtype``, and
     ``tol`` applies to the float64 solution (see :class:`FixedPoint`). Returns a
@@ -97,7 +100,8 @@ def free_fixed_point(net, x, *, clip, eps=0.5, tol=1e-10, state=None, max_steps=
     with blas_threads(1 if _small_products(net, dyn.batch) else None):
         problem = BoxQuadratic.of(dyn) if clip else None
         if problem is not None:
-            s, steps, newton, saddle = problem.solve(s, eps, tol, int(max_steps))
+            s, steps, newton, saddle = problem.solve(
+                s, eps, tol, int(max_steps), WARM_STEPS if warm_steps is None else warm_steps)
         else:
             s, steps, newton = _relax_and_polish(dyn, s, eps, tol, int(max_steps))
             saddle = False
@@ -235,13 +239,13 @@ class BoxQuadratic:
             return None
         return cls(dyn, K, _uncoupled_populations(net))
 
-    def solve(self, state, eps, tol, max_steps):
-        """Active-set solution from an Euler-warmed ``state``; where it does not settle (or
-        settles at a saddle), more Euler steps and again, within ``max_steps``. Returns
-        ``(state, euler_steps, newton_iterations, saddle)``."""
+    def solve(self, state, eps, tol, max_steps, warm_steps=WARM_STEPS):
+        """Active-set solution from ``state`` after ``warm_steps`` Euler steps; where it does
+        not settle (or settles at a saddle), more Euler steps and again, within
+        ``max_steps``. Returns ``(state, euler_steps, newton_iterations, saddle)``."""
         net, dyn = self.dyn.net, self.dyn
         warm = {p: v.copy() for p, v in state.items()}
-        steps = min(WARM_STEPS, max_steps)
+        steps = min(int(warm_steps), max_steps)
         dyn.run_fixed(warm, eps, steps=steps)
         iterations = 0
         while True:

@@ -163,6 +163,7 @@ def _summary(circuit, trainer, run_dir, seconds, cost_report):
         out["rbp_residual_worst"] = float(np.nanmax(f["rbp_residual"]))
     if f.get("free_distance") and not np.all(np.isnan(f["free_distance"])):
         out["free_distance_worst"] = float(np.nanmax(f["free_distance"]))
+    out.update(phase_summary(h, trainer.engine.settings.tol))
     if f.get("applied_cosine/all"):
         out["fidelity_applied_cosine_mean"] = float(np.nanmean(f["applied_cosine/all"]))
         out["fidelity_applied_cosine_last"] = f["applied_cosine/all"][-1]
@@ -178,6 +179,35 @@ def _summary(circuit, trainer, run_dir, seconds, cost_report):
                                  "per_training_example_nj": 1e9 * (energy["free"]
                                                                    + energy["nudged"]) / n}
     return out
+
+
+def phase_summary(history, tol):
+    """The phases as they ran over the run (engines that report them): mean steps of the free
+    phase and of a nudged phase, the largest last projected step of a free phase, and the
+    batches whose free or nudged phases stopped at their step cap above ``engine.tol``."""
+    if not history.get("phase_batches"):
+        return {}
+    n = sum(history["phase_batches"])
+    w = np.asarray(history["phase_batches"], float)
+    return {"free_steps_mean": float(np.dot(history["free_steps_mean"], w) / n),
+            "nudge_steps_mean": float(np.dot(history["nudge_steps_mean"], w) / n),
+            "free_step_worst": float(np.max(history["free_step_max"])),
+            "tol": tol, "batches": int(n),
+            "unsettled_free_batches": int(sum(history["unsettled_free"])),
+            "unsettled_nudged_batches": int(sum(history["unsettled_nudged"]))}
+
+
+def unsettled_warning(summary):
+    """One line for the console where phases stopped at their step cap unsettled, else
+    None."""
+    free, nudged = (summary.get("unsettled_free_batches", 0),
+                    summary.get("unsettled_nudged_batches", 0))
+    if not (free or nudged):
+        return None
+    return ("warning: phases stopped at their step cap with the projected step above engine.tol "
+            "= %g: the free phase in %d and a nudged phase in %d of %d batches; raise "
+            "engine.free_steps / engine.nudge_steps (EP then estimates the gradient at a point "
+            "that is not a fixed point)" % (summary["tol"], free, nudged, summary["batches"]))
 
 
 def table(history):
@@ -256,6 +286,13 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
     echo(table(trainer.history))
     echo("test accuracy %.4f after %d epochs (%.1f s); run folder: %s"
          % (summary["test_accuracy"], summary["epochs"], seconds, run_dir))
+    if "free_steps_mean" in summary:
+        echo("phases: %.1f free steps, %.1f steps per nudged phase (mean); largest last free "
+             "step %.2g" % (summary["free_steps_mean"], summary["nudge_steps_mean"],
+                            summary["free_step_worst"]))
+    warning = unsettled_warning(summary)
+    if warning:
+        echo(warning)
     echo(cost.describe(summary["cost"]))
     if "circuit_energy" in summary:
         e = summary["circuit_energy"]

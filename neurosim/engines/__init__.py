@@ -2,7 +2,7 @@
 them (:func:`build`, :func:`from_circuit`): ``reference`` (numpy), ``brian2-rate`` and
 ``brian2-spiking`` (Brian2 circuits), each optionally on devices (:mod:`.devices`)."""
 from .protocol import Engine, EpochResult, Estimate, Settings, StepResult
-from .registry import ENGINES, build, from_circuit, settings_of
+from .registry import available, build, from_circuit, register, settings_of
 
-__all__ = ["build", "from_circuit", "settings_of", "ENGINES", "Engine", "Settings", "Estimate",
+__all__ = ["build", "register", "available", "from_circuit", "settings_of", "Engine", "Settings", "Estimate",
            "StepResult", "EpochResult"]

@@ -25,14 +25,17 @@ from ..brian.device import CircuitError
 from ..brian.training import TrainingCircuit, check_supported
 from ..errors import ConfigurationError
 from .protocol import Engine, Estimate, StepResult, split_outputs, with_evaluation
+from .registry import register
 from .reference import batch_cost
 
 
+@register("brian2-rate")
 class BrianRateEngine(Engine):
     """EP training, estimates and inference in a compiled Brian2 rate circuit (module doc)."""
 
-    name = "brian2-rate"
     fuses_epoch = True
+
+    settings_used = ("build_dir", "threads")
 
     def __init__(self, net, settings, batch_size=None):
         super().__init__(net, settings)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import ConfigurationError
 from .protocol import Engine, Estimate, StepResult, split_outputs, with_evaluation
+from .registry import register
 from .reference import batch_cost
 from ..brian.spiking import SpikingCircuit, trace_constants
 
@@ -61,11 +62,14 @@ def _events(net, counts):
                for t in net.terms)
 
 
+@register("brian2-spiking")
 class SpikingEngine(Engine):
     """EP in a spiking circuit (runtime device): each batch's update from the synapses, each
     prediction from the output spikes (see the module docstring)."""
 
-    name = "brian2-spiking"
+
+    settings_used = ("neuron", "noise", "plasticity", "rule_every", "whole_epoch",
+                     "input_drive", "input_rule", "max_rate", "build_dir")
 
     def __init__(self, net, settings, batch_size=None):
         super().__init__(net, settings)

@@ -176,7 +176,7 @@ def check_support(device, engine):
     if not used:
         return
     names = ", ".join("hardware.%s" % f for f in used)
-    if engine.name != "reference":
+    if not engine.numpy_phases:
         raise ConfigurationError("%s: the %s engine forms its update inside the circuit's "
                                  "synapses; these non-idealities apply with engine.name = "
                                  "\"reference\" (set them to 0 here)" % (names, engine.name))
@@ -213,7 +213,7 @@ class HardwareEngine(Engine):
 
     def __init__(self, inner, device, seed=0):
         check_support(device, inner)
-        if inner.name == "reference" and inner.settings.threads != 1:
+        if inner.numpy_phases and inner.settings.threads != 1:
             raise ConfigurationError("engine.threads: the device engine runs its phases on one "
                                      "thread (it reads the crossbar per phase); got %d"
                                      % inner.settings.threads)
@@ -322,7 +322,7 @@ class HardwareEngine(Engine):
     def reads_per_phase(self):
         """The estimate reads the crossbar once per phase (the reference engine with energy
         dynamics), else once for all its phases (module docstring)."""
-        return self.inner.name == "reference" and self.net.dynamics == "energy"
+        return self.inner.numpy_phases and self.net.dynamics == "energy"
 
     def _estimate_at_read(self, x, y, state, rng):
         """The EP estimate at the DAC'd inputs with one read of the crossbar per phase (the

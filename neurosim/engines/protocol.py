@@ -157,6 +157,17 @@ class Engine:
     implement :meth:`estimate`, :meth:`infer` and :meth:`step`."""
 
     name = "engine"
+    #: the settings the engine reads beyond the shared ones (``registry.SHARED``); any other
+    #: setting not at its default is refused, naming its circuit-file field
+    settings_used = ()
+    #: the learning rules it trains with (``learning.rule``)
+    rules = ("ep",)
+    #: True where its phases are the numpy dynamics (:mod:`neurosim.relax`), which the device
+    #: wrapper re-runs with a fresh read of the crossbar before each phase
+    numpy_phases = False
+    #: whether it applies any optimizer's update (momentum, Adam, weight decay); False: plain
+    #: EP updates only
+    optimizers = False
     #: True when :meth:`train_epoch` runs a whole epoch in one circuit run (the trainer then
     #: calls it instead of :meth:`step`).
     fuses_epoch = False
@@ -166,7 +177,7 @@ class Engine:
     #: What the trajectories' states are, and their units (the traces' reports say it).
     state_variable, state_units = "s", "dimensionless"
 
-    def __init__(self, net, settings):
+    def __init__(self, net, settings, batch_size=None):
         self.net, self.settings = net, settings
 
     @property
@@ -175,7 +186,7 @@ class Engine:
         ``plan.for_batch(rng)`` draws a random-sign batch's sign."""
         s = self.settings
         return Plan.of(s.beta, s.variant, s.nudges or None, free_steps=s.free_steps,
-                       nudge_steps=s.nudge_steps, tol=s.tol, warm_start=s.persistent)
+                       nudge_steps=s.nudge_steps, tol=s.tol)
 
     # -- what every engine does -----------------------------------------------------------
     def estimate(self, x, y, state=None, rng=None):
@@ -198,15 +209,18 @@ class Engine:
         :class:`EpochResult`."""
         raise ConfigurationError("engine.name: the %s engine trains batch by batch" % self.name)
 
-    def ground_truth(self, x, y, tol, label):
+    def ground_truth(self, x, y, tol, label, state=None):
         """RBP's implicit gradient of the system the engine simulates, at its exactly solved
         free fixed point, and that point (with ``residual`` and ``pinned`` per population):
         for rate networks :func:`neurosim.fixed_point.free_fixed_point` and
-        :func:`neurosim.rbp.gradient`. ``label`` names the batch in errors."""
+        :func:`neurosim.rbp.gradient`. ``state``: the engine's own free state: the fixed
+        point is then polished from it (the one of the basin the engine settled in), else
+        relaxed from rest. ``label`` names the batch in errors."""
         from .. import rbp
         from ..fixed_point import free_fixed_point
         s = self.settings
-        fp = free_fixed_point(self.net, x, clip=s.clip, eps=s.eps, tol=tol, batch=label)
+        fp = free_fixed_point(self.net, x, clip=s.clip, eps=s.eps, tol=tol, batch=label,
+                              state=state, warm_steps=None if state is None else 0)
         g = rbp.gradient(self.net, x, y, method="implicit", eps=s.eps, state=fp.state,
                          clip=s.clip)
         return g, fp

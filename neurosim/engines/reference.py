@@ -30,6 +30,7 @@ from ..errors import ArgumentError, ConfigurationError
 from ..plan import VARIANTS, PhaseRun, Plan
 from ..relax import Dynamics
 from .protocol import Engine, Estimate, StepResult
+from .registry import register
 from ..relax import blas_threads as _blas_limit
 
 
@@ -285,6 +286,7 @@ def _step(net, x, y, the_plan, lrs, eps, clip, state, grad_out, solver="euler", 
     return StepOutcome(s0, cost)
 
 
+@register("reference")
 class ReferenceEngine(Engine):
     """The numpy reference engine: fixed-step Euler phases (or block sweeps) of any network;
     the specification every other engine is checked against (module docstring).
@@ -295,10 +297,17 @@ class ReferenceEngine(Engine):
     ``-(change) / lr`` (equal to the estimate to rounding), so a step that reports its
     estimate applies exactly the update of one that does not."""
 
-    name = "reference"
+    settings_used = ("solver", "persistent", "threads", "tol")
+    numpy_phases = True
+    rules = ("ep", "continual_ep", "rbp")
+    optimizers = True
 
-    def __init__(self, net, settings):
+    def __init__(self, net, settings, batch_size=None):
         super().__init__(net, settings)
+        if settings.threads != 1 and settings.rule != "ep":
+            raise ConfigurationError("engine.threads: threads over the batch run EP's phases "
+                                     "(learning.rule = \"ep\"); the %s rule runs on one thread"
+                                     % settings.rule)
         if settings.solver not in ("euler", "block"):
             raise ConfigurationError("engine.solver: expected 'euler' or 'block', got %r"
                                      % (settings.solver,))

@@ -1,77 +1,68 @@
-"""The registry of engines: :func:`build` makes an engine from its name and settings, and
-:func:`from_circuit` from a circuit file's sections; each engine refuses, naming the
-circuit-file field, the settings it cannot honour."""
+"""The registry of engines: engine classes register themselves (:func:`register`),
+:func:`available` lists them, :func:`build` makes one from its name and settings and
+:func:`from_circuit` from a circuit file's sections; a setting an engine does not declare is
+refused, naming the circuit-file field."""
 from __future__ import annotations
+
+import dataclasses
 
 from ..errors import ConfigurationError
 from ..hardware.devices import Device, device_from_section
 from .protocol import Settings
 
 DEFAULTS = Settings()
-#: settings each engine cannot honour unless left at their defaults
-NOT_HONOURED = {
-    "reference": ("neuron", "noise", "plasticity", "rule_every", "whole_epoch", "input_drive",
-                  "input_rule", "max_rate", "build_dir"),
-    "brian2-rate": ("solver", "persistent", "tol", "neuron", "noise", "plasticity", "rule_every",
-                    "whole_epoch", "input_drive", "input_rule", "max_rate"),
-    "brian2-spiking": ("solver", "persistent", "tol", "threads"),
-    "resistive": ("solver", "persistent", "tol", "neuron", "noise", "plasticity", "rule_every",
-                  "whole_epoch", "input_drive", "input_rule", "max_rate", "build_dir",
-                  "threads"),
-}
-#: learning rules each engine trains with
-RULES = {"reference": ("ep", "continual_ep", "rbp"), "brian2-rate": ("ep",),
-         "brian2-spiking": ("ep",), "resistive": ("ep",)}
+#: the settings every engine reads (the phases and the learning rule); anything else an
+#: engine reads it declares itself (:attr:`Engine.settings_used`)
+SHARED = ("eps", "free_steps", "nudge_steps", "clip", "beta", "variant", "nudges", "rule",
+          "momentum", "optimizer", "weight_decay", "seed")
+_ENGINES = {}
 
 
-def _reference(net, settings, batch_size):
-    from .reference import ReferenceEngine
-    return ReferenceEngine(net, settings)
+def register(name):
+    """Class decorator: the engine class is built by :func:`build` under ``name`` (its
+    :attr:`~neurosim.engines.protocol.Engine.name`). An engine declares on its class the
+    settings it reads beyond :data:`SHARED` (``settings_used``), the learning rules it
+    trains with (``rules``) and whether it applies an optimizer's update (``optimizers``);
+    a setting it does not declare is refused when not at its default."""
+    def add(cls):
+        cls.name = name
+        _ENGINES[name] = cls
+        return cls
+    return add
 
 
-def _brian_rate(net, settings, batch_size):
-    from .brian_rate import BrianRateEngine
-    return BrianRateEngine(net, settings, batch_size=batch_size)
+def available():
+    """The names of the registered engines, in registration order."""
+    _load_builtin()
+    return tuple(_ENGINES)
 
 
-def _brian_spiking(net, settings, batch_size):
-    from .brian_spiking import SpikingEngine
-    return SpikingEngine(net, settings, batch_size=batch_size)
-
-
-def _resistive(net, settings, batch_size):
-    from .resistive import ResistiveEngine
-    return ResistiveEngine(net, settings)
-
-
-ENGINES = {"reference": _reference, "brian2-rate": _brian_rate, "brian2-spiking": _brian_spiking,
-           "resistive": _resistive}
+def _load_builtin():
+    """Import the engines shipped with neurosim (each registers itself on import)."""
+    from . import brian_rate, brian_spiking, reference, resistive  # noqa: F401
 
 
 def check(name, settings):
-    """A ConfigurationError naming the field of the first setting ``name`` cannot honour."""
-    for field in NOT_HONOURED[name]:
-        if getattr(settings, field) != getattr(DEFAULTS, field):
+    """A ConfigurationError naming the field of the first setting the engine ``name`` does not
+    use (not at its default), or a learning rule / optimizer it cannot apply."""
+    cls = _ENGINES[name]
+    used = set(SHARED) | set(cls.settings_used)
+    for field in (f.name for f in dataclasses.fields(Settings)):
+        if field not in used and getattr(settings, field) != getattr(DEFAULTS, field):
             raise ConfigurationError("%s: the %s engine does not use this setting (got %r); "
                                      "remove it or choose another engine.name"
                                      % (Settings.field_name(field), name,
                                         getattr(settings, field)))
-    if settings.rule not in RULES[name]:
+    if settings.rule not in cls.rules:
         raise ConfigurationError("learning.rule: the %s engine trains with %s, got %r"
-                                 % (name, " or ".join(RULES[name]), settings.rule))
-    if name == "reference" and settings.threads != 1 and settings.rule != "ep":
-        raise ConfigurationError("engine.threads: threads over the batch run EP's phases "
-                                 "(learning.rule = \"ep\"); the %s rule runs on one thread"
-                                 % settings.rule)
-    if name not in ("reference", "resistive") and settings.momentum:
-        raise ConfigurationError("learning.momentum: the %s engine applies plain EP updates "
-                                 "(momentum = 0)" % name)
-    if name not in ("reference", "resistive") and settings.weight_decay:
-        raise ConfigurationError("learning.weight_decay: the %s engine applies plain EP updates "
-                                 "(weight_decay = 0)" % name)
-    if name not in ("reference", "resistive") and settings.optimizer != "sgd":
-        raise ConfigurationError("learning.optimizer: the %s engine applies plain EP updates "
-                                 "(optimizer = \"sgd\"), got %r" % (name, settings.optimizer))
+                                 % (name, " or ".join(cls.rules), settings.rule))
+    if cls.optimizers:
+        return
+    for field, plain in (("momentum", 0.0), ("weight_decay", 0.0), ("optimizer", "sgd")):
+        if getattr(settings, field) != plain:
+            raise ConfigurationError("learning.%s: the %s engine applies plain EP updates "
+                                     "(optimizer = \"sgd\", momentum = 0, weight_decay = 0), "
+                                     "got %r" % (field, name, getattr(settings, field)))
 
 
 def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **settings):
@@ -83,9 +74,9 @@ def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **setting
     ``device``: a :class:`~neurosim.hardware.Device`, a preset name or a ``[hardware]``
     mapping: the engine's weights then live in a crossbar of it (``hardware_seed`` seeds its
     draws). ``batch_size``: the mini-batch the circuit engines build for."""
-    if name not in ENGINES:
+    if name not in available():
         raise ConfigurationError("engine.name: unknown engine %r; known: %s"
-                                 % (name, ", ".join(ENGINES)))
+                                 % (name, ", ".join(available())))
     s = Settings.from_kwargs(settings)
     from ..resistive import ResistiveNetwork
     if isinstance(net, ResistiveNetwork) and name != "resistive":
@@ -93,7 +84,7 @@ def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **setting
                                  "\"resistive\") trains with engine.name = \"resistive\", "
                                  "got %r" % name)
     check(name, s)
-    engine = ENGINES[name](net, s, batch_size)
+    engine = _ENGINES[name](net, s, batch_size=batch_size)
     if device is None:
         return engine
     if isinstance(device, str):
@@ -128,4 +119,4 @@ def from_circuit(circuit, net):
                  batch_size=circuit.train.batch_size, **settings_of(circuit))
 
 
-__all__ = ["build", "from_circuit", "settings_of", "ENGINES", "check"]
+__all__ = ["build", "register", "available", "from_circuit", "settings_of", "check", "SHARED"]

@@ -15,6 +15,7 @@ from ..errors import ConfigurationError
 from ..resistive import learning, solver
 from ..relax import blas_threads
 from .protocol import Engine, Estimate, StepResult
+from .registry import register
 
 #: The KCL tolerance (volts) of the ground truth's operating point (solved in float64).
 TOL = 1e-10
@@ -25,14 +26,16 @@ THREADS = 1
 SETTLING = 1e-3
 
 
+@register("resistive")
 class ResistiveEngine(Engine):
     """EP in a resistive network (module docstring)."""
 
-    name = "resistive"
     reference_readout = False
     state_variable, state_units = "V", "V"
 
-    def __init__(self, net, settings):
+    optimizers = True
+
+    def __init__(self, net, settings, batch_size=None):
         super().__init__(net, settings)
         from ..resistive import ResistiveNetwork
         if not isinstance(net, ResistiveNetwork):
@@ -92,7 +95,7 @@ class ResistiveEngine(Engine):
                        for k in self.net.params if optimizer.lrs.get(k)}
         return StepResult(est.state, est.cost, est if want_estimate else None, applied)
 
-    def ground_truth(self, x, y, tol, label):
+    def ground_truth(self, x, y, tol, label, state=None):
         """RBP's implicit gradient at the exactly solved free operating point (in float64
         whatever the engine's dtype), and that point (its residual and the share of hidden
         nodes held at a diode bound)."""

@@ -37,7 +37,8 @@ pulse_ns            1 ns       one programming pulse (Gokmen & Vlasov 2016: ns u
 adc_ns              10 ns      one conversion (an 8-bit SAR at ~100 MS/s, Murmann's survey).
 ==================  =========  ==================================================================
 
-Counting (per example; the engine's settings ``eps``, ``free_steps``, ``nudge_steps``)
+Counting (per example; the engine's settings ``eps``, ``free_steps``, ``nudge_steps``, or the steps the
+phases took on average where they settle early, ``engine.tol``)
 ---------------------------------------------------------------------------------------
 * **MACs per step** ``M = sum over the network's terms of n_source * n_target``: every matrix
   product the dynamics take. A tied (energy) weight between state populations is used in
@@ -251,8 +252,9 @@ class CostModel:
     ----------
     net : Network
     table : CostTable, optional
-    eps, free_steps, nudge_steps : float, int, int
-        The engine's Euler step (units of tau) and steps (or sweeps) per phase.
+    eps, free_steps, nudge_steps : float
+        The engine's Euler step (units of tau) and steps (or sweeps) per phase (a run's
+        mean steps where its phases settle early).
     variant : str
         ``"symmetric"`` has two nudged phases; the others one.
     batch_size : int
@@ -264,7 +266,8 @@ class CostModel:
     def __init__(self, net, table=None, *, eps, free_steps, nudge_steps, variant="symmetric",
                  batch_size=20, spiking=False):
         self.net, self.table = net, table if table is not None else CostTable()
-        self.eps, self.free_steps, self.nudge_steps = float(eps), int(free_steps), int(nudge_steps)
+        self.eps, self.free_steps, self.nudge_steps = float(eps), float(free_steps), \
+            float(nudge_steps)
         self.variant, self.batch_size, self.spiking = variant, int(batch_size), bool(spiking)
         self.nudged_phases = 2 if variant == "symmetric" else 1
         sizes = net.sizes
@@ -286,13 +289,15 @@ class CostModel:
         self.program_rows = max(rows.values()) if rows else 1
 
     @classmethod
-    def for_engine(cls, engine, table=None, variant=None, batch_size=20):
+    def for_engine(cls, engine, table=None, variant=None, batch_size=20, steps=None):
         """The model of a training engine (reference, Brian2 rate or spiking, devices): its
         network and phase settings (``engine.settings``); spiking if its counters have
-        synaptic events."""
+        synaptic events. ``steps``: ``(free, nudged)`` mean steps per phase as they ran
+        (default: the settings' counts)."""
         s = engine.settings
-        return cls(engine.net, table, eps=s.eps, free_steps=s.free_steps,
-                   nudge_steps=s.nudge_steps, variant=variant or s.variant,
+        free, nudged = steps or (s.free_steps, s.nudge_steps)
+        return cls(engine.net, table, eps=s.eps, free_steps=free,
+                   nudge_steps=nudged, variant=variant or s.variant,
                    batch_size=batch_size,
                    spiking=isinstance(engine.counters().get("synaptic_events"), dict))
 
@@ -394,9 +399,15 @@ class CostModel:
 def run_report(circuit, trainer):
     """The report of a training run: the engine's model, the circuit's ``[cost]`` table,
     the trainer's meter."""
+    h = trainer.history
+    steps = None
+    if h.get("phase_batches"):    # the phases as they ran: priced at their mean steps
+        w = np.asarray(h["phase_batches"], float)
+        steps = (float(np.dot(h["free_steps_mean"], w) / w.sum()),
+                 float(np.dot(h["nudge_steps_mean"], w) / w.sum()))
     model = CostModel.for_engine(trainer.engine, table_from_section(circuit.cost),
                                  variant=circuit.learning.variant,
-                                 batch_size=circuit.train.batch_size)
+                                 batch_size=circuit.train.batch_size, steps=steps)
     return model.report(trainer.meter,
                         examples_per_epoch=trainer.data.x_train.shape[0])
 

@@ -25,7 +25,7 @@ from .. import fidelity as fid
 from ..atomic import atomic_path
 from ..engines.protocol import StepResult
 from ..errors import ConfigurationError, NeurosimError
-from ..plan import batch_sign, batch_stream
+from ..plan import batch_sign, batch_stream, unsettled
 from ..hardware.cost import CostMeter
 from .optimizer import Optimizer, make_optimizer, resolve_learning_rates
 
@@ -77,6 +77,12 @@ def parameters(net, params):
     finally:
         for k, v in keep.items():
             net.params[k][...] = v
+
+
+def new_phase_counts():
+    """Zeroed counts of an epoch's phases (:meth:`Trainer._count_phases`)."""
+    return {"batches": 0, "free_steps": 0, "nudge_steps": 0, "nudged_phases": 0,
+            "unsettled_free": 0, "unsettled_nudged": 0, "free_step_max": 0.0}
 
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds",
@@ -151,6 +157,7 @@ class Trainer:
         self.fidelity = {"epoch_fraction": []}
         self.last_gradients = {}
         self.epoch, self.batch = 0, 0           # where the next batch starts
+        self.phase_counts = new_phase_counts()  # this epoch's phases (see _count_phases)
         self.acc = [0.0, 0, 0, 0.0]             # running cost sum, correct, examples, seconds
         self._stop, self._in_circuit = None, False
         self.meter = CostMeter(engine) if meter is None else (meter or None)
@@ -178,7 +185,7 @@ class Trainer:
         if self.particles is not None:
             arrays.update({"particles/" + p: v for p, v in self.particles.items()})
         meta = {"epoch": self.epoch, "batch": self.batch, "acc": self.acc,
-                "history": self.history,
+                "history": self.history, "phase_counts": self.phase_counts,
                 "fidelity": {k: [float(x) for x in v] for k, v in self.fidelity.items()}}
         if self.meter is not None:
             meta["meter"] = self.meter.state_dict()
@@ -217,6 +224,7 @@ class Trainer:
         if engine_state:
             self.engine.load_state_dict(engine_state)
         self.epoch, self.batch, self.acc = meta["epoch"], meta["batch"], meta["acc"]
+        self.phase_counts = dict(new_phase_counts(), **meta.get("phase_counts", {}))
         self.history = {k: list(v) for k, v in meta["history"].items()}
         self.fidelity = {k: list(v) for k, v in meta["fidelity"].items()}
         if self.meter is not None and "meter" in meta:   # restored counters: the baseline
@@ -228,32 +236,41 @@ class Trainer:
             raise _StopRun()
 
     # -- the ground truth -------------------------------------------------------------
-    def ground_truth(self, x, y, label):
+    def ground_truth(self, x, y, label, state=None):
         """RBP's gradient at the exact free fixed point of the current parameters, and that
-        fixed point (the engine's :meth:`~neurosim.engines.protocol.Engine.ground_truth`)."""
-        return self.engine.ground_truth(x, y, self.fidelity_tol, label)
+        fixed point (the engine's :meth:`~neurosim.engines.protocol.Engine.ground_truth`),
+        polished from the engine's own free state ``state`` where it reports one."""
+        return self.engine.ground_truth(x, y, self.fidelity_tol, label, state=state)
 
     # -- the loop ---------------------------------------------------------------------
     def _train_batch(self, idx, epoch, b, fidelity):
         x, y = self.data.x_train[idx], self.data.y_train[idx]
         state = None if self.particles is None else {p: v[idx] for p, v in self.particles.items()}
         label = "epoch %d, batch %d" % (epoch + 1, b)
-        truth = self.ground_truth(x, y, label) if fidelity or self.rule == "rbp" else None
+        truth = None
         if self.rule == "rbp":
             s = self.engine.free_state(x, state)
+            truth = self.ground_truth(x, y, label, s)
             grad = truth[0]
             self.opt.apply(self.net.params, grad)
             res = StepResult(s, float(np.mean(en.cost(self.net, s, y))), grad)
         elif self.rule == "continual_ep":
             st = self.engine.settings
             s = self.engine.free_state(x, state)
+            if fidelity:
+                truth = self.ground_truth(x, y, label, s)
             out = _ep.continual(self.net, x, y, st.beta, self.lrs, eps=st.eps,
                                 nudge_steps=st.nudge_steps, free_steps=0, state=s, clip=st.clip)
             self.net.params.update({k: v.astype(self.net.dtype) for k, v in out.params.items()})
             res = StepResult(s, float(np.mean(en.cost(self.net, s, y))), out.gradient)
         else:
+            ran = {k: v.copy() for k, v in self.net.params.items()} if fidelity else None
             res = self.engine.step(x, y, self.opt, state=state, rng=self._batch_rng(epoch, b),
                                    want_estimate=fidelity)
+            if fidelity:   # at the parameters the batch ran with, from the engine's state
+                with parameters(self.net, ran):
+                    truth = self.ground_truth(x, y, label, res.state)
+        self._count_phases(res.phases)
         if self.particles is not None:
             for p in self.particles:
                 self.particles[p][idx] = res.state[p]
@@ -264,6 +281,22 @@ class Trainer:
             else res.state[out]
         correct = int(np.sum(np.argmax(guess, 1) == np.argmax(y, 1)))
         return res.cost * len(idx), correct
+
+    def _count_phases(self, runs):
+        """Add one batch's phases (:class:`~neurosim.plan.PhaseRun` s, the free phase first)
+        to the epoch's counts: steps taken per phase, and the batches whose free or nudged
+        phases stopped at their step cap above ``engine.tol`` (:func:`neurosim.plan.unsettled`)."""
+        if not runs:
+            return
+        c = self.phase_counts
+        free, nudged = unsettled(runs, self.engine.settings.tol)
+        c["batches"] += 1
+        c["free_steps"] += runs[0].steps
+        c["nudge_steps"] += sum(r.steps for r in runs[1:])
+        c["nudged_phases"] += len(runs) - 1
+        c["unsettled_free"] += int(free)
+        c["unsettled_nudged"] += int(nudged)
+        c["free_step_max"] = max(c["free_step_max"], runs[0].step)
 
     def _log_fidelity(self, grad, truth, epoch, b, applied=None, free_state=None):
         """One fidelity row: the engine's own estimate (and the update the devices took) vs
@@ -425,6 +458,16 @@ class Trainer:
         h["test_accuracy"].append(test_acc)
         h["seconds"].append(self.acc[3])
         h["examples_per_second"].append(self.acc[2] / max(self.acc[3], 1e-9))
+        c = self.phase_counts
+        if c["batches"]:    # the phases as they ran (engines that report them)
+            h.setdefault("free_steps_mean", []).append(c["free_steps"] / c["batches"])
+            h.setdefault("nudge_steps_mean", []).append(
+                c["nudge_steps"] / max(c["nudged_phases"], 1))
+            h.setdefault("free_step_max", []).append(c["free_step_max"])
+            h.setdefault("unsettled_free", []).append(c["unsettled_free"])
+            h.setdefault("unsettled_nudged", []).append(c["unsettled_nudged"])
+            h.setdefault("phase_batches", []).append(c["batches"])
+        self.phase_counts = new_phase_counts()
         if self.engine.evaluated_by != "reference" and self.engine.reference_readout:
             # the numpy readout of the same weights
             h.setdefault("reference_test_accuracy", []).append(self.reference_accuracy())
