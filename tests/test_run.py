@@ -46,11 +46,31 @@ def test_default_run_reaches_95_percent_on_digits(tmp_path):
     zero = t.fidelity["over_training"]["rbp_zero"] == 1     # RBP's gradient exactly 0: NaN
     assert len(cos) == 60 and np.all(np.abs(cos[~zero]) <= 1 + 1e-9)
     assert np.all(np.isnan(cos[zero])) and not np.any(np.isnan(cos[~zero]))
+    # the phases settle (engine.tol): EP is estimated at the fixed point RBP linearises at
+    dist = t.fidelity["over_training"]["free_distance"]
+    assert len(dist) == 60 and np.all(dist <= 1e-6), np.max(dist)
+    assert s["free_distance_worst"] <= 1e-6
+    assert 1 < s["free_steps_mean"] < 300 and 1 < s["nudge_steps_mean"] <= 100
+    assert s["batches"] == 30 * 72
     assert s["evaluated_by"] == "reference" and os.path.getsize(os.path.join(run_dir,
                                                                               "report.html"))
     assert "[network]" in t.circuit
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert metrics["history"]["test_accuracy"][-1] == s["test_accuracy"]
+
+
+def test_phases_stopped_unsettled_are_counted_and_said_once(tmp_path, neurosim_cli):
+    """A step cap too small for engine.tol: every batch is flagged in the summary, and the
+    console says so once."""
+    r = neurosim_cli("run", "--json", "--no-progress", "--out", tmp_path,
+                     "--set", "train.epochs=1", "--set", "engine.free_steps=2",
+                     "--set", "engine.tol=1e-8")
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["unsettled_free_batches"] == s["batches"] == 72
+    assert s["free_steps_mean"] == 2
+    assert r.stdout.count("phases stopped at their step cap") == 1
+    metrics = json.load(open(os.path.join(s["run_dir"], "metrics.json")))
+    assert metrics["history"]["unsettled_free"] == [72]
 
 
 def test_overrides_and_inspect(tmp_path, neurosim_cli):
