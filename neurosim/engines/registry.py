@@ -37,6 +37,15 @@ def available():
     return tuple(_ENGINES)
 
 
+def engine_class(name):
+    """The class registered under ``name`` (a ConfigurationError naming ``engine.name`` for an
+    unknown one)."""
+    if name not in available():
+        raise ConfigurationError("engine.name: unknown engine %r; known: %s"
+                                 % (name, ", ".join(available())))
+    return _ENGINES[name]
+
+
 def _load_builtin():
     """Import the engines shipped with neurosim (each registers itself on import)."""
     from . import brian_rate, brian_spiking, reference, resistive  # noqa: F401
@@ -74,9 +83,7 @@ def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **setting
     ``device``: a :class:`~neurosim.hardware.Device`, a preset name or a ``[hardware]``
     mapping: the engine's weights then live in a crossbar of it (``hardware_seed`` seeds its
     draws). ``batch_size``: the mini-batch the circuit engines build for."""
-    if name not in available():
-        raise ConfigurationError("engine.name: unknown engine %r; known: %s"
-                                 % (name, ", ".join(available())))
+    cls = engine_class(name)
     s = Settings.from_kwargs(settings)
     from ..resistive import ResistiveNetwork
     if isinstance(net, ResistiveNetwork) and name != "resistive":
@@ -84,7 +91,7 @@ def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **setting
                                  "\"resistive\") trains with engine.name = \"resistive\", "
                                  "got %r" % name)
     check(name, s)
-    engine = _ENGINES[name](net, s, batch_size=batch_size)
+    engine = cls(net, s, batch_size=batch_size)
     if device is None:
         return engine
     if isinstance(device, str):
@@ -119,4 +126,4 @@ def from_circuit(circuit, net):
                  batch_size=circuit.train.batch_size, **settings_of(circuit))
 
 
-__all__ = ["build", "register", "available", "from_circuit", "settings_of", "check", "SHARED"]
+__all__ = ["build", "register", "available", "engine_class", "from_circuit", "settings_of", "check", "SHARED"]

@@ -269,7 +269,7 @@ class Trainer:
                                    want_estimate=fidelity)
             if fidelity:   # at the parameters the batch ran with, from the engine's state
                 with parameters(self.net, ran):
-                    truth = self.ground_truth(x, y, label, res.state)
+                    truth = self.ground_truth(x, y, label, self._whole_state(res.state))
         self._count_phases(res.phases)
         if self.particles is not None:
             for p in self.particles:
@@ -281,6 +281,13 @@ class Trainer:
             else res.state[out]
         correct = int(np.sum(np.argmax(guess, 1) == np.argmax(y, 1)))
         return res.cost * len(idx), correct
+
+    def _whole_state(self, state):
+        """``state`` where it holds every state population (a rate network's free state),
+        else None (a spiking engine reports its output rates only)."""
+        if state and all(p in state for p in self.net.state_pops):
+            return state
+        return None
 
     def _count_phases(self, runs):
         """Add one batch's phases (:class:`~neurosim.plan.PhaseRun` s, the free phase first)
