@@ -8,16 +8,25 @@ An estimator is bound to its settings and gives, for a network and a batch,
 * :meth:`Estimator.detailed` -- its time-resolved form over ``steps`` steps, a list of such
   dicts: EP's ``P_k = (1/beta) [dE/dtheta(s_k^beta) - dE/dtheta(s0)]`` along the nudged phase,
   RBP's ``Thetabar_k`` along the side network, BPTT's gradient through the last ``k`` steps
-  (the "matching gradients" curves of the theorem, docs/maths.md section 5).
+  (the "matching gradients" curves of the theorem, docs/maths.md section 5);
+* :meth:`Estimator.step` -- one training step through an engine (what the trainer calls):
+  EP is the engine's own step (its phases, its plan, its update), continual EP moves the
+  weights along the nudged phase from the engine's free state, RBP descends the implicit
+  gradient at the exact fixed point polished from the engine's free state.
 
 Each is a thin call into the one function that holds its formula (:mod:`neurosim.ep`,
 :mod:`neurosim.rbp`); :func:`make` builds one by name.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import checks
+from . import energy as en
 from . import ep
 from . import rbp
+from .engines.protocol import StepResult
+from .errors import ConfigurationError
 from .fixed_point import free_fixed_point
 
 
@@ -32,6 +41,16 @@ class Estimator:
     def detailed(self, net, x, y, steps, state=None):
         raise NotImplementedError
 
+    def step(self, engine, x, y, optimizer, state=None, rng=None, want_estimate=False,
+             label="batch"):
+        """One training step through ``engine``: this estimator's gradient at the engine's
+        own free state (``engine.free_state``), applied by ``optimizer``. Returns a
+        :class:`~neurosim.engines.protocol.StepResult`; ``label`` names the batch in errors."""
+        s = engine.free_state(x, state)
+        g = self.gradient(engine.net, x, y, state=s)
+        optimizer.apply(engine.net.params, g)
+        return StepResult(s, _cost(engine.net, s, y), g)
+
     def __repr__(self):
         fields = ", ".join("%s=%r" % kv for kv in vars(self).items())
         return "%s(%s)" % (type(self).__name__, fields)
@@ -45,9 +64,10 @@ class EP(Estimator):
     name = "ep"
 
     def __init__(self, beta, variant="one_sided", eps=0.1, free_steps=None, nudge_steps=None,
-                 clip=False, rng=None):
+                 clip=False, rng=None, nudges=None):
         self.beta = checks.nonzero("beta", beta)
         self.variant = checks.choice("variant", variant, ep.VARIANTS)
+        self.nudges = tuple(nudges) if nudges else None
         self.eps, self.clip, self.rng = checks.positive("eps", eps), bool(clip), rng
         self.free_steps = checks.integer("free_steps", free_steps, 0, allow_none=True)
         self.nudge_steps = checks.integer("nudge_steps", nudge_steps, 1, allow_none=True)
@@ -55,7 +75,12 @@ class EP(Estimator):
     def gradient(self, net, x, y, state=None):
         return ep.gradient(net, x, y, self.beta, variant=self.variant, eps=self.eps,
                            free_steps=self.free_steps, nudge_steps=self.nudge_steps,
-                           state=state, clip=self.clip, rng=self.rng)
+                           state=state, clip=self.clip, rng=self.rng, nudges=self.nudges)
+
+    def step(self, engine, x, y, optimizer, state=None, rng=None, want_estimate=False,
+             label="batch"):
+        """The engine's own EP step: its phases and plan, its update (fused where it is)."""
+        return engine.step(x, y, optimizer, state=state, rng=rng, want_estimate=want_estimate)
 
     def detailed(self, net, x, y, steps, state=None):
         """``P_k`` over ``steps`` nudged steps from the converged free state (one-sided)."""
@@ -76,6 +101,17 @@ class ContinualEP(Estimator):
     def gradient(self, net, x, y, state=None):
         return ep.continual(net, x, y, self.beta, self.lr, eps=self.eps,
                             nudge_steps=self.nudge_steps, state=state, clip=self.clip).gradient
+
+    def step(self, engine, x, y, optimizer, state=None, rng=None, want_estimate=False,
+             label="batch"):
+        """The nudged phase from the engine's free state, the weights moving at every step
+        with the optimizer's learning rates (plain SGD)."""
+        net = engine.net
+        s = engine.free_state(x, state)
+        out = ep.continual(net, x, y, self.beta, optimizer.lrs, eps=self.eps,
+                           nudge_steps=self.nudge_steps, free_steps=0, state=s, clip=self.clip)
+        net.params.update({k: v.astype(net.dtype) for k, v in out.params.items()})
+        return StepResult(s, _cost(net, s, y), out.gradient)
 
     def detailed(self, net, x, y, steps, state=None):
         """The equivalent gradient after 1, 2, ... ``steps`` nudged steps."""
@@ -99,6 +135,16 @@ class RBP(Estimator):
     def gradient(self, net, x, y, state=None):
         return rbp.gradient(net, x, y, method=self.method, eps=self.eps, steps=self.steps,
                             solver=self.solver, tol=self.tol, state=state, clip=self.clip)
+
+    def step(self, engine, x, y, optimizer, state=None, rng=None, want_estimate=False,
+             label="batch"):
+        """The implicit gradient at the exact free fixed point polished from the engine's own
+        free state (:meth:`~neurosim.engines.protocol.Engine.ground_truth`, verified to
+        ``tol``), applied by ``optimizer``."""
+        s = engine.free_state(x, state)
+        g, _ = engine.ground_truth(x, y, self.tol, label, state=s)
+        optimizer.apply(engine.net.params, g)
+        return StepResult(s, _cost(engine.net, s, y), g)
 
     def detailed(self, net, x, y, steps, state=None):
         """``Thetabar_k`` of the side network (continuous time for ``method="continuous"``)."""
@@ -138,4 +184,23 @@ def make(name, **settings):
     return ESTIMATORS[checks.choice("name", name, tuple(ESTIMATORS))](**settings)
 
 
-__all__ = ["Estimator", "EP", "ContinualEP", "RBP", "BPTT", "ESTIMATORS", "make"]
+def for_engine(rule, engine, tol=1e-8):
+    """The estimator of ``learning.rule`` with the engine's settings, as the trainer uses it
+    (``tol``: the residual RBP's fixed point is verified to)."""
+    s = engine.settings
+    if rule == "ep":
+        return EP(s.beta, s.variant, eps=s.eps, free_steps=s.free_steps,
+                  nudge_steps=s.nudge_steps, clip=s.clip, nudges=s.nudges or None)
+    if rule == "continual_ep":
+        return ContinualEP(s.beta, None, eps=s.eps, nudge_steps=s.nudge_steps, clip=s.clip)
+    if rule == "rbp":
+        return RBP(eps=s.eps, clip=s.clip, tol=tol)
+    raise ConfigurationError("learning.rule: expected one of ep, continual_ep, rbp, got %r"
+                             % (rule,))
+
+
+def _cost(net, s, y):
+    return float(np.mean(en.cost(net, s, y)))
+
+
+__all__ = ["Estimator", "EP", "ContinualEP", "RBP", "BPTT", "ESTIMATORS", "make", "for_engine"]

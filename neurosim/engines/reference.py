@@ -297,7 +297,7 @@ class ReferenceEngine(Engine):
     ``-(change) / lr`` (equal to the estimate to rounding), so a step that reports its
     estimate applies exactly the update of one that does not."""
 
-    settings_used = ("solver", "persistent", "threads", "tol")
+    settings_used = ("solver", "persistent", "threads")
     numpy_phases = True
     rules = ("ep", "continual_ep", "rbp")
     optimizers = True

@@ -11,10 +11,11 @@ from ..hardware.devices import Device, device_from_section
 from .protocol import Settings
 
 DEFAULTS = Settings()
-#: the settings every engine reads (the phases and the learning rule); anything else an
+#: the settings every engine takes (the phases and the learning rule; ``tol`` stops the phases
+#: of engines that can stop early, the circuits run their full counts); anything else an
 #: engine reads it declares itself (:attr:`Engine.settings_used`)
-SHARED = ("eps", "free_steps", "nudge_steps", "clip", "beta", "variant", "nudges", "rule",
-          "momentum", "optimizer", "weight_decay", "seed")
+SHARED = ("eps", "free_steps", "nudge_steps", "tol", "clip", "beta", "variant", "nudges",
+          "rule", "momentum", "optimizer", "weight_decay", "seed")
 _ENGINES = {}
 
 

@@ -20,10 +20,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import energy as en
-from .. import ep as _ep
+from .. import estimators
 from .. import fidelity as fid
 from ..atomic import atomic_path
-from ..engines.protocol import StepResult
 from ..errors import ConfigurationError, NeurosimError
 from ..plan import batch_sign, batch_stream, unsettled
 from ..hardware.cost import CostMeter
@@ -122,10 +121,8 @@ class Trainer:
                  eval_batch_size=1000, checkpoint_every=200, persistent=False, checkpoint=None,
                  progress=True, meter=None, fidelity_tol=1e-8):
         self.engine, self.net, self.data = engine, engine.net, dataset
-        if rule not in ("ep", "continual_ep", "rbp"):
-            raise ConfigurationError("learning.rule: expected 'ep', 'continual_ep' or 'rbp', "
-                                     "got %r" % (rule,))
         self.rule = rule
+        self.estimator = estimators.for_engine(rule, engine, fidelity_tol)
         self.base_lrs = resolve_learning_rates(self.net, lr, bias_lr)
         self.lrs = dict(self.base_lrs)
         if schedule not in ("constant", "cosine"):
@@ -247,29 +244,14 @@ class Trainer:
         x, y = self.data.x_train[idx], self.data.y_train[idx]
         state = None if self.particles is None else {p: v[idx] for p, v in self.particles.items()}
         label = "epoch %d, batch %d" % (epoch + 1, b)
+        ran = {k: v.copy() for k, v in self.net.params.items()} if fidelity else None
+        res = self.estimator.step(self.engine, x, y, self.opt, state=state,
+                                  rng=self._batch_rng(epoch, b), want_estimate=fidelity,
+                                  label=label)
         truth = None
-        if self.rule == "rbp":
-            s = self.engine.free_state(x, state)
-            truth = self.ground_truth(x, y, label, s)
-            grad = truth[0]
-            self.opt.apply(self.net.params, grad)
-            res = StepResult(s, float(np.mean(en.cost(self.net, s, y))), grad)
-        elif self.rule == "continual_ep":
-            st = self.engine.settings
-            s = self.engine.free_state(x, state)
-            if fidelity:
-                truth = self.ground_truth(x, y, label, s)
-            out = _ep.continual(self.net, x, y, st.beta, self.lrs, eps=st.eps,
-                                nudge_steps=st.nudge_steps, free_steps=0, state=s, clip=st.clip)
-            self.net.params.update({k: v.astype(self.net.dtype) for k, v in out.params.items()})
-            res = StepResult(s, float(np.mean(en.cost(self.net, s, y))), out.gradient)
-        else:
-            ran = {k: v.copy() for k, v in self.net.params.items()} if fidelity else None
-            res = self.engine.step(x, y, self.opt, state=state, rng=self._batch_rng(epoch, b),
-                                   want_estimate=fidelity)
-            if fidelity:   # at the parameters the batch ran with, from the engine's state
-                with parameters(self.net, ran):
-                    truth = self.ground_truth(x, y, label, self._whole_state(res.state))
+        if fidelity:   # at the parameters the batch ran with, from the engine's state
+            with parameters(self.net, ran):
+                truth = self.ground_truth(x, y, label, self._whole_state(res.state))
         self._count_phases(res.phases)
         if self.particles is not None:
             for p in self.particles:

@@ -21,8 +21,6 @@ from conformance_checks import RATE, Case, Conformance, parametrize
 class ToyEngine(Engine):
     """Euler phases of the plan; the estimate from the observed states."""
 
-    settings_used = ("tol",)
-
     def _bind(self, x, y=None):
         n_in = self.net.sizes[self.net.inputs[0]]
         if np.ndim(x) != 2 or np.shape(x)[1] != n_in:
