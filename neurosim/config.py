@@ -120,7 +120,7 @@ class EngineSection(_Section):
     ``tol`` (0: always the full counts; a phase that ends above a non-zero ``tol`` is counted
     as unsettled); ``threads``: threads over each batch's examples
     (reference engine) or OpenMP threads of the compiled circuit (``brian2-rate``)."""
-    name: Literal["reference", "brian2-rate", "brian2-spiking", "resistive"] = "reference"
+    name: str = "reference"
     build_dir: str = ""
     neuron: Literal["poisson", "lif"] = "poisson"
     noise: Literal["independent", "common"] = "independent"
@@ -138,6 +138,14 @@ class EngineSection(_Section):
     tol: float = Field(0.0, ge=0)
     clip: bool = True
     persistent: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v):
+        from .engines import available      # the engines that registered themselves
+        if v not in available():
+            raise ValueError("expected a registered engine (%s)" % ", ".join(available()))
+        return v
 
 
 class LearningSection(_Section):
