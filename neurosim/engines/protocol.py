@@ -31,7 +31,8 @@ from ..plan import Plan
 @dataclass(frozen=True)
 class Settings:
     """What an engine runs: the ``[engine]`` fields and the ``[learning]`` fields the phases
-    need. Field names are the circuit file's; :attr:`FIELD_SECTION` gives each one's section."""
+    need. Field names are the circuit file's; each field's section is ``[engine]`` unless its
+    metadata names another (:meth:`section`)."""
 
     eps: float = 0.5
     free_steps: int = 20
@@ -50,29 +51,26 @@ class Settings:
     max_rate: float = 1000.0
     build_dir: str = ""
     threads: int = 1
-    beta: float = 0.5
-    variant: str = "symmetric"
-    nudges: tuple = ()
-    rule: str = "ep"
-    momentum: float = 0.0
-    optimizer: str = "sgd"
-    weight_decay: float = 0.0
-    seed: int = 0
+    beta: float = field(default=0.5, metadata={"section": "learning"})
+    variant: str = field(default="symmetric", metadata={"section": "learning"})
+    nudges: tuple = field(default=(), metadata={"section": "learning"})
+    rule: str = field(default="ep", metadata={"section": "learning"})
+    momentum: float = field(default=0.0, metadata={"section": "learning"})
+    optimizer: str = field(default="sgd", metadata={"section": "learning"})
+    weight_decay: float = field(default=0.0, metadata={"section": "learning"})
+    seed: int = field(default=0, metadata={"section": "train"})
 
-    FIELD_SECTION = {"eps": "engine", "free_steps": "engine", "nudge_steps": "engine", "tol": "engine",
-                     "clip": "engine", "solver": "engine", "persistent": "engine",
-                     "neuron": "engine", "noise": "engine", "plasticity": "engine",
-                     "rule_every": "engine", "whole_epoch": "engine", "input_drive": "engine",
-                     "input_rule": "engine", "max_rate": "engine",
-                     "build_dir": "engine", "threads": "engine",
-                     "beta": "learning", "variant": "learning", "nudges": "learning", "rule": "learning",
-                     "momentum": "learning", "optimizer": "learning",
-                     "weight_decay": "learning", "seed": "train"}
+    @classmethod
+    def section(cls, name):
+        """The circuit-file section of a setting: ``"engine"`` unless its field says
+        otherwise."""
+        f = {f.name: f for f in dataclasses.fields(cls)}.get(name)
+        return "engine" if f is None else f.metadata.get("section", "engine")
 
     @classmethod
     def field_name(cls, name):
         """The dotted circuit-file field of a setting (``"engine.eps"``)."""
-        return "%s.%s" % (cls.FIELD_SECTION.get(name, "engine"), name)
+        return "%s.%s" % (cls.section(name), name)
 
     @classmethod
     def from_kwargs(cls, settings):

@@ -106,18 +106,13 @@ def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **setting
 
 
 def settings_of(circuit):
-    """The engine settings of a circuit file (its ``[engine]`` and ``[learning]`` fields)."""
-    e, L = circuit.engine, circuit.learning
-    return dict(eps=e.eps, free_steps=e.free_steps, nudge_steps=e.nudge_steps, tol=e.tol,
-                clip=e.clip,
-                solver=e.solver, persistent=e.persistent, neuron=e.neuron, noise=e.noise,
-                plasticity=e.plasticity, rule_every=e.rule_every, whole_epoch=e.whole_epoch,
-                input_drive=e.input_drive,
-                input_rule=e.input_rule,
-                max_rate=e.max_rate, build_dir=e.build_dir, threads=e.threads, beta=L.beta,
-                variant=L.variant, nudges=tuple(L.nudges or ()),
-                rule=L.rule, momentum=L.momentum, optimizer=L.optimizer,
-                weight_decay=L.weight_decay, seed=circuit.train.seed)
+    """The engine settings of a circuit file: every :class:`Settings` field, read from its
+    circuit section (:meth:`Settings.section`: ``[engine]``, ``[learning]`` or ``[train]``)."""
+    out = {}
+    for f in dataclasses.fields(Settings):
+        v = getattr(getattr(circuit, Settings.section(f.name)), f.name)
+        out[f.name] = tuple(v or ()) if f.name == "nudges" else v
+    return out
 
 
 def from_circuit(circuit, net):
