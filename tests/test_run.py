@@ -245,6 +245,15 @@ def test_resume_of_a_finished_run_leaves_it_untouched(tmp_path, neurosim_cli):
     assert "rbp" in t.gradients and {"epoch_001", "epoch_002", "final"} <= set(t.weights)
 
 
+def test_libsonata_reads_a_runs_reports(tmp_path, neurosim_cli):
+    """Every report of a run's traces.h5 reads back with libsonata as with h5py."""
+    pytest.importorskip("libsonata", reason="libsonata is absent (the test extra has it)")
+    from conftest import check_with_libsonata
+    s = _summary(neurosim_cli("run", "--json", "--out", tmp_path, "--set", "train.epochs=1",
+                              "--set", "record.examples=3", *QUICK))
+    assert check_with_libsonata(os.path.join(s["run_dir"], "traces.h5")) == 2
+
+
 def test_an_interrupted_run_keeps_its_snapshots_and_seconds(tmp_path, neurosim_cli, monkeypatch):
     """Stopped (as by SIGINT) in epoch 2 and resumed: traces.h5 holds the snapshot of epoch 1
     written before the stop, and the summary's seconds count the first session too."""
