@@ -321,3 +321,14 @@ def test_metrics_json_is_strict_json(tmp_path, neurosim_cli):
     s = _strict(r.stdout.strip().splitlines()[-1])
     metrics = _strict(open(os.path.join(s["run_dir"], "metrics.json")).read())
     assert None in metrics["fidelity"]["cosine/all"]
+
+
+def test_a_run_pinned_by_a_huge_learning_rate_is_told_so(tmp_path, neurosim_cli):
+    """lr = 1000 pins every unit after the first batches: the run says it no longer learns
+    and names learning.lr (once)."""
+    r = neurosim_cli("run", "--no-progress", "--out", tmp_path, "--set", "train.epochs=3",
+                     "--set", "learning.lr=1000")
+    assert r.returncode == 0, r.stderr[-2000:]
+    warnings = [ln for ln in r.stdout.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "no longer learns" in warnings[0]
+    assert "learning.lr" in warnings[0]

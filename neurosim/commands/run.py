@@ -226,6 +226,14 @@ def _finished(run_dir, meta, circuit):
     return out
 
 
+def _stuck(trainer):
+    """Whether every fidelity batch of the epoch just finished had RBP's gradient exactly 0."""
+    f = trainer.fidelity
+    rows = [z for e, z in zip(f.get("epoch_fraction", []), f.get("rbp_zero", []))
+            if trainer.epoch - 1 <= e < trainer.epoch]
+    return bool(rows) and all(rows)
+
+
 def _snapshot_path(run_dir, name):
     return os.path.join(run_dir, SNAPSHOTS, name + ".npz")
 
@@ -320,7 +328,13 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
         echo("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s"
              % (h["epoch"][-1], tr.epochs, h["train_loss"][-1], h["train_accuracy"][-1],
                 h["test_loss"][-1], h["test_accuracy"][-1], h["seconds"][-1]))
+        if not warned and _stuck(tr):
+            warned.append(tr.epoch)
+            echo("warning: in epoch %d RBP's gradient was exactly 0 on every fidelity batch "
+                 "(every unit pinned at a clip bound): the network no longer learns; a smaller "
+                 "learning.lr (now %s) may help" % (tr.epoch, circuit.learning.lr))
 
+    warned = []
     try:
         trainer.fit(on_epoch=on_epoch)
     finally:
