@@ -10,7 +10,6 @@ disk and renamed onto the target (``os.replace``, atomic on POSIX and Windows), 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import uuid
 
@@ -61,9 +60,11 @@ def write_bytes(path, data):
 
 
 def write_json(path, obj, indent=1, **kwargs):
-    """Write ``obj`` as JSON (``json.dumps(obj, indent=indent, **kwargs)``) to ``path``
-    atomically; the object is serialised before anything is written. Returns ``path``."""
-    return write_text(path, json.dumps(obj, indent=indent, **kwargs))
+    """Write ``obj`` as strict JSON (:func:`neurosim.jsontext.dumps`: NaN as ``null``) to
+    ``path`` atomically; the object is serialised before anything is written. Returns
+    ``path``."""
+    from .jsontext import dumps
+    return write_text(path, dumps(obj, indent=indent, **kwargs))
 
 
 __all__ = ["atomic_path", "temporary_name", "write_text", "write_bytes", "write_json"]

@@ -217,12 +217,12 @@ def _add_set(p):
 
 
 def _run(args):
-    import json
+    from . import jsontext
     from .commands import run as experiment
     summary = experiment.run(args.circuit, args.overrides, resume=args.resume, out_dir=args.out,
                              progress=not args.no_progress)
     if args.json:
-        print(json.dumps(summary))
+        print(jsontext.dumps(summary))
     return 0
 
 

@@ -8,7 +8,11 @@ with the field's dotted path. ``--set KEY=VALUE`` overrides use the same dotted 
 from __future__ import annotations
 
 import copy
+import difflib
+import math
 import os
+import re
+import typing
 from importlib import resources
 from typing import Dict, List, Literal, Optional, Union
 
@@ -183,6 +187,21 @@ class LearningSection(_Section):
                              "(0 is the free state), got %r" % (v,))
         return v
 
+    @field_validator("lr", "bias_lr")
+    @classmethod
+    def _rates(cls, v):
+        if v is None:
+            return v
+        entries = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) \
+            else [(None, v)]
+        for k, x in entries:
+            if not (x > 0 and math.isfinite(x)):
+                if k is None:
+                    raise ValueError("a learning rate must be a positive finite number")
+                raise ValueError("entry %r: a learning rate must be a positive finite number, "
+                                 "got %r" % (k, x))
+        return v
+
     @field_validator("adam_betas")
     @classmethod
     def _adam_betas(cls, v):
@@ -349,7 +368,7 @@ def _format(err, where):
                                                                              "dict[str,float]")))]
         field = _path(loc) or "(top level)"
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + suggestion(loc)
         elif e["type"] == "missing":
             msg = "required key is missing"
         else:
@@ -359,6 +378,123 @@ def _format(err, where):
         lines.append("%s: %s" % (field, msg))
     seen = list(dict.fromkeys(lines))
     return "%s: invalid circuit:\n  " % where + "\n  ".join(seen)
+
+
+def _model_in(annotation):
+    """The section model inside a field's annotation (``Optional[X]``, ``List[X]``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for a in typing.get_args(annotation):
+        m = _model_in(a)
+        if m is not None:
+            return m
+    return None
+
+
+def _fields_at(parts):
+    """The keys of the section at ``parts`` (dotted-path parts; list indices skipped), or
+    None where that is not a section (a table of free keys, a value)."""
+    model = Circuit
+    for p in parts:
+        if isinstance(p, int):
+            continue
+        field = model.model_fields.get(p)
+        model = None if field is None else _model_in(field.annotation)
+        if model is None:
+            return None
+    return list(model.model_fields)
+
+
+def suggestion(loc):
+    """``"; did you mean train.epochs?"`` for the unknown key at ``loc`` (a dotted path or its
+    parts), or ``""``."""
+    parts = loc.split(".") if isinstance(loc, str) else list(loc)
+    fields = _fields_at(parts[:-1]) if parts else None
+    close = difflib.get_close_matches(str(parts[-1]), fields or [], n=1)
+    return "; did you mean %s?" % _path(parts[:-1] + close) if close else ""
+
+
+def unknown_key(key):
+    """``"learning.bta: unknown key; did you mean learning.beta?"`` when the dotted ``key`` is
+    not a circuit-file field, else None."""
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        fields = _fields_at(parts[:i])
+        if fields is None:
+            return None
+        if part not in fields:
+            where = ".".join(parts[:i + 1])
+            return "%s: unknown key%s" % (where, suggestion(parts[:i + 1]))
+    return None
+
+
+def _default_of(key):
+    """The schema's default of the dotted ``key`` (None where it has none)."""
+    *head, last = key.split(".")
+    model = Circuit
+    for p in head:
+        field = model.model_fields.get(p)
+        model = None if field is None else _model_in(field.annotation)
+        if model is None:
+            return None
+    field = model.model_fields.get(last)
+    return None if field is None or field.is_required() else field.default
+
+
+def _cli_value(v):
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v)
+
+
+def _lookup(data, key):
+    node = data
+    for p in key.split("."):
+        if not isinstance(node, dict) or p not in node:
+            return None, False
+        node = node[p]
+    return node, True
+
+
+def describe_source(path):
+    """How a message names a circuit file: the built-in ones by their name in ``circuits/``."""
+    try:
+        base = os.path.dirname(builtin_path("default"))
+    except ConfigError:
+        base = None
+    if base and os.path.dirname(os.path.abspath(path)) == os.path.abspath(base):
+        return "the built-in circuit file circuits/%s" % os.path.basename(path)
+    return "circuit file %s" % path
+
+
+_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)+): ")
+
+
+def blame_file(err, path, text, overrides=()):
+    """``err`` (a :class:`ConfigError` whose message starts with a dotted field) with a note
+    when that field's value comes from the circuit file ``path`` (its ``text``) rather than
+    from ``overrides``: where it is set and how to override it."""
+    msg = str(err)
+    m = _FIELD.match(msg)
+    if not m:
+        return err
+    key = m.group(1)
+    given = {(parse_override(o)[0] if isinstance(o, str) else o[0]) for o in overrides}
+    if key in given:
+        return err
+    try:
+        value, present = _lookup(tomllib.loads(text), key)
+    except tomllib.TOMLDecodeError:
+        return err
+    if not present:
+        return err
+    default = _default_of(key)
+    fix = "--set %s=%s" % (key, _cli_value(default)) if default is not None \
+        and default != value else "--set %s=VALUE" % key
+    return ConfigError("%s (%s = %r is set in %s, not on the command line; override it with "
+                       "%s)" % (msg, key, value, describe_source(path), fix))
 
 
 def parse_override(text):
@@ -414,15 +550,22 @@ def builtin_path(name="default"):
     return str(p)
 
 
+def resolve(path=None):
+    """The file a circuit argument names: a path, or a built-in circuit's name (``None``: the
+    built-in ``default``)."""
+    if path is None:
+        return builtin_path("default")
+    if not os.path.exists(path) and os.sep not in path and not path.endswith(".toml"):
+        return builtin_path(path)
+    return path
+
+
 def load(path=None, overrides=()):
     """Read a circuit file (default: the built-in ``default``), apply overrides, validate.
 
     Returns ``(circuit, text)``: the validated :class:`Circuit` and the file's text.
     """
-    if path is None:
-        path = builtin_path("default")
-    elif not os.path.exists(path) and os.sep not in path and not path.endswith(".toml"):
-        path = builtin_path(path)
+    path = resolve(path)
     try:
         with open(path, "rb") as f:
             raw = f.read()

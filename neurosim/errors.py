@@ -15,4 +15,20 @@ class ArgumentError(NeurosimError, ValueError):
     """A Python argument has the wrong type or value (the message names it)."""
 
 
-__all__ = ["NeurosimError", "ConfigurationError", "ArgumentError"]
+class CorruptFileError(NeurosimError, ValueError):
+    """A file neurosim reads (a checkpoint, a trace file) is truncated, corrupt or not of its
+    kind (the message names the file)."""
+
+
+class MissingDependencyError(NeurosimError, ImportError):
+    """An optional package a feature needs is not installed (the message says how to install
+    it)."""
+
+
+class DivergedError(NeurosimError, ArithmeticError):
+    """Training stopped because the loss or the parameters became non-finite (the message
+    names the epoch and batch; the checkpoint keeps the last finite state)."""
+
+
+__all__ = ["NeurosimError", "ConfigurationError", "ArgumentError", "CorruptFileError",
+           "DivergedError", "MissingDependencyError"]

@@ -271,3 +271,46 @@ def neurosim_cli(capsys):
         out = capsys.readouterr()
         return CliResult(rc, out.out, out.err)
     return run
+
+
+def check_with_libsonata(path):
+    """Read every report and spike population of the trace file ``path`` with libsonata (the
+    reference SONATA reader) and assert it gives the values h5py reads; returns the number of
+    populations read."""
+    import h5py
+    import libsonata
+    n = 0
+    with h5py.File(path, "r") as f:
+        reports = f.get("report", {})
+        reader = libsonata.ElementReportReader(str(path)) if len(reports) else None
+        for name, g in reports.items():
+            frame = reader[name].get()
+            m = g["mapping"]
+            data, ip = g["data"][()], m["index_pointers"][()]
+            node_ids, element_ids = m["node_ids"][()], m["element_ids"][()]
+            want = {}
+            for i, node in enumerate(node_ids):
+                for c in range(int(ip[i]), int(ip[i + 1])):
+                    want[(int(node), int(element_ids[c]))] = data[:, c]
+            ids = [tuple(int(v) for v in pair) for pair in np.asarray(frame.ids)]
+            got = np.asarray(frame.data)
+            assert sorted(ids) == sorted(want), name
+            for col, key in enumerate(ids):
+                np.testing.assert_array_equal(got[:, col], want[key], err_msg=str((name, key)))
+            start, stop, dt = m["time"][()]
+            np.testing.assert_allclose(np.asarray(frame.times),
+                                       start + dt * np.arange(data.shape[0]))
+            assert reader[name].time_units == m["time"].attrs["units"]
+            assert reader[name].data_units == g["data"].attrs["units"]
+            n += 1
+        spikes = f.get("spikes", {})
+        sreader = libsonata.SpikeReader(str(path)) if len(spikes) else None
+        for name, g in spikes.items():
+            d = sreader[name].get_dict()
+            got = sorted(zip(np.asarray(d["timestamps"]).tolist(),
+                             np.asarray(d["node_ids"]).tolist()))
+            want = sorted(zip(g["timestamps"][()].tolist(), g["node_ids"][()].tolist()))
+            assert got == want, name
+            assert sreader[name].sorting == "by_time"
+            n += 1
+    return n

@@ -79,3 +79,16 @@ def test_trace_writer_fails_through_the_same_helper(tmp_path):
         traces.write(path, training={"loss": [0.1]}, attrs={"generation": 2}, extra=[boom])
     assert traces.load(path).attrs["generation"] == 1
     assert os.listdir(tmp_path) == ["traces.h5"]
+
+
+def test_write_json_writes_strict_json(tmp_path):
+    """NaN and infinities (also numpy's, nested in lists and arrays) become null: bare NaN
+    tokens are not JSON."""
+    def refuse(token):
+        raise ValueError(token)
+    path = atomic.write_json(tmp_path / "m.json", {"a": float("nan"),
+                                                   "b": [1.0, np.float32("inf")],
+                                                   "c": np.array([np.nan, 2.0]),
+                                                   "d": np.int64(3)})
+    got = json.loads(open(path).read(), parse_constant=refuse)
+    assert got == {"a": None, "b": [1.0, None], "c": [None, 2.0], "d": 3}

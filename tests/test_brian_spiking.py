@@ -2,6 +2,7 @@
 discrete identity), the encoders' rates, seeded reproducibility (runtime and standalone give
 the same numbers), the free phase in expectation, the update against the rate circuit and RBP
 (and its improvement with window length and rate), non-layered graphs, clear errors."""
+import importlib.util
 import os
 
 import numpy as np
@@ -258,6 +259,9 @@ def test_spikes_round_trip_through_hdf5_and_raster(tmp_path):
     assert [p["name"] for p in t.phases] == ["free", "nudged+", "nudged-"]
     assert t.reports["h1"]["data"].shape[1:] == (2, 5)
     assert os.path.getsize(c.raster(str(tmp_path / "raster.png"))) > 5000
+    if importlib.util.find_spec("libsonata"):       # the reference SONATA reader: same spikes
+        from conftest import check_with_libsonata
+        assert check_with_libsonata(path) == 2 + len(c.spikes)
 
 
 def test_spiking_engine_step_follows_the_rate_update():

@@ -575,3 +575,109 @@ def test_ep_negative_nudge_steps(net, data):
     x, y = data
     with pytest.raises(ValueError, match=r"nudge_steps"):
         ns.ep.gradient(net, x, y, 0.1, nudge_steps=-1)
+
+
+# -- faults found as a new user (issue 23, item 9): one line naming the file or the field ------
+QUICK = ("--no-progress", "--set", "train.epochs=1", "--set", "dataset.limit_train=200",
+         "--set", "dataset.limit_test=100")
+
+
+def _one_line_error(r, *needles):
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    lines = [ln for ln in r.stderr.strip().splitlines() if "Warning" not in ln
+             and not ln.startswith("  ")]
+    assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in r.stderr, r.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def finished_run(tmp_path, neurosim_cli):
+    r = neurosim_cli("run", "--json", "--out", tmp_path, *QUICK)
+    assert r.returncode == 0, r.stderr[-2000:]
+    import json
+    return json.loads(r.stdout.strip().splitlines()[-1])["run_dir"]
+
+
+def test_resume_of_a_truncated_checkpoint_names_it(finished_run, neurosim_cli):
+    import os
+    ck = os.path.join(finished_run, "checkpoint.npz")
+    with open(ck, "r+b") as f:
+        f.truncate(os.path.getsize(ck) // 2)
+    r = neurosim_cli("run", "--no-progress", "--resume", finished_run)
+    _one_line_error(r, ck, "truncated or damaged")
+
+
+def test_traces_inspect_of_a_truncated_h5_names_it(finished_run, neurosim_cli):
+    import os
+    h5 = os.path.join(finished_run, "traces.h5")
+    with open(h5, "r+b") as f:
+        f.truncate(os.path.getsize(h5) // 2)
+    _one_line_error(neurosim_cli("traces", "inspect", h5), h5, "truncated or damaged")
+
+
+def test_to_nwb_without_pynwb_says_how_to_install_it(finished_run, neurosim_cli, monkeypatch,
+                                                     tmp_path):
+    import os
+    import sys
+    monkeypatch.setitem(sys.modules, "pynwb", None)     # import pynwb raises ImportError
+    h5 = os.path.join(finished_run, "traces.h5")
+    _one_line_error(neurosim_cli("traces", "to-nwb", h5, tmp_path / "out.nwb"), h5,
+                    "pynwb is not installed", "pip install pynwb", 'pip install ".[nwb]"')
+    assert not os.path.exists(tmp_path / "out.nwb")
+
+
+@pytest.mark.parametrize("value, field", [
+    ("-0.1", "learning.lr"), ("0", "learning.lr"), ("[0.1, -0.05]", "learning.lr"),
+    ("{\"x->h1\" = 0.1, \"h1->y\" = -1}", "learning.lr"), ("nan", "learning.lr")])
+def test_a_non_positive_learning_rate_is_refused(tmp_path, neurosim_cli, value, field):
+    r = neurosim_cli("run", "--out", tmp_path, *QUICK, "--set", "learning.lr=%s" % value)
+    assert r.returncode == 2 and field + ":" in r.stderr and "positive" in r.stderr, r.stderr
+    assert not list(tmp_path.iterdir())        # refused before anything was written
+
+
+def test_a_non_positive_bias_rate_is_refused(tmp_path, neurosim_cli):
+    r = neurosim_cli("run", "--out", tmp_path, *QUICK, "--set", "learning.bias_lr=0")
+    assert r.returncode == 2 and "learning.bias_lr:" in r.stderr and "positive" in r.stderr
+
+
+def test_a_non_positive_rate_is_refused_by_the_api():
+    from neurosim.training.optimizer import resolve_learning_rates
+    net = ns.layered([4, 5, 3], seed=0)
+    with pytest.raises(ns.errors.ConfigurationError, match=r"learning.lr: .*positive.*W:h1->y"):
+        resolve_learning_rates(net, [0.1, -0.1])
+    with pytest.raises(ns.errors.ConfigurationError, match=r"learning.bias_lr: .*positive"):
+        resolve_learning_rates(net, 0.1, bias_lr=0.0)
+
+
+def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path, neurosim_cli):
+    """Adam steps of 1e308 overflow within two batches: the run stops naming the epoch and
+    batch and learning.lr, and the checkpoint written before holds finite parameters."""
+    import os
+    r = neurosim_cli("run", "--out", tmp_path, *QUICK, "--set", "learning.lr=1e308",
+                     "--set", "learning.optimizer=\"adam\"", "--set", "train.checkpoint_every=1")
+    line = _one_line_error(r, "diverged at epoch 1, batch", "learning.lr", "checkpoint.npz")
+    assert "keeps the last finite state" in line
+    (run_dir,) = list(tmp_path.iterdir())
+    with np.load(os.path.join(run_dir, "checkpoint.npz")) as z:
+        params = [k for k in z.files if k.startswith("param/")]
+        assert params and all(np.all(np.isfinite(z[k])) for k in params)
+    assert not os.path.exists(os.path.join(run_dir, "metrics.json"))
+
+
+def test_a_value_from_the_circuit_file_says_where_it_is_set(tmp_path, neurosim_cli):
+    r = neurosim_cli("run", "--out", tmp_path, *QUICK, "--set", "engine.name=\"brian2-rate\"")
+    _one_line_error(r, "engine.solver", "circuits/default.toml", "--set engine.solver=euler")
+
+
+def test_an_unknown_key_suggests_the_close_one(tmp_path, neurosim_cli):
+    r = neurosim_cli("run", "--out", tmp_path, *QUICK, "--set", "train.epoch=3")
+    assert r.returncode == 2
+    assert "train.epoch: unknown key; did you mean train.epochs?" in r.stderr, r.stderr
+
+
+def test_sweep_of_an_unknown_key_names_the_key(tmp_path, neurosim_cli):
+    r = neurosim_cli("sweep", "--out", tmp_path / "sw", "--param", "learning.bta=0.1,0.2")
+    line = _one_line_error(r, "learning.bta: unknown key", "did you mean learning.beta?")
+    assert "value" not in line

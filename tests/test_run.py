@@ -236,3 +236,119 @@ def test_sigterm_stops_a_whole_epoch_circuit_run_at_once(tmp_path):
     got = _final_params(run_dir)
     for k in ref:
         np.testing.assert_allclose(got[k], ref[k], atol=1e-12, err_msg=k)
+
+
+# -- faults found as a new user (issue 23, item 9) --------------------------------------------
+QUICK = ["--no-progress", "--set", "dataset.limit_train=200", "--set", "dataset.limit_test=100",
+         "--set", "train.fidelity_batches=1"]
+
+
+def _files(run_dir):
+    out = {}
+    for root, _, names in os.walk(run_dir):
+        for n in names:
+            p = os.path.join(root, n)
+            out[os.path.relpath(p, run_dir)] = (open(p, "rb").read(), os.stat(p).st_mtime_ns)
+    return out
+
+
+def test_resume_of_a_finished_run_leaves_it_untouched(tmp_path, neurosim_cli):
+    s = _summary(neurosim_cli("run", "--json", "--out", tmp_path, "--set", "train.epochs=2",
+                              *QUICK))
+    before = _files(s["run_dir"])
+    r = neurosim_cli("run", "--json", "--no-progress", "--resume", s["run_dir"])
+    assert r.returncode == 0 and "already finished" in r.stdout, r.stderr[-2000:]
+    assert _files(s["run_dir"]) == before           # every file, byte for byte, not rewritten
+    again = json.loads(r.stdout.strip().splitlines()[-1])
+    assert again["seconds"] == s["seconds"] and again["test_accuracy"] == s["test_accuracy"]
+    t = traces.load(os.path.join(s["run_dir"], "traces.h5"))
+    assert "rbp" in t.gradients and {"epoch_001", "epoch_002", "final"} <= set(t.weights)
+
+
+def test_libsonata_reads_a_runs_reports(tmp_path, neurosim_cli):
+    """Every report of a run's traces.h5 reads back with libsonata as with h5py."""
+    pytest.importorskip("libsonata", reason="libsonata is absent (the test extra has it)")
+    from conftest import check_with_libsonata
+    s = _summary(neurosim_cli("run", "--json", "--out", tmp_path, "--set", "train.epochs=1",
+                              "--set", "record.examples=3", *QUICK))
+    assert check_with_libsonata(os.path.join(s["run_dir"], "traces.h5")) == 2
+
+
+def test_an_interrupted_run_keeps_its_snapshots_and_seconds(tmp_path, neurosim_cli, monkeypatch):
+    """Stopped (as by SIGINT) in epoch 2 and resumed: traces.h5 holds the snapshot of epoch 1
+    written before the stop, and the summary's seconds count the first session too."""
+    from neurosim.training.trainer import Trainer
+    finish = Trainer._finish_epoch
+
+    def stop_after_epoch_1(self, epoch, on_epoch, test_outputs=None):
+        finish(self, epoch, on_epoch, test_outputs)
+        if epoch == 0:
+            self._stop = signal.SIGINT          # what the handler sets: stop after a batch
+    monkeypatch.setattr(Trainer, "_finish_epoch", stop_after_epoch_1)
+    r = neurosim_cli("run", "--out", tmp_path, "--set", "train.epochs=3", *QUICK)
+    assert r.returncode == 130, r.stderr[-2000:]
+    monkeypatch.setattr(Trainer, "_finish_epoch", finish)
+    (run_dir,) = [str(p) for p in tmp_path.iterdir()]
+    first = _meta(run_dir)
+    assert (first["epoch"], first["batch"]) == (1, 1) and first["seconds"] > 0
+    s = _summary(neurosim_cli("run", "--json", "--no-progress", "--resume", run_dir))
+    t = traces.load(os.path.join(run_dir, "traces.h5"))
+    assert {"epoch_001", "epoch_002", "epoch_003", "final"} <= set(t.weights)
+    assert not np.array_equal(t.weights["epoch_001"]["W:x->h1"], t.weights["final"]["W:x->h1"])
+    assert s["seconds"] >= first["seconds"]
+    assert s["seconds"] >= sum(json.load(open(os.path.join(run_dir, "metrics.json")))
+                               ["history"]["seconds"])
+    assert not os.path.exists(os.path.join(run_dir, "snapshots"))     # now in traces.h5
+
+
+def test_run_folders_started_in_the_same_second_are_distinct(tmp_path):
+    from neurosim.commands.run import make_run_dir
+    when = time.localtime()
+    first = make_run_dir(str(tmp_path), "default", when)
+    second = make_run_dir(str(tmp_path), "default", when)
+    third = make_run_dir(str(tmp_path), "default", when)
+    assert len({first, second, third}) == 3 and all(os.path.isdir(d) for d in (first, second,
+                                                                              third))
+    assert second == first + "-2" and third == first + "-3"
+
+
+def test_a_run_whose_folder_exists_already_gets_another(tmp_path, neurosim_cli, monkeypatch):
+    """The folder of this second taken (another run started in it): the run takes the
+    next one instead of stopping on 'File exists'."""
+    frozen = time.localtime()
+    monkeypatch.setattr(time, "localtime", lambda *a: frozen)
+    os.makedirs(os.path.join(tmp_path, "default-" + time.strftime("%Y%m%d-%H%M%S", frozen)))
+    real = os.path.exists
+    monkeypatch.setattr(os.path, "exists",           # the other run claims it after the check
+                        lambda p: False if str(p).startswith(str(tmp_path)) else real(p))
+    s = _summary(neurosim_cli("run", "--json", "--out", tmp_path, "--set", "train.epochs=1",
+                              *QUICK))
+    assert s["run_dir"].endswith("-2")
+
+
+def _strict(text):
+    def refuse(token):
+        raise ValueError("not JSON: %s" % token)
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_metrics_json_is_strict_json(tmp_path, neurosim_cli):
+    """lr = 1000 pins every unit: RBP's gradient is 0 and the cosines are undefined; they are
+    written as null, not as bare NaN tokens."""
+    r = neurosim_cli("run", "--json", "--no-progress", "--out", tmp_path,
+                     "--set", "train.epochs=1", "--set", "learning.lr=1000")
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = _strict(r.stdout.strip().splitlines()[-1])
+    metrics = _strict(open(os.path.join(s["run_dir"], "metrics.json")).read())
+    assert None in metrics["fidelity"]["cosine/all"]
+
+
+def test_a_run_pinned_by_a_huge_learning_rate_is_told_so(tmp_path, neurosim_cli):
+    """lr = 1000 pins every unit after the first batches: the run says it no longer learns
+    and names learning.lr (once)."""
+    r = neurosim_cli("run", "--no-progress", "--out", tmp_path, "--set", "train.epochs=3",
+                     "--set", "learning.lr=1000")
+    assert r.returncode == 0, r.stderr[-2000:]
+    warnings = [ln for ln in r.stdout.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "no longer learns" in warnings[0]
+    assert "learning.lr" in warnings[0]

@@ -193,9 +193,11 @@ def test_sonata_report_and_spike_structure(written, content):
         ip = m["index_pointers"][()]
         assert len(ip) == n + 1 and ip[0] == 0 and ip[-1] == g["data"].shape[1]
         np.testing.assert_array_equal(m["element_ids"][()], np.tile(np.arange(B), n))
-        data = g["data"][()]
+        data = g["data"][()]                # SONATA's float32; the float64 values beside it
+        assert data.dtype == np.float32 and g["data_float64"].shape == data.shape
         for i in range(n):                  # SONATA: node i's values are data[:, ip[i]:ip[i+1]]
-            np.testing.assert_array_equal(data[:, ip[i]:ip[i + 1]], u[:, :, i])
+            np.testing.assert_array_equal(data[:, ip[i]:ip[i + 1]], u[:, :, i].astype(np.float32))
+            np.testing.assert_array_equal(g["data_float64"][:, ip[i]:ip[i + 1]], u[:, :, i])
         np.testing.assert_array_equal(m["time"][()], [0.0, 0.1 * T, 0.1])
         assert m["time"].dtype == np.float64 and m["time"].attrs["units"] == "tau"
         assert int(m["node_ids"].attrs["sorted"]) == 1
@@ -230,18 +232,24 @@ def test_spikes_are_sorted_by_time_with_units(tmp_path):
         assert f["spikes/exc/timestamps"].attrs["units"] == "ms"
 
 
-def test_datasets_are_chunked_and_gzip_compressed(written):
+def test_datasets_are_gzip_compressed_except_the_sonata_ones(written):
+    """SONATA datasets are contiguous and unfiltered (libsonata's wheels have no deflate
+    filter); every other dataset is chunked and gzip-compressed."""
     seen = []
 
     def check(name, obj):
         if isinstance(obj, h5py.Dataset) and obj.ndim > 0:
             seen.append(name)
-            assert obj.chunks is not None, name
-            assert obj.compression == "gzip", name
+            sonata = name.startswith("spikes/") or (name.startswith("report/") and
+                                                    not name.endswith("/data_float64"))
+            if sonata:
+                assert obj.chunks is None and obj.compression is None, name
+            else:
+                assert obj.chunks is not None and obj.compression == "gzip", name
 
     with h5py.File(written, "r") as f:
         f.visititems(check)
-        assert f["report/h1/data"].chunks[1] == f["report/h1/data"].shape[1]
+        assert f["report/h1/data_float64"].chunks[1] == f["report/h1/data"].shape[1]
     assert "report/h1/data" in seen and "spikes/h1/timestamps" in seen and len(seen) > 30
 
 
@@ -409,3 +417,17 @@ def test_nwb_export_without_pynwb_says_how_to_install(written, tmp_path, monkeyp
     with pytest.raises(ImportError, match=r'pip install "neurosim\[nwb\]"'):
         to_nwb(written, tmp_path / "x.nwb")
     assert os.listdir(tmp_path) == []
+
+
+def test_libsonata_reads_every_report_and_spike_population(written, tmp_path):
+    """The reference SONATA reader (libsonata, built without HDF5's deflate filter) reads the
+    reports (float32 data, batched and unsorted node ids) and spikes (one population silent)
+    as h5py does; the reader still gives the float64 values written."""
+    pytest.importorskip("libsonata", reason="libsonata is absent (the test extra has it)")
+    from conftest import check_with_libsonata
+    assert check_with_libsonata(written) == 4
+    path = tmp_path / "rounded.h5"
+    data = np.linspace(0, 1, 21).reshape(7, 3) / 3
+    tr.write(path, reports={"h": data}, spikes={"h": ([1 / 3, 0.1], [2, 0])})
+    assert check_with_libsonata(path) == 2
+    np.testing.assert_array_equal(tr.load(path).reports["h"]["data"], data)

@@ -23,13 +23,12 @@ phases, both gradients, every metric and the per-k arrays, the resolved circuit)
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import numpy as np
 
-from .. import atomic, checks, config, ep, fidelity, plots, rbp, traces
+from .. import atomic, checks, config, ep, fidelity, jsontext, plots, rbp, traces
 from . import run as experiment
 from ..relax import Dynamics, blas_threads, free_state
 from ..errors import NeurosimError
@@ -426,7 +425,7 @@ def main(args):
     print(report(res, info))
     print("wrote %s" % ", ".join(files.values()))
     if args.json:
-        print(json.dumps(summary(res, out, files)))
+        print(jsontext.dumps(summary(res, out, files)))
     return 0
 
 
@@ -479,7 +478,7 @@ def _main_spiking(args, prep, t0):
           % (sf.first_reaching(res["rows"]),))
     print("wrote %s (%.1f s)" % (", ".join(files.values()), time.perf_counter() - t0))
     if args.json:
-        print(json.dumps(sf.summary(res, out, files)))
+        print(jsontext.dumps(sf.summary(res, out, files)))
     return 0
 
 

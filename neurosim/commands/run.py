@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import networkx as nx
 import numpy as np
 
 from .. import __version__, config, datasets, plots, traces
-from ..atomic import write_text
+from ..atomic import atomic_path, write_json, write_text
 from ..hardware import cost
 from ..network import Network, layered
 from .. import engines, report
 from ..errors import ConfigurationError
-from ..training.trainer import Trainer
+from ..training.trainer import Trainer, read_checkpoint
 
 CHECKPOINT = "checkpoint.npz"
+SNAPSHOTS = "snapshots"      # per-epoch weights of a run not yet finished, one .npz each
 
 
 def build_network(section, elements=None):
@@ -222,66 +224,157 @@ def table(history):
     return "\n".join(lines)
 
 
+def make_run_dir(parent, name, when=None):
+    """Create and return a new run folder ``<parent>/<name>-<YYYYmmdd-HHMMSS>``, or with a
+    suffix ``-2``, ``-3``, ... where that exists: each is claimed with :func:`os.mkdir`, so
+    runs started in the same second (even concurrently) get folders of their own."""
+    os.makedirs(parent, exist_ok=True)
+    stem = os.path.join(parent, "%s-%s" % (name, time.strftime("%Y%m%d-%H%M%S", when or
+                                                               time.localtime())))
+    k = 1
+    while True:
+        path = stem if k == 1 else "%s-%d" % (stem, k)
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            k += 1
+
+
+def _finished(run_dir, meta, circuit):
+    """The summary of a run folder whose checkpoint is past the circuit's epochs and whose
+    outputs are written, else None."""
+    if meta["epoch"] < circuit.train.epochs or meta["batch"]:
+        return None
+    try:
+        with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
+            metrics = json.load(f)
+    except (OSError, ValueError):
+        return None         # stopped after its last checkpoint: write its outputs now
+    out = {k: v for k, v in metrics.items() if k not in ("history", "fidelity", "cost")}
+    out["cost"] = cost.summary(metrics["cost"]) if "cost" in metrics else None
+    return out
+
+
+def _stuck(trainer):
+    """Whether every fidelity batch of the epoch just finished had RBP's gradient exactly 0."""
+    f = trainer.fidelity
+    rows = [z for e, z in zip(f.get("epoch_fraction", []), f.get("rbp_zero", []))
+            if trainer.epoch - 1 <= e < trainer.epoch]
+    return bool(rows) and all(rows)
+
+
+def _snapshot_path(run_dir, name):
+    return os.path.join(run_dir, SNAPSHOTS, name + ".npz")
+
+
+def _load_snapshots(run_dir, upto):
+    """The per-epoch weight snapshots of a resumed run (epochs up to ``upto``): those of its
+    ``snapshots/`` folder, else those in its ``traces.h5`` (a finished run continued)."""
+    out = {}
+    h5 = os.path.join(run_dir, "traces.h5")
+    if os.path.exists(h5):
+        out.update({k: v for k, v in (traces.load(h5).weights or {}).items()
+                    if k.startswith("epoch_")})
+    folder = os.path.join(run_dir, SNAPSHOTS)
+    for f in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if f.startswith("epoch_") and f.endswith(".npz"):
+            with np.load(os.path.join(folder, f), allow_pickle=False) as z:
+                out[f[:-4]] = {k: z[k] for k in z.files}
+    return {k: v for k, v in sorted(out.items()) if int(k[6:]) <= upto}
+
+
+def _save_snapshot(run_dir, name, weights):
+    os.makedirs(os.path.join(run_dir, SNAPSHOTS), exist_ok=True)
+    with atomic_path(_snapshot_path(run_dir, name)) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **weights)
+
+
 def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=True, echo=print):
     """Train the circuit; returns the summary dict (also written to ``metrics.json``).
 
     ``resume``: a run folder with a checkpoint: continue it to the circuit's epochs (the
-    circuit stored in that folder is used; overrides still apply, e.g. more epochs).
+    circuit stored in that folder is used; overrides still apply, e.g. more epochs). A run
+    that already finished is left untouched (its summary is returned).
     """
     t0 = time.perf_counter()
     if resume is not None:
-        if not os.path.exists(os.path.join(resume, CHECKPOINT)):
+        ck = os.path.join(resume, CHECKPOINT)
+        if not os.path.exists(ck):
             raise ConfigurationError("--resume %s: no %s there (a run folder written by "
                                      "'neurosim run')" % (resume, CHECKPOINT))
-        circuit, text = config.load(os.path.join(resume, "circuit.toml"), overrides)
+        source = os.path.join(resume, "circuit.toml")
+        circuit, text = config.load(source, overrides)
+        meta, _ = read_checkpoint(ck)
+        done = _finished(resume, meta, circuit)
+        if done is not None:
+            echo("%s already finished (%d epochs); nothing to do, the run folder is left as it "
+                 "is (to train further: --resume %s --set train.epochs=%d)"
+                 % (resume, meta["epoch"], resume, meta["epoch"] + 10))
+            return done
     else:
-        circuit, text = config.load(circuit_path, overrides)
+        source = config.resolve(circuit_path)
+        circuit, text = config.load(source, overrides)
     # build and check everything before anything is written
-    net = build_network(circuit.network, circuit.resistive.model_dump())
-    data = build_dataset(circuit.dataset, circuit.network.dtype)
-    check_fit(net, data)
-    engine = build_engine(circuit, net)
-    trainer = build_trainer(circuit, engine, data, progress=progress)
+    try:
+        net = build_network(circuit.network, circuit.resistive.model_dump())
+        data = build_dataset(circuit.dataset, circuit.network.dtype)
+        check_fit(net, data)
+        engine = build_engine(circuit, net)
+        trainer = build_trainer(circuit, engine, data, progress=progress)
+    except ConfigurationError as e:     # a value the user never wrote: say where it is from
+        raise config.blame_file(e, source, text, overrides) from None
     if resume is not None:
         run_dir = resume
     else:
-        stem = os.path.join(out_dir or circuit.output.dir,
-                            "%s-%s" % (circuit.name, time.strftime("%Y%m%d-%H%M%S")))
-        run_dir, k = stem, 1
-        while os.path.exists(run_dir):
-            k += 1
-            run_dir = "%s-%d" % (stem, k)
-        os.makedirs(run_dir)
+        run_dir = make_run_dir(out_dir or circuit.output.dir, circuit.name)
         write_text(os.path.join(run_dir, "circuit.toml"), config.to_toml(circuit))
     trainer.checkpoint = os.path.join(run_dir, CHECKPOINT)
+    snapshots = {}
     if resume is not None:
         trainer.load(os.path.join(run_dir, CHECKPOINT))
+        if circuit.record.weights == "epoch":
+            snapshots = _load_snapshots(run_dir, trainer.epoch)
+            last = "epoch_%03d" % trainer.epoch
+            if trainer.epoch and not trainer.batch and last not in snapshots:
+                # stopped between the epoch's checkpoint and its snapshot: the same weights
+                snapshots[last] = {k: v.copy() for k, v in net.params.items()
+                                   if k.startswith("W:")}
         echo("resuming %s at epoch %d, batch %d" % (run_dir, trainer.epoch + 1, trainer.batch))
     else:
         L = circuit.learning
         echo("neurosim run %s: %s on %s (%d train / %d test), %s engine, %s %s, %d epochs"
              % (circuit.name, net, data.name, data.n_train, data.n_test, engine.name, L.rule,
                 L.variant if L.rule == "ep" else "", circuit.train.epochs))
-    snapshots = {}
+    trainer.started = t0    # this session's set-up counts, earlier sessions from the checkpoint
 
     def on_epoch(tr):
         if circuit.record.weights == "epoch":
-            snapshots["epoch_%03d" % tr.epoch] = {k: v.copy() for k, v in net.params.items()
-                                                  if k.startswith("W:")}
+            name = "epoch_%03d" % tr.epoch
+            snapshots[name] = {k: v.copy() for k, v in net.params.items() if k.startswith("W:")}
+            _save_snapshot(run_dir, name, snapshots[name])     # kept if the run is stopped
         h = tr.history
         echo("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s"
              % (h["epoch"][-1], tr.epochs, h["train_loss"][-1], h["train_accuracy"][-1],
                 h["test_loss"][-1], h["test_accuracy"][-1], h["seconds"][-1]))
+        if not warned and _stuck(tr):
+            warned.append(tr.epoch)
+            echo("warning: in epoch %d RBP's gradient was exactly 0 on every fidelity batch "
+                 "(every unit pinned at a clip bound): the network no longer learns; a smaller "
+                 "learning.lr (now %s) may help" % (tr.epoch, circuit.learning.lr))
 
+    warned = []
     try:
         trainer.fit(on_epoch=on_epoch)
     finally:
         engine.close()
-    seconds = time.perf_counter() - t0
+    seconds = trainer.elapsed()
     cost_report = cost.run_report(circuit, trainer)
     summary = _summary(circuit, trainer, run_dir, seconds, cost_report)
     _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, summary,
                    cost_report)
+    shutil.rmtree(os.path.join(run_dir, SNAPSHOTS), ignore_errors=True)   # now in traces.h5
     echo("")
     echo(table(trainer.history))
     echo("test accuracy %.4f after %d epochs (%.1f s); run folder: %s"
@@ -326,7 +419,7 @@ def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, sum
     metrics["history"] = trainer.history
     metrics["fidelity"] = trainer.fidelity
     metrics["neurosim_version"] = __version__
-    write_text(os.path.join(run_dir, "metrics.json"), json.dumps(metrics, indent=1))
+    write_json(os.path.join(run_dir, "metrics.json"), metrics)
     images = [plots.learning_curves(trainer.history, os.path.join(run_dir, "learning_curves.png"))]
     if trainer.fidelity.get("epoch_fraction"):
         images.append(plots.fidelity_curves(trainer.fidelity,
@@ -334,4 +427,5 @@ def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, sum
     report.write_report(run_dir, metrics, trainer.history, trainer.fidelity, images=images)
 
 
-__all__ = ["run", "build_network", "build_dataset", "build_engine", "build_trainer", "table"]
+__all__ = ["run", "build_network", "build_dataset", "build_engine", "build_trainer", "table",
+           "make_run_dir"]

@@ -7,12 +7,11 @@ conductances or, with ``--checkpoint``, those of a run's checkpoint; the input i
 dataset's first test example (``--example`` picks another)."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
-from .. import config
+from .. import config, jsontext
 from ..atomic import write_text
 from ..errors import ConfigurationError
 from ..resistive import ResistiveNetwork
@@ -58,7 +57,7 @@ def main(args):
                           "agree" if c.agree else "DISAGREE"))
         status = 0 if c.agree else 1
     if args.json:
-        print(json.dumps(summary))
+        print(jsontext.dumps(summary))
     return status
 
 

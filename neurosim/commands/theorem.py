@@ -8,14 +8,13 @@ how EP's bias scales with beta, and how every gradient method agrees.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import networkx as nx
 import numpy as np
 
-from .. import ep, fidelity, plots, rbp, traces
+from .. import ep, fidelity, jsontext, plots, rbp, traces
 from ..network import Network
 from ..errors import ConfigurationError
 from ..relax import free_state
@@ -295,5 +294,5 @@ def main(args):
     print(report(res))
     print("wrote %s" % ", ".join(res[k] for k in ("png", "h5") if k in res))
     if args.json:
-        print(json.dumps(summary(res)))
+        print(jsontext.dumps(summary(res)))
     return 0

@@ -53,7 +53,7 @@ import time
 import traceback
 import uuid
 
-from .. import atomic
+from .. import atomic, jsontext
 from . import report as sweep_report
 from .report import fmt
 from ..errors import NeurosimError
@@ -239,6 +239,9 @@ def plan(circuit, params, overrides=(), mode=None):
         if key in set_keys and mode == "grid":
             raise SweepError("--param %s: also given as --set %s; sweep it or set it, not both"
                              % (key, fmt(set_keys[key])))
+        unknown = config.unknown_key(key)
+        if unknown:
+            raise SweepError("--param %s" % unknown)
         for v in values:
             try:
                 config.load(path, overrides + [(key, v)])
@@ -543,7 +546,7 @@ def main(args):
                                           ", ".join(summary["failed_runs"]), summary["index"],
                                           summary["out"]), file=sys.stderr)
     if args.json:
-        print(json.dumps(summary))
+        print(jsontext.dumps(summary))
     return 1 if summary["failed"] else 0
 
 

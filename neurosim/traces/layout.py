@@ -5,7 +5,9 @@ One file holds one run, one ``neurosim theorem`` or one ``neurosim fidelity``::
 
     /                                   root attributes: format, format_version, SONATA magic
                                         and version, created, circuit (TOML text), package versions
-    /report/<population>/data           (time, columns) SONATA frame-oriented report, attr units
+    /report/<population>/data           (time, columns) SONATA frame-oriented report, float32,
+                                        attr units; data_float64 beside it (same layout) where
+                                        float32 rounds the values written
     /report/<population>/mapping/       node_ids, index_pointers, element_ids, time = [start, stop, dt]
     /spikes/<population>/               attr sorting = by_time; timestamps (attr units), node_ids
     /phases/                            name, start, stop, beta: one entry per phase
@@ -26,8 +28,10 @@ The group attribute ``layout`` ("time,neuron" or "time,example,neuron") lets :fu
 give back the array in the shape it was written.
 
 Keys become HDF5 names with ``%`` and ``/`` percent-encoded (``%25``, ``%2F``); where that
-changes the name the original key is kept in the attribute ``key``. Every dataset of one or
-more dimensions is chunked and gzip-compressed. Files are written through
+changes the name the original key is kept in the attribute ``key``. The SONATA datasets
+(``report/*/data``, ``report/*/mapping/*``, ``spikes/*/*``) are contiguous and unfiltered, as
+the reference SONATA reader (libsonata, whose wheels have no deflate filter) needs; every other
+dataset of one or more dimensions is chunked and gzip-compressed. Files are written through
 :func:`neurosim.atomic.atomic_path`: under a temporary name in the target directory, renamed
 at the end, so an interrupted write never leaves a half-written file under the final name
 (and never touches a file already there).
@@ -46,6 +50,8 @@ FORMAT = "neurosim-traces"
 FORMAT_VERSION = 1
 SONATA_MAGIC = 0x0A7A
 SONATA_VERSION = (0, 1)
+#: the full-precision copy of a report's float32 ``data``, where rounding changed it
+FULL_PRECISION = "data_float64"
 SORTING = h5py.enum_dtype({"none": 0, "by_id": 1, "by_time": 2}, basetype="u1")
 VERSION_PACKAGES = ("neurosim", "numpy", "h5py", "scipy")
 RESERVED_ATTRS = ("format", "format_version", "magic", "version", "created", "circuit",
@@ -65,7 +71,7 @@ COST_DESCRIPTION = ("per_example: counts, energy and latency of one example by p
                     "attributes; see neurosim.hardware.cost")
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SONATA_MAGIC", "SONATA_VERSION", "SORTING",
-           "VERSION_PACKAGES", "RESERVED_ATTRS", "TREES", "GROUPS", "COST_UNITS",
+           "FULL_PRECISION", "VERSION_PACKAGES", "RESERVED_ATTRS", "TREES", "GROUPS", "COST_UNITS",
            "COST_INTEGERS", "COST_DESCRIPTION", "TraceError", "Traces", "escape", "key_of",
            "to_str", "target_path"]
 

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
+from ..errors import MissingDependencyError
 from .layout import TraceError, target_path, to_str
 from .reader import load
 
@@ -33,8 +34,10 @@ def to_nwb(h5_path, nwb_path, *, session_description=None, identifier=None,
         import pynwb
         from pynwb import NWBHDF5IO, NWBFile, ProcessingModule, TimeSeries
     except ImportError:
-        raise ImportError('to_nwb needs pynwb, which is not installed: '
-                          'pip install "neurosim[nwb]"') from None
+        raise MissingDependencyError(
+            'cannot export %s to NWB: pynwb is not installed; pip install pynwb (or pip '
+            'install "neurosim[nwb]"; from a clone of neurosim: pip install ".[nwb]")'
+            % os.fspath(h5_path)) from None
     t = load(h5_path)
     if session_start_time is None:
         try:

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import h5py
 import numpy as np
 
-from .layout import (FORMAT, FORMAT_VERSION, GROUPS, SONATA_VERSION, TREES, TraceError, Traces,
-                     key_of, to_str)
+from .layout import (FORMAT, FORMAT_VERSION, FULL_PRECISION, GROUPS, SONATA_VERSION, TREES,
+                     TraceError, Traces, key_of, to_str)
 
 __all__ = ["load", "inspect"]
 
@@ -31,7 +31,11 @@ def _open(path):
         raise FileNotFoundError("trace file %r does not exist" % path)
     if not h5py.is_hdf5(path):
         raise TraceError("%r is not a neurosim trace file: it is not an HDF5 file" % path)
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise _damaged(path, e) from None
+    try:
         fmt = to_str(f.attrs.get("format", ""))
         if fmt != FORMAT:
             raise TraceError("%r is not a neurosim trace file: the root attribute 'format' is "
@@ -41,6 +45,17 @@ def _open(path):
             raise TraceError("%r has trace format version %d; this neurosim reads up to %d: "
                              "upgrade neurosim" % (path, version, FORMAT_VERSION))
         yield f
+    except (OSError, KeyError, RuntimeError) as e:  # a damaged object inside the file
+        raise _damaged(path, e) from None
+    finally:
+        f.close()
+
+
+def _damaged(path, err):
+    """The one-line :class:`TraceError` of an HDF5 file that cannot be read."""
+    detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return TraceError("%r cannot be read: the HDF5 file is truncated or damaged (%s)"
+                      % (path, detail))
 
 
 def _plain(v):
@@ -89,7 +104,7 @@ def _read_cost(g, attrs):
 
 def _read_report(g):
     m = g["mapping"]
-    data = g["data"][()]
+    data = g[FULL_PRECISION if FULL_PRECISION in g else "data"][()]
     node_ids = m["node_ids"][()]
     start, stop, step = (float(x) for x in m["time"][()])
     T, n = data.shape[0], len(node_ids)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from .layout import (COST_DESCRIPTION, COST_INTEGERS, COST_UNITS, FORMAT, FORMAT_VERSION,
-                     GROUPS, RESERVED_ATTRS, SONATA_MAGIC, SONATA_VERSION, SORTING,
+                     FULL_PRECISION, GROUPS, RESERVED_ATTRS, SONATA_MAGIC, SONATA_VERSION, SORTING,
                      VERSION_PACKAGES, TraceError, Traces, escape, target_path)
 
 _GZIP = dict(compression="gzip", compression_opts=4)
@@ -345,6 +345,12 @@ def _dataset(group, name, data, chunks=True):
     return group.create_dataset(name, data=data, chunks=chunks, shuffle=True, **_GZIP)
 
 
+def _plain(group, name, data):
+    """A contiguous dataset without filters: what SONATA readers built without HDF5's deflate
+    filter (libsonata's wheels) can read."""
+    return group.create_dataset(name, data=np.asarray(data))
+
+
 def _report_chunks(shape):
     """Chunks of at most 64k values: whole frames of up to 1024 columns."""
     T, cols = shape
@@ -380,14 +386,20 @@ def _write_reports(f, reports):
         g.attrs["n_examples"] = np.int64(r["batch"])
         if r["variable"] is not None:
             g.attrs["variable"] = r["variable"]
-        d = _dataset(g, "data", r["data"], chunks=_report_chunks(r["data"].shape))
+        data = r["data"]
+        single = data.astype(np.float32)            # SONATA's report data type
+        d = _plain(g, "data", single)
         d.attrs["units"] = r["units"]
+        if not np.array_equal(single, data):        # the values as written, beside it
+            full = _dataset(g, FULL_PRECISION, data.astype(np.float64),
+                            chunks=_report_chunks(data.shape))
+            full.attrs["units"] = r["units"]
         m = g.create_group("mapping", track_order=True)
-        ids = _dataset(m, "node_ids", r["node_ids"])
+        ids = _plain(m, "node_ids", r["node_ids"])
         ids.attrs["sorted"] = np.int8(bool(np.all(np.diff(r["node_ids"].astype(np.int64)) > 0)))
-        _dataset(m, "index_pointers", np.arange(r["n"] + 1, dtype=np.uint64) * r["batch"])
-        _dataset(m, "element_ids", np.tile(np.arange(r["batch"], dtype=np.uint32), r["n"]))
-        t = _dataset(m, "time", np.array([r["start"], r["stop"], r["dt"]], dtype=np.float64))
+        _plain(m, "index_pointers", np.arange(r["n"] + 1, dtype=np.uint64) * r["batch"])
+        _plain(m, "element_ids", np.tile(np.arange(r["batch"], dtype=np.uint32), r["n"]))
+        t = _plain(m, "time", np.array([r["start"], r["stop"], r["dt"]], dtype=np.float64))
         t.attrs["units"] = r["time_units"]
 
 
@@ -396,8 +408,8 @@ def _write_spikes(f, spikes):
     for s in spikes:
         g = _group(root, s["pop"], "spikes")
         g.attrs.create("sorting", 2, dtype=SORTING)
-        _dataset(g, "timestamps", s["timestamps"]).attrs["units"] = s["units"]
-        _dataset(g, "node_ids", s["node_ids"])
+        _plain(g, "timestamps", s["timestamps"]).attrs["units"] = s["units"]
+        _plain(g, "node_ids", s["node_ids"])
 
 
 def _write_phases(f, rows, time_units):

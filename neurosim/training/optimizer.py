@@ -73,6 +73,11 @@ def resolve_learning_rates(net, lr, bias_lr=None, field="learning.lr"):
                     raise ConfigurationError("learning.bias_lr: %r is not a population (%s)"
                                              % (p, pops))
                 lrs["b:%s" % p] = float(v)
+    for k, v in lrs.items():
+        if not (v > 0 and np.isfinite(v)):
+            name = "learning.bias_lr" if k.startswith("b:") and bias_lr is not None else field
+            raise ConfigurationError("%s: a learning rate must be a positive finite number, got "
+                                     "%r for %s" % (name, v, k))
     return {k: lrs[k] for k in net.params}
 
 

@@ -15,6 +15,7 @@ import json
 import signal
 import threading
 import time
+import zipfile
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -23,7 +24,7 @@ from .. import energy as en
 from .. import estimators
 from .. import fidelity as fid
 from ..atomic import atomic_path
-from ..errors import ConfigurationError, NeurosimError
+from ..errors import ConfigurationError, CorruptFileError, DivergedError, NeurosimError
 from ..plan import batch_sign, batch_stream, unsettled
 from ..hardware.cost import CostMeter
 from .optimizer import Optimizer, make_optimizer, resolve_learning_rates
@@ -86,6 +87,31 @@ def new_phase_counts():
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds",
                 "examples_per_second")
+
+
+def read_checkpoint(path):
+    """``(meta, arrays)`` of a checkpoint written by :meth:`Trainer.save`, or
+    :class:`~neurosim.errors.CorruptFileError` naming the file when it is truncated or not a
+    checkpoint."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if not all(k in meta for k in ("epoch", "batch", "acc", "history", "fidelity")):
+            raise KeyError("meta")
+    except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        what = "it has no training state" if isinstance(e, KeyError) else \
+            "not a readable .npz archive: %s" % (str(e).splitlines() or [type(e).__name__])[0]
+        raise CorruptFileError("checkpoint %s is truncated or damaged (%s); it cannot be "
+                               "resumed" % (path, what)) from None
+    return meta, arrays
+
+
+def finite(params):
+    """Whether every parameter array holds only finite values."""
+    return all(np.all(np.isfinite(v)) for v in params.values())
 
 
 def schedule_factor(schedule, epoch, epochs):
@@ -158,6 +184,14 @@ class Trainer:
         self.acc = [0.0, 0, 0, 0.0]             # running cost sum, correct, examples, seconds
         self._stop, self._in_circuit = None, False
         self.meter = CostMeter(engine) if meter is None else (meter or None)
+        # wall time: ``seconds_before`` of earlier sessions (from the checkpoint) plus this
+        # session's since ``started`` (a caller may move it back to count its own set-up)
+        self.seconds_before, self.started = 0.0, time.perf_counter()
+        self.saved_at = None            # (epoch, batch) of the last checkpoint written
+
+    def elapsed(self):
+        """Seconds of training so far, earlier sessions of a resumed run included."""
+        return self.seconds_before + time.perf_counter() - self.started
 
     # -- bookkeeping ------------------------------------------------------------------
     def _order(self, epoch):
@@ -177,12 +211,17 @@ class Trainer:
         path = path or self.checkpoint
         if not path:
             return None
+        if not finite(self.net.params):
+            raise DivergedError("the parameters are not finite at epoch %d, batch %d; the "
+                                "checkpoint %s is not overwritten with them"
+                                % (self.epoch + 1, self.batch, path))
         arrays = {"param/" + k: v for k, v in self.net.params.items()}
         arrays.update({"optimizer/" + k: v for k, v in self.opt.state_dict().items()})
         if self.particles is not None:
             arrays.update({"particles/" + p: v for p, v in self.particles.items()})
         meta = {"epoch": self.epoch, "batch": self.batch, "acc": self.acc,
                 "history": self.history, "phase_counts": self.phase_counts,
+                "seconds": self.elapsed(),
                 "fidelity": {k: [float(x) for x in v] for k, v in self.fidelity.items()}}
         if self.meter is not None:
             meta["meter"] = self.meter.state_dict()
@@ -192,38 +231,42 @@ class Trainer:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
+        self.saved_at = (self.epoch, self.batch)
         return path
 
     def load(self, path):
-        """Restore a checkpoint written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            written_by = meta.get("optimizer", "sgd")      # before Adam: SGD's velocity only
-            if written_by != self.opt.name:
-                raise ConfigurationError("checkpoint %s was written with learning.optimizer = %r; "
-                                         "resume it with the same optimizer, got %r"
-                                         % (path, written_by, self.opt.name))
-            for k in self.net.params:
-                if "param/" + k not in z:
-                    raise ConfigurationError("checkpoint %s does not match the network: no %r"
-                                             % (path, k))
-                if z["param/" + k].shape != self.net.params[k].shape:
-                    raise ConfigurationError(
-                        "checkpoint %s does not match the network: %r has shape %s, expected %s"
-                        % (path, k, z["param/" + k].shape, self.net.params[k].shape))
-                self.net.params[k][...] = z["param/" + k]
-            self.opt.load_state_dict({k.split("/", 1)[1]: z[k] for k in z.files
-                                      if k.startswith(("optimizer/", "velocity/"))})
-            if self.particles is not None:
-                for p in self.particles:
-                    self.particles[p][...] = z["particles/" + p]
-            engine_state = {k[7:]: z[k] for k in z.files if k.startswith("engine/")}
+        """Restore a checkpoint written by :meth:`save` (:class:`CorruptFileError` naming
+        it when it is truncated or damaged)."""
+        meta, z = read_checkpoint(path)
+        written_by = meta.get("optimizer", "sgd")      # before Adam: SGD's velocity only
+        if written_by != self.opt.name:
+            raise ConfigurationError("checkpoint %s was written with learning.optimizer = %r; "
+                                     "resume it with the same optimizer, got %r"
+                                     % (path, written_by, self.opt.name))
+        for k in self.net.params:
+            if "param/" + k not in z:
+                raise ConfigurationError("checkpoint %s does not match the network: no %r"
+                                         % (path, k))
+            if z["param/" + k].shape != self.net.params[k].shape:
+                raise ConfigurationError(
+                    "checkpoint %s does not match the network: %r has shape %s, expected %s"
+                    % (path, k, z["param/" + k].shape, self.net.params[k].shape))
+            self.net.params[k][...] = z["param/" + k]
+        self.opt.load_state_dict({k.split("/", 1)[1]: v for k, v in z.items()
+                                  if k.startswith(("optimizer/", "velocity/"))})
+        if self.particles is not None:
+            for p in self.particles:
+                self.particles[p][...] = z["particles/" + p]
+        engine_state = {k[7:]: v for k, v in z.items() if k.startswith("engine/")}
         if engine_state:
             self.engine.load_state_dict(engine_state)
         self.epoch, self.batch, self.acc = meta["epoch"], meta["batch"], meta["acc"]
         self.phase_counts = dict(new_phase_counts(), **meta.get("phase_counts", {}))
         self.history = {k: list(v) for k, v in meta["history"].items()}
         self.fidelity = {k: list(v) for k, v in meta["fidelity"].items()}
+        self.seconds_before = float(meta.get("seconds", sum(self.history.get("seconds", []))))
+        self.started = time.perf_counter()
+        self.saved_at = (self.epoch, self.batch)
         if self.meter is not None and "meter" in meta:   # restored counters: the baseline
             self.meter.load_state_dict(meta["meter"], self.engine)
 
@@ -353,6 +396,24 @@ class Trainer:
                     batch_sign(self.seed, epoch, b)
         return signs
 
+    def _diverged(self, epoch, b, cost):
+        """The :class:`DivergedError` of batch ``b`` of ``epoch``: where, what, and which
+        checkpoint keeps the last finite state."""
+        what = "the loss is %s" % cost if not np.isfinite(cost) else \
+            "the parameters are not finite"
+        e, k = self.saved_at or (None, None)
+        if e is None or not self.checkpoint:
+            kept = "no checkpoint was written before it"
+        elif k:
+            kept = "%s keeps the last finite state (epoch %d, batch %d)" % (self.checkpoint,
+                                                                           e + 1, k)
+        else:
+            kept = "%s keeps the state after epoch %d" % (self.checkpoint, e)
+        rates = sorted(set(self.base_lrs.values()))
+        return DivergedError("training diverged at epoch %d, batch %d: %s; %s; try a smaller "
+                             "learning.lr (now %s)" % (epoch + 1, b, what, kept,
+                                                       ", ".join("%g" % r for r in rates)))
+
     def _interrupted(self, epoch):
         path = self.save()
         return Interrupted("interrupted by signal %d at epoch %d, batch %d/%d; checkpoint: %s"
@@ -409,6 +470,8 @@ class Trainer:
                 b = self.batch
                 idx = order[b * self.batch_size:(b + 1) * self.batch_size]
                 cost, correct = self._train_batch(idx, epoch, b, b in fid_at)
+                if not (np.isfinite(cost) and finite(self.net.params)):
+                    raise self._diverged(epoch, b, cost)
                 self.acc[0] += cost
                 self.acc[1] += correct
                 self.acc[2] += len(idx)
@@ -439,6 +502,8 @@ class Trainer:
             c, k = outputs_score(self.net, test_outputs, self.data.y_test)
             n = self.data.x_test.shape[0]
             test_loss, test_acc = c / n, k / n
+        if not (np.isfinite(self.acc[0]) and finite(self.net.params)):
+            raise self._diverged(epoch, self.n_batches - 1, self.acc[0] / max(self.acc[2], 1))
         h = self.history
         h["epoch"].append(epoch + 1)
         h["train_loss"].append(self.acc[0] / self.acc[2])
