@@ -228,7 +228,7 @@ def estimate(net, x, y, beta=None, variant="one_sided", eps=0.1, nudge_steps=Non
     states = the_plan.run(run, s0)
     g = contrast(net, dyn.inputs, s0, states, the_plan, dyn.targets)
     by = dict(zip(the_plan.nudges, states))
-    b = the_plan.nudges[-1]
+    b = the_plan.nudged[0]      # +beta (signed for random sign), run first
     return EPResult(gradient=g, beta=b, s0=s0, s_plus=by[b], s_minus=by.get(-b),
                     free_steps=nf, nudge_steps=steps[0] if steps else 0, nudges=the_plan.nudges,
                     states=states)

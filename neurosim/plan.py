@@ -11,7 +11,7 @@ The estimate is the derivative at ``beta = 0`` of the polynomial through the obs
 is the one place the EP scale (``1/beta``, ``1/(2 beta)``, any stencil's) is computed: every
 engine, estimator and command multiplies its raw phase observations by :attr:`Plan.weights`.
 
-The variants are shorthands: ``one_sided`` is ``[0, beta]``, ``symmetric`` ``[-beta, beta]``,
+The variants are shorthands: ``one_sided`` is ``[0, beta]``, ``symmetric`` ``[beta, -beta]``,
 ``random_sign`` ``[0, +-beta]`` with the sign drawn by :func:`batch_sign` from the one stream
 keyed by ``(train.seed, epoch, batch)``, so one seed flips the same batches on every engine.
 """
@@ -109,7 +109,7 @@ class Plan:
         b = _number(beta)
         if b == 0:
             raise ArgumentError("learning.beta: must be a non-zero number, got %r" % (beta,))
-        nudges = (-b, b) if variant == "symmetric" else (0.0, b)
+        nudges = (b, -b) if variant == "symmetric" else (0.0, b)   # +beta runs first
         return cls(nudges, random_sign=variant == "random_sign", **phases)
 
     @property
@@ -129,7 +129,7 @@ class Plan:
 
     @property
     def symmetric(self):
-        """True for the pair ``[-b, b]`` (the readout of the mean of the two states)."""
+        """True for a pair ``[b, -b]`` (the readout of the mean of the two states)."""
         return len(self.nudges) == 2 and self.nudges[0] == -self.nudges[1]
 
     def signed(self, sign):

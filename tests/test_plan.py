@@ -30,8 +30,8 @@ def test_the_weights_are_the_derivative_of_the_interpolating_polynomial(nudges):
 
 def test_the_shorthands():
     assert np.allclose(Plan.of(0.5, "one_sided").weights, [-2.0, 2.0])
-    assert np.allclose(Plan.of(0.5, "symmetric").weights, [-1.0, 1.0])
-    assert Plan.of(0.5, "symmetric").nudges == (-0.5, 0.5)
+    assert np.allclose(Plan.of(0.5, "symmetric").weights, [1.0, -1.0])
+    assert Plan.of(0.5, "symmetric").nudges == (0.5, -0.5)     # +beta runs first
     rs = Plan.of(0.5, "random_sign")
     assert rs.random_sign and rs.nudges == (0.0, 0.5)
     assert rs.for_batch(np.random.default_rng(1)).random_sign is False
