@@ -72,17 +72,27 @@ def observations(net, x, y, plan, tol=None, free=None, drive=None):
     if any(isinstance(b, complex) for b in plan.nudges):
         raise ArgumentError("learning.nudges: a resistive network runs real nudges, got %r"
                             % (list(plan.nudges),))
-    B = np.shape(x)[0]
     drive = input_drive(net, x) if drive is None else drive
     free = free or operating_point(net, x, tol=tol, drive=drive)
     points = {0.0: free}
     for b in plan.nudged:
         points[b] = operating_point(net, x, y, b, state=free.state,
                                     tol=_nudged_tol(net, tol, b), drive=drive)
+    return _observe(net, x, free.state, [points[b].state for b in plan.nudges]), points
+
+
+def _observe(net, x, V0, states):
+    """Per state, the batch-mean change of ``1/2 dV^2`` from ``V0`` (0 for ``V0`` itself)."""
+    B = np.shape(x)[0]
     zero = {k: np.zeros_like(v) for k, v in net.params.items()}
-    obs = [zero if b == 0 else drop_contrast(net, x, points[b].state, free.state, 1.0 / B)
-           for b in plan.nudges]
-    return obs, points
+    return [zero if V is V0 else drop_contrast(net, x, V, V0, 1.0 / B) for V in states]
+
+
+def contrast(net, x, V0, states, plan):
+    """The plan's estimate from node voltages observed at its nudges (``states``, one per
+    nudge; the free ``V0`` at 0), e.g. a truncated settling transient: ``plan.combine`` of
+    each state's change of ``1/2 dV^2`` from ``V0``, batch mean."""
+    return plan.combine(_observe(net, x, V0, states))
 
 
 def _nudged_tol(net, tol, b):
@@ -162,4 +172,4 @@ def cost(net, V, y):
     return 0.5 * np.sum((V["y"] - np.asarray(y, np.float64)) ** 2, axis=1)
 
 
-__all__ = ["ep_gradient", "observations", "rbp_gradient", "drop_contrast", "cost"]
+__all__ = ["ep_gradient", "observations", "contrast", "rbp_gradient", "drop_contrast", "cost"]
