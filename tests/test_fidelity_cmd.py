@@ -16,6 +16,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from neurosim import engines
 from neurosim.commands import fidelity as fr
 from neurosim.traces import load
 
@@ -188,3 +189,68 @@ def test_bad_input_gives_a_clear_error(tmp_path, args, message, neurosim_cli):
     r = neurosim_cli("fidelity", *args, "--out", tmp_path / "out")   # raises on a traceback
     assert r.returncode == 2, r.stdout[-2000:]
     assert message in r.stderr
+
+
+RESISTIVE = ["resistive_fashion_784-500-10", "--set", "network.sizes=[64,16,10]",
+             "--set", 'dataset.name="digits"', "--batch", "3"]
+
+
+def test_the_resistive_engine_is_measured_by_the_same_command(tmp_path):
+    """The resistive engine's own estimate (exact DC solves) against its own RBP: at a small
+    nudge they agree, its free state is the ground truth's operating point, and the reports
+    are node voltages."""
+    r = _neurosim("fidelity", *RESISTIVE, "--beta", "1e-3", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["engine"] == "resistive" and s["nudges"] == [-1e-3, 1e-3]
+    assert s["cosine"] > 0.999999 and s["rel_error"] < 1e-5
+    assert s["free_distance"] < 1e-9 and s["rbp_residual"] < 1e-10
+    assert "reference_rel_diff" not in s
+    t = load(os.path.join(tmp_path, "fidelity.h5"))
+    assert t.reports["h1"]["units"] == "V"
+    assert set(t.gradients) == {"resistive", "rbp"}
+
+
+def test_a_three_nudge_plan_is_the_engines_own_estimate():
+    """learning.nudges = [-0.2, 0.1, 0.3]: the command measures exactly what the engine
+    estimates with that plan (no schedule or scale of its own), one nudged phase per nudge."""
+    nudges = [-0.2, 0.1, 0.3]
+    over = [RESISTIVE[2], RESISTIVE[4], ("learning.nudges", nudges)]
+    prep = fr.prepare(RESISTIVE[0], over, batch=3, seed=2)
+    eng = fr.build_engine(prep["circuit"], prep["net"])
+    res = fr.run_fidelity(eng, prep["x"], prep["y"], seed=2)
+    assert res["plan"].nudges == tuple(nudges) and sorted(res["nudged"]) == sorted(nudges)
+    net2 = prep["net"].copy()
+    own = engines.build("resistive", net2, nudges=nudges).estimate(prep["x"], prep["y"])
+    for k in own:
+        np.testing.assert_allclose(res["update"][k], own[k], rtol=0, atol=1e-14)
+    one = engines.build("resistive", net2, beta=0.3, variant="one_sided").estimate(
+        prep["x"], prep["y"])
+    rel = fr.fidelity.compare(one, res["rbp"])["rel_error"]
+    assert res["metrics"]["rel_error"] < rel / 10      # the stencil cancels the beta term
+    s = fr.summary(res)
+    assert s["nudges"] == nudges and len(s["curve_cosine"]) == eng.settings.nudge_steps
+    assert [n for n, _ in fr._phase_names(res["plan"])] == ["nudged_1", "nudged_2", "nudged_3"]
+
+
+def test_devices_around_an_engine_are_measured_through_it():
+    """A [hardware] preset wraps the circuit's engine: the estimate is the devices' (it
+    differs from the reference engine's at the stored weights), ideal devices change
+    nothing."""
+    over = ["network.sizes=[64,12,10]", ("engine.solver", "euler"), ("engine.free_steps", 30)]
+    got = {}
+    for preset in ("ideal", "rram"):
+        prep = fr.prepare("default", over + [("hardware.preset", preset)], batch=3, seed=1)
+        eng = fr.build_engine(prep["circuit"], prep["net"])
+        got[preset] = fr.run_fidelity(eng, prep["x"], prep["y"], seed=1)
+        assert fr._device_name(prep["circuit"]) == (None if preset == "ideal" else preset)
+    assert got["ideal"]["evaluated_by"] == "reference" and "reference_rel_diff" not in got["ideal"]
+    assert got["rram"]["evaluated_by"] == "reference on devices"
+    assert got["rram"]["reference_rel_diff"] > 1e-3
+    assert np.isfinite(got["rram"]["free_distance"])
+
+
+def test_a_setting_the_engine_refuses_names_the_field_and_the_fix(tmp_path, neurosim_cli):
+    r = neurosim_cli("fidelity", "default", "--engine", "brian2-rate", "--out", tmp_path)
+    assert r.returncode == 2
+    assert "engine.solver" in r.stderr and "--set engine.solver=" in r.stderr
