@@ -1,4 +1,4 @@
-"""Learning in a resistive network (docs/maths.md section 10): EP by current injection, each
+"""Learning in a resistive network (docs/maths.md section 11): EP by current injection, each
 conductance learning from the change of the voltage drop across itself, and the RBP ground
 truth by implicit differentiation of Kirchhoff's law on the interior nodes.
 
