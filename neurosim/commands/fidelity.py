@@ -174,8 +174,8 @@ def run_fidelity(engine, x, y, *, seed=0, tol=TOL, label="fidelity batch"):
     ``per_param``), ``plan`` (as run: a random sign drawn from ``seed``), ``nudged`` (nudge ->
     the engine's recorded nudged trajectory ``pop -> (N + 1, batch, n)``, from its free state),
     ``free_distance`` (``max |s_F - s*|``: the engine's free state against the fixed point RBP
-    linearises at; None where the engine reports no state), ``residual`` (of that fixed
-    point), ``curve_rel_diff`` (the curve's last point against the estimate), timings, and for
+    linearises at; the state of its estimate, or where that is not a full state its monitored
+    free phase, as ``free_state_from`` says), ``residual`` (of that fixed point), ``curve_rel_diff`` (the curve's last point against the estimate), timings, and for
     a rate engine other than the plain reference engine ``reference_rel_diff``.
     """
     net, s = engine.net, engine.settings
