@@ -87,51 +87,52 @@ def build_parser():
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
 
+    from .engines.registry import ENGINES
     fi = sub.add_parser(
-        "fidelity", help="an engine's EP update on one batch against RBP's gradient",
+        "fidelity", help="an engine's own EP estimate on one batch against RBP's gradient",
         description="For the network of a circuit file (at initialisation, or with --weights) "
-                    "and a seeded batch of its dataset's test split, run one EP step on an "
-                    "engine (the numpy reference, or the Brian2 rate circuit whose synapses "
-                    "accumulate the update locally) and compare the update with RBP's implicit "
-                    "gradient at the converged free state: cosine, relative error, relative "
-                    "RMSE and sign agreement, overall and per parameter, and over the nudged "
-                    "phase (the update truncated after k nudged steps). Runs Euler steps of "
-                    "engine.eps in float64 (the 'block' solver has no Euler time axis). "
-                    "Writes fidelity.h5, fidelity_curve.png and circuit.toml (brian2-spiking: "
-                    "fidelity.h5 with the table and the last run's spikes, "
-                    "spiking_fidelity.png and raster.png).")
+                    "and a seeded batch of its dataset's test split, build the circuit's engine "
+                    "(any registered engine, on the devices of its [hardware] section, with "
+                    "its settings and phase plan, learning.nudges included), take the "
+                    "engine's own estimate and compare it with RBP's implicit gradient at the "
+                    "verified free fixed point: cosine, relative error, relative RMSE and sign "
+                    "agreement, overall and per parameter, the distance of the engine's free "
+                    "state from that fixed point, and over the nudged phases (the plan's "
+                    "estimate after k nudged steps, recorded by the engine's monitors). The "
+                    "network runs in float64. Writes fidelity.h5, fidelity_curve.png and "
+                    "circuit.toml (brian2-spiking: fidelity.h5 with the table and the last "
+                    "run's spikes, spiking_fidelity.png and raster.png).")
     fi.add_argument("circuit", nargs="?", default=None,
                     help="circuit file (TOML) or the name of a built-in circuit (default: "
                          "'default')")
     _add_set(fi)
-    fi.add_argument("--engine", choices=("reference", "brian2-rate", "brian2-spiking"),
-                    default="reference",
-                    help="reference: the numpy engine (ns.ep.gradient); brian2-rate: the Brian2 "
-                         "rate circuit; brian2-spiking: the spiking circuit (engine.neuron, "
+    fi.add_argument("--engine", choices=tuple(ENGINES), default=None,
+                    help="the engine measured (sets engine.name; default: the circuit's). "
+                         "brian2-spiking runs the spike-based update (engine.neuron, "
                          "engine.max_rate, engine.eps) over spike seeds, against the rate "
-                         "circuit and RBP, with --sweep (default: reference)")
+                         "circuit and RBP, with --sweep")
     fi.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                     help="brian2-spiking only, repeatable, one factor at a time around the "
                          "circuit's setting: max_rate=250,1000 (Hz), nudge_steps=300,1000, "
                          "traces=10/100,20/200 (tau_fast/tau_slow, ms), neuron=poisson,lif")
     fi.add_argument("--spike-seeds", type=_positive(int), default=None,
                     help="brian2-spiking only: spike seeds per setting (default 3)")
-    fi.add_argument("--device", choices=("runtime", "cpp_standalone"), default="runtime",
-                    help="Brian2 device for --engine brian2-rate (default: runtime)")
     fi.add_argument("--batch", type=_positive(int), default=8,
                     help="examples drawn (seeded) from the dataset's test split (default 8)")
     fi.add_argument("--seed", type=int, default=0,
                     help="seed of the batch (and of the random sign) (default 0)")
     fi.add_argument("--beta", type=_beta, default=None,
-                    help="nudging strength (default: learning.beta of the circuit)")
+                    help="nudging strength (sets learning.beta, drops learning.nudges; "
+                         "default: the circuit's)")
     fi.add_argument("--variant", choices=("one_sided", "symmetric", "random_sign"), default=None,
-                    help="EP estimator (default: learning.variant of the circuit)")
+                    help="EP variant (sets learning.variant, drops learning.nudges; default: "
+                         "the circuit's)")
     fi.add_argument("--free-steps", type=_positive(int), default=None,
-                    help="Euler steps of the free phase (default: engine.free_steps; with the "
-                         "'block' solver those count sweeps, but fidelity always runs Euler "
-                         "steps of engine.eps, so a block circuit may need more)")
+                    help="steps of the free phase (sets engine.free_steps: Euler steps, or "
+                         "sweeps of the 'block' solver; default: the circuit's)")
     fi.add_argument("--nudge-steps", type=_positive(int), default=None,
-                    help="Euler steps of each nudged phase (default: engine.nudge_steps)")
+                    help="steps of each nudged phase (sets engine.nudge_steps; default: the "
+                         "circuit's)")
     fi.add_argument("--weights", metavar="RUN_DIR", default=None,
                     help="take the weights from a run folder's checkpoint.npz (or that file); "
                          "without CIRCUIT, the run's circuit.toml is used")

@@ -1,7 +1,8 @@
-"""The `neurosim fidelity` command: the reference engine and the Brian2 rate circuit give the
-same metrics on the same batch; at a small beta the EP update matches RBP (cosine > 0.999);
-the curve over the nudged phase ends at the final metrics; fidelity.h5, the PNG and --json;
-clear errors."""
+"""The `neurosim fidelity` command, one pipeline through the engine protocol: the reference
+engine and the Brian2 rate circuit give the same metrics on the same batch; at a small beta
+the EP estimate matches RBP (cosine > 0.999); the curve over the nudged phase ends at the
+estimate; the resistive engine, devices around an engine and a three-nudge plan are measured
+by the same command; fidelity.h5, the PNG and --json; clear errors."""
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from neurosim import engines
 from neurosim.commands import fidelity as fr
 from neurosim.traces import load
 
@@ -44,8 +46,11 @@ def runs(tmp_path_factory):
 def test_engines_agree_on_the_same_batch(runs):
     a, b = runs["reference"][2], runs["brian2-rate"][2]
     assert a["engine"] == "reference" and b["engine"] == "brian2-rate"
-    assert b["device"] == "runtime"
-    assert b["reference_rel_diff"] < 1e-10          # the circuit's synapses vs ep.gradient
+    assert b["device"] is None and a["device"] is None
+    assert "reference_rel_diff" not in a
+    assert b["reference_rel_diff"] < 1e-10      # the circuit's synapses vs the reference engine
+    assert b["free_state_from"] == "trajectory" and a["free_state_from"] == "estimate"
+    assert b["free_distance"] == pytest.approx(a["free_distance"], abs=1e-10)
     for m in ("cosine", "rel_error", "rel_rmse", "sign_agreement"):
         assert b[m] == pytest.approx(a[m], abs=1e-8), m
     for k in a["per_param_cosine"]:
@@ -123,29 +128,32 @@ def test_fidelity_h5_opens_with_traces_inspect(runs):
 
 @pytest.mark.parametrize("variant", ["one_sided", "random_sign", "symmetric"])
 def test_circuit_states_with_clip_equal_the_reference(variant):
-    """Hard sigmoid with states clipped to [0, 1]: the last nudged state rebuilt from the
-    circuit's monitors is clipped like the circuit, and every variant agrees."""
-    prep = fr.prepare("default", ["network.sizes=[64,12,10]"], batch=3, seed=1)
-    kw = dict(beta=0.5, variant=variant, eps=0.5, free_steps=15, nudge_steps=5, clip=True,
-              seed=3)
-    a = fr.run_fidelity(prep["net"], prep["x"], prep["y"], engine="reference", **kw)
-    b = fr.run_fidelity(prep["net"], prep["x"], prep["y"], engine="brian2-rate", **kw)
-    assert a["beta"] == b["beta"]                    # the same random sign
+    """Hard sigmoid with states clipped to [0, 1]: the circuit's monitored nudged phases are
+    the reference engine's, every variant agrees, and a random sign is drawn alike."""
+    over = ["network.sizes=[64,12,10]", ("engine.solver", "euler"), ("engine.free_steps", 15),
+            ("engine.nudge_steps", 5), ("learning.variant", variant), ("learning.beta", 0.5)]
+    out = {}
+    for name in ("reference", "brian2-rate"):
+        prep = fr.prepare("default", over + [("engine.name", name)], batch=3, seed=1)
+        eng = fr.build_engine(prep["circuit"], prep["net"])
+        out[name] = fr.run_fidelity(eng, prep["x"], prep["y"], seed=3)
+        eng.close()
+    a, b = out["reference"], out["brian2-rate"]
+    assert a["plan"].nudges == b["plan"].nudges         # the same random sign
+    assert fr.beta_of(a) == fr.beta_of(b)
     assert b["reference_rel_diff"] < 1e-10
     assert a["curve_rel_diff"] < 1e-12 and b["curve_rel_diff"] < 1e-10
-    phases = [(a["plus"], b["plus"])]
-    if variant == "symmetric":
-        phases.append((a["minus"], b["minus"]))
-    else:
-        assert a["minus"] is None and b["minus"] is None
-    for sa, sb in phases:
+    assert set(a["nudged"]) == set(a["plan"].nudged) == set(b["nudged"])
+    assert len(a["nudged"]) == (2 if variant == "symmetric" else 1)
+    for nb in a["nudged"]:
+        sa, sb = a["nudged"][nb], b["nudged"][nb]
         for p in sa:
             assert sa[p].shape == sb[p].shape == (6, 3, prep["net"].sizes[p])
             np.testing.assert_allclose(sb[p], sa[p], rtol=0, atol=1e-12)
     np.testing.assert_allclose(b["curve"]["cosine"], a["curve"]["cosine"], atol=1e-9)
     assert b["metrics"]["cosine"] == pytest.approx(a["metrics"]["cosine"], abs=1e-9)
     text = fr.report(b, {"dataset": "digits", "seed": 1})
-    assert "brian2-rate (runtime)" in text and "relative difference" in text
+    assert "the brian2-rate engine" in text and "reference engine's" in text
 
 
 def test_weights_from_a_checkpoint(tmp_path):
@@ -181,3 +189,68 @@ def test_bad_input_gives_a_clear_error(tmp_path, args, message, neurosim_cli):
     r = neurosim_cli("fidelity", *args, "--out", tmp_path / "out")   # raises on a traceback
     assert r.returncode == 2, r.stdout[-2000:]
     assert message in r.stderr
+
+
+RESISTIVE = ["resistive_fashion_784-500-10", "--set", "network.sizes=[64,16,10]",
+             "--set", 'dataset.name="digits"', "--batch", "3"]
+
+
+def test_the_resistive_engine_is_measured_by_the_same_command(tmp_path):
+    """The resistive engine's own estimate (exact DC solves) against its own RBP: at a small
+    nudge they agree, its free state is the ground truth's operating point, and the reports
+    are node voltages."""
+    r = _neurosim("fidelity", *RESISTIVE, "--beta", "1e-3", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["engine"] == "resistive" and s["nudges"] == [-1e-3, 1e-3]
+    assert s["cosine"] > 0.999999 and s["rel_error"] < 1e-5
+    assert s["free_distance"] < 1e-9 and s["rbp_residual"] < 1e-10
+    assert "reference_rel_diff" not in s
+    t = load(os.path.join(tmp_path, "fidelity.h5"))
+    assert t.reports["h1"]["units"] == "V"
+    assert set(t.gradients) == {"resistive", "rbp"}
+
+
+def test_a_three_nudge_plan_is_the_engines_own_estimate():
+    """learning.nudges = [-0.2, 0.1, 0.3]: the command measures exactly what the engine
+    estimates with that plan (no schedule or scale of its own), one nudged phase per nudge."""
+    nudges = [-0.2, 0.1, 0.3]
+    over = [RESISTIVE[2], RESISTIVE[4], ("learning.nudges", nudges)]
+    prep = fr.prepare(RESISTIVE[0], over, batch=3, seed=2)
+    eng = fr.build_engine(prep["circuit"], prep["net"])
+    res = fr.run_fidelity(eng, prep["x"], prep["y"], seed=2)
+    assert res["plan"].nudges == tuple(nudges) and sorted(res["nudged"]) == sorted(nudges)
+    net2 = prep["net"].copy()
+    own = engines.build("resistive", net2, nudges=nudges).estimate(prep["x"], prep["y"])
+    for k in own:
+        np.testing.assert_allclose(res["update"][k], own[k], rtol=0, atol=1e-14)
+    one = engines.build("resistive", net2, beta=0.3, variant="one_sided").estimate(
+        prep["x"], prep["y"])
+    rel = fr.fidelity.compare(one, res["rbp"])["rel_error"]
+    assert res["metrics"]["rel_error"] < rel / 10      # the stencil cancels the beta term
+    s = fr.summary(res)
+    assert s["nudges"] == nudges and len(s["curve_cosine"]) == eng.settings.nudge_steps
+    assert [n for n, _ in fr._phase_names(res["plan"])] == ["nudged_1", "nudged_2", "nudged_3"]
+
+
+def test_devices_around_an_engine_are_measured_through_it():
+    """A [hardware] preset wraps the circuit's engine: the estimate is the devices' (it
+    differs from the reference engine's at the stored weights), ideal devices change
+    nothing."""
+    over = ["network.sizes=[64,12,10]", ("engine.solver", "euler"), ("engine.free_steps", 30)]
+    got = {}
+    for preset in ("ideal", "rram"):
+        prep = fr.prepare("default", over + [("hardware.preset", preset)], batch=3, seed=1)
+        eng = fr.build_engine(prep["circuit"], prep["net"])
+        got[preset] = fr.run_fidelity(eng, prep["x"], prep["y"], seed=1)
+        assert fr._device_name(prep["circuit"]) == (None if preset == "ideal" else preset)
+    assert got["ideal"]["evaluated_by"] == "reference" and "reference_rel_diff" not in got["ideal"]
+    assert got["rram"]["evaluated_by"] == "reference on devices"
+    assert got["rram"]["reference_rel_diff"] > 1e-3
+    assert np.isfinite(got["rram"]["free_distance"])
+
+
+def test_a_setting_the_engine_refuses_names_the_field_and_the_fix(tmp_path, neurosim_cli):
+    r = neurosim_cli("fidelity", "default", "--engine", "brian2-rate", "--out", tmp_path)
+    assert r.returncode == 2
+    assert "engine.solver" in r.stderr and "--set engine.solver=" in r.stderr

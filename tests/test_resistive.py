@@ -243,3 +243,62 @@ def test_a_float32_network_solves_to_its_tolerance_and_agrees_with_float64():
         net64.copy(dtype=np.int32)
     with pytest.raises(ns.errors.ArgumentError, match="dtype must be float64 or float32"):
         net64.copy(dtype="f99")
+
+
+def _co_content(net, x, V):
+    """``1/2 dV^2`` of every conductance at the operating point ``V``, batch mean, written
+    out edge by edge (the amplifier gain on the source side; the input copies +x, -x)."""
+    el, out = net.elements, {}
+    for t in net.terms:
+        if t.transpose:
+            continue
+        a = 1.0 if t.source == "x" else el.gain
+        u = net.source_voltages(x) if t.source == "x" else V[t.source]
+        out[t.key] = np.mean(0.5 * (a * u[:, :, None] - V[t.target][:, None, :]) ** 2, 0)
+    for p in net.state_pops:
+        out["b:%s" % p] = np.stack([np.mean(0.5 * (V[p] - el.v_bias) ** 2, 0),
+                                    np.mean(0.5 * (V[p] + el.v_bias) ** 2, 0)])
+    return out
+
+
+@pytest.mark.parametrize("el", ELEMENTS[:3], ids=_name)
+def test_engine_runs_a_three_nudge_plan_as_the_polynomial_derivative(el):
+    """nudges [-0.2, 0.1, 0.3]: the engine's estimate is the slope at 0 of the quadratic
+    through the co-content observed at the solver's own free and nudged operating points."""
+    nudges = [-0.2, 0.1, 0.3]
+    net = resistive([5, 7, 4, 3], seed=1, **el)
+    x, y = _batch()
+    free = operating_point(net, x)
+    points = [free] + [operating_point(net, x, y, b, state=free.state) for b in nudges]
+    obs = [_co_content(net, x, p.state) for p in points]
+    keys = sorted(net.params)
+    O = np.stack([_flat(o) for o in obs[1:]])       # the plan's three observations
+    coef = np.linalg.solve(np.vander(nudges, increasing=True), O)   # O = sum_k coef_k b^k
+    want = coef[1]
+    eng = engines.build("resistive", net, nudges=nudges)
+    assert eng.plan.nudges == tuple(nudges)
+    est = eng.estimate(x, y)
+    got = _flat(est)
+    assert sorted(est) == keys
+    np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-8 * np.abs(want).max())
+    assert all(np.array_equal(est.state[p], free.state[p]) for p in net.state_pops)
+    # the shorthands: the formulas of before, 1/beta and 1/(2 beta)
+    beta = 0.3
+    for variant, (lo, hi, scale) in {"one_sided": (0, 3, 1 / beta),
+                                     "symmetric": (1, 3, 1 / (2 * beta))}.items():
+        plus = operating_point(net, x, y, beta, state=free.state)
+        minus = operating_point(net, x, y, -beta, state=free.state) if lo else free
+        want = scale * (_flat(_co_content(net, x, plus.state))
+                        - _flat(_co_content(net, x, minus.state)))
+        got = _flat(engines.build("resistive", net, beta=beta, variant=variant).estimate(x, y))
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-8 * np.abs(want).max())
+        got2 = _flat(ep_gradient(net, x, y, beta, variant=variant)[0])
+        np.testing.assert_allclose(got2, got, rtol=1e-12, atol=1e-14)
+
+
+def test_the_resistive_plan_refuses_bad_nudges():
+    net = resistive([5, 4, 3], seed=0)
+    with pytest.raises(ns.errors.ConfigurationError, match="learning.nudges"):
+        engines.build("resistive", net, nudges=[0.1, 0.1])
+    with pytest.raises(ns.errors.ConfigurationError, match="learning.nudges"):
+        engines.build("resistive", net, nudges=[0.1j, -0.1j])

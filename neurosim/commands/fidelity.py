@@ -1,23 +1,28 @@
-"""``neurosim fidelity``: how faithful an engine's locally accumulated EP update is to RBP's
-ground-truth gradient, for one network and one batch (docs/maths.md sections 4 and 7).
+"""``neurosim fidelity``: how faithful an engine's own EP estimate is to RBP's ground-truth
+gradient, for one network and one batch (docs/maths.md sections 4 and 7), measured through the
+engine protocol (DESIGN.md, "Measure through the engine that runs").
 
 For the network of a circuit file (at initialisation, or with the weights of a checkpoint) and
 a seeded batch of its dataset's test split, :func:`run_fidelity`
 
-1. runs the engine's EP step: ``reference`` (:func:`neurosim.ep.gradient`, numpy) or
-   ``brian2-rate`` (the Brian2 rate circuit, whose synapses accumulate the update locally;
-   the two agree to rounding, and the report says by how much);
-2. computes RBP's implicit gradient at the converged free state (same ``eps`` and ``clip``);
+1. builds the circuit's engine (:func:`neurosim.engines.from_circuit`: any registered engine,
+   on the devices of its ``[hardware]`` section, with its settings and phase plan) and takes
+   its own estimate (:meth:`~neurosim.engines.protocol.Engine.estimate`);
+2. takes the engine's ground truth (:meth:`~neurosim.engines.protocol.Engine.ground_truth`:
+   RBP at the verified exact free fixed point) and the distance ``max |s_engine - s*|`` of the
+   engine's free state from that point;
 3. compares them (cosine, relative error, relative RMSE, sign agreement), overall and per
-   parameter;
-4. follows the comparison over the nudged phase: the update truncated after ``k`` nudged
-   steps, ``P_k = (1/beta) [dE/dtheta(s_k) - dE/dtheta(s_0)]`` (one-sided) or
-   ``(1/(2 beta)) [dE/dtheta(s_k^+) - dE/dtheta(s_k^-)]`` (symmetric), for k = 1..N, rebuilt
-   from the engine's own recorded nudged trajectory (``P_N`` is the update itself).
+   parameter, and for a rate engine other than the plain reference engine, against the
+   reference engine's estimate at the same settings (``reference_rel_diff``);
+4. follows the comparison over the nudged phases: each nudged phase of the plan recorded by
+   the engine's own monitors (:meth:`~neurosim.engines.protocol.Engine.phase_trajectory`)
+   from its free state, and the plan's estimate of the states after ``k`` nudged steps, for
+   k = 1..N (``plan.combine`` of the observations: :func:`neurosim.ep.contrast`, or for a
+   resistive network :func:`neurosim.resistive.learning.contrast`).
 
-The dynamics are Euler steps of ``engine.eps`` in float64: a circuit's ``block`` solver has no
-Euler time axis, so ``free_steps`` count Euler steps here, and a float32 network is promoted.
-:func:`main` prints the report, writes ``fidelity.h5`` (SONATA reports of the nudged phase,
+The network and data are promoted to float64. ``--engine brian2-spiking`` runs the spiking
+study of :mod:`neurosim.commands.spiking_fidelity` (spike seeds and ``--sweep``).
+:func:`main` prints the report, writes ``fidelity.h5`` (SONATA reports of the nudged phases,
 phases, both gradients, every metric and the per-k arrays, the resolved circuit),
 ``fidelity_curve.png`` and ``circuit.toml``, and with ``--json`` a one-line JSON summary last.
 """
@@ -28,14 +33,14 @@ import time
 
 import numpy as np
 
-from .. import atomic, checks, config, ep, fidelity, jsontext, plots, rbp, traces
+from .. import atomic, config, engines, ep, fidelity, jsontext, plots, traces
 from . import run as experiment
-from ..relax import Dynamics, blas_threads, free_state
-from ..errors import NeurosimError
-from ..plan import sign_of
+from ..errors import ConfigurationError, NeurosimError
+from ..relax import blas_threads
 
-ENGINES = ("reference", "brian2-rate", "brian2-spiking")
 CHECKPOINT = "checkpoint.npz"
+#: The ground truth's fixed point holds to this (projected step, or KCL volts).
+TOL = 1e-10
 
 
 class FidelityError(NeurosimError, ValueError):
@@ -85,7 +90,8 @@ def prepare(circuit=None, overrides=(), batch=8, seed=0, weights=None):
             and os.path.isfile(os.path.join(weights, "circuit.toml")):
         circuit = os.path.join(weights, "circuit.toml")
     circ, text = config.load(circuit, overrides)
-    net = experiment.build_network(circ.network).copy(dtype="float64")
+    net = experiment.build_network(circ.network, circ.resistive.model_dump()).copy(
+        dtype="float64")
     data = experiment.build_dataset(circ.dataset, "float64")
     experiment.check_fit(net, data)
     if batch > data.n_test:
@@ -98,70 +104,46 @@ def prepare(circuit=None, overrides=(), batch=8, seed=0, weights=None):
 
 
 # -- the engines ------------------------------------------------------------------------------
-def _reference_states(net, x, y, beta, eps, free_steps, nudge_steps, clip, symmetric):
-    """The nudged trajectories ``pop -> (N + 1, batch, n)`` (``[0]`` the free state after
-    ``free_steps``), made by the same Euler steps as :func:`neurosim.ep.gradient`."""
-    dyn = Dynamics(net, x, y, clip=clip)
-    s0 = dyn.run(dyn.initial_state(), eps, steps=int(free_steps)).state
-    out = []
-    for b in ((beta, -beta) if symmetric else (beta,)):
-        s = {p: v.copy() for p, v in s0.items()}
-        out.append(dyn.run(s, eps, beta=b, steps=int(nudge_steps), record=True).trajectory)
-    return out[0], (out[1] if symmetric else None)
+def build_engine(circuit, net):
+    """The circuit's engine (:func:`neurosim.engines.from_circuit`); a setting it refuses is a
+    FidelityError naming the field and saying where it came from."""
+    try:
+        return engines.from_circuit(circuit, net)
+    except ConfigurationError as e:
+        field = str(e).split(":", 1)[0]
+        raise FidelityError("--engine %s: %s (from the circuit file or --set; change it with "
+                            "--set %s=...)" % (circuit.engine.name, e, field)) from None
 
 
-def _circuit_states(circuit, eps, free_steps, nudge_steps, clip, symmetric):
-    """The same trajectories from a rate circuit's monitors: ``u`` is read at the start of
-    each step (``u[F + k] = s_k``), so the last state of a phase is one Euler step of the
-    recorded ``dudt`` past its last frame (clipped like the circuit does)."""
-    F, N = int(free_steps), int(nudge_steps)
-    phases = []
-    for a in ((F, F + N) if symmetric else (F,)):
-        traj = {}
-        for p, tr in circuit.traces.items():
-            u, d = tr["u"], tr["dudt"]
-            last = u[a + N - 1] + eps * d[a + N - 1]
-            if clip:
-                last = np.clip(last, 0.0, 1.0)
-            traj[p] = np.concatenate([u[a:a + N], last[None]])
-        phases.append(traj)
-    return phases[0], (phases[1] if symmetric else None)
-
-
-def _estimator(net, x, y, s0):
-    """``est(sa, sb, scale)``: the EP estimate of :func:`neurosim.ep.contrast` at ``s0``
-    (``sb`` at ``-beta`` when ``sb`` is not ``s0``)."""
+def _contrast(net, x, y, s0, states, plan):
+    """The plan's estimate of the observed ``states`` (one per nudge) from the free ``s0``."""
+    from ..resistive import ResistiveNetwork, learning
+    if isinstance(net, ResistiveNetwork):
+        return learning.contrast(net, x, s0, states, plan)
     inputs = net.inputs_dict(x)
-    targets = net.targets_dict(y, next(iter(inputs.values())).shape[0])
-
-    def est(sa, sb, scale):
-        return ep.contrast(net, inputs, s0, sa, sb, scale, targets, sb is not s0)
-    return est
+    targets = net.targets_dict(y, np.shape(x)[0])
+    return ep.contrast(net, inputs, s0, states, plan, targets)
 
 
-def _at(traj, k):
-    return {p: v[k] for p, v in traj.items()}
+def _complete(net, state):
+    return state is not None and all(p in state for p in net.state_pops)
 
 
-def _curve(net, x, y, plus, minus, beta, truth):
-    """Metrics of the update truncated after k = 1..N nudged steps against ``truth``."""
-    s0 = _at(plus, 0)
-    est = _estimator(net, x, y, s0)
-    N = next(iter(plus.values())).shape[0] - 1
-    keys = list(truth)
+def _curve(net, x, y, s0, nudged, plan, truth):
+    """Metrics against ``truth`` of the plan's estimate after k = 1..N nudged steps of every
+    nudged phase (``nudged``: nudge -> trajectory ``pop -> (N + 1, batch, n)``)."""
+    N = min(next(iter(t.values())).shape[0] for t in nudged.values()) - 1
     rows, last = [], None
     for k in range(1, N + 1):
-        if minus is None:
-            g = est(_at(plus, k), s0, 1.0 / beta)
-        else:
-            g = est(_at(plus, k), _at(minus, k), 1.0 / (2.0 * beta))
-        rows.append(fidelity.compare(g, truth))
-        last = g
+        states = [s0 if b == 0 else {p: v[k] for p, v in nudged[b].items()}
+                  for b in plan.nudges]
+        last = _contrast(net, x, y, s0, states, plan)
+        rows.append(fidelity.compare(last, truth))
     out = {"k": np.arange(1, N + 1)}
     for m in fidelity.METRICS:
         out[m] = np.array([r[m] for r in rows])
     out["per_param"] = {key: {m: np.array([r["per_param"][key][m] for r in rows])
-                              for m in fidelity.METRICS} for key in keys}
+                              for m in fidelity.METRICS} for key in truth}
     return out, last
 
 
@@ -171,62 +153,61 @@ def _rel(a, b):
     return float(num / den) if den > 0 else float(num)
 
 
-def run_fidelity(net, x, y, *, engine="reference", device="runtime", beta=0.5,
-                 variant="symmetric", eps=0.5, free_steps=20, nudge_steps=4, clip=True, seed=0,
-                 build_dir=None):
-    """One EP step of ``engine`` on ``(x, y)`` against RBP's implicit gradient.
+def _reference_estimate(engine, x, y, seed):
+    """The reference engine's estimate at the engine's settings (its plan, steps, ``eps``,
+    ``clip``) on the same weights and random sign."""
+    s = engine.settings
+    ref = engines.build("reference", engine.net, eps=s.eps, free_steps=s.free_steps,
+                        nudge_steps=s.nudge_steps, clip=s.clip,
+                        solver=s.solver if s.solver in ("euler", "block") else "euler",
+                        beta=s.beta, variant=s.variant, nudges=s.nudges, seed=s.seed)
+    return ref.estimate(x, y, rng=seed)
 
-    Returns a dict: ``update`` (the engine's gradient estimate), ``rbp``, ``metrics``
+
+def run_fidelity(engine, x, y, *, seed=0, tol=TOL, label="fidelity batch"):
+    """The estimate of ``engine`` (built, e.g. by :func:`build_engine`) on ``(x, y)`` against
+    its ground truth.
+
+    Returns a dict: ``update`` (the engine's estimate), ``rbp``, ``metrics``
     (:func:`neurosim.fidelity.compare`), ``curve`` (per-k arrays ``k``, the metrics and
-    ``per_param``), ``plus`` / ``minus`` (nudged trajectories ``pop -> (N + 1, batch, n)``),
-    ``beta`` (signed, for random_sign), ``free_distance`` (``max |s_F - s*|``, how far the
-    free phase is from the fixed point RBP linearises at), timings, and for ``brian2-rate``
-    ``reference_rel_diff`` (its update against :func:`neurosim.ep.gradient`).
+    ``per_param``), ``plan`` (as run: a random sign drawn from ``seed``), ``nudged`` (nudge ->
+    the engine's recorded nudged trajectory ``pop -> (N + 1, batch, n)``, from its free state),
+    ``free_distance`` (``max |s_F - s*|``: the engine's free state against the fixed point RBP
+    linearises at; the state of its estimate, or where that is not a full state its monitored
+    free phase, as ``free_state_from`` says), ``residual`` (of that fixed point), ``curve_rel_diff`` (the curve's last point against the estimate), timings, and for
+    a rate engine other than the plain reference engine ``reference_rel_diff``.
     """
-    if engine not in ENGINES:
-        raise FidelityError("--engine must be one of %s, got %r" % (list(ENGINES), engine))
-    if variant not in ep.VARIANTS:
-        raise FidelityError("--variant must be one of %s, got %r" % (list(ep.VARIANTS), variant))
-    checks.nonzero("--beta", beta, error=FidelityError)
-    checks.integer("--free-steps", free_steps, 0, error=FidelityError)
-    checks.integer("--nudge-steps", nudge_steps, 1, error=FidelityError)
-    sign = 1.0
-    if variant == "random_sign":         # drawn here, so both engines see the same sign
-        sign = sign_of(seed)
-    b = float(beta) * sign
-    symmetric = variant == "symmetric"
-    v = "symmetric" if symmetric else "one_sided"
-    kw = dict(eps=eps, free_steps=int(free_steps), nudge_steps=int(nudge_steps), clip=clip)
-    res = {"engine": engine, "device": device if engine == "brian2-rate" else None,
-           "variant": variant, "beta": b, "beta_sign": sign, **kw}
+    net, s = engine.net, engine.settings
+    plan = engine.plan.for_batch(seed)      # the engines draw the same sign from ``seed``
     t0 = time.perf_counter()
-    if engine == "reference":
-        update = ep.gradient(net, x, y, b, variant=v, **kw)
-        res["engine_seconds"] = time.perf_counter() - t0
-        plus, minus = _reference_states(net, x, y, b, symmetric=symmetric, **kw)
-    else:
-        from ..brian import CircuitError, compile as compile_circuit
-        try:
-            circuit = compile_circuit(net, model="rate", device=device, eps=eps, clip=clip,
-                                      build_dir=build_dir)
-            update = circuit.ep_update(x, y, b, int(free_steps), int(nudge_steps), variant=v)
-        except CircuitError as e:
-            raise FidelityError("--engine brian2-rate --device %s: %s" % (device, e)) from None
-        res["engine_seconds"] = time.perf_counter() - t0
-        plus, minus = _circuit_states(circuit, eps, free_steps, nudge_steps, clip, symmetric)
-        res["reference_rel_diff"] = _rel(update, ep.gradient(net, x, y, b, variant=v, **kw))
+    update = engine.estimate(x, y, rng=seed)
+    res = {"engine": engine.name, "evaluated_by": engine.evaluated_by, "plan": plan,
+           "engine_seconds": time.perf_counter() - t0}
     t1 = time.perf_counter()
-    s_star = free_state(net, x, eps=eps, tol=1e-12, clip=clip)
-    truth = rbp.gradient(net, x, y, method="implicit", eps=eps, state=s_star, clip=clip)
+    truth, fp = engine.ground_truth(x, y, tol, label)
     res["rbp_seconds"] = time.perf_counter() - t1
-    res["free_distance"] = max(float(np.max(np.abs(plus[p][0] - s_star[p])))
-                               for p in net.state_pops)
+    res["residual"] = float(fp.residual)
+    own = update.state
+    if not _complete(net, own):    # the engine reports no full state: its monitors' free phase
+        states, _ = engine.phase_trajectory(x, y, 0.0, s.free_steps)
+        own = {p: v[-1] for p, v in states.items()}
+        res["free_state_from"] = "trajectory"
+    else:
+        res["free_state_from"] = "estimate"
+    res["free_distance"] = max(float(np.max(np.abs(np.asarray(own[p], np.float64)
+                                                    - fp.state[p]))) for p in net.state_pops)
     res["metrics"] = fidelity.compare(update, truth)
+    s0 = {p: np.array(own[p], net.dtype) for p in net.state_pops}
+    nudged = {b: engine.phase_trajectory(x, y, b, s.nudge_steps, s0)[0] for b in plan.nudged}
     with blas_threads(1):   # vector products: a second BLAS thread only waits on a busy machine
-        res["curve"], last = _curve(net, x, y, plus, minus, b, truth)
-    # the curve is rebuilt from the recorded states: its last point must be the update itself
+        res["curve"], last = _curve(net, x, y, s0, nudged, plan, truth)
     res["curve_rel_diff"] = _rel(last, update)
-    res.update(update=update, rbp=truth, plus=plus, minus=minus, net=net,
+    if engine.reference_readout and (engine.name != "reference" or engine is not
+                                     getattr(engine, "inner", engine)):
+        res["reference_rel_diff"] = _rel(update, _reference_estimate(engine, x, y, seed))
+    res.update(update=dict(update), rbp=truth, nudged=nudged, net=net, settings=s,
+               clock=engine.clock(), batch=int(np.shape(x)[0]),
+               state_variable=engine.state_variable, state_units=engine.state_units,
                seconds=time.perf_counter() - t0)
     return res
 
@@ -237,34 +218,57 @@ def _ks(n):
     return sorted(k for k in ks | {n} if k <= n)
 
 
+def _plan_text(res):
+    s, plan = res["settings"], res["plan"]
+    if s.nudges:
+        return "nudges %s" % ", ".join("%g" % b for b in plan.nudges)
+    text = "%s EP, beta=%g" % (s.variant, beta_of(res))
+    if s.variant == "random_sign":
+        text += " (sign drawn: %s)" % ("+" if beta_of(res) > 0 else "-")
+    return text
+
+
+def beta_of(res):
+    """The run's beta: symmetric, the positive nudge; else the last non-zero one (signed: a
+    random sign as drawn)."""
+    plan = res["plan"]
+    return float(max(plan.nudges)) if plan.symmetric else float(np.real(plan.nudged[-1]))
+
+
+def _phase_names(plan):
+    """``(name, nudge)`` of each nudged phase in the order the reports hold them: one phase
+    ``nudged``; a symmetric pair ``nudged+`` then ``nudged-``; else ``nudged_1`` .. in order."""
+    bs = list(plan.nudged)
+    if len(bs) == 1:
+        return [("nudged", bs[0])]
+    if plan.symmetric:
+        return [("nudged+", max(bs)), ("nudged-", min(bs))]
+    return [("nudged_%d" % (i + 1), b) for i, b in enumerate(bs)]
+
+
 def report(res, info=None):
     """The printed report: settings, the metrics table and the curve over the nudged phase."""
     info = info or {}
-    net, m = res["net"], res["metrics"]
-    eng = res["engine"] + (" (%s)" % res["device"] if res["device"] else "")
-    lines = ["neurosim fidelity: the %s engine's EP update vs RBP's gradient (implicit, at the "
-             "converged free state)" % eng]
+    net, m, s = res["net"], res["metrics"], res["settings"]
+    lines = ["neurosim fidelity: the %s engine's own EP estimate vs RBP's gradient (implicit, "
+             "at the verified free fixed point)" % res["evaluated_by"]]
     where = ""
     if info.get("dataset"):
-        where = "; data: %s test split, batch %d (seed %d)" % (
-            info["dataset"], res["plus"][net.state_pops[0]].shape[1], info.get("seed", 0))
+        where = "; data: %s test split, batch %d (seed %d)" % (info["dataset"], res["batch"],
+                                                               info.get("seed", 0))
     lines.append("network %s%s" % (net, where))
     if info.get("weights"):
         lines.append("weights from %s" % info["weights"])
-    beta = "%g" % res["beta"]
-    if res["variant"] == "random_sign":
-        beta += " (sign drawn: %s)" % ("+" if res["beta_sign"] > 0 else "-")
-    lines.append("%s EP, beta=%s; Euler eps=%g, %d free + %d nudged steps%s, clip %s"
-                 % (res["variant"], beta, res["eps"], res["free_steps"], res["nudge_steps"],
-                    " per sign" if res["variant"] == "symmetric" else "",
-                    "on" if res["clip"] else "off"))
-    if info.get("solver") == "block":
-        lines.append("(the circuit's engine.solver is 'block', which has no Euler time axis: "
-                     "these are Euler steps of engine.eps)")
-    lines.append("free phase: max |s - s*| after %d steps = %.3e (s*: the fixed point RBP "
-                 "linearises at)" % (res["free_steps"], res["free_distance"]))
+    dt, units = res["clock"]
+    lines.append("%s; %d free + %d nudged steps per phase (%g %s each), eps=%g, clip %s"
+                 % (_plan_text(res), s.free_steps, s.nudge_steps, dt, units, s.eps,
+                    "on" if s.clip else "off"))
+    lines.append("free phase: max |s - s*| = %.3e (s*: the fixed point RBP linearises at, "
+                 "residual %.1e; s: the engine's free state%s)"
+                 % (res["free_distance"], res["residual"],
+                    ", from its monitors" if res["free_state_from"] == "trajectory" else ""))
     if "reference_rel_diff" in res:
-        lines.append("circuit update vs the reference engine (ep.gradient): relative "
+        lines.append("estimate vs the reference engine's at the same settings: relative "
                      "difference %.2e" % res["reference_rel_diff"])
     lines.append("")
     lines.append("%-16s %13s %12s %12s %10s %12s" % ("parameter", "cosine", "rel error",
@@ -277,7 +281,9 @@ def report(res, info=None):
     c = res["curve"]
     n = len(c["k"])
     lines.append("")
-    lines.append("Over the nudged phase (the update truncated after k nudged steps):")
+    lines.append("Over the nudged phase (the plan's estimate after k nudged steps, from the "
+                 "engine's monitors; at k=%d vs the estimate: relative difference %.2e):"
+                 % (n, res["curve_rel_diff"]))
     lines.append("%6s %13s %12s %10s" % ("k", "cosine", "rel error", "sign agr"))
     for k in _ks(n):
         lines.append("%6d %13.9f %12.3e %10.4f" % (k, c["cosine"][k - 1], c["rel_error"][k - 1],
@@ -291,7 +297,7 @@ def report(res, info=None):
 
 
 def plot(res, path):
-    """PNG: cosine and relative error of the truncated update vs k, overall and per param."""
+    """PNG: cosine and relative error of the truncated estimate vs k, overall and per param."""
     plt, fig, (a, b) = plots.figure(2)
     c = res["curve"]
     k = c["k"]
@@ -301,10 +307,11 @@ def plot(res, path):
         b.semilogy(k, r["rel_error"], style, lw=1, label=key)
     a.plot(k, c["cosine"], "k" + style, lw=2, label="all", zorder=5)
     b.semilogy(k, c["rel_error"], "k" + style, lw=2, label="all", zorder=5)
-    title = "%s, %s beta=%g" % (res["engine"], res["variant"], res["beta"])
-    a.set(xlabel="nudged steps k (eps=%g)" % res["eps"], ylabel="cosine to RBP",
+    dt, units = res["clock"]
+    title = "%s, %s" % (res["evaluated_by"], _plan_text(res))
+    a.set(xlabel="nudged steps k (%g %s)" % (dt, units), ylabel="cosine to RBP",
           title="cosine vs k (%s)" % title)
-    b.set(xlabel="nudged steps k (eps=%g)" % res["eps"], ylabel="|g_k - g_rbp| / |g_rbp|",
+    b.set(xlabel="nudged steps k (%g %s)" % (dt, units), ylabel="|g_k - g_rbp| / |g_rbp|",
           title="relative error vs k")
     a.legend(fontsize=7)
     b.legend(fontsize=7)
@@ -318,32 +325,34 @@ def _metrics_tree(m):
 
 
 def save_h5(res, path, circuit_text=None, info=None):
-    """``fidelity.h5`` (:func:`neurosim.traces.write`): the nudged-phase states as reports
-    (time in tau, starting after the free phase), the phases, the gradients
-    ``{engine: update, "rbp": rbp}``, the metrics and the per-k arrays."""
-    net, eps, F, N = res["net"], res["eps"], res["free_steps"], res["nudge_steps"]
-    parts = [res["plus"]] + ([{p: v[1:] for p, v in res["minus"].items()}]
-                             if res["minus"] is not None else [])
-    reports = {p: {"data": np.concatenate([part[p] for part in parts]), "start": F * eps,
-                   "variable": "s", "units": "dimensionless"} for p in net.state_pops}
-    phases = [{"name": "free", "start": 0.0, "stop": F * eps, "beta": 0.0},
-              {"name": "nudged+" if res["minus"] is not None else "nudged",
-               "start": F * eps, "stop": (F + N) * eps, "beta": res["beta"]}]
-    if res["minus"] is not None:
-        phases.append({"name": "nudged-", "start": (F + N) * eps, "stop": (F + 2 * N) * eps,
-                       "beta": -res["beta"]})
+    """``fidelity.h5`` (:func:`neurosim.traces.write`): the nudged phases' states as reports
+    (one after the other, starting after the free phase, in the engine's clock), the phases,
+    the gradients ``{engine: estimate, "rbp": rbp}``, the metrics and the per-k arrays."""
+    net, s = res["net"], res["settings"]
+    dt, units = res["clock"]
+    F, N = s.free_steps, s.nudge_steps
+    named = _phase_names(res["plan"])
+    parts = [res["nudged"][b] if i == 0 else {p: v[1:] for p, v in res["nudged"][b].items()}
+             for i, (_, b) in enumerate(named)]
+    reports = {p: {"data": np.real(np.concatenate([part[p] for part in parts])),
+                   "start": F * dt, "variable": res["state_variable"],
+                   "units": res["state_units"]} for p in net.state_pops}
+    phases = [{"name": "free", "start": 0.0, "stop": F * dt, "beta": 0.0}]
+    for i, (name, b) in enumerate(named):
+        phases.append({"name": name, "start": (F + i * N) * dt, "stop": (F + (i + 1) * N) * dt,
+                       "beta": float(np.real(b))})
     c = res["curve"]
     fid = {"overall": _metrics_tree(res["metrics"]),
            "curve": {"k": c["k"], **{m: c[m] for m in fidelity.METRICS},
                      "per_param": c["per_param"]},
-           "free_distance": res["free_distance"], "curve_rel_diff": res["curve_rel_diff"]}
+           "free_distance": res["free_distance"], "curve_rel_diff": res["curve_rel_diff"],
+           "rbp_residual": res["residual"]}
     if "reference_rel_diff" in res:
         fid["reference_rel_diff"] = res["reference_rel_diff"]
-    attrs = {"command": "fidelity", "engine": res["engine"], "variant": res["variant"],
-             "beta": res["beta"], "eps": eps, "free_steps": F, "nudge_steps": N,
-             "clip": int(res["clip"]), "seconds": res["seconds"]}
-    if res["device"]:
-        attrs["device"] = res["device"]
+    attrs = {"command": "fidelity", "engine": res["engine"],
+             "evaluated_by": res["evaluated_by"], "variant": s.variant, "beta": beta_of(res),
+             "nudges": np.real(np.asarray(res["plan"].nudges, complex)), "eps": s.eps,
+             "free_steps": F, "nudge_steps": N, "clip": int(s.clip), "seconds": res["seconds"]}
     for k in ("dataset", "seed", "weights"):
         if info and info.get(k) is not None:
             attrs[k] = info[k]
@@ -351,33 +360,46 @@ def save_h5(res, path, circuit_text=None, info=None):
         attrs["test_index"] = np.asarray(info["index"], dtype=np.int64)
     return traces.write(path, reports=reports, phases=phases,
                         gradients={res["engine"]: res["update"], "rbp": res["rbp"]},
-                        fidelity=fid, circuit=circuit_text, attrs=attrs, dt=eps,
-                        time_units="tau")
+                        fidelity=fid, circuit=circuit_text, attrs=attrs, dt=dt,
+                        time_units=units)
 
 
-def summary(res, out=None, files=None):
+def summary(res, out=None, files=None, device=None):
     """The one-line JSON summary (plain floats)."""
-    m, c = res["metrics"], res["curve"]
-    s = {"engine": res["engine"], "device": res["device"], "variant": res["variant"],
-         "beta": res["beta"], "eps": res["eps"], "free_steps": res["free_steps"],
-         "nudge_steps": res["nudge_steps"], "clip": res["clip"],
-         "batch": int(res["plus"][res["net"].state_pops[0]].shape[1]),
-         "cosine": m["cosine"], "rel_error": m["rel_error"], "rel_rmse": m["rel_rmse"],
-         "sign_agreement": m["sign_agreement"],
-         "per_param_cosine": {k: v["cosine"] for k, v in m["per_param"].items()},
-         "per_param_rel_error": {k: v["rel_error"] for k, v in m["per_param"].items()},
-         "curve_cosine": [float(v) for v in c["cosine"]],
-         "curve_rel_error": [float(v) for v in c["rel_error"]],
-         "best_k": int(np.argmax(c["cosine"])) + 1,
-         "free_distance": res["free_distance"], "curve_rel_diff": res["curve_rel_diff"],
-         "engine_seconds": round(res["engine_seconds"], 3),
-         "rbp_seconds": round(res["rbp_seconds"], 3), "seconds": round(res["seconds"], 3)}
+    m, c, s = res["metrics"], res["curve"], res["settings"]
+    out_ = {"engine": res["engine"], "device": device, "evaluated_by": res["evaluated_by"],
+            "variant": s.variant, "beta": beta_of(res),
+            "nudges": [float(np.real(b)) for b in res["plan"].nudges],
+            "eps": s.eps, "free_steps": s.free_steps, "nudge_steps": s.nudge_steps,
+            "clip": s.clip, "batch": res["batch"],
+            "cosine": m["cosine"], "rel_error": m["rel_error"], "rel_rmse": m["rel_rmse"],
+            "sign_agreement": m["sign_agreement"],
+            "per_param_cosine": {k: v["cosine"] for k, v in m["per_param"].items()},
+            "per_param_rel_error": {k: v["rel_error"] for k, v in m["per_param"].items()},
+            "curve_cosine": [float(v) for v in c["cosine"]],
+            "curve_rel_error": [float(v) for v in c["rel_error"]],
+            "best_k": int(np.argmax(c["cosine"])) + 1,
+            "free_distance": res["free_distance"], "free_state_from": res["free_state_from"],
+            "rbp_residual": res["residual"], "curve_rel_diff": res["curve_rel_diff"],
+            "engine_seconds": round(res["engine_seconds"], 3),
+            "rbp_seconds": round(res["rbp_seconds"], 3), "seconds": round(res["seconds"], 3)}
     if "reference_rel_diff" in res:
-        s["reference_rel_diff"] = res["reference_rel_diff"]
+        out_["reference_rel_diff"] = res["reference_rel_diff"]
     if out is not None:
-        s["out"] = out
-    s.update(files or {})
-    return s
+        out_["out"] = out
+    out_.update(files or {})
+    return _finite(out_)
+
+
+def _finite(v):
+    """JSON-safe: NaN and infinities as None, recursively."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
 
 
 def _out_dir(out):
@@ -393,29 +415,54 @@ def _out_dir(out):
     return path
 
 
+def overrides_of(args):
+    """The circuit-file overrides of the command's options: ``--engine`` is
+    ``engine.name``, ``--beta`` / ``--variant`` are ``learning.beta`` / ``learning.variant``
+    (and drop ``learning.nudges``), ``--free-steps`` / ``--nudge-steps`` the engine's."""
+    out = list(args.overrides)
+    if args.engine is not None:
+        out.append(("engine.name", args.engine))
+    if args.beta is not None:
+        out.append(("learning.beta", float(args.beta)))
+    if args.variant is not None:
+        out.append(("learning.variant", args.variant))
+    if args.beta is not None or args.variant is not None:
+        out.append(("learning.nudges", None))
+    if args.free_steps is not None:
+        out.append(("engine.free_steps", int(args.free_steps)))
+    if args.nudge_steps is not None:
+        out.append(("engine.nudge_steps", int(args.nudge_steps)))
+    return out
+
+
+def _device_name(circ):
+    hw = getattr(circ, "hardware", None)
+    return None if hw is None or hw.preset == "ideal" and not any(
+        v is not None for k, v in hw.model_dump().items() if k not in ("preset", "seed")) \
+        else hw.preset
+
+
 def main(args):
     """``neurosim fidelity``: run, print the report, write HDF5/PNG/circuit, optionally JSON."""
-    if args.engine not in ENGINES:
-        raise FidelityError("--engine must be one of %s, got %r" % (list(ENGINES), args.engine))
-    if args.engine != "brian2-spiking" and (args.sweep or args.spike_seeds is not None):
-        raise FidelityError("--sweep and --spike-seeds apply to --engine brian2-spiking only")
     t0 = time.perf_counter()
-    prep = prepare(args.circuit, args.overrides, batch=args.batch, seed=args.seed,
+    prep = prepare(args.circuit, overrides_of(args), batch=args.batch, seed=args.seed,
                    weights=args.weights)
-    if args.engine == "brian2-spiking":
-        return _main_spiking(args, prep, t0)
     circ = prep["circuit"]
-    e, L = circ.engine, circ.learning
-    res = run_fidelity(prep["net"], prep["x"], prep["y"], engine=args.engine,
-                       device=args.device,
-                       beta=L.beta if args.beta is None else args.beta,
-                       variant=args.variant or L.variant, eps=e.eps,
-                       free_steps=e.free_steps if args.free_steps is None else args.free_steps,
-                       nudge_steps=e.nudge_steps if args.nudge_steps is None else args.nudge_steps,
-                       clip=e.clip, seed=args.seed)
+    name = circ.engine.name
+    if name not in engines.ENGINES:
+        raise FidelityError("--engine must be one of %s, got %r" % (list(engines.ENGINES), name))
+    if name != "brian2-spiking" and (args.sweep or args.spike_seeds is not None):
+        raise FidelityError("--sweep and --spike-seeds apply to --engine brian2-spiking only")
+    if name == "brian2-spiking":
+        return _main_spiking(args, prep, t0)
+    engine = build_engine(circ, prep["net"])
+    try:
+        res = run_fidelity(engine, prep["x"], prep["y"], seed=args.seed)
+    finally:
+        engine.close()
     res["seconds"] = time.perf_counter() - t0
     info = {"dataset": prep["dataset"], "seed": args.seed, "weights": prep["weights"],
-            "index": prep["index"], "solver": e.solver}
+            "index": prep["index"]}
     out = _out_dir(args.out)
     resolved = config.to_toml(circ)
     atomic.write_text(os.path.join(out, "circuit.toml"), resolved)
@@ -425,7 +472,7 @@ def main(args):
     print(report(res, info))
     print("wrote %s" % ", ".join(files.values()))
     if args.json:
-        print(jsontext.dumps(summary(res, out, files)))
+        print(jsontext.dumps(summary(res, out, files, _device_name(circ))))
     return 0
 
 
@@ -435,10 +482,7 @@ def _main_spiking(args, prep, t0):
     from . import spiking_fidelity as sf
     circ = prep["circuit"]
     e, L = circ.engine, circ.learning
-    nudge = e.nudge_steps if args.nudge_steps is None else args.nudge_steps
-    free = e.free_steps if args.free_steps is None else args.free_steps
-    beta = L.beta if args.beta is None else args.beta
-    variant = args.variant or L.variant
+    nudge, free, beta, variant = e.nudge_steps, e.free_steps, L.beta, L.variant
     try:
         sweeps = [sf.parse_sweep(t) for t in args.sweep]
         items = sf.settings({"neuron": e.neuron, "max_rate": e.max_rate, "eps": e.eps},
@@ -482,5 +526,5 @@ def _main_spiking(args, prep, t0):
     return 0
 
 
-__all__ = ["run_fidelity", "prepare", "load_weights", "report", "plot", "save_h5", "summary",
-           "main", "ENGINES", "FidelityError"]
+__all__ = ["run_fidelity", "build_engine", "prepare", "load_weights", "report", "plot",
+           "save_h5", "summary", "overrides_of", "beta_of", "main", "FidelityError", "TOL"]

@@ -8,7 +8,8 @@ each update with
 
 * the Brian2 **rate circuit**'s update with the same beta, variant, Euler step and phase
   lengths (what the spiking circuit estimates in expectation), and
-* **RBP**'s implicit gradient at the converged free state (the ground truth),
+* **RBP**'s implicit gradient at the verified free fixed point (the ground truth of the
+  engine protocol, :meth:`neurosim.engines.protocol.Engine.ground_truth`),
 
 giving cosine, relative error and sign agreement (mean, min and max over seeds), with the
 number of spikes the state neurons fire in the nudged phase(s). Sweeps are one factor at a
@@ -23,10 +24,12 @@ import time
 
 import numpy as np
 
-from .. import fidelity, plots, rbp, traces
+from .. import engines, fidelity, plots, traces
 from ..brian.spiking import trace_constants
 from ..errors import NeurosimError
 
+#: The ground truth's fixed point holds to this projected step.
+TOL = 1e-10
 SWEEPS = ("max_rate", "nudge_steps", "traces", "neuron")
 COLUMNS = ("cos_rate", "rel_rate", "sign_rate", "cos_rbp", "rel_rbp", "sign_rbp", "spikes")
 
@@ -128,7 +131,8 @@ def study(net, x, y, items, *, beta, variant="symmetric", free_steps=300, seeds=
     if len(eps_values) != 1:
         raise SpikingFidelityError("all settings must share one Euler step eps")
     eps = eps_values.pop()
-    truth = rbp.gradient(net, x, y, eps=eps, clip=clip)
+    truth, _ = engines.build("brian2-spiking", net, eps=eps, clip=clip).ground_truth(
+        x, y, TOL, "fidelity batch")
     rate = compile_circuit(net, model="rate", eps=eps, clip=clip)
     rate_updates, rows, last = {}, [], None
     for sweep, label, params, nudge in items:

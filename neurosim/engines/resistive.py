@@ -1,7 +1,9 @@
 """The training engine ``resistive``: an analog resistive network (:mod:`neurosim.resistive`)
 whose every phase is a DC operating point solved exactly, nudged by the current
-``beta (y - V_out)`` at the outputs; each conductance learns from the change of its own
-voltage drop and stays non-negative (the update is projected to ``G >= 0``). Its RBP ground
+``beta (y - V_out)`` at the outputs: it executes the engine's :class:`~neurosim.plan.Plan`
+(the free solve, one nudged solve per non-zero nudge; :func:`neurosim.resistive.learning.
+ep_gradient`); each conductance learns from the change of its own voltage drop and stays
+non-negative (the update is projected to ``G >= 0``). Its RBP ground
 truth is the circuit's own (implicit differentiation of Kirchhoff's law), its trajectories
 the RC settling transient of the nodes' capacitances, its energy the power of the solved
 currents times the settling time (:meth:`ResistiveEngine.counters`)."""
@@ -9,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ep
-from ..plan import sign_of
-from ..errors import ConfigurationError
+from ..errors import ArgumentError, ConfigurationError
 from ..resistive import learning, solver
 from ..relax import blas_threads
 from .protocol import Engine, Estimate, StepResult
@@ -41,35 +41,34 @@ class ResistiveEngine(Engine):
         if not isinstance(net, ResistiveNetwork):
             raise ConfigurationError("engine.name: the resistive engine needs network.kind = "
                                      "\"resistive\"")
-        if settings.variant not in ("one_sided", "symmetric", "random_sign"):
-            raise ConfigurationError("learning.variant: unknown %r" % settings.variant)
+        try:
+            plan = self.plan
+        except ArgumentError as e:
+            raise ConfigurationError(str(e)) from None
+        if any(isinstance(b, complex) for b in plan.nudges):
+            raise ConfigurationError("learning.nudges: the resistive engine runs real nudges, "
+                                     "got %r" % (list(plan.nudges),))
         self.energy = {"free": 0.0, "nudged": 0.0}   # joules, cumulative
         self._settle = None
-
-    def _beta(self, rng):
-        s = self.settings
-        if s.variant == "random_sign":
-            return s.beta * sign_of(rng), "one_sided"
-        return s.beta, s.variant
 
     def _count_energy(self, x, points, drive):
         """Dissipated energy of the phases just solved: power times the settling time (of
         the conductances at the start of the run: the slowest mode's time constant)."""
         if self._settle is None:
             self._settle = solver.settling_time(self.net, SETTLING)
-        for name, p in points.items():
+        for b, p in points.items():
             e = float(np.sum(solver.power(self.net, x, p.state, drive))) * self._settle
-            self.energy["free" if name == "free" else "nudged"] += e
+            self.energy["nudged" if b else "free"] += e
 
     def estimate(self, x, y, state=None, rng=None):
-        """The EP estimate from the circuit's operating points (parameters unchanged)."""
-        beta, variant = self._beta(rng)
+        """The EP estimate of the plan's operating points (parameters unchanged); ``rng``
+        draws a random-sign batch's sign."""
         with blas_threads(THREADS):
             drive = solver.input_drive(self.net, x)
-            g, points = learning.ep_gradient(self.net, x, y, beta, variant=variant,
+            g, points = learning.ep_gradient(self.net, x, y, plan=self.plan.for_batch(rng),
                                              drive=drive)
         self._count_energy(x, points, drive)
-        free = points["free"].state
+        free = points[0.0].state
         return Estimate(g, free, float(np.mean(learning.cost(self.net, free, y))))
 
     def infer(self, x, state=None):

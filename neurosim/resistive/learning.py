@@ -2,18 +2,24 @@
 conductance learning from the change of the voltage drop across itself, and the RBP ground
 truth by implicit differentiation of Kirchhoff's law on the interior nodes.
 
-The parameter derivative of the co-content is ``dE/dG = 1/2 dV^2`` (:func:`drop_contrast`); the
-EP estimate is ``(1 / beta) [1/2 dV^2]_0^beta`` (symmetric: ``(1 / 2 beta) [..]_-beta^beta``),
-batch mean, the convention of :func:`neurosim.ep.gradient`. RBP solves ``H lam = dC/dV`` with
-``H`` the co-content's Hessian on the nodes that are free to move (not at an ideal diode's
-bound) and gives ``dL/dG_ij = dV_ij (lam_j - a lam_i)`` for ``dV_ij = a V_i - V_j`` (``a``
-the amplifier gain of the edge, ``lam`` = 0 at sources and pinned nodes).
+The parameter derivative of the co-content is ``dE/dG = 1/2 dV^2``. A batch runs the phases of
+a :class:`~neurosim.plan.Plan`: the free operating point, then one nudged operating point per
+non-zero nudge, each solved from the free one. Each phase is observed as the batch-mean change
+of ``1/2 dV^2`` of every conductance from the free operating point (:func:`drop_contrast`;
+the free phase's own observation is 0), and the estimate is ``plan.combine`` of those
+observations: the plan's weights sum to 0, so measuring from the free point leaves the
+estimate unchanged and keeps the input sources' own squares out of it (float32). RBP solves
+``H lam = dC/dV`` with ``H`` the co-content's Hessian on the nodes that are free to move (not
+at an ideal diode's bound) and gives ``dL/dG_ij = dV_ij (lam_j - a lam_i)`` for
+``dV_ij = a V_i - V_j`` (``a`` the amplifier gain of the edge, ``lam`` = 0 at sources and
+pinned nodes).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import ArgumentError
+from ..plan import VARIANTS, Plan
 from .solver import at_bound, diode_currents, hessian, input_drive, operating_point
 
 
@@ -57,33 +63,64 @@ def drop_contrast(net, x, Va, Vb, scale=1.0):
     return {k: out[k] for k in net.params}
 
 
-def ep_gradient(net, x, y, beta, variant="symmetric", tol=None, free=None, drive=None):
-    """The EP estimate of ``dL/dG`` (batch mean) and the operating points it used
-    (``{"free", "plus", "minus"}``); ``free``: a free operating point already solved,
-    ``drive``: the input drive of ``x`` (:func:`~neurosim.resistive.solver.input_drive`)."""
-    if variant not in ("one_sided", "symmetric"):
-        raise ArgumentError("variant must be 'one_sided' or 'symmetric', got %r" % (variant,))
-    if not beta:
-        raise ArgumentError("beta must be non-zero")
-    B = np.shape(x)[0]
+def observations(net, x, y, plan, tol=None, free=None, drive=None):
+    """The plan's phases and what each conductance observes: ``(obs, points)``, ``obs`` one
+    dict per nudge of ``plan`` (in order) of the batch-mean change of ``1/2 dV^2`` from the
+    free operating point, ``points`` the operating points ``{nudge: OperatingPoint}`` (``0``:
+    the free one). ``free``: a free operating point already solved; ``drive``: the input drive
+    of ``x`` (:func:`~neurosim.resistive.solver.input_drive`)."""
+    if any(isinstance(b, complex) for b in plan.nudges):
+        raise ArgumentError("learning.nudges: a resistive network runs real nudges, got %r"
+                            % (list(plan.nudges),))
     drive = input_drive(net, x) if drive is None else drive
     free = free or operating_point(net, x, tol=tol, drive=drive)
-    tol_nudged = tol
+    points = {0.0: free}
+    for b in plan.nudged:
+        points[b] = operating_point(net, x, y, b, state=free.state,
+                                    tol=_nudged_tol(net, tol, b), drive=drive)
+    return _observe(net, x, free.state, [points[b].state for b in plan.nudges]), points
+
+
+def _observe(net, x, V0, states):
+    """Per state, the batch-mean change of ``1/2 dV^2`` from ``V0`` (0 for ``V0`` itself)."""
+    B = np.shape(x)[0]
+    zero = {k: np.zeros_like(v) for k, v in net.params.items()}
+    return [zero if V is V0 else drop_contrast(net, x, V, V0, 1.0 / B) for V in states]
+
+
+def contrast(net, x, V0, states, plan):
+    """The plan's estimate from node voltages observed at its nudges (``states``, one per
+    nudge; the free ``V0`` at 0), e.g. a truncated settling transient: ``plan.combine`` of
+    each state's change of ``1/2 dV^2`` from ``V0``, batch mean."""
+    return plan.combine(_observe(net, x, V0, states))
+
+
+def _nudged_tol(net, tol, b):
+    """A nudged phase's KCL tolerance: in float32 a small nudge moves the nodes by about
+    ``|b|`` times what a unit one does, so the default tolerance tightens with it, down to
+    0.03 of it (near what float32 voltages resolve)."""
     if tol is None and net.dtype != np.float64:
-        # a small nudge moves the nodes by about beta times what a unit one does: the default
-        # float32 tolerance would stop the nudged phases after one sweep; tighten it with
-        # beta, down to 0.03 of it (near what float32 voltages resolve)
-        tol_nudged = net.tolerance * min(1.0, max(abs(beta), 0.03))
-    plus = operating_point(net, x, y, beta, state=free.state, tol=tol_nudged, drive=drive)
-    points = {"free": free, "plus": plus}
-    if variant == "symmetric":
-        minus = operating_point(net, x, y, -beta, state=free.state, tol=tol_nudged,
-                                drive=drive)
-        points["minus"] = minus
-        g = drop_contrast(net, x, plus.state, minus.state, 1.0 / (2 * beta * B))
-    else:
-        g = drop_contrast(net, x, plus.state, free.state, 1.0 / (beta * B))
-    return g, points
+        return net.tolerance * min(1.0, max(abs(b), 0.03))
+    return tol
+
+
+def ep_gradient(net, x, y, beta=None, variant="symmetric", tol=None, free=None, drive=None,
+                nudges=None, plan=None, rng=None):
+    """The EP estimate of ``dL/dG`` (batch mean), ``plan.combine`` of :func:`observations`,
+    and the operating points it used (``{nudge: OperatingPoint}``, ``0`` the free one).
+    The plan is ``plan``, or :meth:`Plan.of(beta, variant, nudges) <neurosim.plan.Plan.of>`
+    (a random sign drawn from ``rng``)."""
+    if plan is None:
+        if variant not in VARIANTS:
+            raise ArgumentError("variant must be one of %s, got %r" % (", ".join(VARIANTS),
+                                                                       variant))
+        if nudges is None and not beta:
+            raise ArgumentError("beta must be non-zero")
+        plan = Plan.of(beta, variant, nudges)
+    plan = plan.for_batch(rng)
+    obs, points = observations(net, x, y, plan, tol=tol, free=free, drive=drive)
+    g = plan.combine(obs)
+    return {k: np.asarray(v, net.dtype) for k, v in g.items()}, points
 
 
 def rbp_gradient(net, x, y, free):
@@ -135,4 +172,4 @@ def cost(net, V, y):
     return 0.5 * np.sum((V["y"] - np.asarray(y, np.float64)) ** 2, axis=1)
 
 
-__all__ = ["ep_gradient", "rbp_gradient", "drop_contrast", "cost"]
+__all__ = ["ep_gradient", "observations", "contrast", "rbp_gradient", "drop_contrast", "cost"]
