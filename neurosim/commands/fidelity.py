@@ -449,8 +449,9 @@ def main(args):
                    weights=args.weights)
     circ = prep["circuit"]
     name = circ.engine.name
-    if name not in engines.ENGINES:
-        raise FidelityError("--engine must be one of %s, got %r" % (list(engines.ENGINES), name))
+    if name not in engines.available():
+        raise FidelityError("--engine must be one of %s (the registered engines), got %r"
+                            % (list(engines.available()), name))
     if name != "brian2-spiking" and (args.sweep or args.spike_seeds is not None):
         raise FidelityError("--sweep and --spike-seeds apply to --engine brian2-spiking only")
     if name == "brian2-spiking":
