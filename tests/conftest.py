@@ -67,6 +67,22 @@ def graph(kind):
     raise ValueError(kind)
 
 
+def skip_network(seed=0):
+    """x(5) -> h1(4) -> h2(3) -> y(3) with a skip projection h1 -> y (hard sigmoid, energy):
+    the network the engine tests and the conformance suite compare engines on."""
+    g = _graph([("x", 5, "input"), ("h1", 4, "hidden"), ("h2", 3, "hidden"), ("y", 3, "output")],
+               [("x", "h1"), ("h1", "h2"), ("h2", "y"), ("h1", "y")])
+    return ns.Network.from_graph(g, activation="hard_sigmoid", dynamics="energy", seed=seed,
+                                 dtype="float64")
+
+
+def one_hot_batch(net, n=4, seed=0):
+    """``(x, y)``: ``n`` uniform inputs in [0, 1) and one-hot targets, seeded."""
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0, 1, (n, net.sizes[net.inputs[0]])),
+            np.eye(net.sizes[net.outputs[0]])[rng.integers(0, net.sizes[net.outputs[0]], n)])
+
+
 def make_net(kind, seed, dynamics="energy", asymmetry=0.0, dtype="float64", bias=0.2):
     """Topology ``kind`` with seeded Glorot weights and seeded random biases (scale ``bias``)."""
     net = ns.Network.from_graph(graph(kind), activation="logistic", dynamics=dynamics,

@@ -11,21 +11,10 @@ from neurosim.errors import ConfigurationError
 from neurosim.training import Trainer
 from neurosim.training.optimizer import Optimizer
 
-
-def _skip_net(seed=0):
-    g = nx.DiGraph()
-    for n, size, role in [("x", 5, "input"), ("h1", 4, "hidden"), ("h2", 3, "hidden"),
-                          ("y", 3, "output")]:
-        g.add_node(n, size=size, role=role)
-    g.add_edges_from([("x", "h1"), ("h1", "h2"), ("h2", "y"), ("h1", "y")])
-    return ns.Network.from_graph(g, activation="hard_sigmoid", dynamics="energy", seed=seed,
-                                 dtype="float64")
+from conftest import one_hot_batch, skip_network
 
 
-def _batch(net, n=4, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.uniform(0, 1, (n, net.sizes[net.inputs[0]])),
-            np.eye(net.sizes[net.outputs[0]])[rng.integers(0, net.sizes[net.outputs[0]], n)])
+_skip_net, _batch = skip_network, one_hot_batch
 
 
 SETTINGS = dict(eps=0.5, free_steps=30, nudge_steps=6, clip=True, beta=0.2, variant="symmetric")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-import networkx as nx
 import numpy as np
 import pytest
 
@@ -26,26 +25,14 @@ from neurosim.engines.registry import SHARED
 from neurosim.errors import ConfigurationError, NeurosimError
 from neurosim.plan import batch_sign, batch_stream
 
+from conftest import one_hot_batch, skip_network
+
 #: the settings every rate case runs (hard sigmoid, clip, Euler; equal to the reference's)
 RATE = dict(eps=0.5, free_steps=30, nudge_steps=6, clip=True, beta=0.2, variant="symmetric")
 NUDGES = [-0.2, 0.1, 0.3]
 
 
-def skip_network(seed=0):
-    """x(5) -> h1(4) -> h2(3) -> y(3) with a skip projection h1 -> y (hard sigmoid)."""
-    g = nx.DiGraph()
-    for n, size, role in [("x", 5, "input"), ("h1", 4, "hidden"), ("h2", 3, "hidden"),
-                          ("y", 3, "output")]:
-        g.add_node(n, size=size, role=role)
-    g.add_edges_from([("x", "h1"), ("h1", "h2"), ("h2", "y"), ("h1", "y")])
-    return ns.Network.from_graph(g, activation="hard_sigmoid", dynamics="energy", seed=seed,
-                                 dtype="float64")
-
-
-def batch(net, n=4, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.uniform(0, 1, (n, net.sizes[net.inputs[0]])),
-            np.eye(net.sizes[net.outputs[0]])[rng.integers(0, net.sizes[net.outputs[0]], n)])
+batch = one_hot_batch
 
 
 @dataclass
