@@ -1,7 +1,6 @@
 """The engine protocol (neurosim.engines): one registry, the engine's own estimate and
 inference, settings an engine cannot honour refused by field, and measuring through the
 engine that runs (fidelity from the circuit's own update, accuracy from spikes)."""
-import networkx as nx
 import numpy as np
 import pytest
 

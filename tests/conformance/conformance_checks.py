@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-import neurosim as ns
 from neurosim import engines
 from neurosim.engines.protocol import Settings
 from neurosim.engines.registry import SHARED

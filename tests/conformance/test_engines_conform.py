@@ -3,7 +3,6 @@
 test_every_registered_engine_has_a_case."""
 from __future__ import annotations
 
-import pytest
 
 from neurosim import engines
 from neurosim.engines.devices import HardwareEngine
