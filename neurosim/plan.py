@@ -132,6 +132,17 @@ class Plan:
         """True for a pair ``[b, -b]`` (the readout of the mean of the two states)."""
         return len(self.nudges) == 2 and self.nudges[0] == -self.nudges[1]
 
+    def phase_names(self):
+        """``(name, nudge)`` of each nudged phase, in the order they run: one phase
+        ``nudged``; a symmetric pair ``nudged+`` then ``nudged-``; else ``nudged_1``, ... (the
+        names traces and the fidelity command give the phases)."""
+        bs = list(self.nudged)
+        if len(bs) == 1:
+            return [("nudged", bs[0])]
+        if self.symmetric:
+            return [("nudged+", max(bs)), ("nudged-", min(bs))]
+        return [("nudged_%d" % (i + 1), b) for i, b in enumerate(bs)]
+
     def signed(self, sign):
         """The plan with every nudge multiplied by ``sign`` (random-sign EP's draw); the
         result no longer draws."""

@@ -235,17 +235,6 @@ def beta_of(res):
     return float(max(plan.nudges)) if plan.symmetric else float(np.real(plan.nudged[-1]))
 
 
-def _phase_names(plan):
-    """``(name, nudge)`` of each nudged phase in the order the reports hold them: one phase
-    ``nudged``; a symmetric pair ``nudged+`` then ``nudged-``; else ``nudged_1`` .. in order."""
-    bs = list(plan.nudged)
-    if len(bs) == 1:
-        return [("nudged", bs[0])]
-    if plan.symmetric:
-        return [("nudged+", max(bs)), ("nudged-", min(bs))]
-    return [("nudged_%d" % (i + 1), b) for i, b in enumerate(bs)]
-
-
 def report(res, info=None):
     """The printed report: settings, the metrics table and the curve over the nudged phase."""
     info = info or {}
@@ -331,7 +320,7 @@ def save_h5(res, path, circuit_text=None, info=None):
     net, s = res["net"], res["settings"]
     dt, units = res["clock"]
     F, N = s.free_steps, s.nudge_steps
-    named = _phase_names(res["plan"])
+    named = res["plan"].phase_names()
     parts = [res["nudged"][b] if i == 0 else {p: v[1:] for p, v in res["nudged"][b].items()}
              for i, (_, b) in enumerate(named)]
     reports = {p: {"data": np.real(np.concatenate([part[p] for part in parts])),

@@ -236,9 +236,9 @@ class Engine:
         (the free phase, then the nudged phases from its end), for ``traces.h5``; the step
         and its units are :meth:`clock`'s."""
         s = self.settings
-        phases = [("free", 0.0, s.free_steps)] + [("nudged+", s.beta, s.nudge_steps)]
-        if s.variant == "symmetric":
-            phases.append(("nudged-", -s.beta, s.nudge_steps))
+        plan = self.plan.for_batch(np.random.default_rng(s.seed))
+        phases = [("free", 0.0, s.free_steps)] + [(name, b, s.nudge_steps)
+                                                  for name, b in plan.phase_names()]
         parts, rows, start, spikes = [], [], 0, None
         s0 = None
         for name, beta, steps in phases:
