@@ -155,17 +155,21 @@ def test_neurosim_run_writes_cost_into_traces_and_summary(tmp_path, neurosim_cli
     assert set(c["per_example"]) == set(cost.PHASES) and "by_epoch" not in c
     assert c["table"]["pulse_pj"] == 2.0
     ex = c["per_example"]
-    # the default circuit, 64-256-10, block sweeps 20 + 2 x 8
+    # the default circuit, 64-256-10, block sweeps that settle: priced at the sweeps they
+    # took on average (the summary's free_steps_mean, nudge_steps_mean per nudged phase)
     macs = 64 * 256 + 2 * 256 * 10
+    F, N = s["free_steps_mean"], s["nudge_steps_mean"]
+    assert 1 < F < 300 and 1 < N < 100
     assert c["model"]["macs_per_step"] == macs
-    assert ex["free"]["macs"] == 20 * macs and ex["nudged"]["macs"] == 16 * macs
+    assert ex["free"]["macs"] == pytest.approx(F * macs)
+    assert ex["nudged"]["macs"] == pytest.approx(2 * N * macs)
     assert c["model"]["examples_per_epoch"] == 100 and c["model"]["batches_per_epoch"] == 5
     assert c["per_epoch"]["total"]["energy_uj"] == pytest.approx(ex["total"]["energy_uj"] * 100)
     metrics = json.load(open(os.path.join(s["run_dir"], "metrics.json")))
     assert metrics["cost"]["by_epoch"]["examples"] == [100]
     got = traces.load(os.path.join(s["run_dir"], "traces.h5")).cost
     assert got["attrs"]["pulse_pj"] == 2.0 and got["attrs"]["model_engine"] == "rate"
-    assert got["per_example"]["free"]["macs"] == 20 * macs
+    assert got["per_example"]["free"]["macs"] == pytest.approx(F * macs)
     assert got["per_example"]["total"]["energy_pj"] == pytest.approx(ex["total"]["energy_pj"])
     np.testing.assert_array_equal(got["per_epoch"]["examples"], [100])
     assert got["per_epoch"]["nudged"]["latency_ns"].shape == (1,)
