@@ -117,9 +117,9 @@ def main():
     if args.limit_train:
         overrides.append("dataset.limit_train=%d" % args.limit_train)
     circuit, _ = config.load(args.circuit, overrides)
-    net = experiment.build_network(circuit.network)
+    net = config.build_network(circuit.network)
     start = net.copy()
-    data = experiment.build_dataset(circuit.dataset, circuit.network.dtype)
+    data = config.build_dataset(circuit.dataset, circuit.network.dtype)
     engine = experiment.build_engine(circuit, net)
     L, T = circuit.learning, circuit.train
     ep_rows = []

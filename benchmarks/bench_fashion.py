@@ -117,8 +117,8 @@ def main():
     args = ap.parse_args()
     overrides = list(args.overrides) + (["train.epochs=%d" % args.epochs] if args.epochs else [])
     circuit, _ = config.load(CIRCUIT, overrides)
-    net = experiment.build_network(circuit.network)
-    data = experiment.build_dataset(circuit.dataset, circuit.network.dtype)
+    net = config.build_network(circuit.network)
+    data = config.build_dataset(circuit.dataset, circuit.network.dtype)
     engine = experiment.build_engine(circuit, net)
     L, T = circuit.learning, circuit.train
     ep_rows = []

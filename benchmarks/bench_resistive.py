@@ -24,7 +24,7 @@ import numpy as np
 
 import neurosim as ns
 from neurosim import config, engines
-from neurosim.commands.run import build_network
+from neurosim.config import build_network
 from neurosim.engines import resistive as resistive_engine
 from neurosim.training.optimizer import make_optimizer, resolve_learning_rates
 

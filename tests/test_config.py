@@ -125,7 +125,7 @@ def test_resolved_circuit_round_trips_as_toml(tmp_path):
 
 
 def test_a_projection_gain_reaches_the_network():
-    from neurosim.commands.run import build_network
+    from neurosim.config import build_network
 
     def net(**extra):
         circuit = config.validate({"network": {
@@ -141,7 +141,7 @@ def test_a_projection_gain_reaches_the_network():
 
 
 def test_max_pooling_reaches_the_network_and_needs_a_kernel():
-    from neurosim.commands.run import build_network
+    from neurosim.config import build_network
     from neurosim.errors import ConfigurationError
 
     def net(**extra):

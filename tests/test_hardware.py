@@ -13,7 +13,8 @@ import neurosim as ns
 from neurosim import config, engines
 from neurosim.engines.reference import ep_step
 from neurosim.errors import ConfigurationError
-from neurosim.commands.run import build_engine, build_network
+from neurosim.commands.run import build_engine
+from neurosim.config import build_network
 from neurosim.hardware import (CONTINUOUS_STEPS, FIELDS, PRESETS, Crossbar, Device,
                                        device_from_section, quantize)
 from neurosim.engines.devices import HardwareEngine, hardware_ep_step, wrap

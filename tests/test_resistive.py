@@ -119,7 +119,7 @@ def test_fashion_network_ep_update_points_along_rbp_at_small_beta():
     float64, at beta 0.001 the EP update of a batch has cosine >= 0.99 to the circuit's RBP
     gradient; in the shipped float32 at the shipped beta too."""
     circuit, _ = config.load("resistive_fashion_784-500-10")
-    from neurosim.commands.run import build_network
+    from neurosim.config import build_network
     net = build_network(circuit.network, circuit.resistive.model_dump())
     data = ns.datasets.load("fashion-mnist", limit_train=20, limit_test=10, seed=0)
     x, y = data.x_train, data.y_train

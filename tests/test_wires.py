@@ -10,7 +10,8 @@ import pytest
 
 import neurosim as ns
 from neurosim import config, engines
-from neurosim.commands.run import build_engine, build_network
+from neurosim.commands.run import build_engine
+from neurosim.config import build_network
 from neurosim.errors import ConfigurationError
 from neurosim.hardware import PRESETS, Crossbar, Device, device_from_section
 from neurosim.hardware.wires import TiledArray, WireArray, WireReader

@@ -34,7 +34,6 @@ import time
 import numpy as np
 
 from .. import atomic, config, engines, ep, fidelity, jsontext, plots, traces
-from . import run as experiment
 from ..errors import ConfigurationError, NeurosimError
 from ..relax import blas_threads
 
@@ -90,10 +89,10 @@ def prepare(circuit=None, overrides=(), batch=8, seed=0, weights=None):
             and os.path.isfile(os.path.join(weights, "circuit.toml")):
         circuit = os.path.join(weights, "circuit.toml")
     circ, text = config.load(circuit, overrides)
-    net = experiment.build_network(circ.network, circ.resistive.model_dump()).copy(
+    net = config.build_network(circ.network, circ.resistive.model_dump()).copy(
         dtype="float64")
-    data = experiment.build_dataset(circ.dataset, "float64")
-    experiment.check_fit(net, data)
+    data = config.build_dataset(circ.dataset, "float64")
+    config.check_fit(net, data)
     if batch > data.n_test:
         raise FidelityError("--batch %d: the test split of dataset %r has only %d examples"
                             % (batch, data.name, data.n_test))

@@ -8,71 +8,17 @@ import os
 import shutil
 import time
 
-import networkx as nx
 import numpy as np
 
-from .. import __version__, config, datasets, plots, traces
+from .. import __version__, config, plots, traces
 from ..atomic import atomic_path, write_json, write_text
 from ..hardware import cost
-from ..network import Network, layered
 from .. import engines, report
 from ..errors import ConfigurationError
 from ..training.trainer import Trainer, read_checkpoint
 
 CHECKPOINT = "checkpoint.npz"
 SNAPSHOTS = "snapshots"      # per-epoch weights of a run not yet finished, one .npz each
-
-
-def build_network(section, elements=None):
-    """A :class:`Network` from the ``[network]`` section, or for ``kind = "resistive"`` a
-    :class:`~neurosim.resistive.ResistiveNetwork` with the ``[resistive]`` section's
-    ``elements``."""
-    if section.kind == "resistive":
-        from ..resistive import resistive
-        if section.sizes is None or section.skip:
-            raise ConfigurationError("network.sizes: a resistive network is layered: give "
-                                     "'sizes' (no 'skip', no explicit graph)")
-        if section.readout != "state":
-            raise ConfigurationError("network.readout: a resistive network reads its output "
-                                     "node voltages ('state'), got %r" % section.readout)
-        el = dict(elements or {})
-        g_init = el.pop("g_init", 1.0)
-        return resistive(section.sizes, seed=section.seed, g_init=g_init,
-                         dtype=np.dtype(section.dtype).type, **el)
-    kw = dict(activation=section.activation, dynamics=section.dynamics, seed=section.seed,
-              dtype=section.dtype, gain=section.gain, asymmetry=section.asymmetry,
-              readout=section.readout)
-    if section.sizes is not None:
-        return layered(section.sizes, skip=[tuple(p) for p in section.skip], **kw)
-    g = nx.DiGraph()
-    for p in section.populations:
-        g.add_node(p.name, size=p.size, role=p.role,
-                   **({} if p.shape is None else {"shape": tuple(p.shape)}))
-    for e in section.projections:
-        for end in (e.source, e.target):
-            if end not in g:
-                raise ConfigurationError("network.projections: %r is not a population (%s)"
-                                         % (end, list(g.nodes)))
-        conv = {} if e.kernel is None else dict(kernel=e.kernel, stride=e.stride,
-                                                padding=e.padding, pool=e.pool,
-                                                pooling=e.pooling)
-        if e.kernel is None and (e.stride, e.padding, e.pool, e.pooling) != (1, 0, 1, "average"):
-            raise ConfigurationError("network.projections: %s -> %s has stride, padding, pool "
-                                     "or pooling but no kernel" % (e.source, e.target))
-        g.add_edge(e.source, e.target, **conv, **({} if e.gain == 1.0 else {"gain": e.gain}))
-    return Network.from_graph(g, **kw)
-
-
-def build_dataset(section, dtype):
-    """The dataset of the ``[dataset]`` section."""
-    opts = {"seed": section.seed, "dtype": dtype}
-    if section.limit_train:
-        opts["limit_train"] = section.limit_train
-    if section.limit_test:
-        opts["limit_test"] = section.limit_test
-    if section.path:
-        opts["path"] = section.path
-    return datasets.load(section.name, **opts)
 
 
 def build_engine(circuit, net):
@@ -95,20 +41,6 @@ def build_trainer(circuit, engine, data, progress=True, **changes):
               progress=progress)
     kw.update(changes)
     return Trainer(engine, data, **kw)
-
-
-def check_fit(net, data):
-    n_in = net.sizes[net.inputs[0]]
-    n_out = net.sizes[net.outputs[0]]
-    if len(net.inputs) != 1 or len(net.outputs) != 1:
-        raise ConfigurationError("network: training needs exactly one input and one output "
-                                 "population")
-    if data.n_features != n_in:
-        raise ConfigurationError("network: the input population has %d units but dataset %r has "
-                                 "%d features" % (n_in, data.name, data.n_features))
-    if data.n_classes != n_out:
-        raise ConfigurationError("network: the output population has %d units but dataset %r has "
-                                 "%d classes" % (n_out, data.name, data.n_classes))
 
 
 def _record_traces(circuit, engine, data):
@@ -318,9 +250,9 @@ def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=Tru
         circuit, text = config.load(source, overrides)
     # build and check everything before anything is written
     try:
-        net = build_network(circuit.network, circuit.resistive.model_dump())
-        data = build_dataset(circuit.dataset, circuit.network.dtype)
-        check_fit(net, data)
+        net = config.build_network(circuit.network, circuit.resistive.model_dump())
+        data = config.build_dataset(circuit.dataset, circuit.network.dtype)
+        config.check_fit(net, data)
         engine = build_engine(circuit, net)
         trainer = build_trainer(circuit, engine, data, progress=progress)
     except ConfigurationError as e:     # a value the user never wrote: say where it is from
@@ -427,5 +359,5 @@ def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, sum
     report.write_report(run_dir, metrics, trainer.history, trainer.fidelity, images=images)
 
 
-__all__ = ["run", "build_network", "build_dataset", "build_engine", "build_trainer", "table",
+__all__ = ["run", "build_engine", "build_trainer", "table",
            "make_run_dir"]

@@ -16,7 +16,7 @@ from ..atomic import write_text
 from ..errors import ConfigurationError
 from ..resistive import ResistiveNetwork
 from ..resistive.spice import check, find_ngspice, netlist
-from .run import build_dataset, build_network
+from ..config import build_dataset, build_network
 
 
 def _network(circuit, checkpoint):

@@ -48,15 +48,14 @@ def from_circuit(path, overrides=(), batch=16, seed=0):
     """The network, a batch ``(x, y)`` of its dataset's test split and ``engine.eps`` of a
     circuit file (for ``neurosim theorem CIRCUIT``)."""
     from .. import config
-    from . import run as experiment
     circuit, _ = config.load(path, overrides)
     if circuit.network.dynamics != "energy":
         raise ConfigurationError("network.dynamics: the theorem needs 'energy' dynamics "
                                  "(vector-field EP does not equal RBP), got %r"
                                  % circuit.network.dynamics)
-    net = experiment.build_network(circuit.network)
-    data = experiment.build_dataset(circuit.dataset, "float64")
-    experiment.check_fit(net, data)
+    net = config.build_network(circuit.network)
+    data = config.build_dataset(circuit.dataset, "float64")
+    config.check_fit(net, data)
     net = net.copy(dtype="float64")
     idx = np.random.default_rng(seed).choice(data.n_test, size=min(batch, data.n_test),
                                              replace=False)
