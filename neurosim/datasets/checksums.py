@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-
 from .cifar import find_cifar_files
+from .digits import digits_file
 from .errors import DatasetError
 from .idx import find_idx_files
 from .options import check_name
@@ -39,12 +38,7 @@ def verify(name, path=None):
     if name in ("teacher", "xor", "bars"):
         raise DatasetError("dataset %r is synthetic: there are no files to verify" % name)
     if name == "digits":
-        try:
-            import sklearn
-        except ImportError:
-            raise DatasetError("dataset 'digits' comes with scikit-learn, which is not "
-                               "installed: pip install scikit-learn") from None
-        files = [Path(sklearn.__file__).parent / "datasets" / "data" / "digits.csv.gz"]
+        files = [digits_file()]
     else:
         files = list(find_idx_files(name, path).values()) if name != "cifar-10" else \
             [*find_cifar_files(path)["train"], find_cifar_files(path)["test"]]

@@ -1,11 +1,16 @@
 """scikit-learn's 8x8 digits (UCI optical digits), split into train and test by class."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .dataset import Dataset
 from .errors import DatasetError
 from .options import float_option
+
+NO_SKLEARN = ("dataset 'digits' comes with scikit-learn, which is not installed: "
+              "pip install scikit-learn")
 
 
 def _stratified_split(labels, test_fraction, rng):
@@ -25,8 +30,7 @@ def digits_dataset(name, opts):
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise DatasetError("dataset 'digits' comes with scikit-learn, which is not installed: "
-                           "pip install scikit-learn") from None
+        raise DatasetError(NO_SKLEARN) from None
     d = load_digits()
     x = np.asarray(d.data, dtype=np.float64)
     labels = np.asarray(d.target, dtype=np.int64)
@@ -35,6 +39,16 @@ def digits_dataset(name, opts):
                    source="scikit-learn %s (sklearn.datasets.load_digits, UCI optical digits)"
                    % _sklearn_version(), class_names=tuple(str(i) for i in range(10)),
                    info={"test_fraction": frac}, image_shape=(1, 8, 8)), 16.0
+
+
+def digits_file():
+    """The file scikit-learn reads its digits from (what :func:`~neurosim.datasets.verify`
+    checks); a :class:`DatasetError` when scikit-learn is not installed."""
+    try:
+        import sklearn
+    except ImportError:
+        raise DatasetError(NO_SKLEARN) from None
+    return Path(sklearn.__file__).parent / "datasets" / "data" / "digits.csv.gz"
 
 
 def _sklearn_version():
