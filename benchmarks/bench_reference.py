@@ -183,7 +183,7 @@ def breakdown(dtype, batch, free_steps, nudge_steps, threads, reps=30):
             t0 = time.perf_counter()
             dyn = Dynamics(net, x, y, clip=True)
             s0 = dyn.initial_state(state)
-            gemm, gterms, star, _ = dyn._fast_plan()
+            gemm, gterms, star, _ = dyn.fast_plan()     # the gemm operands run_fixed uses
             dyn.const                  # the input drive, computed once per batch
             t1 = time.perf_counter()
             dyn.run_fixed(s0, EPS, 0.0, free_steps)

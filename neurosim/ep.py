@@ -17,7 +17,8 @@ from . import checks
 from . import energy as en
 from .errors import ArgumentError
 from .plan import VARIANTS, Plan, nudge_weights
-from .relax import Dynamics, polish
+from .dynamics import Dynamics
+from .relax import polish
 
 __all__ = ["VARIANTS", "estimate", "gradient", "second_phase", "continual", "contrast",
            "add_energy_contrast", "add_plan_contrast", "energy_contrast", "readout_contrast",

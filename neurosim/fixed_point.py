@@ -39,7 +39,9 @@ import numpy as np
 from . import checks
 from . import energy as en
 from .errors import NeurosimError
-from .relax import SMALL_GEMM, Dynamics, blas_threads, polish
+from .blas import SMALL_GEMM, blas_threads
+from .dynamics import Dynamics
+from .relax import polish
 
 WARM_STEPS = 100            # Euler steps before the first active-set solve (see solve())
 ACTIVE_SET_ITERATIONS = 50  # projected Newton steps per attempt
@@ -143,7 +145,7 @@ def _failure_message(net, batch, residual, tol, steps, newton, eps, max_steps, s
 
 def _small_products(net, batch):
     """Is one BLAS thread enough? The repeated products (Euler steps, the reduced Hessian)
-    up to ``relax.SMALL_GEMM`` multiply-adds, the one input-drive product up to 64 times
+    up to ``blas.SMALL_GEMM`` multiply-adds, the one input-drive product up to 64 times
     that (784-500-10, batch 50: 0.25 M and 20 M). Products this small gain nothing from a
     second thread, and on a busy machine each multi-threaded call waits for a core: measured
     under load, free_fixed_point on 784-500-10 took 0.13 s with two threads, 0.017 s with

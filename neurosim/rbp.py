@@ -24,7 +24,9 @@ import scipy.sparse.linalg as spla
 from . import energy as en
 from .errors import ArgumentError, NeurosimError
 from .fixed_point import free_fixed_point
-from .relax import SMALL_GEMM, RelaxationError, check_eps, blas_threads, free_state
+from .blas import SMALL_GEMM, blas_threads
+from .dynamics import Dynamics, RelaxationError, check_eps
+from .relax import free_state, relax
 
 METHODS = ("implicit", "almeida_pineda", "continuous", "bptt")
 SOLVERS = ("auto", "dense", "cg", "gmres", "neumann")
@@ -321,7 +323,6 @@ def bptt(net, x, y, eps, steps, state=None, clip=False):
     """Backpropagation through ``steps`` Euler steps of the free phase from ``state`` (zeros
     by default), for the cost at the last state. ``Theta[j]`` is the gradient carried back
     through the last ``j`` steps only (truncated BPTT)."""
-    from .relax import Dynamics
     inputs = net.inputs_dict(x)
     dyn = Dynamics(net, inputs, clip=clip)
     s = dyn.initial_state(state)
@@ -371,7 +372,6 @@ def gradient(net, x, y, method="implicit", eps=0.1, steps=None, solver="auto", t
     if method == "bptt":
         inputs = net.inputs_dict(x)
         if steps is None:
-            from .relax import relax
             steps = relax(net, inputs, eps=eps, tol=tol, max_steps=1_000_000, clip=clip).steps
         res = bptt(net, inputs, y, eps, steps, state=state, clip=clip)
         stats = SolverStats(method="bptt", iterations=int(steps))

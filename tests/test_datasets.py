@@ -184,7 +184,7 @@ def test_search_path_order(clean_env, monkeypatch, tmp_path):
     assert dirs[:5] == [a / "fashion-mnist", a, b / "fashion-mnist", b,
                         clean_env / "datasets" / "fashion-mnist"]
     assert dirs[-1] == Path("/usr/share/datasets/fashion-mnist")
-    repo = Path(D.__file__).resolve().parent.parent / "datasets" / "fashion-mnist"
+    repo = Path(D.__file__).resolve().parents[2] / "datasets" / "fashion-mnist"
     assert repo in dirs
 
 
@@ -214,7 +214,7 @@ def test_partial_directory_is_skipped_and_reported(clean_env, monkeypatch, tmp_p
 
 
 def test_missing_fashion_mnist_message(clean_env, monkeypatch, tmp_path):
-    monkeypatch.setattr(D, "SYSTEM_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(D.files, "SYSTEM_DIR", tmp_path / "nowhere")
     monkeypatch.setenv("NEUROSIM_DATA", str(tmp_path / "env"))
     with pytest.raises(D.DatasetNotFoundError) as info:
         D.load("fashion-mnist")

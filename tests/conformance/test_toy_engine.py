@@ -12,7 +12,7 @@ import numpy as np
 import neurosim as ns
 from neurosim.engines import Engine, Estimate, StepResult, register
 from neurosim.errors import ArgumentError
-from neurosim.relax import Dynamics
+from neurosim.dynamics import Dynamics
 
 from conformance_checks import RATE, Case, Conformance, parametrize
 
