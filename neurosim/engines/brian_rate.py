@@ -24,8 +24,8 @@ from ..plan import sign_of
 from ..brian.device import CircuitError
 from ..brian.training import TrainingCircuit, check_supported
 from ..errors import ConfigurationError
-from .protocol import Engine, Estimate, StepResult, split_outputs, with_evaluation
-from .registry import register
+from .protocol import (Engine, Estimate, StepResult, register, split_outputs,
+                       with_evaluation)
 from .reference import batch_cost
 
 

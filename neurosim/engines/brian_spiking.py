@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigurationError
-from .protocol import Engine, Estimate, StepResult, split_outputs, with_evaluation
-from .registry import register
+from .protocol import (Engine, Estimate, StepResult, register, split_outputs,
+                       with_evaluation)
 from .reference import batch_cost
 from ..brian.spiking import SpikingCircuit, trace_constants
 

@@ -150,6 +150,23 @@ def split_outputs(outputs, n_train, recorded):
                        recorded=dict(recorded))
 
 
+#: the engine classes by name, filled by :func:`register` (``engines.available()`` lists them)
+ENGINE_CLASSES = {}
+
+
+def register(name):
+    """Class decorator: the engine class is built by ``neurosim.engines.build`` under ``name``
+    (its :attr:`Engine.name`). An engine declares on its class the settings it reads beyond
+    the shared ones (``settings_used``), the learning rules it trains with (``rules``) and
+    whether it applies an optimizer's update (``optimizers``); a setting it does not declare
+    is refused when not at its default."""
+    def add(cls):
+        cls.name = name
+        ENGINE_CLASSES[name] = cls
+        return cls
+    return add
+
+
 class Engine:
     """Base class of every engine (module docstring). Subclasses set :attr:`name` and
     implement :meth:`estimate`, :meth:`infer` and :meth:`step`."""
@@ -303,5 +320,5 @@ class Engine:
         return "%s(%s)" % (type(self).__name__, self.name)
 
 
-__all__ = ["Engine", "Settings", "Estimate", "StepResult", "EpochResult", "with_evaluation",
+__all__ = ["Engine", "register", "ENGINE_CLASSES", "Settings", "Estimate", "StepResult", "EpochResult", "with_evaluation",
            "split_outputs"]

@@ -29,8 +29,7 @@ from .. import ep as _ep
 from ..errors import ArgumentError, ConfigurationError
 from ..plan import VARIANTS, PhaseRun, Plan
 from ..relax import Dynamics
-from .protocol import Engine, Estimate, StepResult
-from .registry import register
+from .protocol import Engine, Estimate, StepResult, register
 from ..relax import blas_threads as _blas_limit
 
 

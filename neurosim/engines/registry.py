@@ -1,4 +1,5 @@
-"""The registry of engines: engine classes register themselves (:func:`register`),
+"""The registry of engines: engine classes register themselves
+(:func:`~neurosim.engines.protocol.register`),
 :func:`available` lists them, :func:`build` makes one from its name and settings and
 :func:`from_circuit` from a circuit file's sections; a setting an engine does not declare is
 refused, naming the circuit-file field."""
@@ -8,7 +9,7 @@ import dataclasses
 
 from ..errors import ConfigurationError
 from ..hardware.devices import Device, device_from_section
-from .protocol import Settings
+from .protocol import ENGINE_CLASSES, Settings
 
 DEFAULTS = Settings()
 #: the settings every engine takes (the phases and the learning rule; ``tol`` stops the phases
@@ -16,26 +17,12 @@ DEFAULTS = Settings()
 #: engine reads it declares itself (:attr:`Engine.settings_used`)
 SHARED = ("eps", "free_steps", "nudge_steps", "tol", "clip", "beta", "variant", "nudges",
           "rule", "momentum", "optimizer", "weight_decay", "seed")
-_ENGINES = {}
-
-
-def register(name):
-    """Class decorator: the engine class is built by :func:`build` under ``name`` (its
-    :attr:`~neurosim.engines.protocol.Engine.name`). An engine declares on its class the
-    settings it reads beyond :data:`SHARED` (``settings_used``), the learning rules it
-    trains with (``rules``) and whether it applies an optimizer's update (``optimizers``);
-    a setting it does not declare is refused when not at its default."""
-    def add(cls):
-        cls.name = name
-        _ENGINES[name] = cls
-        return cls
-    return add
 
 
 def available():
     """The names of the registered engines, in registration order."""
     _load_builtin()
-    return tuple(_ENGINES)
+    return tuple(ENGINE_CLASSES)
 
 
 def engine_class(name):
@@ -44,7 +31,7 @@ def engine_class(name):
     if name not in available():
         raise ConfigurationError("engine.name: unknown engine %r; known: %s"
                                  % (name, ", ".join(available())))
-    return _ENGINES[name]
+    return ENGINE_CLASSES[name]
 
 
 def _load_builtin():
@@ -55,7 +42,7 @@ def _load_builtin():
 def check(name, settings):
     """A ConfigurationError naming the field of the first setting the engine ``name`` does not
     use (not at its default), or a learning rule / optimizer it cannot apply."""
-    cls = _ENGINES[name]
+    cls = ENGINE_CLASSES[name]
     used = set(SHARED) | set(cls.settings_used)
     for field in (f.name for f in dataclasses.fields(Settings)):
         if field not in used and getattr(settings, field) != getattr(DEFAULTS, field):
@@ -122,4 +109,4 @@ def from_circuit(circuit, net):
                  batch_size=circuit.train.batch_size, **settings_of(circuit))
 
 
-__all__ = ["build", "register", "available", "engine_class", "from_circuit", "settings_of", "check", "SHARED"]
+__all__ = ["build", "available", "engine_class", "from_circuit", "settings_of", "check", "SHARED"]

@@ -14,8 +14,7 @@ import numpy as np
 from ..errors import ArgumentError, ConfigurationError
 from ..resistive import learning, solver
 from ..relax import blas_threads
-from .protocol import Engine, Estimate, StepResult
-from .registry import register
+from .protocol import Engine, Estimate, StepResult, register
 
 #: The KCL tolerance (volts) of the ground truth's operating point (solved in float64).
 TOL = 1e-10
