@@ -49,6 +49,7 @@ td.num { text-align: right; font-family: monospace; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
 p.note { font-size: 0.9em; color: #555; }
+p.warn { font-weight: bold; color: #a00; }
 """
 
 
@@ -168,7 +169,29 @@ def _summary_section(summary, history, fidelity):
             rows.append(("relative error to RBP, %s (worst)" % what, _worst(rel, False)))
     if s.get("run_dir"):
         rows.append(("run folder", s.get("run_dir")))
-    return "<h2>Summary</h2>\n" + _kv_table(rows)
+    return "<h2>Summary</h2>\n" + _kv_table(rows) + _phases_note(s)
+
+
+def _phases_note(s):
+    """The phases as they ran (engines that report them): steps per phase and, flagged, the
+    batches whose phases stopped at their step cap unsettled."""
+    if "free_steps_mean" not in s:
+        return ""
+    rows = [("steps of the free phase (mean)", s["free_steps_mean"]),
+            ("steps per nudged phase (mean)", s["nudge_steps_mean"]),
+            ("last projected step of a free phase (largest)", s.get("free_step_worst")),
+            ("engine.tol", s.get("tol"))]
+    free, nudged = s.get("unsettled_free_batches", 0), s.get("unsettled_nudged_batches", 0)
+    out = "<h3>Phases</h3>\n" + _kv_table(rows)
+    if free or nudged:
+        out += ('<p class="warn">Phases stopped at their step cap with the projected step above '
+                "engine.tol: the free phase in %d and a nudged phase in %d of %d batches. EP "
+                "then estimates the gradient at a point that is not a fixed point; raise "
+                "engine.free_steps / engine.nudge_steps.</p>"
+                % (free, nudged, s.get("batches", 0)))
+    elif s.get("tol"):
+        out += '<p class="note">Every phase settled to engine.tol within its step cap.</p>'
+    return out
 
 
 def _figures_section(images, summary, run_dir):

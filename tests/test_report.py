@@ -187,3 +187,17 @@ def test_report_from_metrics_json(tmp_path):
     text = _read(write_report_from_run(str(tmp_path)))
     assert text.count('<img src="data:image/png;base64,') == 1
     assert text.count('<tr class="epoch">') == 3
+
+
+def test_unsettled_phases_are_flagged_in_the_report():
+    """A run whose phases stopped at their caps unsettled says so in report.html; a run whose
+    phases all settled says that instead."""
+    from neurosim import report
+    s = {"name": "x", "free_steps_mean": 52.2, "nudge_steps_mean": 21.4, "free_step_worst": 1e-5,
+         "tol": 1e-8, "unsettled_free_batches": 7, "unsettled_nudged_batches": 97,
+         "batches": 2160}
+    html = report.render(s, {"epoch": [1]}, {})
+    assert 'class="warn"' in html and "the free phase in 7 and a nudged phase in 97 of 2160" in html
+    settled = report.render(dict(s, unsettled_free_batches=0, unsettled_nudged_batches=0),
+                            {"epoch": [1]}, {})
+    assert 'class="warn"' not in settled and "Every phase settled" in settled
