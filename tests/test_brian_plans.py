@@ -1,0 +1,100 @@
+"""The Brian2 circuits execute the engine's phase plan: a three-nudge plan and the shorthands
+give ns.ep.gradient's estimate (to 1e-8) on a logistic network with a skip connection, and
+several compiled circuits live side by side in one process."""
+import networkx as nx
+import numpy as np
+import pytest
+
+import neurosim as ns
+from neurosim import engines
+from neurosim.errors import ConfigurationError
+
+nb = pytest.importorskip("neurosim.brian", reason="brian2 is not installed")
+
+NUDGES = [-0.2, 0.1, 0.3]
+PHASES = dict(eps=0.5, free_steps=30, nudge_steps=6, clip=False)
+
+
+def _skip_net():
+    g = nx.DiGraph()
+    for n, size, role in [("x", 5, "input"), ("h1", 4, "hidden"), ("h2", 3, "hidden"),
+                          ("y", 3, "output")]:
+        g.add_node(n, size=size, role=role)
+    g.add_edges_from([("x", "h1"), ("h1", "h2"), ("h2", "y"), ("x", "h2")])
+    net = ns.Network.from_graph(g, activation="logistic", dynamics="energy", seed=1)
+    rng = np.random.default_rng(4)
+    return net, rng.uniform(0, 1, (3, 5)), np.eye(3)[[0, 2, 1]]
+
+
+def _rel(got, ref):
+    """Largest absolute difference over the largest reference entry."""
+    assert set(got) == set(ref)
+    scale = max(float(np.max(np.abs(v))) for v in ref.values())
+    return max(float(np.max(np.abs(got[k] - ref[k]))) for k in ref) / scale
+
+
+def test_runtime_circuit_runs_any_plan():
+    """RateCircuit.ep_update(nudges=...) is the polynomial-derivative estimate of
+    independently relaxed phases; a three-nudge plan differs from the symmetric one."""
+    net, x, y = _skip_net()
+    c = nb.compile(net, eps=PHASES["eps"])
+    steps = dict(free_steps=PHASES["free_steps"], nudge_steps=PHASES["nudge_steps"])
+    got = c.ep_update(x, y, nudges=NUDGES, **steps)
+    ref = ns.ep.gradient(net, x, y, nudges=NUDGES, **PHASES)
+    assert _rel(got, ref) < 1e-8
+    assert c.traces["y"]["u"].shape[0] == PHASES["free_steps"] + 3 * PHASES["nudge_steps"]
+    sym = ns.ep.gradient(net, x, y, 0.2, variant="symmetric", **PHASES)
+    assert _rel(got, sym) > 1e-4           # the plan is not silently replaced
+    for variant in ("one_sided", "symmetric"):
+        got = c.ep_update(x, y, beta=0.2, variant=variant, **steps)
+        assert _rel(got, ns.ep.gradient(net, x, y, 0.2, variant=variant, **PHASES)) < 1e-8
+    with pytest.raises(nb.CircuitError, match="distinct"):
+        c.ep_update(x, y, nudges=[0.1, 0.1], **steps)
+
+
+def test_several_compiled_engines_live_in_one_process(tmp_path):
+    """Three brian2-rate engines held at once (a three-nudge plan, symmetric, one-sided),
+    each used after the others were built: each estimate is ns.ep.gradient's."""
+    net, x, y = _skip_net()
+    plans = {"nudges": dict(nudges=NUDGES), "symmetric": dict(beta=0.2, variant="symmetric"),
+             "one_sided": dict(beta=0.2, variant="one_sided")}
+    held = {name: engines.build("brian2-rate", net, build_dir=str(tmp_path / name), **plan,
+                                **PHASES) for name, plan in plans.items()}
+    held["random_sign"] = engines.build("brian2-rate", net, beta=0.2, variant="random_sign",
+                                        build_dir=str(tmp_path / "random_sign"), **PHASES)
+    signs = [ns.plan.batch_sign(3, 0, b) for b in range(8)]
+    batches = [signs.index(1.0), signs.index(-1.0)]     # a batch of each sign
+    try:
+        first = {name: held[name].estimate(x, y) for name in plans}
+        again = held["nudges"].estimate(x, y)          # after the others were built and run
+        drawn = [held["random_sign"].estimate(x, y, rng=ns.plan.batch_stream(3, 0, b))
+                 for b in batches]
+    finally:
+        for eng in held.values():
+            eng.close()
+    for name, plan in plans.items():
+        ref = ns.ep.gradient(net, x, y, **plan, **PHASES)
+        assert _rel(first[name], ref) < 1e-8, name
+    assert _rel(again, first["nudges"]) == 0.0
+    for b, got in zip(batches, drawn):                 # the sign of the trainer's stream
+        ref = ns.ep.gradient(net, x, y, 0.2 * signs[b], variant="one_sided", **PHASES)
+        assert _rel(got, ref) < 1e-8, b
+
+
+def test_spiking_circuits_run_the_plan_or_refuse_it():
+    """The runtime spiking circuit runs a three-nudge plan (LIF units: no Poisson noise) and
+    follows the rate estimate; the whole-epoch circuit refuses it, naming learning.nudges."""
+    net = ns.layered([4, 5, 3], activation="hard_sigmoid", seed=1)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (2, 4)), np.eye(3)[[0, 2]]
+    c = nb.compile(net, model="spiking", neuron="lif", clip=True, seed=3, record=False,
+                   free_steps=300, nudge_steps=300)
+    got = c.ep_update(x, y, nudges=NUDGES)
+    assert [p["name"] for p in c.phases] == ["free", "nudged1", "nudged2", "nudged3"]
+    ref = ns.ep.gradient(net, x, y, nudges=NUDGES, eps=0.1, free_steps=300, nudge_steps=300,
+                         clip=True)
+    assert ns.fidelity.compare(got, ref)["cosine"] > 0.99
+    eng = engines.build("brian2-spiking", net, nudges=NUDGES, free_steps=20, nudge_steps=10,
+                        clip=True)
+    with pytest.raises(ConfigurationError, match="learning.nudges.*whole_epoch = false"):
+        eng.train_epoch(x, y, np.ones(2), {k: 0.1 for k in net.params}, 2)
