@@ -52,33 +52,46 @@ def test_runtime_circuit_runs_any_plan():
         c.ep_update(x, y, nudges=[0.1, 0.1], **steps)
 
 
-def test_several_compiled_engines_live_in_one_process(tmp_path):
-    """Three brian2-rate engines held at once (a three-nudge plan, symmetric, one-sided),
-    each used after the others were built: each estimate is ns.ep.gradient's."""
-    net, x, y = _skip_net()
-    plans = {"nudges": dict(nudges=NUDGES), "symmetric": dict(beta=0.2, variant="symmetric"),
-             "one_sided": dict(beta=0.2, variant="one_sided")}
+def _held_estimates(tmp_path, net, x, y, plans, rngs=()):
+    """Every engine of ``plans`` built and held at once, then each used in turn (the first
+    again at the end); returns the estimates by name and the first one's second estimate."""
     held = {name: engines.build("brian2-rate", net, build_dir=str(tmp_path / name), **plan,
                                 **PHASES) for name, plan in plans.items()}
-    held["random_sign"] = engines.build("brian2-rate", net, beta=0.2, variant="random_sign",
-                                        build_dir=str(tmp_path / "random_sign"), **PHASES)
-    signs = [ns.plan.batch_sign(3, 0, b) for b in range(8)]
-    batches = [signs.index(1.0), signs.index(-1.0)]     # a batch of each sign
     try:
-        first = {name: held[name].estimate(x, y) for name in plans}
-        again = held["nudges"].estimate(x, y)          # after the others were built and run
-        drawn = [held["random_sign"].estimate(x, y, rng=ns.plan.batch_stream(3, 0, b))
-                 for b in batches]
+        got = {name: held[name].estimate(x, y, rng=dict(rngs).get(name)) for name in plans}
+        again = held[next(iter(plans))].estimate(x, y)   # after the others were built and run
     finally:
         for eng in held.values():
             eng.close()
+    return got, again
+
+
+def test_several_compiled_engines_live_in_one_process(tmp_path):
+    """Two brian2-rate engines held at once (a three-nudge plan, symmetric), each used after
+    the other was built: each estimate is ns.ep.gradient's, to 1e-8."""
+    net, x, y = _skip_net()
+    plans = {"nudges": dict(nudges=NUDGES), "symmetric": dict(beta=0.2, variant="symmetric")}
+    got, again = _held_estimates(tmp_path, net, x, y, plans)
     for name, plan in plans.items():
-        ref = ns.ep.gradient(net, x, y, **plan, **PHASES)
-        assert _rel(first[name], ref) < 1e-8, name
-    assert _rel(again, first["nudges"]) == 0.0
-    for b, got in zip(batches, drawn):                 # the sign of the trainer's stream
-        ref = ns.ep.gradient(net, x, y, 0.2 * signs[b], variant="one_sided", **PHASES)
-        assert _rel(got, ref) < 1e-8, b
+        assert _rel(got[name], ns.ep.gradient(net, x, y, **plan, **PHASES)) < 1e-8, name
+    assert _rel(again, got["nudges"]) == 0.0
+
+
+@pytest.mark.slow   # long (a Brian2 build or a whole run): python -m pytest -m slow
+def test_compiled_one_sided_and_random_sign_engines(tmp_path):
+    """The one-sided shorthand, and random sign with the sign of the trainer's stream
+    (ns.plan.batch_stream) for a batch of each sign, are ns.ep.gradient's estimates."""
+    net, x, y = _skip_net()
+    signs = [ns.plan.batch_sign(3, 0, b) for b in range(8)]
+    up, down = signs.index(1.0), signs.index(-1.0)
+    plans = {"one_sided": dict(beta=0.2, variant="one_sided"),
+             "up": dict(beta=0.2, variant="random_sign"),
+             "down": dict(beta=0.2, variant="random_sign")}
+    rngs = {"up": ns.plan.batch_stream(3, 0, up), "down": ns.plan.batch_stream(3, 0, down)}
+    got, _ = _held_estimates(tmp_path, net, x, y, plans, rngs)
+    for name, beta in (("one_sided", 0.2), ("up", 0.2), ("down", -0.2)):
+        ref = ns.ep.gradient(net, x, y, beta, variant="one_sided", **PHASES)
+        assert _rel(got[name], ref) < 1e-8, name
 
 
 def test_spiking_circuits_run_the_plan_or_refuse_it():
