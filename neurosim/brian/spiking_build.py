@@ -47,12 +47,14 @@ def encoder(neuron, common=None):
 def build_input(b2, ctx, pop):
     """Input population: units firing at ``x * max_rate``; ``rho`` holds the data. With
     ``input_rule="spikes"`` each input unit also keeps the two rate traces of its own spikes
-    (and their phase-end snapshots), which its synapses' rule reads instead of the data."""
+    (and their phase-end snapshots), which its synapses' rule reads instead of the data. A
+    LIF unit's membrane restarts, with the state units, from its free-phase value."""
     eqs, threshold, reset = encoder(ctx.neuron, ctx.common.get(pop))
     traced = ctx.input_rule == "spikes"
+    saved = (["r_fast", "r_slow"] if traced else []) + (["v"] if ctx.neuron == "lif" else [])
+    eqs = eqs + ["%s_saved : 1" % v for v in saved]
     if traced:
-        eqs = eqs + TRACE_EQS + ["%s : 1" % v for v in ctx.snapshots] + \
-            ["r_fast_saved : 1", "r_slow_saved : 1"]
+        eqs = eqs + TRACE_EQS + ["%s : 1" % v for v in ctx.snapshots]
         reset = "\n".join(filter(None, [TRACE_ON_SPIKE, reset]))
     g = b2.NeuronGroup(ctx.net.sizes[pop] * ctx.batch, "\n".join(["rho : 1"] + eqs),
                        threshold=threshold, reset=reset or None, method="euler",
@@ -63,8 +65,10 @@ def build_input(b2, ctx, pop):
         g.v = ctx.rng.uniform(0, 1, len(g))
     if traced:
         g.r_fast, g.r_slow = g.rho[:], g.rho[:]      # the traces start at the input's rate
-        g.run_regularly("\n".join(_phase_control(ctx, ["r_fast", "r_slow"])), when="start",
-                        order=0, name="control_%s" % ctx.ids[pop])
+    if saved:
+        control = _phase_control(ctx, saved)
+        g.run_regularly("\n".join(control if traced else control[len(ctx.snapshots):]),
+                        when="start", order=0, name="control_%s" % ctx.ids[pop])
     return g
 
 

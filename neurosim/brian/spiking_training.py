@@ -242,9 +242,13 @@ class SpikingTrainingCircuit:
         if analog:
             eqs, threshold, reset = [], None, None
             in_eqs = ["rho : 1", "sgn : 1"]
+        # what an input unit restarts from at the second nudged phase: its traces, a LIF
+        # unit's membrane
+        in_saved = (["r_fast", "r_slow"] if traced_input else []) + \
+            (["v"] if p["neuron"] == "lif" and not analog else [])
         if traced_input:
-            eqs = eqs + TRACE_EQS + ["z0 : 1", "zp : 1", "zm : 1", "r_fast_saved : 1",
-                                     "r_slow_saved : 1"]
+            eqs = eqs + TRACE_EQS + ["z0 : 1", "zp : 1", "zm : 1"]
+        eqs = eqs + ["%s_saved : 1" % v for v in in_saved]
         on_spike = "\n".join(filter(None, [TRACE_ON_SPIKE if traced_input else "", reset or "",
                                            count]))
         gi = b2.NeuronGroup(net.sizes[xin] * B, "\n".join(in_eqs + eqs), threshold=threshold,
@@ -254,8 +258,10 @@ class SpikingTrainingCircuit:
         reload_in = ["rho = x_ta(%s, i)" % mid, "sgn = sgn_ta(%s, i // %d)" % (mid, nin)]
         if traced_input:
             reload_in += ["r_fast = rho", "r_slow = rho"]
-            gi.run_regularly("\n".join(flags + snapshots(["r_fast", "r_slow"])), when="start",
-                             order=0, dt=g * dt, name="control_%s" % ids[xin])
+        if in_saved:        # (the z snapshots, the first three lines, only with traces)
+            control = snapshots(in_saved)
+            gi.run_regularly("\n".join(flags + (control if traced_input else control[3:])),
+                             when="start", order=0, dt=g * dt, name="control_%s" % ids[xin])
         if not analog:
             gi.run_regularly("\n".join([kk, "in_free = int(kk < F)"]), when="start", order=0,
                              dt=g * dt, name="phase_%s" % ids[xin])
