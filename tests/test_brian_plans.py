@@ -111,3 +111,17 @@ def test_spiking_circuits_run_the_plan_or_refuse_it():
                         clip=True)
     with pytest.raises(ConfigurationError, match="learning.nudges.*whole_epoch = false"):
         eng.train_epoch(x, y, np.ones(2), {k: 0.1 for k in net.params}, 2)
+
+
+def test_spiking_nudged_phases_restart_from_the_free_state():
+    """Every nudged phase after the first restarts every neuron (inputs included) from its
+    free-phase state, so with deterministic LIF units the order of the phases does not
+    change the estimate."""
+    net = ns.layered([4, 5, 3], activation="hard_sigmoid", seed=1)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (4, 4)), np.eye(3)[rng.integers(0, 3, 4)]
+    c = nb.compile(net, model="spiking", neuron="lif", clip=True, record=False, max_rate=500.0,
+                   tau_fast=5.0, tau_slow=30.0, free_steps=200, nudge_steps=200)
+    a = c.ep_update(x, y, nudges=[0.3, -0.3], seed=1)
+    b = c.ep_update(x, y, nudges=[-0.3, 0.3], seed=1)
+    assert ns.fidelity.compare(a, b)["rel_error"] < 1e-10
