@@ -156,10 +156,12 @@ def _mean_cos(net, x, y, seeds, reference=None, **setting):
 @pytest.mark.slow   # a cheaper test in the default suite checks the same; run with -m slow
 def test_fidelity_improves_with_window_length():
     """At 500 Hz (5 spikes per tau): phases of 20 tau with tau_slow = 3 tau against phases of
-    150 tau with tau_slow = 30 tau (measured: cosine 0.78 -> 0.93 to the rate circuit)."""
+    150 tau with tau_slow = 30 tau. The short phases' cosine varies from 0.2 to 0.95 between
+    spike seeds, so they are averaged over 8 seeds (the long ones over 3; measured: cosine
+    0.81 -> 0.95 to the rate circuit)."""
     net, x, y = _small()
     rbp = ns.rbp.gradient(net, x, y, eps=0.1, clip=True)
-    short = _mean_cos(net, x, y, range(3), rbp, max_rate=500.0, tau_fast=5.0, tau_slow=30.0,
+    short = _mean_cos(net, x, y, range(8), rbp, max_rate=500.0, tau_fast=5.0, tau_slow=30.0,
                       free_steps=200, nudge_steps=200)
     long = _mean_cos(net, x, y, range(3), rbp, max_rate=500.0, tau_fast=20.0, tau_slow=300.0,
                      free_steps=1500, nudge_steps=1500)
@@ -256,7 +258,7 @@ def test_spikes_round_trip_through_hdf5_and_raster(tmp_path):
         np.testing.assert_array_equal(got["node_ids"],
                                       (rec["example"] * net.sizes[q] + rec["i"])[order])
         assert len(got["timestamps"]) > 0 and got["units"] == "ms"
-    assert [p["name"] for p in t.phases] == ["free", "nudged+", "nudged-"]
+    assert [p["name"] for p in t.phases] == ["free", "nudged-", "nudged+"]   # the plan's order
     assert t.reports["h1"]["data"].shape[1:] == (2, 5)
     assert os.path.getsize(c.raster(str(tmp_path / "raster.png"))) > 5000
     if importlib.util.find_spec("libsonata"):       # the reference SONATA reader: same spikes
@@ -337,7 +339,9 @@ def test_common_random_numbers_replay_the_streams_and_cut_the_noise():
         ns.brian.compile(net, model="spiking", noise="pink")
 
 
-@pytest.mark.parametrize("every, tol", [(1, 0.01), (10, 0.1)])
+# tol at rule_every = 10: the Riemann-sum error depends on the spike realization (0.078 with
+# the +beta phase first, 0.104 with the plan's order, -beta first, at seed 0)
+@pytest.mark.parametrize("every, tol", [(1, 0.01), (10, 0.15)])
 def test_online_derivative_rule_matches_the_snapshot_rule(every, tol):
     """rule="online" integrates z_pre dz_post + dz_pre z_post on a clock during the nudged
     phases; with the same spikes (same seed: the rule does not act on the dynamics) it gives

@@ -83,56 +83,55 @@ def check_compiler():
     return cxx
 
 
-@contextlib.contextmanager
-def standalone_device(dt_ms):
-    """Inside the block the standalone device is active (with the default clock at ``dt_ms``),
-    so a compiled circuit's ``device.run`` and reads work; outside it Brian2 stays on the
-    runtime device, so runtime circuits (inference, traces, spiking circuits) can run between
-    a compiled circuit's runs."""
-    b2 = import_brian2()
-    from brian2.devices import get_device, set_device
+def new_standalone_device():
+    """A C++ standalone device of its own: every compiled circuit holds one, so several
+    circuits (and runtime runs) live side by side in one process, each built once."""
+    import_brian2()
     from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
-    previous = get_device()
-    switch = not isinstance(previous, CPPStandaloneDevice)
-    if switch:
-        set_device("cpp_standalone", build_on_run=False, with_output=False)
-        b2.defaultclock.dt = dt_ms * b2.ms
+    return CPPStandaloneDevice()
+
+
+@contextlib.contextmanager
+def standalone_device(dt_ms, dev, **options):
+    """Inside the block ``dev`` (a device of :func:`new_standalone_device`) is Brian2's active
+    device, with the default clock at ``dt_ms``; afterwards the device active before is
+    again. ``options``: the device's build options (``directory``, ``with_output``)."""
+    b2 = import_brian2()
+    from brian2.devices import reset_device, set_device
+    set_device(dev, build_on_run=options.pop("build_on_run", False), **options)
     try:
-        yield
+        b2.defaultclock.dt = dt_ms * b2.ms
+        yield dev
     finally:
-        if switch:
-            set_device(previous)
+        reset_device()          # back to the device set before this one
 
 
 def compile_standalone(folder, dt_ms, make_network, steps, advice, threads=1):
-    """Build ``make_network()`` (a Brian2 Network, created on the standalone device) for a
-    run of ``steps`` steps of ``dt_ms`` and compile it in ``folder``; the runtime device is
-    active again afterwards (:func:`standalone_device` reactivates the build). Brian2's
-    warning that a synaptic copy's outcome may depend on the order of execution is silenced
-    (the circuits' copies write each target from exactly one source). A failure is a
-    :class:`CircuitError` that names the folder and ends with ``advice``. ``threads`` > 1
+    """Build ``make_network()`` (a Brian2 Network, created on a standalone device of its own)
+    for a run of ``steps`` steps of ``dt_ms`` and compile it in ``folder``; returns that
+    device (run it with ``device.run(run_args=...)`` inside :func:`standalone_device`).
+    Brian2's warning that a synaptic copy's outcome may depend on the order of execution is
+    silenced (the circuits' copies write each target from exactly one source). A failure is
+    a :class:`CircuitError` that names the folder and ends with ``advice``. ``threads`` > 1
     compiles the run with that many OpenMP threads (Brian2's
     ``devices.cpp_standalone.openmp_threads``)."""
     b2 = import_brian2()
-    from brian2.devices import device, reinit_and_delete, set_device
     from brian2.utils.logger import catch_logs
-    set_device("cpp_standalone", directory=folder, build_on_run=False, with_output=False)
+    dev = new_standalone_device()
     b2.prefs.devices.cpp_standalone.openmp_threads = int(threads) if threads > 1 else 0
-    b2.defaultclock.dt = dt_ms * b2.ms
     try:
-        with catch_logs(only_from=("brian2.codegen.generators.base",)):
+        with standalone_device(dt_ms, dev, directory=folder, with_output=False), \
+                catch_logs(only_from=("brian2.codegen.generators.base",)):
             netw = make_network()
             netw.run(steps * dt_ms * b2.ms, namespace={})
-            device.build(directory=folder, compile=True, run=False, with_output=False)
+            dev.build(directory=folder, compile=True, run=False, with_output=False)
     except Exception as e:
-        reinit_and_delete()
-        set_device("runtime")
         raise CircuitError("the Brian2 standalone build failed in %s (%s: %s); check that the "
                            "C++ compiler works (g++ --version) or %s"
                            % (folder, type(e).__name__, str(e).strip()[-300:], advice)) from None
     finally:   # the thread count is compiled in: later builds start from the default again
         b2.prefs.devices.cpp_standalone.openmp_threads = 0
-    set_device("runtime")
+    return dev
 
 
 def build_folder(build_dir=None, prefix="neurosim-brian-"):

@@ -5,23 +5,28 @@ One Brian2 time step is one Euler step of the reference engine: ``tau = 1 ms`` a
 ``dt = eps ms``, so ``u_{k+1} = u_k + eps * dudt`` with ``dudt`` a named variable of every
 neuron. A batch runs as replicated groups (one copy of the network per example, weights
 copied), so the circuit's numbers are the reference engine's batch numbers. The phases of an
-EP step (free; nudged with +beta; reset to the free state and nudged with -beta) come from
-TimedArrays indexed by the integer time step, inside a single ``run`` call.
+EP step are a phase plan's (:class:`neurosim.plan.Plan`): the free phase, then one nudged
+phase per non-zero nudge, each restarted from the free state; they come from TimedArrays
+indexed by the integer time step, inside a single ``run`` call. During nudged phase ``q`` the
+synapses accumulate their observation weighted by the plan's weight ``c_q`` (a number in a
+TimedArray), so the update read back is ``-acc``: the circuit never divides by a nudge.
 
 The builders follow the Nengo pattern: one function per population kind and one per
 projection kind, registered in :data:`POPULATION_BUILDERS` and :data:`PROJECTION_BUILDERS`.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
-import time
 
 import numpy as np
 
 from . import plasticity
-from ..plan import VARIANTS, sign_of as random_sign
+from ..errors import ArgumentError
+from ..plan import VARIANTS, Plan
 from .device import (CircuitError, build_folder, check_compiler, check_device,
-                     check_compilable, import_brian2, standalone_failure)
+                     check_compilable, import_brian2, new_standalone_device,
+                     standalone_device, standalone_failure)
 
 RHO = {"hard_sigmoid": "clip(u, 0, 1)", "logistic": "1 / (1 + exp(-4 * (u - 0.5)))"}
 DRHO = {"hard_sigmoid": "int(u >= 0) * int(u <= 1)", "logistic": "4 * rho * (1 - rho)"}
@@ -159,28 +164,51 @@ class _Context:
             self.term_vars[t.target].append(v)
             self.term_of[(t.key, t.transpose)] = v
         self.groups = {}
-        self.continual = None      # {param key: lr / beta} for continual EP
+        self.continual = None      # {param key: lr c} for continual EP (c: the nudge's weight)
 
     def continual_lr(self, key):
         return None if self.continual is None else self.continual[key]
 
 
-def _schedule(free_steps, nudge_steps, beta, symmetric):
-    """Per-step values of beta, the plasticity gate, its sign, snapshot and reset."""
-    T = free_steps + nudge_steps * (2 if symmetric else 1)
-    beta_v, gate, sign = np.zeros(T + 1), np.zeros(T + 1), np.zeros(T + 1)
-    snap, reset = np.zeros(T + 1), np.zeros(T + 1)
-    snap[free_steps] = 1.0
-    beta_v[free_steps:free_steps + nudge_steps] = beta
-    gate[free_steps:free_steps + nudge_steps] = 1.0
-    sign[free_steps:free_steps + nudge_steps] = 1.0
-    if symmetric:
-        a = free_steps + nudge_steps
-        reset[a] = 1.0
-        beta_v[a:a + nudge_steps] = -beta
-        gate[a:a + nudge_steps] = 1.0
-        sign[a:a + nudge_steps] = -1.0
-    return T, dict(beta=beta_v, gate=gate, sign=sign, snap=snap, reset=reset)
+def plan_schedule(plan):
+    """Per-step values of a plan's phases (``T + 1`` steps): the nudge, the plasticity gate,
+    the weight of the phase's observation (``sign``: the plan's ``c_q``), the free-state
+    snapshot and the restarts from it. Returns ``(T, schedule)``."""
+    F, K = int(plan.free_steps), int(plan.nudge_steps)
+    c = np.real(plan.weights)
+    phases = [(b, c[i]) for i, b in enumerate(plan.nudges) if b != 0]
+    T = F + K * len(phases)
+    s = {k: np.zeros(T + 1) for k in ("beta", "gate", "sign", "snap", "reset")}
+    s["snap"][F] = 1.0
+    for q, (b, w) in enumerate(phases):
+        a = F + q * K
+        s["reset"][a] = 1.0 if q else 0.0
+        s["beta"][a:a + K] = b
+        s["gate"][a:a + K] = 1.0
+        s["sign"][a:a + K] = w
+    return T, s
+
+
+def circuit_plan(beta, variant, nudges, free_steps, nudge_steps, rng=None):
+    """The checked phase plan of a circuit's EP step (a :class:`CircuitError` names the bad
+    argument), random sign drawn from ``rng`` (:meth:`Plan.for_batch`)."""
+    if nudges is None or not len(nudges):
+        if variant not in VARIANTS:
+            raise CircuitError("variant must be one of %s, got %r" % (VARIANTS, variant))
+        if beta is None or not np.isfinite(beta) or beta == 0:
+            raise CircuitError("beta must be a non-zero finite number, got %r" % (beta,))
+    for name, v in (("free_steps", free_steps), ("nudge_steps", nudge_steps)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (name == "nudge_steps"):
+            raise CircuitError("%s must be a non-negative integer (positive for nudge_steps), "
+                               "got %r" % (name, v))
+    try:
+        plan = Plan.of(beta, variant, nudges, free_steps=int(free_steps),
+                       nudge_steps=int(nudge_steps))
+    except ArgumentError as e:
+        raise CircuitError(str(e)) from None
+    if np.iscomplexobj(np.asarray(plan.nudges)):
+        raise CircuitError("nudges: a Brian2 circuit runs real nudges, got %r" % (plan.nudges,))
+    return plan.for_batch(rng)
 
 
 class RateCircuit:
@@ -246,31 +274,29 @@ class RateCircuit:
         """Build the circuit for this batch and run ``steps`` Euler steps of ``schedule``;
         returns ``(ctx, projections, monitors)`` with results read back into numpy."""
         b2 = import_brian2()
-        from brian2.devices import device, reinit_and_delete, set_device
         folder, failed = None, False
-        if self.device == "cpp_standalone":
+        if self.device == "cpp_standalone":     # a device of its own for this run
             folder = build_folder(self.build_dir)
-            set_device("cpp_standalone", directory=folder, build_on_run=True, with_output=False)
+            active = standalone_device(self.eps, new_standalone_device(), build_on_run=True,
+                                       directory=folder, with_output=False)
         else:
             b2.prefs.codegen.target = "numpy"
+            active = contextlib.nullcontext()
         try:
-            b2.defaultclock.dt = self.eps * b2.ms
-            netw, ctx, projections, mons = self._build(b2, x, y, state, schedule)
-            try:
-                netw.run(steps * self.eps * b2.ms, namespace={})
-            except Exception as e:
-                if self.device == "cpp_standalone":
-                    failed = True             # keep the folder for the user to look at
-                    raise standalone_failure(folder, e) from None
-                raise
-            result = self._read(ctx, projections, mons)
+            with active:
+                b2.defaultclock.dt = self.eps * b2.ms
+                netw, ctx, projections, mons = self._build(b2, x, y, state, schedule)
+                try:
+                    netw.run(steps * self.eps * b2.ms, namespace={})
+                except Exception as e:
+                    if self.device == "cpp_standalone":
+                        failed = True             # keep the folder for the user to look at
+                        raise standalone_failure(folder, e) from None
+                    raise
+                result = self._read(ctx, projections, mons)
         finally:
-            if self.device == "cpp_standalone":
-                reinit_and_delete()
-                set_device("runtime")
-                if folder and not (self.keep_build or failed) and self.build_dir is None:
-                    shutil.rmtree(folder, ignore_errors=True)
-            del device
+            if folder and not (self.keep_build or failed) and self.build_dir is None:
+                shutil.rmtree(folder, ignore_errors=True)
         return result
 
     def _read(self, ctx, projections, mons):
@@ -285,32 +311,29 @@ class RateCircuit:
         return acc, traces
 
     # -- the EP step ----------------------------------------------------------------------
-    def ep_update(self, x, y, beta, free_steps, nudge_steps, variant="one_sided", state=None,
-                  rng=None):
+    def ep_update(self, x, y, beta=None, free_steps=None, nudge_steps=None,
+                  variant="one_sided", state=None, rng=None, nudges=None):
         """One EP step on a batch; returns the update the synapses accumulated, as a gradient
         estimate with the keys of ``net.params`` (the sign convention of
         :func:`neurosim.ep.gradient`, for the batch-mean loss). The weights are not changed.
-        """
-        if variant not in VARIANTS:
-            raise CircuitError("variant must be one of %s, got %r" % (VARIANTS, variant))
-        if not np.isfinite(beta) or beta == 0:
-            raise CircuitError("beta must be a non-zero finite number, got %r" % (beta,))
-        for name, v in (("free_steps", free_steps), ("nudge_steps", nudge_steps)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (name == "nudge_steps"):
-                raise CircuitError("%s must be a non-negative integer (positive for nudge_steps), "
-                                   "got %r" % (name, v))
-        if variant == "random_sign":
-            beta = float(beta) * random_sign(rng)
-        symmetric = variant == "symmetric"
-        steps, schedule = _schedule(int(free_steps), int(nudge_steps), float(beta), symmetric)
+        ``nudges``: the phase plan's nudge strengths (replacing ``beta`` and ``variant``,
+        :class:`neurosim.plan.Plan`); ``rng``: the source of a random sign."""
+        plan = circuit_plan(beta, variant, nudges, free_steps, nudge_steps, rng)
+        return self.run_plan(x, y, plan, state=state)
+
+    def run_plan(self, x, y, plan, state=None):
+        """The update of one batch under the phase plan ``plan`` (a
+        :class:`neurosim.plan.Plan` as run: random sign already drawn): the synapses
+        accumulate ``sum_q c_q [observation_q - free state's]``, read back as ``-acc``."""
+        steps, schedule = plan_schedule(plan)
         acc, self.traces = self.run(x, y, schedule, steps, state=state)
-        scale = -1.0 / ((2.0 if symmetric else 1.0) * beta)
-        return {k: scale * acc[k].mean(axis=0) for k in self.net.params}
+        return {k: -acc[k].mean(axis=0) for k in self.net.params}
 
     def continual_update(self, x, y, beta, lr, free_steps, nudge_steps, state=None):
         """Continual EP (Ernoult et al. 2020) in the circuit: during the nudged phase every
-        synapse moves its own weight by ``(lr / beta) [rho_pre rho_post]_k^{k+1}`` at each
-        step, and the dynamics use the moved weights. Runs one example (replicas would each
+        synapse moves its own weight by ``lr c [rho_pre rho_post]_k^{k+1}`` at each step
+        (``c = 1/beta``: the nudged observation's weight in the plan ``[0, beta]``), and the
+        dynamics use the moved weights. Runs one example (replicas would each
         move their own copy). Returns the total parameter change, keyed like ``net.params``
         (compare :func:`neurosim.ep.continual`'s ``update``); ``net.params`` is unchanged."""
         net = self.net
@@ -321,16 +344,17 @@ class RateCircuit:
             raise CircuitError("continual EP in the circuit runs one example at a time (each "
                                "replica of a batch would move its own weights); pass a batch "
                                "of 1")
-        if not np.isfinite(beta) or beta == 0:
-            raise CircuitError("beta must be a non-zero finite number, got %r" % (beta,))
+        plan = circuit_plan(beta, "one_sided", None, free_steps, nudge_steps)
+        c = float(plan.weights[-1])          # the nudged observation's weight
         lrs = lr if isinstance(lr, dict) else {k: float(lr) for k in net.params}
-        steps, schedule = _schedule(int(free_steps), int(nudge_steps), float(beta), False)
-        self._continual = {k: lrs[k] / beta for k in net.params}
+        steps, schedule = plan_schedule(plan)
+        schedule["sign"] = schedule["gate"]  # the weights move by lr c times the raw change
+        self._continual = {k: lrs[k] * c for k in net.params}
         try:
             acc, self.traces = self.run(inputs, y, schedule, steps, state=state)
         finally:
             self._continual = None
-        return {k: (lrs[k] / beta) * acc[k][0] for k in net.params}
+        return {k: (lrs[k] * c) * acc[k][0] for k in net.params}
 
     def trajectory(self, x, y=None, beta=0.0, steps=100, state=None):
         """States ``(steps + 1, batch, n)`` per population of a relaxation with constant
@@ -348,37 +372,30 @@ class RateCircuit:
 
     # -- training and traces ----------------------------------------------------------------
     def train(self, x, y, epochs=1, batch_size=20, lr=0.1, beta=0.5, variant="symmetric",
-              free_steps=20, nudge_steps=4, seed=0, build_dir=None):
-        """Train ``net.params`` in place with the weights living in the synapses of a
-        compiled circuit (one cpp_standalone run per epoch, examples shuffled per epoch with
-        ``seed``); ``lr`` is a number, a list per projection or a dict. Returns a list of
+              free_steps=20, nudge_steps=4, seed=0, build_dir=None, nudges=None):
+        """Train ``net.params`` in place through the ``brian2-rate`` engine (weights in the
+        synapses of a compiled circuit, one run per epoch): a thin call of
+        :class:`neurosim.training.Trainer` (examples shuffled and random signs drawn from
+        ``seed``; ``lr`` a number, a list per projection or a dict). Returns a list of
         per-epoch dicts (``epoch``, ``seconds``). For checkpoints, evaluation and fidelity
         logging use ``neurosim run`` with ``engine.name = "brian2-rate"``."""
-        from ..training.optimizer import resolve_learning_rates
-        from .training import TrainingCircuit
+        from ..datasets import Dataset
+        from ..engines import build
+        from ..training import Trainer
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        lrs = resolve_learning_rates(self.net, lr)
-        tc = TrainingCircuit(self.net, x.shape[0], eps=self.eps, free_steps=free_steps,
-                             nudge_steps=nudge_steps, beta=beta,
-                             variant="one_sided" if variant == "random_sign" else variant,
-                             clip=self.clip, lrs=lrs, batch_size=batch_size,
-                             build_dir=build_dir or self.build_dir)
-        history = []
+        labels = np.argmax(y, axis=1)
+        data = Dataset("arrays", x, y, labels, x, y, labels, y.shape[1], "arrays")
+        engine = build("brian2-rate", self.net, batch_size=batch_size, eps=self.eps,
+                       clip=self.clip, free_steps=free_steps, nudge_steps=nudge_steps,
+                       beta=beta, variant=variant, nudges=nudges,
+                       build_dir=build_dir or self.build_dir or "")
         try:
-            for epoch in range(int(epochs)):
-                rng = np.random.default_rng([seed, epoch])
-                order = rng.permutation(x.shape[0])
-                signs = np.ones(len(order))
-                if variant == "random_sign":
-                    nb = -(-len(order) // batch_size)
-                    signs = np.repeat([random_sign(rng) for _ in range(nb)],
-                                      batch_size)[:len(order)]
-                t0 = time.perf_counter()
-                tc.train_epoch(x[order], y[order], signs)
-                history.append({"epoch": epoch + 1, "seconds": time.perf_counter() - t0})
+            history = Trainer(engine, data, lr=lr, epochs=epochs, batch_size=batch_size,
+                              seed=seed, fidelity_batches=0, progress=False,
+                              meter=False).fit()
         finally:
-            tc.close()
-        return history
+            engine.close()
+        return [{"epoch": e, "seconds": t} for e, t in zip(history["epoch"], history["seconds"])]
 
     def save_traces(self, path, circuit_text=None):
         """Write the monitored states of the last run to an HDF5 trace file (SONATA reports

@@ -29,22 +29,23 @@ The model, per state unit (one Brian2 neuron per unit and per example of the bat
   (presynaptic rate trace x postsynaptic derivative estimate, plus the mirrored term) over the
   nudged phase. Its integral telescopes to ``[z_a z_b]`` at the end of the nudged phase minus at
   its start, so each synapse evaluates the rule *per example* from snapshots its two neurons
-  took of their own ``z`` (free end ``z0``, +beta end ``zp``, -beta end ``zm``), once per
+  took of their own ``z`` (free end ``z0``, the end of nudged phase q ``zq``), once per
   example: every neuron emits a custom ``rule`` event at the end of the phases and its
   synapses run the rule on that presynaptic event (never a dense clock-driven update). That
   is the integral of the derivative rule without the O(dt^2) error of summing it step by
   step. An input's rate is the data ``x`` (known, constant), read as the presynaptic rate
   (``input_rule="data"``), or the rate trace of the input unit's own spikes
   (``input_rule="spikes"``: the input synapses learn from spikes only). Biases
-  accumulate ``[z_b]``. The estimate is ``g = -acc/beta`` (one-sided, random sign) or
-  ``-acc/(2 beta)`` (symmetric, where the -beta phase restarts from the saved free-phase state of
-  every neuron: ``u``, currents and traces), averaged over the batch: the convention of
-  :func:`neurosim.ep.gradient`.
+  accumulate ``[z_b]``. The phases are a phase plan's (:class:`neurosim.plan.Plan`): the free
+  phase, then one nudged phase per non-zero nudge, each after the first restarting from the
+  saved free-phase state of every neuron (``u``, currents and traces); each phase's contrast
+  is weighted by the plan's weight ``c_q`` (a number passed in), so the estimate is
+  ``g = -acc`` averaged over the batch: the convention of :func:`neurosim.ep.gradient`.
 
 Online rule: with ``rule="online"`` every synapse integrates, on a clock of ``rule_every``
 steps during the nudged phases, ``z_pre dz_post + dz_pre z_post`` (an input's data times
-``dz_post``) times the clock's period, with sign +1 in the +beta phase and -1 in the -beta
-phase; biases integrate ``dz``. It reads the derivative estimate ``dz`` the neurons compute
+``dz_post``) times the clock's period, weighted by the plan's ``c_q`` in nudged phase q;
+biases integrate ``dz``. It reads the derivative estimate ``dz`` the neurons compute
 and costs one synaptic operation per synapse and tick (``stats["rule_ops"]``) instead of one
 per example; in expectation it equals the snapshot rule (Riemann sum of the same integral).
 
@@ -74,6 +75,7 @@ projection kind as in :mod:`neurosim.brian.rate`, live in :mod:`neurosim.brian.s
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 
@@ -81,9 +83,10 @@ import numpy as np
 
 from . import plasticity
 from .. import checks
-from ..plan import sign_of as random_sign
+from ..errors import ArgumentError
+from ..plan import Plan, batch_stream
 from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
-                     standalone_failure)
+                     new_standalone_device, standalone_device, standalone_failure)
 from .spiking_build import (POPULATION_BUILDERS, PROJECTION_BUILDERS, RULE_EVENT, TRACE_EQS,
                             TRACE_ON_SPIKE, SpikingContext, spiking_schedule, build_input, build_lateral,
                             build_state, build_tied, encoder)
@@ -122,16 +125,25 @@ def _steps(name, v, minimum):
     return checks.integer(name, v, minimum, error=CircuitError)
 
 
-def _phase_args(beta, variant, free_steps, nudge_steps):
-    """Checked ``(beta, variant, free_steps, nudge_steps)`` of an EP step."""
+def _phase_plan(beta, variant, free_steps, nudge_steps, nudges=None):
+    """The checked phase plan (:class:`neurosim.plan.Plan`) of an EP step: of ``nudges`` when
+    given, else of ``beta`` and ``variant``."""
     from ..plan import VARIANTS
-    if variant not in VARIANTS:
-        raise CircuitError("variant must be one of %s, got %r" % (VARIANTS, variant))
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(beta) or beta == 0:
-        raise CircuitError("beta must be a non-zero finite number, got %r" % (beta,))
-    return (float(beta), variant, _steps("free_steps", free_steps, 0),
-            _steps("nudge_steps", nudge_steps, 1))
+    if nudges is None or not len(nudges):
+        nudges = None
+        if variant not in VARIANTS:
+            raise CircuitError("variant must be one of %s, got %r" % (VARIANTS, variant))
+        if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(beta) or beta == 0:
+            raise CircuitError("beta must be a non-zero finite number, got %r" % (beta,))
+    F, K = _steps("free_steps", free_steps, 0), _steps("nudge_steps", nudge_steps, 1)
+    try:
+        plan = Plan.of(beta, variant, nudges, free_steps=F, nudge_steps=K)
+    except ArgumentError as e:
+        raise CircuitError(str(e)) from None
+    if np.iscomplexobj(np.asarray(plan.nudges)):
+        raise CircuitError("nudges: a spiking circuit runs real nudges, got %r" % (plan.nudges,))
+    return plan
 
 
 def trace_constants(nudge_steps, eps, tau=10.0):
@@ -213,7 +225,7 @@ class SpikingCircuit:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                                  or seed < 0):
             raise CircuitError("seed must be a non-negative integer or None, got %r" % (seed,))
-        _phase_args(p["beta"], p["variant"], p["free_steps"], p["nudge_steps"])
+        _phase_plan(p["beta"], p["variant"], p["free_steps"], p["nudge_steps"])
         if device == "cpp_standalone":
             check_compiler()
         self.net, self.device, self.clip, self.record = net, device, bool(clip), bool(record)
@@ -239,7 +251,7 @@ class SpikingCircuit:
                                    % ("" if len(inputs) == 1 else "[%r]" % p, v.min(), v.max()))
         return inputs
 
-    def _build(self, b2, inputs, y, state, schedule, zq, seed):
+    def _build(self, b2, inputs, y, state, schedule, weights, seed):
         net, p = self.net, self.params
         batch = next(iter(inputs.values())).shape[0]
         targets = net.targets_dict(y, batch)
@@ -258,7 +270,7 @@ class SpikingCircuit:
         schedule.setdefault("phase_step", np.arange(T, dtype=np.float64))
         for name, values in schedule.items():
             ns["%s_ta" % name] = b2.TimedArray(values, dt=dt)
-        ctx = SpikingContext(net, inputs, targets, state0, self.clip, self.neuron, ns, zq,
+        ctx = SpikingContext(net, inputs, targets, state0, self.clip, self.neuron, ns, weights,
                              np.random.default_rng(seed))
         ctx.rule, ctx.input_rule = p["rule"], p["input_rule"]
         ns["rule_dt"] = p["rule_every"] * dt
@@ -309,55 +321,55 @@ class SpikingCircuit:
             return None
         return int(np.random.SeedSequence(seed).generate_state(1)[0] & 0x7FFFFFFF)
 
-    def run(self, x, y, schedule, steps, zq="z0", state=None, seed=None):
+    def run(self, x, y, schedule, steps, weights=(0.0,), state=None, seed=None):
         """Build the circuit for this batch and run ``steps`` steps of ``schedule`` (the local
-        rule fires where ``schedule["rule"]`` is 1, reading snapshot ``zq``); returns the
+        rule fires where ``schedule["rule"]`` is 1, weighting nudged phase q's snapshot
+        contrast by ``weights[q]``; ``schedule`` has ``snap0`` .. ``snapN``); returns the
         accumulators ``{param key: (batch, ...)}`` and fills :attr:`traces`, :attr:`spikes` and
         :attr:`stats` (wall seconds, simulated seconds, spikes per population, synaptic
-        events; on ``cpp_standalone`` also ``compile_seconds`` (C++ build), ``binary_seconds``
-        (the binary's process) and ``run_seconds`` (its simulation loop, Brian2's own timer);
-        with :attr:`profile` set, ``profile``: Brian2's seconds per code object)."""
+        events; on ``cpp_standalone`` also ``compile_seconds`` (C++ build) and
+        ``binary_seconds`` (the binary's process); with :attr:`profile` set, ``profile``:
+        Brian2's seconds per code object)."""
         b2 = import_brian2()
-        from brian2.devices import device, reinit_and_delete, set_device
         inputs = self._inputs(x)
-        folder, failed = None, False
-        if self.device == "cpp_standalone":
+        folder, failed, device = None, False, None
+        dt_ms = self.eps * self.params["tau"]
+        if self.device == "cpp_standalone":      # a device of its own for this run
             folder = build_folder(self.build_dir, prefix="neurosim-spiking-")
-            set_device("cpp_standalone", directory=folder, build_on_run=True, with_output=False)
+            device = new_standalone_device()
+            active = standalone_device(dt_ms, device, build_on_run=True, directory=folder,
+                                       with_output=False)
         else:
             b2.prefs.codegen.target = "numpy"
+            active = contextlib.nullcontext()
         t0 = time.perf_counter()
         try:
-            b2.defaultclock.dt = self.eps * self.params["tau"] * b2.ms
-            b2.seed(seed)
-            netw, ctx, projections, mons, spk = self._build(b2, inputs, y, state, schedule,
-                                                            zq, seed)
-            try:
-                netw.run(steps * b2.defaultclock.dt, namespace={}, profile=self.profile)
-            except Exception as e:
-                if self.device == "cpp_standalone":
-                    failed = True
-                    raise standalone_failure(folder, e) from None
-                raise
-            acc = self._read(ctx, projections, mons, spk)
-            extra = {}
-            if self.device == "cpp_standalone":
-                timers = getattr(device, "timers", {})      # C++ compile, binary run
-                compile_t = [v for v in (timers.get("compile") or {}).values() if v is not None]
-                extra["compile_seconds"] = float(sum(compile_t))
-                if timers.get("run_binary") is not None:
-                    extra["binary_seconds"] = float(timers["run_binary"])
-                if getattr(device, "_last_run_time", None) is not None:
-                    extra["run_seconds"] = float(device._last_run_time)
-            if self.profile:
-                extra["profile"] = [(name, float(t)) for name, t in netw.profiling_info]
+            with active:
+                b2.defaultclock.dt = dt_ms * b2.ms
+                b2.seed(seed)
+                netw, ctx, projections, mons, spk = self._build(b2, inputs, y, state, schedule,
+                                                                weights, seed)
+                try:
+                    netw.run(steps * b2.defaultclock.dt, namespace={}, profile=self.profile)
+                except Exception as e:
+                    if self.device == "cpp_standalone":
+                        failed = True
+                        raise standalone_failure(folder, e) from None
+                    raise
+                acc = self._read(ctx, projections, mons, spk)
+                extra = {}
+                if device is not None:
+                    timers = device.timers                  # C++ compile, binary run
+                    compile_t = [v for v in (timers.get("compile") or {}).values()
+                                 if v is not None]
+                    extra["compile_seconds"] = float(sum(compile_t))
+                    if timers.get("run_binary") is not None:
+                        extra["binary_seconds"] = float(timers["run_binary"])
+                if self.profile:
+                    extra["profile"] = [(name, float(t)) for name, t in netw.profiling_info]
         finally:
-            if self.device == "cpp_standalone":
-                reinit_and_delete()
-                set_device("runtime")
-                if folder and not (self.keep_build or failed) and self.build_dir is None:
-                    shutil.rmtree(folder, ignore_errors=True)
-            del device
+            if folder and not (self.keep_build or failed) and self.build_dir is None:
+                shutil.rmtree(folder, ignore_errors=True)
         self.stats["seconds"] = time.perf_counter() - t0
         self.stats["simulated_seconds"] = steps * self.eps * self.params["tau"] * 1e-3
         self.stats.update(steps=int(steps), seed=seed, **extra)
@@ -392,50 +404,58 @@ class SpikingCircuit:
 
     # -- the EP step ----------------------------------------------------------------------
     def ep_update(self, x, y, beta=None, free_steps=None, nudge_steps=None, variant=None,
-                  state=None, rng=None, seed=None):
+                  state=None, rng=None, seed=None, nudges=None):
         """One EP step on a batch; returns the update the synapses accumulated from their rate
         traces, as a gradient estimate with the keys of ``net.params`` (the sign convention of
         :func:`neurosim.ep.gradient`, batch mean). The weights are not changed. Arguments left
-        None take the circuit's defaults; ``seed`` seeds this run (spikes and, for
-        ``random_sign``, the sign unless ``rng`` is given)."""
+        None take the circuit's defaults; ``nudges``: the phase plan's nudge strengths
+        (replacing ``beta`` and ``variant``, :class:`neurosim.plan.Plan`); ``seed`` seeds this
+        run (spikes and, for ``random_sign``, the sign unless ``rng`` is given)."""
         p = self.params
-        beta, variant, free_steps, nudge_steps = _phase_args(
+        plan = _phase_plan(
             p["beta"] if beta is None else beta, p["variant"] if variant is None else variant,
             p["free_steps"] if free_steps is None else free_steps,
-            p["nudge_steps"] if nudge_steps is None else nudge_steps)
+            p["nudge_steps"] if nudge_steps is None else nudge_steps, nudges)
         seed = self._seed(seed)
-        if variant == "random_sign":
-            beta = beta * random_sign(rng if rng is not None else seed)
-        symmetric = variant == "symmetric"
+        return self.run_plan(x, y, plan.for_batch(rng if rng is not None else seed),
+                             state=state, seed=seed)
+
+    def run_plan(self, x, y, plan, state=None, seed=None):
+        """The update of one batch under the phase plan ``plan`` (as run: random sign already
+        drawn), the run seeded with ``seed`` (see :meth:`ep_update`)."""
+        p = self.params
+        free_steps, nudge_steps = int(plan.free_steps), int(plan.nudge_steps)
         m = p["rule_every"]
         if p["rule"] == "online" and (free_steps % m or nudge_steps % m):
             raise CircuitError("rule_every = %d: free_steps (%d) and nudge_steps (%d) must be "
                                "multiples of it for the online rule's clock"
                                % (m, free_steps, nudge_steps))
-        T, schedule = spiking_schedule(free_steps, nudge_steps, beta, symmetric)
-        acc = self.run(x, y, schedule, T + 1, zq="zm" if symmetric else "z0",
-                       state=state, seed=seed)
+        T, schedule, weights = spiking_schedule(plan)
+        acc = self.run(x, y, schedule, T + 1, weights=weights, state=state, seed=seed)
         step_ms = self.eps * p["tau"]
-        self.phases = [{"name": "free", "start": 0.0, "stop": free_steps * step_ms, "beta": 0.0},
-                       {"name": "nudged+", "start": free_steps * step_ms,
-                        "stop": (free_steps + nudge_steps) * step_ms, "beta": float(beta)}]
-        if symmetric:
-            self.phases.append({"name": "nudged-", "start": (free_steps + nudge_steps) * step_ms,
-                                "stop": T * step_ms, "beta": -float(beta)})
+        self.phases = [{"name": "free", "start": 0.0, "stop": free_steps * step_ms, "beta": 0.0}]
+        signs = [b > 0 for b in plan.nudged]      # named by sign where the signs differ
+        for q, b in enumerate(plan.nudged):
+            a = (free_steps + q * nudge_steps) * step_ms
+            name = ("nudged+" if b > 0 else "nudged-") if len(set(signs)) == len(signs) \
+                else "nudged%d" % (q + 1)
+            self.phases.append({"name": name, "start": a,
+                                "stop": a + nudge_steps * step_ms, "beta": float(b)})
         # synaptic operations of the rule: one evaluation per synapse and example (snapshot),
         # or one per synapse and tick of the online clock in the nudged phases
         ticks = 1 if p["rule"] == "snapshot" else \
-            nudge_steps * (2 if symmetric else 1) // p["rule_every"]
+            nudge_steps * len(plan.nudged) // p["rule_every"]
         self.stats["rule_ops"] = self.stats["plastic_synapses"] * ticks
-        scale = -1.0 / ((2.0 if symmetric else 1.0) * beta)
-        return {k: scale * acc[k].mean(axis=0) for k in self.net.params}
+        return {k: -acc[k].mean(axis=0) for k in self.net.params}
 
     def train(self, x, y, epochs=1, batch_size=20, lr=0.1, beta=None, variant=None,
-              free_steps=None, nudge_steps=None, seed=0):
+              free_steps=None, nudge_steps=None, seed=0, nudges=None):
         """Train ``net.params`` in place: every mini-batch's update is the one this circuit's
         synapses accumulate from spikes (:meth:`ep_update`), applied as ``theta -= lr g``;
         examples shuffled per epoch with ``seed``. ``lr`` is a number, a list per projection
-        or a dict. Returns a list of per-epoch dicts (``epoch``, ``seconds``, ``loss``: the
+        or a dict; ``nudges``: the phase plan (see :meth:`ep_update`); a random sign comes
+        from the trainer's stream (:func:`neurosim.plan.batch_stream`). Returns a list of
+        per-epoch dicts (``epoch``, ``seconds``, ``loss``: the
         batch-mean cost at the rate dynamics' free state after the epoch, ``spikes``). For
         evaluation, checkpoints and fidelity logging use ``neurosim run`` with
         ``engine.name = "brian2-spiking"``."""
@@ -454,13 +474,13 @@ class SpikingCircuit:
         lrs = resolve_learning_rates(self.net, lr)
         history = []
         for epoch in range(_steps("epochs", epochs, 1)):
-            rng = np.random.default_rng([seed, epoch])
-            order = rng.permutation(x.shape[0])
+            order = np.random.default_rng([seed, epoch]).permutation(x.shape[0])
             t0, spikes = time.perf_counter(), 0
             for b in range(0, len(order), batch_size):
-                idx = order[b:b + batch_size]
+                idx = order[b:b + batch_size]     # the sign: the trainer's stream of the batch
                 g = self.ep_update(x[idx], y[idx], beta, free_steps, nudge_steps, variant,
-                                   rng=rng)
+                                   rng=batch_stream(seed, epoch, b // batch_size),
+                                   nudges=nudges)
                 spikes += int(sum(self.stats.get("spikes", {}).values()))
                 for k, v in g.items():
                     if lrs[k]:
@@ -511,8 +531,7 @@ class SpikingCircuit:
         window = max(1, T // 2) if window is None else _steps("window", window, 1)
         if window > T:
             raise CircuitError("window (%d steps) is longer than the free phase (%d)" % (window, T))
-        schedule = {k: np.zeros(T + 1) for k in ("beta", "snap0", "snapp", "snapm", "reset",
-                                                 "rule")}
+        schedule = {k: np.zeros(T + 1) for k in ("beta", "snap0", "snap1", "reset", "rule")}
         y = {q: np.zeros((batch, net.sizes[q])) for q in net.outputs}
         keep = self.record_spikes
         self.record_spikes = tuple(net.outputs)
@@ -546,7 +565,7 @@ class SpikingCircuit:
         if y is None:
             y = {q: np.zeros((batch, net.sizes[q])) for q in net.outputs}
         T = _steps("steps", steps, 1)
-        schedule = {k: np.zeros(T + 1) for k in ("snap0", "snapp", "snapm", "reset", "rule")}
+        schedule = {k: np.zeros(T + 1) for k in ("snap0", "snap1", "reset", "rule")}
         schedule["beta"] = np.full(T + 1, float(beta))
         record = self.record
         self.record = True

@@ -47,12 +47,14 @@ def encoder(neuron, common=None):
 def build_input(b2, ctx, pop):
     """Input population: units firing at ``x * max_rate``; ``rho`` holds the data. With
     ``input_rule="spikes"`` each input unit also keeps the two rate traces of its own spikes
-    (and their phase-end snapshots), which its synapses' rule reads instead of the data."""
+    (and their phase-end snapshots), which its synapses' rule reads instead of the data. A
+    LIF unit's membrane restarts, with the state units, from its free-phase value."""
     eqs, threshold, reset = encoder(ctx.neuron, ctx.common.get(pop))
     traced = ctx.input_rule == "spikes"
+    saved = (["r_fast", "r_slow"] if traced else []) + (["v"] if ctx.neuron == "lif" else [])
+    eqs = eqs + ["%s_saved : 1" % v for v in saved]
     if traced:
-        eqs = eqs + TRACE_EQS + ["z0 : 1", "zp : 1", "zm : 1", "r_fast_saved : 1",
-                                 "r_slow_saved : 1"]
+        eqs = eqs + TRACE_EQS + ["%s : 1" % v for v in ctx.snapshots]
         reset = "\n".join(filter(None, [TRACE_ON_SPIKE, reset]))
     g = b2.NeuronGroup(ctx.net.sizes[pop] * ctx.batch, "\n".join(["rho : 1"] + eqs),
                        threshold=threshold, reset=reset or None, method="euler",
@@ -63,17 +65,19 @@ def build_input(b2, ctx, pop):
         g.v = ctx.rng.uniform(0, 1, len(g))
     if traced:
         g.r_fast, g.r_slow = g.rho[:], g.rho[:]      # the traces start at the input's rate
-        g.run_regularly("\n".join(_phase_control(["r_fast", "r_slow"])), when="start",
-                        order=0, name="control_%s" % ctx.ids[pop])
+    if saved:
+        control = _phase_control(ctx, saved)
+        g.run_regularly("\n".join(control if traced else control[len(ctx.snapshots):]),
+                        when="start", order=0, name="control_%s" % ctx.ids[pop])
     return g
 
 
-def _phase_control(saved):
-    """Phase control at the start of a step: snapshots of z, then the restart of the saved
-    free-phase variables ``saved`` (symmetric)."""
-    code = ["z0 = snap0_ta(t) * z + (1 - snap0_ta(t)) * z0",
-            "zp = snapp_ta(t) * z + (1 - snapp_ta(t)) * zp",
-            "zm = snapm_ta(t) * z + (1 - snapm_ta(t)) * zm"]
+def _phase_control(ctx, saved):
+    """Phase control at the start of a step: snapshots of z (``z0`` at the free phase's end,
+    ``zq`` at nudged phase q's), then the restart of the saved free-phase variables
+    ``saved`` (every nudged phase after the first)."""
+    code = ["%s = snap%d_ta(t) * z + (1 - snap%d_ta(t)) * %s" % (v, q, q, v)
+            for q, v in enumerate(ctx.snapshots)]
     code += ["%s_saved = snap0_ta(t) * %s + (1 - snap0_ta(t)) * %s_saved" % (v, v, v)
              for v in saved]
     code += ["%s = reset_ta(t) * %s_saved + (1 - reset_ta(t)) * %s" % (v, v, v) for v in saved]
@@ -92,7 +96,7 @@ def build_state(b2, ctx, pop):
            "dudt = (-u + drho * (%s)%s) / tau : Hz" % (" + ".join(currents + ["b"]), nudge),
            "rho = %s : 1" % RHO[net.activation],
            "drho = %s : 1" % DRHO[net.activation],
-           "b : 1", "z0 : 1", "zp : 1", "zm : 1", "acc_b : 1"]
+           "b : 1", "acc_b : 1"] + ["%s : 1" % v for v in ctx.snapshots]
     eqs += ["d%s/dt = -%s / tau_syn : 1" % (v, v) for v in currents]
     eqs += TRACE_EQS + enc_eqs
     saved = ["u", "r_fast", "r_slow"] + currents + (["v"] if ctx.neuron == "lif" else [])
@@ -113,7 +117,7 @@ def build_state(b2, ctx, pop):
         g.v = ctx.rng.uniform(0, 1, len(g))
     if pop in net.outputs:
         g.y = ctx.targets[pop].ravel()
-    g.run_regularly("\n".join(_phase_control(saved)), when="start", order=0,
+    g.run_regularly("\n".join(_phase_control(ctx, saved)), when="start", order=0,
                     name="control_%s" % ctx.ids[pop])
     if ctx.clip:
         g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ctx.ids[pop])
@@ -121,7 +125,7 @@ def build_state(b2, ctx, pop):
         g.run_regularly("acc_b += gate_ta(t) * dz * rule_dt", when="start", order=1,
                         dt=ctx.namespace["rule_dt"], name="online_b_%s" % ctx.ids[pop])
     else:
-        g.run_on_event("rule", "acc_b += zp - %s" % ctx.zq)
+        g.run_on_event("rule", "acc_b += %s" % contrast(ctx.weights, "%s - z0"))
     return g
 
 
@@ -149,20 +153,28 @@ def _synapses(b2, ctx, pre, post, model, current, name, rule=None):
                        on_event=on_event, name=name, namespace=ctx.namespace)
 
 
+def contrast(weights, template):
+    """``sum_q c_q (observation of nudged phase q - the free state's)`` as Brian2 code:
+    ``template`` with ``%s`` for phase q's snapshot (``z1``, ``z2``, ...), weighted by the
+    namespace constant ``cw_q`` (the plan's weight, a number passed in)."""
+    return "(%s)" % " + ".join("cw%d * (%s)" % (q, template.replace("%s", "z%d" % (q + 1)))
+                               for q in range(len(weights)))
+
+
 def _rule(ctx, input_pre, scale=1.0):
-    """The snapshot rule: ``acc += [z_pre z_post]`` over the nudged phase(s), per example, on
-    the rule event (None with the online rule, which runs on a clock instead)."""
+    """The snapshot rule: ``acc += sum_q c_q [z_pre z_post]_0^q`` over the nudged phases,
+    per example, on the rule event (None with the online rule, which runs on a clock)."""
     if ctx.rule == "online":
         return None
     k = "" if scale == 1.0 else "%r * " % scale
     if input_pre and ctx.input_rule == "data":
-        return "acc += %srho_pre * (zp_post - %s_post)" % (k, ctx.zq)
-    return "acc += %s(zp_pre * zp_post - %s_pre * %s_post)" % (k, ctx.zq, ctx.zq)
+        return "acc += %srho_pre * %s" % (k, contrast(ctx.weights, "%s_post - z0_post"))
+    return "acc += %s%s" % (k, contrast(ctx.weights, "%s_pre * %s_post - z0_pre * z0_post"))
 
 
 def _online(ctx, syn, input_pre, scale=1.0):
-    """The online rule on a clock of ``rule_every`` steps: during the nudged phases (``gate``
-    +1 for +beta, -1 for -beta) ``acc`` integrates ``d/dt [z_pre z_post] = z_pre dz_post +
+    """The online rule on a clock of ``rule_every`` steps: during nudged phase q (``gate``
+    the plan's weight ``c_q``) ``acc`` integrates ``d/dt [z_pre z_post] = z_pre dz_post +
     dz_pre z_post`` (an input's rate is its data ``x``, constant)."""
     if ctx.rule != "online":
         return
@@ -213,12 +225,15 @@ PROJECTION_BUILDERS = {"tied": build_tied, "lateral": build_lateral}
 class SpikingContext:
     """What the builders read: the network, the batch, names, constants, the schedule."""
 
-    def __init__(self, net, inputs, targets, state0, clip, neuron, namespace, zq, rng):
+    def __init__(self, net, inputs, targets, state0, clip, neuron, namespace, weights, rng):
         check_compilable(net)
         self.net, self.inputs, self.targets, self.state0 = net, inputs, targets, state0
         self.batch = next(iter(inputs.values())).shape[0]
         self.clip, self.neuron, self.namespace = clip, neuron, namespace
-        self.zq, self.rng = zq, rng
+        #: the weight of each nudged phase's observation (the plan's), and the z snapshots
+        self.weights, self.rng = tuple(weights), rng
+        self.snapshots = ["z%d" % q for q in range(len(self.weights) + 1)]
+        namespace.update({"cw%d" % q: float(c) for q, c in enumerate(self.weights)})
         self.ids = {p: "p%d" % i for i, p in enumerate(net.graph.nodes)}
         self.ids.update({k: "w%d" % i for i, k in enumerate(net.params) if k.startswith("W:")})
         self.ends, self.term_vars, self.term_of = {}, {p: [] for p in net.state_pops}, {}
@@ -233,36 +248,37 @@ class SpikingContext:
         self.input_rule = "data"  # what an input synapse's rule reads: the data or its spikes
 
 
-def phase_steps(free_steps, nudge_steps, symmetric):
-    """Each step's index within its phase (free, +beta, -beta), ``T + 1`` entries: the step
-    counter of a reseeded random source that replays the same stream in every phase."""
-    T = free_steps + nudge_steps * (2 if symmetric else 1)
+def phase_steps(free_steps, nudge_steps, phases):
+    """Each step's index within its phase (the free phase, then ``phases`` nudged phases),
+    ``T + 1`` entries: the step counter of a reseeded random source that replays the same
+    stream in every phase."""
+    T = free_steps + nudge_steps * phases
     k = np.arange(T + 1, dtype=np.float64)
-    k[free_steps:] -= free_steps
-    if symmetric:
-        k[free_steps + nudge_steps:] -= nudge_steps
+    for q in range(phases):
+        k[free_steps + q * nudge_steps:] -= nudge_steps if q else free_steps
     k[T] = 0.0
     return k
 
 
-def spiking_schedule(free_steps, nudge_steps, beta, symmetric):
-    """Per-step values (``T + 1`` steps: the snapshots of the last phase are taken at the
-    start of step ``T``, when the rule event fires) of beta, the snapshots of z at the end of
-    each phase, the restart and the rule event."""
-    T = free_steps + nudge_steps * (2 if symmetric else 1)
-    s = {k: np.zeros(T + 1) for k in ("beta", "snap0", "snapp", "snapm", "reset", "rule")}
+def spiking_schedule(plan):
+    """Per-step values of a phase plan (``T + 1`` steps: the snapshots of the last phase are
+    taken at the start of step ``T``, when the rule event fires): the nudge, the snapshot of z
+    at the end of each phase (``snap0`` free, ``snapq`` nudged phase q), the restarts from the
+    free state, the rule event and the online rule's weight ``gate`` (the plan's ``c_q`` in
+    phase q). Returns ``(T, schedule, weights)``, ``weights`` one per nudged phase."""
+    F, K = int(plan.free_steps), int(plan.nudge_steps)
+    c = np.real(plan.weights)
+    phases = [(b, float(c[i])) for i, b in enumerate(plan.nudges) if b != 0]
+    T = F + K * len(phases)
+    names = ["beta", "reset", "rule", "gate"] + ["snap%d" % q for q in range(len(phases) + 1)]
+    s = {k: np.zeros(T + 1) for k in names}
     s["rule"][T] = 1.0
-    s["phase_step"] = phase_steps(free_steps, nudge_steps, symmetric)
-    s["gate"] = np.zeros(T + 1)      # the online rule's sign: +1 in the +beta phase, -1 in -beta
-    s["gate"][free_steps:free_steps + nudge_steps] = 1.0
-    if symmetric:
-        s["gate"][free_steps + nudge_steps:T] = -1.0
-    s["snap0"][free_steps] = 1.0
-    s["beta"][free_steps:free_steps + nudge_steps] = beta
-    s["snapp"][free_steps + nudge_steps] = 1.0
-    if symmetric:
-        a = free_steps + nudge_steps
-        s["reset"][a] = 1.0
-        s["beta"][a:a + nudge_steps] = -beta
-        s["snapm"][a + nudge_steps] = 1.0
-    return T, s
+    s["phase_step"] = phase_steps(F, K, len(phases))
+    s["snap0"][F] = 1.0
+    for q, (b, w) in enumerate(phases):
+        a = F + q * K
+        s["reset"][a] = 1.0 if q else 0.0
+        s["beta"][a:a + K] = b
+        s["gate"][a:a + K] = w
+        s["snap%d" % (q + 1)][a + K] = 1.0
+    return T, s, tuple(w for _, w in phases)

@@ -12,7 +12,7 @@ master copy ``W`` (and one per bias). The replicas' synapses are the targets of 
 ``Synapses`` object from the bank (Brian2 synapses on synapses): at the end of a slot each
 replica synapse evaluates the snapshot rule for its example, ``acc = s [z_pre z_post]``
 (``s`` the example's sign of beta, 0 for padding), the bank sums the replicas' ``acc``,
-applies ``W += lr / (beta_scale m) * sum`` (``theta -= lr g`` with ``g`` the batch-mean
+applies ``W += lr c / m * sum`` (``theta -= lr g`` with ``g`` the batch-mean
 estimate of :func:`neurosim.ep.gradient`, ``m`` the batch's examples) and copies ``W`` back
 into every replica. Inputs, targets and signs for the next slot are loaded then.
 
@@ -49,6 +49,8 @@ import time
 import numpy as np
 
 from .. import checks
+from ..errors import ArgumentError
+from ..plan import Plan
 from .device import (CircuitError, build_folder, check_compiler, compile_standalone,
                      import_brian2, standalone_device)
 from .rate import DRHO, RHO
@@ -63,16 +65,30 @@ PARAMETERS = ("neuron", "tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "t
               "beta", "variant", "free_steps", "nudge_steps", "input_rule")
 
 
+def two_phase(plan):
+    """``(first nudge, its weight)`` of a plan this circuit runs -- one nudged phase from the
+    free state (``[0, b]``) or the pair ``[-b, b]`` (the second phase at minus the first) --
+    else None. With the weights summing to 0 the estimate is ``c (obs_first - obs_last)``,
+    ``c`` the first nudged observation's weight (a number of :attr:`Plan.weights`)."""
+    nudged = plan.nudged
+    if len(plan.nudges) != 2 or not (len(nudged) == 1 or plan.symmetric):
+        return None
+    i = plan.nudges.index(nudged[0])
+    return float(nudged[0]), float(np.real(plan.weights[i]))
+
+
 class SpikingTrainingCircuit:
     """A compiled standalone spiking circuit that trains one epoch per run (module doc).
 
     ``n_examples``: examples per run (training then evaluation); ``batch_size``: replicas;
     ``lrs``: learning rate per parameter key; ``record_slots``: batches whose update the run
-    can copy aside (:attr:`recorded`); ``seed``: Brian2's random seed for the build."""
+    can copy aside (:attr:`recorded`); ``seed``: Brian2's random seed for the build;
+    ``nudges``: the phase plan's nudge strengths, ``[0, b]`` or ``[-b, b]`` (replacing
+    ``beta`` and ``variant``; :func:`two_phase`)."""
 
     def __init__(self, net, n_examples, batch_size=20, lrs=None, clip=True, seed=0,
                  input_drive="spikes", record_slots=0, build_dir=None, keep_build=False,
-                 **params):
+                 nudges=None, **params):
         check_supported(net)
         check_compiler()
         unknown = set(params) - set(PARAMETERS)
@@ -101,14 +117,26 @@ class SpikingTrainingCircuit:
                                % (p["tau_fast"], p["tau_slow"]))
         self.net, self.n, self.params = net, int(n_examples), p
         self.B = checks.integer("batch_size", batch_size, 1, error=CircuitError)
-        self.symmetric = p["variant"] == "symmetric"
-        self.S = self.F + self.K * (2 if self.symmetric else 1)
+        try:
+            self.plan = Plan.of(p["beta"], "one_sided" if p["variant"] == "random_sign"
+                                else p["variant"], nudges, free_steps=self.F,
+                                nudge_steps=self.K)
+        except ArgumentError as e:
+            raise CircuitError(str(e)) from None
+        phase = two_phase(self.plan)
+        if phase is None:
+            raise CircuitError("nudges: the whole-epoch spiking circuit runs [0, b] or [-b, b], "
+                               "got %r" % (list(self.plan.nudges),))
+        #: the first nudged phase's nudge and the weight of its observation
+        self.first_nudge, self.weight = phase
+        self.symmetric = len(self.plan.nudged) == 2
+        self.S = self.F + self.K * len(self.plan.nudged)
         self.window = self.F // 2           # output spikes counted over the free phase's end
         self.clip, self.seed, self.input_drive = bool(clip), int(seed), input_drive
         self.lrs = dict(lrs) if lrs is not None else {k: 0.1 for k in net.params}
         self.record_slots = int(record_slots)
         self.build_dir, self.keep_build = build_dir, keep_build
-        self._folder, self._objs = None, None
+        self._folder, self._objs, self._device = None, None, None
         self.seconds_build = 0.0
         self.recorded, self.outputs, self.stats = {}, None, {}
 
@@ -129,9 +157,6 @@ class SpikingTrainingCircuit:
     def _n_slots(self):
         """Slots the build is sized for: the most any split of ``n`` examples can need."""
         return -(-self.n // self.B) + 1
-
-    def _beta_scale(self):
-        return (2.0 if self.symmetric else 1.0) * self.params["beta"]
 
     # -- per-slot tables ----------------------------------------------------------------------
     def _tables(self, x, y, signs, n_train, record):
@@ -179,7 +204,7 @@ class SpikingTrainingCircuit:
                   spikes_per_step=p["max_rate"] * p["eps"] * p["tau"] * 1e-3,
                   syn_gain=1e3 / (p["max_rate"] * p["tau_syn"]),
                   lif_a=p["eps"] * p["tau"] / p["tau_m"], slot_t=slot_t,
-                  beta_val=p["beta"], F=F, K=K, S=S, W0=F - self.window, G=g,
+                  beta_val=self.first_nudge, F=F, K=K, S=S, W0=F - self.window, G=g,
                   sym=1 if sym else 0)
         mid = "t + 0.5 * slot_t"            # per-slot values looked up mid-interval
         ids = {q: "p%d" % i for i, q in enumerate(net.graph.nodes)}
@@ -217,9 +242,13 @@ class SpikingTrainingCircuit:
         if analog:
             eqs, threshold, reset = [], None, None
             in_eqs = ["rho : 1", "sgn : 1"]
+        # what an input unit restarts from at the second nudged phase: its traces, a LIF
+        # unit's membrane
+        in_saved = (["r_fast", "r_slow"] if traced_input else []) + \
+            (["v"] if p["neuron"] == "lif" and not analog else [])
         if traced_input:
-            eqs = eqs + TRACE_EQS + ["z0 : 1", "zp : 1", "zm : 1", "r_fast_saved : 1",
-                                     "r_slow_saved : 1"]
+            eqs = eqs + TRACE_EQS + ["z0 : 1", "zp : 1", "zm : 1"]
+        eqs = eqs + ["%s_saved : 1" % v for v in in_saved]
         on_spike = "\n".join(filter(None, [TRACE_ON_SPIKE if traced_input else "", reset or "",
                                            count]))
         gi = b2.NeuronGroup(net.sizes[xin] * B, "\n".join(in_eqs + eqs), threshold=threshold,
@@ -229,8 +258,10 @@ class SpikingTrainingCircuit:
         reload_in = ["rho = x_ta(%s, i)" % mid, "sgn = sgn_ta(%s, i // %d)" % (mid, nin)]
         if traced_input:
             reload_in += ["r_fast = rho", "r_slow = rho"]
-            gi.run_regularly("\n".join(flags + snapshots(["r_fast", "r_slow"])), when="start",
-                             order=0, dt=g * dt, name="control_%s" % ids[xin])
+        if in_saved:        # (the z snapshots, the first three lines, only with traces)
+            control = snapshots(in_saved)
+            gi.run_regularly("\n".join(flags + (control if traced_input else control[3:])),
+                             when="start", order=0, dt=g * dt, name="control_%s" % ids[xin])
         if not analog:
             gi.run_regularly("\n".join([kk, "in_free = int(kk < F)"]), when="start", order=0,
                              dt=g * dt, name="phase_%s" % ids[xin])
@@ -293,9 +324,10 @@ class SpikingTrainingCircuit:
         bank_eqs = ["W : 1", "A : 1", "lr : 1 (shared)"] + \
             ["G%d : 1\nW%d : 1" % (k, k) for k in slots]
         # projections: replica synapses, their bank, and the bank's synapses onto them
+        ends = {t.key: (t.target, t.source) if t.transpose else (t.source, t.target)
+                for t in net.terms}
         for key in net.projections:
-            src, tgt = key[2:].split("->")
-            src, tgt = net._node(src), net._node(tgt)
+            src, tgt = ends[key]
             na, nb = net.sizes[src], net.sizes[tgt]
             ia, jb = np.meshgrid(np.arange(na), np.arange(nb), indexing="ij")
             ia, jb = ia.ravel(), jb.ravel()
@@ -388,7 +420,6 @@ class SpikingTrainingCircuit:
         signs = np.where(np.arange(self.n) < n_train, signs, 0.0)
         tables = self._tables(x, y, signs, n_train, record)
         b2 = import_brian2()
-        from brian2.devices import device
         t0 = time.perf_counter()
         if self._folder is None:
             self._folder = build_folder(self.build_dir, prefix="neurosim-spiking-train-")
@@ -398,20 +429,21 @@ class SpikingTrainingCircuit:
                 b2.seed(self.seed)
                 return self._build(b2, tables)
 
-            compile_standalone(self._folder, dt, make_network, self._n_slots() * self.S + 1,
+            self._device = compile_standalone(
+                self._folder, dt, make_network, self._n_slots() * self.S + 1,
                                "train batch by batch (engine.whole_epoch = false)")
             self.seconds_build = time.perf_counter() - t0
         groups, banks, bias_banks, ta, mon = self._objs
         args = {ta[k]: v for k, v in tables.items()}
-        scale = self._beta_scale()
+        c = self.weight          # lr c: the plan's weight times the learning rate
         for key, bank in banks.items():
             args[bank.W] = np.asarray(self.net.params[key], np.float64).ravel()
-            args[bank.lr] = np.array([self.lrs[key] / scale])
+            args[bank.lr] = np.array([self.lrs[key] * c])
         for q, bank in bias_banks.items():
             args[bank.W] = np.asarray(self.net.params["b:%s" % q], np.float64)
-            args[bank.lr] = np.array([self.lrs["b:%s" % q] / scale])
+            args[bank.lr] = np.array([self.lrs["b:%s" % q] * c])
         t1 = time.perf_counter()
-        with standalone_device(self.params["eps"] * self.params["tau"]):
+        with standalone_device(self.params["eps"] * self.params["tau"], self._device) as device:
             device.run(run_args=args, with_output=False)
             self._read(n_train, record)
         self.stats["seconds_run"] = time.perf_counter() - t1
@@ -433,7 +465,7 @@ class SpikingTrainingCircuit:
         self.recorded = {}
         for k, b in enumerate(record):
             m = min(B, n_train - b * B)
-            s = -1.0 / (self._beta_scale() * m)
+            s = -self.weight / m
             g, w = {}, {}
             for key, bank in banks.items():
                 shape = net.params[key].shape
@@ -453,15 +485,12 @@ class SpikingTrainingCircuit:
                           * self.params["eps"] * self.params["tau"] * 1e-3)
 
     def close(self):
-        """Leave the standalone device and remove the build folder (unless kept)."""
-        from brian2.devices import reinit_and_delete, set_device
+        """Drop the compiled build and remove its folder (unless kept)."""
         if self._folder is not None:
-            with standalone_device(self.params["eps"] * self.params["tau"]):
-                reinit_and_delete()
-            set_device("runtime")
+            self._device, self._objs = None, None   # the build's own device: nothing else holds it
             if not self.keep_build and self.build_dir is None:
                 shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
 
 
-__all__ = ["SpikingTrainingCircuit", "INPUT_DRIVES", "PARAMETERS"]
+__all__ = ["SpikingTrainingCircuit", "INPUT_DRIVES", "PARAMETERS", "two_phase"]

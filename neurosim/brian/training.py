@@ -1,16 +1,19 @@
 """Training through a Brian2 rate circuit: the weights live in the synapses, and one
 compiled ``cpp_standalone`` run trains a whole epoch.
 
-Examples run one after another, ``S = free + nudge (x2 for symmetric)`` Euler steps each.
+Examples run one after another, ``S = free + nudge x (nudged phases)`` Euler steps each: the
+free phase, then one nudged phase per non-zero nudge of the engine's phase plan
+(:class:`neurosim.plan.Plan`), each restarted from the free state.
 Inputs and targets come from TimedArrays with one entry per example; the phase of every step
 comes from the integer ``t_in_timesteps % S`` (a float ``t % T`` drifts). The input
 projections' summed currents, the synapses' learning rules and the weight updates run on a
 clock of one tick per example, so the dense input matrix is touched once per example, not
-once per step. Each synapse keeps, per example, the rates its neurons had at the end of the
-free phase (``rho0``), after the +beta phase (``rho_plus``) and at the end (``rho_end``), and
-accumulates ``[rho_pre rho_post]`` differences (exact for Euler, see ``plasticity``);
-every ``batch_size`` examples it applies ``w += lr / (beta_scale batch) * acc``: the update
-``theta -= lr g`` of the reference trainer, with ``g`` the batch-mean EP estimate.
+once per step. Each neuron keeps, per example, its rate at the end of the free phase
+(``rho0``) and of each nudged phase ``q`` (``rho_nq``); each synapse accumulates the raw
+observations ``[rho_pre rho_post]`` of every nudged phase against the free state, weighted by
+the plan's weights ``c_q`` (numbers passed in, :attr:`Plan.weights`) and the example's sign
+(random-sign EP); every ``batch_size`` examples it applies ``w += lr / batch * acc``: the
+update ``theta -= lr g`` of the reference trainer, with ``g`` the batch-mean EP estimate.
 
 The build is compiled once per network shape; each epoch re-runs it with new inputs, targets
 and weights through ``device.run(run_args=...)``.
@@ -22,6 +25,7 @@ import time
 
 import numpy as np
 
+from ..plan import Plan
 from .device import (CircuitError, build_folder, check_compiler, check_compilable,
                      compile_standalone, import_brian2, standalone_device)
 from .rate import DRHO, RHO
@@ -42,22 +46,33 @@ def check_supported(net):
 
 
 class TrainingCircuit:
-    """A compiled standalone circuit that trains one epoch per run (see the module doc)."""
+    """A compiled standalone circuit that trains one epoch per run (see the module doc).
+
+    The phases are those of ``Plan.of(beta, variant, nudges)`` (random sign: the plan of
+    ``[0, beta]``, each example's sign given to :meth:`train_epoch`)."""
 
     def __init__(self, net, n_examples, eps=0.5, free_steps=20, nudge_steps=4, beta=0.5,
                  variant="symmetric", clip=True, lrs=None, batch_size=20, build_dir=None,
-                 keep_build=False, record_slots=0, threads=1):
+                 keep_build=False, record_slots=0, threads=1, nudges=None):
         check_supported(net)
         check_compiler()
         self.net, self.n = net, int(n_examples)
         self.eps, self.F, self.K = float(eps), int(free_steps), int(nudge_steps)
-        self.beta, self.variant, self.clip = float(beta), variant, bool(clip)
-        self.symmetric = variant == "symmetric"
-        self.S = self.F + self.K * (2 if self.symmetric else 1)
+        self.plan = Plan.of(beta, "one_sided" if variant == "random_sign" else variant,
+                            nudges, free_steps=self.F, nudge_steps=self.K)
+        if np.iscomplexobj(np.asarray(self.plan.nudges)):
+            raise CircuitError("nudges: a Brian2 circuit runs real nudges, got %r"
+                               % (list(self.plan.nudges),))
+        self.clip = bool(clip)
+        c = self.plan.weights
+        #: per nudged phase (in run order): its nudge strength and its observation's weight
+        self.phase_nudges = self.plan.nudged
+        self.phase_weights = tuple(float(c[i]) for i, b in enumerate(self.plan.nudges) if b != 0)
+        self.S = self.F + self.K * len(self.phase_nudges)
         self.batch_size = int(batch_size)
         self.lrs = dict(lrs) if lrs is not None else {k: 0.1 for k in net.params}
         self.build_dir, self.keep_build = build_dir, keep_build
-        self._folder, self._objs, self._ij = None, None, {}
+        self._folder, self._objs, self._ij, self._device = None, None, {}, None
         self.seconds_build = 0.0
         self.record_slots = int(record_slots)   # batches whose update the run can report
         self.threads = int(threads)             # OpenMP threads of the compiled run
@@ -109,8 +124,11 @@ class TrainingCircuit:
               "upd_ta": b2.TimedArray(self._update_scale(), dt=tick)}
         for name, v in self._record_ticks([], self.n).items():
             ta[name] = b2.TimedArray(v, dt=tick)
-        ns = dict(ta, tau=1 * b2.ms, S=S, F=F, K=K, beta_val=self.beta, tick_t=tick,
-                  sym=1 if self.symmetric else 0)
+        N = len(self.phase_nudges)
+        ns = dict(ta, tau=1 * b2.ms, S=S, F=F, K=K, tick_t=tick)
+        ns.update({"nb%d" % q: b for q, b in enumerate(self.phase_nudges)})
+        ns.update({"cw%d" % q: c for q, c in enumerate(self.phase_weights)})
+        snaps = ["rho0"] + ["rho_n%d" % q for q in range(N)]
         # per-example values are looked up in the middle of their interval: a lookup at an
         # interval's edge may land on the neighbouring entry
         groups, syns = {}, {}
@@ -127,46 +145,47 @@ class TrainingCircuit:
             term_of[(t.key, t.transpose)] = "I_%d" % i
             if t.source == xin:
                 input_vars.add("I_%d" % i)
-        if self.symmetric:
-            phase = ("(int((t_in_timesteps % S) >= F and (t_in_timesteps % S) < F + K)"
-                     " - int((t_in_timesteps % S) >= F + K))")
-        else:
-            phase = "int((t_in_timesteps % S) >= F)"
+        # the nudge of each step: nudged phase q runs steps F + q K .. F + (q + 1) K - 1
+        phase = "(%s)" % " + ".join(
+            "nb%d * int((t_in_timesteps %% S) >= F + %d * K and (t_in_timesteps %% S) < F + %d * K)"
+            % (q, q, q + 1) for q in range(N))
         for p in net.state_pops:
             terms = " + ".join(term_vars[p] + ["b"])
             mid = "(t_in_timesteps // S + 0.5) * tick_t"
-            nudge = (" - beta_val * sgn_ta(%s) * %s * (u - y_ta(%s, i))" % (mid, phase, mid)
+            nudge = (" - sgn_ta(%s) * %s * (u - y_ta(%s, i))" % (mid, phase, mid)
                      if p == out else "")
             eqs = ["du/dt = dudt : 1",
                    "dudt = (-u + drho * (%s)%s) / tau : Hz" % (terms, nudge),
                    "rho = %s : 1" % RHO[net.activation],
                    "drho = %s : 1" % DRHO[net.activation],
-                   "b : 1", "u0 : 1", "rho0 : 1", "rho_plus : 1", "rho_end : 1", "acc_b : 1",
-                   "lr_b : 1 (shared)"]
+                   "b : 1", "u0 : 1", "acc_b : 1", "lr_b : 1 (shared)"]
+            eqs += ["%s : 1" % v for v in snaps]
             eqs += ["gb%d : 1\nbb%d : 1" % (k, k) for k in slots]
             eqs += ["%s : 1 %s" % (v, "(linked)" if v in input_vars else "")
                     for v in term_vars[p]]
             g = b2.NeuronGroup(net.sizes[p], "\n".join(eqs), method="euler",
                                name="pop_%s" % ids[p], namespace=ns)
             g.b = net.params["b:%s" % p]
-            g.run_regularly("\n".join([
-                "k_step = t_in_timesteps % S",
-                "is_start = int(k_step == 0)",
-                "rho_end = is_start * rho + (1 - is_start) * rho_end",
-                "u = (1 - is_start) * u",
-                "is_snap = int(k_step == F)",
-                "u0 = is_snap * u + (1 - is_snap) * u0",
-                "rho0 = is_snap * rho + (1 - is_snap) * rho0",
-                "is_mid = sym * int(k_step == F + K)",
-                "rho_plus = is_mid * rho + (1 - is_mid) * rho_plus",
-                "u = is_mid * u0 + (1 - is_mid) * u"]), when="start", order=0,
-                name="control_%s" % ids[p])
+            # the last nudged phase ends at the next example's first step (rest); the others
+            # end by a snapshot and a restart from the free state
+            control = ["k_step = t_in_timesteps % S",
+                       "is_start = int(k_step == 0)",
+                       "%s = is_start * rho + (1 - is_start) * %s" % (snaps[-1], snaps[-1]),
+                       "u = (1 - is_start) * u",
+                       "is_snap = int(k_step == F)",
+                       "u0 = is_snap * u + (1 - is_snap) * u0",
+                       "rho0 = is_snap * rho + (1 - is_snap) * rho0"]
+            for q in range(N - 1):
+                control += ["at_n%d = int(k_step == F + %d * K)" % (q, q + 1),
+                            "rho_n%d = at_n%d * rho + (1 - at_n%d) * rho_n%d" % (q, q, q, q),
+                            "u = at_n%d * u0 + (1 - at_n%d) * u" % (q, q)]
+            g.run_regularly("\n".join(control), when="start", order=0,
+                            name="control_%s" % ids[p])
             if self.clip:
                 g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ids[p])
-            a, z = ("rho_plus", "rho_end") if self.symmetric else ("rho_end", "rho0")
-            g.lr_b = self.lrs["b:%s" % p] / self._beta_scale()
+            g.lr_b = self.lrs["b:%s" % p]
             g.run_regularly("\n".join(
-                ["acc_b += sgnprev_ta(t + 0.5 * tick_t) * (%s - %s)" % (a, z)]
+                ["acc_b += sgnprev_ta(t + 0.5 * tick_t) * (%s)" % self._contrast("%s - rho0")]
                 + ["gb%d += recg%d_ta(t + 0.5 * tick_t) * acc_b" % (k, k) for k in slots]
                 + ["b += lr_b * upd_ta(t + 0.5 * tick_t) * acc_b",
                    "acc_b = acc_b * int(upd_ta(t + 0.5 * tick_t) == 0)"]
@@ -183,16 +202,17 @@ class TrainingCircuit:
                 continue
             d = b2.NeuronGroup(net.sizes[p], "\n".join(
                 ["%s : 1" % v for v in mine] +
-                ["%s_l : 1 (linked)" % v for v in ("rho0", "rho_plus", "rho_end")]),
+                ["%s_l : 1 (linked)" % v for v in snaps]),
                 name="drive_%s" % ids[p], dt=tick, namespace=ns)
             for v in mine:
                 setattr(groups[p], v, b2.linked_var(d, v))
-            for v in ("rho0", "rho_plus", "rho_end"):
+            for v in snaps:
                 setattr(d, v + "_l", b2.linked_var(groups[p], v))
             drives[p] = d
+        ends = {t.key: (t.target, t.source) if t.transpose else (t.source, t.target)
+                for t in net.terms}
         for key in net.projections:
-            src, tgt = key[2:].split("->")
-            src, tgt = net._node(src), net._node(tgt)
+            src, tgt = ends[key]
             model = ["w : 1", "acc : 1", "lr_w : 1 (shared)"] + \
                 ["g%d : 1\nw%d : 1" % (k, k) for k in slots] + [
                      "%s_post = w * rho_pre : 1 (summed)" % term_of[(key, False)]]
@@ -207,12 +227,11 @@ class TrainingCircuit:
             self._ij[key] = (ii.ravel(), jj.ravel())
             syn.connect(i=ii.ravel(), j=jj.ravel())
             syn.w = net.params[key][ii.ravel(), jj.ravel()]
-            a, z = ("rho_plus", "rho_end") if self.symmetric else ("rho_end", "rho0")
             if from_input:
-                change = "rho_last_pre * (%s_l_post - %s_l_post)" % (a, z)
+                change = "rho_last_pre * (%s)" % self._contrast("%s_l_post - rho0_l_post")
             else:
-                change = "(%s_pre * %s_post - %s_pre * %s_post)" % (a, a, z, z)
-            syn.lr_w = self.lrs[key] / self._beta_scale()
+                change = "(%s)" % self._contrast("%s_pre * %s_post - rho0_pre * rho0_post")
+            syn.lr_w = self.lrs[key]
             syn.run_regularly("\n".join(
                 ["acc += sgnprev_ta(t + 0.5 * tick_t) * %s" % change]
                 + ["g%d += recg%d_ta(t + 0.5 * tick_t) * acc" % (k, k) for k in slots]
@@ -230,8 +249,11 @@ class TrainingCircuit:
         return b2.Network(*(list(groups.values()) + list(drives.values()) + list(syns.values())
                             + [mon]))
 
-    def _beta_scale(self):
-        return (2.0 if self.symmetric else 1.0) * self.beta
+    def _contrast(self, template):
+        """``sum_q c_q (observation of nudged phase q - the free state's)``: ``template``
+        with ``%s`` for the phase's snapshot variable (``rho_nq``), weighted by ``cw_q``."""
+        return " + ".join("cw%d * (%s)" % (q, template.replace("%s", "rho_n%d" % q))
+                          for q in range(len(self.phase_weights)))
 
     # -- running ------------------------------------------------------------------------------
     def train_epoch(self, x, y, signs=None, lrs=None, batch_size=None, n_train=None,
@@ -258,7 +280,6 @@ class TrainingCircuit:
                                % (self.record_slots, len(record)))
         n_train = self.n if n_train is None else int(n_train)
         b2 = import_brian2()
-        from brian2.devices import device
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         if x.shape[0] != self.n or y.shape[0] != self.n:
             raise CircuitError("the circuit was built for %d examples per epoch, got %d"
@@ -267,9 +288,9 @@ class TrainingCircuit:
         if self._folder is None:
             t0 = time.perf_counter()
             self._folder = build_folder(self.build_dir, prefix="neurosim-train-")
-            compile_standalone(self._folder, self.eps, lambda: self._build(b2, x, y, signs),
-                               self.n * self.S + 1, "train with the reference engine",
-                               threads=self.threads)
+            self._device = compile_standalone(
+                self._folder, self.eps, lambda: self._build(b2, x, y, signs),
+                self.n * self.S + 1, "train with the reference engine", threads=self.threads)
             self.seconds_build = time.perf_counter() - t0
         groups, syns, ta, mon = self._objs
         args = {ta["x_ta"]: self._per_example(x), ta["y_ta"]: self._per_example(y),
@@ -280,12 +301,12 @@ class TrainingCircuit:
         for key, syn in syns.items():
             i, j = self._ij[key]
             args[syn.w] = np.asarray(self.net.params[key][i, j], np.float64)
-            args[syn.lr_w] = np.array([self.lrs[key] / self._beta_scale()])
+            args[syn.lr_w] = np.array([self.lrs[key]])
         for p in self.net.state_pops:
             args[groups[p].b] = np.asarray(self.net.params["b:%s" % p], np.float64)
-            args[groups[p].lr_b] = np.array([self.lrs["b:%s" % p] / self._beta_scale()])
+            args[groups[p].lr_b] = np.array([self.lrs["b:%s" % p]])
         args[ta["upd_ta"]] = self._update_scale(n_train)
-        with standalone_device(self.eps):
+        with standalone_device(self.eps, self._device) as device:
             device.run(run_args=args, with_output=False)
             self._read_recorded(record, n_train)
             self.outputs = {self.net.outputs[0]: np.asarray(mon.rho0[:]).T[1:self.n + 1].copy()}
@@ -302,7 +323,7 @@ class TrainingCircuit:
         net, self.recorded = self.net, {}
         for k, b in enumerate(record):
             m = min((b + 1) * self.batch_size, n_train) - b * self.batch_size
-            scale = -1.0 / (self._beta_scale() * m)
+            scale = -1.0 / m
             g, w = {}, {}
             for key, syn in syns.items():
                 i, j = self._ij[key]
@@ -317,12 +338,9 @@ class TrainingCircuit:
                                 {key: w[key] for key in net.params})
 
     def close(self):
-        """Leave the standalone device and remove the build folder (unless kept)."""
-        from brian2.devices import reinit_and_delete, set_device
+        """Drop the compiled build and remove its folder (unless kept)."""
         if self._folder is not None:
-            with standalone_device(self.eps):
-                reinit_and_delete()
-            set_device("runtime")
+            self._device, self._objs = None, None   # the build's own device: nothing else holds it
             if not self.keep_build and self.build_dir is None:
                 shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None

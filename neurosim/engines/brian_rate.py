@@ -11,9 +11,11 @@ Everything this engine reports comes from the circuit:
   0 and reads the update the synapses accumulated;
 * :meth:`BrianRateEngine.infer` runs the examples' free phases in it (sign of beta 0).
 
-The circuit is compiled once per shape (examples per run, batch size, record slots); later
-runs reuse the build with new data and weights (``run_args``). Brian2 has one standalone
-device per process, so the engine holds one circuit at a time.
+The circuit executes the engine's phase plan (:attr:`Engine.plan`: ``learning.nudges``, or
+``variant`` and ``beta``), the random sign of a batch taken from the stream the trainer passes.
+It is compiled once per shape (examples per run, batch size, record slots) on a standalone
+device of its own, so several engines live side by side in one process; later runs reuse the
+build with new data and weights (``run_args``).
 """
 from __future__ import annotations
 
@@ -55,7 +57,8 @@ class BrianRateEngine(Engine):
         s = self.settings
         self.circuit = TrainingCircuit(self.net, n, eps=s.eps, free_steps=s.free_steps,
                                        nudge_steps=s.nudge_steps, beta=s.beta,
-                                       variant=s.variant, clip=s.clip,
+                                       variant=s.variant, nudges=s.nudges or None,
+                                       clip=s.clip,
                                        lrs={k: 0.0 for k in self.net.params},
                                        batch_size=batch_size, build_dir=s.build_dir or None,
                                        record_slots=slots, threads=s.threads)
@@ -88,7 +91,7 @@ class BrianRateEngine(Engine):
             raise ConfigurationError("engine.persistent: the brian2-rate circuit starts every "
                                      "example from rest")
         m = np.shape(x)[0]
-        sign = sign_of(rng) if self.settings.variant == "random_sign" else 1.0
+        sign = sign_of(rng) if self.plan.random_sign else 1.0
         zero = {k: 0.0 for k in self.net.params}
         bs = max(m, int(self.batch_size or 0))
         circ, out = self._run(x, y, np.full(m, sign), zero, bs, m, [0], slots=1)

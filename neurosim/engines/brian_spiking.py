@@ -6,9 +6,11 @@ The RBP ground truth is the rate network's (the spiking circuit's fixed point in
 Training runs a whole epoch in one compiled run (:meth:`SpikingEngine.train_epoch`,
 :class:`~neurosim.brian.spiking_training.SpikingTrainingCircuit`: mini-batches as replicas,
 weights in the synapses, the test set inferred through spikes at the end of the same run)
-with the snapshot rule and independent noise (``fuses_epoch``). The online rule and common
-random numbers train batch by batch, each mini-batch in a runtime circuit built with the
-current weights; so do :meth:`~SpikingEngine.estimate` and :meth:`~SpikingEngine.infer`.
+with the snapshot rule and independent noise (``fuses_epoch``); it runs the plans ``[0, b]``
+and ``[-b, b]`` (``one_sided``, ``symmetric``, ``random_sign``) and refuses others, naming
+``learning.nudges``. The online rule and common random numbers train batch by batch, each
+mini-batch in a runtime circuit built with the current weights, and execute any phase plan;
+so do :meth:`~SpikingEngine.estimate` and :meth:`~SpikingEngine.infer`.
 
 Spike counters (for the cost model, :mod:`neurosim.cost`): :attr:`SpikingEngine.synaptic_events`
 and :attr:`SpikingEngine.spikes` add up, over every step, the synaptic events (each spike
@@ -37,9 +39,9 @@ class _PhaseCountingCircuit(SpikingCircuit):
         super().__init__(net, **kw)
         self.free_steps, self.free_counts = int(free_steps), None
 
-    def _build(self, b2, inputs, y, state, schedule, zq, seed):
-        netw, ctx, projections, mons, spk = super()._build(b2, inputs, y, state, schedule, zq,
-                                                           seed)
+    def _build(self, b2, inputs, y, state, schedule, weights, seed):
+        netw, ctx, projections, mons, spk = super()._build(b2, inputs, y, state, schedule,
+                                                           weights, seed)
         self.free_counts = {q: 0 for q in spk}
         if self.free_steps > 0:
             dt = b2.defaultclock.dt
@@ -112,7 +114,8 @@ class SpikingEngine(Engine):
                                         seed=self._next_seed(), **self.options)
         circuit.record_spikes = tuple(self.net.outputs)
         g = circuit.ep_update(x, y, beta=s.beta, free_steps=s.free_steps,
-                              nudge_steps=s.nudge_steps, variant=s.variant, rng=rng)
+                              nudge_steps=s.nudge_steps, variant=s.variant, rng=rng,
+                              nudges=s.nudges or None)
         total, free = circuit.stats["spikes"], circuit.free_counts
         ev_free, ev_all = _events(self.net, free), circuit.stats["synaptic_events"]
         self.synaptic_events["free"] += ev_free
@@ -152,7 +155,12 @@ class SpikingEngine(Engine):
 
     def _training_circuit(self, n, batch_size, slots):
         """The compiled circuit for runs of ``n`` examples (built, or the one held)."""
-        from ..brian.spiking_training import SpikingTrainingCircuit
+        from ..brian.spiking_training import SpikingTrainingCircuit, two_phase
+        if two_phase(self.plan) is None:
+            raise ConfigurationError(
+                "learning.nudges: the whole-epoch spiking circuit runs [0, b] or [-b, b], got "
+                "%s; set engine.whole_epoch = false to train batch by batch"
+                % (list(self.plan.nudges),))
         shape = (int(n), int(batch_size), int(slots))
         if self.circuit is not None and self._shape == shape:
             return self.circuit
@@ -163,6 +171,7 @@ class SpikingEngine(Engine):
             clip=s.clip, seed=s.seed, input_drive=s.input_drive, record_slots=slots,
             build_dir=s.build_dir or None, neuron=s.neuron, max_rate=s.max_rate, eps=s.eps,
             tau_fast=o["tau_fast"], tau_slow=o["tau_slow"], beta=s.beta, variant=s.variant,
+            nudges=s.nudges or None,
             free_steps=s.free_steps, nudge_steps=s.nudge_steps, input_rule=s.input_rule)
         self._shape = shape
         return self.circuit
