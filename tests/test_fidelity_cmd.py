@@ -230,7 +230,7 @@ def test_a_three_nudge_plan_is_the_engines_own_estimate():
     assert res["metrics"]["rel_error"] < rel / 10      # the stencil cancels the beta term
     s = fr.summary(res)
     assert s["nudges"] == nudges and len(s["curve_cosine"]) == eng.settings.nudge_steps
-    assert [n for n, _ in fr._phase_names(res["plan"])] == ["nudged_1", "nudged_2", "nudged_3"]
+    assert [n for n, _ in res["plan"].phase_names()] == ["nudged_1", "nudged_2", "nudged_3"]
 
 
 def test_devices_around_an_engine_are_measured_through_it():
