@@ -1,7 +1,7 @@
 """Parameter sweeps on Dask: the cartesian product of value lists for dotted circuit keys,
 one training run (:func:`neurosim.commands.run.run`) per grid point, on a local cluster of
-worker processes by default or on a running Dask scheduler. The grid is :mod:`.grid`'s and the
-plots and table :mod:`.report`'s.
+worker processes by default or on a running Dask scheduler. The grid is :mod:`.grid`'s, the
+index :mod:`.index`'s and the plots and table :mod:`.report`'s.
 
 The sweep folder::
 
@@ -18,18 +18,13 @@ The sweep folder::
 Resuming (the same arguments and ``--out``) skips the runs whose ``result.json`` is there
 and reruns every other run from scratch (a half-written run folder is deleted first).
 A run that raises is recorded with its error (and traceback in ``traceback.txt``) and
-resubmitted up to ``retries`` times; the other runs go on. An index row's status is
-``done``, ``failed`` (after all its attempts; a resumed sweep tries it again) or ``pending``
-(not finished yet). Each run gets one BLAS thread: the local cluster's worker processes
-start with ``OMP/OPENBLAS/MKL_NUM_THREADS=1`` and every run is wrapped in
-:func:`neurosim.relax.blas_threads`.
+resubmitted up to ``retries`` times; the other runs go on. Each run gets one BLAS thread:
+the local cluster's worker processes start with ``OMP/OPENBLAS/MKL_NUM_THREADS=1`` and
+every run is wrapped in :func:`neurosim.relax.blas_threads`.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import logging
 import os
 import shutil
@@ -41,15 +36,9 @@ import uuid
 from .. import atomic, jsontext
 from . import report as sweep_report
 from .grid import SweepError, base_value, describe, plan
-from .report import fmt
+from .index import INDEX, RESULT, finished_result, index_row, write_index
 
 
-INDEX = "index.csv"
-RESULT = "result.json"
-METRICS = ("test_accuracy", "test_loss", "train_accuracy", "fidelity_cosine_mean",
-           "fidelity_cosine_last", "fidelity_applied_cosine_mean")
-INDEX_COLUMNS = ("run_id", "<swept keys>", "status", "attempts", "error") + METRICS + (
-    "seconds", "run_dir")
 BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "MPLBACKEND": "Agg"}
 
@@ -103,47 +92,6 @@ def _blas_threads():
                    default=None)
     except Exception:  # pragma: no cover - threadpoolctl missing
         return None
-
-
-def _finished(root, run_id):
-    """The result of a run finished by an earlier sweep, or None."""
-    try:
-        with open(os.path.join(root, RESULT)) as f:
-            r = json.load(f)
-    except (OSError, ValueError):
-        return None
-    ok = (r.get("id") == run_id and r.get("status") == "done"
-          and os.path.isfile(os.path.join(root, r.get("run_folder", ""), "metrics.json")))
-    return r if ok else None
-
-
-# -- the index and the plots ------------------------------------------------------------------
-def _row(run, status="pending", attempts=0, error="", result=None):
-    row = {"run_id": run["id"], "status": status, "attempts": attempts, "error": error}
-    row.update({k: fmt(v) for k, v in run["point"]})
-    s = (result or {}).get("summary", {})
-    for m in METRICS:
-        row[m] = "" if s.get(m) is None else repr(float(s[m]))
-    row["seconds"] = "%.2f" % result["seconds"] if result else ""
-    row["run_dir"] = os.path.join("runs", run["id"], result["run_folder"]) if result else ""
-    return row
-
-
-def write_index(path, keys, rows):
-    """The index table as CSV, written to a temporary file and renamed."""
-    columns = ["run_id"] + keys + ["status", "attempts", "error"] + list(METRICS) + [
-        "seconds", "run_dir"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic.write_text(path, buf.getvalue(), newline="")
-
-
-def read_index(path):
-    """The index table as a list of dicts (strings)."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 # -- the sweep ----------------------------------------------------------------------------------
@@ -207,11 +155,11 @@ def run_sweep(circuit=None, params=(), overrides=(), workers=2, scheduler=None, 
         "retries": retries, "runs": [r["id"] for r in runs]})
     rows, todo = {}, []
     for r in runs:
-        res = _finished(os.path.join(out, "runs", r["id"]), r["id"])
+        res = finished_result(os.path.join(out, "runs", r["id"]), r["id"])
         if res is not None:
-            rows[r["id"]] = _row(r, "done", res.get("attempt", 1), result=res)
+            rows[r["id"]] = index_row(r, "done", res.get("attempt", 1), result=res)
         else:
-            rows[r["id"]] = _row(r)
+            rows[r["id"]] = index_row(r)
             todo.append(r)
     skipped = len(runs) - len(todo)
 
@@ -282,7 +230,7 @@ def _schedule(todo, out, path, retries, workers, scheduler, rows, save_index, ec
                         traceback.format_exception(type(e), e, e.__traceback__))))
             if res["status"] == "done":
                 finished += 1
-                rows[run["id"]] = _row(run, "done", attempt, result=res)
+                rows[run["id"]] = index_row(run, "done", attempt, result=res)
                 s = res["summary"]
                 echo("[%d/%d] done   %s: test accuracy %s, fidelity cosine %s (%.1f s)" % (
                     finished, total, run["label"], _num(s.get("test_accuracy")),
@@ -290,7 +238,7 @@ def _schedule(todo, out, path, retries, workers, scheduler, rows, save_index, ec
             else:
                 error = " ".join(res["error"].split())[:500]
                 again = attempt <= retries
-                rows[run["id"]] = _row(run, "pending" if again else "failed", attempt, error)
+                rows[run["id"]] = index_row(run, "pending" if again else "failed", attempt, error)
                 if again:
                     echo("[%d/%d] failed %s (attempt %d of %d): %s; retrying" % (
                         finished, total, run["label"], attempt, retries + 1, error))
@@ -330,5 +278,4 @@ def main(args):
     return 1 if summary["failed"] else 0
 
 
-
-__all__ = ["run_sweep", "read_index", "write_index", "run_one", "INDEX_COLUMNS"]
+__all__ = ["run_sweep", "run_one", "main"]
