@@ -1,6 +1,7 @@
 """Parameter sweeps on Dask: the cartesian product of value lists for dotted circuit keys,
 one training run (:func:`neurosim.commands.run.run`) per grid point, on a local cluster of
-worker processes by default or on a running Dask scheduler.
+worker processes by default or on a running Dask scheduler. The grid is :mod:`.grid`'s, the
+index :mod:`.index`'s and the plots and table :mod:`.report`'s.
 
 The sweep folder::
 
@@ -14,39 +15,18 @@ The sweep folder::
                                   result.json (written last: the run is finished), and the
                                   run folder <name>-<timestamp>/ (traces.h5, metrics.json, ...)
 
-The grid is the cartesian product of the value lists (``mode = "grid"``), or one key at a
-time (``"one_at_a_time"``): the circuit as given, then each key over its values with the
-other swept keys at the circuit's values (a run that repeats the circuit is run once) --
-the design curves of a hardware study. Without ``--param`` the circuit's ``[sweep]``
-section (``mode`` and ``params``) gives the grid, so a study file carries its sweep.
-
-A run's id is ``<readable values>-<hash>``, the hash of its resolved circuit (every section
-but ``output``), so the same arguments give the same ids whatever the order of the grid.
 Resuming (the same arguments and ``--out``) skips the runs whose ``result.json`` is there
 and reruns every other run from scratch (a half-written run folder is deleted first).
 A run that raises is recorded with its error (and traceback in ``traceback.txt``) and
-resubmitted up to ``retries`` times; the other runs go on. An index row's status is
-``done``, ``failed`` (after all its attempts; a resumed sweep tries it again) or ``pending``
-(not finished yet). Each run gets one BLAS thread: the local cluster's worker processes
-start with ``OMP/OPENBLAS/MKL_NUM_THREADS=1`` and every run is wrapped in
-:func:`neurosim.relax.blas_threads`.
-
-Value lists (``--param KEY=V1,V2,...``): values are separated by the commas that are not
-inside brackets, braces or quotes, and each value is read like a ``--set`` value (TOML; a
-bare word is a string): ``learning.beta=0.1,0.5``, ``hardware.preset=ideal,rram``,
-``network.sizes=[64,32,10],[64,64,10]``, ``learning.lr=0.1,[0.1,0.05]``.
+resubmitted up to ``retries`` times; the other runs go on. Each run gets one BLAS thread:
+the local cluster's worker processes start with ``OMP/OPENBLAS/MKL_NUM_THREADS=1`` and
+every run is wrapped in :func:`neurosim.relax.blas_threads`.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
-import hashlib
-import io
-import itertools
-import json
 import logging
 import os
-import re
 import shutil
 import sys
 import time
@@ -55,220 +35,12 @@ import uuid
 
 from .. import atomic, jsontext
 from . import report as sweep_report
-from .report import fmt
-from ..errors import NeurosimError
+from .grid import SweepError, base_value, describe, plan
+from .index import INDEX, RESULT, finished_result, index_row, write_index
 
 
-INDEX = "index.csv"
-RESULT = "result.json"
-METRICS = ("test_accuracy", "test_loss", "train_accuracy", "fidelity_cosine_mean",
-           "fidelity_cosine_last", "fidelity_applied_cosine_mean")
-INDEX_COLUMNS = ("run_id", "<swept keys>", "status", "attempts", "error") + METRICS + (
-    "seconds", "run_dir")
 BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "MPLBACKEND": "Agg"}
-
-
-class SweepError(NeurosimError, ValueError):
-    """Bad sweep arguments; the message names the argument and what was expected."""
-
-
-# -- the grid -----------------------------------------------------------------------------
-def split_values(text, where="--param"):
-    """Split ``text`` on the commas outside brackets, braces and quotes."""
-    out, buf, depth, quote, escape = [], [], 0, None, False
-    for ch in text:
-        if quote:
-            if escape:
-                escape = False
-            elif ch == "\\" and quote == '"':
-                escape = True
-            elif ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-            if depth < 0:
-                raise SweepError("%s: unbalanced %r; expected KEY=V1,V2,... with lists like "
-                                 "[64,32,10]" % (where, ch))
-        elif ch == "," and depth == 0:
-            out.append("".join(buf).strip())
-            buf = []
-            continue
-        buf.append(ch)
-    if quote or depth:
-        raise SweepError("%s: unclosed %s; expected KEY=V1,V2,... with lists like [64,32,10] "
-                         "and strings like \"a,b\"" % (where, "quote" if quote else "bracket"))
-    out.append("".join(buf).strip())
-    return out
-
-
-def parse_param(text):
-    """``KEY=V1,V2,...`` -> ``(key, [values])`` (see the module docstring)."""
-    where = "--param %s" % text
-    if "=" not in text:
-        raise SweepError("%s: expected KEY=V1,V2,... (e.g. --param learning.beta=0.1,0.5)"
-                         % where)
-    key, raw = (s.strip() for s in text.split("=", 1))
-    if not key or any(not part for part in key.split(".")):
-        raise SweepError("%s: the key must be a dotted circuit path like learning.beta" % where)
-    if not raw:
-        raise SweepError("%s: empty list of values; expected KEY=V1,V2,..." % where)
-    items = split_values(raw, where)
-    for i, item in enumerate(items):
-        if not item:
-            raise SweepError("%s: value %d is empty; values are separated by commas outside "
-                             "brackets and quotes" % (where, i + 1))
-    from .. import config  # (imported lazily: pydantic)
-    values = [config.parse_override("%s=%s" % (key, item))[1] for item in items]
-    seen = set()
-    for v in values:
-        canon = json.dumps(v, sort_keys=True)
-        if canon in seen:
-            raise SweepError("%s: the value %s is repeated" % (where, fmt(v)))
-        seen.add(canon)
-    return key, values
-
-
-def _params(params):
-    """``["K=V1,V2", ...]``, ``{key: [values]}`` or ``[(key, [values])]`` -> list of pairs."""
-    items = params.items() if isinstance(params, dict) else params
-    out = []
-    for p in items:
-        if isinstance(p, str):
-            key, values = parse_param(p)
-        else:
-            key, values = p[0], list(p[1])
-            if not values:
-                raise SweepError("--param %s: empty list of values" % key)
-        if key in [k for k, _ in out]:
-            raise SweepError("--param %s: given twice; give one list of values per key" % key)
-        out.append((key, values))
-    if not out:
-        raise SweepError("--param: nothing to sweep; give at least one --param KEY=V1,V2,... "
-                         "(or a [sweep] section with params in the circuit file)")
-    return out
-
-
-def _detail(err):
-    """The field lines of a config error (without the file name and override list)."""
-    text = str(err)
-    return text.split("invalid circuit:", 1)[1].strip() if "invalid circuit:" in text else text
-
-
-def _slug(point):
-    parts = []
-    for key, value in sorted(point):              # the id does not depend on --param order
-        v = fmt(value).replace(", ", "-").replace(",", "-").strip("[]\"'")
-        parts.append("%s=%s" % (key.rsplit(".", 1)[-1], v))
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", "_".join(parts))[:60].strip("_") or "run"
-
-
-def resolve_circuit(circuit):
-    """The absolute path of a circuit file or of a built-in circuit's name."""
-    from .. import config
-    if circuit is None:
-        return config.builtin_path("default")
-    if os.path.exists(circuit):
-        return os.path.abspath(circuit)
-    if os.sep not in circuit and not circuit.endswith(".toml"):
-        return config.builtin_path(circuit)
-    raise config.ConfigError("cannot read circuit file %r: no such file" % circuit)
-
-
-MODES = ("grid", "one_at_a_time")
-
-
-def base_value(circuit, key):
-    """The value of a dotted key in a validated circuit; an unset ``hardware`` field is its
-    preset's value (None for other unset keys)."""
-    node = circuit.model_dump(mode="json")
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    if node is None and key.startswith("hardware."):
-        from ..hardware.devices import device_from_section
-        node = getattr(device_from_section(circuit.hardware), key.split(".", 1)[1], None)
-    return node
-
-
-def _points(grid, mode, base):
-    """The grid points: the cartesian product, or one key at a time (the other keys at the
-    base circuit's values, which are listed first in each key's curve)."""
-    keys = [k for k, _ in grid]
-    if mode == "grid":
-        return [list(zip(keys, values)) for values in itertools.product(*[v for _, v in grid])]
-    ref = {k: base_value(base, k) for k in keys}
-    points = [[(k, ref[k]) for k in keys]]
-    for key, values in grid:
-        points += [[(k, v if k == key else ref[k]) for k in keys] for v in values]
-    return points
-
-
-def plan(circuit, params, overrides=(), mode=None):
-    """Validate everything and list the runs: ``(base circuit, circuit path, grid, runs)``
-    with ``grid`` a list of ``(key, [values])`` and ``runs`` a list of dicts; each run has
-    ``id``, ``point`` (list of ``(key, value)``), ``label`` and ``overrides``. Without
-    ``params`` the circuit's ``[sweep]`` section gives them; ``mode`` (default: the
-    section's) is ``grid`` or ``one_at_a_time``."""
-    from .. import config
-    path = resolve_circuit(circuit)
-    overrides = list(overrides)
-    set_keys = {}
-    for item in overrides:
-        k, _ = config.parse_override(item) if isinstance(item, str) else item
-        set_keys[k] = item
-    base, _ = config.load(path, overrides)
-    if not params and base.sweep.params:
-        params = {k: list(v) for k, v in base.sweep.params.items()}
-    mode = mode or base.sweep.mode
-    if mode not in MODES:
-        raise SweepError("--mode: expected one of %s, got %r" % (list(MODES), mode))
-    grid = _params(params)
-    swept = [k for k, _ in grid]
-    if mode == "one_at_a_time" and "hardware.preset" in swept and any(
-            k.startswith("hardware.") and k != "hardware.preset" for k in swept):
-        raise SweepError("--param hardware.preset: one key at a time holds the other device "
-                         "keys at the base preset's values, so a preset's run would not be "
-                         "that preset; sweep the presets in a grid of their own")
-    for key, values in grid:
-        if key in set_keys and mode == "grid":
-            raise SweepError("--param %s: also given as --set %s; sweep it or set it, not both"
-                             % (key, fmt(set_keys[key])))
-        unknown = config.unknown_key(key)
-        if unknown:
-            raise SweepError("--param %s" % unknown)
-        for v in values:
-            try:
-                config.load(path, overrides + [(key, v)])
-            except config.ConfigError as e:
-                raise SweepError("--param %s=%s: the value %s is not valid: %s" % (
-                    key, ",".join(fmt(x) for x in values), fmt(v), _detail(e))) from None
-    runs, ids = [], {}
-    for point in _points(grid, mode, base):
-        label = " ".join("%s=%s" % (k, fmt(v)) for k, v in point)
-        try:
-            circ, _ = config.load(path, overrides + point)
-        except config.ConfigError as e:
-            raise SweepError("grid point %s is not a valid circuit: %s" % (label, _detail(e))) \
-                from None
-        data = circ.model_dump(mode="json", exclude_none=True)
-        data.pop("output", None)
-        data.pop("sweep", None)
-        digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
-        run_id = "%s-%s" % (_slug(point), digest)
-        if run_id in ids:
-            if mode == "one_at_a_time":       # a key's base value: the base run, once
-                continue
-            raise SweepError("grid points %s and %s give the same circuit" % (ids[run_id], label))
-        ids[run_id] = label
-        runs.append({"id": run_id, "point": point, "label": label,
-                     "overrides": overrides + point})
-    return base, path, grid, runs, mode
 
 
 # -- one run, on a worker -------------------------------------------------------------------
@@ -320,47 +92,6 @@ def _blas_threads():
                    default=None)
     except Exception:  # pragma: no cover - threadpoolctl missing
         return None
-
-
-def _finished(root, run_id):
-    """The result of a run finished by an earlier sweep, or None."""
-    try:
-        with open(os.path.join(root, RESULT)) as f:
-            r = json.load(f)
-    except (OSError, ValueError):
-        return None
-    ok = (r.get("id") == run_id and r.get("status") == "done"
-          and os.path.isfile(os.path.join(root, r.get("run_folder", ""), "metrics.json")))
-    return r if ok else None
-
-
-# -- the index and the plots ------------------------------------------------------------------
-def _row(run, status="pending", attempts=0, error="", result=None):
-    row = {"run_id": run["id"], "status": status, "attempts": attempts, "error": error}
-    row.update({k: fmt(v) for k, v in run["point"]})
-    s = (result or {}).get("summary", {})
-    for m in METRICS:
-        row[m] = "" if s.get(m) is None else repr(float(s[m]))
-    row["seconds"] = "%.2f" % result["seconds"] if result else ""
-    row["run_dir"] = os.path.join("runs", run["id"], result["run_folder"]) if result else ""
-    return row
-
-
-def write_index(path, keys, rows):
-    """The index table as CSV, written to a temporary file and renamed."""
-    columns = ["run_id"] + keys + ["status", "attempts", "error"] + list(METRICS) + [
-        "seconds", "run_dir"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic.write_text(path, buf.getvalue(), newline="")
-
-
-def read_index(path):
-    """The index table as a list of dicts (strings)."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 # -- the sweep ----------------------------------------------------------------------------------
@@ -424,11 +155,11 @@ def run_sweep(circuit=None, params=(), overrides=(), workers=2, scheduler=None, 
         "retries": retries, "runs": [r["id"] for r in runs]})
     rows, todo = {}, []
     for r in runs:
-        res = _finished(os.path.join(out, "runs", r["id"]), r["id"])
+        res = finished_result(os.path.join(out, "runs", r["id"]), r["id"])
         if res is not None:
-            rows[r["id"]] = _row(r, "done", res.get("attempt", 1), result=res)
+            rows[r["id"]] = index_row(r, "done", res.get("attempt", 1), result=res)
         else:
-            rows[r["id"]] = _row(r)
+            rows[r["id"]] = index_row(r)
             todo.append(r)
     skipped = len(runs) - len(todo)
 
@@ -437,7 +168,7 @@ def run_sweep(circuit=None, params=(), overrides=(), workers=2, scheduler=None, 
 
     save_index()
     echo("neurosim sweep %s: %d runs (%s)%s; folder %s" % (
-        base.name, len(runs), _describe(grid, mode),
+        base.name, len(runs), describe(grid, mode),
         ", %d finished before" % skipped if skipped else "", out))
     if todo:
         _schedule(todo, out, path, retries, workers, scheduler, rows, save_index, echo,
@@ -499,7 +230,7 @@ def _schedule(todo, out, path, retries, workers, scheduler, rows, save_index, ec
                         traceback.format_exception(type(e), e, e.__traceback__))))
             if res["status"] == "done":
                 finished += 1
-                rows[run["id"]] = _row(run, "done", attempt, result=res)
+                rows[run["id"]] = index_row(run, "done", attempt, result=res)
                 s = res["summary"]
                 echo("[%d/%d] done   %s: test accuracy %s, fidelity cosine %s (%.1f s)" % (
                     finished, total, run["label"], _num(s.get("test_accuracy")),
@@ -507,7 +238,7 @@ def _schedule(todo, out, path, retries, workers, scheduler, rows, save_index, ec
             else:
                 error = " ".join(res["error"].split())[:500]
                 again = attempt <= retries
-                rows[run["id"]] = _row(run, "pending" if again else "failed", attempt, error)
+                rows[run["id"]] = index_row(run, "pending" if again else "failed", attempt, error)
                 if again:
                     echo("[%d/%d] failed %s (attempt %d of %d): %s; retrying" % (
                         finished, total, run["label"], attempt, retries + 1, error))
@@ -520,9 +251,6 @@ def _schedule(todo, out, path, retries, workers, scheduler, rows, save_index, ec
             save_index()
 
 
-def _describe(grid, mode):
-    parts = ["%d %s" % (len(v), k) for k, v in grid]
-    return " x ".join(parts) if mode == "grid" else "one at a time: " + ", ".join(parts)
 
 
 def _num(v):
@@ -550,5 +278,4 @@ def main(args):
     return 1 if summary["failed"] else 0
 
 
-__all__ = ["run_sweep", "plan", "base_value", "MODES", "parse_param", "split_values", "read_index", "write_index",
-           "run_one", "SweepError", "INDEX_COLUMNS"]
+__all__ = ["run_sweep", "run_one", "main"]
