@@ -4,10 +4,12 @@
 the field's dotted path (:mod:`neurosim.config.files` formats the errors)."""
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from typing import Dict, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from ..errors import ConfigurationError
 
 
@@ -92,8 +94,31 @@ class NetworkSection(_Section):
         return self
 
 
-class EngineSection(_Section):
-    """How the dynamics run: the engine (``reference`` numpy; ``resistive``: an analog
+def _registered(cls, v):
+    from ..engines import available      # the engines that registered themselves
+    if v not in available():
+        raise ValueError("expected a registered engine (%s)" % ", ".join(available()))
+    return v
+
+
+def _engine_fields():
+    """The ``[engine]`` fields: ``name`` and every engine setting of
+    :class:`neurosim.engines.protocol.Settings` whose section is ``engine``, with its type,
+    default, bounds and choices."""
+    from ..engines.protocol import Settings
+    hints = typing.get_type_hints(Settings)
+    out = {"name": (str, "reference")}
+    for f in dataclasses.fields(Settings):
+        if Settings.section(f.name) != "engine":
+            continue
+        m = f.metadata
+        kind = Literal[m["choices"]] if "choices" in m else hints[f.name]
+        out[f.name] = (kind, Field(f.default, **{k: m[k] for k in ("gt", "ge") if k in m}))
+    return out
+
+
+EngineSection = create_model(
+    "EngineSection", __base__=_Section, __doc__="""How the dynamics run: the engine (``reference`` numpy; ``resistive``: an analog
     resistive network, ``network.kind = "resistive"``, every phase its DC operating point;
     ``brian2-rate``: a compiled
     Brian2 circuit whose synapses hold the weights, one standalone run per epoch, its build in
@@ -109,33 +134,8 @@ class EngineSection(_Section):
     solver (reference engine only), each phase stopping once its projected step is at most
     ``tol`` (0: always the full counts; a phase that ends above a non-zero ``tol`` is counted
     as unsettled); ``threads``: threads over each batch's examples
-    (reference engine) or OpenMP threads of the compiled circuit (``brian2-rate``)."""
-    name: str = "reference"
-    build_dir: str = ""
-    neuron: Literal["poisson", "lif"] = "poisson"
-    noise: Literal["independent", "common"] = "independent"
-    plasticity: Literal["snapshot", "online"] = "snapshot"
-    rule_every: int = Field(1, gt=0)
-    whole_epoch: bool = True
-    input_drive: Literal["spikes", "analog"] = "spikes"
-    input_rule: Literal["data", "spikes"] = "data"
-    max_rate: float = Field(1000.0, gt=0)
-    solver: Literal["euler", "block"] = "euler"
-    threads: int = Field(1, gt=0)
-    eps: float = Field(0.5, gt=0)
-    free_steps: int = Field(20, gt=0)
-    nudge_steps: int = Field(4, gt=0)
-    tol: float = Field(0.0, ge=0)
-    clip: bool = True
-    persistent: bool = False
-
-    @field_validator("name")
-    @classmethod
-    def _registered(cls, v):
-        from ..engines import available      # the engines that registered themselves
-        if v not in available():
-            raise ValueError("expected a registered engine (%s)" % ", ".join(available()))
-        return v
+    (reference engine) or OpenMP threads of the compiled circuit (``brian2-rate``).""",
+    __validators__={"registered": field_validator("name")(_registered)}, **_engine_fields())
 
 
 class LearningSection(_Section):

@@ -31,26 +31,28 @@ from ..plan import Plan
 @dataclass(frozen=True)
 class Settings:
     """What an engine runs: the ``[engine]`` fields and the ``[learning]`` fields the phases
-    need. Field names are the circuit file's; each field's section is ``[engine]`` unless its
+    need, declared once here: names, types, defaults, bounds (``gt``, ``ge``) and choices in
+    each field's metadata, from which the circuit file's ``[engine]`` schema is made
+    (:class:`neurosim.config.EngineSection`). Each field's section is ``[engine]`` unless its
     metadata names another (:meth:`section`)."""
 
-    eps: float = 0.5
-    free_steps: int = 20
-    nudge_steps: int = 4
-    tol: float = 0.0
+    eps: float = field(default=0.5, metadata={"gt": 0})
+    free_steps: int = field(default=20, metadata={"gt": 0})
+    nudge_steps: int = field(default=4, metadata={"gt": 0})
+    tol: float = field(default=0.0, metadata={"ge": 0})
     clip: bool = True
-    solver: str = "euler"
+    solver: str = field(default="euler", metadata={"choices": ("euler", "block")})
     persistent: bool = False
-    neuron: str = "poisson"
-    noise: str = "independent"
-    plasticity: str = "snapshot"
-    rule_every: int = 1
+    neuron: str = field(default="poisson", metadata={"choices": ("poisson", "lif")})
+    noise: str = field(default="independent", metadata={"choices": ("independent", "common")})
+    plasticity: str = field(default="snapshot", metadata={"choices": ("snapshot", "online")})
+    rule_every: int = field(default=1, metadata={"gt": 0})
     whole_epoch: bool = True
-    input_drive: str = "spikes"
-    input_rule: str = "data"
-    max_rate: float = 1000.0
+    input_drive: str = field(default="spikes", metadata={"choices": ("spikes", "analog")})
+    input_rule: str = field(default="data", metadata={"choices": ("data", "spikes")})
+    max_rate: float = field(default=1000.0, metadata={"gt": 0})
     build_dir: str = ""
-    threads: int = 1
+    threads: int = field(default=1, metadata={"gt": 0})
     beta: float = field(default=0.5, metadata={"section": "learning"})
     variant: str = field(default="symmetric", metadata={"section": "learning"})
     nudges: tuple = field(default=(), metadata={"section": "learning"})
