@@ -254,9 +254,8 @@ def test_the_wire_fields_from_a_circuit_file():
     bounded, _ = config.load(None, ["hardware.r_wire=1.0", "hardware.levels=1000"])
     assert isinstance(build_engine(bounded, build_network(bounded.network)),
                       HardwareEngine)                      # wires alone make a circuit
-    exact, _ = config.load(None, ["hardware.r_wire=1.0"])
     with pytest.raises(ConfigurationError, match="hardware.r_wire: .*exactly"):
-        device_from_section(exact.hardware)                # unbounded weights: no wires
+        config.load(None, ["hardware.r_wire=1.0"])         # unbounded weights: no wires
     for bad, field in (("hardware.r_wire=-1.0", "hardware.r_wire"),
                        ("hardware.tile_size=-2", "hardware.tile_size"),
                        ('hardware.r_wire="thin"', "hardware.r_wire")):

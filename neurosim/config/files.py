@@ -45,6 +45,9 @@ def _format(err, where):
             msg = e["msg"].replace("Value error, ", "")
             if "input" in e and not isinstance(e["input"], (dict, list)):
                 msg += " (got %r)" % (e["input"],)
+            named = _FIELD.match(msg)      # a check that names its own field
+            if named:
+                field, msg = named.group(1), msg[named.end():]
         lines.append("%s: %s" % (field, msg))
     seen = list(dict.fromkeys(lines))
     return "%s: invalid circuit:\n  " % where + "\n  ".join(seen)

@@ -228,35 +228,33 @@ class OutputSection(_Section):
     dir: str = "runs"
 
 
-class HardwareSection(_Section):
-    """The devices the weights live in and the circuit's analog non-idealities
+def _checked_device(self):
+    from ..hardware.devices import device_from_section
+    device_from_section(self)        # the Device's own checks, naming hardware.<field>
+    return self
+
+
+def _hardware_fields():
+    """The ``[hardware]`` fields: ``preset`` (a name of ``PRESETS``), ``seed``, and every field
+    of :class:`neurosim.hardware.devices.Device`, optional (None: the preset's value)."""
+    from ..hardware.devices import PRESETS, Device
+    hints = typing.get_type_hints(Device)
+    out = {"preset": (Literal[tuple(PRESETS)], "ideal"), "seed": (int, 0)}
+    for f in dataclasses.fields(Device):
+        out[f.name] = (Optional[hints[f.name]], None)
+    return out
+
+
+HardwareSection = create_model(
+    "HardwareSection", __base__=_Section, __doc__="""The devices the weights live in and the circuit's analog non-idealities
     (:mod:`neurosim.hardware`). ``preset`` names a device (``ideal``, ``rram``, ``pcm``,
     ``ecram``); every other key, when given, overrides that preset's value. ``scheme`` is how
     a pair is programmed (``both`` or ``one_per_sign``, the pcm preset's), ``r_wire`` and
-    ``tile_size`` the wire resistance of the reads (:mod:`neurosim.hardware.wires`)."""
-    preset: Literal["ideal", "rram", "pcm", "ecram"] = "ideal"
-    g_min: Optional[float] = Field(None, ge=0)
-    g_max: Optional[float] = Field(None, gt=0)
-    levels: Optional[int] = Field(None, ge=0)
-    w_max: Optional[float] = Field(None, gt=0)
-    scheme: Optional[Literal["both", "one_per_sign"]] = None
-    d2d_variability: Optional[float] = Field(None, ge=0)
-    c2c_noise: Optional[float] = Field(None, ge=0)
-    asymmetry: Optional[float] = Field(None, ge=0, lt=1)
-    asymmetry_spread: Optional[float] = Field(None, ge=0)
-    soft_bounds: Optional[bool] = None
-    read_noise: Optional[float] = Field(None, ge=0)
-    drift_nu: Optional[float] = Field(None, ge=0)
-    drift_t0: Optional[float] = Field(None, gt=0)
-    seconds_per_batch: Optional[float] = Field(None, ge=0)
-    stuck_fraction: Optional[float] = Field(None, ge=0, le=1)
-    r_wire: Optional[float] = Field(None, ge=0, allow_inf_nan=False)
-    tile_size: Optional[int] = Field(None, ge=0)
-    dac_bits: Optional[int] = Field(None, ge=0)
-    adc_bits: Optional[int] = Field(None, ge=0)
-    derivative_tau: Optional[float] = Field(None, ge=0)
-    tau_mismatch: Optional[float] = Field(None, ge=0)
-    seed: int = 0
+    ``tile_size`` the wire resistance of the reads (:mod:`neurosim.hardware.wires`). The fields, their
+    meaning and their checks are :class:`neurosim.hardware.devices.Device`'s, declared once
+    there.""",
+    __validators__={"device": model_validator(mode="after")(_checked_device)},
+    **_hardware_fields())
 
 
 class CostSection(_Section):
