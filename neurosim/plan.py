@@ -80,15 +80,13 @@ class Plan:
     the free state); ``free_steps`` / ``nudge_steps``: the most steps (Euler steps or block
     sweeps) of the free phase and of each nudged phase; ``tol``: a phase stops once its
     projected step is at most this (``0``: always the full count); ``random_sign``: the
-    non-zero nudges' sign is drawn per batch (:meth:`signed`); ``warm_start``: the free
-    phase starts from the persistent particles given to the engine."""
+    non-zero nudges' sign is drawn per batch (:meth:`signed`)."""
 
     nudges: tuple
     free_steps: int = 20
     nudge_steps: int = 4
     tol: float = 0.0
     random_sign: bool = False
-    warm_start: bool = False
 
     def __post_init__(self):
         nudge_weights(self.nudges)          # refuses bad nudges at once, naming the field
@@ -97,7 +95,7 @@ class Plan:
     def of(cls, beta=0.5, variant="symmetric", nudges=None, **phases):
         """The plan of the circuit file's ``learning.variant`` and ``learning.beta``, or of
         its explicit ``learning.nudges`` (which, when given, replace them); ``phases``:
-        ``free_steps``, ``nudge_steps``, ``tol``, ``warm_start``."""
+        ``free_steps``, ``nudge_steps``, ``tol``."""
         if nudges is not None and len(nudges):
             if variant == "random_sign":
                 raise ArgumentError("learning.nudges: a random sign applies to beta; with "
@@ -173,7 +171,7 @@ class Plan:
 
 class PhaseRun(NamedTuple):
     """One phase as it ran: its nudge (0 for the free phase), the steps taken and the last
-    projected step (:meth:`neurosim.relax.Dynamics.settle`)."""
+    projected step (:meth:`neurosim.dynamics.Dynamics.settle`)."""
 
     beta: float
     steps: int
@@ -186,9 +184,8 @@ def unsettled(runs, tol):
     (never, when ``tol`` is 0: fixed step counts are not judged)."""
     if not tol or not runs:
         return False, False
-    def late(r):
-        return not r.step <= tol
-    return late(runs[0]), any(late(r) for r in runs[1:])
+    late = [not r.step <= tol for r in runs]
+    return late[0], any(late[1:])
 
 
 def _number(v):

@@ -6,8 +6,8 @@ phase(s) with a fixed number of Euler steps (or block sweeps) each, and applies 
 ``theta <- theta - lr g`` to ``net.params`` in place. It computes the same estimate as
 :func:`neurosim.ep.gradient` with the same arguments (to rounding), faster:
 
-* the phases use :meth:`neurosim.relax.Dynamics.run_fixed` (fused, in-place Euler steps) or
-  :meth:`neurosim.relax.Dynamics.run_block` (layer-wise block updates);
+* the phases use :meth:`neurosim.dynamics.Dynamics.run_fixed` (fused, in-place Euler steps) or
+  :meth:`neurosim.dynamics.Dynamics.run_block` (layer-wise block updates);
 * in energy mode the update uses ``dE/dW_ab(s) = -rho_a^T rho_b / B``, so
   ``dE/dW_ab(s_beta) - dE/dW_ab(s0) = -(r_a^b^T r_b^b - r_a^0^T r_b^0) / B``; for an input
   projection (``x`` is the same in both phases) that is the single product
@@ -149,7 +149,7 @@ def _sharded_phases(net, x, y, the_plan, eps, clip, state, solver, threads):
 def _phases(net, x, y, the_plan, eps, clip, state, solver="euler", threads=1):
     """The free phase and the plan's nudged phases with fixed step counts (the reference
     engine's run of :meth:`neurosim.plan.Plan.run`), on ``threads`` shards of the batch.
-    Each phase settles (:meth:`neurosim.relax.Dynamics.settle`) to the plan's ``tol``.
+    Each phase settles (:meth:`neurosim.dynamics.Dynamics.settle`) to the plan's ``tol``.
     Returns ``(dyn, s0, observed states (one per nudge), runs)``, ``runs`` a
     :class:`~neurosim.plan.PhaseRun` per phase that ran, the free phase first."""
     if threads > 1:   # at most one shard per MIN_SHARD examples
