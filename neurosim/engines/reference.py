@@ -141,14 +141,14 @@ def _sharded_phases(net, x, y, the_plan, eps, clip, state, solver, threads):
         return {p: np.concatenate([st[p] for st in states]) for p in net.state_pops}
     s0 = join([r[0] for r in parts])
     observed = [join([r[1][i] for r in parts]) for i in range(len(the_plan.nudges))]
-    runs = [PhaseRun(r[0].beta, max(p[2][i].steps for p in parts),
-                     max(p[2][i].step for p in parts)) for i, r in enumerate(zip(*[p[2] for p in parts]))]
+    runs = [PhaseRun(same[0].beta, max(r.steps for r in same), max(r.step for r in same))
+            for same in zip(*[r[2] for r in parts])]     # one phase across the shards
     return dyn, s0, observed, runs
 
 
 def _phases(net, x, y, the_plan, eps, clip, state, solver="euler", threads=1):
-    """The free phase and the plan's nudged phases with fixed step counts (the reference
-    engine's run of :meth:`neurosim.plan.Plan.run`), on ``threads`` shards of the batch.
+    """The free phase and the plan's nudged phases (the reference engine's run of
+    :meth:`neurosim.plan.Plan.run`), on ``threads`` shards of the batch.
     Each phase settles (:meth:`neurosim.dynamics.Dynamics.settle`) to the plan's ``tol``.
     Returns ``(dyn, s0, observed states (one per nudge), runs)``, ``runs`` a
     :class:`~neurosim.plan.PhaseRun` per phase that ran, the free phase first."""
