@@ -218,7 +218,8 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
         Threads over the batch (default 1): the phases of contiguous shards of at least
         ``MIN_SHARD`` examples run concurrently, each on single-threaded BLAS (with
         ``blas_threads=1``), and the update is computed from the joined states: the same
-        numbers as one thread, to rounding. It pays where the step's work is in large numpy
+        numbers as one thread, to rounding (with ``tol > 0`` each shard stops on its
+        own, so to about ``tol``). It pays where the step's work is in large numpy
         products (convolutions); see benchmarks/README.md.
     blas_threads : int or None
         BLAS threads during the step (default 1; None leaves BLAS as configured). The
