@@ -133,8 +133,10 @@ class Trainer:
     ``optimizer``: ``"sgd"`` (with ``momentum``) or ``"adam"`` (with ``adam_betas``;
     :mod:`neurosim.training.optimizer`), either with decoupled ``weight_decay``; the
     learning-rate schedule scales both.
-    ``rule``: ``"ep"`` (the engine's estimate), ``"continual_ep"`` or ``"rbp"`` (the implicit
-    gradient at the exact free fixed point; reference engine). ``meter``: what the cost model
+    ``rule``: ``"ep"`` (the engine's own step), ``"continual_ep"`` or ``"rbp"`` (the implicit
+    gradient at the exact fixed point polished from the engine's free state; reference
+    engine): the estimator of :func:`neurosim.estimators.for_engine`, through which every
+    batch trains (:meth:`neurosim.estimators.Estimator.step`). ``meter``: what the cost model
     (:mod:`neurosim.hardware.cost`) reads; by default a :class:`~neurosim.hardware.cost.CostMeter`
     of the engine's counters (kept in checkpoints); ``False`` for none.
     ``fidelity_tol``: the ground truth's free fixed point must hold to this projected-step
