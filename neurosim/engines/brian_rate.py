@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ep
 from ..plan import sign_of
 from ..brian.device import CircuitError
 from ..brian.training import TrainingCircuit, check_supported
@@ -90,6 +89,7 @@ class BrianRateEngine(Engine):
         if state is not None:
             raise ConfigurationError("engine.persistent: the brian2-rate circuit starts every "
                                      "example from rest")
+        self.net.targets_dict(y, next(iter(self.net.inputs_dict(x).values())).shape[0])
         m = np.shape(x)[0]
         sign = sign_of(rng) if self.plan.random_sign else 1.0
         zero = {k: 0.0 for k in self.net.params}
@@ -101,6 +101,7 @@ class BrianRateEngine(Engine):
 
     def infer(self, x, state=None):
         """Output rates at the end of each example's free phase in the circuit."""
+        self.net.inputs_dict(x)                # x's shape checked, naming x
         m = np.shape(x)[0]
         n_out = self.net.sizes[self.net.outputs[0]]
         zero = {k: 0.0 for k in self.net.params}

@@ -11,7 +11,6 @@ import numpy as np
 
 import neurosim as ns
 from neurosim.engines import Engine, Estimate, StepResult, register
-from neurosim.errors import ArgumentError
 from neurosim.dynamics import Dynamics
 
 from conformance_checks import RATE, Case, Conformance, parametrize
@@ -21,11 +20,7 @@ from conformance_checks import RATE, Case, Conformance, parametrize
 class ToyEngine(Engine):
     """Euler phases of the plan; the estimate from the observed states."""
 
-    def _bind(self, x, y=None):
-        n_in = self.net.sizes[self.net.inputs[0]]
-        if np.ndim(x) != 2 or np.shape(x)[1] != n_in:
-            raise ArgumentError("x: expected an array (batch, %d), got shape %s"
-                                % (n_in, np.shape(x)))
+    def _bind(self, x, y=None):          # checks x and y, naming them (a NetworkError)
         return Dynamics(self.net, x, y, clip=self.settings.clip)
 
     def _phase(self, dyn, s, beta, steps):
