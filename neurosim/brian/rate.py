@@ -28,8 +28,7 @@ from .device import (CircuitError, build_folder, check_compiler, check_device,
                      check_compilable, import_brian2, new_standalone_device,
                      standalone_device, standalone_failure)
 
-RHO = {"hard_sigmoid": "clip(u, 0, 1)", "logistic": "1 / (1 + exp(-4 * (u - 0.5)))"}
-DRHO = {"hard_sigmoid": "int(u >= 0) * int(u <= 1)", "logistic": "4 * rho * (1 - rho)"}
+from .equations import DRHO, RHO, rate_equations  # noqa: F401  (RHO, DRHO: re-exported)
 
 
 # -- population builders ----------------------------------------------------------------
@@ -46,12 +45,8 @@ def build_state(b2, ctx, pop):
     its derivative as named variables, a nudge toward ``y`` on outputs, and the per-neuron
     memories the local rules read (previous rate, free-phase snapshot, bias accumulator)."""
     net = ctx.net
-    terms = " + ".join(ctx.term_vars[pop] + ["b"])
     nudge = " - beta_ta(t) * (u - y)" if pop in net.outputs else ""
-    eqs = ["du/dt = dudt : 1",
-           "dudt = (-u + drho * (%s)%s) / tau : Hz" % (terms, nudge),
-           "rho = %s : 1" % RHO[net.activation],
-           "drho = %s : 1" % DRHO[net.activation],
+    eqs = rate_equations(net.activation, ctx.term_vars[pop], nudge) + [
            "b : 1", "u0 : 1", "rho_prev : 1", "u_prev : 1", "rho0 : 1", "drho0 : 1",
            "acc_b : 1"]
     eqs += ["%s : 1" % v for v in ctx.term_vars[pop]]

@@ -2,8 +2,8 @@
 
 Split from :mod:`neurosim.brian.spiking` so that file holds the circuit's interface
 (:class:`~neurosim.brian.spiking.SpikingCircuit`: checked parameters, runs, reading results) and
-this one what a run builds: the spike encoders, the rate traces (:data:`TRACE_EQS`), the
-population and projection builders (registered per kind, as in :mod:`neurosim.brian.rate`),
+this one what a run builds (the equations, spike encoders and rate traces come from
+:mod:`neurosim.brian.equations`): the population and projection builders (registered per kind, as in :mod:`neurosim.brian.rate`),
 the context they read and the per-step phase schedule. The model itself is described in the
 docstring of :mod:`neurosim.brian.spiking`; everything public here is re-exported there.
 """
@@ -12,35 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from .device import check_compilable
-from .rate import DRHO, RHO
+from .equations import TRACE_EQS, TRACE_ON_SPIKE, encoder, rate_equations
 
-#: Each neuron's two rate traces and the derivative estimate (see :mod:`neurosim.brian.spiking`).
-TRACE_EQS = ["dr_fast/dt = -r_fast / tau_fast : 1",
-             "dr_slow/dt = -r_slow / tau_slow : 1",
-             "z = (tau_slow * r_slow - tau_fast * r_fast) / (tau_slow - tau_fast) : 1",
-             "dz = (r_fast - r_slow) / (tau_slow - tau_fast) : Hz"]
-#: What a spike does to its own neuron's traces.
-TRACE_ON_SPIKE = "r_fast += 1 / (max_rate * tau_fast)\nr_slow += 1 / (max_rate * tau_slow)"
 #: Every neuron's custom event at the end of an example's phases: its synapses (on this
 #: presynaptic event) and its bias evaluate the local rule from the snapshots.
 RULE_EVENT = "rule_ta(t) > 0.5"
-
-
-# -- spike encoders: rate rho -> spikes ---------------------------------------------------
-def encoder(neuron, common=None):
-    """``(equations, threshold, reset)`` of a unit that fires at ``rho * max_rate``.
-    ``common``: the name of the population's table of common random numbers (Poisson units):
-    the uniform that decides unit i's spike at step k of a phase is the table's entry
-    ``(k, i)`` in every phase of the example, instead of a fresh ``rand()``."""
-    if neuron == "poisson":
-        if common:
-            return [], "%s(phase_step_ta(t) * step_dt, i) < rho * spikes_per_step" % common, ""
-        return [], "rand() < rho * spikes_per_step", ""
-    # Euler LIF: v_{k+1} = v_k + a (mu - v_k), a = dt/tau_m, climbs from 0 to 1 in
-    # log(mu/(mu-1)) / -log(1-a) steps; mu makes that 1 / (rho * spikes_per_step) steps.
-    eqs = ["dv/dt = (mu - v) / tau_m : 1",
-           "mu = 1 / (1 - (1 - lif_a) ** (1 / (spikes_per_step * clip(rho, 1e-9, 1)))) : 1"]
-    return eqs, "v > 1", "v -= 1"
 
 
 # -- population builders ----------------------------------------------------------------
@@ -92,10 +68,7 @@ def build_state(b2, ctx, pop):
     currents = ctx.term_vars[pop]
     enc_eqs, threshold, reset = encoder(ctx.neuron, ctx.common.get(pop))
     nudge = " - beta_ta(t) * (u - y)" if pop in net.outputs else ""
-    eqs = ["du/dt = dudt : 1",
-           "dudt = (-u + drho * (%s)%s) / tau : Hz" % (" + ".join(currents + ["b"]), nudge),
-           "rho = %s : 1" % RHO[net.activation],
-           "drho = %s : 1" % DRHO[net.activation],
+    eqs = rate_equations(net.activation, currents, nudge) + [
            "b : 1", "acc_b : 1"] + ["%s : 1" % v for v in ctx.snapshots]
     eqs += ["d%s/dt = -%s / tau_syn : 1" % (v, v) for v in currents]
     eqs += TRACE_EQS + enc_eqs

@@ -53,9 +53,8 @@ from ..errors import ArgumentError
 from ..plan import Plan
 from .device import (CircuitError, build_folder, check_compiler, compile_standalone,
                      import_brian2, standalone_device)
-from .rate import DRHO, RHO
+from .equations import DRHO, RHO, TRACE_EQS, TRACE_ON_SPIKE, encoder
 from .spiking import DEFAULTS, INPUT_RULES, NEURONS
-from .spiking_build import TRACE_EQS, TRACE_ON_SPIKE, encoder
 from .training import check_supported
 
 #: How inputs reach the first state population: their spikes, or an analog current.

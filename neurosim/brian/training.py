@@ -28,7 +28,7 @@ import numpy as np
 from ..plan import Plan
 from .device import (CircuitError, build_folder, check_compiler, check_compilable,
                      compile_standalone, import_brian2, standalone_device)
-from .rate import DRHO, RHO
+from .equations import DRHO, RHO, rate_equations  # noqa: F401  (RHO: patched by tests)
 
 
 def check_supported(net):
@@ -150,14 +150,10 @@ class TrainingCircuit:
             "nb%d * int((t_in_timesteps %% S) >= F + %d * K and (t_in_timesteps %% S) < F + %d * K)"
             % (q, q, q + 1) for q in range(N))
         for p in net.state_pops:
-            terms = " + ".join(term_vars[p] + ["b"])
             mid = "(t_in_timesteps // S + 0.5) * tick_t"
             nudge = (" - sgn_ta(%s) * %s * (u - y_ta(%s, i))" % (mid, phase, mid)
                      if p == out else "")
-            eqs = ["du/dt = dudt : 1",
-                   "dudt = (-u + drho * (%s)%s) / tau : Hz" % (terms, nudge),
-                   "rho = %s : 1" % RHO[net.activation],
-                   "drho = %s : 1" % DRHO[net.activation],
+            eqs = rate_equations(net.activation, term_vars[p], nudge) + [
                    "b : 1", "u0 : 1", "acc_b : 1", "lr_b : 1 (shared)"]
             eqs += ["%s : 1" % v for v in snaps]
             eqs += ["gb%d : 1\nbb%d : 1" % (k, k) for k in slots]
