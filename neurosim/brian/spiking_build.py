@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .builder import Builder, BuiltProjection
 from .device import check_compilable
 from .equations import TRACE_EQS, TRACE_ON_SPIKE, encoder, rate_equations
 
@@ -20,6 +21,7 @@ RULE_EVENT = "rule_ta(t) > 0.5"
 
 
 # -- population builders ----------------------------------------------------------------
+@Builder.register("spiking", "input")
 def build_input(b2, ctx, pop):
     """Input population: units firing at ``x * max_rate``; ``rho`` holds the data. With
     ``input_rule="spikes"`` each input unit also keeps the two rate traces of its own spikes
@@ -60,6 +62,7 @@ def _phase_control(ctx, saved):
     return code
 
 
+@Builder.register("spiking", "state")
 def build_state(b2, ctx, pop):
     """State population: the rate-neuron state ``u`` driven by synaptic current traces, a
     spike encoder of ``rho(u)``, the two rate traces, the snapshots the local rule reads, and
@@ -100,9 +103,6 @@ def build_state(b2, ctx, pop):
     else:
         g.run_on_event("rule", "acc_b += %s" % contrast(ctx.weights, "%s - z0"))
     return g
-
-
-POPULATION_BUILDERS = {"input": build_input, "state": build_state}
 
 
 # -- projection builders ----------------------------------------------------------------
@@ -158,11 +158,13 @@ def _online(ctx, syn, input_pre, scale=1.0):
                       dt=ctx.namespace["rule_dt"], name="online_%s" % syn.name)
 
 
-def build_tied(b2, ctx, key, term_in, term_back):
+@Builder.register("spiking", "tied")
+def build_tied(b2, ctx, key):
     """Energy mode ``a -> b``: a forward ``Synapses`` (a's spikes into b's current, and the
     learning rule) and, unless ``a`` is an input, a backward one (b's spikes into a's current)
     holding the same weights."""
     src, tgt = ctx.ends[key]
+    term_in, term_back = ctx.term_of[(key, False)], ctx.term_of.get((key, True))
     W = ctx.net.params[key]
     syn = _synapses(b2, ctx, src, tgt, "w : 1\nacc : 1", term_in, "proj_%s" % ctx.ids[key],
                     rule=_rule(ctx, src in ctx.net.inputs))
@@ -176,22 +178,21 @@ def build_tied(b2, ctx, key, term_in, term_back):
         back.connect(i=j, j=i)
         back.w = np.tile(W[ia, jb], ctx.batch)
         extra.append(back)
-    return syn, ia, jb, extra
+    return BuiltProjection(syn, ia, jb, extra)
 
 
-def build_lateral(b2, ctx, key, term_in):
+@Builder.register("spiking", "lateral")
+def build_lateral(b2, ctx, key):
     """Energy mode ``a -> a``: symmetric, no self-synapse, counted once in the energy."""
     src = ctx.ends[key][0]
+    term_in = ctx.term_of[(key, False)]
     syn = _synapses(b2, ctx, src, src, "w : 1\nacc : 1", term_in, "proj_%s" % ctx.ids[key],
                     rule=_rule(ctx, False, scale=0.5))
     ia, jb, i, j = _pairs(ctx, src, src, exclude_self=True)
     syn.connect(i=i, j=j)
     syn.w = np.tile(ctx.net.params[key][ia, jb], ctx.batch)
     _online(ctx, syn, False, scale=0.5)
-    return syn, ia, jb, []
-
-
-PROJECTION_BUILDERS = {"tied": build_tied, "lateral": build_lateral}
+    return BuiltProjection(syn, ia, jb)
 
 
 # -- what the builders read: the context and the phase schedule ---------------------------
