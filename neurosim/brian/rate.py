@@ -361,33 +361,7 @@ class RateCircuit:
         _, self.traces = self.run(inputs, y, schedule, T + 1, state=state)
         return {p: tr["u"] for p, tr in self.traces.items()}
 
-    # -- training and traces ----------------------------------------------------------------
-    def train(self, x, y, epochs=1, batch_size=20, lr=0.1, beta=0.5, variant="symmetric",
-              free_steps=20, nudge_steps=4, seed=0, build_dir=None, nudges=None):
-        """Train ``net.params`` in place through the ``brian2-rate`` engine (weights in the
-        synapses of a compiled circuit, one run per epoch): a thin call of
-        :class:`neurosim.training.Trainer` (examples shuffled and random signs drawn from
-        ``seed``; ``lr`` a number, a list per projection or a dict). Returns a list of
-        per-epoch dicts (``epoch``, ``seconds``). For checkpoints, evaluation and fidelity
-        logging use ``neurosim run`` with ``engine.name = "brian2-rate"``."""
-        from ..datasets import Dataset
-        from ..engines import build
-        from ..training import Trainer
-        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        labels = np.argmax(y, axis=1)
-        data = Dataset("arrays", x, y, labels, x, y, labels, y.shape[1], "arrays")
-        engine = build("brian2-rate", self.net, batch_size=batch_size, eps=self.eps,
-                       clip=self.clip, free_steps=free_steps, nudge_steps=nudge_steps,
-                       beta=beta, variant=variant, nudges=nudges,
-                       build_dir=build_dir or self.build_dir or "")
-        try:
-            history = Trainer(engine, data, lr=lr, epochs=epochs, batch_size=batch_size,
-                              seed=seed, fidelity_batches=0, progress=False,
-                              meter=False).fit()
-        finally:
-            engine.close()
-        return [{"epoch": e, "seconds": t} for e, t in zip(history["epoch"], history["seconds"])]
-
+    # -- traces ---------------------------------------------------------------------------------
     def save_traces(self, path, circuit_text=None):
         """Write the monitored states of the last run to an HDF5 trace file (SONATA reports
         of ``u`` per population, ``(time, batch, n)``; time in units of tau)."""

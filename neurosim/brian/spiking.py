@@ -83,7 +83,7 @@ import numpy as np
 
 from .. import checks
 from ..errors import ArgumentError
-from ..plan import Plan, batch_stream
+from ..plan import Plan
 from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
                      new_standalone_device, standalone_device, standalone_failure)
 from .builder import Builder
@@ -443,48 +443,6 @@ class SpikingCircuit:
             nudge_steps * len(plan.nudged) // p["rule_every"]
         self.stats["rule_ops"] = self.stats["plastic_synapses"] * ticks
         return {k: -acc[k].mean(axis=0) for k in self.net.params}
-
-    def train(self, x, y, epochs=1, batch_size=20, lr=0.1, beta=None, variant=None,
-              free_steps=None, nudge_steps=None, seed=0, nudges=None):
-        """Train ``net.params`` in place: every mini-batch's update is the one this circuit's
-        synapses accumulate from spikes (:meth:`ep_update`), applied as ``theta -= lr g``;
-        examples shuffled per epoch with ``seed``. ``lr`` is a number, a list per projection
-        or a dict; ``nudges``: the phase plan (see :meth:`ep_update`); a random sign comes
-        from the trainer's stream (:func:`neurosim.plan.batch_stream`). Returns a list of
-        per-epoch dicts (``epoch``, ``seconds``, ``loss``: the
-        batch-mean cost at the rate dynamics' free state after the epoch, ``spikes``). For
-        evaluation, checkpoints and fidelity logging use ``neurosim run`` with
-        ``engine.name = "brian2-spiking"``."""
-        from ..relax import free_state
-        from ..training.optimizer import resolve_learning_rates
-        from .. import energy as en
-        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
-            raise CircuitError("train: x and y must be (examples, features) and "
-                               "(examples, classes) with the same number of rows, got %s and %s"
-                               % (x.shape, y.shape))
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise CircuitError("train: batch_size must be a positive integer, got %r"
-                               % (batch_size,))
-        lrs = resolve_learning_rates(self.net, lr)
-        history = []
-        for epoch in range(_steps("epochs", epochs, 1)):
-            order = np.random.default_rng([seed, epoch]).permutation(x.shape[0])
-            t0, spikes = time.perf_counter(), 0
-            for b in range(0, len(order), batch_size):
-                idx = order[b:b + batch_size]     # the sign: the trainer's stream of the batch
-                g = self.ep_update(x[idx], y[idx], beta, free_steps, nudge_steps, variant,
-                                   rng=batch_stream(seed, epoch, b // batch_size),
-                                   nudges=nudges)
-                spikes += int(sum(self.stats.get("spikes", {}).values()))
-                for k, v in g.items():
-                    if lrs[k]:
-                        self.net.params[k] -= lrs[k] * v
-            s = free_state(self.net, x, eps=self.eps, clip=self.clip)
-            history.append({"epoch": epoch + 1, "seconds": time.perf_counter() - t0,
-                            "loss": float(np.mean(en.cost(self.net, s, y))), "spikes": spikes})
-        return history
 
     def spike_table(self):
         """Spikes per population as (timestamps in ms, node ids); example ``e``'s neuron
