@@ -1,6 +1,7 @@
 """`neurosim fidelity --engine brian2-spiking`: the sweep table, the HDF5 file (table, spikes,
 RBP gradient), the plots, --json; the cosine to the rate circuit rises with the maximum rate;
-clear errors. And SpikingCircuit.train: the spike-based updates lower the cost."""
+clear errors. And the Trainer with the brian2-spiking engine: the spike-based updates lower
+the cost."""
 import json
 import subprocess
 import sys
