@@ -160,13 +160,21 @@ def test_training_circuit_rejects_what_it_does_not_support():
 
 @pytest.mark.slow   # long (a Brian2 build or a whole run): python -m pytest -m slow
 def test_circuit_train_and_traces_export(tmp_path):
-    d = ns.datasets.load("digits", limit_train=40)
+    d = ns.datasets.load("digits", limit_train=40, limit_test=20)
     net = ns.layered([64, 16, 10], activation="hard_sigmoid", seed=1)
     before = {k: v.copy() for k, v in net.params.items()}
     c = nb.compile(net, eps=0.5, clip=True)
-    hist = c.train(d.x_train, d.y_train, epochs=2, batch_size=10, lr=[0.1, 0.05],
-                   variant="random_sign", build_dir=str(tmp_path / "build"))
-    assert [h["epoch"] for h in hist] == [1, 2]
+    # training is the Trainer's, with the brian2-rate engine (weights in the synapses of a
+    # compiled circuit, one run per epoch)
+    from neurosim.training import Trainer
+    eng = ns.engines.build("brian2-rate", net, batch_size=10, eps=0.5, clip=True,
+                           variant="random_sign", build_dir=str(tmp_path / "build"))
+    try:
+        hist = Trainer(eng, d, lr=[0.1, 0.05], epochs=2, batch_size=10, seed=0,
+                       fidelity_batches=0, progress=False, meter=False).fit()
+    finally:
+        eng.close()
+    assert hist["epoch"] == [1, 2]
     assert any(np.abs(net.params[k] - before[k]).max() > 1e-6 for k in net.params)
     with pytest.raises(nb.CircuitError, match="no traces yet"):
         c.save_traces(str(tmp_path / "none.h5"))

@@ -108,8 +108,8 @@ def test_reported_estimate_of_a_fused_step_is_the_estimate():
 def _digits_brian_run(tmp_path, monkeypatch=None, activation=None):
     """One epoch of brian2-rate training on a digits subset; the logged fidelity."""
     if activation is not None:
-        from neurosim.brian import training
-        monkeypatch.setitem(training.RHO, "hard_sigmoid", activation)
+        from neurosim.brian import equations
+        monkeypatch.setitem(equations.RHO, "hard_sigmoid", activation)
     data = ns.datasets.load("digits", limit_train=60, limit_test=20)
     net = ns.layered([64, 12, 10], activation="hard_sigmoid", seed=0, dtype="float64")
     eng = engines.build("brian2-rate", net, eps=0.5, free_steps=20, nudge_steps=4, beta=0.5,

@@ -1,6 +1,7 @@
 """`neurosim fidelity --engine brian2-spiking`: the sweep table, the HDF5 file (table, spikes,
 RBP gradient), the plots, --json; the cosine to the rate circuit rises with the maximum rate;
-clear errors. And SpikingCircuit.train: the spike-based updates lower the cost."""
+clear errors. And the Trainer with the brian2-spiking engine: the spike-based updates lower
+the cost."""
 import json
 import subprocess
 import sys
@@ -80,15 +81,21 @@ def test_settings_follow_the_phase_with_tau_slow():
     assert [n for *_, n in items] == [100, 1000, 5000]
 
 
-def test_train_lowers_the_cost_with_spike_based_updates():
+def test_trainer_lowers_the_cost_with_spike_based_updates():
+    """Training batch by batch from spike-based updates is the Trainer's, with the
+    brian2-spiking engine (runtime circuits, one per mini-batch): no loop beside it."""
+    from neurosim.datasets import Dataset
+    from neurosim.training import Trainer
     d = ns.datasets.load("digits")
     x, y = d.x_train[:40], d.y_train[:40]
+    labels = np.argmax(y, axis=1)
     net = ns.layered([64, 16, 10], activation="hard_sigmoid", seed=0)
-    c = ns.brian.compile(net, model="spiking", clip=True, seed=0, record=False)
     before = float(np.mean(ns.energy.cost(net, ns.relax(net, x, eps=0.1, clip=True).state, y)))
-    hist = c.train(x, y, epochs=2, batch_size=20, lr=[0.1, 0.05], beta=0.5, free_steps=150,
-                   nudge_steps=150)
-    assert [h["epoch"] for h in hist] == [1, 2]
-    assert hist[-1]["loss"] < before and all(h["spikes"] > 0 for h in hist)
-    with pytest.raises(ns.brian.CircuitError, match="batch_size"):
-        c.train(x, y, batch_size=0)
+    eng = ns.engines.build("brian2-spiking", net, batch_size=20, eps=0.1, clip=True, beta=0.5,
+                           free_steps=150, nudge_steps=150, whole_epoch=False)
+    data = Dataset("arrays", x, y, labels, x[:10], y[:10], labels[:10], 10, "arrays")
+    hist = Trainer(eng, data, lr=[0.1, 0.05], epochs=2, batch_size=20, seed=0,
+                   fidelity_batches=0, progress=False, meter=False).fit()
+    assert hist["epoch"] == [1, 2]
+    after = float(np.mean(ns.energy.cost(net, ns.relax(net, x, eps=0.1, clip=True).state, y)))
+    assert after < before and eng.spikes["nudged"] > 0

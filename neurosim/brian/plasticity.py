@@ -20,8 +20,6 @@ and the update read from the circuit is ``g = -acc``, averaged over the batch.
 """
 from __future__ import annotations
 
-import numpy as np
-
 GATE = "gate_ta(t) * sign_ta(t)"
 
 
@@ -53,19 +51,3 @@ def bias_rule(dynamics, continual_lr=None):
             code += "\nb += %r * %s * (rho - rho_prev)" % (float(continual_lr), GATE)
         return code
     return "acc_b += %s * drho0 * (u - u_prev)" % GATE
-
-
-def read_accumulators(net, batch, projections, groups):
-    """The accumulated ``acc`` of every synapse and ``acc_b`` of every neuron, per example:
-    ``{param key: (batch,) + shape}``. ``projections`` maps a weight key to
-    ``(synapses, pre index, post index)`` within one replica."""
-    acc = {}
-    for key, (syn, ia, jb) in projections.items():
-        a = np.zeros((batch,) + net.params[key].shape)
-        vals = np.asarray(syn.acc[:]).reshape(batch, -1)
-        for r in range(batch):
-            a[r, ia, jb] = vals[r]
-        acc[key] = a
-    for p in net.state_pops:
-        acc["b:%s" % p] = np.asarray(groups[p].acc_b[:]).reshape(batch, net.sizes[p])
-    return acc

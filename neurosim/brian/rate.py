@@ -11,8 +11,10 @@ indexed by the integer time step, inside a single ``run`` call. During nudged ph
 synapses accumulate their observation weighted by the plan's weight ``c_q`` (a number in a
 TimedArray), so the update read back is ``-acc``: the circuit never divides by a nudge.
 
-The builders follow the Nengo pattern: one function per population kind and one per
-projection kind, registered in :data:`POPULATION_BUILDERS` and :data:`PROJECTION_BUILDERS`.
+The build functions follow the Nengo pattern: one per population kind and one per
+projection kind, registered for the ``"rate"`` model with
+:meth:`neurosim.brian.builder.Builder.register`; a build makes one
+:class:`~neurosim.brian.builder.BuiltCircuit`.
 """
 from __future__ import annotations
 
@@ -22,17 +24,17 @@ import shutil
 import numpy as np
 
 from . import plasticity
+from .builder import Builder, BuiltProjection
 from ..errors import ArgumentError
 from ..plan import VARIANTS, Plan
 from .device import (CircuitError, build_folder, check_compiler, check_device,
                      check_compilable, import_brian2, new_standalone_device,
                      standalone_device, standalone_failure)
-
-RHO = {"hard_sigmoid": "clip(u, 0, 1)", "logistic": "1 / (1 + exp(-4 * (u - 0.5)))"}
-DRHO = {"hard_sigmoid": "int(u >= 0) * int(u <= 1)", "logistic": "4 * rho * (1 - rho)"}
+from .equations import rate_equations
 
 
 # -- population builders ----------------------------------------------------------------
+@Builder.register("rate", "input")
 def build_input(b2, ctx, pop):
     """Input population: a relay group whose rate is the data (constant during a step)."""
     n = ctx.net.sizes[pop] * ctx.batch
@@ -41,17 +43,14 @@ def build_input(b2, ctx, pop):
     return g
 
 
+@Builder.register("rate", "state")
 def build_state(b2, ctx, pop):
     """State population: ``du/dt = dudt`` with the force of docs/maths.md section 2, the rate and
     its derivative as named variables, a nudge toward ``y`` on outputs, and the per-neuron
     memories the local rules read (previous rate, free-phase snapshot, bias accumulator)."""
     net = ctx.net
-    terms = " + ".join(ctx.term_vars[pop] + ["b"])
     nudge = " - beta_ta(t) * (u - y)" if pop in net.outputs else ""
-    eqs = ["du/dt = dudt : 1",
-           "dudt = (-u + drho * (%s)%s) / tau : Hz" % (terms, nudge),
-           "rho = %s : 1" % RHO[net.activation],
-           "drho = %s : 1" % DRHO[net.activation],
+    eqs = rate_equations(net.activation, ctx.term_vars[pop], nudge) + [
            "b : 1", "u0 : 1", "rho_prev : 1", "u_prev : 1", "rho0 : 1", "drho0 : 1",
            "acc_b : 1"]
     eqs += ["%s : 1" % v for v in ctx.term_vars[pop]]
@@ -79,9 +78,6 @@ def build_state(b2, ctx, pop):
     return g
 
 
-POPULATION_BUILDERS = {"input": build_input, "state": build_state}
-
-
 # -- projection builders ----------------------------------------------------------------
 def _connect(syn, ctx, src, tgt, exclude_self=False):
     na, nb, B = ctx.net.sizes[src], ctx.net.sizes[tgt], ctx.batch
@@ -94,9 +90,11 @@ def _connect(syn, ctx, src, tgt, exclude_self=False):
     return ia, jb
 
 
-def build_tied(b2, ctx, key, term_in, term_back):
+@Builder.register("rate", "tied")
+def build_tied(b2, ctx, key):
     """Energy mode ``a -> b``: one Synapses object drives both ends with the same weight."""
     src, tgt = ctx.ends[key]
+    term_in, term_back = ctx.term_of[(key, False)], ctx.term_of.get((key, True))
     model = ["w : 1", "acc : 1", "%s_post = w * rho_pre : 1 (summed)" % term_in]
     if term_back is not None:
         model.append("%s_pre = w * rho_post : 1 (summed)" % term_back)
@@ -108,12 +106,14 @@ def build_tied(b2, ctx, key, term_in, term_back):
                                              continual_lr=ctx.continual_lr(key)),
                       when="end", order=1,
                       name="rule_%s" % ctx.ids[key])
-    return syn, ia, jb
+    return BuiltProjection(syn, ia, jb)
 
 
-def build_lateral(b2, ctx, key, term_in):
+@Builder.register("rate", "lateral")
+def build_lateral(b2, ctx, key):
     """Energy mode ``a -> a``: symmetric, no self-synapse, counted once in the energy."""
     src = ctx.ends[key][0]
+    term_in = ctx.term_of[(key, False)]
     model = ["w : 1", "acc : 1", "%s_post = w * rho_pre : 1 (summed)" % term_in]
     syn = b2.Synapses(ctx.groups[src], ctx.groups[src], "\n".join(model),
                       name="proj_%s" % ctx.ids[key], namespace=ctx.namespace)
@@ -123,12 +123,14 @@ def build_lateral(b2, ctx, key, term_in):
                                              continual_lr=ctx.continual_lr(key)),
                       when="end", order=1,
                       name="rule_%s" % ctx.ids[key])
-    return syn, ia, jb
+    return BuiltProjection(syn, ia, jb)
 
 
-def build_directed(b2, ctx, key, term_in):
+@Builder.register("rate", "directed")
+def build_directed(b2, ctx, key):
     """Vector-field mode ``q -> p``: one direction, its own weight."""
     src, tgt = ctx.ends[key]
+    term_in = ctx.term_of[(key, False)]
     model = ["w : 1", "acc : 1", "%s_post = w * rho_pre : 1 (summed)" % term_in]
     syn = b2.Synapses(ctx.groups[src], ctx.groups[tgt], "\n".join(model),
                       name="proj_%s" % ctx.ids[key], namespace=ctx.namespace)
@@ -136,14 +138,11 @@ def build_directed(b2, ctx, key, term_in):
     syn.w = np.tile(ctx.net.params[key][ia, jb], ctx.batch)
     syn.run_regularly(plasticity.vector_field_rule(src in ctx.net.inputs), when="end", order=1,
                       name="rule_%s" % ctx.ids[key])
-    return syn, ia, jb
-
-
-PROJECTION_BUILDERS = {"tied": build_tied, "lateral": build_lateral, "directed": build_directed}
+    return BuiltProjection(syn, ia, jb)
 
 
 # -- the circuit --------------------------------------------------------------------------
-class _Context:
+class RateContext:
     """What the builders read: the network, the batch, names and the phase schedule."""
 
     def __init__(self, net, inputs, targets, state0, clip, namespace):
@@ -232,7 +231,9 @@ class RateCircuit:
         self._continual = None
 
     # -- building and running -----------------------------------------------------------
-    def _build(self, b2, x, y, state, schedule):
+    def build(self, b2, x, y, state, schedule):
+        """The :class:`~neurosim.brian.builder.BuiltCircuit` of this circuit for a batch
+        (``schedule``: the per-step TimedArray values, see :func:`plan_schedule`)."""
         net = self.net
         inputs = net.inputs_dict(x)
         batch = next(iter(inputs.values())).shape[0]
@@ -244,35 +245,24 @@ class RateCircuit:
         ns = {"tau": 1 * b2.ms}
         for name, values in schedule.items():
             ns["%s_ta" % name] = b2.TimedArray(values, dt=dt)
-        ctx = _Context(net, inputs, targets, state0, self.clip, ns)
+        ctx = RateContext(net, inputs, targets, state0, self.clip, ns)
         ctx.continual = self._continual
-        for p in net.graph.nodes:
-            kind = "input" if p in net.inputs else "state"
-            ctx.groups[p] = POPULATION_BUILDERS[kind](b2, ctx, p)
-        projections = {}
-        for key in net.projections:
-            src, tgt = ctx.ends[key]
-            if net.dynamics == "vector_field":
-                syn = PROJECTION_BUILDERS["directed"](b2, ctx, key, ctx.term_of[(key, False)])
-            elif src == tgt:
-                syn = PROJECTION_BUILDERS["lateral"](b2, ctx, key, ctx.term_of[(key, False)])
-            else:
-                syn = PROJECTION_BUILDERS["tied"](b2, ctx, key, ctx.term_of[(key, False)],
-                                                  ctx.term_of.get((key, True)))
-            projections[key] = syn
+        built = Builder.build("rate", b2, ctx)
         # every input current is summed from the rates of this step before any group
         # updates (synchronous Euler), and the monitors read u_k and dudt(u_k) in between
-        for syn, _, _ in projections.values():
+        for syn in built.synapses.values():
             for updater in syn.summed_updaters.values():
                 updater.when = "before_groups"
-        mons = {p: b2.StateMonitor(ctx.groups[p], ["u", "dudt"], record=True, when="groups",
-                                   order=-5, name="mon_%s" % ctx.ids[p]) for p in net.state_pops}
-        objs = list(ctx.groups.values()) + [s for s, _, _ in projections.values()] + list(mons.values())
-        return b2.Network(*objs), ctx, projections, mons
+        built.monitors.update({p: b2.StateMonitor(ctx.groups[p], ["u", "dudt"], record=True,
+                                                  when="groups", order=-5,
+                                                  name="mon_%s" % ctx.ids[p])
+                               for p in net.state_pops})
+        return built
 
     def run(self, x, y, schedule, steps, state=None):
         """Build the circuit for this batch and run ``steps`` Euler steps of ``schedule``;
-        returns ``(ctx, projections, monitors)`` with results read back into numpy."""
+        returns the accumulators ``{param key: (batch, ...)}`` and the traces, read back
+        into numpy."""
         b2 = import_brian2()
         folder, failed = None, False
         if self.device == "cpp_standalone":     # a device of its own for this run
@@ -285,25 +275,26 @@ class RateCircuit:
         try:
             with active:
                 b2.defaultclock.dt = self.eps * b2.ms
-                netw, ctx, projections, mons = self._build(b2, x, y, state, schedule)
+                built = self.build(b2, x, y, state, schedule)
                 try:
-                    netw.run(steps * self.eps * b2.ms, namespace={})
+                    built.network(b2).run(steps * self.eps * b2.ms, namespace={})
                 except Exception as e:
                     if self.device == "cpp_standalone":
                         failed = True             # keep the folder for the user to look at
                         raise standalone_failure(folder, e) from None
                     raise
-                result = self._read(ctx, projections, mons)
+                result = self.read(built)
         finally:
             if folder and not (self.keep_build or failed) and self.build_dir is None:
                 shutil.rmtree(folder, ignore_errors=True)
         return result
 
-    def _read(self, ctx, projections, mons):
-        net, B = self.net, ctx.batch
-        acc = plasticity.read_accumulators(net, B, projections, ctx.groups)
+    def read(self, built):
+        """The accumulators and the monitored traces of a run of ``built``."""
+        net, B = self.net, built.context.batch
+        acc = built.accumulators()
         traces = {}
-        for p, m in mons.items():
+        for p, m in built.monitors.items():
             n = net.sizes[p]
             traces[p] = {"u": np.asarray(m.u[:]).T.reshape(-1, B, n),
                          "dudt": np.asarray(m.dudt[:] * 1e-3).T.reshape(-1, B, n),
@@ -370,33 +361,7 @@ class RateCircuit:
         _, self.traces = self.run(inputs, y, schedule, T + 1, state=state)
         return {p: tr["u"] for p, tr in self.traces.items()}
 
-    # -- training and traces ----------------------------------------------------------------
-    def train(self, x, y, epochs=1, batch_size=20, lr=0.1, beta=0.5, variant="symmetric",
-              free_steps=20, nudge_steps=4, seed=0, build_dir=None, nudges=None):
-        """Train ``net.params`` in place through the ``brian2-rate`` engine (weights in the
-        synapses of a compiled circuit, one run per epoch): a thin call of
-        :class:`neurosim.training.Trainer` (examples shuffled and random signs drawn from
-        ``seed``; ``lr`` a number, a list per projection or a dict). Returns a list of
-        per-epoch dicts (``epoch``, ``seconds``). For checkpoints, evaluation and fidelity
-        logging use ``neurosim run`` with ``engine.name = "brian2-rate"``."""
-        from ..datasets import Dataset
-        from ..engines import build
-        from ..training import Trainer
-        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        labels = np.argmax(y, axis=1)
-        data = Dataset("arrays", x, y, labels, x, y, labels, y.shape[1], "arrays")
-        engine = build("brian2-rate", self.net, batch_size=batch_size, eps=self.eps,
-                       clip=self.clip, free_steps=free_steps, nudge_steps=nudge_steps,
-                       beta=beta, variant=variant, nudges=nudges,
-                       build_dir=build_dir or self.build_dir or "")
-        try:
-            history = Trainer(engine, data, lr=lr, epochs=epochs, batch_size=batch_size,
-                              seed=seed, fidelity_batches=0, progress=False,
-                              meter=False).fit()
-        finally:
-            engine.close()
-        return [{"epoch": e, "seconds": t} for e, t in zip(history["epoch"], history["seconds"])]
-
+    # -- traces ---------------------------------------------------------------------------------
     def save_traces(self, path, circuit_text=None):
         """Write the monitored states of the last run to an HDF5 trace file (SONATA reports
         of ``u`` per population, ``(time, batch, n)``; time in units of tau)."""

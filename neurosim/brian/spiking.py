@@ -81,13 +81,13 @@ import time
 
 import numpy as np
 
-from . import plasticity
 from .. import checks
 from ..errors import ArgumentError
-from ..plan import Plan, batch_stream
+from ..plan import Plan
 from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
                      new_standalone_device, standalone_device, standalone_failure)
-from .spiking_build import (POPULATION_BUILDERS, PROJECTION_BUILDERS, RULE_EVENT, TRACE_EQS,
+from .builder import Builder
+from .spiking_build import (RULE_EVENT, TRACE_EQS,
                             TRACE_ON_SPIKE, SpikingContext, spiking_schedule, build_input, build_lateral,
                             build_state, build_tied, encoder)
 
@@ -112,8 +112,7 @@ INPUT_RULES = ("data", "spikes")
 # The equations and builders are defined in spiking_build and re-exported here.
 __all__ = ["SpikingCircuit", "trace_constants",
            "DEFAULTS", "NEURONS", "NOISE", "RULES", "INPUT_RULES", "TRACE_EQS", "TRACE_ON_SPIKE", "RULE_EVENT",
-           "encoder", "build_input", "build_state", "build_tied", "build_lateral",
-           "POPULATION_BUILDERS", "PROJECTION_BUILDERS"]
+           "encoder", "build_input", "build_state", "build_tied", "build_lateral"]
 
 
 # -- argument checks ----------------------------------------------------------------------
@@ -251,7 +250,12 @@ class SpikingCircuit:
                                    % ("" if len(inputs) == 1 else "[%r]" % p, v.min(), v.max()))
         return inputs
 
-    def _build(self, b2, inputs, y, state, schedule, weights, seed):
+    def build(self, b2, inputs, y, state, schedule, weights, seed):
+        """The :class:`~neurosim.brian.builder.BuiltCircuit` of this circuit for a batch
+        (``schedule``: the per-step TimedArray values, see :func:`spiking_schedule`); its
+        monitors are the state monitors by population (when recording) and the spike
+        monitors by ``("spikes", population)``; a subclass may add objects to its
+        ``extra``."""
         net, p = self.net, self.params
         batch = next(iter(inputs.values())).shape[0]
         targets = net.targets_dict(y, batch)
@@ -285,29 +289,17 @@ class SpikingCircuit:
                 name = "crn_%s_ta" % ctx.ids[q]
                 ns[name] = b2.TimedArray(crn.random((steps, net.sizes[q] * batch)), dt=dt)
                 ctx.common[q] = name
-        for q in net.graph.nodes:
-            kind = "input" if q in net.inputs else "state"
-            ctx.groups[q] = POPULATION_BUILDERS[kind](b2, ctx, q)
-        projections, objs = {}, list(ctx.groups.values())
-        for key in net.projections:
-            src, tgt = ctx.ends[key]
-            if src == tgt:
-                out = PROJECTION_BUILDERS["lateral"](b2, ctx, key, ctx.term_of[(key, False)])
-            else:
-                out = PROJECTION_BUILDERS["tied"](b2, ctx, key, ctx.term_of[(key, False)],
-                                                  ctx.term_of.get((key, True)))
-            projections[key] = out[:3]
-            objs += [out[0]] + out[3]
-        mons = {}
+        built = Builder.build("spiking", b2, ctx)
         if self.record:
-            mons = {q: b2.StateMonitor(ctx.groups[q], ["u", "z", "dz"], record=True,
-                                       when="start", order=-1, name="mon_%s" % ctx.ids[q])
-                    for q in net.state_pops}
-        spk = {q: b2.SpikeMonitor(ctx.groups[q], record=self.record or q in self.record_spikes,
-                                  name="spk_%s" % ctx.ids[q])
-               for q in net.graph.nodes}      # counts always, spike times when recording
-        objs += list(mons.values()) + list(spk.values())
-        return b2.Network(*objs), ctx, projections, mons, spk
+            built.monitors.update({q: b2.StateMonitor(ctx.groups[q], ["u", "z", "dz"],
+                                                      record=True, when="start", order=-1,
+                                                      name="mon_%s" % ctx.ids[q])
+                                   for q in net.state_pops})
+        # spike monitors, keyed ("spikes", population): counts always, times when recording
+        built.monitors.update({("spikes", q): b2.SpikeMonitor(
+            ctx.groups[q], record=self.record or q in self.record_spikes,
+            name="spk_%s" % ctx.ids[q]) for q in net.graph.nodes})
+        return built
 
     def _seed(self, seed):
         """The seed of this run: the call's, else ``[circuit seed, run count]``, else None."""
@@ -347,8 +339,8 @@ class SpikingCircuit:
             with active:
                 b2.defaultclock.dt = dt_ms * b2.ms
                 b2.seed(seed)
-                netw, ctx, projections, mons, spk = self._build(b2, inputs, y, state, schedule,
-                                                                weights, seed)
+                built = self.build(b2, inputs, y, state, schedule, weights, seed)
+                netw = built.network(b2)
                 try:
                     netw.run(steps * b2.defaultclock.dt, namespace={}, profile=self.profile)
                 except Exception as e:
@@ -356,7 +348,7 @@ class SpikingCircuit:
                         failed = True
                         raise standalone_failure(folder, e) from None
                     raise
-                acc = self._read(ctx, projections, mons, spk)
+                acc = self.read(built)
                 extra = {}
                 if device is not None:
                     timers = device.timers                  # C++ compile, binary run
@@ -375,9 +367,13 @@ class SpikingCircuit:
         self.stats.update(steps=int(steps), seed=seed, **extra)
         return acc
 
-    def _read(self, ctx, projections, mons, spk):
-        net, B = self.net, ctx.batch
-        acc = plasticity.read_accumulators(net, B, projections, ctx.groups)
+    def read(self, built):
+        """The accumulators of a run of ``built``; fills :attr:`traces`, :attr:`spikes` and
+        :attr:`stats`."""
+        net, B = self.net, built.context.batch
+        acc = built.accumulators()
+        mons = {q: m for q, m in built.monitors.items() if not isinstance(q, tuple)}
+        spk = {q[1]: m for q, m in built.monitors.items() if isinstance(q, tuple)}
         tau_s = self.params["tau"] * 1e-3
         self.traces = {}
         for q, m in mons.items():
@@ -399,7 +395,7 @@ class SpikingCircuit:
             fan = net.sizes[t.target] - (1 if t.source == t.target else 0)
             events += counts[t.source] * fan
         self.stats = {"spikes": counts, "synaptic_events": int(events),
-                      "plastic_synapses": int(sum(len(syn) for syn, _, _ in projections.values()))}
+                      "plastic_synapses": int(sum(len(syn) for syn in built.synapses.values()))}
         return acc
 
     # -- the EP step ----------------------------------------------------------------------
@@ -447,48 +443,6 @@ class SpikingCircuit:
             nudge_steps * len(plan.nudged) // p["rule_every"]
         self.stats["rule_ops"] = self.stats["plastic_synapses"] * ticks
         return {k: -acc[k].mean(axis=0) for k in self.net.params}
-
-    def train(self, x, y, epochs=1, batch_size=20, lr=0.1, beta=None, variant=None,
-              free_steps=None, nudge_steps=None, seed=0, nudges=None):
-        """Train ``net.params`` in place: every mini-batch's update is the one this circuit's
-        synapses accumulate from spikes (:meth:`ep_update`), applied as ``theta -= lr g``;
-        examples shuffled per epoch with ``seed``. ``lr`` is a number, a list per projection
-        or a dict; ``nudges``: the phase plan (see :meth:`ep_update`); a random sign comes
-        from the trainer's stream (:func:`neurosim.plan.batch_stream`). Returns a list of
-        per-epoch dicts (``epoch``, ``seconds``, ``loss``: the
-        batch-mean cost at the rate dynamics' free state after the epoch, ``spikes``). For
-        evaluation, checkpoints and fidelity logging use ``neurosim run`` with
-        ``engine.name = "brian2-spiking"``."""
-        from ..relax import free_state
-        from ..training.optimizer import resolve_learning_rates
-        from .. import energy as en
-        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
-            raise CircuitError("train: x and y must be (examples, features) and "
-                               "(examples, classes) with the same number of rows, got %s and %s"
-                               % (x.shape, y.shape))
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise CircuitError("train: batch_size must be a positive integer, got %r"
-                               % (batch_size,))
-        lrs = resolve_learning_rates(self.net, lr)
-        history = []
-        for epoch in range(_steps("epochs", epochs, 1)):
-            order = np.random.default_rng([seed, epoch]).permutation(x.shape[0])
-            t0, spikes = time.perf_counter(), 0
-            for b in range(0, len(order), batch_size):
-                idx = order[b:b + batch_size]     # the sign: the trainer's stream of the batch
-                g = self.ep_update(x[idx], y[idx], beta, free_steps, nudge_steps, variant,
-                                   rng=batch_stream(seed, epoch, b // batch_size),
-                                   nudges=nudges)
-                spikes += int(sum(self.stats.get("spikes", {}).values()))
-                for k, v in g.items():
-                    if lrs[k]:
-                        self.net.params[k] -= lrs[k] * v
-            s = free_state(self.net, x, eps=self.eps, clip=self.clip)
-            history.append({"epoch": epoch + 1, "seconds": time.perf_counter() - t0,
-                            "loss": float(np.mean(en.cost(self.net, s, y))), "spikes": spikes})
-        return history
 
     def spike_table(self):
         """Spikes per population as (timestamps in ms, node ids); example ``e``'s neuron

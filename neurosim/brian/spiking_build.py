@@ -2,8 +2,8 @@
 
 Split from :mod:`neurosim.brian.spiking` so that file holds the circuit's interface
 (:class:`~neurosim.brian.spiking.SpikingCircuit`: checked parameters, runs, reading results) and
-this one what a run builds: the spike encoders, the rate traces (:data:`TRACE_EQS`), the
-population and projection builders (registered per kind, as in :mod:`neurosim.brian.rate`),
+this one what a run builds (the equations, spike encoders and rate traces come from
+:mod:`neurosim.brian.equations`): the population and projection builders (registered per kind, as in :mod:`neurosim.brian.rate`),
 the context they read and the per-step phase schedule. The model itself is described in the
 docstring of :mod:`neurosim.brian.spiking`; everything public here is re-exported there.
 """
@@ -11,39 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from .builder import Builder, BuiltProjection
 from .device import check_compilable
-from .rate import DRHO, RHO
+from .equations import TRACE_EQS, TRACE_ON_SPIKE, encoder, rate_equations
 
-#: Each neuron's two rate traces and the derivative estimate (see :mod:`neurosim.brian.spiking`).
-TRACE_EQS = ["dr_fast/dt = -r_fast / tau_fast : 1",
-             "dr_slow/dt = -r_slow / tau_slow : 1",
-             "z = (tau_slow * r_slow - tau_fast * r_fast) / (tau_slow - tau_fast) : 1",
-             "dz = (r_fast - r_slow) / (tau_slow - tau_fast) : Hz"]
-#: What a spike does to its own neuron's traces.
-TRACE_ON_SPIKE = "r_fast += 1 / (max_rate * tau_fast)\nr_slow += 1 / (max_rate * tau_slow)"
 #: Every neuron's custom event at the end of an example's phases: its synapses (on this
 #: presynaptic event) and its bias evaluate the local rule from the snapshots.
 RULE_EVENT = "rule_ta(t) > 0.5"
 
 
-# -- spike encoders: rate rho -> spikes ---------------------------------------------------
-def encoder(neuron, common=None):
-    """``(equations, threshold, reset)`` of a unit that fires at ``rho * max_rate``.
-    ``common``: the name of the population's table of common random numbers (Poisson units):
-    the uniform that decides unit i's spike at step k of a phase is the table's entry
-    ``(k, i)`` in every phase of the example, instead of a fresh ``rand()``."""
-    if neuron == "poisson":
-        if common:
-            return [], "%s(phase_step_ta(t) * step_dt, i) < rho * spikes_per_step" % common, ""
-        return [], "rand() < rho * spikes_per_step", ""
-    # Euler LIF: v_{k+1} = v_k + a (mu - v_k), a = dt/tau_m, climbs from 0 to 1 in
-    # log(mu/(mu-1)) / -log(1-a) steps; mu makes that 1 / (rho * spikes_per_step) steps.
-    eqs = ["dv/dt = (mu - v) / tau_m : 1",
-           "mu = 1 / (1 - (1 - lif_a) ** (1 / (spikes_per_step * clip(rho, 1e-9, 1)))) : 1"]
-    return eqs, "v > 1", "v -= 1"
-
-
 # -- population builders ----------------------------------------------------------------
+@Builder.register("spiking", "input")
 def build_input(b2, ctx, pop):
     """Input population: units firing at ``x * max_rate``; ``rho`` holds the data. With
     ``input_rule="spikes"`` each input unit also keeps the two rate traces of its own spikes
@@ -84,6 +62,7 @@ def _phase_control(ctx, saved):
     return code
 
 
+@Builder.register("spiking", "state")
 def build_state(b2, ctx, pop):
     """State population: the rate-neuron state ``u`` driven by synaptic current traces, a
     spike encoder of ``rho(u)``, the two rate traces, the snapshots the local rule reads, and
@@ -92,10 +71,7 @@ def build_state(b2, ctx, pop):
     currents = ctx.term_vars[pop]
     enc_eqs, threshold, reset = encoder(ctx.neuron, ctx.common.get(pop))
     nudge = " - beta_ta(t) * (u - y)" if pop in net.outputs else ""
-    eqs = ["du/dt = dudt : 1",
-           "dudt = (-u + drho * (%s)%s) / tau : Hz" % (" + ".join(currents + ["b"]), nudge),
-           "rho = %s : 1" % RHO[net.activation],
-           "drho = %s : 1" % DRHO[net.activation],
+    eqs = rate_equations(net.activation, currents, nudge) + [
            "b : 1", "acc_b : 1"] + ["%s : 1" % v for v in ctx.snapshots]
     eqs += ["d%s/dt = -%s / tau_syn : 1" % (v, v) for v in currents]
     eqs += TRACE_EQS + enc_eqs
@@ -127,9 +103,6 @@ def build_state(b2, ctx, pop):
     else:
         g.run_on_event("rule", "acc_b += %s" % contrast(ctx.weights, "%s - z0"))
     return g
-
-
-POPULATION_BUILDERS = {"input": build_input, "state": build_state}
 
 
 # -- projection builders ----------------------------------------------------------------
@@ -185,11 +158,13 @@ def _online(ctx, syn, input_pre, scale=1.0):
                       dt=ctx.namespace["rule_dt"], name="online_%s" % syn.name)
 
 
-def build_tied(b2, ctx, key, term_in, term_back):
+@Builder.register("spiking", "tied")
+def build_tied(b2, ctx, key):
     """Energy mode ``a -> b``: a forward ``Synapses`` (a's spikes into b's current, and the
     learning rule) and, unless ``a`` is an input, a backward one (b's spikes into a's current)
     holding the same weights."""
     src, tgt = ctx.ends[key]
+    term_in, term_back = ctx.term_of[(key, False)], ctx.term_of.get((key, True))
     W = ctx.net.params[key]
     syn = _synapses(b2, ctx, src, tgt, "w : 1\nacc : 1", term_in, "proj_%s" % ctx.ids[key],
                     rule=_rule(ctx, src in ctx.net.inputs))
@@ -203,22 +178,21 @@ def build_tied(b2, ctx, key, term_in, term_back):
         back.connect(i=j, j=i)
         back.w = np.tile(W[ia, jb], ctx.batch)
         extra.append(back)
-    return syn, ia, jb, extra
+    return BuiltProjection(syn, ia, jb, extra)
 
 
-def build_lateral(b2, ctx, key, term_in):
+@Builder.register("spiking", "lateral")
+def build_lateral(b2, ctx, key):
     """Energy mode ``a -> a``: symmetric, no self-synapse, counted once in the energy."""
     src = ctx.ends[key][0]
+    term_in = ctx.term_of[(key, False)]
     syn = _synapses(b2, ctx, src, src, "w : 1\nacc : 1", term_in, "proj_%s" % ctx.ids[key],
                     rule=_rule(ctx, False, scale=0.5))
     ia, jb, i, j = _pairs(ctx, src, src, exclude_self=True)
     syn.connect(i=i, j=j)
     syn.w = np.tile(ctx.net.params[key][ia, jb], ctx.batch)
     _online(ctx, syn, False, scale=0.5)
-    return syn, ia, jb, []
-
-
-PROJECTION_BUILDERS = {"tied": build_tied, "lateral": build_lateral}
+    return BuiltProjection(syn, ia, jb)
 
 
 # -- what the builders read: the context and the phase schedule ---------------------------

@@ -51,11 +51,11 @@ import numpy as np
 from .. import checks
 from ..errors import ArgumentError
 from ..plan import Plan
+from .builder import Builder, BuiltProjection
 from .device import (CircuitError, build_folder, check_compiler, compile_standalone,
                      import_brian2, standalone_device)
-from .rate import DRHO, RHO
+from .equations import DRHO, RHO, TRACE_EQS, TRACE_ON_SPIKE, encoder
 from .spiking import DEFAULTS, INPUT_RULES, NEURONS
-from .spiking_build import TRACE_EQS, TRACE_ON_SPIKE, encoder
 from .training import check_supported
 
 #: How inputs reach the first state population: their spikes, or an analog current.
@@ -136,7 +136,8 @@ class SpikingTrainingCircuit:
         self.lrs = dict(lrs) if lrs is not None else {k: 0.1 for k in net.params}
         self.record_slots = int(record_slots)
         self.build_dir, self.keep_build = build_dir, keep_build
-        self._folder, self._objs, self._device = None, None, None
+        self._folder, self._device = None, None
+        self.built = None                       # the BuiltCircuit of the compiled build
         self.seconds_build = 0.0
         self.recorded, self.outputs, self.stats = {}, None, {}
 
@@ -188,208 +189,24 @@ class SpikingTrainingCircuit:
                 "sgn": ss, "upd": upd, **rec}
 
     # -- build ----------------------------------------------------------------------------------
-    def _build(self, b2, tables):
-        net, p, B, F, K, S = self.net, self.params, self.B, self.F, self.K, self.S
-        sym = self.symmetric
-        ms = b2.ms
-        dt = p["eps"] * p["tau"] * ms
+    def build(self, b2, tables):
+        """The :class:`~neurosim.brian.builder.BuiltCircuit` of the run (the
+        ``"spiking-epoch"`` build functions of this module): its context holds the
+        TimedArrays (``timed``) and the weight and bias banks, the monitor ``"out"`` the
+        output spike counts of every slot."""
+        p, S = self.params, self.S
+        dt = p["eps"] * p["tau"] * b2.ms
         slot_t = S * dt
-        g = math.gcd(math.gcd(F, K), F - self.window)     # every phase boundary is a tick
-        xin, out = net.inputs[0], net.outputs[0]
         ta = {name: b2.TimedArray(v, dt=slot_t) for name, v in tables.items()}
-        ns = {"%s_ta" % k: v for k, v in ta.items()}
-        ns.update(tau=p["tau"] * ms, tau_syn=p["tau_syn"] * ms, tau_m=p["tau_m"] * ms,
-                  tau_fast=p["tau_fast"] * ms, tau_slow=p["tau_slow"] * ms,
-                  max_rate=p["max_rate"] * b2.Hz,
-                  spikes_per_step=p["max_rate"] * p["eps"] * p["tau"] * 1e-3,
-                  syn_gain=1e3 / (p["max_rate"] * p["tau_syn"]),
-                  lif_a=p["eps"] * p["tau"] / p["tau_m"], slot_t=slot_t,
-                  beta_val=self.first_nudge, F=F, K=K, S=S, W0=F - self.window, G=g,
-                  sym=1 if sym else 0)
-        mid = "t + 0.5 * slot_t"            # per-slot values looked up mid-interval
-        ids = {q: "p%d" % i for i, q in enumerate(net.graph.nodes)}
-        analog = self.input_drive == "analog"
-        traced_input = p["input_rule"] == "spikes"
-        zq = "zm" if sym else "z0"
-        term_vars, term_of, spiking_terms = {q: [] for q in net.state_pops}, {}, set()
-        for i, t in enumerate(net.terms):
-            v = "I_%d" % i
-            term_vars[t.target].append(v)
-            term_of[(t.key, t.transpose)] = v
-            if not (analog and t.source == xin):
-                spiking_terms.add(v)
-        # phase control on a clock of one tick per boundary: kk = step within the slot (a
-        # group's t_in_timesteps counts the steps of its own clock, also in run_regularly)
-        kk = "kk = t_in_timesteps % S"
-        flags = [kk, "at_0 = int(kk == 0)", "at_F = int(kk == F)",
-                 "at_FK = sym * int(kk == F + K)"]
-
-        def snapshots(saved):
-            code = ["zm = sym * at_0 * z + (1 - sym * at_0) * zm",
-                    "zp = (1 - sym) * at_0 * z + sym * at_FK * z"
-                    " + (1 - (1 - sym) * at_0 - sym * at_FK) * zp",
-                    "z0 = at_F * z + (1 - at_F) * z0"]
-            code += ["%s_saved = at_F * %s + (1 - at_F) * %s_saved" % (v, v, v) for v in saved]
-            code += ["%s = at_FK * %s_saved + (1 - at_FK) * %s" % (v, v, v) for v in saved]
-            return code
-
-        groups, counters = {}, ["nspk_free : 1", "nspk_nudge : 1", "in_free : 1"]
-        # spikes of training examples (sign +-1; evaluation and padding have sign 0)
-        count = "nspk_free += in_free * abs(sgn)\nnspk_nudge += (1 - in_free) * abs(sgn)"
-        # the input population
-        eqs, threshold, reset = encoder(p["neuron"])
-        in_eqs = ["rho : 1", "sgn : 1"] + counters
-        if analog:
-            eqs, threshold, reset = [], None, None
-            in_eqs = ["rho : 1", "sgn : 1"]
-        # what an input unit restarts from at the second nudged phase: its traces, a LIF
-        # unit's membrane
-        in_saved = (["r_fast", "r_slow"] if traced_input else []) + \
-            (["v"] if p["neuron"] == "lif" and not analog else [])
-        if traced_input:
-            eqs = eqs + TRACE_EQS + ["z0 : 1", "zp : 1", "zm : 1"]
-        eqs = eqs + ["%s_saved : 1" % v for v in in_saved]
-        on_spike = "\n".join(filter(None, [TRACE_ON_SPIKE if traced_input else "", reset or "",
-                                           count]))
-        gi = b2.NeuronGroup(net.sizes[xin] * B, "\n".join(in_eqs + eqs), threshold=threshold,
-                            reset=on_spike if threshold else None, method="euler",
-                            name="pop_%s" % ids[xin], namespace=ns)
-        nin = net.sizes[xin]
-        reload_in = ["rho = x_ta(%s, i)" % mid, "sgn = sgn_ta(%s, i // %d)" % (mid, nin)]
-        if traced_input:
-            reload_in += ["r_fast = rho", "r_slow = rho"]
-        if in_saved:        # (the z snapshots, the first three lines, only with traces)
-            control = snapshots(in_saved)
-            gi.run_regularly("\n".join(flags + (control if traced_input else control[3:])),
-                             when="start", order=0, dt=g * dt, name="control_%s" % ids[xin])
-        if not analog:
-            gi.run_regularly("\n".join([kk, "in_free = int(kk < F)"]), when="start", order=0,
-                             dt=g * dt, name="phase_%s" % ids[xin])
-        if p["neuron"] == "lif" and not analog:
-            reload_in.append("v = rand()")
-        gi.run_regularly("\n".join(reload_in), when="start", order=5, dt=slot_t,
-                         name="load_%s" % ids[xin])
-        groups[xin] = gi
-        # the state populations
-        for q in net.state_pops:
-            n = net.sizes[q]
-            enc_eqs, threshold, reset = encoder(p["neuron"])
-            currents = term_vars[q]
-            nudge = " - beta_now * (u - y)" if q == out else ""
-            eqs = ["du/dt = (-u + drho * (%s)%s) / tau : 1" % (" + ".join(currents + ["b"]),
-                                                                nudge),
-                   "rho = %s : 1" % RHO[net.activation],
-                   "drho = %s : 1" % DRHO[net.activation],
-                   "b : 1", "z0 : 1", "zp : 1", "zm : 1", "acc_b : 1", "sgn : 1"] + counters
-            eqs += ["d%s/dt = -%s / tau_syn : 1" % (v, v) if v in spiking_terms else "%s : 1" % v
-                    for v in currents]
-            eqs += TRACE_EQS + enc_eqs
-            if q == out:
-                eqs += ["y : 1", "beta_now : 1", "cnt : 1", "count_on : 1"]
-            saved = ["u", "r_fast", "r_slow"] + [v for v in currents if v in spiking_terms] + \
-                (["v"] if p["neuron"] == "lif" else [])
-            eqs += ["%s_saved : 1" % v for v in saved]
-            on_spike = [TRACE_ON_SPIKE, reset, count] + (["cnt += count_on"] if q == out else [])
-            grp = b2.NeuronGroup(n * B, "\n".join(eqs), threshold=threshold,
-                                 reset="\n".join(filter(None, on_spike)), method="euler",
-                                 name="pop_%s" % ids[q], namespace=ns)
-            control = flags + snapshots(saved) + ["in_free = int(kk < F)"]
-            if q == out:
-                control += ["beta_now = beta_val * sgn * (int(kk >= F) * int(kk < F + K)"
-                            " - sym * int(kk >= F + K))",
-                            "count_on = int(kk >= W0) * int(kk < F)"]
-            grp.run_regularly("\n".join(control), when="start", order=0, dt=g * dt,
-                              name="control_%s" % ids[q])
-            if self.clip:
-                grp.run_regularly("u = clip(u, 0, 1)", when="after_groups",
-                                  name="clip_%s" % ids[q])
-            grp.run_regularly("acc_b = sgn * (zp - %s)" % zq, when="start", order=1,
-                              dt=slot_t, name="rule_b_%s" % ids[q])
-            reload = ["u = 0", "r_fast = rho", "r_slow = rho",
-                      "sgn = sgn_ta(%s, i // %d)" % (mid, n)] + \
-                ["%s = 0" % v for v in currents]
-            if q == out:
-                reload += ["y = y_ta(%s, i)" % mid, "cnt = 0"]
-            if p["neuron"] == "lif":
-                reload.append("v = rand()")
-            grp.run_regularly("\n".join(reload), when="start", order=5, dt=slot_t,
-                              name="load_%s" % ids[q])
-            groups[q] = grp
-        objs = list(groups.values())
-        banks, syns, bias_banks = {}, {}, {}
-        slots = range(self.record_slots)
-        bank_code = (["G%d += recg%d_ta(%s) * A" % (k, k, mid) for k in slots]
-                     + ["W += lr * upd_ta(%s) * A" % mid, "A = 0"]
-                     + ["W%d += recw%d_ta(%s) * W" % (k, k, mid) for k in slots])
-        bank_eqs = ["W : 1", "A : 1", "lr : 1 (shared)"] + \
-            ["G%d : 1\nW%d : 1" % (k, k) for k in slots]
-        # projections: replica synapses, their bank, and the bank's synapses onto them
-        ends = {t.key: (t.target, t.source) if t.transpose else (t.source, t.target)
-                for t in net.terms}
-        for key in net.projections:
-            src, tgt = ends[key]
-            na, nb = net.sizes[src], net.sizes[tgt]
-            ia, jb = np.meshgrid(np.arange(na), np.arange(nb), indexing="ij")
-            ia, jb = ia.ravel(), jb.ravel()
-            i = np.concatenate([r * na + ia for r in range(B)])
-            j = np.concatenate([r * nb + jb for r in range(B)])
-            fwd_var = term_of[(key, False)]
-            on_pre = None if fwd_var not in spiking_terms else \
-                "%s_post += w * syn_gain" % fwd_var
-            syn = b2.Synapses(groups[src], groups[tgt], "w : 1\nacc : 1", on_pre=on_pre,
-                              name="proj_%s" % ids[src] + ids[tgt], namespace=ns)
-            syn.connect(i=i, j=j)
-            if src == xin and not traced_input:
-                rule = "acc = sgn_post * rho_pre * (zp_post - %s_post)" % zq
-            else:
-                rule = "acc = sgn_post * (zp_pre * zp_post - %s_pre * %s_post)" % (zq, zq)
-            syn.run_regularly(rule, when="start", order=1, dt=slot_t, name="rule_%s" % syn.name)
-            if fwd_var not in spiking_terms:      # analog input drive, once per example
-                syn.run_regularly("%s_post += w * rho_pre" % fwd_var, when="start", order=6,
-                                  dt=slot_t, name="drive_%s" % syn.name)
-            copies = [syn]
-            if (key, True) in term_of:
-                back = b2.Synapses(groups[tgt], groups[src], "w : 1",
-                                   on_pre="%s_post += w * syn_gain" % term_of[(key, True)],
-                                   name="back_%s" % ids[src] + ids[tgt], namespace=ns)
-                back.connect(i=j, j=i)
-                copies.append(back)
-            bank = b2.NeuronGroup(na * nb, "\n".join(bank_eqs), name="bank_%s" % syn.name,
-                                  namespace=ns)
-            bank.run_regularly("\n".join(bank_code), when="start", order=3, dt=slot_t,
-                               name="apply_%s" % syn.name)
-            links = []
-            for c, copy in enumerate(copies):
-                link = b2.Synapses(bank, copy, "", name="link%d_%s" % (c, syn.name),
-                                   namespace=ns)
-                link.connect(i=np.tile(np.arange(na * nb), B), j=np.arange(B * na * nb))
-                if c == 0:
-                    link.run_regularly("A_pre += acc_post", when="start", order=2, dt=slot_t,
-                                       name="sum_%s" % syn.name)
-                link.run_regularly("w_post = W_pre", when="start", order=4, dt=slot_t,
-                                   name="copy%d_%s" % (c, syn.name))
-                links.append(link)
-            banks[key], syns[key] = bank, syn
-            objs += copies + [bank] + links
-        for q in net.state_pops:
-            n = net.sizes[q]
-            bank = b2.NeuronGroup(n, "\n".join(bank_eqs), name="bank_b_%s" % ids[q],
-                                  namespace=ns)
-            bank.run_regularly("\n".join(bank_code), when="start", order=3, dt=slot_t,
-                               name="apply_b_%s" % ids[q])
-            link = b2.Synapses(bank, groups[q], "", name="link_b_%s" % ids[q], namespace=ns)
-            link.connect(i=np.tile(np.arange(n), B), j=np.arange(B * n))
-            link.run_regularly("A_pre += acc_b_post", when="start", order=2, dt=slot_t,
-                               name="sum_b_%s" % ids[q])
-            link.run_regularly("b_post = W_pre", when="start", order=4, dt=slot_t,
-                               name="copy_b_%s" % ids[q])
-            bias_banks[q] = bank
-            objs += [bank, link]
-        mon = b2.StateMonitor(groups[out], "cnt", record=True, dt=slot_t, when="start",
-                              order=-1, name="mon_out")
-        objs.append(mon)
-        self._objs = (groups, banks, bias_banks, ta, mon)
-        return b2.Network(*objs)
+        ctx = SpikingEpochContext(self, b2, ta, dt, slot_t)
+        built = Builder.build("spiking-epoch", b2, ctx)
+        for q in self.net.state_pops:
+            built.extra += build_bias_bank(b2, ctx, q)
+        built.monitors["out"] = b2.StateMonitor(ctx.groups[ctx.out], "cnt", record=True,
+                                                dt=slot_t, when="start", order=-1,
+                                                name="mon_out")
+        self.built = built
+        return built
 
     # -- running ------------------------------------------------------------------------------
     def train_epoch(self, x, y, signs=None, lrs=None, n_train=None, record=()):
@@ -427,13 +244,14 @@ class SpikingTrainingCircuit:
 
             def make_network():
                 b2.seed(self.seed)
-                return self._build(b2, tables)
+                return self.build(b2, tables).network(b2)
 
             self._device = compile_standalone(
                 self._folder, dt, make_network, self._n_slots() * self.S + 1,
                                "train batch by batch (engine.whole_epoch = false)")
             self.seconds_build = time.perf_counter() - t0
-        groups, banks, bias_banks, ta, mon = self._objs
+        ctx = self.built.context
+        banks, bias_banks, ta = ctx.banks, ctx.bias_banks, ctx.timed
         args = {ta[k]: v for k, v in tables.items()}
         c = self.weight          # lr c: the plan's weight times the learning rate
         for key, bank in banks.items():
@@ -450,7 +268,8 @@ class SpikingTrainingCircuit:
         self.stats["seconds_build"] = self.seconds_build if t1 - t0 > 1e-3 else 0.0
 
     def _read(self, n_train, record):
-        groups, banks, bias_banks, _, mon = self._objs
+        ctx, mon = self.built.context, self.built.monitors["out"]
+        groups, banks, bias_banks = self.built.groups, ctx.banks, ctx.bias_banks
         net, B = self.net, self.B
         out = net.outputs[0]
         n_out = net.sizes[out]
@@ -487,10 +306,242 @@ class SpikingTrainingCircuit:
     def close(self):
         """Drop the compiled build and remove its folder (unless kept)."""
         if self._folder is not None:
-            self._device, self._objs = None, None   # the build's own device: nothing else holds it
+            self._device, self.built = None, None   # the build's own device: nothing else holds it
             if not self.keep_build and self.build_dir is None:
                 shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+# -- the run's build functions (model "spiking-epoch") ---------------------------------------
+class SpikingEpochContext:
+    """What the run's build functions read: the circuit (network, parameters, plan, record
+    slots), the namespace and TimedArrays, the step, the slot and phase-control clocks,
+    names; the build fills ``groups``, ``banks`` (weight key -> its bank of weights) and
+    ``bias_banks``."""
+
+    def __init__(self, circuit, b2, timed, dt, slot_t):
+        net, p = circuit.net, circuit.params
+        F, K, S = circuit.F, circuit.K, circuit.S
+        self.circuit, self.net, self.params, self.B = circuit, net, p, circuit.B
+        self.sym, self.dt, self.slot_t, self.timed = circuit.symmetric, dt, slot_t, timed
+        #: the phase-control clock: every phase boundary is a tick
+        self.g = math.gcd(math.gcd(F, K), F - circuit.window)
+        self.xin, self.out = net.inputs[0], net.outputs[0]
+        ms = b2.ms
+        ns = {"%s_ta" % k: v for k, v in timed.items()}
+        ns.update(tau=p["tau"] * ms, tau_syn=p["tau_syn"] * ms, tau_m=p["tau_m"] * ms,
+                  tau_fast=p["tau_fast"] * ms, tau_slow=p["tau_slow"] * ms,
+                  max_rate=p["max_rate"] * b2.Hz,
+                  spikes_per_step=p["max_rate"] * p["eps"] * p["tau"] * 1e-3,
+                  syn_gain=1e3 / (p["max_rate"] * p["tau_syn"]),
+                  lif_a=p["eps"] * p["tau"] / p["tau_m"], slot_t=slot_t,
+                  beta_val=circuit.first_nudge, F=F, K=K, S=S, W0=F - circuit.window,
+                  G=self.g, sym=1 if self.sym else 0)
+        self.namespace = ns
+        self.mid = "t + 0.5 * slot_t"            # per-slot values looked up mid-interval
+        self.ids = {q: "p%d" % i for i, q in enumerate(net.graph.nodes)}
+        self.analog = circuit.input_drive == "analog"
+        self.traced_input = p["input_rule"] == "spikes"
+        self.zq = "zm" if self.sym else "z0"
+        self.term_vars, self.term_of = {q: [] for q in net.state_pops}, {}
+        self.spiking_terms = set()
+        for i, t in enumerate(net.terms):
+            v = "I_%d" % i
+            self.term_vars[t.target].append(v)
+            self.term_of[(t.key, t.transpose)] = v
+            if not (self.analog and t.source == self.xin):
+                self.spiking_terms.add(v)
+        self.ends = {t.key: (t.target, t.source) if t.transpose else (t.source, t.target)
+                     for t in net.terms}
+        # phase control on a clock of one tick per boundary: kk = step within the slot (a
+        # group's t_in_timesteps counts the steps of its own clock, also in run_regularly)
+        kk = "kk = t_in_timesteps % S"
+        self.kk = kk
+        self.flags = [kk, "at_0 = int(kk == 0)", "at_F = int(kk == F)",
+                      "at_FK = sym * int(kk == F + K)"]
+        self.counters = ["nspk_free : 1", "nspk_nudge : 1", "in_free : 1"]
+        # spikes of training examples (sign +-1; evaluation and padding have sign 0)
+        self.count = "nspk_free += in_free * abs(sgn)\nnspk_nudge += (1 - in_free) * abs(sgn)"
+        slots = range(circuit.record_slots)
+        mid = self.mid
+        self.bank_code = (["G%d += recg%d_ta(%s) * A" % (k, k, mid) for k in slots]
+                          + ["W += lr * upd_ta(%s) * A" % mid, "A = 0"]
+                          + ["W%d += recw%d_ta(%s) * W" % (k, k, mid) for k in slots])
+        self.bank_eqs = ["W : 1", "A : 1", "lr : 1 (shared)"] + \
+            ["G%d : 1\nW%d : 1" % (k, k) for k in slots]
+        self.groups, self.banks, self.bias_banks = {}, {}, {}
+
+
+def snapshots(saved):
+    """Phase control: the z snapshots (``zm``, ``zp``, ``z0``), and ``saved`` saved at the
+    end of the free phase and restored at the start of the second nudged phase."""
+    code = ["zm = sym * at_0 * z + (1 - sym * at_0) * zm",
+            "zp = (1 - sym) * at_0 * z + sym * at_FK * z"
+            " + (1 - (1 - sym) * at_0 - sym * at_FK) * zp",
+            "z0 = at_F * z + (1 - at_F) * z0"]
+    code += ["%s_saved = at_F * %s + (1 - at_F) * %s_saved" % (v, v, v) for v in saved]
+    code += ["%s = at_FK * %s_saved + (1 - at_FK) * %s" % (v, v, v) for v in saved]
+    return code
+
+
+@Builder.register("spiking-epoch", "input")
+def build_epoch_input(b2, ctx, pop):
+    """The input population: replica units firing at the slot's data (or an analog drive),
+    reloaded at every slot; with ``input_rule="spikes"`` their own rate traces."""
+    p, net, B, dt = ctx.params, ctx.net, ctx.B, ctx.dt
+    analog, traced_input, ids = ctx.analog, ctx.traced_input, ctx.ids
+    eqs, threshold, reset = encoder(p["neuron"])
+    in_eqs = ["rho : 1", "sgn : 1"] + ctx.counters
+    if analog:
+        eqs, threshold, reset = [], None, None
+        in_eqs = ["rho : 1", "sgn : 1"]
+    # what an input unit restarts from at the second nudged phase: its traces, a LIF
+    # unit's membrane
+    in_saved = (["r_fast", "r_slow"] if traced_input else []) + \
+        (["v"] if p["neuron"] == "lif" and not analog else [])
+    if traced_input:
+        eqs = eqs + TRACE_EQS + ["z0 : 1", "zp : 1", "zm : 1"]
+    eqs = eqs + ["%s_saved : 1" % v for v in in_saved]
+    on_spike = "\n".join(filter(None, [TRACE_ON_SPIKE if traced_input else "", reset or "",
+                                       ctx.count]))
+    gi = b2.NeuronGroup(net.sizes[pop] * B, "\n".join(in_eqs + eqs), threshold=threshold,
+                        reset=on_spike if threshold else None, method="euler",
+                        name="pop_%s" % ids[pop], namespace=ctx.namespace)
+    nin = net.sizes[pop]
+    reload_in = ["rho = x_ta(%s, i)" % ctx.mid, "sgn = sgn_ta(%s, i // %d)" % (ctx.mid, nin)]
+    if traced_input:
+        reload_in += ["r_fast = rho", "r_slow = rho"]
+    if in_saved:        # (the z snapshots, the first three lines, only with traces)
+        control = snapshots(in_saved)
+        gi.run_regularly("\n".join(ctx.flags + (control if traced_input else control[3:])),
+                         when="start", order=0, dt=ctx.g * dt, name="control_%s" % ids[pop])
+    if not analog:
+        gi.run_regularly("\n".join([ctx.kk, "in_free = int(kk < F)"]), when="start", order=0,
+                         dt=ctx.g * dt, name="phase_%s" % ids[pop])
+    if p["neuron"] == "lif" and not analog:
+        reload_in.append("v = rand()")
+    gi.run_regularly("\n".join(reload_in), when="start", order=5, dt=ctx.slot_t,
+                     name="load_%s" % ids[pop])
+    return gi
+
+
+@Builder.register("spiking-epoch", "state")
+def build_epoch_state(b2, ctx, q):
+    """A state population: replica rate neurons with their spike encoder, current traces,
+    rate traces, phase control (snapshots, restarts, the nudge), the bias rule per slot and
+    the reload of the next slot's example."""
+    p, net, B, dt, ids = ctx.params, ctx.net, ctx.B, ctx.dt, ctx.ids
+    out, mid = ctx.out, ctx.mid
+    n = net.sizes[q]
+    enc_eqs, threshold, reset = encoder(p["neuron"])
+    currents = ctx.term_vars[q]
+    nudge = " - beta_now * (u - y)" if q == out else ""
+    eqs = ["du/dt = (-u + drho * (%s)%s) / tau : 1" % (" + ".join(currents + ["b"]), nudge),
+           "rho = %s : 1" % RHO[net.activation],
+           "drho = %s : 1" % DRHO[net.activation],
+           "b : 1", "z0 : 1", "zp : 1", "zm : 1", "acc_b : 1", "sgn : 1"] + ctx.counters
+    eqs += ["d%s/dt = -%s / tau_syn : 1" % (v, v) if v in ctx.spiking_terms else "%s : 1" % v
+            for v in currents]
+    eqs += TRACE_EQS + enc_eqs
+    if q == out:
+        eqs += ["y : 1", "beta_now : 1", "cnt : 1", "count_on : 1"]
+    saved = ["u", "r_fast", "r_slow"] + [v for v in currents if v in ctx.spiking_terms] + \
+        (["v"] if p["neuron"] == "lif" else [])
+    eqs += ["%s_saved : 1" % v for v in saved]
+    on_spike = [TRACE_ON_SPIKE, reset, ctx.count] + (["cnt += count_on"] if q == out else [])
+    grp = b2.NeuronGroup(n * B, "\n".join(eqs), threshold=threshold,
+                         reset="\n".join(filter(None, on_spike)), method="euler",
+                         name="pop_%s" % ids[q], namespace=ctx.namespace)
+    control = ctx.flags + snapshots(saved) + ["in_free = int(kk < F)"]
+    if q == out:
+        control += ["beta_now = beta_val * sgn * (int(kk >= F) * int(kk < F + K)"
+                    " - sym * int(kk >= F + K))",
+                    "count_on = int(kk >= W0) * int(kk < F)"]
+    grp.run_regularly("\n".join(control), when="start", order=0, dt=ctx.g * dt,
+                      name="control_%s" % ids[q])
+    if ctx.circuit.clip:
+        grp.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ids[q])
+    grp.run_regularly("acc_b = sgn * (zp - %s)" % ctx.zq, when="start", order=1,
+                      dt=ctx.slot_t, name="rule_b_%s" % ids[q])
+    reload = ["u = 0", "r_fast = rho", "r_slow = rho",
+              "sgn = sgn_ta(%s, i // %d)" % (mid, n)] + ["%s = 0" % v for v in currents]
+    if q == out:
+        reload += ["y = y_ta(%s, i)" % mid, "cnt = 0"]
+    if p["neuron"] == "lif":
+        reload.append("v = rand()")
+    grp.run_regularly("\n".join(reload), when="start", order=5, dt=ctx.slot_t,
+                      name="load_%s" % ids[q])
+    return grp
+
+
+@Builder.register("spiking-epoch", "tied")
+def build_epoch_tied(b2, ctx, key):
+    """A tied weight: replica synapses (forward, with the rule, and backward), the bank of
+    its weights that sums their accumulators and applies the update per mini-batch, and the
+    bank's synapses copying the weights back onto the replicas (``ctx.banks[key]``)."""
+    net, B, ids, ns = ctx.net, ctx.B, ctx.ids, ctx.namespace
+    slot_t, zq = ctx.slot_t, ctx.zq
+    src, tgt = ctx.ends[key]
+    na, nb = net.sizes[src], net.sizes[tgt]
+    ia, jb = np.meshgrid(np.arange(na), np.arange(nb), indexing="ij")
+    ia, jb = ia.ravel(), jb.ravel()
+    i = np.concatenate([r * na + ia for r in range(B)])
+    j = np.concatenate([r * nb + jb for r in range(B)])
+    fwd_var = ctx.term_of[(key, False)]
+    on_pre = None if fwd_var not in ctx.spiking_terms else "%s_post += w * syn_gain" % fwd_var
+    syn = b2.Synapses(ctx.groups[src], ctx.groups[tgt], "w : 1\nacc : 1", on_pre=on_pre,
+                      name="proj_%s" % ids[src] + ids[tgt], namespace=ns)
+    syn.connect(i=i, j=j)
+    if src == ctx.xin and not ctx.traced_input:
+        rule = "acc = sgn_post * rho_pre * (zp_post - %s_post)" % zq
+    else:
+        rule = "acc = sgn_post * (zp_pre * zp_post - %s_pre * %s_post)" % (zq, zq)
+    syn.run_regularly(rule, when="start", order=1, dt=slot_t, name="rule_%s" % syn.name)
+    if fwd_var not in ctx.spiking_terms:      # analog input drive, once per example
+        syn.run_regularly("%s_post += w * rho_pre" % fwd_var, when="start", order=6,
+                          dt=slot_t, name="drive_%s" % syn.name)
+    copies = [syn]
+    if (key, True) in ctx.term_of:
+        back = b2.Synapses(ctx.groups[tgt], ctx.groups[src], "w : 1",
+                           on_pre="%s_post += w * syn_gain" % ctx.term_of[(key, True)],
+                           name="back_%s" % ids[src] + ids[tgt], namespace=ns)
+        back.connect(i=j, j=i)
+        copies.append(back)
+    bank = b2.NeuronGroup(na * nb, "\n".join(ctx.bank_eqs), name="bank_%s" % syn.name,
+                          namespace=ns)
+    bank.run_regularly("\n".join(ctx.bank_code), when="start", order=3, dt=slot_t,
+                       name="apply_%s" % syn.name)
+    links = []
+    for c, copy in enumerate(copies):
+        link = b2.Synapses(bank, copy, "", name="link%d_%s" % (c, syn.name), namespace=ns)
+        link.connect(i=np.tile(np.arange(na * nb), B), j=np.arange(B * na * nb))
+        if c == 0:
+            link.run_regularly("A_pre += acc_post", when="start", order=2, dt=slot_t,
+                               name="sum_%s" % syn.name)
+        link.run_regularly("w_post = W_pre", when="start", order=4, dt=slot_t,
+                           name="copy%d_%s" % (c, syn.name))
+        links.append(link)
+    ctx.banks[key] = bank
+    return BuiltProjection(syn, ia, jb, extra=copies[1:] + [bank] + links)
+
+
+def build_bias_bank(b2, ctx, q):
+    """The bank of population ``q``'s biases and its synapses onto the replicas (summing
+    their ``acc_b``, copying the biases back); returns the objects (``ctx.bias_banks[q]``)."""
+    n, B, ids = ctx.net.sizes[q], ctx.B, ctx.ids
+    bank = b2.NeuronGroup(n, "\n".join(ctx.bank_eqs), name="bank_b_%s" % ids[q],
+                          namespace=ctx.namespace)
+    bank.run_regularly("\n".join(ctx.bank_code), when="start", order=3, dt=ctx.slot_t,
+                       name="apply_b_%s" % ids[q])
+    link = b2.Synapses(bank, ctx.groups[q], "", name="link_b_%s" % ids[q],
+                       namespace=ctx.namespace)
+    link.connect(i=np.tile(np.arange(n), B), j=np.arange(B * n))
+    link.run_regularly("A_pre += acc_b_post", when="start", order=2, dt=ctx.slot_t,
+                       name="sum_b_%s" % ids[q])
+    link.run_regularly("b_post = W_pre", when="start", order=4, dt=ctx.slot_t,
+                       name="copy_b_%s" % ids[q])
+    ctx.bias_banks[q] = bank
+    return [bank, link]
 
 
 __all__ = ["SpikingTrainingCircuit", "INPUT_DRIVES", "PARAMETERS", "two_phase"]

@@ -26,9 +26,10 @@ import time
 import numpy as np
 
 from ..plan import Plan
+from .builder import Builder, BuiltProjection
 from .device import (CircuitError, build_folder, check_compiler, check_compilable,
                      compile_standalone, import_brian2, standalone_device)
-from .rate import DRHO, RHO
+from .equations import rate_equations
 
 
 def check_supported(net):
@@ -72,7 +73,8 @@ class TrainingCircuit:
         self.batch_size = int(batch_size)
         self.lrs = dict(lrs) if lrs is not None else {k: 0.1 for k in net.params}
         self.build_dir, self.keep_build = build_dir, keep_build
-        self._folder, self._objs, self._ij, self._device = None, None, {}, None
+        self._folder, self._device = None, None
+        self.built = None                       # the BuiltCircuit of the compiled build
         self.seconds_build = 0.0
         self.record_slots = int(record_slots)   # batches whose update the run can report
         self.threads = int(threads)             # OpenMP threads of the compiled run
@@ -111,12 +113,13 @@ class TrainingCircuit:
         return rec
 
     # -- build ------------------------------------------------------------------------------
-    def _build(self, b2, x, y, signs):
+    def build(self, b2, x, y, signs):
+        """The :class:`~neurosim.brian.builder.BuiltCircuit` of the epoch (the ``"rate-epoch"``
+        build functions of this module): the context holds the TimedArrays (``timed``), the
+        monitor ``"out"`` every example's output rates at the end of its free phase."""
         net, S, F, K = self.net, self.S, self.F, self.K
-        slots = range(self.record_slots)
         dt = self.eps * b2.ms
         tick = S * dt
-        xin, out = net.inputs[0], net.outputs[0]
         ta = {"x_ta": b2.TimedArray(self._per_example(x), dt=tick),
               "y_ta": b2.TimedArray(self._per_example(y), dt=tick),
               "sgn_ta": b2.TimedArray(np.append(signs, 0.0), dt=tick),
@@ -124,132 +127,19 @@ class TrainingCircuit:
               "upd_ta": b2.TimedArray(self._update_scale(), dt=tick)}
         for name, v in self._record_ticks([], self.n).items():
             ta[name] = b2.TimedArray(v, dt=tick)
-        N = len(self.phase_nudges)
         ns = dict(ta, tau=1 * b2.ms, S=S, F=F, K=K, tick_t=tick)
         ns.update({"nb%d" % q: b for q, b in enumerate(self.phase_nudges)})
         ns.update({"cw%d" % q: c for q, c in enumerate(self.phase_weights)})
-        snaps = ["rho0"] + ["rho_n%d" % q for q in range(N)]
-        # per-example values are looked up in the middle of their interval: a lookup at an
-        # interval's edge may land on the neighbouring entry
-        groups, syns = {}, {}
-        groups[xin] = b2.NeuronGroup(net.sizes[xin],
-                                     "rho = x_ta(t + 0.5 * tick_t, i) : 1\nrho_last : 1",
-                                     name="pop_in", namespace=ns, dt=tick)
-        groups[xin].run_regularly("rho_last = rho", when="end", dt=tick, name="in_last")
-        ids = {p: "p%d" % i for i, p in enumerate(net.graph.nodes)}
-        term_vars = {p: [] for p in net.state_pops}
-        term_of = {}
-        input_vars = set()
-        for i, t in enumerate(net.terms):
-            term_vars[t.target].append("I_%d" % i)
-            term_of[(t.key, t.transpose)] = "I_%d" % i
-            if t.source == xin:
-                input_vars.add("I_%d" % i)
-        # the nudge of each step: nudged phase q runs steps F + q K .. F + (q + 1) K - 1
-        phase = "(%s)" % " + ".join(
-            "nb%d * int((t_in_timesteps %% S) >= F + %d * K and (t_in_timesteps %% S) < F + %d * K)"
-            % (q, q, q + 1) for q in range(N))
-        for p in net.state_pops:
-            terms = " + ".join(term_vars[p] + ["b"])
-            mid = "(t_in_timesteps // S + 0.5) * tick_t"
-            nudge = (" - sgn_ta(%s) * %s * (u - y_ta(%s, i))" % (mid, phase, mid)
-                     if p == out else "")
-            eqs = ["du/dt = dudt : 1",
-                   "dudt = (-u + drho * (%s)%s) / tau : Hz" % (terms, nudge),
-                   "rho = %s : 1" % RHO[net.activation],
-                   "drho = %s : 1" % DRHO[net.activation],
-                   "b : 1", "u0 : 1", "acc_b : 1", "lr_b : 1 (shared)"]
-            eqs += ["%s : 1" % v for v in snaps]
-            eqs += ["gb%d : 1\nbb%d : 1" % (k, k) for k in slots]
-            eqs += ["%s : 1 %s" % (v, "(linked)" if v in input_vars else "")
-                    for v in term_vars[p]]
-            g = b2.NeuronGroup(net.sizes[p], "\n".join(eqs), method="euler",
-                               name="pop_%s" % ids[p], namespace=ns)
-            g.b = net.params["b:%s" % p]
-            # the last nudged phase ends at the next example's first step (rest); the others
-            # end by a snapshot and a restart from the free state
-            control = ["k_step = t_in_timesteps % S",
-                       "is_start = int(k_step == 0)",
-                       "%s = is_start * rho + (1 - is_start) * %s" % (snaps[-1], snaps[-1]),
-                       "u = (1 - is_start) * u",
-                       "is_snap = int(k_step == F)",
-                       "u0 = is_snap * u + (1 - is_snap) * u0",
-                       "rho0 = is_snap * rho + (1 - is_snap) * rho0"]
-            for q in range(N - 1):
-                control += ["at_n%d = int(k_step == F + %d * K)" % (q, q + 1),
-                            "rho_n%d = at_n%d * rho + (1 - at_n%d) * rho_n%d" % (q, q, q, q),
-                            "u = at_n%d * u0 + (1 - at_n%d) * u" % (q, q)]
-            g.run_regularly("\n".join(control), when="start", order=0,
-                            name="control_%s" % ids[p])
-            if self.clip:
-                g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ids[p])
-            g.lr_b = self.lrs["b:%s" % p]
-            g.run_regularly("\n".join(
-                ["acc_b += sgnprev_ta(t + 0.5 * tick_t) * (%s)" % self._contrast("%s - rho0")]
-                + ["gb%d += recg%d_ta(t + 0.5 * tick_t) * acc_b" % (k, k) for k in slots]
-                + ["b += lr_b * upd_ta(t + 0.5 * tick_t) * acc_b",
-                   "acc_b = acc_b * int(upd_ta(t + 0.5 * tick_t) == 0)"]
-                + ["bb%d += recw%d_ta(t + 0.5 * tick_t) * b" % (k, k) for k in slots]),
-                when="start", order=1, dt=tick, name="bias_rule_%s" % ids[p])
-            groups[p] = g
-        # the input drive of a population is summed once per example in a relay group on
-        # the example clock (a summed variable is updated on its target's clock), and the
-        # state group reads it through linked variables
-        drives = {}
-        for p in net.state_pops:
-            mine = [v for v in term_vars[p] if v in input_vars]
-            if not mine:
-                continue
-            d = b2.NeuronGroup(net.sizes[p], "\n".join(
-                ["%s : 1" % v for v in mine] +
-                ["%s_l : 1 (linked)" % v for v in snaps]),
-                name="drive_%s" % ids[p], dt=tick, namespace=ns)
-            for v in mine:
-                setattr(groups[p], v, b2.linked_var(d, v))
-            for v in snaps:
-                setattr(d, v + "_l", b2.linked_var(groups[p], v))
-            drives[p] = d
-        ends = {t.key: (t.target, t.source) if t.transpose else (t.source, t.target)
-                for t in net.terms}
-        for key in net.projections:
-            src, tgt = ends[key]
-            model = ["w : 1", "acc : 1", "lr_w : 1 (shared)"] + \
-                ["g%d : 1\nw%d : 1" % (k, k) for k in slots] + [
-                     "%s_post = w * rho_pre : 1 (summed)" % term_of[(key, False)]]
-            if (key, True) in term_of:
-                model.append("%s_pre = w * rho_post : 1 (summed)" % term_of[(key, True)])
-            from_input = src == xin
-            syn = b2.Synapses(groups[src], drives[tgt] if from_input else groups[tgt],
-                              "\n".join(model), namespace=ns, name="proj_%d" % len(syns),
-                              dt=tick if from_input else dt)
-            ii, jj = np.meshgrid(np.arange(net.sizes[src]), np.arange(net.sizes[tgt]),
-                                 indexing="ij")
-            self._ij[key] = (ii.ravel(), jj.ravel())
-            syn.connect(i=ii.ravel(), j=jj.ravel())
-            syn.w = net.params[key][ii.ravel(), jj.ravel()]
-            if from_input:
-                change = "rho_last_pre * (%s)" % self._contrast("%s_l_post - rho0_l_post")
-            else:
-                change = "(%s)" % self._contrast("%s_pre * %s_post - rho0_pre * rho0_post")
-            syn.lr_w = self.lrs[key]
-            syn.run_regularly("\n".join(
-                ["acc += sgnprev_ta(t + 0.5 * tick_t) * %s" % change]
-                + ["g%d += recg%d_ta(t + 0.5 * tick_t) * acc" % (k, k) for k in slots]
-                + ["w += lr_w * upd_ta(t + 0.5 * tick_t) * acc",
-                   "acc = acc * int(upd_ta(t + 0.5 * tick_t) == 0)"]
-                + ["w%d += recw%d_ta(t + 0.5 * tick_t) * w" % (k, k) for k in slots]),
-                when="start", order=1, dt=tick, name="rule_%d" % len(syns))
-            for updater in syn.summed_updaters.values():
-                updater.when = "before_groups"
-            syns[key] = syn
+        ctx = EpochContext(self, ns, ta, dt, tick)
+        built = Builder.build("rate-epoch", b2, ctx)
+        built.extra += list(ctx.drives.values())
         # each example's output rates at the end of its free phase, read at the next tick
-        mon = b2.StateMonitor(groups[out], "rho0", record=True, dt=tick, when="start", order=-1,
-                              name="mon_out")
-        self._objs = (groups, syns, ta, mon)
-        return b2.Network(*(list(groups.values()) + list(drives.values()) + list(syns.values())
-                            + [mon]))
+        built.monitors["out"] = b2.StateMonitor(ctx.groups[net.outputs[0]], "rho0", record=True,
+                                                dt=tick, when="start", order=-1, name="mon_out")
+        self.built = built
+        return built
 
-    def _contrast(self, template):
+    def contrast(self, template):
         """``sum_q c_q (observation of nudged phase q - the free state's)``: ``template``
         with ``%s`` for the phase's snapshot variable (``rho_nq``), weighted by ``cw_q``."""
         return " + ".join("cw%d * (%s)" % (q, template.replace("%s", "rho_n%d" % q))
@@ -289,17 +179,18 @@ class TrainingCircuit:
             t0 = time.perf_counter()
             self._folder = build_folder(self.build_dir, prefix="neurosim-train-")
             self._device = compile_standalone(
-                self._folder, self.eps, lambda: self._build(b2, x, y, signs),
+                self._folder, self.eps, lambda: self.build(b2, x, y, signs).network(b2),
                 self.n * self.S + 1, "train with the reference engine", threads=self.threads)
             self.seconds_build = time.perf_counter() - t0
-        groups, syns, ta, mon = self._objs
+        groups, syns = self.built.groups, self.built.synapses
+        ta, mon = self.built.context.timed, self.built.monitors["out"]
         args = {ta["x_ta"]: self._per_example(x), ta["y_ta"]: self._per_example(y),
                 ta["sgn_ta"]: np.append(signs, 0.0),
                 ta["sgnprev_ta"]: np.concatenate([[0.0], signs])}
         for name, v in self._record_ticks(record, n_train).items():
             args[ta[name]] = v
         for key, syn in syns.items():
-            i, j = self._ij[key]
+            i, j = self._pairs(key)
             args[syn.w] = np.asarray(self.net.params[key][i, j], np.float64)
             args[syn.lr_w] = np.array([self.lrs[key]])
         for p in self.net.state_pops:
@@ -311,22 +202,27 @@ class TrainingCircuit:
             self._read_recorded(record, n_train)
             self.outputs = {self.net.outputs[0]: np.asarray(mon.rho0[:]).T[1:self.n + 1].copy()}
             for key, syn in syns.items():
-                i, j = self._ij[key]
+                i, j = self._pairs(key)
                 w = np.array(syn.w[:])
                 self.net.params[key][i, j] = w
             for p in self.net.state_pops:
                 self.net.params["b:%s" % p][:] = np.array(groups[p].b[:])
 
+    def _pairs(self, key):
+        """(pre, post) index of every synapse of weight ``key``."""
+        p = self.built.projections[key]
+        return p.pre, p.post
+
     def _read_recorded(self, record, n_train):
         """:attr:`recorded` from the record slots' synapse and neuron variables."""
-        groups, syns, _, _ = self._objs
+        groups, syns = self.built.groups, self.built.synapses
         net, self.recorded = self.net, {}
         for k, b in enumerate(record):
             m = min((b + 1) * self.batch_size, n_train) - b * self.batch_size
             scale = -1.0 / m
             g, w = {}, {}
             for key, syn in syns.items():
-                i, j = self._ij[key]
+                i, j = self._pairs(key)
                 g[key] = np.zeros(net.params[key].shape)
                 w[key] = np.zeros(net.params[key].shape, net.dtype)
                 g[key][i, j] = scale * np.asarray(getattr(syn, "g%d" % k)[:])
@@ -340,10 +236,148 @@ class TrainingCircuit:
     def close(self):
         """Drop the compiled build and remove its folder (unless kept)."""
         if self._folder is not None:
-            self._device, self._objs = None, None   # the build's own device: nothing else holds it
+            self._device, self.built = None, None   # the build's own device: nothing else holds it
             if not self.keep_build and self.build_dir is None:
                 shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+# -- the epoch's build functions (model "rate-epoch") ----------------------------------------
+class EpochContext:
+    """What the epoch's build functions read: the circuit (its network, plan, learning rates,
+    record slots), the namespace and TimedArrays, the step and the example tick, names."""
+
+    def __init__(self, circuit, namespace, timed, dt, tick):
+        net = circuit.net
+        self.circuit, self.net, self.namespace, self.timed = circuit, net, namespace, timed
+        self.dt, self.tick = dt, tick
+        self.xin, self.out = net.inputs[0], net.outputs[0]
+        self.slots = range(circuit.record_slots)
+        self.snaps = ["rho0"] + ["rho_n%d" % q for q in range(len(circuit.phase_nudges))]
+        self.ids = {p: "p%d" % i for i, p in enumerate(net.graph.nodes)}
+        self.term_vars = {p: [] for p in net.state_pops}
+        self.term_of, self.input_vars = {}, set()
+        for i, t in enumerate(net.terms):
+            self.term_vars[t.target].append("I_%d" % i)
+            self.term_of[(t.key, t.transpose)] = "I_%d" % i
+            if t.source == self.xin:
+                self.input_vars.add("I_%d" % i)
+        self.ends = {t.key: (t.target, t.source) if t.transpose else (t.source, t.target)
+                     for t in net.terms}
+        self.number = {key: i for i, key in enumerate(net.projections)}
+        self.groups, self.drives = {}, {}
+
+
+@Builder.register("rate-epoch", "input")
+def build_epoch_input(b2, ctx, pop):
+    """The input population: its rates are the example's data (one TimedArray row per
+    example), on the example clock; ``rho_last`` keeps the example's rates for the rule."""
+    # per-example values are looked up in the middle of their interval: a lookup at an
+    # interval's edge may land on the neighbouring entry
+    g = b2.NeuronGroup(ctx.net.sizes[pop], "rho = x_ta(t + 0.5 * tick_t, i) : 1\nrho_last : 1",
+                       name="pop_in", namespace=ctx.namespace, dt=ctx.tick)
+    g.run_regularly("rho_last = rho", when="end", dt=ctx.tick, name="in_last")
+    return g
+
+
+@Builder.register("rate-epoch", "state")
+def build_epoch_state(b2, ctx, p):
+    """A state population: the rate neuron nudged during the plan's nudged phases (the phase
+    from the integer time step), its per-example snapshots and restarts, the bias rule and
+    update on the example clock; its input drive, if any, summed in a relay group on the
+    example clock (``ctx.drives``)."""
+    net, circ, slots, snaps = ctx.net, ctx.circuit, ctx.slots, ctx.snaps
+    N = len(circ.phase_nudges)
+    # the nudge of each step: nudged phase q runs steps F + q K .. F + (q + 1) K - 1
+    phase = "(%s)" % " + ".join(
+        "nb%d * int((t_in_timesteps %% S) >= F + %d * K and (t_in_timesteps %% S) < F + %d * K)"
+        % (q, q, q + 1) for q in range(N))
+    mid = "(t_in_timesteps // S + 0.5) * tick_t"
+    nudge = (" - sgn_ta(%s) * %s * (u - y_ta(%s, i))" % (mid, phase, mid)
+             if p == ctx.out else "")
+    eqs = rate_equations(net.activation, ctx.term_vars[p], nudge) + [
+           "b : 1", "u0 : 1", "acc_b : 1", "lr_b : 1 (shared)"]
+    eqs += ["%s : 1" % v for v in snaps]
+    eqs += ["gb%d : 1\nbb%d : 1" % (k, k) for k in slots]
+    eqs += ["%s : 1 %s" % (v, "(linked)" if v in ctx.input_vars else "")
+            for v in ctx.term_vars[p]]
+    g = b2.NeuronGroup(net.sizes[p], "\n".join(eqs), method="euler",
+                       name="pop_%s" % ctx.ids[p], namespace=ctx.namespace)
+    g.b = net.params["b:%s" % p]
+    # the last nudged phase ends at the next example's first step (rest); the others
+    # end by a snapshot and a restart from the free state
+    control = ["k_step = t_in_timesteps % S",
+               "is_start = int(k_step == 0)",
+               "%s = is_start * rho + (1 - is_start) * %s" % (snaps[-1], snaps[-1]),
+               "u = (1 - is_start) * u",
+               "is_snap = int(k_step == F)",
+               "u0 = is_snap * u + (1 - is_snap) * u0",
+               "rho0 = is_snap * rho + (1 - is_snap) * rho0"]
+    for q in range(N - 1):
+        control += ["at_n%d = int(k_step == F + %d * K)" % (q, q + 1),
+                    "rho_n%d = at_n%d * rho + (1 - at_n%d) * rho_n%d" % (q, q, q, q),
+                    "u = at_n%d * u0 + (1 - at_n%d) * u" % (q, q)]
+    g.run_regularly("\n".join(control), when="start", order=0, name="control_%s" % ctx.ids[p])
+    if circ.clip:
+        g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ctx.ids[p])
+    g.lr_b = circ.lrs["b:%s" % p]
+    g.run_regularly("\n".join(
+        ["acc_b += sgnprev_ta(t + 0.5 * tick_t) * (%s)" % circ.contrast("%s - rho0")]
+        + ["gb%d += recg%d_ta(t + 0.5 * tick_t) * acc_b" % (k, k) for k in slots]
+        + ["b += lr_b * upd_ta(t + 0.5 * tick_t) * acc_b",
+           "acc_b = acc_b * int(upd_ta(t + 0.5 * tick_t) == 0)"]
+        + ["bb%d += recw%d_ta(t + 0.5 * tick_t) * b" % (k, k) for k in slots]),
+        when="start", order=1, dt=ctx.tick, name="bias_rule_%s" % ctx.ids[p])
+    # the input drive of a population is summed once per example in a relay group on the
+    # example clock (a summed variable is updated on its target's clock), and the state
+    # group reads it through linked variables
+    mine = [v for v in ctx.term_vars[p] if v in ctx.input_vars]
+    if mine:
+        d = b2.NeuronGroup(net.sizes[p], "\n".join(
+            ["%s : 1" % v for v in mine] + ["%s_l : 1 (linked)" % v for v in snaps]),
+            name="drive_%s" % ctx.ids[p], dt=ctx.tick, namespace=ctx.namespace)
+        for v in mine:
+            setattr(g, v, b2.linked_var(d, v))
+        for v in snaps:
+            setattr(d, v + "_l", b2.linked_var(g, v))
+        ctx.drives[p] = d
+    return g
+
+
+@Builder.register("rate-epoch", "tied")
+def build_epoch_tied(b2, ctx, key):
+    """A tied weight ``a -> b``: one Synapses driving both ends (from an input: into the
+    target's relay group on the example clock), its rule and update once per example."""
+    net, circ, slots = ctx.net, ctx.circuit, ctx.slots
+    src, tgt = ctx.ends[key]
+    model = ["w : 1", "acc : 1", "lr_w : 1 (shared)"] + \
+        ["g%d : 1\nw%d : 1" % (k, k) for k in slots] + [
+            "%s_post = w * rho_pre : 1 (summed)" % ctx.term_of[(key, False)]]
+    if (key, True) in ctx.term_of:
+        model.append("%s_pre = w * rho_post : 1 (summed)" % ctx.term_of[(key, True)])
+    from_input = src == ctx.xin
+    number = ctx.number[key]
+    syn = b2.Synapses(ctx.groups[src], ctx.drives[tgt] if from_input else ctx.groups[tgt],
+                      "\n".join(model), namespace=ctx.namespace, name="proj_%d" % number,
+                      dt=ctx.tick if from_input else ctx.dt)
+    ii, jj = np.meshgrid(np.arange(net.sizes[src]), np.arange(net.sizes[tgt]), indexing="ij")
+    syn.connect(i=ii.ravel(), j=jj.ravel())
+    syn.w = net.params[key][ii.ravel(), jj.ravel()]
+    if from_input:
+        change = "rho_last_pre * (%s)" % circ.contrast("%s_l_post - rho0_l_post")
+    else:
+        change = "(%s)" % circ.contrast("%s_pre * %s_post - rho0_pre * rho0_post")
+    syn.lr_w = circ.lrs[key]
+    syn.run_regularly("\n".join(
+        ["acc += sgnprev_ta(t + 0.5 * tick_t) * %s" % change]
+        + ["g%d += recg%d_ta(t + 0.5 * tick_t) * acc" % (k, k) for k in slots]
+        + ["w += lr_w * upd_ta(t + 0.5 * tick_t) * acc",
+           "acc = acc * int(upd_ta(t + 0.5 * tick_t) == 0)"]
+        + ["w%d += recw%d_ta(t + 0.5 * tick_t) * w" % (k, k) for k in slots]),
+        when="start", order=1, dt=ctx.tick, name="rule_%d" % number)
+    for updater in syn.summed_updaters.values():
+        updater.when = "before_groups"
+    return BuiltProjection(syn, ii.ravel(), jj.ravel())
 
 
 __all__ = ["TrainingCircuit", "check_supported"]

@@ -39,9 +39,9 @@ class _PhaseCountingCircuit(SpikingCircuit):
         super().__init__(net, **kw)
         self.free_steps, self.free_counts = int(free_steps), None
 
-    def _build(self, b2, inputs, y, state, schedule, weights, seed):
-        netw, ctx, projections, mons, spk = super()._build(b2, inputs, y, state, schedule,
-                                                           weights, seed)
+    def build(self, b2, inputs, y, state, schedule, weights, seed):
+        built = super().build(b2, inputs, y, state, schedule, weights, seed)
+        spk = {q: built.monitors[("spikes", q)] for q in self.net.graph.nodes}
         self.free_counts = {q: 0 for q in spk}
         if self.free_steps > 0:
             dt = b2.defaultclock.dt
@@ -52,9 +52,9 @@ class _PhaseCountingCircuit(SpikingCircuit):
 
             # a clock of one tick per free phase: ticks at steps 0, F, 2F, ... ('start' slot,
             # before the step's thresholds), so the copy at step F holds steps 0 .. F-1
-            netw.add(b2.NetworkOperation(copy_counts, dt=self.free_steps * dt, when="start",
-                                         name="phase_counts"))
-        return netw, ctx, projections, mons, spk
+            built.extra.append(b2.NetworkOperation(copy_counts, dt=self.free_steps * dt,
+                                                   when="start", name="phase_counts"))
+        return built
 
 
 def _events(net, counts):
