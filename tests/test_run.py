@@ -50,7 +50,8 @@ def test_default_run_reaches_95_percent_on_digits(tmp_path):
     dist = t.fidelity["over_training"]["free_distance"]
     assert len(dist) == 60 and np.all(dist <= 1e-6), np.max(dist)
     assert s["free_distance_worst"] <= 1e-6
-    assert 1 < s["free_steps_mean"] < 300 and 1 < s["nudge_steps_mean"] <= 100
+    assert s["free_steps_mean"] > 1 and s["nudge_steps_mean"] > 1
+    assert s["free_steps_mean"] < 300 and s["nudge_steps_mean"] <= 100
     assert s["batches"] == 30 * 72
     assert s["evaluated_by"] == "reference" and os.path.getsize(os.path.join(run_dir,
                                                                               "report.html"))
