@@ -18,6 +18,7 @@ keyed by ``(train.seed, epoch, batch)``, so one seed flips the same batches on e
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -32,7 +33,7 @@ def nudge_weights(nudges):
     """The weights ``c`` of the observations at ``nudges`` (distinct numbers, at least two):
     ``sum_i c_i nudges_i^k = [k == 1]`` for ``k = 0 .. n - 1``, so ``sum_i c_i g(nudges_i)``
     is the derivative at 0 of the polynomial through the points. One-sided ``[0, b]`` gives
-    ``(-1/b, 1/b)``, symmetric ``[-b, b]`` ``(-1/(2b), 1/(2b))``. Complex nudges give complex
+    ``(-1/b, 1/b)``, symmetric ``[b, -b]`` ``(1/(2b), -1/(2b))``, both exactly. Complex nudges give complex
     weights. Returns an array of the nudges' dtype (float64 or complex128)."""
     b = np.asarray(nudges)
     if b.ndim != 1 or b.size < 2:
@@ -46,11 +47,14 @@ def nudge_weights(nudges):
                             % (b.tolist(),))
     if not np.any(b != 0):
         raise ArgumentError("learning.nudges: at least one nudge must be non-zero")
-    n = b.size
-    V = np.vander(b, n, increasing=True).T          # V[k, i] = b_i^k
-    rhs = np.zeros(n, b.dtype)
-    rhs[1] = 1.0
-    return np.linalg.solve(V, rhs)
+    # the slope at 0 of each Lagrange basis polynomial: exact for two nudges (1/b, 1/(2b))
+    c = np.zeros(b.size, b.dtype)
+    for i in range(b.size):
+        others = np.delete(b, i)
+        for m in range(others.size):
+            rest = np.delete(others, m)
+            c[i] += np.prod(-rest / (b[i] - rest)) / (b[i] - others[m])
+    return c
 
 
 def batch_stream(seed, epoch, batch):
@@ -110,9 +114,9 @@ class Plan:
         nudges = (b, -b) if variant == "symmetric" else (0.0, b)   # +beta runs first
         return cls(nudges, random_sign=variant == "random_sign", **phases)
 
-    @property
+    @functools.cached_property
     def weights(self):
-        """The observation weights ``c`` (:func:`nudge_weights`)."""
+        """The observation weights ``c`` (:func:`nudge_weights`), computed once."""
         return nudge_weights(self.nudges)
 
     @property
@@ -138,7 +142,7 @@ class Plan:
         if len(bs) == 1:
             return [("nudged", bs[0])]
         if self.symmetric:
-            return [("nudged+", max(bs)), ("nudged-", min(bs))]
+            return [("nudged+" if b > 0 else "nudged-", b) for b in bs]
         return [("nudged_%d" % (i + 1), b) for i, b in enumerate(bs)]
 
     def signed(self, sign):
