@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ConfigurationError
-from ..plan import Plan
+from ..plan import Plan, batch_stream
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class StepResult(NamedTuple):
     cost: float
     estimate: dict | None = None
     applied: dict | None = None
-    phases: list = []
+    phases: tuple = ()
 
 
 @dataclass
@@ -255,13 +255,14 @@ class Engine:
         (the free phase, then the nudged phases from its end), for ``traces.h5``; the step
         and its units are :meth:`clock`'s."""
         s = self.settings
-        plan = self.plan.for_batch(np.random.default_rng(s.seed))
+        plan = self.plan.for_batch(batch_stream(s.seed, 0, 0))   # epoch 1's first batch
         phases = [("free", 0.0, s.free_steps)] + [(name, b, s.nudge_steps)
                                                   for name, b in plan.phase_names()]
         parts, rows, start, spikes = [], [], 0, None
         s0 = None
         for name, beta, steps in phases:
             states, spk = self.phase_trajectory(x, y, beta, steps, s0)
+            steps = next(iter(states.values())).shape[0] - 1    # as ran (a phase may settle)
             if name == "free":
                 s0 = {p: v[-1] for p, v in states.items()}
             else:

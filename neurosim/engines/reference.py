@@ -334,13 +334,7 @@ class ReferenceEngine(Engine):
         return Estimate(g, res.state, res.cost, runs)
 
     def infer(self, x, state=None):
-        s = self.settings
-        dyn = Dynamics(self.net, x, clip=s.clip)
-        st = dyn.initial_state(state)
-        if s.solver == "block":
-            st = dyn.run_block(st, 0.0, s.free_steps)
-        else:
-            st = dyn.run_fixed(st, s.eps, 0.0, s.free_steps)
+        st = self.free_state(x, state)
         out = {p: en.rho(self.net.activation, st[p]) for p in self.net.state_pops}
         out.update(en.predictions(self.net, st))
         return out
@@ -363,17 +357,17 @@ class ReferenceEngine(Engine):
         return StepResult(res.state, res.cost, est, phases=runs)
 
     def phase_trajectory(self, x, y, beta, steps, state=None):
-        """The Euler steps (or block sweeps) of one phase, every state recorded."""
+        """The Euler steps (or block sweeps) of one phase, every state recorded, until its
+        step is at most ``engine.tol`` (as the training phases stop), at most ``steps``."""
         s = self.settings
         dyn = Dynamics(self.net, x, y if beta else None, clip=s.clip)
         st = dyn.initial_state(state)
         out = [{p: v.copy() for p, v in st.items()}]
         for _ in range(int(steps)):
-            if s.solver == "block":
-                st = dyn.run_block(st, beta, 1)
-            else:
-                st = dyn.run_fixed(st, s.eps, beta, 1)
+            step = dyn.settle(st, s.eps, beta, 1, 0.0, s.solver).step
             out.append({p: v.copy() for p, v in st.items()})
+            if s.tol and step <= s.tol:
+                break
         return {p: np.stack([o[p] for o in out]) for p in self.net.state_pops}, None
 
     def free_state(self, x, state=None):
@@ -381,10 +375,8 @@ class ReferenceEngine(Engine):
         particles of the ``rbp`` and ``continual_ep`` rules."""
         s = self.settings
         dyn = Dynamics(self.net, x, clip=s.clip)
-        st = dyn.initial_state(state)
-        if s.solver == "block":
-            return dyn.run_block(st, 0.0, s.free_steps)
-        return dyn.run_fixed(st, s.eps, 0.0, s.free_steps)
+        return dyn.settle(dyn.initial_state(state), s.eps, 0.0, s.free_steps, s.tol,
+                          s.solver).state
 
 
 __all__ = ["ReferenceEngine", "ep_step", "batch_cost", "rates", "learning_rates", "VARIANTS"]
