@@ -62,6 +62,19 @@ class Settings:
     weight_decay: float = field(default=0.0, metadata={"section": "learning"})
     seed: int = field(default=0, metadata={"section": "train"})
 
+    def __post_init__(self):
+        """Each field's bounds and choices (its metadata), refused naming the circuit-file
+        field: the same checks the circuit file's schema makes, for settings given in Python."""
+        for f in dataclasses.fields(self):
+            v, m = getattr(self, f.name), f.metadata
+            bad = ("choices" in m and v not in m["choices"]) or \
+                ("gt" in m and not v > m["gt"]) or ("ge" in m and not v >= m["ge"])
+            if bad:
+                what = ("one of %s" % ", ".join(map(repr, m["choices"])) if "choices" in m
+                        else "a number %s %s" % ((">", m["gt"]) if "gt" in m else (">=", m["ge"])))
+                raise ConfigurationError("%s: expected %s, got %r"
+                                         % (self.field_name(f.name), what, v))
+
     @classmethod
     def section(cls, name):
         """The circuit-file section of a setting: ``"engine"`` unless its field says
