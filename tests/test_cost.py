@@ -287,3 +287,13 @@ def test_a_softmax_readout_counts_its_products_outside_the_dynamics():
     free, nudged = m.phase_counts()
     assert free["macs"] == 7 * 52 + 10              # the prediction once
     assert nudged["macs"] == 2 * 3 * (52 + 2 * 10)  # logits and pull at every nudged step
+
+
+def test_a_plan_of_three_nudges_is_priced_as_three_nudged_phases():
+    net = ns.layered([5, 4, 3], seed=0)
+    eng = engines.build("reference", net, nudges=[-0.2, 0.1, 0.3], free_steps=7, nudge_steps=3)
+    model = cost.CostModel.for_engine(eng)
+    assert model.nudged_phases == 3
+    assert model.phase_counts()[1]["steps"] == 3 * 3
+    assert cost.CostModel.for_engine(engines.build("reference", net, variant="one_sided")
+                                     ).nudged_phases == 1

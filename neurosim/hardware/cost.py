@@ -256,7 +256,9 @@ class CostModel:
         The engine's Euler step (units of tau) and steps (or sweeps) per phase (a run's
         mean steps where its phases settle early).
     variant : str
-        ``"symmetric"`` has two nudged phases; the others one.
+        ``"symmetric"`` has two nudged phases; the others one (unless ``nudged_phases``).
+    nudged_phases : int, optional
+        The nudged phases per example (a phase plan's non-zero nudges).
     batch_size : int
         Examples per update (for the estimate of pulses without a meter).
     spiking : bool
@@ -264,12 +266,13 @@ class CostModel:
     """
 
     def __init__(self, net, table=None, *, eps, free_steps, nudge_steps, variant="symmetric",
-                 batch_size=20, spiking=False):
+                 batch_size=20, spiking=False, nudged_phases=None):
         self.net, self.table = net, table if table is not None else CostTable()
         self.eps, self.free_steps, self.nudge_steps = float(eps), float(free_steps), \
             float(nudge_steps)
         self.variant, self.batch_size, self.spiking = variant, int(batch_size), bool(spiking)
-        self.nudged_phases = 2 if variant == "symmetric" else 1
+        self.nudged_phases = int(nudged_phases) if nudged_phases is not None else (
+            2 if variant == "symmetric" else 1)
         sizes = net.sizes
         self.macs_per_step = 0 if spiking else sum(
             t.conv.macs() if t.conv is not None else
@@ -298,7 +301,7 @@ class CostModel:
         free, nudged = steps or (s.free_steps, s.nudge_steps)
         return cls(engine.net, table, eps=s.eps, free_steps=free,
                    nudge_steps=nudged, variant=variant or s.variant,
-                   batch_size=batch_size,
+                   batch_size=batch_size, nudged_phases=len(engine.plan.nudged),
                    spiking=isinstance(engine.counters().get("synaptic_events"), dict))
 
     # -- per example ---------------------------------------------------------------------
