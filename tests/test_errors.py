@@ -609,6 +609,15 @@ def test_resume_of_a_truncated_checkpoint_names_it(finished_run, neurosim_cli):
     _one_line_error(r, ck, "truncated or damaged")
 
 
+def test_fidelity_weights_from_a_truncated_checkpoint_names_it(finished_run, neurosim_cli):
+    import os
+    ck = os.path.join(finished_run, "checkpoint.npz")
+    with open(ck, "r+b") as f:
+        f.truncate(os.path.getsize(ck) // 2)
+    _one_line_error(neurosim_cli("fidelity", "--weights", finished_run), ck,
+                    "truncated or damaged")
+
+
 def test_traces_inspect_of_a_truncated_h5_names_it(finished_run, neurosim_cli):
     import os
     h5 = os.path.join(finished_run, "traces.h5")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 
 from .. import config, jsontext
 from ..atomic import write_text
@@ -17,6 +16,7 @@ from ..errors import ConfigurationError
 from ..resistive import ResistiveNetwork
 from ..resistive.spice import check, find_ngspice, netlist
 from ..config import build_dataset, build_network
+from ..training.trainer import read_checkpoint
 
 
 def _network(circuit, checkpoint):
@@ -25,12 +25,12 @@ def _network(circuit, checkpoint):
         raise ConfigurationError("network.kind: neurosim spice exports resistive networks "
                                  "(network.kind = \"resistive\"), got %r" % circuit.network.kind)
     if checkpoint:
-        with np.load(checkpoint, allow_pickle=False) as z:
-            for k in net.params:
-                if "param/" + k not in z or z["param/" + k].shape != net.params[k].shape:
-                    raise ConfigurationError("--checkpoint %s does not match the network (%r)"
-                                             % (checkpoint, k))
-                net.params[k][...] = z["param/" + k]
+        _, z = read_checkpoint(checkpoint, training=False)   # a damaged file: one line naming it
+        for k in net.params:
+            if "param/" + k not in z or z["param/" + k].shape != net.params[k].shape:
+                raise ConfigurationError("--checkpoint %s does not match the network (%r)"
+                                         % (checkpoint, k))
+            net.params[k][...] = z["param/" + k]
     return net
 
 

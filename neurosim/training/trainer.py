@@ -89,23 +89,26 @@ HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accu
                 "examples_per_second")
 
 
-def read_checkpoint(path):
+def read_checkpoint(path, training=True):
     """``(meta, arrays)`` of a checkpoint written by :meth:`Trainer.save`, or
     :class:`~neurosim.errors.CorruptFileError` naming the file when it is truncated or not a
-    checkpoint."""
+    checkpoint (``training``: it must hold the state a resume needs; False: the weights are
+    enough, as for ``neurosim fidelity --weights``)."""
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        meta = json.loads(str(arrays.pop("meta")))
-        if not all(k in meta for k in ("epoch", "batch", "acc", "history", "fidelity")):
+        meta = json.loads(str(arrays.pop("meta", "{}")))
+        if training and not all(k in meta for k in ("epoch", "batch", "acc", "history",
+                                                    "fidelity")):
             raise KeyError("meta")
     except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError) as e:
         if isinstance(e, FileNotFoundError):
             raise
         what = "it has no training state" if isinstance(e, KeyError) else \
             "not a readable .npz archive: %s" % (str(e).splitlines() or [type(e).__name__])[0]
-        raise CorruptFileError("checkpoint %s is truncated or damaged (%s); it cannot be "
-                               "resumed" % (path, what)) from None
+        raise CorruptFileError("checkpoint %s is truncated or damaged (%s)%s"
+                               % (path, what, "; it cannot be resumed" if training else ""))\
+            from None
     return meta, arrays
 
 
