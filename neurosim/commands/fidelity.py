@@ -36,7 +36,7 @@ import numpy as np
 from .. import atomic, config, engines, ep, fidelity, jsontext, plots, traces
 from ..errors import ConfigurationError, NeurosimError
 from ..training.trainer import read_checkpoint
-from ..relax import blas_threads
+from ..blas import blas_threads
 
 CHECKPOINT = "checkpoint.npz"
 #: The ground truth's fixed point holds to this (projected step, or KCL volts).
@@ -463,7 +463,7 @@ def main(args):
 
 def _main_spiking(args, prep, t0):
     """``--engine brian2-spiking``: the spike-based update over settings and spike seeds
-    against the rate circuit and RBP (:mod:`neurosim.spiking_fidelity`)."""
+    against the rate circuit and RBP (:mod:`neurosim.commands.spiking_fidelity`)."""
     from . import spiking_fidelity as sf
     circ = prep["circuit"]
     e, L = circ.engine, circ.learning

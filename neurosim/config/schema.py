@@ -258,7 +258,7 @@ HardwareSection = create_model(
 
 
 class CostSection(_Section):
-    """Per-operation energy (pJ) and time (ns) of the cost model (:mod:`neurosim.cost`);
+    """Per-operation energy (pJ) and time (ns) of the cost model (:mod:`neurosim.hardware.cost`);
     a key left out keeps the documented default of the table."""
     mac_pj: Optional[float] = Field(None, ge=0)
     synaptic_event_pj: Optional[float] = Field(None, ge=0)

@@ -12,7 +12,7 @@ and ``[-b, b]`` (``one_sided``, ``symmetric``, ``random_sign``) and refuses othe
 mini-batch in a runtime circuit built with the current weights, and execute any phase plan;
 so do :meth:`~SpikingEngine.estimate` and :meth:`~SpikingEngine.infer`.
 
-Spike counters (for the cost model, :mod:`neurosim.cost`): :attr:`SpikingEngine.synaptic_events`
+Spike counters (for the cost model, :mod:`neurosim.hardware.cost`): :attr:`SpikingEngine.synaptic_events`
 and :attr:`SpikingEngine.spikes` add up, over every step, the synaptic events (each spike
 times the fan-out of its population's outgoing pathways) and the spikes, split into the free
 phase (steps ``0 .. free_steps - 1``) and the nudged phase(s) (the rest of the run). The split

@@ -70,7 +70,7 @@ from .protocol import Engine, Estimate, StepResult
 from .reference import batch_cost, rates
 from ..hardware.crossbar import Crossbar
 from ..hardware.devices import MIN_FACTOR, device_from_section, quantize
-from ..relax import Dynamics, RelaxationError
+from ..dynamics import Dynamics, RelaxationError
 
 DYNAMICS_FIELDS = ("adc_bits", "derivative_tau", "tau_mismatch")
 #: device fields added after checkpoints with device state were first written, with the value

@@ -2,7 +2,8 @@
 the engine object the training loop drives (EP steps, free phases, RBP ground truth).
 
 :func:`ep_step` runs the free phase (warm-started from persistent particles), the nudged
-phase(s) with a fixed number of Euler steps (or block sweeps) each, and applies the EP update
+phase(s) of the plan, each at most ``free_steps`` / ``nudge_steps`` Euler steps (or block
+sweeps) and stopping once its projected step is at most ``tol``, and applies the EP update
 ``theta <- theta - lr g`` to ``net.params`` in place. It computes the same estimate as
 :func:`neurosim.ep.gradient` with the same arguments (to rounding), faster:
 
@@ -28,9 +29,9 @@ from .. import energy as en
 from .. import ep as _ep
 from ..errors import ArgumentError, ConfigurationError
 from ..plan import VARIANTS, PhaseRun, Plan
-from ..relax import Dynamics
+from ..dynamics import Dynamics
 from .protocol import Engine, Estimate, StepResult, register
-from ..relax import blas_threads as _blas_limit
+from ..blas import blas_threads as _blas_limit
 
 
 class StepOutcome(NamedTuple):
@@ -189,7 +190,8 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
     eps : float
         Euler step of both phases (0.5 in the 2017 recipe).
     free_steps, nudge_steps : int
-        Fixed numbers of Euler steps (the 2017 recipe: 20 and 4 for 784-500-10).
+        The most Euler steps (or sweeps) of each phase (the 2017 recipe: 20 and 4 for
+        784-500-10); all of them when ``tol`` is 0.
     variant : "one_sided" | "symmetric" | "random_sign"
         ``g = (1/beta) [dE/dtheta(s_beta) - dE/dtheta(s0)]``, or
         ``(1/(2 beta)) [dE/dtheta(s_+beta) - dE/dtheta(s_-beta)]``, or one-sided with a
@@ -288,7 +290,8 @@ def _step(net, x, y, the_plan, lrs, eps, clip, state, grad_out, solver="euler", 
 
 @register("reference")
 class ReferenceEngine(Engine):
-    """The numpy reference engine: fixed-step Euler phases (or block sweeps) of any network;
+    """The numpy reference engine: Euler phases (or block sweeps) of any network that settle
+    to ``engine.tol`` within their step counts;
     the specification every other engine is checked against (module docstring).
 
     ``step`` with plain SGD (no momentum, no weight decay: ``optimizer.plain``) fuses

@@ -63,7 +63,8 @@ def check(name, settings):
 
 
 def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **settings):
-    """The engine ``name`` (``"reference"``, ``"brian2-rate"``, ``"brian2-spiking"``) bound to
+    """The engine ``name`` (any of :func:`available`: ``"reference"``, ``"brian2-rate"``,
+    ``"brian2-spiking"``, ``"resistive"``, or one registered from outside) bound to
     ``net``; ``settings`` are named as the fields of the circuit file's ``[engine]`` and
     ``[learning]`` sections (``eps``, ``free_steps``, ``nudge_steps``, ``clip``, ``solver``,
     ``beta``, ``variant``, ...; see :class:`~neurosim.engines.protocol.Settings`).

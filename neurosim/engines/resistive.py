@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ArgumentError, ConfigurationError
 from ..resistive import learning, solver
-from ..relax import blas_threads
+from ..blas import blas_threads
 from .protocol import Engine, Estimate, StepResult, register
 
 #: The KCL tolerance (volts) of the ground truth's operating point (solved in float64).
