@@ -26,7 +26,7 @@ from . import energy as en
 from . import ep
 from . import rbp
 from .engines.protocol import StepResult
-from .errors import ConfigurationError
+from .errors import ArgumentError, ConfigurationError
 from .fixed_point import free_fixed_point
 
 
@@ -99,6 +99,9 @@ class ContinualEP(Estimator):
         self.nudge_steps = checks.integer("nudge_steps", nudge_steps, 1)
 
     def gradient(self, net, x, y, state=None):
+        if self.lr is None:
+            raise ArgumentError("lr: continual EP's gradient needs the learning rates (the "
+                                "weights move inside its phase); train with step()")
         return ep.continual(net, x, y, self.beta, self.lr, eps=self.eps,
                             nudge_steps=self.nudge_steps, state=state, clip=self.clip).gradient
 

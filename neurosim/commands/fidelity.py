@@ -153,8 +153,7 @@ def _reference_estimate(engine, x, y, seed):
     ``clip``) on the same weights and random sign."""
     s = engine.settings
     ref = engines.build("reference", engine.net, eps=s.eps, free_steps=s.free_steps,
-                        nudge_steps=s.nudge_steps, clip=s.clip,
-                        solver=s.solver if s.solver in ("euler", "block") else "euler",
+                        nudge_steps=s.nudge_steps, clip=s.clip, solver=s.solver, tol=s.tol,
                         beta=s.beta, variant=s.variant, nudges=s.nudges, seed=s.seed)
     return ref.estimate(x, y, rng=seed)
 

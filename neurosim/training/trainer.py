@@ -395,7 +395,7 @@ class Trainer:
         """Per-example sign of beta: +1, or for random-sign EP the draw of each batch's
         stream (:func:`neurosim.plan.batch_sign`)."""
         signs = np.ones(len(order))
-        if self.engine.settings.variant == "random_sign":
+        if self.engine.plan.random_sign:
             for b in range(self.n_batches):
                 signs[b * self.batch_size:(b + 1) * self.batch_size] = \
                     batch_sign(self.seed, epoch, b)
