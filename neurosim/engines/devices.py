@@ -65,7 +65,7 @@ import numpy as np
 from .. import energy as en
 from .. import ep
 from ..errors import ArgumentError, ConfigurationError
-from ..plan import Plan
+from ..plan import PhaseRun, Plan
 from .protocol import Engine, Estimate, StepResult
 from .reference import batch_cost, rates
 from ..hardware.crossbar import Crossbar
@@ -99,7 +99,8 @@ def _per_neuron_run(dyn, s, eps, beta, steps, eps_scale):
 
 def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=20,
                      nudge_steps=4, clip=True, state=None, rng=None, derivative_tau=0.0,
-                     adc_bits=0, eps_scale=None, read=None, solver="euler", nudges=None):
+                     adc_bits=0, eps_scale=None, read=None, solver="euler", nudges=None,
+                     tol=0.0):
     """The EP estimate of :func:`neurosim.engines.reference.ep_step` (energy dynamics, Euler steps) as a
     circuit with finite-bandwidth derivatives, an ADC and mismatched time constants sees it.
     ``net.params`` is not changed.
@@ -114,7 +115,10 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
       ``net.params`` to that phase's read of the weights (in place). The update is formed
       from the states alone (energy dynamics), so each phase sees its own read;
     * ``solver``: ``"block"`` takes the reference engine's block sweeps (only with the three
-      above ideal).
+      above ideal);
+    * ``tol``: with identical time constants (no ``eps_scale``) and no filtered derivative, a
+      phase stops once its projected step is at most ``tol``, as the reference engine's do
+      (the returned estimate's ``phases`` say how many steps each took).
 
     With all three ideal (and no ``read``) the numbers are ``ep_step``'s with ``grad_out``,
     bit for bit.
@@ -137,9 +141,13 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
             read()
         return Dynamics(net, x, y, clip=clip)
 
+    runs = []
+
     def run(d, s, b, steps):
-        if solver == "block":
-            return d.run_block(s, b, steps)
+        if eps_scale is None:     # the reference engine's phases: they settle to tol
+            out = d.settle(s, eps, b, steps, tol, solver)
+            runs.append(PhaseRun(b, out.steps, out.step))
+            return out.state
         return _per_neuron_run(d, s, eps, b, steps, eps_scale)
 
     dyn = bound()
@@ -166,7 +174,7 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
     g = ep.energy_contrast(net, dyn.inputs, [rates(net, dyn, v) for v in q], the_plan,
                            dyn.targets)
     q0 = {p: np.array(v) for p, v in q0.items()}
-    return Estimate(g, q0, batch_cost(net, q0, dyn.targets, dyn.batch))
+    return Estimate(g, q0, batch_cost(net, q0, dyn.targets, dyn.batch), runs)
 
 
 def check_support(device, engine):
@@ -338,7 +346,8 @@ class HardwareEngine(Engine):
                                    clip=s.clip, state=state, rng=rng,
                                    derivative_tau=self.device.derivative_tau,
                                    adc_bits=self.device.adc_bits, eps_scale=self.eps_scale,
-                                   read=self._read, solver=s.solver, nudges=s.nudges or None)
+                                   read=self._read, solver=s.solver, nudges=s.nudges or None,
+                                   tol=s.tol)
         finally:
             self._store()
         if self.device.adc_bits:    # the free state and one state per nudged phase
@@ -371,11 +380,12 @@ class HardwareEngine(Engine):
             self.crossbar.advance(self.device.seconds_per_batch)
             self._store()
             self.last_change = {k: net.params[k] - before[k] for k in net.params}
+        runs = est.phases
         if not want_estimate:
-            return StepResult(est.state, est.cost)
+            return StepResult(est.state, est.cost, phases=runs)
         change = self.last_change or {k: np.zeros_like(v) for k, v in net.params.items()}
         applied = {k: -change[k] / optimizer.lrs[k] for k in net.params if optimizer.lrs[k]}
-        return StepResult(est.state, est.cost, est, applied)
+        return StepResult(est.state, est.cost, est, applied, phases=runs)
 
     def phase_trajectory(self, x, y, beta, steps, state=None):
         """The wrapped engine's phase at one read of the devices (DAC'd inputs)."""
