@@ -131,3 +131,14 @@ def test_the_ground_truth_is_polished_from_the_engine_state():
     _, fp = eng.ground_truth(x, y, 1e-10, "test", state=est.state)
     assert fp.steps == 0 or fp.newton_iterations >= 0
     assert max(np.max(np.abs(est.state[p] - fp.state[p])) for p in net.state_pops) < 1e-9
+
+
+def test_a_plan_that_cannot_run_is_refused_when_the_engine_is_built():
+    """Explicit nudges with a random sign: refused at build, naming learning.nudges, before
+    any batch runs (and before a run folder is written)."""
+    from neurosim.errors import ConfigurationError
+    net = ns.layered([5, 4, 3], seed=0)
+    with pytest.raises(ConfigurationError, match="learning.nudges"):
+        ns.engines.build("reference", net, nudges=[-0.2, 0.1, 0.3], variant="random_sign")
+    with pytest.raises(ConfigurationError, match="learning.nudges.*distinct"):
+        ns.engines.build("reference", net, nudges=[0.1, 0.1])

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..errors import ConfigurationError
+from ..errors import ArgumentError, ConfigurationError
+from ..plan import Plan
 from ..hardware.devices import Device, device_from_section
 from .protocol import ENGINE_CLASSES, Settings
 
@@ -43,6 +44,10 @@ def check(name, settings):
     """A ConfigurationError naming the field of the first setting the engine ``name`` does not
     use (not at its default), or a learning rule / optimizer it cannot apply."""
     cls = ENGINE_CLASSES[name]
+    try:                              # the phase plan (learning.nudges, beta, variant)
+        Plan.of(settings.beta, settings.variant, settings.nudges or None)
+    except ArgumentError as e:
+        raise ConfigurationError(str(e)) from None
     used = set(SHARED) | set(cls.settings_used)
     for field in (f.name for f in dataclasses.fields(Settings)):
         if field not in used and getattr(settings, field) != getattr(DEFAULTS, field):
