@@ -19,7 +19,7 @@ SPIKING = dict(eps=0.1, free_steps=100, nudge_steps=100, beta=0.5, variant="symm
 CASES = [
     Case("reference", "reference", RATE),
     Case("reference-block", "reference", dict(RATE, solver="block")),
-    Case("brian2-rate", "brian2-rate", RATE, slow=True),
+    Case("brian2-rate", "brian2-rate", RATE),
     Case("brian2-spiking", "brian2-spiking", SPIKING, exact=None, cosine=0.8),
     Case("resistive", "resistive", dict(beta=0.01, variant="symmetric"), exact=None,
          own_truth=0.999, network=lambda: resistive([5, 4, 3], seed=0)),
