@@ -25,8 +25,7 @@ import numpy as np
 
 from . import plasticity
 from .builder import Builder, BuiltProjection
-from ..errors import ArgumentError
-from ..plan import VARIANTS, Plan
+from .phases import circuit_plan
 from .device import (CircuitError, build_folder, check_compiler, check_device,
                      check_compilable, import_brian2, new_standalone_device,
                      standalone_device, standalone_failure)
@@ -188,28 +187,6 @@ def plan_schedule(plan):
     return T, s
 
 
-def circuit_plan(beta, variant, nudges, free_steps, nudge_steps, rng=None):
-    """The checked phase plan of a circuit's EP step (a :class:`CircuitError` names the bad
-    argument), random sign drawn from ``rng`` (:meth:`Plan.for_batch`)."""
-    if nudges is None or not len(nudges):
-        if variant not in VARIANTS:
-            raise CircuitError("variant must be one of %s, got %r" % (VARIANTS, variant))
-        if beta is None or not np.isfinite(beta) or beta == 0:
-            raise CircuitError("beta must be a non-zero finite number, got %r" % (beta,))
-    for name, v in (("free_steps", free_steps), ("nudge_steps", nudge_steps)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (name == "nudge_steps"):
-            raise CircuitError("%s must be a non-negative integer (positive for nudge_steps), "
-                               "got %r" % (name, v))
-    try:
-        plan = Plan.of(beta, variant, nudges, free_steps=int(free_steps),
-                       nudge_steps=int(nudge_steps))
-    except ArgumentError as e:
-        raise CircuitError(str(e)) from None
-    if np.iscomplexobj(np.asarray(plan.nudges)):
-        raise CircuitError("nudges: a Brian2 circuit runs real nudges, got %r" % (plan.nudges,))
-    return plan.for_batch(rng)
-
-
 class RateCircuit:
     """A Network compiled into a Brian2 rate circuit (see the module docstring).
 
@@ -309,7 +286,7 @@ class RateCircuit:
         :func:`neurosim.ep.gradient`, for the batch-mean loss). The weights are not changed.
         ``nudges``: the phase plan's nudge strengths (replacing ``beta`` and ``variant``,
         :class:`neurosim.plan.Plan`); ``rng``: the source of a random sign."""
-        plan = circuit_plan(beta, variant, nudges, free_steps, nudge_steps, rng)
+        plan = circuit_plan(beta, variant, nudges, free_steps, nudge_steps).for_batch(rng)
         return self.run_plan(x, y, plan, state=state)
 
     def run_plan(self, x, y, plan, state=None):

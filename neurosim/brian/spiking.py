@@ -82,11 +82,10 @@ import time
 import numpy as np
 
 from .. import checks
-from ..errors import ArgumentError
-from ..plan import Plan
 from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
                      new_standalone_device, standalone_device, standalone_failure)
 from .builder import Builder
+from .phases import circuit_plan
 from .spiking_build import (RULE_EVENT, TRACE_EQS,
                             TRACE_ON_SPIKE, SpikingContext, spiking_schedule, build_input, build_lateral,
                             build_state, build_tied, encoder)
@@ -122,27 +121,6 @@ def _positive(name, v):
 
 def _steps(name, v, minimum):
     return checks.integer(name, v, minimum, error=CircuitError)
-
-
-def _phase_plan(beta, variant, free_steps, nudge_steps, nudges=None):
-    """The checked phase plan (:class:`neurosim.plan.Plan`) of an EP step: of ``nudges`` when
-    given, else of ``beta`` and ``variant``."""
-    from ..plan import VARIANTS
-    if nudges is None or not len(nudges):
-        nudges = None
-        if variant not in VARIANTS:
-            raise CircuitError("variant must be one of %s, got %r" % (VARIANTS, variant))
-        if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(beta) or beta == 0:
-            raise CircuitError("beta must be a non-zero finite number, got %r" % (beta,))
-    F, K = _steps("free_steps", free_steps, 0), _steps("nudge_steps", nudge_steps, 1)
-    try:
-        plan = Plan.of(beta, variant, nudges, free_steps=F, nudge_steps=K)
-    except ArgumentError as e:
-        raise CircuitError(str(e)) from None
-    if np.iscomplexobj(np.asarray(plan.nudges)):
-        raise CircuitError("nudges: a spiking circuit runs real nudges, got %r" % (plan.nudges,))
-    return plan
 
 
 def trace_constants(nudge_steps, eps, tau=10.0):
@@ -224,7 +202,7 @@ class SpikingCircuit:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                                  or seed < 0):
             raise CircuitError("seed must be a non-negative integer or None, got %r" % (seed,))
-        _phase_plan(p["beta"], p["variant"], p["free_steps"], p["nudge_steps"])
+        circuit_plan(p["beta"], p["variant"], None, p["free_steps"], p["nudge_steps"])
         if device == "cpp_standalone":
             check_compiler()
         self.net, self.device, self.clip, self.record = net, device, bool(clip), bool(record)
@@ -408,10 +386,10 @@ class SpikingCircuit:
         (replacing ``beta`` and ``variant``, :class:`neurosim.plan.Plan`); ``seed`` seeds this
         run (spikes and, for ``random_sign``, the sign unless ``rng`` is given)."""
         p = self.params
-        plan = _phase_plan(
+        plan = circuit_plan(
             p["beta"] if beta is None else beta, p["variant"] if variant is None else variant,
-            p["free_steps"] if free_steps is None else free_steps,
-            p["nudge_steps"] if nudge_steps is None else nudge_steps, nudges)
+            nudges, p["free_steps"] if free_steps is None else free_steps,
+            p["nudge_steps"] if nudge_steps is None else nudge_steps)
         seed = self._seed(seed)
         return self.run_plan(x, y, plan.for_batch(rng if rng is not None else seed),
                              state=state, seed=seed)
