@@ -127,13 +127,10 @@ def _slug(point):
 def resolve_circuit(circuit):
     """The absolute path of a circuit file or of a built-in circuit's name."""
     from .. import config
-    if circuit is None:
-        return config.builtin_path("default")
-    if os.path.exists(circuit):
-        return os.path.abspath(circuit)
-    if os.sep not in circuit and not circuit.endswith(".toml"):
-        return config.builtin_path(circuit)
-    raise config.ConfigError("cannot read circuit file %r: no such file" % circuit)
+    path = config.resolve(circuit)
+    if not os.path.exists(path):
+        raise config.ConfigError("cannot read circuit file %r: no such file" % circuit)
+    return os.path.abspath(path)
 
 
 MODES = ("grid", "one_at_a_time")
