@@ -99,15 +99,16 @@ def prepare(circuit=None, overrides=(), batch=8, seed=0, weights=None):
 
 
 # -- the engines ------------------------------------------------------------------------------
-def build_engine(circuit, net):
-    """The circuit's engine (:func:`neurosim.engines.from_circuit`); a setting it refuses is a
-    FidelityError naming the field and saying where it came from."""
+def build_engine(circuit, net, path=None, text=None, overrides=()):
+    """The circuit's engine (:func:`neurosim.engines.from_circuit`); a setting it refuses names
+    its field and, where the circuit file ``path`` (its ``text``) sets it rather than
+    ``overrides``, says so and how to override it (:func:`neurosim.config.blame_file`)."""
     try:
         return engines.from_circuit(circuit, net)
     except ConfigurationError as e:
-        field = str(e).split(":", 1)[0]
-        raise FidelityError("--engine %s: %s (from the circuit file or --set; change it with "
-                            "--set %s=...)" % (circuit.engine.name, e, field)) from None
+        if text is None:
+            raise
+        raise config.blame_file(e, config.resolve(path), text, overrides) from None
 
 
 def _contrast(net, x, y, s0, states, plan):
@@ -439,7 +440,7 @@ def main(args):
         raise FidelityError("--sweep and --spike-seeds apply to --engine brian2-spiking only")
     if name == "brian2-spiking":
         return _main_spiking(args, prep, t0)
-    engine = build_engine(circ, prep["net"])
+    engine = build_engine(circ, prep["net"], args.circuit, prep["text"], overrides_of(args))
     try:
         res = run_fidelity(engine, prep["x"], prep["y"], seed=args.seed)
     finally:
