@@ -145,9 +145,9 @@ class RBP(Estimator):
         free state (:meth:`~neurosim.engines.protocol.Engine.ground_truth`, verified to
         ``tol``), applied by ``optimizer``."""
         s = engine.free_state(x, state)
-        g, _ = engine.ground_truth(x, y, self.tol, label, state=s)
+        g, fp = engine.ground_truth(x, y, self.tol, label, state=s)
         optimizer.apply(engine.net.params, g)
-        return StepResult(s, _cost(engine.net, s, y), g)
+        return StepResult(s, _cost(engine.net, s, y), g, truth=(g, fp))
 
     def detailed(self, net, x, y, steps, state=None):
         """``Thetabar_k`` of the side network (continuous time for ``method="continuous"``)."""

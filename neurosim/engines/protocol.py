@@ -121,13 +121,15 @@ class StepResult(NamedTuple):
     particles), the batch-mean cost at it, and, when asked, the engine's estimate and the
     change of the parameters as a gradient (``-(change) / lr``; None where the parameters took
     the optimizer's update exactly); ``phases``: the phases as they ran (see
-    :class:`Estimate`)."""
+    :class:`Estimate`); ``truth``: ``(RBP gradient, fixed point)`` where the step computed the
+    ground truth itself at the batch's parameters (the ``rbp`` rule), else None."""
 
     state: dict
     cost: float
     estimate: dict | None = None
     applied: dict | None = None
     phases: tuple = ()
+    truth: tuple | None = None
 
 
 @dataclass

@@ -296,8 +296,8 @@ class Trainer:
         res = self.estimator.step(self.engine, x, y, self.opt, state=state,
                                   rng=self._batch_rng(epoch, b), want_estimate=fidelity,
                                   label=label)
-        truth = None
-        if fidelity:   # at the parameters the batch ran with, from the engine's state
+        truth = res.truth               # the rbp rule computed it already
+        if fidelity and truth is None:  # at the parameters the batch ran with, from its state
             with parameters(self.net, ran):
                 truth = self.ground_truth(x, y, label, self._whole_state(res.state))
         self._count_phases(res.phases)
