@@ -38,9 +38,9 @@ def nudge_weights(nudges):
     b = np.asarray(nudges)
     if b.ndim != 1 or b.size < 2:
         raise ArgumentError("learning.nudges: expected at least two nudge strengths, got %r"
-                            % (list(np.atleast_1d(b)),))
+                            % (np.atleast_1d(b).tolist(),))
     if not np.all(np.isfinite(b)):
-        raise ArgumentError("learning.nudges: expected finite numbers, got %r" % (list(b),))
+        raise ArgumentError("learning.nudges: expected finite numbers, got %r" % (b.tolist(),))
     b = b.astype(np.complex128 if np.iscomplexobj(b) else np.float64)
     if len(set(b.tolist())) != b.size:
         raise ArgumentError("learning.nudges: the nudge strengths must be distinct, got %r"

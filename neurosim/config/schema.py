@@ -11,6 +11,7 @@ from typing import Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from ..errors import ConfigurationError
+from ..plan import nudge_weights
 
 
 # A circuit file or an override is invalid; the message names the field (one class for every
@@ -166,11 +167,8 @@ class LearningSection(_Section):
     @field_validator("nudges")
     @classmethod
     def _nudges(cls, v):
-        if v is None:
-            return v
-        if len(v) < 2 or len(set(v)) != len(v) or not any(v) or not all(b == b for b in v):
-            raise ValueError("expected at least two distinct nudge strengths, one non-zero "
-                             "(0 is the free state), got %r" % (v,))
+        if v is not None:
+            nudge_weights(v)        # the plan's own checks (one place), naming learning.nudges
         return v
 
     @field_validator("lr", "bias_lr")
