@@ -169,7 +169,7 @@ class Plan:
         an observation at 0 is ``s0`` itself. Returns one state per nudge, in order."""
         out = []
         for b in self.nudges:
-            out.append(s0 if b == 0 else phase({p: v.copy() for p, v in s0.items()}, b))
+            out.append(s0 if b == 0 else phase({p: copy_of(v) for p, v in s0.items()}, b))
         return out
 
 
@@ -190,6 +190,11 @@ def unsettled(runs, tol):
         return False, False
     late = [not r.step <= tol for r in runs]
     return late[0], any(late[1:])
+
+
+def copy_of(v):
+    """A copy of a state array: a numpy array's ``copy()``, a torch tensor's ``clone()``."""
+    return v.clone() if hasattr(v, "clone") else v.copy()
 
 
 def _number(v):

@@ -330,3 +330,29 @@ def check_with_libsonata(path):
             assert sreader[name].sorting == "by_time"
             n += 1
     return n
+
+
+def conv_graph(pooling="average"):
+    """x (1x8x8) -> conv 3x3 pad 1, pool 2 -> h1 (3x4x4) -> conv 3x3 -> h2 (4x2x2) -> y (3);
+    with ``pooling = "max"`` both convolutions max-pool (h1 -> h2 with padding 1 and pool 2),
+    so a state population's feedback goes through its switches."""
+    g = nx.DiGraph()
+    g.add_node("x", size=64, role="input", shape=(1, 8, 8))
+    g.add_node("h1", size=48, role="hidden", shape=(3, 4, 4))
+    g.add_node("h2", size=16, role="hidden", shape=(4, 2, 2))
+    g.add_node("y", size=3, role="output")
+    if pooling == "max":
+        g.add_edge("x", "h1", kernel=3, padding=1, pool=2, pooling="max")
+        g.add_edge("h1", "h2", kernel=3, padding=1, pool=2, pooling="max")
+    else:
+        g.add_edge("x", "h1", kernel=3, padding=1, pool=2)
+        g.add_edge("h1", "h2", kernel=3)
+    g.add_edge("h2", "y")
+    return g
+
+
+def conv_max_softmax_network(seed=1, dtype="float64"):
+    """:func:`conv_graph` with max pooling and a softmax readout, hard sigmoid: the conv
+    network the conformance suite compares engines on."""
+    return ns.Network.from_graph(conv_graph("max"), activation="hard_sigmoid",
+                                 readout="softmax", seed=seed, gain=1.5, dtype=dtype)

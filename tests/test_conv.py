@@ -4,7 +4,6 @@ section 6 -- RBP = finite differences, every RBP method agrees, EP -> RBP with s
 the theorem's u_0 = -Sbar_0 -- plus the fast EP step, the circuit file, and clear errors."""
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 import pytest
 from scipy.signal import correlate
@@ -16,7 +15,7 @@ from neurosim.conv import Conv
 from neurosim.engines.reference import ep_step
 from neurosim.relax import free_state, relax
 
-from conftest import check_ep_slopes, rel_err
+from conftest import check_ep_slopes, conv_graph, rel_err
 
 EPS = 0.2
 GEOMETRIES = [((2, 7, 7), 3, 3, 1, 0, 1), ((2, 8, 8), 3, 3, 1, 1, 2), ((1, 9, 9), 2, 3, 2, 1, 1),
@@ -97,25 +96,6 @@ def test_max_pooling_is_the_max_and_its_switches_give_the_derivatives(geometry):
         c.adjoint(kernel, v)
     with pytest.raises(ValueError, match="pooling must be one of"):
         Conv(*geometry, pooling="min")
-
-
-def conv_graph(pooling="average"):
-    """x (1x8x8) -> conv 3x3 pad 1, pool 2 -> h1 (3x4x4) -> conv 3x3 -> h2 (4x2x2) -> y (3);
-    with ``pooling = "max"`` both convolutions max-pool (h1 -> h2 with padding 1 and pool 2),
-    so a state population's feedback goes through its switches."""
-    g = nx.DiGraph()
-    g.add_node("x", size=64, role="input", shape=(1, 8, 8))
-    g.add_node("h1", size=48, role="hidden", shape=(3, 4, 4))
-    g.add_node("h2", size=16, role="hidden", shape=(4, 2, 2))
-    g.add_node("y", size=3, role="output")
-    if pooling == "max":
-        g.add_edge("x", "h1", kernel=3, padding=1, pool=2, pooling="max")
-        g.add_edge("h1", "h2", kernel=3, padding=1, pool=2, pooling="max")
-    else:
-        g.add_edge("x", "h1", kernel=3, padding=1, pool=2)
-        g.add_edge("h1", "h2", kernel=3)
-    g.add_edge("h2", "y")
-    return g
 
 
 def _net(readout="state", activation="logistic", pooling="average", **kw):
@@ -316,7 +296,7 @@ def test_engines_that_cannot_hold_a_kernel_say_which_projection():
     with pytest.raises(CircuitError, match="x->h1, h1->h2 are convolutional"):
         compile_circuit(net, model="rate")
     with pytest.raises(ConfigurationError, match="hardware: .*x->h1, h1->h2 are convolutional"):
-        build("reference", net, device="rram")
+        build("reference", net, hardware="rram")
 
 
 CIRCUIT = """

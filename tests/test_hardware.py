@@ -270,7 +270,7 @@ def test_lateral_matrices_stay_symmetric_with_zero_diagonal():
 def test_step_reads_programs_and_leaves_the_stored_weights():
     net = _net()
     x, y = _batch(net)
-    eng = engines.build("reference", net, device=PRESETS["rram"], hardware_seed=3, eps=0.5,
+    eng = engines.build("reference", net, hardware=PRESETS["rram"], hardware_seed=3, eps=0.5,
                         free_steps=10, nudge_steps=4, beta=0.5, variant="symmetric")
     assert isinstance(eng, HardwareEngine) and eng.seed == 3
     g = eng.step(x, y, _sgd(net, 0.1), want_estimate=True).estimate

@@ -53,6 +53,7 @@ class Settings:
     max_rate: float = field(default=1000.0, metadata={"gt": 0})
     build_dir: str = ""
     threads: int = field(default=1, metadata={"gt": 0})
+    device: str = "auto"
     beta: float = field(default=0.5, metadata={"section": "learning"})
     variant: str = field(default="symmetric", metadata={"section": "learning"})
     nudges: tuple = field(default=(), metadata={"section": "learning"})

@@ -37,7 +37,7 @@ def engine_class(name):
 
 def _load_builtin():
     """Import the engines shipped with neurosim (each registers itself on import)."""
-    from . import brian_rate, brian_spiking, reference, resistive  # noqa: F401
+    from . import accelerator, brian_rate, brian_spiking, reference, resistive  # noqa: F401
 
 
 def check(name, settings):
@@ -67,14 +67,14 @@ def check(name, settings):
                                      "got %r" % (field, name, getattr(settings, field)))
 
 
-def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **settings):
+def build(name, net, *, hardware=None, hardware_seed=0, batch_size=None, **settings):
     """The engine ``name`` (any of :func:`available`: ``"reference"``, ``"brian2-rate"``,
     ``"brian2-spiking"``, ``"resistive"``, or one registered from outside) bound to
     ``net``; ``settings`` are named as the fields of the circuit file's ``[engine]`` and
     ``[learning]`` sections (``eps``, ``free_steps``, ``nudge_steps``, ``clip``, ``solver``,
     ``beta``, ``variant``, ...; see :class:`~neurosim.engines.protocol.Settings`).
 
-    ``device``: a :class:`~neurosim.hardware.Device`, a preset name or a ``[hardware]``
+    ``hardware``: a :class:`~neurosim.hardware.Device`, a preset name or a ``[hardware]``
     mapping: the engine's weights then live in a crossbar of it (``hardware_seed`` seeds its
     draws). ``batch_size``: the mini-batch the circuit engines build for."""
     cls = engine_class(name)
@@ -86,8 +86,9 @@ def build(name, net, *, device=None, hardware_seed=0, batch_size=None, **setting
                                  "got %r" % name)
     check(name, s)
     engine = cls(net, s, batch_size=batch_size)
-    if device is None:
+    if hardware is None:
         return engine
+    device = hardware
     if isinstance(device, str):
         device = device_from_section({"preset": device})
     elif not isinstance(device, Device):
@@ -110,7 +111,7 @@ def settings_of(circuit):
 
 def from_circuit(circuit, net):
     """The engine of a circuit file, on the devices of its ``[hardware]`` section."""
-    return build(circuit.engine.name, net, device=getattr(circuit, "hardware", None),
+    return build(circuit.engine.name, net, hardware=getattr(circuit, "hardware", None),
                  hardware_seed=getattr(getattr(circuit, "hardware", None), "seed", 0),
                  batch_size=circuit.train.batch_size, **settings_of(circuit))
 

@@ -1,0 +1,151 @@
+"""The accelerator engine (``engine.name = "torch"``): the reference engine's maths on PyTorch
+tensors, on the CPU or a CUDA GPU (``engine.device``), checked against the reference engine by
+the conformance suite (tests/conformance).
+
+The phases are :class:`neurosim.accelerator.dynamics.TensorDynamics` (Euler steps or block
+sweeps that settle to ``engine.tol``, the plan's nudged phases from the free state, complex
+for holomorphic EP); the estimate is the autograd derivative of the energy's parameter terms
+weighted by the plan (:func:`neurosim.accelerator.estimate.plan_contrast`). Parameters stay
+``net.params`` (numpy): on the CPU the tensors are views of the same memory, so the optimizer's
+update of ``net.params`` is the update on the device; on a GPU they are copied over per batch.
+PyTorch is imported when the engine is built (``pip install "neurosim[torch]"``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigurationError
+from ..plan import PhaseRun
+from .protocol import Engine, Estimate, StepResult, register
+
+
+def import_torch():
+    """PyTorch, or a ConfigurationError naming ``engine.name`` and the extra to install."""
+    try:
+        import torch
+    except ImportError:
+        raise ConfigurationError("engine.name: the torch engine needs PyTorch; install it with "
+                                 "pip install \"neurosim[torch]\"") from None
+    return torch
+
+
+def torch_device(name):
+    """``engine.device`` as a torch device: ``"auto"`` (a CUDA GPU where torch finds one, else
+    the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``."""
+    torch = import_torch()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigurationError("engine.device: expected \"auto\", \"cpu\", \"cuda\" or "
+                                 "\"cuda:N\", got %r" % (name,)) from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigurationError("engine.device: expected \"auto\", \"cpu\", \"cuda\" or "
+                                 "\"cuda:N\", got %r" % (name,))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError("engine.device: %r asked, but torch finds no CUDA GPU here "
+                                 "(torch %s); use \"cpu\" or \"auto\"" % (name, torch.__version__))
+    return dev
+
+
+@register("torch")
+class TorchEngine(Engine):
+    """EP phases and estimates on PyTorch tensors (module docstring)."""
+
+    settings_used = ("solver", "persistent", "threads", "device")
+    rules = ("ep", "continual_ep", "rbp")
+    optimizers = True
+
+    def __init__(self, net, settings, batch_size=None):
+        super().__init__(net, settings)
+        torch = import_torch()
+        from ..accelerator.network import TensorNetwork
+        if settings.solver == "block":
+            if net.activation != "hard_sigmoid" or not settings.clip:
+                raise ConfigurationError("engine.solver: 'block' needs activation 'hard_sigmoid' "
+                                         "with engine.clip = true; use 'euler'")
+            if net.dynamics != "energy" or any(t.source == t.target for t in net.terms):
+                raise ConfigurationError("engine.solver: 'block' needs energy dynamics without "
+                                         "lateral projections; use 'euler'")
+        self.device = torch_device(settings.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(int(settings.threads))
+        self.tnet = TensorNetwork(net, self.device)
+
+    # -- the phases ------------------------------------------------------------------------
+    def _dynamics(self, x, y=None):
+        from ..accelerator.dynamics import TensorDynamics
+        net, t = self.net, self.tnet
+        inputs = t.tensors(net.inputs_dict(x))
+        targets = None
+        if y is not None:
+            targets = t.tensors(net.targets_dict(y, next(iter(inputs.values())).shape[0]))
+        return TensorDynamics(t, inputs, targets, clip=self.settings.clip)
+
+    def _settle(self, dyn, st, beta, steps):
+        s = self.settings
+        if isinstance(beta, complex) or np.iscomplexobj(beta):
+            torch = import_torch()
+            cdt = torch.complex64 if self.tnet.dtype == torch.float32 else torch.complex128
+            st = {p: v.to(cdt) for p, v in st.items()}
+        return dyn.settle(st, s.eps, beta, steps, s.tol, s.solver)
+
+    def _phases(self, x, y, state, plan):
+        dyn = self._dynamics(x, y)
+        runs = []
+
+        def phase(st, b, n):
+            out = self._settle(dyn, st, b, n)
+            runs.append(PhaseRun(b, out.steps, out.step))
+            return out.state
+        s0 = phase(dyn.initial_state(state), 0.0, plan.free_steps)
+        observed = plan.run(lambda st, b: phase(st, b, plan.nudge_steps), s0)
+        return dyn, s0, observed, runs
+
+    # -- the protocol ----------------------------------------------------------------------
+    def estimate(self, x, y, state=None, rng=None):
+        from ..accelerator.estimate import plan_contrast
+        plan = self.plan.for_batch(rng)
+        dyn, s0, observed, runs = self._phases(x, y, state, plan)
+        g = plan_contrast(self.tnet, dyn.inputs, dyn.targets, observed, plan, s0)
+        cost = float(self.tnet.cost(dyn.params, s0, dyn.targets).double().mean())
+        return Estimate(self.tnet.numpy(g), self.tnet.numpy(s0), cost, runs)
+
+    def step(self, x, y, optimizer, state=None, rng=None, want_estimate=False):
+        est = self.estimate(x, y, state, rng)
+        optimizer.apply(self.net.params, est)
+        return StepResult(est.state, est.cost, est if want_estimate else None,
+                          phases=est.phases)
+
+    def free_state(self, x, state=None):
+        """The free state after the engine's free phase (numpy arrays)."""
+        dyn = self._dynamics(x)
+        s = self.settings
+        return self.tnet.numpy(self._settle(dyn, dyn.initial_state(state), 0.0,
+                                            s.free_steps).state)
+
+    def infer(self, x, state=None):
+        dyn = self._dynamics(x)
+        st = self._settle(dyn, dyn.initial_state(state), 0.0, self.settings.free_steps).state
+        t = self.tnet
+        out = {p: t.rho(v) for p, v in st.items()}
+        out.update(t.predictions(dyn.params, st))
+        return t.numpy(out)
+
+    def phase_trajectory(self, x, y, beta, steps, state=None):
+        """The steps (or sweeps) of one phase, every state recorded, until its step is at most
+        ``engine.tol``, at most ``steps``."""
+        s = self.settings
+        dyn = self._dynamics(x, y if beta else None)
+        st = dyn.initial_state(state)
+        out = [self.tnet.numpy({p: v.clone() for p, v in st.items()})]
+        for _ in range(int(steps)):
+            step = dyn.settle(st, s.eps, beta, 1, 0.0, s.solver).step
+            out.append(self.tnet.numpy({p: v.clone() for p, v in st.items()}))
+            if s.tol and step <= s.tol:
+                break
+        return {p: np.stack([o[p] for o in out]) for p in self.net.state_pops}, None
+
+
+__all__ = ["TorchEngine", "import_torch", "torch_device"]
