@@ -19,7 +19,12 @@ class TensorDynamics:
         self.clip = bool(clip)
         self.identity_rates = self.clip and self.net.activation == "hard_sigmoid"
         self.params = tnet.params()
-        self.const = tnet.constant(self.params, inputs, self.batch)
+        self.weights = tnet.kernels(self.params)     # convolutions' kernels folded once
+        self.const = tnet.constant(self.weights, inputs, self.batch)
+        # each population's recurrent terms, a max-pooled forward product before its feedback
+        self.by_target = {p: tnet.ordered([t for t in tnet.recurrent if t.target == p])
+                          for p in self.net.state_pops}
+        self.max_pooled = [t for t in tnet.recurrent if t.max_pooled and not t.transpose]
 
     def initial_state(self, state=None):
         """Zeros, or a copy of ``state`` (clipped to [0, 1] in clip mode)."""
@@ -40,7 +45,7 @@ class TensorDynamics:
         """``F(s) - beta dC/ds`` (new tensors)."""
         net, tnet = self.net, self.tnet
         r = self.rates(s)
-        h = tnet.drives(self.params, self.const, r)
+        h = tnet.drives(self.weights, self.const, r)
         f = {}
         for p in net.state_pops:
             d = h[p] if self.identity_rates else tnet.rho_prime(s[p], r[p]) * h[p]
@@ -58,6 +63,8 @@ class TensorDynamics:
 
     def euler(self, s, eps, beta, steps):
         """``steps`` Euler steps ``s <- P(s + eps (F - beta dC/ds))`` in place."""
+        if self.identity_rates:
+            return self._euler_clipped(s, eps, beta, steps)
         for _ in range(int(steps)):
             f = self.force(s, beta)
             for p in self.net.state_pops:
@@ -66,14 +73,46 @@ class TensorDynamics:
                     s[p].clamp_(0.0, 1.0)
         return s
 
+    def _euler_clipped(self, s, eps, beta, steps):
+        """:meth:`euler` with clipped hard sigmoid (rates = states), fused per population:
+        ``s_p <- clip(a_p s_p + eps sum_q s_q M + eps (const_p + beta y_p))`` with
+        ``a_p = 1 - eps (1 + beta [p an output])`` (a softmax readout's pull subtracted)."""
+        net, tnet, w = self.net, self.tnet, self.weights
+        nudged = {} if not beta or net.readout == "softmax" else self.targets
+        a = {p: 1.0 - eps - (eps * beta if p in nudged else 0.0) for p in net.state_pops}
+        ec = {p: self.const[p] * eps + (eps * beta) * nudged[p] if p in nudged
+              else self.const[p] * eps for p in net.state_pops}
+        pulled = bool(beta) and net.readout == "softmax"
+        for _ in range(int(steps)):
+            pull = tnet.readout_feedback(w, s, self.targets) if pulled else {}
+            switches, new, pooled = {}, {}, {}
+            for term in self.max_pooled:     # the max and switches at the old states
+                pooled[term.key], switches[term.key] = tnet.convs[term.key].forward(
+                    w[term.key], s[term.source])
+            for p in net.state_pops:
+                t = torch.add(ec[p], s[p], alpha=a[p])
+                for term in self.by_target[p]:
+                    if term.conv is None:
+                        m = w[term.key]
+                        t.addmm_(s[term.source], m.T if term.transpose else m, alpha=eps)
+                    elif not term.transpose and term.key in pooled:
+                        t.add_(pooled[term.key], alpha=eps)
+                    else:
+                        t.add_(tnet.product(term, w[term.key], s[term.source], switches),
+                               alpha=eps)
+                if p in pull:
+                    t.sub_(pull[p], alpha=eps * beta)
+                new[p] = t.clamp_(0.0, 1.0)
+            s.update(new)
+        return s
+
     def block(self, s, beta, sweeps):
         """Layer-wise block updates in place (hard sigmoid, states in [0, 1]): each population
         in turn set to the minimiser of ``E + beta C`` with the others held
         (:meth:`neurosim.dynamics.Dynamics.run_block`)."""
-        net, tnet, params = self.net, self.tnet, self.params
+        net, tnet, params = self.net, self.tnet, self.weights
         pulled = {t.source for t in net.readout_terms} if net.readout == "softmax" else set()
-        by_target = {p: tnet.ordered([t for t in tnet.recurrent if t.target == p])
-                     for p in net.state_pops}
+        by_target = self.by_target
         # a feedback term needs the switches of its projection's forward product at the
         # current states: computed where the forward term is not also evaluated in this update
         for _ in range(int(sweeps)):

@@ -40,6 +40,14 @@ class TensorNetwork:
             out[k] = t
         return out
 
+    def kernels(self, params):
+        """``params`` with every convolution's kernel as its products take it (an average
+        pooling folded in: :meth:`ConvProduct.kernel`); differentiable in ``params``."""
+        out = dict(params)
+        for k, c in self.convs.items():
+            out[k] = c.kernel(params[k])
+        return out
+
     def tensor(self, v, dtype=None):
         """A numpy array (or tensor) as a tensor of the network's dtype on the device."""
         if isinstance(v, torch.Tensor):
@@ -72,7 +80,8 @@ class TensorNetwork:
 
     # -- products ------------------------------------------------------------------------
     def product(self, t, w, r, switches):
-        """What term ``t`` adds to its target's drive from the source rates ``r``;
+        """What term ``t`` adds to its target's drive from the source rates ``r`` (``w``: its
+        matrix, or its convolution's :meth:`kernels` entry);
         ``switches`` (a dict per projection key) receives a max-pooled forward product's
         switches and gives them to its feedback."""
         if t.conv is None:
@@ -151,6 +160,7 @@ class TensorNetwork:
         ``-sum_p rho_p . b_p - sum_terms scale <product(rho_src), rho_tgt>`` (a lateral matrix
         counts half). Its gradient in ``params`` is the batch sum of ``dE/dtheta(s)``."""
         net = self.net
+        w = self.kernels(params)
         r = {p: self.rho(s[p]) for p in net.state_pops}
         r.update(inputs)
         e = 0.0
@@ -160,7 +170,7 @@ class TensorNetwork:
             if t.transpose:
                 continue
             scale = 0.5 if t.lateral else 1.0
-            e = e - scale * (self.product(t, params[t.key], r[t.source], {}) * r[t.target]).sum()
+            e = e - scale * (self.product(t, w[t.key], r[t.source], {}) * r[t.target]).sum()
         return e
 
     def readout_cost(self, params, s, targets):
@@ -172,8 +182,8 @@ class TensorNetwork:
         ``params`` is ``(dF/dtheta)^T w`` (vector-field EP)."""
         net = self.net
         r = {p: self.rho(s[p]) for p in net.state_pops}
-        h = self.drives(params, self.constant(params, const_inputs, s[net.state_pops[0]].shape[0]),
-                        r)
+        k = self.kernels(params)
+        h = self.drives(k, self.constant(k, const_inputs, s[net.state_pops[0]].shape[0]), r)
         return sum((w[p] * self.rho_prime(s[p], r[p]) * h[p]).sum() for p in net.state_pops)
 
     def self_coupled(self):

@@ -24,7 +24,8 @@ class ConvProduct:
 
     def kernel(self, w):
         """The kernel :attr:`plain` convolves with: ``w`` summed over the pooling block's
-        offsets and divided by ``q^2`` where the pooling folds (differentiable in ``w``)."""
+        offsets and divided by ``q^2`` where the pooling folds (differentiable in ``w``).
+        :meth:`forward` and :meth:`adjoint` take this kernel (folded once per batch)."""
         c = self.conv
         if not c.folds:
             return w
@@ -38,10 +39,10 @@ class ConvProduct:
     def _convolve(self, w, r):
         p = self.plain
         x = r.reshape((-1,) + self.in_shape)
-        return F.conv2d(x, self.kernel(w), stride=p.stride, padding=p.padding)
+        return F.conv2d(x, w, stride=p.stride, padding=p.padding)
 
     def forward(self, w, r):
-        """``(P(W * r), switches)``: the flat ``(B, O*H'*W')`` product and, for max pooling,
+        """``(P(W * r), switches)`` with ``w`` the :meth:`kernel`: the flat ``(B, O*H'*W')`` product and, for max pooling,
         the arg-max indices of its blocks (None otherwise)."""
         y = self._convolve(w, r)
         c = self.conv
@@ -54,7 +55,7 @@ class ConvProduct:
         return y.reshape(y.shape[0], -1), idx
 
     def adjoint(self, w, v, switches=None):
-        """``W^T * P^T v``: a flat target batch ``(B, O*H'*W')`` back to the source
+        """``W^T * P^T v`` with ``w`` the :meth:`kernel`: a flat target batch ``(B, O*H'*W')`` back to the source
         ``(B, C*H*W)`` (max pooling: each value put at its block's switch)."""
         c, p = self.conv, self.plain
         _, hp, wp = c.out_shape
@@ -68,7 +69,7 @@ class ConvProduct:
                     raise ValueError("a max-pooled projection's feedback needs the switches of "
                                      "its forward product")
                 u = F.max_unpool2d(u, switches, q, output_size=self.conv_hw)
-        kernel = self.kernel(w)
+        kernel = w
         _, H, W = self.in_shape
         k = kernel.shape[-1]
         pad = ((self.conv_hw[0] - 1) * p.stride - 2 * p.padding + k,
