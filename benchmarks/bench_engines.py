@@ -1,0 +1,74 @@
+"""The accelerator engine against the reference engine: ``neurosim run`` of the same circuit
+on each, as shipped (fidelity logging, evaluation and traces included), one after the other
+with the same seed, wall time of the whole command (start-up, imports, data, and any
+compilation included).
+
+    python benchmarks/bench_engines.py [--quick] [--device auto] [--out FILE.json]
+
+Cases: ``conv_fashion`` for one epoch, ``fashion_mnist_784-500-10`` over its 10 epochs
+(``--quick``: one epoch of each). Prints per case and engine the seconds, the test error and
+the fidelity cosine, then the ratio reference / torch (above 1: torch is faster); ``--out``
+writes the same as JSON (benchmarks/results/)."""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+CASES = [("conv_fashion", ["train.epochs=1"]), ("fashion_mnist_784-500-10", [])]
+
+
+def run(circuit, overrides, out):
+    cmd = [sys.executable, "-m", "neurosim.cli", "run", circuit, "--json", "--no-progress",
+           "--set", "output.dir=%r" % out]
+    for o in overrides:
+        cmd += ["--set", o]
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if r.returncode:
+        sys.exit("%s failed:\n%s" % (" ".join(cmd), r.stderr[-2000:]))
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]), wall_seconds=seconds)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one epoch of every case")
+    ap.add_argument("--device", default="auto", help="engine.device of the torch runs")
+    ap.add_argument("--cases", nargs="*", default=[c for c, _ in CASES])
+    ap.add_argument("--out", help="write the results as JSON here")
+    a = ap.parse_args()
+    import torch
+    results = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+               "torch": torch.__version__, "cuda": torch.cuda.is_available(), "cases": []}
+    with tempfile.TemporaryDirectory() as out:
+        for circuit, extra in CASES:
+            if circuit not in a.cases:
+                continue
+            extra = list(extra) + (["train.epochs=1"] if a.quick else [])
+            row = {"circuit": circuit, "overrides": extra}
+            for engine in ("reference", "torch"):
+                more = ["engine.name=%s" % engine]
+                if engine == "torch":
+                    more.append("engine.device=%s" % a.device)
+                r = run(circuit, extra + more, out)
+                row[engine] = {k: r.get(k) for k in (
+                    "wall_seconds", "seconds", "test_accuracy", "epochs", "fidelity_cosine_mean",
+                    "fidelity_cosine_worst", "free_distance_worst")}
+                print("%-26s %-9s %8.1f s (training %.1f s) test error %.2f %% cosine mean %s"
+                      % (circuit, engine, r["wall_seconds"], r.get("seconds", float("nan")),
+                         100 * (1 - r["test_accuracy"]), r.get("fidelity_cosine_mean")),
+                      flush=True)
+            row["ratio"] = row["reference"]["wall_seconds"] / row["torch"]["wall_seconds"]
+            print("%-26s reference / torch: %.2f" % (circuit, row["ratio"]), flush=True)
+            results["cases"].append(row)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
