@@ -1,8 +1,10 @@
-"""What fidelity logging costs: ``neurosim run fashion_mnist_784-500-10`` as shipped (fidelity
-batches on) against the same run with ``train.fidelity_batches = 0``, measured in one run of
-this script, alternating the two so machine load hits both alike.
+"""What fidelity logging costs: ``neurosim run fashion_mnist_784-500-10`` (or ``--circuit``)
+as shipped (fidelity batches on) against the same run with ``train.fidelity_batches = 0``,
+measured in one run of this script, alternating the two so machine load hits both alike.
 
     python benchmarks/bench_fidelity_overhead.py [--epochs 1] [--repeats 3]
+    python benchmarks/bench_fidelity_overhead.py --circuit conv_fashion --repeats 1 \
+        --set engine.name=torch
 
 Prints seconds per epoch of each (median over repeats), their ratio (the issue's target is
 <= 1.10), the ground truth's worst residual and the test accuracy of each (the same seed gives
@@ -16,9 +18,11 @@ import tempfile
 import numpy as np
 
 
-def run(epochs, fidelity, out):
-    cmd = [sys.executable, "-m", "neurosim.cli", "run", "fashion_mnist_784-500-10", "--json",
+def run(circuit, overrides, epochs, fidelity, out):
+    cmd = [sys.executable, "-m", "neurosim.cli", "run", circuit, "--json", "--no-progress",
            "--set", "train.epochs=%d" % epochs, "--set", "output.dir=%r" % out]
+    for o in overrides:
+        cmd += ["--set", o]
     if not fidelity:
         cmd += ["--set", "train.fidelity_batches=0"]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -29,15 +33,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--circuit", default="fashion_mnist_784-500-10")
+    ap.add_argument("--set", action="append", default=[], help="a circuit override, repeatable")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as out:
         on, off = [], []
         for _ in range(a.repeats):
-            on.append(run(a.epochs, True, out))
-            off.append(run(a.epochs, False, out))
+            on.append(run(a.circuit, a.set, a.epochs, True, out))
+            off.append(run(a.circuit, a.set, a.epochs, False, out))
     s_on = float(np.median([r["seconds_per_epoch"] for r in on]))
     s_off = float(np.median([r["seconds_per_epoch"] for r in off]))
-    print("engine: %s; %d epoch(s), %d repeats (median)" % (on[0]["engine"], a.epochs, a.repeats))
+    print("circuit %s, engine: %s; %d epoch(s), %d repeats (median)"
+          % (a.circuit, on[0]["engine"], a.epochs, a.repeats))
     print("seconds per epoch, fidelity on : %.3f" % s_on)
     print("seconds per epoch, fidelity off: %.3f" % s_off)
     print("ratio on / off: %.3f (target <= 1.10)" % (s_on / s_off))

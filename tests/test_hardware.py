@@ -365,7 +365,7 @@ def test_spiking_engine_on_devices():
     x, y = _batch(net)
     eng = engines.build("brian2-spiking", net, eps=0.1, free_steps=40, nudge_steps=40, seed=1,
                         beta=0.5, variant="symmetric",
-                        device=Device(levels=64, read_noise=0.01, dac_bits=4), hardware_seed=0)
+                        hardware=Device(levels=64, read_noise=0.01, dac_bits=4), hardware_seed=0)
     assert isinstance(eng, HardwareEngine) and eng.inner.name == "brian2-spiking"
     g = eng.step(x, y, _sgd(net, 0.5), want_estimate=True).estimate
     assert set(g) == set(net.params) and eng.crossbar.pulses_total > 0
