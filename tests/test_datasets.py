@@ -429,6 +429,56 @@ def test_cifar10_missing_or_damaged_files_are_named(tmp_path, monkeypatch):
         D.load("cifar-10", path=tmp_path / "part")
 
 
+def _cifar100_files(directory, n_train=4, n_test=3, fine=None):
+    """CIFAR-100's train.bin and test.bin: record r has coarse label r % 20, fine label
+    (r * 37) % 100 (or ``fine``) and pixel p = (r * 5 + p) % 256."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, n in ((D.CIFAR100_TRAIN, n_train), (D.CIFAR100_TEST, n_test)):
+        recs = np.zeros((n, D.CIFAR100_RECORD), np.uint8)
+        for r in range(n):
+            recs[r, 0] = r % 20
+            recs[r, 1] = (r * 37) % 100 if fine is None else fine
+            recs[r, 2:] = (r * 5 + np.arange(3072)) % 256
+        (directory / name).write_bytes(recs.tobytes())
+    return directory
+
+
+def test_cifar100_binary_files_load_with_fine_labels(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROSIM_DATA", str(tmp_path))      # found on the search path
+    _cifar100_files(tmp_path / "cifar-100" / "cifar-100-binary")
+    ds = D.load("cifar-100")
+    assert ds.x_train.shape == (4, 3072) and ds.x_test.shape == (3, 3072)
+    assert ds.n_classes == 100 and ds.y_train.shape == (4, 100) and ds.image_shape == (3, 32, 32)
+    assert list(ds.labels_train) == [0, 37, 74, 11] and ds.class_names[37] == "house"
+    img = ds.x_test[2].reshape(3, 32, 32)
+    assert img[0, 0, 0] == pytest.approx(10 / 255.0)                    # not a label byte
+    assert img[2, 31, 31] == pytest.approx(((10 + 3071) % 256) / 255.0)
+    assert len(D.verify("cifar-100")) == 2
+    assert "cifar-100" in D.available()
+
+
+def test_cifar100_missing_or_damaged_files_are_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROSIM_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(D.DatasetNotFoundError) as e:
+        D.load("cifar-100")
+    first = str(e.value).splitlines()[0]
+    assert first.startswith("CIFAR-100 not found") and "train.bin, test.bin" in first
+    assert str(tmp_path / "nowhere" / "cifar-100" / "cifar-100-binary") in str(e.value)
+    assert "cifar-100-binary.tar.gz" in str(e.value)
+    d = _cifar100_files(tmp_path / "c")
+    (d / D.CIFAR100_TEST).write_bytes(b"\x00" * D.CIFAR_RECORD * 2)     # CIFAR-10 records
+    with pytest.raises(D.DatasetError, match="test.bin: not a CIFAR-100 binary batch"):
+        D.load("cifar-100", path=d)
+    d = _cifar100_files(tmp_path / "bad", fine=100)
+    with pytest.raises(D.DatasetError, match="train.bin: 4 labels out of range 0..99"):
+        D.load("cifar-100", path=d)
+    (tmp_path / "part").mkdir()
+    (tmp_path / "part" / D.CIFAR100_TRAIN).write_bytes(b"")
+    with pytest.raises(D.DatasetNotFoundError, match="has only train.bin"):
+        D.load("cifar-100", path=tmp_path / "part")
+
+
 def test_bars_is_a_seeded_translation_invariant_image_task():
     a, b = D.load("bars", seed=3), D.load("bars", seed=3)
     np.testing.assert_array_equal(a.x_train, b.x_train)

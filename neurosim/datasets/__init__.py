@@ -1,5 +1,5 @@
-"""Dataset loaders: digits, Fashion-MNIST/MNIST (IDX files on a search path), CIFAR-10 (its
-binary version, from the user's files on the same search path), and the synthetic teacher,
+"""Dataset loaders: digits, Fashion-MNIST/MNIST (IDX files on a search path), CIFAR-10 and
+CIFAR-100 (their binary versions, from the user's files on the same search path), and the synthetic teacher,
 xor and bars (a small image task).
 
 Every loader returns a :class:`Dataset` with inputs in [0, 1] (``(n, n_features)``) and
@@ -12,7 +12,7 @@ one-hot targets (``(n, n_classes)``) for a train and a test split::
 Image datasets say their ``(channels, height, width)`` in :attr:`Dataset.image_shape` (a row
 of ``x`` is the image flattened channel by channel, row by row).
 
-Nothing is ever downloaded. IDX and CIFAR-10 files are found on :func:`search_path` (``$NEUROSIM_DATA``,
+Nothing is ever downloaded. IDX and CIFAR files are found on :func:`search_path` (``$NEUROSIM_DATA``,
 ``./datasets/<name>/``, the repository's ``datasets/<name>/``, ``/usr/share/datasets/<name>/``);
 ``datasets/README.md`` gives the source, licence and SHA-256 of each dataset.
 
@@ -23,8 +23,9 @@ The package, one concept per module: :mod:`.dataset` (the :class:`Dataset` and i
 from __future__ import annotations
 
 from .checksums import CHECKSUMS, verify
-from .cifar import (CIFAR_CLASSES, CIFAR_RECORD, CIFAR_SUBDIR, CIFAR_TEST, CIFAR_TRAIN,
-                    cifar_dataset, find_cifar_files, read_cifar_batch)
+from .cifar import (CIFAR100_CLASSES, CIFAR100_RECORD, CIFAR100_SUBDIR, CIFAR100_TEST,
+                    CIFAR100_TRAIN, CIFAR_CLASSES, CIFAR_RECORD, CIFAR_SUBDIR, CIFAR_TEST,
+                    CIFAR_TRAIN, cifar_dataset, find_cifar_files, read_cifar_batch)
 from .dataset import Dataset, finish
 from .digits import digits_dataset
 from .errors import DatasetError, DatasetNotFoundError
@@ -39,12 +40,13 @@ __all__ = ["DATASETS", "Dataset", "DatasetError", "DatasetNotFoundError", "avail
            "verify", "search_path", "find_idx_files", "idx_shape", "read_idx", "read_idx_pair",
            "find_cifar_files", "read_cifar_batch", "teacher", "bars", "CHECKSUMS", "IDX_FILES",
            "IMAGES_MAGIC", "LABELS_MAGIC", "SYSTEM_DIR", "CIFAR_TRAIN", "CIFAR_TEST",
-           "CIFAR_SUBDIR", "CIFAR_RECORD", "CIFAR_CLASSES", "BARS_CLASSES", "FASHION_CLASSES",
+           "CIFAR_SUBDIR", "CIFAR_RECORD", "CIFAR_CLASSES", "CIFAR100_TRAIN", "CIFAR100_TEST",
+           "CIFAR100_SUBDIR", "CIFAR100_RECORD", "CIFAR100_CLASSES", "BARS_CLASSES", "FASHION_CLASSES",
            "XOR_X", "XOR_LABELS"]
 
 # name -> loader(name, options) -> (Dataset with raw inputs, the scale that maps them to [0, 1])
 LOADERS = {"digits": digits_dataset, "fashion-mnist": idx_dataset, "mnist": idx_dataset,
-           "cifar-10": cifar_dataset, "teacher": teacher_dataset, "xor": xor_dataset,
+           "cifar-10": cifar_dataset, "cifar-100": cifar_dataset, "teacher": teacher_dataset, "xor": xor_dataset,
            "bars": bars_dataset}
 
 
@@ -66,6 +68,9 @@ def load(name, **options):
     * ``cifar-10``: ``path`` (a directory with the six files of CIFAR-10's binary version,
       ``data_batch_1.bin`` .. ``data_batch_5.bin`` and ``test_batch.bin``, or with a
       ``cifar-10/`` or ``cifar-10-batches-bin/`` subdirectory holding them).
+    * ``cifar-100``: ``path`` (a directory with ``train.bin`` and ``test.bin`` of CIFAR-100's
+      binary version, or with a ``cifar-100/`` or ``cifar-100-binary/`` subdirectory holding
+      them); the 100 fine labels.
     * ``bars``: ``size=8, n_train=1000, n_test=200, noise=0.1`` (see :func:`bars`).
     * ``teacher``: ``n_in=20, n_hidden=16, n_classes=4, n_train=1000, n_test=200, gain=1.0,
       n_reference=512`` (see :func:`teacher`).

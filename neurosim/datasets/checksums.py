@@ -39,9 +39,11 @@ def verify(name, path=None):
         raise DatasetError("dataset %r is synthetic: there are no files to verify" % name)
     if name == "digits":
         files = [digits_file()]
+    elif name in ("cifar-10", "cifar-100"):
+        found = find_cifar_files(path, name)
+        files = [*found["train"], found["test"]]
     else:
-        files = list(find_idx_files(name, path).values()) if name != "cifar-10" else \
-            [*find_cifar_files(path)["train"], find_cifar_files(path)["test"]]
+        files = list(find_idx_files(name, path).values())
     known = CHECKSUMS.get(name, {})
     out = {}
     for f in files:

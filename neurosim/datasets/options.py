@@ -5,7 +5,7 @@ import numpy as np
 
 from .errors import DatasetError
 
-DATASETS = ("digits", "fashion-mnist", "mnist", "cifar-10", "teacher", "xor", "bars")
+DATASETS = ("digits", "fashion-mnist", "mnist", "cifar-10", "cifar-100", "teacher", "xor", "bars")
 
 # every dataset's options and their defaults
 COMMON = {"limit_train": None, "limit_test": None, "seed": 0, "dtype": "float64"}
@@ -14,6 +14,7 @@ OPTIONS = {
     "fashion-mnist": dict(COMMON, path=None),
     "mnist": dict(COMMON, path=None),
     "cifar-10": dict(COMMON, path=None),
+    "cifar-100": dict(COMMON, path=None),
     "bars": dict(COMMON, size=8, n_train=1000, n_test=200, noise=0.1),
     "teacher": dict(COMMON, n_in=20, n_hidden=16, n_classes=4, n_train=1000, n_test=200,
                     gain=1.0, n_reference=512),
