@@ -114,15 +114,22 @@ class TensorDynamics:
         pulled = {t.source for t in net.readout_terms} if net.readout == "softmax" else set()
         by_target = self.by_target
         # a feedback term needs the switches of its projection's forward product at the
-        # current states: computed where the forward term is not also evaluated in this update
+        # current states: kept from the forward product while its source is unchanged (the
+        # tensor's version counter), else computed
+        kept = {}
         for _ in range(int(sweeps)):
             for p in net.state_pops:
                 h = self.const[p].clone()
                 switches = {}
                 for t in by_target[p]:
-                    if t.transpose and t.max_pooled and t.key not in switches:
-                        _, switches[t.key] = tnet.convs[t.key].forward(params[t.key], s[t.target])
+                    if t.transpose and t.max_pooled:
+                        version, idx = kept.get(t.key, (None, None))
+                        if version != s[t.target]._version:
+                            _, idx = tnet.convs[t.key].forward(params[t.key], s[t.target])
+                        switches[t.key] = idx
                     h += tnet.product(t, params[t.key], s[t.source], switches)
+                    if t.max_pooled and not t.transpose:
+                        kept[t.key] = (s[t.source]._version, switches[t.key])
                 if beta and p in pulled:
                     h -= beta * tnet.readout_feedback(params, s, self.targets)[p]
                 elif beta and self.targets is not None and p in self.targets:
