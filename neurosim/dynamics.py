@@ -140,12 +140,13 @@ class Dynamics:
             self._twin = twin
         return self._twin
 
-    def _complex(self, s, beta):
-        """The twin that runs ``beta`` on ``s`` (``s``'s arrays made complex in place of the
-        dict's entries) when either is complex and this is not the twin already, else None."""
-        if self._twin is self or not (isinstance(beta, complex) or
-                                      any(v.dtype.kind == "c" for v in s.values())):
-            return None
+    def at(self, s, beta):
+        """The dynamics that run ``beta`` on ``s``: this one, or where ``beta`` or a state is
+        complex (or this is the twin) :meth:`complex_twin`, ``s``'s entries made complex in
+        place (the dict's arrays replaced)."""
+        if self._twin is not self and not (isinstance(beta, complex) or
+                                           any(v.dtype.kind == "c" for v in s.values())):
+            return self
         for p, v in s.items():
             if v.dtype.kind != "c":
                 s[p] = v.astype(np.complex128)
@@ -456,9 +457,9 @@ class Dynamics:
         one Euler step (``max |s_{k+1} - s_k|`` of one sweep): zero exactly at a fixed point.
         Returns a :class:`Settled` ``(state, steps, step)``; ``tol = 0`` runs all the steps.
         A complex ``beta`` runs on :meth:`complex_twin` (``s``'s entries made complex)."""
-        twin = self._complex(s, beta)
-        if twin is not None:
-            return twin.settle(s, eps, beta, max_steps, tol, solver, every)
+        dyn = self.at(s, beta)
+        if dyn is not self:
+            return dyn.settle(s, eps, beta, max_steps, tol, solver, every)
         max_steps = int(max_steps)
         if solver == "block":
             def advance(n):
@@ -487,9 +488,9 @@ class Dynamics:
         """Take Euler steps on ``s`` in place; see :func:`neurosim.relax.relax` for the
         arguments. A complex ``beta`` runs on :meth:`complex_twin` (``s``'s entries made
         complex)."""
-        twin = self._complex(s, beta)
-        if twin is not None:
-            return twin.run(s, eps, beta, steps, tol, record, record_residual, raise_on_fail)
+        dyn = self.at(s, beta)
+        if dyn is not self:
+            return dyn.run(s, eps, beta, steps, tol, record, record_residual, raise_on_fail)
         check_eps(eps)
         limit = int(steps)
         trace, traj = [], None

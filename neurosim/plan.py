@@ -167,7 +167,7 @@ class Plan:
         act = getattr(net, "activation", None)
         if act != "logistic" or clip:
             raise ArgumentError("%s: holomorphic EP needs analytic dynamics (network.activation "
-                                "= \"logistic\" and engine.clip = false), got activation %r "
+                                "= \"logistic\" and engine.clip = false), got activation \"%s\" "
                                 "with clip = %s" % (field, act, "true" if clip else "false"))
         pooled = [t.key for t in getattr(net, "terms", ()) if t.max_pooled]
         if pooled:

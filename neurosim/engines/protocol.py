@@ -88,6 +88,12 @@ class Settings:
         """The dotted circuit-file field of a setting (``"engine.eps"``)."""
         return "%s.%s" % (cls.section(name), name)
 
+    @property
+    def plan_field(self):
+        """The circuit-file field the plan's nudges come from: ``learning.nudges`` when given,
+        else ``learning.variant``."""
+        return "learning.nudges" if self.nudges else "learning.variant"
+
     @classmethod
     def from_kwargs(cls, settings):
         """Settings from keyword arguments; an unknown name is a ConfigurationError."""

@@ -52,7 +52,7 @@ def check(name, settings):
     if plan.complex and not cls.complex_nudges:
         raise ConfigurationError("%s: holomorphic EP runs complex nudges on complex states; the "
                                  "%s engine runs real ones (use engine.name = \"reference\")"
-                                 % (plan_field(settings), name))
+                                 % (settings.plan_field, name))
     used = set(SHARED) | set(cls.settings_used)
     for field in (f.name for f in dataclasses.fields(Settings)):
         if field not in used and getattr(settings, field) != getattr(DEFAULTS, field):
@@ -72,12 +72,6 @@ def check(name, settings):
                                      "got %r" % (field, name, getattr(settings, field)))
 
 
-def plan_field(settings):
-    """The circuit-file field a complex plan comes from: ``learning.nudges`` when given, else
-    ``learning.variant``."""
-    return "learning.nudges" if settings.nudges else "learning.variant"
-
-
 def check_network(settings, net):
     """A ConfigurationError naming the field where the plan of ``settings`` cannot run on
     ``net`` (holomorphic EP on dynamics that are not analytic:
@@ -85,7 +79,7 @@ def check_network(settings, net):
     plan = Plan.of(settings.beta, settings.variant, settings.nudges or None,
                    points=settings.points)
     try:
-        plan.check_dynamics(net, settings.clip, plan_field(settings))
+        plan.check_dynamics(net, settings.clip, settings.plan_field)
     except ArgumentError as e:
         raise ConfigurationError(str(e)) from None
 
@@ -140,4 +134,4 @@ def from_circuit(circuit, net):
 
 
 __all__ = ["build", "available", "engine_class", "from_circuit", "settings_of", "check",
-           "check_network", "plan_field", "SHARED"]
+           "check_network", "SHARED"]
