@@ -324,7 +324,8 @@ class Dynamics:
         if beta and self.targets is None:
             raise ArgumentError("a nudged relaxation (beta != 0) needs targets y")
         net = self.net
-        fast = self.identity_rates and not any(self.conv_terms.values()) and all(
+        fast = self.identity_rates and not isinstance(beta, complex) and \
+            not any(self.conv_terms.values()) and all(
             s[p].flags.c_contiguous and s[p].dtype == net.dtype
             and s[p].shape == (self.batch, net.sizes[p]) for p in net.state_pops)
         if not fast:

@@ -209,7 +209,8 @@ def energy_contrast(net, inputs, rates, plan, targets=None):
 def contrast(net, inputs, s0, states, plan, targets=None):
     """The EP estimate of the plan's observed states ``states`` (one per nudge):
     ``sum_i c_i dE/dtheta(s_i)`` (energy) or ``-(dF/dtheta)^T sum_i c_i (s_i - s0)`` at the
-    free state ``s0`` (vector field), batch mean; ``inputs`` is the dict of input
+    free state ``s0`` (vector field), batch mean (for a complex plan its real part, in the
+    network's dtype: :meth:`~neurosim.plan.Plan.real`); ``inputs`` is the dict of input
     populations; ``targets`` the targets dict (needed by a softmax readout)."""
     if net.dynamics == "energy":
         return energy_contrast(net, inputs, [en.state_rates(net, s) for s in states], plan,
