@@ -123,7 +123,8 @@ def build_parser():
     fi.add_argument("--beta", type=_beta, default=None,
                     help="nudging strength (sets learning.beta, drops learning.nudges; "
                          "default: the circuit's)")
-    fi.add_argument("--variant", choices=("one_sided", "symmetric", "random_sign"), default=None,
+    fi.add_argument("--variant", choices=("one_sided", "symmetric", "random_sign", "holomorphic"),
+                    default=None,
                     help="EP variant (sets learning.variant, drops learning.nudges; default: "
                          "the circuit's)")
     fi.add_argument("--free-steps", type=_positive(int), default=None,

@@ -8,12 +8,16 @@ works in preallocated buffers, so long relaxations cost little beyond the matrix
 tracking (the training phases): with clipped hard sigmoid each population takes one fused
 update per step, its products accumulated in place by BLAS gemm. :meth:`Dynamics.run_block`
 takes layer-wise block updates, :meth:`Dynamics.settle` runs a phase until it settles, and
-:meth:`Dynamics.run` is the tracked relaxation behind :func:`neurosim.relax.relax`.
+:meth:`Dynamics.run` is the tracked relaxation behind :func:`neurosim.relax.relax`. A phase
+at a complex ``beta`` (holomorphic EP) runs on complex states, in the complex128 buffers of
+:meth:`Dynamics.complex_twin`; real phases never touch them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+import copy
 
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
@@ -119,6 +123,34 @@ class Dynamics:
                 self.terms[t.target].append((t.source, m))
         self._const = None
         self._plan = None
+        self._twin = None
+
+    def complex_twin(self):
+        """The same network and batch on complex states (complex128 buffers and matrices, the
+        same constant drive), built once: :meth:`settle` and :meth:`run` take a phase at a
+        complex ``beta``, or from a complex state, there (holomorphic EP; analytic dynamics:
+        logistic rates, no clip)."""
+        if self._twin is None:
+            twin = copy.copy(self)
+            c = np.complex128
+            for name in ("buf", "tmp", "rate", "d1", "ec"):
+                setattr(twin, name, {p: np.empty(v.shape, c) for p, v in getattr(self, name).items()})
+            twin.terms = {p: [(q, m.astype(c)) for q, m in t] for p, t in self.terms.items()}
+            twin._const, twin._plan, twin._twin = self.const, None, twin
+            self._twin = twin
+        return self._twin
+
+    def at(self, s, beta):
+        """The dynamics that run ``beta`` on ``s``: this one, or where ``beta`` or a state is
+        complex (or this is the twin) :meth:`complex_twin`, ``s``'s entries made complex in
+        place (the dict's arrays replaced)."""
+        if self._twin is not self and not (isinstance(beta, complex) or
+                                           any(v.dtype.kind == "c" for v in s.values())):
+            return self
+        for p, v in s.items():
+            if v.dtype.kind != "c":
+                s[p] = v.astype(np.complex128)
+        return self.complex_twin()
 
     @property
     def const(self):
@@ -292,7 +324,8 @@ class Dynamics:
         if beta and self.targets is None:
             raise ArgumentError("a nudged relaxation (beta != 0) needs targets y")
         net = self.net
-        fast = self.identity_rates and not any(self.conv_terms.values()) and all(
+        fast = self.identity_rates and not isinstance(beta, complex) and \
+            not any(self.conv_terms.values()) and all(
             s[p].flags.c_contiguous and s[p].dtype == net.dtype
             and s[p].shape == (self.batch, net.sizes[p]) for p in net.state_pops)
         if not fast:
@@ -423,7 +456,11 @@ class Dynamics:
         at most ``tol``, at most ``max_steps`` of them; the step is measured every ``every``
         steps and after the last one. The projected step is ``max |s_{k+1} - s_k| / eps`` of
         one Euler step (``max |s_{k+1} - s_k|`` of one sweep): zero exactly at a fixed point.
-        Returns a :class:`Settled` ``(state, steps, step)``; ``tol = 0`` runs all the steps."""
+        Returns a :class:`Settled` ``(state, steps, step)``; ``tol = 0`` runs all the steps.
+        A complex ``beta`` runs on :meth:`complex_twin` (``s``'s entries made complex)."""
+        dyn = self.at(s, beta)
+        if dyn is not self:
+            return dyn.settle(s, eps, beta, max_steps, tol, solver, every)
         max_steps = int(max_steps)
         if solver == "block":
             def advance(n):
@@ -450,7 +487,11 @@ class Dynamics:
     def run(self, s, eps, beta=0.0, steps=None, tol=None, record=False, record_residual=False,
             raise_on_fail=True):
         """Take Euler steps on ``s`` in place; see :func:`neurosim.relax.relax` for the
-        arguments."""
+        arguments. A complex ``beta`` runs on :meth:`complex_twin` (``s``'s entries made
+        complex)."""
+        dyn = self.at(s, beta)
+        if dyn is not self:
+            return dyn.run(s, eps, beta, steps, tol, record, record_residual, raise_on_fail)
         check_eps(eps)
         limit = int(steps)
         trace, traj = [], None
@@ -467,8 +508,8 @@ class Dynamics:
                 trace.append(r)
                 if not np.isfinite(r) or r > 1e12:
                     raise RelaxationError(
-                        "relaxation diverged at step %d (max |force| = %.3g, beta=%g): reduce the "
-                        "step eps (now %g) or the weight scale" % (k, r, beta, eps))
+                        "relaxation diverged at step %d (max |force| = %.3g, beta=%s): reduce the "
+                        "step eps (now %g) or the weight scale" % (k, r, _text(beta), eps))
             else:
                 self.step(s, eps, beta)
             k += 1
@@ -492,9 +533,9 @@ class Dynamics:
                                 ">= 1e-6" if self.net.dtype == np.float32 and tol < 1e-6 else "")
                     raise RelaxationError(
                         "relaxation did not converge in max_steps=%d: max |force| = %.3g > tol=%g "
-                        "(beta=%g, eps=%g); raise max_steps, raise tol, or pass "
+                        "(beta=%s, eps=%g); raise max_steps, raise tol, or pass "
                         "raise_on_fail=False to get the state with converged=False%s"
-                        % (limit, r, tol, beta, eps, rounding))
+                        % (limit, r, tol, _text(beta), eps, rounding))
         if not track and not all(np.all(np.isfinite(v)) for v in s.values()):
             raise RelaxationError("relaxation diverged (NaN/inf in the state after %d steps): "
                                   "reduce eps (now %g) or the weight scale" % (k, eps))
@@ -502,6 +543,11 @@ class Dynamics:
             traj = {p: np.stack(v) for p, v in traj.items()}
         return RelaxResult(state=s, steps=k, residual=np.array(trace), converged=converged,
                            beta=beta, eps=eps, trajectory=traj)
+
+
+def _text(beta):
+    """``beta`` for a message (``%g``, or both parts of a complex nudge)."""
+    return "%g%+gj" % (beta.real, beta.imag) if isinstance(beta, complex) else "%g" % beta
 
 
 def check_eps(eps):

@@ -13,12 +13,14 @@ from .errors import ArgumentError
 
 # -- activations ------------------------------------------------------------------------
 def rho(activation, s, out=None):
-    """The rate ``rho(s)``: ``clip(s, 0, 1)`` or ``1 / (1 + exp(-4 (s - 1/2)))``."""
+    """The rate ``rho(s)``: ``clip(s, 0, 1)`` or ``1 / (1 + exp(-4 (s - 1/2)))`` (complex
+    analytic on complex states: no overflow guard there)."""
     if activation == "hard_sigmoid":
         return np.clip(s, 0.0, 1.0, out=out)
     out = np.multiply(s, -4.0, out=out)
     out += 2.0
-    np.minimum(out, 700.0, out=out)   # exp overflows past ~709; the rate is 0 there anyway
+    if out.dtype.kind != "c":   # exp overflows past ~709; the rate is 0 there anyway
+        np.minimum(out, 700.0, out=out)
     np.exp(out, out=out)
     out += 1.0
     return np.reciprocal(out, out=out)
@@ -139,11 +141,21 @@ def term_matrix(net, term, at=None):
     return m.T if term.transpose else m
 
 
+def _any_complex(arrays):
+    return any(np.iscomplexobj(v) for v in arrays)
+
+
+def _fresh(bias, shape, cplx):
+    """A new array of ``shape`` filled with ``bias``: complex128 where the rates are complex,
+    else of the bias's dtype."""
+    return np.broadcast_to(bias, shape).astype(np.complex128 if cplx else bias.dtype)
+
+
 def drives(net, r):
     """``h_p = sum_terms rho(s_q) M + b_p`` for every state population, from rates ``r``."""
-    h = {}
+    h, batch, cplx = {}, r[next(iter(r))].shape[:1], _any_complex(r.values())
     for p in net.state_pops:
-        h[p] = np.broadcast_to(net.params["b:%s" % p], r[next(iter(r))].shape[:1] + (net.sizes[p],)).copy()
+        h[p] = _fresh(net.params["b:%s" % p], batch + (net.sizes[p],), cplx)
     cache = {}
     for t in net.terms:
         h[t.target] += term_product(net, t, r[t.source], r, cache)
@@ -171,16 +183,17 @@ def logits(net, r):
     """The softmax readout's input ``z_o = sum_q rho(s_q) W:q->o + b:o`` per output population,
     from the rates ``r`` of the hidden populations."""
     batch = r[next(iter(r))].shape[0]
-    z = {o: np.broadcast_to(net.params["b:%s" % o], (batch, net.sizes[o])).copy()
-         for o in net.outputs}
+    cplx = _any_complex(r[t.source] for t in net.readout_terms)
+    z = {o: _fresh(net.params["b:%s" % o], (batch, net.sizes[o]), cplx) for o in net.outputs}
     for t in net.readout_terms:
         z[t.target] += r[t.source] @ net.params[t.key]
     return z
 
 
 def log_softmax(z):
-    """``z - log sum exp(z)`` along the last axis (shifted by the max: no overflow)."""
-    shifted = z - np.max(z, axis=-1, keepdims=True)
+    """``z - log sum exp(z)`` along the last axis (shifted by the max of the real part: no
+    overflow, and analytic on complex ``z``)."""
+    shifted = z - np.max(np.real(z), axis=-1, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
@@ -285,8 +298,12 @@ def dE_dtheta(net, state, x):
     ``-1/2 rho^T rho`` with zero diagonal. A softmax readout's parameters are not in ``E``
     (their derivative is 0; they enter through the cost, :func:`dC_dtheta`).
     """
-    inputs = net.inputs_dict(x)
-    r = rates(net, state, inputs)
+    return rates_dE_dtheta(net, rates(net, state, net.inputs_dict(x)))
+
+
+def rates_dE_dtheta(net, r):
+    """:func:`dE_dtheta` from the rates ``r`` of every population, inputs included (complex
+    rates give a complex derivative)."""
     batch = r[net.state_pops[0]].shape[0]
     g = {k: np.zeros_like(v) for k, v in net.params.items()}   # readout parameters: 0
     for t in net.terms:

@@ -2,7 +2,8 @@
 (docs/maths.md sections 4 and 5).
 
 Energy mode: ``g = (1/beta) [dE/dtheta(s_beta) - dE/dtheta(s0)]`` (one-sided), its symmetric
-(+beta / -beta) and random-sign versions, and continual EP (parameters move at every nudged
+(+beta / -beta), random-sign and holomorphic (complex nudges on a circle, the real part of
+the weighted sum; :class:`neurosim.plan.Plan`) versions, and continual EP (parameters move at every nudged
 step). Vector-field mode: ``g = -(1/beta) (dF/dtheta)^T (s_beta - s0)``. Descend with
 ``theta <- theta - lr g``. All gradients are batch means with the keys of ``net.params``.
 """
@@ -104,8 +105,8 @@ def readout_contrast(net, targets, states, plan):
     """A softmax readout's share of the estimate: its parameters appear only in
     ``beta C``, so the plan's weights give them ``sum_i c_i beta_i dC/dtheta(s_i)`` (the
     nudged state's ``dC/dtheta`` one-sided, the mean of the ``+beta`` and ``-beta`` states'
-    symmetric; docs/maths.md 12); ``states`` are the hidden rates of the plan's
-    observations."""
+    symmetric, the real part of the mean over the circle holomorphic; docs/maths.md 12);
+    ``states`` are the hidden rates of the plan's observations."""
     if targets is None:
         raise ArgumentError("a softmax readout's EP estimate needs the targets")
     out = None
@@ -113,10 +114,10 @@ def readout_contrast(net, targets, states, plan):
         if b == 0:
             continue
         g = en.readout_gradient(net, r, targets)
-        w = float(np.real(c * b))
+        w = c * b if plan.complex else float(np.real(c * b))
         out = {k: w * v for k, v in g.items()} if out is None else \
             {k: out[k] + w * v for k, v in g.items()}
-    return out
+    return plan.real(out, net.dtype)
 
 
 def add_energy_contrast(net, inputs, ra, rb, coeffs, into, scratch=None):
@@ -177,8 +178,17 @@ def add_plan_contrast(net, inputs, rates, plan, scale, into, scratch=None):
     rates ``rates`` of the plan's observations, ``c`` the plan's weights: as the weights sum
     to 0, the sum of ``c_i [dE/dtheta(s_i) - dE/dtheta(s_0)]`` over ``i >= 1``, one
     :func:`add_energy_contrast` each (one for a two-nudge plan). ``scale``: a number per
-    parameter key (1 for the estimate, ``-lr`` for a fused SGD step)."""
-    c = np.real(plan.weights)
+    parameter key (1 for the estimate, ``-lr`` for a fused SGD step). A complex plan's
+    (holomorphic EP) estimate is the real part of the sum, formed from its complex rates."""
+    if plan.complex:
+        g = plan.combine([en.rates_dE_dtheta(net, dict(r, **inputs)) for r in rates], net.dtype)
+        keys = [t.key for t in net.terms if not t.transpose] + \
+            ["b:%s" % p for p in net.state_pops]
+        for k in keys:
+            if scale[k]:
+                into[k] += scale[k] * g[k]
+        return
+    c = plan.weights
     for ci, r in zip(c[1:], rates[1:]):
         add_energy_contrast(net, inputs, r, rates[0], {k: v * ci for k, v in scale.items()},
                             into, scratch)
@@ -199,25 +209,27 @@ def energy_contrast(net, inputs, rates, plan, targets=None):
 def contrast(net, inputs, s0, states, plan, targets=None):
     """The EP estimate of the plan's observed states ``states`` (one per nudge):
     ``sum_i c_i dE/dtheta(s_i)`` (energy) or ``-(dF/dtheta)^T sum_i c_i (s_i - s0)`` at the
-    free state ``s0`` (vector field), batch mean; ``inputs`` is the dict of input
+    free state ``s0`` (vector field), batch mean (for a complex plan its real part, in the
+    network's dtype: :meth:`~neurosim.plan.Plan.real`); ``inputs`` is the dict of input
     populations; ``targets`` the targets dict (needed by a softmax readout)."""
     if net.dynamics == "energy":
         return energy_contrast(net, inputs, [en.state_rates(net, s) for s in states], plan,
                                targets)
     lin = en.Linearization(net, s0, inputs)
-    c = np.real(plan.weights)
-    g = lin.param_vjp({p: sum(ci * (s[p] - s0[p]) for ci, s in zip(c, states))
-                       for p in net.state_pops})
+    g = lin.param_vjp(plan.combine([{p: s[p] - s0[p] for p in net.state_pops} for s in states],
+                                   net.dtype))
     return {k: -v for k, v in g.items()}
 
 
 def estimate(net, x, y, beta=None, variant="one_sided", eps=0.1, nudge_steps=None,
-             free_steps=None, tol=1e-12, state=None, clip=False, rng=None, nudges=None):
+             free_steps=None, tol=1e-12, state=None, clip=False, rng=None, nudges=None,
+             points=4):
     """Run the EP phases and return an :class:`EPResult` (see :func:`gradient`)."""
     if nudges is None:
         _check_beta(beta)
         checks.choice("variant", variant, VARIANTS)
-    the_plan = Plan.of(beta, variant, nudges).for_batch(rng)
+    the_plan = Plan.of(beta, variant, nudges, points=points).for_batch(rng)
+    the_plan.check_dynamics(net, clip, "nudges" if nudges else "variant")
     dyn, s0, nf = _phases(net, x, y, eps, free_steps, tol, state, clip)
     steps = []
 
@@ -236,17 +248,23 @@ def estimate(net, x, y, beta=None, variant="one_sided", eps=0.1, nudge_steps=Non
 
 
 def gradient(net, x, y, beta=None, variant="one_sided", eps=0.1, nudge_steps=None,
-             free_steps=None, tol=1e-12, state=None, clip=False, rng=None, nudges=None):
+             free_steps=None, tol=1e-12, state=None, clip=False, rng=None, nudges=None,
+             points=4):
     """The EP estimate of ``dL/dtheta`` (batch mean), a dict with the keys of ``net.params``.
 
     Parameters
     ----------
     beta : float
-        Nudging strength (non-zero); ``random_sign`` flips its sign with probability 1/2.
-    variant : "one_sided" | "symmetric" | "random_sign"
+        Nudging strength (non-zero); ``random_sign`` flips its sign with probability 1/2;
+        the radius of the circle of nudges for ``holomorphic``.
+    variant : "one_sided" | "symmetric" | "random_sign" | "holomorphic"
+        ``holomorphic``: ``points`` complex nudges ``beta e^(2 pi i k / points)`` on complex
+        states, the estimate the real part (analytic dynamics: logistic, ``clip=False``).
     nudges : list of numbers, optional
         The plan's nudge strengths (``0``: the free state), replacing ``beta`` and
         ``variant`` (:class:`neurosim.plan.Plan`).
+    points : int
+        The number of holomorphic nudges (at least 2).
     nudge_steps, free_steps : int or None
         Fixed Euler step counts; None relaxes each phase until ``max |F| < tol``.
     state : dict, optional
@@ -258,7 +276,7 @@ def gradient(net, x, y, beta=None, variant="one_sided", eps=0.1, nudge_steps=Non
     """
     return estimate(net, x, y, beta, variant=variant, eps=eps, nudge_steps=nudge_steps,
                     free_steps=free_steps, tol=tol, state=state, clip=clip, rng=rng,
-                    nudges=nudges).gradient
+                    nudges=nudges, points=points).gradient
 
 
 def second_phase(net, x, y, beta, eps, steps, state=None, tol=1e-13):

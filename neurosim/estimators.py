@@ -57,17 +57,19 @@ class Estimator:
 
 
 class EP(Estimator):
-    """Equilibrium Propagation: ``variant`` one_sided, symmetric or random_sign; vector-field EP
-    when the network has vector-field dynamics (:func:`neurosim.ep.gradient`). Phases of
-    ``free_steps`` / ``nudge_steps`` Euler steps, or relaxed to convergence when None."""
+    """Equilibrium Propagation: ``variant`` one_sided, symmetric, random_sign or holomorphic
+    (``points`` complex nudges); vector-field EP when the network has vector-field dynamics
+    (:func:`neurosim.ep.gradient`). Phases of ``free_steps`` / ``nudge_steps`` Euler steps, or
+    relaxed to convergence when None."""
 
     name = "ep"
 
     def __init__(self, beta, variant="one_sided", eps=0.1, free_steps=None, nudge_steps=None,
-                 clip=False, rng=None, nudges=None):
+                 clip=False, rng=None, nudges=None, points=4):
         self.beta = checks.nonzero("beta", beta)
         self.variant = checks.choice("variant", variant, ep.VARIANTS)
         self.nudges = tuple(nudges) if nudges else None
+        self.points = points
         self.eps, self.clip, self.rng = checks.positive("eps", eps), bool(clip), rng
         self.free_steps = checks.integer("free_steps", free_steps, 0, allow_none=True)
         self.nudge_steps = checks.integer("nudge_steps", nudge_steps, 1, allow_none=True)
@@ -75,7 +77,8 @@ class EP(Estimator):
     def gradient(self, net, x, y, state=None):
         return ep.gradient(net, x, y, self.beta, variant=self.variant, eps=self.eps,
                            free_steps=self.free_steps, nudge_steps=self.nudge_steps,
-                           state=state, clip=self.clip, rng=self.rng, nudges=self.nudges)
+                           state=state, clip=self.clip, rng=self.rng, nudges=self.nudges,
+                           points=self.points)
 
     def step(self, engine, x, y, optimizer, state=None, rng=None, want_estimate=False,
              label="batch"):
@@ -193,7 +196,8 @@ def for_engine(rule, engine, tol=1e-8):
     s = engine.settings
     if rule == "ep":
         return EP(s.beta, s.variant, eps=s.eps, free_steps=s.free_steps,
-                  nudge_steps=s.nudge_steps, clip=s.clip, nudges=s.nudges or None)
+                  nudge_steps=s.nudge_steps, clip=s.clip, nudges=s.nudges or None,
+                  points=s.points)
     if rule == "continual_ep":
         return ContinualEP(s.beta, None, eps=s.eps, nudge_steps=s.nudge_steps, clip=s.clip)
     if rule == "rbp":

@@ -13,7 +13,11 @@ engine, estimator and command multiplies its raw phase observations by :attr:`Pl
 
 The variants are shorthands: ``one_sided`` is ``[0, beta]``, ``symmetric`` ``[beta, -beta]``,
 ``random_sign`` ``[0, +-beta]`` with the sign drawn by :func:`batch_sign` from the one stream
-keyed by ``(train.seed, epoch, batch)``, so one seed flips the same batches on every engine.
+keyed by ``(train.seed, epoch, batch)``, so one seed flips the same batches on every engine;
+``holomorphic`` (Laborieux & Zenke 2022) the ``N = learning.points`` complex nudges
+``beta e^(2 pi i k / N)`` (:func:`circle`), whose weights are ``e^(-2 pi i k / N) / (N beta)``:
+the estimate is the real part of the weighted sum (:meth:`Plan.real`), and the phases run on
+complex states, which needs analytic dynamics (:meth:`Plan.check_dynamics`).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import numpy as np
 
 from .errors import ArgumentError
 
-VARIANTS = ("one_sided", "symmetric", "random_sign")
+VARIANTS = ("one_sided", "symmetric", "random_sign", "holomorphic")
 
 
 def nudge_weights(nudges):
@@ -55,6 +59,18 @@ def nudge_weights(nudges):
             rest = np.delete(others, m)
             c[i] += np.prod(-rest / (b[i] - rest)) / (b[i] - others[m])
     return c
+
+
+def circle(radius, points):
+    """The holomorphic nudges ``radius e^(2 pi i k / points)``, ``k = 0 .. points - 1``
+    (complex; the quarter turns exact, so ``points = 2`` gives ``[r, -r]``)."""
+    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2:
+        raise ArgumentError("learning.points: expected an integer >= 2 (the holomorphic "
+                            "nudges on a circle), got %r" % (points,))
+    quarter = (1, 1j, -1, -1j)
+    return tuple(complex(radius * (quarter[4 * k // points] if (4 * k) % points == 0
+                                   else np.exp(2j * np.pi * k / points)))
+                 for k in range(int(points)))
 
 
 def batch_stream(seed, epoch, batch):
@@ -96,10 +112,11 @@ class Plan:
         nudge_weights(self.nudges)          # refuses bad nudges at once, naming the field
 
     @classmethod
-    def of(cls, beta=0.5, variant="symmetric", nudges=None, **phases):
-        """The plan of the circuit file's ``learning.variant`` and ``learning.beta``, or of
-        its explicit ``learning.nudges`` (which, when given, replace them); ``phases``:
-        ``free_steps``, ``nudge_steps``, ``tol``."""
+    def of(cls, beta=0.5, variant="symmetric", nudges=None, points=4, **phases):
+        """The plan of the circuit file's ``learning.variant`` and ``learning.beta`` (and
+        ``learning.points`` for ``holomorphic``), or of its explicit ``learning.nudges``
+        (which, when given, replace them); ``phases``: ``free_steps``, ``nudge_steps``,
+        ``tol``."""
         if nudges is not None and len(nudges):
             if variant == "random_sign":
                 raise ArgumentError("learning.nudges: a random sign applies to beta; with "
@@ -111,6 +128,11 @@ class Plan:
         b = _number(beta)
         if b == 0:
             raise ArgumentError("learning.beta: must be a non-zero number, got %r" % (beta,))
+        if isinstance(b, complex):
+            raise ArgumentError("learning.beta: expected a real number (holomorphic EP's "
+                                "radius), got %r" % (beta,))
+        if variant == "holomorphic":
+            return cls(circle(b, points), **phases)
         nudges = (b, -b) if variant == "symmetric" else (0.0, b)   # +beta runs first
         return cls(nudges, random_sign=variant == "random_sign", **phases)
 
@@ -118,6 +140,39 @@ class Plan:
     def weights(self):
         """The observation weights ``c`` (:func:`nudge_weights`), computed once."""
         return nudge_weights(self.nudges)
+
+    @functools.cached_property
+    def complex(self):
+        """True when a nudge is complex (holomorphic EP): the phases run on complex states and
+        the estimate is the real part of the weighted sum."""
+        return bool(np.iscomplexobj(self.weights))
+
+    def real(self, value, dtype=None):
+        """The estimate of a weighted sum ``value`` (an array, or a dict of them): for a
+        complex plan its real part (Cauchy's formula for the first Taylor coefficient) as
+        ``dtype`` (default: the real dtype of ``value``), else ``value`` itself."""
+        if not self.complex:
+            return value
+        if isinstance(value, dict):
+            return {k: self.real(v, dtype) for k, v in value.items()}
+        v = np.real(value)
+        return np.array(v, dtype=v.dtype if dtype is None else dtype)
+
+    def check_dynamics(self, net, clip, field="learning.variant"):
+        """An ArgumentError naming ``field`` where the plan's complex nudges cannot run on
+        ``net``: holomorphic EP needs analytic dynamics (``network.activation = "logistic"``,
+        ``engine.clip = false``, no max pooling); a real plan runs on anything."""
+        if not self.complex:
+            return
+        act = getattr(net, "activation", None)
+        if act != "logistic" or clip:
+            raise ArgumentError("%s: holomorphic EP needs analytic dynamics (network.activation "
+                                "= \"logistic\" and engine.clip = false), got activation \"%s\" "
+                                "with clip = %s" % (field, act, "true" if clip else "false"))
+        pooled = [t.key for t in getattr(net, "terms", ()) if t.max_pooled]
+        if pooled:
+            raise ArgumentError("%s: holomorphic EP needs analytic dynamics; max pooling (%s) is "
+                                "not analytic: use average pooling" % (field, pooled[0]))
 
     @property
     def nudged(self):
@@ -131,13 +186,14 @@ class Plan:
 
     @property
     def symmetric(self):
-        """True for a pair ``[b, -b]`` (the readout of the mean of the two states)."""
-        return len(self.nudges) == 2 and self.nudges[0] == -self.nudges[1]
+        """True for a real pair ``[b, -b]`` (the readout of the mean of the two states)."""
+        return len(self.nudges) == 2 and self.nudges[0] == -self.nudges[1] and not self.complex
 
     def phase_names(self):
         """``(name, nudge)`` of each nudged phase, in the order they run: one phase
-        ``nudged``; a symmetric pair ``nudged+`` then ``nudged-``; else ``nudged_1``, ... (the
-        names traces and the fidelity command give the phases)."""
+        ``nudged``; a symmetric pair ``nudged+`` then ``nudged-``; else (complex nudges
+        included) ``nudged_1``, ... (the names traces and the fidelity command give the
+        phases)."""
         bs = list(self.nudged)
         if len(bs) == 1:
             return [("nudged", bs[0])]
@@ -156,12 +212,15 @@ class Plan:
         (:func:`sign_of`: the trainer passes the stream of :func:`batch_sign`)."""
         return self.signed(sign_of(rng)) if self.random_sign else self
 
-    def combine(self, observations):
-        """``sum_i c_i observations[i]`` for arrays, or per key for dicts of arrays."""
+    def combine(self, observations, dtype=None):
+        """``sum_i c_i observations[i]`` for arrays, or per key for dicts of arrays: for a
+        complex plan its real part as ``dtype`` (:meth:`real`)."""
         c = self.weights
         if isinstance(observations[0], dict):
-            return {k: sum(ci * o[k] for ci, o in zip(c, observations)) for k in observations[0]}
-        return sum(ci * o for ci, o in zip(c, observations))
+            out = {k: sum(ci * o[k] for ci, o in zip(c, observations)) for k in observations[0]}
+        else:
+            out = sum(ci * o for ci, o in zip(c, observations))
+        return self.real(out, dtype)
 
     def run(self, phase, s0):
         """The observed states of the plan from the free state ``s0``: ``phase(s, beta)``
@@ -204,4 +263,5 @@ def _number(v):
         raise ArgumentError("learning.nudges: expected numbers, got %r" % (v,)) from None
 
 
-__all__ = ["Plan", "PhaseRun", "unsettled", "VARIANTS", "nudge_weights", "batch_stream", "batch_sign", "sign_of"]
+__all__ = ["Plan", "PhaseRun", "unsettled", "VARIANTS", "nudge_weights", "circle", "batch_stream",
+           "batch_sign", "sign_of"]

@@ -27,8 +27,9 @@ def circuit_plan(beta, variant, nudges, free_steps, nudge_steps):
         plan = Plan.of(beta, variant, nudges, free_steps=F, nudge_steps=K)
     except ArgumentError as e:
         raise CircuitError(str(e)) from None
-    if np.iscomplexobj(np.asarray(plan.nudges)):
-        raise CircuitError("nudges: a Brian2 circuit runs real nudges, got %r" % (plan.nudges,))
+    if plan.complex:
+        raise CircuitError("%s: a Brian2 circuit runs real nudges (holomorphic EP runs complex "
+                           "ones), got %r" % ("nudges" if nudges else "variant", plan.nudges))
     return plan
 
 

@@ -123,6 +123,10 @@ class SpikingTrainingCircuit:
                                 nudge_steps=self.K)
         except ArgumentError as e:
             raise CircuitError(str(e)) from None
+        if self.plan.complex:
+            raise CircuitError("%s: a Brian2 circuit runs real nudges (holomorphic EP runs "
+                               "complex ones), got %r" % ("nudges" if nudges else "variant",
+                                                          list(self.plan.nudges)))
         phase = two_phase(self.plan)
         if phase is None:
             raise CircuitError("nudges: the whole-epoch spiking circuit runs [0, b] or [-b, b], "

@@ -61,9 +61,10 @@ class TrainingCircuit:
         self.eps, self.F, self.K = float(eps), int(free_steps), int(nudge_steps)
         self.plan = Plan.of(beta, "one_sided" if variant == "random_sign" else variant,
                             nudges, free_steps=self.F, nudge_steps=self.K)
-        if np.iscomplexobj(np.asarray(self.plan.nudges)):
-            raise CircuitError("nudges: a Brian2 circuit runs real nudges, got %r"
-                               % (list(self.plan.nudges),))
+        if self.plan.complex:
+            raise CircuitError("%s: a Brian2 circuit runs real nudges (holomorphic EP runs "
+                               "complex ones), got %r"
+                               % ("nudges" if nudges else "variant", list(self.plan.nudges)))
         self.clip = bool(clip)
         c = self.plan.weights
         #: per nudged phase (in run order): its nudge strength and its observation's weight

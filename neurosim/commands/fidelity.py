@@ -155,7 +155,8 @@ def _reference_estimate(engine, x, y, seed):
     s = engine.settings
     ref = engines.build("reference", engine.net, eps=s.eps, free_steps=s.free_steps,
                         nudge_steps=s.nudge_steps, clip=s.clip, solver=s.solver, tol=s.tol,
-                        beta=s.beta, variant=s.variant, nudges=s.nudges, seed=s.seed)
+                        beta=s.beta, variant=s.variant, nudges=s.nudges, points=s.points,
+                        seed=s.seed)
     return ref.estimate(x, y, rng=seed)
 
 
@@ -216,17 +217,22 @@ def _ks(n):
 def _plan_text(res):
     s, plan = res["settings"], res["plan"]
     if s.nudges:
-        return "nudges %s" % ", ".join("%g" % b for b in plan.nudges)
+        return "nudges %s" % ", ".join("%g%+gj" % (b.real, b.imag) if isinstance(b, complex)
+                                       else "%g" % b for b in plan.nudges)
     text = "%s EP, beta=%g" % (s.variant, beta_of(res))
+    if s.variant == "holomorphic":
+        text += " (radius; %d points)" % len(plan.nudges)
     if s.variant == "random_sign":
         text += " (sign drawn: %s)" % ("+" if beta_of(res) > 0 else "-")
     return text
 
 
 def beta_of(res):
-    """The run's beta: symmetric, the positive nudge; else the last non-zero one (signed: a
-    random sign as drawn)."""
+    """The run's beta: symmetric, the positive nudge; holomorphic (complex nudges), the
+    radius; else the last non-zero one (signed: a random sign as drawn)."""
     plan = res["plan"]
+    if plan.complex:
+        return float(max(abs(b) for b in plan.nudged))
     return float(max(plan.nudges)) if plan.symmetric else float(np.real(plan.nudged[-1]))
 
 

@@ -59,9 +59,12 @@ def _record_traces(circuit, engine, data):
                                  % (unknown, net.state_pops))
     tr = engine.trajectories(data.x_test[:n], data.y_test[:n])
     dt, time_units = tr["dt"], tr["time_units"]
-    reports = {p: {"data": tr["states"][p], "dt": dt, "variable": engine.state_variable,
-                   "units": engine.state_units, "time_units": time_units} for p in keep}
-    phases = [{"name": a, "start": s * dt, "stop": e * dt, "beta": b}
+    # holomorphic EP's complex phases are written as their real parts (as neurosim fidelity
+    # writes them; the phases' names tell them apart)
+    reports = {p: {"data": np.real(tr["states"][p]), "dt": dt,
+                   "variable": engine.state_variable, "units": engine.state_units,
+                   "time_units": time_units} for p in keep}
+    phases = [{"name": a, "start": s * dt, "stop": e * dt, "beta": float(np.real(b))}
               for a, s, e, b in tr["phases"]]
     spikes = None
     if tr["spikes"]:    # SONATA node ids: example e's unit i of a population of n is e n + i

@@ -11,7 +11,7 @@ from typing import Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from ..errors import ConfigurationError
-from ..plan import nudge_weights
+from ..plan import VARIANTS, nudge_weights
 
 
 # A circuit file or an override is invalid; the message names the field (one class for every
@@ -102,20 +102,26 @@ def _registered(cls, v):
     return v
 
 
-def _engine_fields():
-    """The ``[engine]`` fields: ``name`` and every engine setting of
-    :class:`neurosim.engines.protocol.Settings` whose section is ``engine``, with its type,
-    default, bounds and choices."""
+def _settings_fields(section, declared=()):
+    """The fields of every setting of :class:`neurosim.engines.protocol.Settings` whose
+    section is ``section`` (its type, default, bounds and choices), but those ``declared``
+    by hand in the section's model."""
     from ..engines.protocol import Settings
     hints = typing.get_type_hints(Settings)
-    out = {"name": (str, "reference")}
+    out = {}
     for f in dataclasses.fields(Settings):
-        if Settings.section(f.name) != "engine":
+        if Settings.section(f.name) != section or f.name in declared:
             continue
         m = f.metadata
         kind = Literal[m["choices"]] if "choices" in m else hints[f.name]
         out[f.name] = (kind, Field(f.default, **{k: m[k] for k in ("gt", "ge") if k in m}))
     return out
+
+
+def _engine_fields():
+    """The ``[engine]`` fields: ``name`` and every engine setting of
+    :class:`neurosim.engines.protocol.Settings` whose section is ``engine``."""
+    return {"name": (str, "reference"), **_settings_fields("engine")}
 
 
 EngineSection = create_model(
@@ -139,14 +145,11 @@ EngineSection = create_model(
     __validators__={"registered": field_validator("name")(_registered)}, **_engine_fields())
 
 
-class LearningSection(_Section):
-    """The learning rule: EP (variant, beta; or ``nudges``, the plan's nudge strengths, e.g.
-    ``[-0.2, 0.1, 0.3]``, which replace them: :class:`neurosim.plan.Plan`) or a gradient baseline (``rbp``: the implicit
-    gradient, i.e. backprop at the fixed point), with per-projection learning rates and the
-    optimizer that applies the estimate (``sgd`` with ``momentum``, or ``adam`` with
-    ``adam_betas``)."""
+class _Learning(_Section):
+    """The ``[learning]`` fields written here; :data:`LearningSection` adds the other
+    ``learning`` settings of :class:`neurosim.engines.protocol.Settings`."""
     rule: Literal["ep", "continual_ep", "rbp"] = "ep"
-    variant: Literal["one_sided", "symmetric", "random_sign"] = "symmetric"
+    variant: Literal[VARIANTS] = "symmetric"
     beta: float = 0.5
     nudges: Optional[List[float]] = None
     lr: Union[float, List[float], Dict[str, float]] = 0.1
@@ -192,6 +195,16 @@ class LearningSection(_Section):
         if len(v) != 2 or not all(0 <= b < 1 for b in v):
             raise ValueError("expected two numbers in [0, 1) (beta1, beta2), got %r" % (v,))
         return v
+
+
+LearningSection = create_model(
+    "LearningSection", __base__=_Learning, __doc__="""The learning rule: EP (variant, beta;
+    or ``nudges``, the plan's nudge strengths, e.g. ``[-0.2, 0.1, 0.3]``, which replace them:
+    :class:`neurosim.plan.Plan`; ``holomorphic``: ``points`` complex nudges on the circle of
+    radius ``beta``) or a gradient baseline (``rbp``: the implicit gradient, i.e. backprop at
+    the fixed point), with per-projection learning rates and the optimizer that applies the
+    estimate (``sgd`` with ``momentum``, or ``adam`` with ``adam_betas``).""",
+    **_settings_fields("learning", _Learning.model_fields))
 
 
 class TrainSection(_Section):

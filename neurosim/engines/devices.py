@@ -84,6 +84,7 @@ def _per_neuron_run(dyn, s, eps, beta, steps, eps_scale):
     mismatch), in place; the plain fused steps when ``eps_scale`` is None."""
     if eps_scale is None:
         return dyn.run_fixed(s, eps, beta, steps)
+    dyn = dyn.at(s, beta)     # a complex nudge: the complex twin, s made complex
     for _ in range(int(steps)):
         f = dyn.force(s, beta)
         for p in dyn.net.state_pops:
@@ -100,7 +101,7 @@ def _per_neuron_run(dyn, s, eps, beta, steps, eps_scale):
 def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=20,
                      nudge_steps=4, clip=True, state=None, rng=None, derivative_tau=0.0,
                      adc_bits=0, eps_scale=None, read=None, solver="euler", nudges=None,
-                     tol=0.0):
+                     tol=0.0, points=4):
     """The EP estimate of :func:`neurosim.engines.reference.ep_step` (energy dynamics, Euler steps) as a
     circuit with finite-bandwidth derivatives, an ADC and mismatched time constants sees it.
     ``net.params`` is not changed.
@@ -118,7 +119,9 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
       above ideal);
     * ``tol``: with identical time constants (no ``eps_scale``) and no filtered derivative, a
       phase stops once its projected step is at most ``tol``, as the reference engine's do
-      (the returned estimate's ``phases`` say how many steps each took).
+      (the returned estimate's ``phases`` say how many steps each took);
+    * ``points``: holomorphic EP's number of complex nudges (``variant = "holomorphic"``; no
+      ADC: it reads real states).
 
     With all three ideal (and no ``read``) the numbers are ``ep_step``'s with ``grad_out``,
     bit for bit.
@@ -133,7 +136,11 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
     if solver == "block" and (derivative_tau or adc_bits or eps_scale is not None):
         raise ConfigurationError("hardware: %s run Euler steps; set engine.solver = \"euler\""
                                  % ", ".join("hardware." + f for f in DYNAMICS_FIELDS))
-    the_plan = Plan.of(beta, variant, nudges).for_batch(rng)
+    the_plan = Plan.of(beta, variant, nudges, points=points).for_batch(rng)
+    the_plan.check_dynamics(net, clip, "learning.nudges" if nudges else "learning.variant")
+    if the_plan.complex and adc_bits:
+        raise ConfigurationError("hardware.adc_bits: an ADC reads real states; holomorphic EP "
+                                 "(learning.variant) runs complex ones: set adc_bits = 0")
 
     def bound():
         """The network bound to the batch at a fresh read of the weights."""
@@ -160,7 +167,7 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
         if not derivative_tau:
             return run(d, s, b, nudge_steps)
         a = float(np.exp(-eps / derivative_tau))
-        z = {p: v.copy() for p, v in s.items()}
+        z = {p: v.astype(np.result_type(v, b)) for p, v in s.items()}
         for _ in range(int(nudge_steps)):
             _per_neuron_run(d, s, eps, b, 1, eps_scale)
             for p in net.state_pops:
@@ -180,6 +187,9 @@ def hardware_ep_step(net, x, y, beta, variant="symmetric", eps=0.5, free_steps=2
 def check_support(device, engine):
     """A :class:`ConfigurationError` naming the field for a non-ideality ``engine`` cannot
     apply (see the module docstring)."""
+    if device.adc_bits and engine.plan.complex:
+        raise ConfigurationError("hardware.adc_bits: an ADC reads real states; holomorphic EP "
+                                 "(learning.variant) runs complex ones: set adc_bits = 0")
     used = [f for f in DYNAMICS_FIELDS if getattr(device, f)]
     if not used:
         return
@@ -347,7 +357,7 @@ class HardwareEngine(Engine):
                                    derivative_tau=self.device.derivative_tau,
                                    adc_bits=self.device.adc_bits, eps_scale=self.eps_scale,
                                    read=self._read, solver=s.solver, nudges=s.nudges or None,
-                                   tol=s.tol)
+                                   tol=s.tol, points=s.points)
         finally:
             self._store()
         if self.device.adc_bits:    # the free state and one state per nudged phase

@@ -57,6 +57,7 @@ class Settings:
     beta: float = field(default=0.5, metadata={"section": "learning"})
     variant: str = field(default="symmetric", metadata={"section": "learning"})
     nudges: tuple = field(default=(), metadata={"section": "learning"})
+    points: int = field(default=4, metadata={"section": "learning", "ge": 2})
     rule: str = field(default="ep", metadata={"section": "learning"})
     momentum: float = field(default=0.0, metadata={"section": "learning"})
     optimizer: str = field(default="sgd", metadata={"section": "learning"})
@@ -87,6 +88,12 @@ class Settings:
     def field_name(cls, name):
         """The dotted circuit-file field of a setting (``"engine.eps"``)."""
         return "%s.%s" % (cls.section(name), name)
+
+    @property
+    def plan_field(self):
+        """The circuit-file field the plan's nudges come from: ``learning.nudges`` when given,
+        else ``learning.variant``."""
+        return "learning.nudges" if self.nudges else "learning.variant"
 
     @classmethod
     def from_kwargs(cls, settings):
@@ -198,6 +205,9 @@ class Engine:
     #: True where its phases are the numpy dynamics (:mod:`neurosim.relax`), which the device
     #: wrapper re-runs with a fresh read of the crossbar before each phase
     numpy_phases = False
+    #: True where its phases run complex nudges on complex states (holomorphic EP); other
+    #: engines are refused a complex plan, naming ``learning.variant``
+    complex_nudges = False
     #: whether it applies any optimizer's update (momentum, Adam, weight decay); False: plain
     #: EP updates only
     optimizers = False
@@ -218,8 +228,8 @@ class Engine:
         """The phase plan of every batch (:class:`neurosim.plan.Plan`), from the settings;
         ``plan.for_batch(rng)`` draws a random-sign batch's sign."""
         s = self.settings
-        return Plan.of(s.beta, s.variant, s.nudges or None, free_steps=s.free_steps,
-                       nudge_steps=s.nudge_steps, tol=s.tol)
+        return Plan.of(s.beta, s.variant, s.nudges or None, points=s.points,
+                       free_steps=s.free_steps, nudge_steps=s.nudge_steps, tol=s.tol)
 
     # -- what every engine does -----------------------------------------------------------
     def estimate(self, x, y, state=None, rng=None):

@@ -173,7 +173,7 @@ def _phases(net, x, y, the_plan, eps, clip, state, solver="euler", threads=1):
 
 def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant="one_sided",
             clip=True, state=None, rng=None, grad_out=None, blas_threads=1, solver="euler",
-            threads=1, nudges=None, tol=0.0, phases_out=None):
+            threads=1, nudges=None, tol=0.0, phases_out=None, points=4):
     """One EP training step on a batch; updates ``net.params`` in place.
 
     Parameters
@@ -192,10 +192,14 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
     free_steps, nudge_steps : int
         The most Euler steps (or sweeps) of each phase (the 2017 recipe: 20 and 4 for
         784-500-10); all of them when ``tol`` is 0.
-    variant : "one_sided" | "symmetric" | "random_sign"
+    variant : "one_sided" | "symmetric" | "random_sign" | "holomorphic"
         ``g = (1/beta) [dE/dtheta(s_beta) - dE/dtheta(s0)]``, or
         ``(1/(2 beta)) [dE/dtheta(s_+beta) - dE/dtheta(s_-beta)]``, or one-sided with a
-        random sign of beta.
+        random sign of beta, or ``Re sum_k e^(-2 pi i k / N) / (N beta) dE/dtheta(s_k)``
+        over ``N = points`` complex nudges ``beta e^(2 pi i k / N)`` (complex states;
+        logistic rates without ``clip``).
+    points : int
+        The number of holomorphic nudges (at least 2).
     nudges : list of numbers, optional
         The plan's nudge strengths, replacing ``beta`` and ``variant``
         (:class:`neurosim.plan.Plan`).
@@ -245,8 +249,9 @@ def ep_step(net, x, y, beta, lr, eps=0.5, free_steps=20, nudge_steps=4, variant=
             raise ArgumentError("variant must be one of %s, got %r" % (VARIANTS, variant))
     free_steps = _steps("free_steps", free_steps)
     nudge_steps = _steps("nudge_steps", nudge_steps)
-    the_plan = Plan.of(beta, variant, nudges, free_steps=free_steps, nudge_steps=nudge_steps,
-                       tol=checks.nonnegative("tol", tol)).for_batch(rng)
+    the_plan = Plan.of(beta, variant, nudges, points=points, free_steps=free_steps,
+                       nudge_steps=nudge_steps, tol=checks.nonnegative("tol", tol)).for_batch(rng)
+    the_plan.check_dynamics(net, clip, "nudges" if nudges else "variant")
     if grad_out is not None and not isinstance(grad_out, dict):
         raise ArgumentError("grad_out must be a dict (filled with the gradient) or None")
     lrs = learning_rates(net, lr)
@@ -302,6 +307,7 @@ class ReferenceEngine(Engine):
 
     settings_used = ("solver", "persistent", "threads")
     numpy_phases = True
+    complex_nudges = True
     rules = ("ep", "continual_ep", "rbp")
     optimizers = True
 
@@ -327,7 +333,7 @@ class ReferenceEngine(Engine):
         s = self.settings
         return dict(eps=s.eps, free_steps=s.free_steps, nudge_steps=s.nudge_steps,
                     variant=s.variant, clip=s.clip, solver=s.solver, threads=s.threads,
-                    nudges=s.nudges or None, tol=s.tol)
+                    nudges=s.nudges or None, tol=s.tol, points=s.points)
 
     def estimate(self, x, y, state=None, rng=None):
         g = {}

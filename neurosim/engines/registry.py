@@ -17,7 +17,7 @@ DEFAULTS = Settings()
 #: of engines that can stop early, the circuits run their full counts); anything else an
 #: engine reads it declares itself (:attr:`Engine.settings_used`)
 SHARED = ("eps", "free_steps", "nudge_steps", "tol", "clip", "beta", "variant", "nudges",
-          "rule", "momentum", "optimizer", "weight_decay", "seed")
+          "points", "rule", "momentum", "optimizer", "weight_decay", "seed")
 
 
 def available():
@@ -44,10 +44,15 @@ def check(name, settings):
     """A ConfigurationError naming the field of the first setting the engine ``name`` does not
     use (not at its default), or a learning rule / optimizer it cannot apply."""
     cls = ENGINE_CLASSES[name]
-    try:                              # the phase plan (learning.nudges, beta, variant)
-        Plan.of(settings.beta, settings.variant, settings.nudges or None)
+    try:                              # the phase plan (learning.nudges, beta, variant, points)
+        plan = Plan.of(settings.beta, settings.variant, settings.nudges or None,
+                       points=settings.points)
     except ArgumentError as e:
         raise ConfigurationError(str(e)) from None
+    if plan.complex and not cls.complex_nudges:
+        raise ConfigurationError("%s: holomorphic EP runs complex nudges on complex states; the "
+                                 "%s engine runs real ones (use engine.name = \"reference\")"
+                                 % (settings.plan_field, name))
     used = set(SHARED) | set(cls.settings_used)
     for field in (f.name for f in dataclasses.fields(Settings)):
         if field not in used and getattr(settings, field) != getattr(DEFAULTS, field):
@@ -65,6 +70,18 @@ def check(name, settings):
             raise ConfigurationError("learning.%s: the %s engine applies plain EP updates "
                                      "(optimizer = \"sgd\", momentum = 0, weight_decay = 0), "
                                      "got %r" % (field, name, getattr(settings, field)))
+
+
+def check_network(settings, net):
+    """A ConfigurationError naming the field where the plan of ``settings`` cannot run on
+    ``net`` (holomorphic EP on dynamics that are not analytic:
+    :meth:`~neurosim.plan.Plan.check_dynamics`)."""
+    plan = Plan.of(settings.beta, settings.variant, settings.nudges or None,
+                   points=settings.points)
+    try:
+        plan.check_dynamics(net, settings.clip, settings.plan_field)
+    except ArgumentError as e:
+        raise ConfigurationError(str(e)) from None
 
 
 def build(name, net, *, hardware=None, hardware_seed=0, batch_size=None, **settings):
@@ -85,6 +102,7 @@ def build(name, net, *, hardware=None, hardware_seed=0, batch_size=None, **setti
                                  "\"resistive\") trains with engine.name = \"resistive\", "
                                  "got %r" % name)
     check(name, s)
+    check_network(s, net)
     engine = cls(net, s, batch_size=batch_size)
     if hardware is None:
         return engine
@@ -116,4 +134,5 @@ def from_circuit(circuit, net):
                  batch_size=circuit.train.batch_size, **settings_of(circuit))
 
 
-__all__ = ["build", "available", "engine_class", "from_circuit", "settings_of", "check", "SHARED"]
+__all__ = ["build", "available", "engine_class", "from_circuit", "settings_of", "check",
+           "check_network", "SHARED"]

@@ -44,9 +44,10 @@ class ResistiveEngine(Engine):
             plan = self.plan
         except ArgumentError as e:
             raise ConfigurationError(str(e)) from None
-        if any(isinstance(b, complex) for b in plan.nudges):
-            raise ConfigurationError("learning.nudges: the resistive engine runs real nudges, "
-                                     "got %r" % (list(plan.nudges),))
+        if plan.complex:
+            raise ConfigurationError("%s: the resistive engine runs real nudges (holomorphic EP "
+                                     "runs complex ones), got %r"
+                                     % (settings.plan_field, list(plan.nudges)))
         self.energy = {"free": 0.0, "nudged": 0.0}   # joules, cumulative
         self._settle = None
 

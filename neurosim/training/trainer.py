@@ -542,7 +542,7 @@ class Trainer:
         s = self.engine.settings
         ref = build("reference", self.net, eps=s.eps, free_steps=s.free_steps,
                     nudge_steps=s.nudge_steps, clip=s.clip, solver=s.solver, beta=s.beta,
-                    variant=s.variant)
+                    variant=s.variant, points=s.points)
         return evaluate(ref, self.data.x_test, self.data.y_test, self.eval_batch_size)[1]
 
 
