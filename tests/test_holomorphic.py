@@ -90,10 +90,15 @@ def _dE_dtheta(net, x, s):
             "b:h1": -rh.mean(0), "b:y": -ro.mean(0)}
 
 
-def test_the_engine_equals_an_independent_complex_relaxation(problem):
+@pytest.mark.parametrize("engine", ["reference", "torch"])
+def test_the_engine_equals_an_independent_complex_relaxation(problem, engine):
+    """Both engines' estimates (the torch engine on complex tensors) equal an independent
+    complex relaxation to 1e-6 (N = 4, radius 0.05)."""
+    if engine == "torch":
+        pytest.importorskip("torch")
     net, x, y, _ = problem
     r, n = 0.05, 4
-    eng = ns.engines.build("reference", net, beta=r, variant="holomorphic", points=n,
+    eng = ns.engines.build(engine, net, beta=r, variant="holomorphic", points=n,
                            clip=False, eps=EPS, tol=1e-13, free_steps=20_000,
                            nudge_steps=20_000)
     est = eng.estimate(x, y)
@@ -220,7 +225,7 @@ def test_points_and_the_adc_are_checked():
                          clip=False)
     with pytest.raises(ConfigurationError, match="^hardware.adc_bits.*holomorphic"):
         ns.engines.build("reference", net, beta=0.05, variant="holomorphic", clip=False,
-                         device={"preset": "ideal", "adc_bits": 8})
+                         hardware={"preset": "ideal", "adc_bits": 8})
 
 
 # -- (d) the circuit file ---------------------------------------------------------------------

@@ -16,6 +16,20 @@ from .products import ConvProduct, dense
 DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
+def log_softmax(z):
+    """``z - log sum exp(z)`` along the last axis; complex logits (holomorphic EP) shifted by
+    the max of their real part, the analytic continuation of the real function."""
+    if not z.is_complex():
+        return torch.log_softmax(z, dim=-1)
+    shifted = z - z.real.max(dim=-1, keepdim=True).values
+    return shifted - torch.log(torch.exp(shifted).sum(dim=-1, keepdim=True))
+
+
+def softmax(z):
+    """``exp(z) / sum exp(z)`` along the last axis (complex logits too)."""
+    return torch.softmax(z, dim=-1) if not z.is_complex() else torch.exp(log_softmax(z))
+
+
 class TensorNetwork:
     """The maths of ``net`` on ``device`` (a :class:`torch.device`)."""
 
@@ -84,6 +98,8 @@ class TensorNetwork:
         matrix, or its convolution's :meth:`kernels` entry);
         ``switches`` (a dict per projection key) receives a max-pooled forward product's
         switches and gives them to its feedback."""
+        if r.is_complex() and not w.is_complex():   # holomorphic EP: complex states
+            w = w.to(r.dtype)
         if t.conv is None:
             return dense(r, w, t.transpose)
         conv = self.convs[t.key]
@@ -121,7 +137,7 @@ class TensorNetwork:
         net = self.net
         z = {}
         for t in net.readout_terms:
-            v = r[t.source] @ params[t.key]
+            v = r[t.source] @ params[t.key].to(r[t.source].dtype)
             z[t.target] = z[t.target] + v if t.target in z else v + params["b:%s" % t.target]
         return z
 
@@ -130,10 +146,10 @@ class TensorNetwork:
         out = {}
         for o, z in self.logits(params, r).items():
             y = targets[o]
-            e = torch.softmax(z, dim=1) * y.sum(dim=1, keepdim=True) - y
+            e = softmax(z) * y.sum(dim=1, keepdim=True) - y
             for t in self.net.readout_terms:
                 if t.target == o:
-                    v = e @ params[t.key].T
+                    v = e @ params[t.key].T.to(e.dtype)
                     out[t.source] = out[t.source] + v if t.source in out else v
         return out
 
@@ -142,7 +158,7 @@ class TensorNetwork:
         net = self.net
         r = {p: self.rho(s[p]) for p in net.state_pops}
         if net.readout == "softmax":
-            return {o: torch.softmax(z, dim=1) for o, z in self.logits(params, r).items()}
+            return {o: softmax(z) for o, z in self.logits(params, r).items()}
         return {p: r[p] for p in net.outputs}
 
     def cost(self, params, s, targets):
@@ -150,7 +166,7 @@ class TensorNetwork:
         net = self.net
         if net.readout == "softmax":
             r = {p: self.rho(s[p]) for p in net.state_pops}
-            return sum(-(targets[o] * torch.log_softmax(z, dim=1)).sum(dim=1)
+            return sum(-(targets[o] * log_softmax(z)).sum(dim=1)
                        for o, z in self.logits(params, r).items())
         return sum(0.5 * ((s[p] - targets[p]) ** 2).sum(dim=1) for p in net.outputs)
 

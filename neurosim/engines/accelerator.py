@@ -56,6 +56,7 @@ class TorchEngine(Engine):
     settings_used = ("solver", "persistent", "threads", "device")
     rules = ("ep", "continual_ep", "rbp")
     optimizers = True
+    complex_nudges = True     # holomorphic EP: complex tensors
 
     def __init__(self, net, settings, batch_size=None):
         super().__init__(net, settings)
