@@ -74,6 +74,25 @@ class Settled(NamedTuple):
     step: float
 
 
+def settle_steps(advance, measured, max_steps, tol, every=SETTLE_EVERY):
+    """The settling rule of every engine's phases, written once: ``advance(n)`` takes ``n``
+    steps (or sweeps) in place, ``measured()`` takes one more and returns its projected step;
+    the step is measured every ``every`` steps and after the last, and the phase stops once it
+    is at most ``tol`` (``tol = 0``: all ``max_steps`` steps, measured once at the end), at
+    most ``max_steps`` steps. Returns ``(steps taken, last projected step)`` (NaN when no step
+    ran)."""
+    k, step = 0, float("nan")
+    while k < max_steps:
+        n = max_steps - k if not tol else min(int(every), max_steps - k)
+        if n > 1:
+            advance(n - 1)
+        step = measured()
+        k += n
+        if tol and step <= tol:
+            break
+    return k, step
+
+
 class FastPlan(NamedTuple):
     """The static part of :meth:`Dynamics.run_fixed`'s fused update (:meth:`Dynamics.fast_plan`):
     the BLAS ``gemm`` of the network's dtype; per population the ``(source, A, trans)`` gemm
@@ -470,18 +489,13 @@ class Dynamics:
             def advance(n):
                 self.run_fixed(s, eps, beta, n)
             scale = 1.0 / check_eps(eps)
-        k, step = 0, float("nan")
-        while k < max_steps:
-            n = max_steps - k if not tol else min(int(every), max_steps - k)
-            if n > 1:
-                advance(n - 1)
+
+        def measured():
             before = {p: v.copy() for p, v in s.items()}
             advance(1)
-            k += n
-            step = scale * max(float(np.max(np.abs(s[p] - before[p]), initial=0.0))
+            return scale * max(float(np.max(np.abs(s[p] - before[p]), initial=0.0))
                                for p in s)
-            if tol and step <= tol:
-                break
+        k, step = settle_steps(advance, measured, max_steps, tol, every)
         return Settled(s, k, step)
 
     def run(self, s, eps, beta=0.0, steps=None, tol=None, record=False, record_residual=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dynamics import SETTLE_EVERY, RelaxationError, Settled, check_eps
+from ..dynamics import SETTLE_EVERY, RelaxationError, Settled, check_eps, settle_steps
 
 
 class TensorDynamics:
@@ -145,8 +145,8 @@ class TensorDynamics:
                every=SETTLE_EVERY):
         """Euler steps or block sweeps until the projected step is at most ``tol`` (measured
         every ``every`` steps and after the last), at most ``max_steps``: the rule of
-        :meth:`neurosim.dynamics.Dynamics.settle`. Returns a :class:`Settled` of tensors."""
-        max_steps = int(max_steps)
+        :meth:`neurosim.dynamics.Dynamics.settle` (:func:`neurosim.dynamics.settle_steps`).
+        Returns a :class:`Settled` of tensors."""
         if solver == "block":
             def advance(n):
                 self.block(s, beta, n)
@@ -157,18 +157,13 @@ class TensorDynamics:
             def advance(n):
                 self.euler(s, eps, beta, n)
             scale = 1.0 / eps
-        k, step = 0, float("nan")
+
+        def measured():
+            before = {p: v.clone() for p, v in s.items()}
+            advance(1)
+            return scale * max(float((s[p] - before[p]).abs().max()) for p in s)
         with torch.no_grad():
-            while k < max_steps:
-                n = max_steps - k if not tol else min(int(every), max_steps - k)
-                if n > 1:
-                    advance(n - 1)
-                before = {p: v.clone() for p, v in s.items()}
-                advance(1)
-                k += n
-                step = scale * max(float((s[p] - before[p]).abs().max()) for p in s)
-                if tol and step <= tol:
-                    break
+            k, step = settle_steps(advance, measured, int(max_steps), tol, every)
         if step != step:   # NaN: the state diverged
             raise RelaxationError("relaxation diverged (NaN/inf in the state after %d steps): "
                                   "reduce eps (now %g) or the weight scale" % (k, eps))

@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from ..energy import unflatten
 from ..fixed_point import FixedPoint
 from .dynamics import TensorDynamics
 from .network import TensorNetwork
@@ -35,11 +36,7 @@ def _flat(net, d):
 
 
 def _unflat(net, v):
-    out, i = {}, 0
-    for p in net.state_pops:
-        out[p] = v[:, i:i + net.sizes[p]]
-        i += net.sizes[p]
-    return out
+    return unflatten(net, v)      # slices: views of the tensor
 
 
 def cg(apply, b, tol, maxiter=CG_ITERATIONS):
