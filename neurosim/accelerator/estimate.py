@@ -17,25 +17,28 @@ def _weights(plan):
     return [complex(c) if complex(c).imag else float(complex(c).real) for c in plan.weights]
 
 
-def plan_contrast(tnet, inputs, targets, states, plan, s0=None):
+def plan_contrast(tnet, inputs, targets, states, plan, s0=None, params=None):
     """The estimate as a dict of tensors keyed like ``net.params`` (see the module docstring);
-    ``states``: one state dict per nudge of ``plan``; ``s0``: the free state (vector field)."""
+    ``states``: one state dict per nudge of ``plan``; ``s0``: the free state (vector field);
+    ``params``: the parameters on the device as the phases read them (read again if None)."""
     net = tnet.net
+    params = tnet.params() if params is None else params
     batch = next(iter(inputs.values())).shape[0]
     c = _weights(plan)
     if net.dynamics != "energy":
-        params = tnet.params(requires_grad=True)
+        learned = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         with torch.enable_grad():
             w = {p: sum(ci * s[p] for ci, s in zip(c, states)) for p in net.state_pops}
-            total = -tnet.force_params(params, inputs, s0, w)
-            g = _grad(total, params)
+            total = -tnet.force_params(learned, inputs, s0, w)
+            g = _grad(total, learned)
     else:
-        g = _energy_contrast(tnet, inputs, targets, states, plan, c)
+        g = _energy_contrast(tnet, inputs, targets, states, plan, c, params)
     out = {}
+    diagonal = tnet.self_coupled()
     for k in net.params:
         v = g.get(k)
-        v = torch.zeros_like(tnet.params()[k]) if v is None else v / batch
-        if k in tnet.self_coupled():
+        v = torch.zeros_like(params[k]) if v is None else v / batch
+        if k in diagonal:
             v.fill_diagonal_(0.0)
         out[k] = v.detach()
     return out
@@ -50,7 +53,7 @@ def _grad(total, params):
     return {k: g for k, g in zip(keys, grads) if g is not None}
 
 
-def _energy_contrast(tnet, inputs, targets, states, plan, c):
+def _energy_contrast(tnet, inputs, targets, states, plan, c, params):
     """Batch sums of ``sum_i c_i d(E + beta_i C)/dtheta(s_i)`` (module docstring)."""
     net = tnet.net
     rates = [{p: tnet.rho(s[p]) for p in net.state_pops} for s in states]
@@ -58,7 +61,6 @@ def _energy_contrast(tnet, inputs, targets, states, plan, c):
     real = (lambda v: v.real) if any(isinstance(ci, complex) for ci in c) else (lambda v: v)
     g = {"b:%s" % p: -real(mixed[p].sum(dim=0)) for p in net.state_pops}
     convs = {t.key for t in net.terms if t.conv is not None}
-    params = tnet.params()
     learned = {k: (v.detach().requires_grad_(True) if k in convs or
                    any(k == t.key for t in net.readout_terms) or k.startswith("b:") and
                    k[2:] in net.outputs else v) for k, v in params.items()}

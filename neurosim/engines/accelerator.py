@@ -109,7 +109,7 @@ class TorchEngine(Engine):
         from ..accelerator.estimate import plan_contrast
         plan = self.plan.for_batch(rng)
         dyn, s0, observed, runs = self._phases(x, y, state, plan)
-        g = plan_contrast(self.tnet, dyn.inputs, dyn.targets, observed, plan, s0)
+        g = plan_contrast(self.tnet, dyn.inputs, dyn.targets, observed, plan, s0, dyn.params)
         cost = float(self.tnet.cost(dyn.params, s0, dyn.targets).double().mean())
         return Estimate(self.tnet.numpy(g), self.tnet.numpy(s0), cost, runs)
 
