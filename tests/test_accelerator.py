@@ -13,6 +13,7 @@ from neurosim import engines  # noqa: E402
 from neurosim.engines.protocol import Engine  # noqa: E402
 from neurosim.errors import ConfigurationError  # noqa: E402
 from neurosim.training import Trainer  # noqa: E402
+from neurosim.training.optimizer import Adam, Optimizer  # noqa: E402
 
 from conftest import (conv_max_softmax_network, make_net, one_hot_batch,  # noqa: E402
                       skip_network)
@@ -126,3 +127,29 @@ def test_a_circuit_file_runs_on_torch(tmp_path):
                   echo=lambda *a, **k: None)
     assert summary["engine"] == summary["evaluated_by"] == "torch"
     assert summary["test_accuracy"] > 0.5, summary["test_accuracy"]     # one epoch
+
+
+@pytest.mark.parametrize("make", [
+    lambda lrs: Optimizer(lrs, momentum=0.9, weight_decay=0.1),
+    lambda lrs: Adam(lrs, weight_decay=0.1),
+    lambda lrs: Optimizer(lrs)], ids=["sgd-momentum-decay", "adamw", "sgd"])
+def test_the_update_on_the_device_is_the_optimizers_rule(make):
+    """Three steps of the optimizer's update on tensors (Adam by torch's fused AdamW) give the
+    parameters and the optimizer state (velocity, moments, counts) of its numpy ``apply``."""
+    from neurosim.accelerator.optimizer import apply
+    rng = np.random.default_rng(0)
+    p = {"W:x->h": rng.normal(size=(30, 20)), "b:h": rng.normal(size=20)}
+    lrs = {"W:x->h": 0.05, "b:h": 0.02}
+    on_host, on_device = make(lrs), make(lrs)
+    a, b = {k: v.copy() for k, v in p.items()}, {k: v.copy() for k, v in p.items()}
+    for _ in range(3):
+        g = {k: rng.normal(size=v.shape) for k, v in p.items()}
+        on_host.apply(a, g)
+        apply(on_device, {k: torch.from_numpy(v) for k, v in b.items()},
+              {k: torch.from_numpy(v) for k, v in g.items()})
+    for k in p:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-12, atol=1e-14)
+    sa, sb = on_host.state_dict(), on_device.state_dict()
+    assert set(sa) == set(sb)
+    for k in sa:
+        np.testing.assert_allclose(sb[k], sa[k], rtol=1e-12, atol=1e-14)

@@ -60,7 +60,7 @@ class TorchEngine(Engine):
 
     def __init__(self, net, settings, batch_size=None):
         super().__init__(net, settings)
-        torch = import_torch()
+        torch = self.torch = import_torch()
         from ..accelerator.network import TensorNetwork
         if settings.solver == "block":
             if net.activation != "hard_sigmoid" or not settings.clip:
@@ -105,19 +105,34 @@ class TorchEngine(Engine):
         return dyn, s0, observed, runs
 
     # -- the protocol ----------------------------------------------------------------------
-    def estimate(self, x, y, state=None, rng=None):
+    def _estimate(self, x, y, state, rng):
+        """The plan's phases and the estimate as tensors: ``(gradient, dyn, s0, runs)``."""
         from ..accelerator.estimate import plan_contrast
         plan = self.plan.for_batch(rng)
         dyn, s0, observed, runs = self._phases(x, y, state, plan)
         g = plan_contrast(self.tnet, dyn.inputs, dyn.targets, observed, plan, s0, dyn.params)
+        return g, dyn, s0, runs
+
+    def estimate(self, x, y, state=None, rng=None):
+        g, dyn, s0, runs = self._estimate(x, y, state, rng)
         cost = float(self.tnet.cost(dyn.params, s0, dyn.targets).double().mean())
         return Estimate(self.tnet.numpy(g), self.tnet.numpy(s0), cost, runs)
 
     def step(self, x, y, optimizer, state=None, rng=None, want_estimate=False):
-        est = self.estimate(x, y, state, rng)
-        optimizer.apply(self.net.params, est)
-        return StepResult(est.state, est.cost, est if want_estimate else None,
-                          phases=est.phases)
+        """The estimate and ``optimizer``'s update on the device
+        (:func:`neurosim.accelerator.optimizer.apply`: its rule and state, Adam by torch's
+        fused AdamW), written to ``net.params`` (the same memory on the CPU)."""
+        from ..accelerator.optimizer import apply
+        g, dyn, s0, runs = self._estimate(x, y, state, rng)
+        cost = float(self.tnet.cost(dyn.params, s0, dyn.targets).double().mean())
+        est = Estimate(self.tnet.numpy(g), self.tnet.numpy(s0), cost, runs) \
+            if want_estimate else None
+        with self.torch.no_grad():
+            apply(optimizer, dyn.params, g)
+        if not self.tnet.on_cpu:       # the parameters' truth is net.params
+            for k, v in dyn.params.items():
+                self.net.params[k][...] = v.cpu().numpy()
+        return StepResult(self.tnet.numpy(s0), cost, est, phases=runs)
 
     def ground_truth(self, x, y, tol, label, state=None):
         """RBP's implicit gradient at the free fixed point polished from the engine's own state,
