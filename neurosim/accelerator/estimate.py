@@ -24,7 +24,7 @@ def plan_contrast(tnet, inputs, targets, states, plan, s0=None, params=None):
     net = tnet.net
     params = tnet.params() if params is None else params
     batch = next(iter(inputs.values())).shape[0]
-    c = _weights(plan)
+    c = [ci / batch for ci in _weights(plan)]       # batch means: the 1/B folded in once
     if net.dynamics != "energy":
         learned = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         with torch.enable_grad():
@@ -34,13 +34,12 @@ def plan_contrast(tnet, inputs, targets, states, plan, s0=None, params=None):
     else:
         g = _energy_contrast(tnet, inputs, targets, states, plan, c, params)
     out = {}
-    diagonal = tnet.self_coupled()
     for k in net.params:
         v = g.get(k)
-        v = torch.zeros_like(params[k]) if v is None else v / batch
-        if k in diagonal:
+        v = torch.zeros_like(params[k]) if v is None else v.detach()
+        if k in tnet.diagonal_free:
             v.fill_diagonal_(0.0)
-        out[k] = v.detach()
+        out[k] = v
     return out
 
 
@@ -54,31 +53,30 @@ def _grad(total, params):
 
 
 def _energy_contrast(tnet, inputs, targets, states, plan, c, params):
-    """Batch sums of ``sum_i c_i d(E + beta_i C)/dtheta(s_i)`` (module docstring)."""
+    """``sum_i c_i d(E + beta_i C)/dtheta(s_i)`` (module docstring; ``c`` already divided by
+    the batch size)."""
     net = tnet.net
     rates = [{p: tnet.rho(s[p]) for p in net.state_pops} for s in states]
     mixed = {p: sum(ci * r[p] for ci, r in zip(c, rates)) for p in net.state_pops}
-    real = (lambda v: v.real) if any(isinstance(ci, complex) for ci in c) else (lambda v: v)
+    complex_plan = any(isinstance(ci, complex) for ci in c)
+    real = (lambda v: v.real) if complex_plan else (lambda v: v)
     g = {"b:%s" % p: -real(mixed[p].sum(dim=0)) for p in net.state_pops}
-    convs = {t.key for t in net.terms if t.conv is not None}
-    learned = {k: (v.detach().requires_grad_(True) if k in convs or
-                   any(k == t.key for t in net.readout_terms) or k.startswith("b:") and
-                   k[2:] in net.outputs else v) for k, v in params.items()}
+    conv_keys = [t.key for t in net.terms if t.conv is not None and not t.transpose]
+    learned = dict(params)
+    learned.update({k: params[k].detach().requires_grad_(True) for k in conv_keys})
     total = None
     with torch.enable_grad():
-        kernels = tnet.kernels(learned)
+        kernels = tnet.kernels(learned) if conv_keys else learned
         for t in net.terms:
             if t.transpose:
                 continue
             scale = 0.5 if t.lateral else 1.0
             if t.source in inputs:
-                x = inputs[t.source]
+                x, v = inputs[t.source], mixed[t.target]
                 if t.conv is None:
-                    g[t.key] = -real(x.T @ mixed[t.target].to(x.dtype) if not
-                                     mixed[t.target].is_complex() else
-                                     x.to(mixed[t.target].dtype).T @ mixed[t.target])
+                    g[t.key] = -real((x.to(v.dtype) if complex_plan else x).T @ v)
                 else:
-                    e = -(tnet.product(t, kernels[t.key], x, {}) * mixed[t.target]).sum()
+                    e = -(tnet.product(t, kernels[t.key], x, {}) * v).sum()
                     total = e if total is None else total + e
                 continue
             if t.conv is None:
@@ -88,13 +86,20 @@ def _energy_contrast(tnet, inputs, targets, states, plan, c, params):
             for ci, r in zip(c, rates):
                 e = -ci * (tnet.product(t, kernels[t.key], r[t.source], {}) * r[t.target]).sum()
                 total = e if total is None else total + e
-        if net.readout == "softmax":
-            for ci, b, s in zip(c, plan.nudges, states):
-                if b != 0:
-                    e = ci * b * tnet.readout_cost(learned, s, targets)
-                    total = e if total is None else total + e
         if total is not None:
             g.update(_grad(total, learned))
+    if net.readout == "softmax":     # sum_i c_i beta_i dC/dtheta(s_i): r^T dC/dz and dC/dz
+        for ci, b, r in zip(c, plan.nudges, rates):
+            if b == 0:
+                continue
+            for o, e in tnet.logit_error(params, r, targets).items():
+                w = ci * b
+                key = "b:%s" % o
+                g[key] = g.get(key, 0.0) + real(w * e.sum(dim=0))
+                for t in net.readout_terms:
+                    if t.target == o:
+                        d = real(w * (r[t.source].T @ e))
+                        g[t.key] = g[t.key] + d if t.key in g else d
     return g
 
 

@@ -1,7 +1,8 @@
 """The ground truth on the accelerator (DESIGN.md, "exact ground truth where the engine
 settled"): the free fixed point polished from the engine's own state by Newton steps, and RBP's
-implicit gradient there, both with conjugate gradients on Jacobian-vector products (autograd's
-``torch.func.jvp``), never a dense Jacobian, in float64 on the engine's device.
+implicit gradient there, both with conjugate gradients on Jacobian-vector products (autograd:
+the energy's Jacobian is symmetric, so ``J v`` is one backward pass through the force), never a
+dense Jacobian, in float64 on the engine's device.
 
 With the clip (hard sigmoid), the units pinned at a bound with their force pushing outward are
 held and the Newton step solves for the others (an active set: repeated until it stops
@@ -82,9 +83,18 @@ class Problem:
     def force(self, s):
         return _flat(self.net, self.dyn.force(_unflat(self.net, s)))
 
-    def jvp(self, s, v):
-        """``J v`` at ``s`` (the unprojected force's Jacobian)."""
-        return torch.func.jvp(self.force, (s,), (v,))[1]
+    def jacobian(self, s):
+        """``v -> J v`` at ``s`` (the unprojected force's Jacobian): ``J`` is symmetric for
+        energy dynamics, so ``J v = J^T v``, one backward pass through the force recorded once
+        at ``s``."""
+        at = s.detach().requires_grad_(True)
+        with torch.enable_grad():
+            f = self.force(at)
+
+        def product(v):
+            with torch.enable_grad():
+                return torch.autograd.grad(f, at, v, retain_graph=True)[0]
+        return product
 
     def free(self, s, f):
         """The units that move: all, or (clip) those not held at a bound by an outward push."""
@@ -111,8 +121,9 @@ def fixed_point(problem, s, tol):
             break
         f = problem.force(s)
         m = problem.free(s, f).to(s.dtype)
+        J = problem.jacobian(s)
         # -J on the free units (the held ones are the identity): SPD at a stable minimum
-        delta = cg(lambda v: -problem.jvp(s, v * m) * m + v * (1 - m), f * m, 1e-13)
+        delta = cg(lambda v: -J(v * m) * m + v * (1 - m), f * m, 1e-13)
         s = s + delta * m
         if problem.clip:
             s = s.clamp(0.0, 1.0)
@@ -145,7 +156,8 @@ def ground_truth(engine, x, y, tol, state):
                          for p, g in zip(pnet.state_pops, grads[:len(pnet.state_pops)])})
     direct = {k: g for k, g in zip(params, grads[len(pnet.state_pops):]) if g is not None}
     with torch.no_grad():          # J^T w = dC/ds on the moving units (J symmetric)
-        w = -cg(lambda v: -problem.jvp(sv, v * m) * m + v * (1 - m), dc_ds * m, 1e-12) * m
+        J = problem.jacobian(sv)
+        w = -cg(lambda v: -J(v * m) * m + v * (1 - m), dc_ds * m, 1e-12) * m
     batch = sv.shape[0]
     params = tnet.params(requires_grad=True)
     with torch.enable_grad():      # (dF/dtheta)^T w
@@ -159,7 +171,7 @@ def ground_truth(engine, x, y, tol, state):
             v = v + direct[k]
         if k in lateral:           # a tied symmetric matrix: the symmetric part
             v = 0.5 * (v + v.T)
-        if k in tnet.self_coupled():
+        if k in tnet.diagonal_free:
             v.fill_diagonal_(0.0)
         out[k] = (v / batch).detach().cpu().numpy().astype(net.dtype)
     st_np = {p: v.cpu().numpy().astype(net.dtype) for p, v in star.items()}

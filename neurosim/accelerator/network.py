@@ -42,6 +42,8 @@ class TensorNetwork:
         self.inputs = [t for t in net.terms if t.source in net.inputs]
         self.recurrent = [t for t in net.terms if t.source not in net.inputs]
         self.on_cpu = self.device.type == "cpu"
+        #: matrices whose diagonal is not a parameter (lateral and self terms)
+        self.diagonal_free = {t.key for t in net.terms if t.source == t.target}
 
     # -- parameters and data ----------------------------------------------------------------
     def params(self, requires_grad=False):
@@ -141,12 +143,15 @@ class TensorNetwork:
             z[t.target] = z[t.target] + v if t.target in z else v + params["b:%s" % t.target]
         return z
 
+    def logit_error(self, params, r, targets):
+        """``dC/dz`` of the cross-entropy per output: ``softmax(z) sum(y) - y``."""
+        return {o: softmax(z) * targets[o].sum(dim=1, keepdim=True) - targets[o]
+                for o, z in self.logits(params, r).items()}
+
     def readout_feedback(self, params, r, targets):
         """``sum_o (dC/dz_o) W^T`` on each population the readout reads (before ``rho'``)."""
         out = {}
-        for o, z in self.logits(params, r).items():
-            y = targets[o]
-            e = softmax(z) * y.sum(dim=1, keepdim=True) - y
+        for o, e in self.logit_error(params, r, targets).items():
             for t in self.net.readout_terms:
                 if t.target == o:
                     v = e @ params[t.key].T.to(e.dtype)
@@ -202,9 +207,6 @@ class TensorNetwork:
         h = self.drives(k, self.constant(k, const_inputs, s[net.state_pops[0]].shape[0]), r)
         return sum((w[p] * self.rho_prime(s[p], r[p]) * h[p]).sum() for p in net.state_pops)
 
-    def self_coupled(self):
-        """The keys of matrices whose diagonal is not a parameter (lateral and self terms)."""
-        return {t.key for t in self.net.terms if t.source == t.target}
 
 
 __all__ = ["TensorNetwork", "DTYPES"]
