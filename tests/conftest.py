@@ -17,6 +17,7 @@ Topologies (``TOPOLOGIES``):
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import networkx as nx
@@ -356,3 +357,8 @@ def conv_max_softmax_network(seed=1, dtype="float64"):
     network the conformance suite compares engines on."""
     return ns.Network.from_graph(conv_graph("max"), activation="hard_sigmoid",
                                  readout="softmax", seed=seed, gain=1.5, dtype=dtype)
+
+
+#: the torch engine's device in the tests: the CPU, or a GPU where the run asks for one
+#: (``NEUROSIM_TEST_DEVICE=cuda python -m pytest tests/conformance tests/test_accelerator.py``)
+TORCH_DEVICE = os.environ.get("NEUROSIM_TEST_DEVICE", "cpu")

@@ -15,8 +15,8 @@ from neurosim.errors import ConfigurationError  # noqa: E402
 from neurosim.training import Trainer  # noqa: E402
 from neurosim.training.optimizer import Adam, Optimizer  # noqa: E402
 
-from conftest import (conv_max_softmax_network, make_net, one_hot_batch,  # noqa: E402
-                      skip_network)
+from conftest import (TORCH_DEVICE, conv_max_softmax_network, make_net,  # noqa: E402
+                      one_hot_batch, skip_network)
 
 RATE = dict(eps=0.5, free_steps=30, nudge_steps=6, clip=True, beta=0.2, variant="symmetric")
 
@@ -34,7 +34,7 @@ def test_float32_follows_the_float64_reference_to_1e_4_relative(network, setting
     net = network()
     x, y = one_hot_batch(net, n=8)
     ref = engines.build("reference", net, **settings).estimate(x, y)
-    got = engines.build("torch", net.copy(dtype="float32"), device="cpu", **settings).estimate(
+    got = engines.build("torch", net.copy(dtype="float32"), device=TORCH_DEVICE, **settings).estimate(
         x.astype(np.float32), y.astype(np.float32))
     assert all(v.dtype == np.float32 for v in got.values())
     assert _relative(got, ref) < 1e-4
@@ -46,7 +46,7 @@ def test_the_ground_truth_on_the_device_is_the_reference_implementations(kind, c
     fixed point and RBP gradient the reference implementation gives from the same state."""
     net = skip_network() if kind == "skip" else make_net(kind, 1)
     x, y = one_hot_batch(net, n=8)
-    eng = engines.build("torch", net, device="cpu", eps=0.5 if clip else 0.2, free_steps=200,
+    eng = engines.build("torch", net, device=TORCH_DEVICE, eps=0.5 if clip else 0.2, free_steps=200,
                         clip=clip, tol=1e-6)
     state = eng.free_state(x)
     g, fp = eng.ground_truth(x, y, 1e-10, "test", state=state)
@@ -62,7 +62,7 @@ def test_a_saddle_is_handed_to_the_reference_implementation():
     verifies or raises) gives the ground truth."""
     net = make_net("cycle", 1)
     x, y = one_hot_batch(net, n=8)
-    eng = engines.build("torch", net, device="cpu", eps=0.2, free_steps=200, clip=False,
+    eng = engines.build("torch", net, device=TORCH_DEVICE, eps=0.2, free_steps=200, clip=False,
                         tol=1e-6)
     state = eng.free_state(x)
     g, fp = eng.ground_truth(x, y, 1e-9, "test", state=state)
@@ -72,7 +72,7 @@ def test_a_saddle_is_handed_to_the_reference_implementation():
 
 def _digits_trainer(name, **kw):
     net = ns.layered([64, 32, 10], activation="hard_sigmoid", seed=0)
-    extra = {"device": "cpu"} if name == "torch" else {}
+    extra = {"device": TORCH_DEVICE} if name == "torch" else {}
     eng = engines.build(name, net, eps=0.5, free_steps=20, nudge_steps=4, beta=0.5,
                         variant="symmetric", **extra)
     data = ns.datasets.load("digits", limit_train=600, limit_test=300)
@@ -122,7 +122,7 @@ def test_a_circuit_file_runs_on_torch(tmp_path):
     """``engine.name = "torch"`` in a circuit file: the run trains, evaluates and reports
     through the torch engine."""
     from neurosim.commands.run import run
-    summary = run(None, ["engine.name=torch", "engine.device=cpu", "train.epochs=1",
+    summary = run(None, ["engine.name=torch", "engine.device=%s" % TORCH_DEVICE, "train.epochs=1",
                          "output.dir=%s" % tmp_path, "record.traces=false"], progress=False,
                   echo=lambda *a, **k: None)
     assert summary["engine"] == summary["evaluated_by"] == "torch"

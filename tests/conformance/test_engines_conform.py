@@ -10,7 +10,7 @@ from neurosim.hardware.devices import PRESETS
 from neurosim.resistive import resistive
 
 from conformance_checks import RATE, Case, Conformance, parametrize
-from conftest import conv_max_softmax_network
+from conftest import TORCH_DEVICE, conv_max_softmax_network
 
 #: integrate-and-fire units (deterministic): cosine 0.88 to the reference on this network,
 #: measured; Poisson units 0.55-0.83 per seed
@@ -24,9 +24,9 @@ CASES = [
     Case("brian2-spiking", "brian2-spiking", SPIKING, exact=None, cosine=0.8),
     Case("resistive", "resistive", dict(beta=0.01, variant="symmetric"), exact=None,
          own_truth=0.999, network=lambda: resistive([5, 4, 3], seed=0)),
-    Case("torch", "torch", dict(RATE, device="cpu"), exact=1e-9),
-    Case("torch-block", "torch", dict(RATE, device="cpu", solver="block"), exact=1e-9),
-    Case("torch-conv-max-softmax", "torch", dict(RATE, device="cpu", eps=0.2, beta=0.1),
+    Case("torch", "torch", dict(RATE, device=TORCH_DEVICE), exact=1e-9),
+    Case("torch-block", "torch", dict(RATE, device=TORCH_DEVICE, solver="block"), exact=1e-9),
+    Case("torch-conv-max-softmax", "torch", dict(RATE, device=TORCH_DEVICE, eps=0.2, beta=0.1),
          exact=1e-7, network=conv_max_softmax_network),
     Case("devices(reference, ideal)", "reference", RATE,
          wrap=lambda e: HardwareEngine(e, PRESETS["ideal"], seed=0)),
