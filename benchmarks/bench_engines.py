@@ -42,7 +42,8 @@ def main():
     ap.add_argument("--out", help="write the results as JSON here")
     a = ap.parse_args()
     import torch
-    results = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+    results = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
+               "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                "torch": torch.__version__, "cuda": torch.cuda.is_available(), "cases": []}
     with tempfile.TemporaryDirectory() as out:
         for circuit, extra in CASES:
