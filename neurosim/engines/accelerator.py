@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ConfigurationError
 from ..plan import PhaseRun
 from .protocol import Engine, Estimate, StepResult, register
+from .reference import check_solver
 
 
 def import_torch():
@@ -62,13 +63,7 @@ class TorchEngine(Engine):
         super().__init__(net, settings)
         torch = self.torch = import_torch()
         from ..accelerator.network import TensorNetwork
-        if settings.solver == "block":
-            if net.activation != "hard_sigmoid" or not settings.clip:
-                raise ConfigurationError("engine.solver: 'block' needs activation 'hard_sigmoid' "
-                                         "with engine.clip = true; use 'euler'")
-            if net.dynamics != "energy" or any(t.source == t.target for t in net.terms):
-                raise ConfigurationError("engine.solver: 'block' needs energy dynamics without "
-                                         "lateral projections; use 'euler'")
+        check_solver(net, settings)
         self.device = torch_device(settings.device)
         if self.device.type == "cpu":
             torch.set_num_threads(int(settings.threads))

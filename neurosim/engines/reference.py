@@ -293,6 +293,24 @@ def _step(net, x, y, the_plan, lrs, eps, clip, state, grad_out, solver="euler", 
     return StepOutcome(s0, cost)
 
 
+def check_solver(net, settings):
+    """A ConfigurationError naming ``engine.solver`` where the network cannot take it: block
+    sweeps need the clipped hard sigmoid and energy dynamics without lateral projections (each
+    is then the exact minimiser of the energy in one population). Every engine that offers
+    block sweeps checks with this."""
+    if settings.solver not in ("euler", "block"):
+        raise ConfigurationError("engine.solver: expected 'euler' or 'block', got %r"
+                                 % (settings.solver,))
+    if settings.solver == "block":
+        if net.activation != "hard_sigmoid" or not settings.clip:
+            raise ConfigurationError("engine.solver: 'block' needs activation 'hard_sigmoid' "
+                                     "with engine.clip = true (its block update is the exact "
+                                     "minimiser of the energy in one population); use 'euler'")
+        if net.dynamics != "energy" or any(t.source == t.target for t in net.terms):
+            raise ConfigurationError("engine.solver: 'block' needs energy dynamics without "
+                                     "lateral projections; use 'euler'")
+
+
 @register("reference")
 class ReferenceEngine(Engine):
     """The numpy reference engine: Euler phases (or block sweeps) of any network that settle
@@ -317,17 +335,7 @@ class ReferenceEngine(Engine):
             raise ConfigurationError("engine.threads: threads over the batch run EP's phases "
                                      "(learning.rule = \"ep\"); the %s rule runs on one thread"
                                      % settings.rule)
-        if settings.solver not in ("euler", "block"):
-            raise ConfigurationError("engine.solver: expected 'euler' or 'block', got %r"
-                                     % (settings.solver,))
-        if settings.solver == "block":
-            if net.activation != "hard_sigmoid" or not settings.clip:
-                raise ConfigurationError("engine.solver: 'block' needs activation 'hard_sigmoid' "
-                                         "with engine.clip = true (its block update is the exact "
-                                         "minimiser of the energy in one population); use 'euler'")
-            if net.dynamics != "energy" or any(t.source == t.target for t in net.terms):
-                raise ConfigurationError("engine.solver: 'block' needs energy dynamics without "
-                                         "lateral projections; use 'euler'")
+        check_solver(net, settings)
 
     def _args(self):
         s = self.settings
@@ -388,4 +396,4 @@ class ReferenceEngine(Engine):
                           s.solver).state
 
 
-__all__ = ["ReferenceEngine", "ep_step", "batch_cost", "rates", "learning_rates", "VARIANTS"]
+__all__ = ["ReferenceEngine", "check_solver", "ep_step", "batch_cost", "rates", "learning_rates", "VARIANTS"]
