@@ -1,5 +1,5 @@
 """Fashion-MNIST on the convolutional energy network of circuits/conv_fashion.toml: EP on the
-reference engine beside the same network trained with backpropagation, in one run.
+circuit's engine beside the same network trained with backpropagation, in one run.
 
 The backprop baseline is the network evaluated feed-forward (the free phase without its
 feedback: ``h1 = clip(P(W1 * x) + b1)``, ``h2 = clip(P(W2 * h1) + b2)``,
@@ -9,10 +9,12 @@ convolutions and their transposes are neurosim.conv's), with the hard sigmoid's 
 derivative (1 on (0, 1), else 0).
 
     python benchmarks/bench_conv.py [--circuit FILE] [--epochs 10] [--limit-train N]
-                                    [--set KEY=VALUE ...]
+                                    [--set KEY=VALUE ...] [--bp-only]
 
 ``--circuit``: another conv circuit file (default circuits/conv_fashion.toml), e.g. one with
 ``pooling = "max"`` on its projections; the backprop baseline max-pools where it does.
+``--bp-only``: train the backprop twin alone (the EP column is left out), e.g. beside a
+``neurosim run`` of the circuit that gave its EP numbers with fidelity logging on.
 
 Prints test error per epoch and seconds per epoch for both; asserts nothing.
 """
@@ -112,6 +114,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--limit-train", type=int, default=0)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--bp-only", action="store_true", help="train the backprop twin alone")
     args = ap.parse_args()
     overrides = list(args.overrides) + (["train.epochs=%d" % args.epochs] if args.epochs else [])
     if args.limit_train:
@@ -124,9 +127,10 @@ def main():
     L, T = circuit.learning, circuit.train
     ep_rows = []
     trainer = experiment.build_trainer(circuit, engine, data, progress=False, fidelity_batches=0)
-    trainer.fit(on_epoch=lambda tr: ep_rows.append(
-        {"epoch": tr.epoch, "test_error": 1 - tr.history["test_accuracy"][-1],
-         "seconds": tr.history["seconds"][-1]}))
+    if not args.bp_only:
+        trainer.fit(on_epoch=lambda tr: ep_rows.append(
+            {"epoch": tr.epoch, "test_error": 1 - tr.history["test_accuracy"][-1],
+             "seconds": tr.history["seconds"][-1]}))
     with blas_threads(1):
         bp = backprop(start, data, trainer.base_lrs, T.epochs, T.batch_size, T.seed, L.schedule,
                       momentum=L.momentum, optimizer=L.optimizer, adam_betas=L.adam_betas,
@@ -142,12 +146,16 @@ def main():
     print("BP: the feed-forward network (no feedback), same cross-entropy, batch, learning "
           "rates, optimizer, schedule and initial weights; the hard sigmoid's exact derivative")
     print("%6s %8s %8s | %8s %8s" % ("epoch", "EP %", "BP %", "EP s", "BP s"))
-    for e, b in zip(ep_rows, bp):
-        print("%6d %8.2f %8.2f | %8.1f %8.1f" % (e["epoch"], 100 * e["test_error"],
+    nan = {"test_error": float("nan"), "seconds": float("nan")}
+    for i, b in enumerate(bp):
+        e = ep_rows[i] if i < len(ep_rows) else nan
+        print("%6d %8.2f %8.2f | %8.1f %8.1f" % (b["epoch"], 100 * e["test_error"],
                                                  100 * b["test_error"], e["seconds"],
                                                  b["seconds"]))
-    summary = {"ep_test_error": ep_rows[-1]["test_error"], "bp_test_error": bp[-1]["test_error"],
-               "ep_seconds_per_epoch": float(np.mean([r["seconds"] for r in ep_rows])),
+    summary = {"ep_test_error": ep_rows[-1]["test_error"] if ep_rows else None,
+               "bp_test_error": bp[-1]["test_error"],
+               "ep_seconds_per_epoch": (float(np.mean([r["seconds"] for r in ep_rows]))
+                                        if ep_rows else None),
                "bp_seconds_per_epoch": float(np.mean([r["seconds"] for r in bp])),
                "n_train": data.n_train}
     print(json.dumps(summary))
