@@ -1,5 +1,5 @@
 """A :class:`~neurosim.network.Network` on PyTorch tensors: its parameters on a device, the
-rates, drives, softmax readout and the parameter part of its energy (docs/maths.md 1-2, 12).
+rates, drives, softmax readout and cost (docs/maths.md 1-2, 12).
 
 The network itself stays the numpy object every engine shares; :class:`TensorNetwork` reads
 its parameters at every call (on the CPU as views of the same memory, ``torch.from_numpy``, so
@@ -175,25 +175,7 @@ class TensorNetwork:
                        for o, z in self.logits(params, r).items())
         return sum(0.5 * ((s[p] - targets[p]) ** 2).sum(dim=1) for p in net.outputs)
 
-    # -- the parameter part of the energy (differentiated by autograd) ----------------------
-    def energy_params(self, params, inputs, s):
-        """The per-example energy's terms that hold parameters, summed over the batch:
-        ``-sum_p rho_p . b_p - sum_terms scale <product(rho_src), rho_tgt>`` (a lateral matrix
-        counts half). Its gradient in ``params`` is the batch sum of ``dE/dtheta(s)``."""
-        net = self.net
-        w = self.kernels(params)
-        r = {p: self.rho(s[p]) for p in net.state_pops}
-        r.update(inputs)
-        e = 0.0
-        for p in net.state_pops:
-            e = e - (r[p] * params["b:%s" % p]).sum()
-        for t in net.terms:
-            if t.transpose:
-                continue
-            scale = 0.5 if t.lateral else 1.0
-            e = e - scale * (self.product(t, w[t.key], r[t.source], {}) * r[t.target]).sum()
-        return e
-
+    # -- what autograd differentiates (the ground truth, vector-field EP) -----------------
     def readout_cost(self, params, s, targets):
         """The cost summed over the batch (a softmax readout's parameters are in it)."""
         return self.cost(params, s, targets).sum()
@@ -206,7 +188,6 @@ class TensorNetwork:
         k = self.kernels(params)
         h = self.drives(k, self.constant(k, const_inputs, s[net.state_pops[0]].shape[0]), r)
         return sum((w[p] * self.rho_prime(s[p], r[p]) * h[p]).sum() for p in net.state_pops)
-
 
 
 __all__ = ["TensorNetwork", "DTYPES"]
