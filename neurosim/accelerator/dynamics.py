@@ -27,12 +27,13 @@ class TensorDynamics:
         self.max_pooled = [t for t in tnet.recurrent if t.max_pooled and not t.transpose]
 
     def initial_state(self, state=None):
-        """Zeros, or a copy of ``state`` (clipped to [0, 1] in clip mode)."""
+        """Zeros, or a checked copy of ``state`` (:meth:`neurosim.network.Network.check_state`:
+        a wrong shape is named), clipped to [0, 1] in clip mode."""
         net, t = self.net, self.tnet
         if state is None:
             return {p: torch.zeros(self.batch, net.sizes[p], dtype=t.dtype, device=t.device)
                     for p in net.state_pops}
-        s = {p: t.tensor(state[p]).clone() for p in net.state_pops}
+        s = {p: t.tensor(v) for p, v in net.check_state(state, self.batch).items()}
         if self.clip:
             for v in s.values():
                 v.clamp_(0.0, 1.0)
