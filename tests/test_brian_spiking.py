@@ -2,6 +2,7 @@
 discrete identity), the encoders' rates, seeded reproducibility (runtime and standalone give
 the same numbers), the free phase in expectation, the update against the rate circuit and RBP
 (and its improvement with window length and rate), non-layered graphs, clear errors."""
+import functools
 import importlib.util
 import os
 
@@ -13,6 +14,11 @@ import neurosim as ns
 nb = pytest.importorskip("neurosim.brian", reason="brian2 is not installed")
 from neurosim.brian import spiking as sp  # noqa: E402
 from conftest import circuit_graph_net  # noqa: E402
+
+
+#: These tests were written for the Poisson circuit of the earlier defaults (Poisson units,
+#: beta 0.3); the defaults of today (sigma-delta, beta 0.01) are tested in test_spike_codes.py.
+spiking = functools.partial(nb.compile, model="spiking", neuron="poisson", beta=0.3)
 
 
 def _small():
@@ -79,7 +85,7 @@ def test_encoders_fire_at_rho_times_max_rate(neuron, tol):
 
 def test_seeded_runs_reproduce_exactly():
     net, x, y = _small()
-    c = nb.compile(net, model="spiking", clip=True)
+    c = spiking(net, clip=True)
     kw = dict(free_steps=200, nudge_steps=200)
     a, b, d = (c.ep_update(x, y, seed=s, **kw) for s in (3, 3, 4))
     spikes_a = c.spikes  # of the seed-4 run
@@ -87,7 +93,7 @@ def test_seeded_runs_reproduce_exactly():
         np.testing.assert_array_equal(a[k], b[k])
     assert any(not np.array_equal(a[k], d[k]) for k in net.params)
     # a seeded circuit: the same sequence of runs, each run different
-    c1, c2 = (nb.compile(net, model="spiking", clip=True, seed=7) for _ in range(2))
+    c1, c2 = (spiking(net, clip=True, seed=7) for _ in range(2))
     r1 = [c1.ep_update(x, y, **kw) for _ in range(2)]
     r2 = [c2.ep_update(x, y, **kw) for _ in range(2)]
     for k in net.params:
@@ -101,9 +107,9 @@ def test_seeded_runs_reproduce_exactly():
 def test_standalone_equals_runtime(tmp_path):
     net, x, y = _small()
     kw = dict(free_steps=100, nudge_steps=100, seed=5)
-    got = nb.compile(net, model="spiking", clip=True, device="cpp_standalone",
+    got = spiking(net, clip=True, device="cpp_standalone",
                      build_dir=str(tmp_path / "b")).ep_update(x, y, **kw)
-    ref = nb.compile(net, model="spiking", clip=True).ep_update(x, y, **kw)
+    ref = spiking(net, clip=True).ep_update(x, y, **kw)
     for k in net.params:
         np.testing.assert_allclose(got[k], ref[k], rtol=1e-9, atol=1e-12)
 
@@ -113,7 +119,7 @@ def test_free_phase_approaches_the_fixed_point_as_the_rate_grows():
     s0 = ns.relax(net, x, eps=0.1, clip=True).state
     err = {}
     for rate in (100.0, 1000.0):
-        c = nb.compile(net, model="spiking", clip=True, max_rate=rate)
+        c = spiking(net, clip=True, max_rate=rate)
         u = c.trajectory(x, steps=1500, seed=0)
         assert u["h1"].shape == (1501, 4, 5)
         err[rate] = max(np.abs(u[p][500:].mean(0) - s0[p]).max() for p in net.state_pops)
@@ -124,13 +130,13 @@ def test_free_phase_approaches_the_fixed_point_as_the_rate_grows():
     assert err[1000.0] < 0.5 * err[100.0]
 
 
-def test_update_matches_the_rate_circuit_and_rbp_at_the_defaults():
-    """The defaults (Poisson, 1000 Hz, tau_slow = 20 tau, 1000 + 2 x 1000 steps, symmetric,
+def test_poisson_update_matches_the_rate_circuit_and_rbp():
+    """The earlier defaults (Poisson, 1000 Hz, tau_slow = 20 tau, 1000 + 2 x 1000 steps, symmetric,
     beta = 0.3): cosine >= 0.99 to the rate circuit's update and >= 0.95 to RBP."""
     net, x, y = _small()
-    c = nb.compile(net, model="spiking", clip=True, seed=0, record=False)
+    c = spiking(net, clip=True, seed=0, record=False)
     got = c.ep_update(x, y)
-    d = sp.DEFAULTS
+    d = dict(sp.DEFAULTS, beta=0.3)
     rate = nb.compile(net, clip=True).ep_update(x, y, d["beta"], d["free_steps"],
                                                 d["nudge_steps"], variant=d["variant"])
     rbp = ns.rbp.gradient(net, x, y, eps=0.1, clip=True)
@@ -144,8 +150,8 @@ def test_update_matches_the_rate_circuit_and_rbp_at_the_defaults():
 def _mean_cos(net, x, y, seeds, reference=None, **setting):
     """Mean cosine over ``seeds`` of the spiking update to the rate circuit's (same phases)
     and to ``reference`` (RBP)."""
-    c = nb.compile(net, model="spiking", clip=True, record=False, **setting)
-    rate = ns.ep.gradient(net, x, y, sp.DEFAULTS["beta"], variant="symmetric", eps=0.1,
+    c = spiking(net, clip=True, record=False, **setting)
+    rate = ns.ep.gradient(net, x, y, 0.3, variant="symmetric", eps=0.1,
                           clip=True, free_steps=setting["free_steps"],
                           nudge_steps=setting["nudge_steps"])
     runs = [c.ep_update(x, y, seed=seed) for seed in seeds]
@@ -184,7 +190,7 @@ def test_fidelity_improves_with_the_rate():
 def test_non_layered_graph(neuron, floor):
     """Lateral (tied, no self-synapse), skip and two-input projections."""
     net, x, y = _graph()
-    c = nb.compile(net, model="spiking", neuron=neuron, clip=True, record=False)
+    c = spiking(net, neuron=neuron, clip=True, record=False)
     got = c.ep_update(x, y, beta=0.5, free_steps=800, nudge_steps=800, seed=0)
     ref = ns.ep.gradient(net, x, y, 0.5, variant="symmetric", eps=0.1, clip=True,
                          free_steps=800, nudge_steps=800)
@@ -204,23 +210,23 @@ def test_non_layered_graph(neuron, floor):
 def test_errors_say_what_to_do():
     net, x, y = _small()
     with pytest.raises(nb.CircuitError, match="neuron must be one of.*'izhikevich'"):
-        nb.compile(net, model="spiking", neuron="izhikevich")
+        spiking(net, neuron="izhikevich")
     with pytest.raises(nb.CircuitError, match="max_rate must be a positive number"):
-        nb.compile(net, model="spiking", max_rate=-5)
+        spiking(net, max_rate=-5)
     with pytest.raises(nb.CircuitError, match="max_rate must be at most 1000 Hz"):
-        nb.compile(net, model="spiking", max_rate=5000)
+        spiking(net, max_rate=5000)
     with pytest.raises(nb.CircuitError, match="tau_fast .* must be shorter than tau_slow"):
-        nb.compile(net, model="spiking", tau_fast=50, tau_slow=50)
+        spiking(net, tau_fast=50, tau_slow=50)
     with pytest.raises(nb.CircuitError, match="tau_syn .* shorter than one step"):
-        nb.compile(net, model="spiking", tau_syn=0.1)
+        spiking(net, tau_syn=0.1)
     with pytest.raises(nb.CircuitError, match="unknown spiking-circuit parameter.*'rate'"):
-        nb.compile(net, model="spiking", rate=100)
+        spiking(net, rate=100)
     with pytest.raises(nb.CircuitError, match="only apply to model='spiking'"):
         nb.compile(net, max_rate=100)
     vf = ns.layered([4, 5, 3], dynamics="vector_field", seed=0)
     with pytest.raises(nb.CircuitError, match="energy dynamics only.*vector_field"):
-        nb.compile(vf, model="spiking")
-    c = nb.compile(net, model="spiking", clip=True)
+        spiking(vf)
+    c = spiking(net, clip=True)
     with pytest.raises(nb.CircuitError, match=r"x must lie in \[0, 1\]"):
         c.ep_update(2 * x + 0.5, y, free_steps=5, nudge_steps=5)
     with pytest.raises(nb.CircuitError, match="beta"):
@@ -230,11 +236,11 @@ def test_errors_say_what_to_do():
     with pytest.raises(nb.CircuitError, match="variant"):
         c.ep_update(x, y, variant="two_sided", free_steps=5, nudge_steps=5)
     with pytest.raises(nb.CircuitError, match="seed"):
-        nb.compile(net, model="spiking", seed=-1)
+        spiking(net, seed=-1)
     with pytest.raises(nb.CircuitError, match="seed"):
         c.ep_update(x, y, free_steps=5, nudge_steps=5, seed=1.5)
     with pytest.raises(nb.CircuitError, match="beta must be a non-zero"):
-        nb.compile(net, model="spiking", beta=0)
+        spiking(net, beta=0)
 
 
 def test_spikes_round_trip_through_hdf5_and_raster(tmp_path):
@@ -244,7 +250,7 @@ def test_spikes_round_trip_through_hdf5_and_raster(tmp_path):
     net = ns.layered([4, 5, 3], activation="hard_sigmoid", seed=1)
     rng = np.random.default_rng(0)
     x, y = rng.uniform(0, 1, (2, 4)), np.eye(3)[[0, 2]]
-    c = nb.compile(net, model="spiking", clip=True, seed=3, free_steps=100, nudge_steps=50)
+    c = spiking(net, clip=True, seed=3, free_steps=100, nudge_steps=50)
     with pytest.raises(nb.CircuitError, match="no spikes recorded yet"):
         c.save_traces(str(tmp_path / "none.h5"))
     c.ep_update(x, y, beta=0.3)
@@ -314,7 +320,7 @@ def test_common_random_numbers_replay_the_streams_and_cut_the_noise():
     x, y = rng.uniform(0, 1, (4, 20)), rng.uniform(0, 1, (4, 5))
     F = K = 300
     kw = dict(beta=0.02, free_steps=F, nudge_steps=K, variant="symmetric")
-    c = ns.brian.compile(net, model="spiking", clip=True, seed=0, noise="common", eps=0.1,
+    c = spiking(net, clip=True, seed=0, noise="common", eps=0.1,
                          tau_fast=20.0, tau_slow=60.0)
     c.ep_update(x, y, **kw)
     sp = c.spikes["x"]
@@ -328,7 +334,7 @@ def test_common_random_numbers_replay_the_streams_and_cut_the_noise():
     for noise in ("independent", "common"):
         gs = []
         for s in range(3):
-            circ = ns.brian.compile(net, model="spiking", clip=True, seed=s, record=False,
+            circ = spiking(net, clip=True, seed=s, record=False,
                                     noise=noise, eps=0.1, tau_fast=20.0, tau_slow=60.0)
             g = circ.ep_update(x, y, **kw)
             gs.append(np.concatenate([np.ravel(g[kk]) for kk in sorted(g)]))
@@ -336,7 +342,7 @@ def test_common_random_numbers_replay_the_streams_and_cut_the_noise():
         spread[noise] = float(np.sqrt(np.mean(np.sum((gs - gs.mean(0)) ** 2, axis=1))))
     assert spread["common"] < 0.7 * spread["independent"]
     with pytest.raises(ns.brian.CircuitError, match="noise"):
-        ns.brian.compile(net, model="spiking", noise="pink")
+        spiking(net, noise="pink")
 
 
 @pytest.mark.parametrize("every, tol", [(1, 0.01), (10, 0.1)])
@@ -351,14 +357,14 @@ def test_online_derivative_rule_matches_the_snapshot_rule(every, tol):
     kw = dict(beta=0.2, free_steps=300, nudge_steps=300, variant="symmetric")
     out = {}
     for rule in ("snapshot", "online"):
-        c = ns.brian.compile(net, model="spiking", clip=True, seed=0, record=False, eps=0.1,
+        c = spiking(net, clip=True, seed=0, record=False, eps=0.1,
                              tau_fast=20.0, tau_slow=60.0, rule=rule, rule_every=every)
         out[rule] = (c.ep_update(x, y, **kw), c.stats["rule_ops"])
     g, ref = out["online"][0], out["snapshot"][0]
     assert ns.fidelity.compare(g, ref)["rel_error"] < tol
     assert out["online"][1] == out["snapshot"][1] * 600 // every
     with pytest.raises(ns.brian.CircuitError, match="rule_every"):
-        ns.brian.compile(net, model="spiking", rule="online", rule_every=7).ep_update(x, y, **kw)
+        spiking(net, rule="online", rule_every=7).ep_update(x, y, **kw)
 
 
 def test_input_synapses_can_learn_from_the_input_spikes():
@@ -372,14 +378,14 @@ def test_input_synapses_can_learn_from_the_input_spikes():
                             clip=True).ep_update(x, y, **kw)
     g = {}
     for rule in ("data", "spikes"):
-        c = ns.brian.compile(net, model="spiking", clip=True, seed=0, record=False, eps=0.1,
+        c = spiking(net, clip=True, seed=0, record=False, eps=0.1,
                              tau_fast=20.0, tau_slow=60.0, input_rule=rule)
         g[rule] = c.ep_update(x, y, **kw)
     assert not np.array_equal(g["spikes"]["W:x->h1"], g["data"]["W:x->h1"])
     assert np.array_equal(g["spikes"]["W:h1->y"], g["data"]["W:h1->y"])   # same spikes
     assert ns.fidelity.compare(g["spikes"], rate)["cosine"] > 0.9
     with pytest.raises(ns.brian.CircuitError, match="input_rule"):
-        ns.brian.compile(net, model="spiking", input_rule="analog")
+        spiking(net, input_rule="analog")
 
 
 @pytest.mark.slow   # a cheaper test in the default suite checks the same; run with -m slow
@@ -397,7 +403,7 @@ def test_online_rule_equals_the_snapshot_rule_in_expectation_and_nears_the_rate_
     seeds = 6
     draws = {}
     for rule, offset in (("snapshot", 0), ("online", 100)):
-        draws[rule] = np.array([flat(ns.brian.compile(net, model="spiking", seed=offset + s,
+        draws[rule] = np.array([flat(spiking(net, seed=offset + s,
                                                       rule=rule, **opts).ep_update(x, y, **kw))
                                 for s in range(seeds)])
     diff = draws["online"].mean(0) - draws["snapshot"].mean(0)
@@ -409,7 +415,7 @@ def test_online_rule_equals_the_snapshot_rule_in_expectation_and_nears_the_rate_
                                  clip=True).ep_update(x, y, **kw))
     err = {}
     for max_rate in (250.0, 1000.0):
-        g = np.mean([flat(ns.brian.compile(net, model="spiking", seed=200 + s, rule="online",
+        g = np.mean([flat(spiking(net, seed=200 + s, rule="online",
                                            max_rate=max_rate, **opts).ep_update(x, y, **kw))
                      for s in range(3)], axis=0)
         err[max_rate] = np.linalg.norm(g - rate) / np.linalg.norm(rate)

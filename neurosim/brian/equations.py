@@ -35,7 +35,7 @@ TRACE_ON_SPIKE = "r_fast += 1 / (max_rate * tau_fast)\nr_slow += 1 / (max_rate *
 
 
 def encoder(neuron, common=None):
-    """``(equations, threshold, reset)`` of a unit that fires at ``rho * max_rate``.
+    """``(equations, threshold, reset)`` of a unit's spike code (:data:`CODES`).
     ``common``: the name of the population's table of common random numbers (Poisson units):
     the uniform that decides unit i's spike at step k of a phase is the table's entry
     ``(k, i)`` in every phase of the example, instead of a fresh ``rand()``."""
@@ -43,6 +43,16 @@ def encoder(neuron, common=None):
         if common:
             return [], "%s(phase_step_ta(t) * step_dt, i) < rho * spikes_per_step" % common, ""
         return [], "rand() < rho * spikes_per_step", ""
+    if neuron == "if":
+        # integrate-and-fire, no leak, reset by subtraction: a first-order sigma-delta
+        # modulator of rho; its spike count over k steps is within 1 of k rho spikes_per_step
+        return ["dv/dt = rho * max_rate : 1"], "v >= 1", "v -= 1"
+    if neuron == "sigma_delta":
+        # an event when rho has moved by delta since the last one, carrying the signed count
+        # n of delta steps; q, the value the synapses have received, tracks rho within delta
+        # (``sent`` counts the delta steps the events carried: sum |n|)
+        return ["q : 1", "sent : 1", "n_ev = floor((rho - q) / delta + 0.5) : 1"], \
+            "abs(rho - q) >= delta", "q += n_ev * delta\nsent += abs(n_ev)"
     # Euler LIF: v_{k+1} = v_k + a (mu - v_k), a = dt/tau_m, climbs from 0 to 1 in
     # log(mu/(mu-1)) / -log(1-a) steps; mu makes that 1 / (rho * spikes_per_step) steps.
     eqs = ["dv/dt = (mu - v) / tau_m : 1",
@@ -50,4 +60,47 @@ def encoder(neuron, common=None):
     return eqs, "v > 1", "v -= 1"
 
 
-__all__ = ["RHO", "DRHO", "rate_equations", "TRACE_EQS", "TRACE_ON_SPIKE", "encoder"]
+#: The spike codes: ``poisson`` (random), ``lif`` and ``if`` (deterministic rate codes: the
+#: spike count carries the rate), ``sigma_delta`` (deterministic: each event carries the
+#: change of the rate since the last one).
+CODES = ("poisson", "lif", "if", "sigma_delta")
+
+
+def graded(neuron):
+    """True for codes whose events carry a signed count (sigma-delta): the synapses then
+    hold ``sum w q_pre`` (no current decay) and the rule reads ``z = q``."""
+    return neuron == "sigma_delta"
+
+
+def encoder_state(neuron):
+    """The encoder variables a restart from the free state restores (``v``, ``q``)."""
+    return {"poisson": [], "lif": ["v"], "if": ["v"], "sigma_delta": ["q"]}[neuron]
+
+
+def trace_equations(neuron):
+    """``(equations, on-spike code)`` of the rate estimate ``z`` (and its derivative ``dz``)
+    a unit keeps of its own spikes: the two filtered traces of :data:`TRACE_EQS`, or for a
+    sigma-delta unit ``z = q``, the value its synapses have received (no derivative trace:
+    its events are the changes)."""
+    if graded(neuron):
+        return ["z = q : 1"], ""
+    return list(TRACE_EQS), TRACE_ON_SPIKE
+
+
+def current_equation(neuron, var):
+    """The synaptic current ``var`` of a population: an exponential trace of the spikes
+    (``tau_syn``), or for sigma-delta inputs the held sum ``sum w q_pre``."""
+    return "%s : 1" % var if graded(neuron) else "d%s/dt = -%s / tau_syn : 1" % (var, var)
+
+
+def current_increment(neuron, var):
+    """What a presynaptic event adds to the current ``var``: ``w / (max_rate tau_syn)`` per
+    spike (so ``E[I] = sum w rho_pre``), or ``w n delta`` per sigma-delta event."""
+    if graded(neuron):
+        return "%s_post += w * n_ev_pre * delta" % var
+    return "%s_post += w * syn_gain" % var
+
+
+__all__ = ["RHO", "DRHO", "rate_equations", "TRACE_EQS", "TRACE_ON_SPIKE", "encoder", "CODES",
+           "graded", "encoder_state", "trace_equations", "current_equation",
+           "current_increment"]

@@ -86,18 +86,19 @@ from .device import (CircuitError, build_folder, check_compiler, check_device, i
                      new_standalone_device, standalone_device, standalone_failure)
 from .builder import Builder
 from .phases import circuit_plan
-from .spiking_build import (RULE_EVENT, TRACE_EQS,
-                            TRACE_ON_SPIKE, SpikingContext, spiking_schedule, build_input, build_lateral,
-                            build_state, build_tied, encoder)
+from .equations import CODES, TRACE_EQS, TRACE_ON_SPIKE, encoder, graded
+from .spiking_build import (RULE_EVENT, SpikingContext, spiking_schedule, build_input,
+                            build_lateral, build_state, build_tied)
 
-NEURONS = ("poisson", "lif")
+#: The spike codes (``neuron``): see the module docstring, "Spikes".
+NEURONS = CODES
 
 #: The defaults of :func:`neurosim.brian.compile` with ``model="spiking"`` and of
 #: :meth:`SpikingCircuit.ep_update` (see the module docstring for units).
-DEFAULTS = dict(neuron="poisson", tau=10.0, max_rate=1000.0, tau_syn=10.0, tau_fast=20.0,
-                tau_slow=200.0, tau_m=100.0, eps=0.1, beta=0.3, variant="symmetric",
+DEFAULTS = dict(neuron="sigma_delta", tau=10.0, max_rate=1000.0, tau_syn=10.0, tau_fast=20.0,
+                tau_slow=200.0, tau_m=100.0, eps=0.1, beta=0.01, variant="symmetric",
                 free_steps=1000, nudge_steps=1000, noise="independent", rule="snapshot",
-                rule_every=1, input_rule="data")
+                rule_every=1, input_rule="data", delta=1e-4)
 #: Random streams of Poisson units: fresh in every phase, or common random numbers replayed
 #: in every phase of an example (see the module docstring, "Noise").
 NOISE = ("independent", "common")
@@ -184,7 +185,11 @@ class SpikingCircuit:
         checks.choice("rule", p["rule"], RULES, error=CircuitError)
         checks.choice("input_rule", p["input_rule"], INPUT_RULES, error=CircuitError)
         p["rule_every"] = checks.integer("rule_every", p["rule_every"], 1, error=CircuitError)
-        for k in ("tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps"):
+        if p["rule"] == "online" and graded(p["neuron"]):
+            raise CircuitError("rule='online' reads the derivative trace dz, which a "
+                               "sigma_delta unit does not keep (its events are the changes): "
+                               "use rule='snapshot' with neuron='sigma_delta'")
+        for k in ("tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps", "delta"):
             p[k] = _positive(k, p[k])
         dt = p["eps"] * p["tau"]
         if p["max_rate"] * dt * 1e-3 > 1:
@@ -246,7 +251,7 @@ class SpikingCircuit:
               "max_rate": p["max_rate"] * b2.Hz,
               "spikes_per_step": p["max_rate"] * p["eps"] * p["tau"] * 1e-3,
               "syn_gain": 1e3 / (p["max_rate"] * p["tau_syn"]),
-              "lif_a": p["eps"] * p["tau"] / p["tau_m"]}
+              "lif_a": p["eps"] * p["tau"] / p["tau_m"], "delta": p["delta"]}
         schedule = dict(schedule)
         T = len(schedule["beta"])
         schedule.setdefault("phase_step", np.arange(T, dtype=np.float64))
@@ -269,13 +274,15 @@ class SpikingCircuit:
                 ctx.common[q] = name
         built = Builder.build("spiking", b2, ctx)
         if self.record:
-            built.monitors.update({q: b2.StateMonitor(ctx.groups[q], ["u", "z", "dz"],
+            watched = ["u", "z"] if graded(self.neuron) else ["u", "z", "dz"]
+            built.monitors.update({q: b2.StateMonitor(ctx.groups[q], watched,
                                                       record=True, when="start", order=-1,
                                                       name="mon_%s" % ctx.ids[q])
                                    for q in net.state_pops})
         # spike monitors, keyed ("spikes", population): counts always, times when recording
         built.monitors.update({("spikes", q): b2.SpikeMonitor(
-            ctx.groups[q], record=self.record or q in self.record_spikes,
+            ctx.groups[q], variables=["n_ev"] if graded(self.neuron) else None,
+            record=self.record or q in self.record_spikes,
             name="spk_%s" % ctx.ids[q]) for q in net.graph.nodes})
         return built
 
@@ -320,7 +327,8 @@ class SpikingCircuit:
                 built = self.build(b2, inputs, y, state, schedule, weights, seed)
                 netw = built.network(b2)
                 try:
-                    netw.run(steps * b2.defaultclock.dt, namespace={}, profile=self.profile)
+                    netw.run(steps * b2.defaultclock.dt, namespace=built.context.namespace,
+                              profile=self.profile)
                 except Exception as e:
                     if self.device == "cpp_standalone":
                         failed = True
@@ -358,8 +366,9 @@ class SpikingCircuit:
             n = net.sizes[q]
             self.traces[q] = {"u": np.asarray(m.u[:]).T.reshape(-1, B, n),
                               "z": np.asarray(m.z[:]).T.reshape(-1, B, n),
-                              "dz": (np.asarray(m.dz[:]) * tau_s).T.reshape(-1, B, n),
                               "t": np.asarray(m.t[:]) / tau_s}
+            if not graded(self.neuron):
+                self.traces[q]["dz"] = (np.asarray(m.dz[:]) * tau_s).T.reshape(-1, B, n)
         self.spikes = {}
         counts = {q: int(np.sum(m.count[:])) for q, m in spk.items()}
         for q, m in spk.items():
@@ -367,6 +376,8 @@ class SpikingCircuit:
                 idx = np.asarray(m.i[:])
                 self.spikes[q] = {"t": np.asarray(m.t[:]) / tau_s, "i": idx % net.sizes[q],
                                   "example": idx // net.sizes[q]}
+                if graded(self.neuron):      # each event's signed count of delta steps
+                    self.spikes[q]["n"] = np.asarray(m.n_ev[:]).astype(np.int64)
         # synaptic events: every spike reaches each synapse of its neuron's outgoing pathways
         events = 0
         for t in net.terms:
@@ -374,6 +385,9 @@ class SpikingCircuit:
             events += counts[t.source] * fan
         self.stats = {"spikes": counts, "synaptic_events": int(events),
                       "plastic_synapses": int(sum(len(syn) for syn in built.synapses.values()))}
+        if graded(self.neuron):      # the delta steps the events carried (sum of |n|)
+            self.stats["delta_steps"] = {q: int(round(float(np.sum(g.sent[:]))))
+                                         for q, g in built.groups.items()}
         return acc
 
     # -- the EP step ----------------------------------------------------------------------
@@ -475,15 +489,21 @@ class SpikingCircuit:
 
     def output_rates(self, start, stop, batch):
         """Rates of the output populations from the last run's spikes in steps
-        ``[start, stop)``: spike counts over the count of a unit at rho = 1 (needs the output
+        ``[start, stop)``: spike counts over the count of a unit at rho = 1; sigma-delta
+        units: the value their events have sent by step ``stop`` (needs the output
         populations in :attr:`record_spikes` or ``record``)."""
         per_step = self.params["max_rate"] * self.eps * self.params["tau"] * 1e-3
         out = {}
         for q in self.net.outputs:
             sp = self.spikes[q]
             k = np.floor(sp["t"] / self.eps + 1e-6).astype(np.int64)
-            keep = (k >= start) & (k < stop)
             counts = np.zeros((batch, self.net.sizes[q]))
+            if graded(self.neuron):      # the value received by step ``stop``: sum n delta
+                keep = k < stop
+                np.add.at(counts, (sp["example"][keep], sp["i"][keep]), sp["n"][keep])
+                out[q] = counts * self.params["delta"]
+                continue
+            keep = (k >= start) & (k < stop)
             np.add.at(counts, (sp["example"][keep], sp["i"][keep]), 1.0)
             out[q] = counts / ((stop - start) * per_step)
         return out

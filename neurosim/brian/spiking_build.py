@@ -13,7 +13,8 @@ import numpy as np
 
 from .builder import Builder, BuiltProjection
 from .device import check_compilable
-from .equations import TRACE_EQS, TRACE_ON_SPIKE, encoder, rate_equations
+from .equations import (current_equation, current_increment, encoder, encoder_state, graded,
+                        rate_equations, trace_equations)
 
 #: Every neuron's custom event at the end of an example's phases: its synapses (on this
 #: presynaptic event) and its bias evaluate the local rule from the snapshots.
@@ -29,19 +30,21 @@ def build_input(b2, ctx, pop):
     LIF unit's membrane restarts, with the state units, from its free-phase value."""
     eqs, threshold, reset = encoder(ctx.neuron, ctx.common.get(pop))
     traced = ctx.input_rule == "spikes"
-    saved = (["r_fast", "r_slow"] if traced else []) + (["v"] if ctx.neuron == "lif" else [])
+    trace_eqs, on_spike = trace_equations(ctx.neuron)
+    saved = ([v for v in ("r_fast", "r_slow") if traced and not graded(ctx.neuron)]
+             + encoder_state(ctx.neuron))
     eqs = eqs + ["%s_saved : 1" % v for v in saved]
     if traced:
-        eqs = eqs + TRACE_EQS + ["%s : 1" % v for v in ctx.snapshots]
-        reset = "\n".join(filter(None, [TRACE_ON_SPIKE, reset]))
+        eqs = eqs + trace_eqs + ["%s : 1" % v for v in ctx.snapshots]
+        reset = "\n".join(filter(None, [on_spike, reset]))
     g = b2.NeuronGroup(ctx.net.sizes[pop] * ctx.batch, "\n".join(["rho : 1"] + eqs),
                        threshold=threshold, reset=reset or None, method="euler",
                        events={"rule": RULE_EVENT}, name="pop_%s" % ctx.ids[pop],
                        namespace=ctx.namespace)
     g.rho = ctx.inputs[pop].ravel()
-    if ctx.neuron == "lif":
+    if "v" in encoder_state(ctx.neuron):         # a random initial phase of the membrane
         g.v = ctx.rng.uniform(0, 1, len(g))
-    if traced:
+    if traced and not graded(ctx.neuron):
         g.r_fast, g.r_slow = g.rho[:], g.rho[:]      # the traces start at the input's rate
     if saved:
         control = _phase_control(ctx, saved)
@@ -73,23 +76,26 @@ def build_state(b2, ctx, pop):
     nudge = " - beta_ta(t) * (u - y)" if pop in net.outputs else ""
     eqs = rate_equations(net.activation, currents, nudge) + [
            "b : 1", "acc_b : 1"] + ["%s : 1" % v for v in ctx.snapshots]
-    eqs += ["d%s/dt = -%s / tau_syn : 1" % (v, v) for v in currents]
-    eqs += TRACE_EQS + enc_eqs
-    saved = ["u", "r_fast", "r_slow"] + currents + (["v"] if ctx.neuron == "lif" else [])
+    eqs += [current_equation(ctx.neuron, v) for v in currents]
+    trace_eqs, on_spike = trace_equations(ctx.neuron)
+    eqs += trace_eqs + enc_eqs
+    saved = ["u"] + [v for v in ("r_fast", "r_slow") if not graded(ctx.neuron)] + currents \
+        + encoder_state(ctx.neuron)
     eqs += ["%s_saved : 1" % v for v in saved]
     if pop in net.outputs:
         eqs.append("y : 1")
     n = net.sizes[pop]
     g = b2.NeuronGroup(n * ctx.batch, "\n".join(eqs), threshold=threshold,
-                       reset="\n".join(filter(None, [TRACE_ON_SPIKE, reset])), method="euler",
+                       reset="\n".join(filter(None, [on_spike, reset])), method="euler",
                        events={"rule": RULE_EVENT}, name="pop_%s" % ctx.ids[pop],
                        namespace=ctx.namespace)
     g.b = np.tile(net.params["b:%s" % pop], ctx.batch)
     g.u = ctx.state0[pop].ravel()
     rate0 = np.clip(ctx.state0[pop].ravel(), 0, 1) if net.activation == "hard_sigmoid" else \
         1 / (1 + np.exp(-4 * (ctx.state0[pop].ravel() - 0.5)))
-    g.r_fast, g.r_slow = rate0, rate0          # traces start at the initial rate
-    if ctx.neuron == "lif":
+    if not graded(ctx.neuron):                 # traces start at the initial rate
+        g.r_fast, g.r_slow = rate0, rate0
+    if "v" in encoder_state(ctx.neuron):       # a random initial phase of the membrane
         g.v = ctx.rng.uniform(0, 1, len(g))
     if pop in net.outputs:
         g.y = ctx.targets[pop].ravel()
@@ -119,7 +125,7 @@ def _pairs(ctx, src, tgt, exclude_self=False):
 def _synapses(b2, ctx, pre, post, model, current, name, rule=None):
     """Spikes of ``pre`` add to the current trace ``current`` of ``post``; with ``rule``,
     the presynaptic ``rule`` event (end of the example's phases) runs the local rule."""
-    on_pre, on_event = {"pre": "%s_post += w * syn_gain" % current}, {"pre": "spike"}
+    on_pre, on_event = {"pre": current_increment(ctx.neuron, current)}, {"pre": "spike"}
     if rule is not None:
         on_pre["rule"], on_event["rule"] = rule, "rule"
     return b2.Synapses(ctx.groups[pre], ctx.groups[post], model, on_pre=on_pre,

@@ -54,7 +54,8 @@ from ..plan import Plan
 from .builder import Builder, BuiltProjection
 from .device import (CircuitError, build_folder, check_compiler, compile_standalone,
                      import_brian2, standalone_device)
-from .equations import DRHO, RHO, TRACE_EQS, TRACE_ON_SPIKE, encoder
+from .equations import (DRHO, RHO, current_equation, current_increment, encoder, encoder_state,
+                        graded, trace_equations)
 from .spiking import DEFAULTS, INPUT_RULES, NEURONS
 from .training import check_supported
 
@@ -62,7 +63,7 @@ from .training import check_supported
 INPUT_DRIVES = ("spikes", "analog")
 #: The circuit parameters this circuit takes (the rest of :data:`spiking.DEFAULTS` is fixed).
 PARAMETERS = ("neuron", "tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps",
-              "beta", "variant", "free_steps", "nudge_steps", "input_rule")
+              "beta", "variant", "free_steps", "nudge_steps", "input_rule", "delta")
 
 
 def two_phase(plan):
@@ -105,7 +106,8 @@ class SpikingTrainingCircuit:
         if input_drive == "analog" and p["input_rule"] == "spikes":
             raise CircuitError("input_rule='spikes' needs input_drive='spikes' (analog inputs "
                                "do not spike)")
-        for k in ("tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps", "beta"):
+        for k in ("tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps", "beta",
+                  "delta"):
             p[k] = checks.positive(k, p[k], error=CircuitError)
         self.F = checks.integer("free_steps", p["free_steps"], 2, error=CircuitError)
         self.K = checks.integer("nudge_steps", p["nudge_steps"], 1, error=CircuitError)
@@ -279,7 +281,9 @@ class SpikingTrainingCircuit:
         n_out = net.sizes[out]
         per_step = self.params["max_rate"] * self.params["eps"] * self.params["tau"] * 1e-3
         cnt = np.asarray(mon.cnt[:]).T            # (ticks, B * n_out): tick s reads slot s - 1
-        rates = cnt[1:].reshape(-1, B, n_out).reshape(-1, n_out) / (self.window * per_step)
+        # spike counts over the window, or a sigma-delta unit's value q at the free phase's end
+        scale = 1.0 if graded(self.params["neuron"]) else 1.0 / (self.window * per_step)
+        rates = cnt[1:].reshape(-1, B, n_out).reshape(-1, n_out) * scale
         self.outputs = {out: rates[self.positions(n_train)].copy()}
         for key, bank in banks.items():
             self.net.params[key][...] = np.asarray(bank.W[:]).reshape(net.params[key].shape)
@@ -338,7 +342,7 @@ class SpikingEpochContext:
                   max_rate=p["max_rate"] * b2.Hz,
                   spikes_per_step=p["max_rate"] * p["eps"] * p["tau"] * 1e-3,
                   syn_gain=1e3 / (p["max_rate"] * p["tau_syn"]),
-                  lif_a=p["eps"] * p["tau"] / p["tau_m"], slot_t=slot_t,
+                  lif_a=p["eps"] * p["tau"] / p["tau_m"], slot_t=slot_t, delta=p["delta"],
                   beta_val=circuit.first_nudge, F=F, K=K, S=S, W0=F - circuit.window,
                   G=self.g, sym=1 if self.sym else 0)
         self.namespace = ns
@@ -401,19 +405,21 @@ def build_epoch_input(b2, ctx, pop):
         in_eqs = ["rho : 1", "sgn : 1"]
     # what an input unit restarts from at the second nudged phase: its traces, a LIF
     # unit's membrane
-    in_saved = (["r_fast", "r_slow"] if traced_input else []) + \
-        (["v"] if p["neuron"] == "lif" and not analog else [])
+    code_graded = graded(p["neuron"])
+    in_saved = (["r_fast", "r_slow"] if traced_input and not code_graded else []) + \
+        (encoder_state(p["neuron"]) if not analog else [])
+    trace_eqs, trace_spike = trace_equations(p["neuron"])
     if traced_input:
-        eqs = eqs + TRACE_EQS + ["z0 : 1", "zp : 1", "zm : 1"]
+        eqs = eqs + trace_eqs + ["z0 : 1", "zp : 1", "zm : 1"]
     eqs = eqs + ["%s_saved : 1" % v for v in in_saved]
-    on_spike = "\n".join(filter(None, [TRACE_ON_SPIKE if traced_input else "", reset or "",
+    on_spike = "\n".join(filter(None, [trace_spike if traced_input else "", reset or "",
                                        ctx.count]))
     gi = b2.NeuronGroup(net.sizes[pop] * B, "\n".join(in_eqs + eqs), threshold=threshold,
                         reset=on_spike if threshold else None, method="euler",
                         name="pop_%s" % ids[pop], namespace=ctx.namespace)
     nin = net.sizes[pop]
     reload_in = ["rho = x_ta(%s, i)" % ctx.mid, "sgn = sgn_ta(%s, i // %d)" % (ctx.mid, nin)]
-    if traced_input:
+    if traced_input and not code_graded:
         reload_in += ["r_fast = rho", "r_slow = rho"]
     if in_saved:        # (the z snapshots, the first three lines, only with traces)
         control = snapshots(in_saved)
@@ -422,8 +428,10 @@ def build_epoch_input(b2, ctx, pop):
     if not analog:
         gi.run_regularly("\n".join([ctx.kk, "in_free = int(kk < F)"]), when="start", order=0,
                          dt=ctx.g * dt, name="phase_%s" % ids[pop])
-    if p["neuron"] == "lif" and not analog:
+    if "v" in encoder_state(p["neuron"]) and not analog:
         reload_in.append("v = rand()")
+    if code_graded and not analog:      # the example's value is sent again from 0
+        reload_in.append("q = 0")
     gi.run_regularly("\n".join(reload_in), when="start", order=5, dt=ctx.slot_t,
                      name="load_%s" % ids[pop])
     return gi
@@ -444,15 +452,18 @@ def build_epoch_state(b2, ctx, q):
            "rho = %s : 1" % RHO[net.activation],
            "drho = %s : 1" % DRHO[net.activation],
            "b : 1", "z0 : 1", "zp : 1", "zm : 1", "acc_b : 1", "sgn : 1"] + ctx.counters
-    eqs += ["d%s/dt = -%s / tau_syn : 1" % (v, v) if v in ctx.spiking_terms else "%s : 1" % v
+    eqs += [current_equation(p["neuron"], v) if v in ctx.spiking_terms else "%s : 1" % v
             for v in currents]
-    eqs += TRACE_EQS + enc_eqs
+    code_graded = graded(p["neuron"])
+    trace_eqs, trace_spike = trace_equations(p["neuron"])
+    eqs += trace_eqs + enc_eqs
     if q == out:
         eqs += ["y : 1", "beta_now : 1", "cnt : 1", "count_on : 1"]
-    saved = ["u", "r_fast", "r_slow"] + [v for v in currents if v in ctx.spiking_terms] + \
-        (["v"] if p["neuron"] == "lif" else [])
+    saved = ["u"] + ([] if code_graded else ["r_fast", "r_slow"]) + \
+        [v for v in currents if v in ctx.spiking_terms] + encoder_state(p["neuron"])
     eqs += ["%s_saved : 1" % v for v in saved]
-    on_spike = [TRACE_ON_SPIKE, reset, ctx.count] + (["cnt += count_on"] if q == out else [])
+    on_spike = [trace_spike, reset, ctx.count] + \
+        (["cnt += count_on"] if q == out and not code_graded else [])
     grp = b2.NeuronGroup(n * B, "\n".join(eqs), threshold=threshold,
                          reset="\n".join(filter(None, on_spike)), method="euler",
                          name="pop_%s" % ids[q], namespace=ctx.namespace)
@@ -461,17 +472,19 @@ def build_epoch_state(b2, ctx, q):
         control += ["beta_now = beta_val * sgn * (int(kk >= F) * int(kk < F + K)"
                     " - sym * int(kk >= F + K))",
                     "count_on = int(kk >= W0) * int(kk < F)"]
+        if code_graded:      # the output's value: what its events sent by the free phase's end
+            control.append("cnt = at_F * q + (1 - at_F) * cnt")
     grp.run_regularly("\n".join(control), when="start", order=0, dt=ctx.g * dt,
                       name="control_%s" % ids[q])
     if ctx.circuit.clip:
         grp.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ids[q])
     grp.run_regularly("acc_b = sgn * (zp - %s)" % ctx.zq, when="start", order=1,
                       dt=ctx.slot_t, name="rule_b_%s" % ids[q])
-    reload = ["u = 0", "r_fast = rho", "r_slow = rho",
-              "sgn = sgn_ta(%s, i // %d)" % (mid, n)] + ["%s = 0" % v for v in currents]
+    reload = ["u = 0"] + (["q = 0"] if code_graded else ["r_fast = rho", "r_slow = rho"]) + \
+        ["sgn = sgn_ta(%s, i // %d)" % (mid, n)] + ["%s = 0" % v for v in currents]
     if q == out:
         reload += ["y = y_ta(%s, i)" % mid, "cnt = 0"]
-    if p["neuron"] == "lif":
+    if "v" in encoder_state(p["neuron"]):
         reload.append("v = rand()")
     grp.run_regularly("\n".join(reload), when="start", order=5, dt=ctx.slot_t,
                       name="load_%s" % ids[q])
@@ -483,7 +496,7 @@ def build_epoch_tied(b2, ctx, key):
     """A tied weight: replica synapses (forward, with the rule, and backward), the bank of
     its weights that sums their accumulators and applies the update per mini-batch, and the
     bank's synapses copying the weights back onto the replicas (``ctx.banks[key]``)."""
-    net, B, ids, ns = ctx.net, ctx.B, ctx.ids, ctx.namespace
+    net, B, ids, ns, p = ctx.net, ctx.B, ctx.ids, ctx.namespace, ctx.params
     slot_t, zq = ctx.slot_t, ctx.zq
     src, tgt = ctx.ends[key]
     na, nb = net.sizes[src], net.sizes[tgt]
@@ -492,7 +505,7 @@ def build_epoch_tied(b2, ctx, key):
     i = np.concatenate([r * na + ia for r in range(B)])
     j = np.concatenate([r * nb + jb for r in range(B)])
     fwd_var = ctx.term_of[(key, False)]
-    on_pre = None if fwd_var not in ctx.spiking_terms else "%s_post += w * syn_gain" % fwd_var
+    on_pre = None if fwd_var not in ctx.spiking_terms else current_increment(p["neuron"], fwd_var)
     syn = b2.Synapses(ctx.groups[src], ctx.groups[tgt], "w : 1\nacc : 1", on_pre=on_pre,
                       name="proj_%s" % ids[src] + ids[tgt], namespace=ns)
     syn.connect(i=i, j=j)
@@ -507,7 +520,7 @@ def build_epoch_tied(b2, ctx, key):
     copies = [syn]
     if (key, True) in ctx.term_of:
         back = b2.Synapses(ctx.groups[tgt], ctx.groups[src], "w : 1",
-                           on_pre="%s_post += w * syn_gain" % ctx.term_of[(key, True)],
+                           on_pre=current_increment(p["neuron"], ctx.term_of[(key, True)]),
                            name="back_%s" % ids[src] + ids[tgt], namespace=ns)
         back.connect(i=j, j=i)
         copies.append(back)

@@ -70,7 +70,7 @@ class SpikingEngine(Engine):
     prediction from the output spikes (see the module docstring)."""
 
 
-    settings_used = ("neuron", "noise", "plasticity", "rule_every", "whole_epoch",
+    settings_used = ("neuron", "delta", "noise", "plasticity", "rule_every", "whole_epoch",
                      "input_drive", "input_rule", "max_rate", "build_dir")
 
     def __init__(self, net, settings, batch_size=None):
@@ -83,7 +83,7 @@ class SpikingEngine(Engine):
         self.options = dict(neuron=s.neuron, max_rate=s.max_rate, eps=s.eps,
                             tau_slow=tau_slow, tau_fast=tau_fast, noise=s.noise,
                             rule=s.plasticity, rule_every=s.rule_every,
-                            input_rule=s.input_rule)
+                            input_rule=s.input_rule, delta=s.delta)
         #: a whole epoch in one compiled run (``whole_epoch``; the snapshot rule and
         #: independent noise), else batch by batch in runtime circuits
         self.fuses_epoch = bool(s.whole_epoch) and s.plasticity == "snapshot" and \
@@ -96,6 +96,10 @@ class SpikingEngine(Engine):
         if s.input_drive == "analog" and s.input_rule == "spikes":
             raise ConfigurationError("engine.input_rule: \"spikes\" needs input_drive = "
                                      "\"spikes\" (analog inputs do not spike)")
+        if s.neuron == "sigma_delta" and s.plasticity == "online":
+            raise ConfigurationError("engine.plasticity: the online rule reads a derivative "
+                                     "trace that sigma_delta units do not keep; use "
+                                     "\"snapshot\" with engine.neuron = \"sigma_delta\"")
         self.batch_size = batch_size
         self.circuit, self._shape = None, None
         self.calls = 0
@@ -171,7 +175,7 @@ class SpikingEngine(Engine):
             clip=s.clip, seed=s.seed, input_drive=s.input_drive, record_slots=slots,
             build_dir=s.build_dir or None, neuron=s.neuron, max_rate=s.max_rate, eps=s.eps,
             tau_fast=o["tau_fast"], tau_slow=o["tau_slow"], beta=s.beta, variant=s.variant,
-            nudges=s.nudges or None,
+            nudges=s.nudges or None, delta=s.delta,
             free_steps=s.free_steps, nudge_steps=s.nudge_steps, input_rule=s.input_rule)
         self._shape = shape
         return self.circuit

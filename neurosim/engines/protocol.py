@@ -43,7 +43,10 @@ class Settings:
     clip: bool = True
     solver: str = field(default="euler", metadata={"choices": ("euler", "block")})
     persistent: bool = False
-    neuron: str = field(default="poisson", metadata={"choices": ("poisson", "lif")})
+    # the spike codes of neurosim.brian.equations.CODES (tests/test_brian_spiking.py checks)
+    neuron: str = field(default="poisson",
+                        metadata={"choices": ("poisson", "lif", "if", "sigma_delta")})
+    delta: float = field(default=1e-3, metadata={"gt": 0})
     noise: str = field(default="independent", metadata={"choices": ("independent", "common")})
     plasticity: str = field(default="snapshot", metadata={"choices": ("snapshot", "online")})
     rule_every: int = field(default=1, metadata={"gt": 0})
