@@ -66,8 +66,8 @@ i.e. without the correction above), to the ``"lif"`` circuit's output rates (100
 noise. The snntorch graph is the same for every neuron model (only the metadata differs).
 
 **What does not hold.** A unit driven above 1 fires above ``max_rate`` (up to one spike per
-step) where neurosim's saturates at rho = 1: no NIR neuron snntorch runs saturates (driven at
-2.5, the output fires at 1.7 to 2.0 times ``max_rate``; tested). A ``logistic`` network is
+step) where neurosim's saturates at rho = 1: no NIR neuron snntorch runs saturates (with output
+biases of 1.5 the outputs fire at 1.7 to 2.0 times ``max_rate``; tested). A ``logistic`` network is
 exported with this linear rate, not its activation. The rate state's low-pass ``tau`` is not
 represented (transients differ, the fixed point does not). snntorch runs graphs with one input
 and one output population; nirtorch 2.6 delays each cycle (the tied feedback) by one step and
