@@ -40,9 +40,9 @@ the number of spikes per step at rho = 1 (at most 1).
   (1e4 s: a leak of 1e-8 per step, below float32 resolution, so the membrane integrates) and
   ``r = tau_mem / dt`` (as snntorch requires), so ``v += I`` per step; ``v_leak = 0``;
   ``v_reset = 0``; ``v_threshold = 1 - s / 4``. NIR resets to ``v_reset`` where neurosim's
-  neurons subtract 1, which loses on average half a step's drive per spike: this threshold
-  makes the mean rate exact at rho = 1/2 and off by at most ``s / 4`` relative (2.5 % at
-  1 kHz and 0.1 ms) across [0, 1].
+  neurons subtract 1, which loses on average half a step's drive per spike (an overshoot
+  spread evenly over one step's drive): this threshold makes the mean rate exact at rho = 1/2
+  and off by at most ``s / 4`` relative (2.5 % at 1 kHz and 0.1 ms) across [0, 1].
 * **Pathways** -> one node per directed pathway of ``net.terms`` (NIR's weight is ``(out,
   in)``): ``W:a->b`` (shape ``(n_a, n_b)``) drives ``b`` through a node named ``W:a->b``
   holding ``W.T``; a tied (energy) weight also drives ``a`` through ``W:a->b:T`` holding ``W``;
