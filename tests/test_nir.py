@@ -118,7 +118,7 @@ def test_layered_round_trip(tmp_path):
     # tied weights: a feedforward node per projection and the transposed feedback h1 <- y;
     # the biases ride on the feedforward ones
     assert _pathways(graph) == {"W:x->h1": "Affine", "W:h1->y": "Affine", "W:h1->y:T": "Linear"}
-    assert graph.metadata["neuron"] == "poisson"
+    assert graph.metadata["neuron"] == DEFAULTS["neuron"]
     _check_round_trip(net, from_nir(graph))
     _check_round_trip(net, from_nir(path))
     _check_round_trip(net, from_nir(str(path)))
@@ -141,7 +141,7 @@ def test_file_is_plain_nir(tmp_path):
         if isinstance(node, nir.CubaLIF):
             np.testing.assert_array_equal(read.nodes[k].metadata["bias"], node.metadata["bias"])
     assert read.metadata["format"] == "neurosim.nir"
-    assert read.metadata["neuron"] == "poisson"
+    assert read.metadata["neuron"] == DEFAULTS["neuron"]
     assert float(read.metadata["max_rate"]) == DEFAULTS["max_rate"]
 
 
