@@ -36,12 +36,12 @@ TRACE_ON_SPIKE = "r_fast += 1 / (max_rate * tau_fast)\nr_slow += 1 / (max_rate *
 
 def encoder(neuron, common=None):
     """``(equations, threshold, reset)`` of a unit that fires at ``rho * max_rate``.
-    ``common``: the name of the population's table of common random numbers (Poisson units):
-    the uniform that decides unit i's spike at step k of a phase is the table's entry
-    ``(k, i)`` in every phase of the example, instead of a fresh ``rand()``."""
+    ``common``: the Brian2 expression of a Poisson unit's common random number (e.g. a call of
+    :mod:`neurosim.brian.counter_rng`'s ``crn_uniform``), the same uniform at step k of every
+    phase of the example, instead of a fresh ``rand()``."""
     if neuron == "poisson":
         if common:
-            return [], "%s(phase_step_ta(t) * step_dt, i) < rho * spikes_per_step" % common, ""
+            return [], "%s < rho * spikes_per_step" % common, ""
         return [], "rand() < rho * spikes_per_step", ""
     # Euler LIF: v_{k+1} = v_k + a (mu - v_k), a = dt/tau_m, climbs from 0 to 1 in
     # log(mu/(mu-1)) / -log(1-a) steps; mu makes that 1 / (rho * spikes_per_step) steps.
