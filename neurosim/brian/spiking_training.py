@@ -11,7 +11,8 @@ Shared weights. Every projection has a *bank*: a group of one unit per weight ho
 master copy ``W`` (and one per bias). The replicas' synapses are the targets of a second
 ``Synapses`` object from the bank (Brian2 synapses on synapses): at the end of a slot each
 replica synapse evaluates the snapshot rule for its example, ``acc = s [z_pre z_post]``
-(``s`` the example's sign of beta, 0 for padding), the bank sums the replicas' ``acc``,
+(``s`` the example's sign of beta, 0 for padding; or holds the online rule's integral, below),
+the bank sums the replicas' ``acc``,
 applies ``W += lr c / m * sum`` (``theta -= lr g`` with ``g`` the batch-mean
 estimate of :func:`neurosim.ep.gradient`, ``m`` the batch's examples) and copies ``W`` back
 into every replica. Inputs, targets and signs for the next slot are loaded then.
@@ -32,10 +33,25 @@ Inference through spikes: each example's output rate is its output units' spike 
 the second half of its free phase, divided by the count of a unit at rho = 1; examples after
 ``n_train`` run at the final weights with sign 0 (no learning).
 
-Random numbers: ``rand()`` of Brian2's generator, seeded at the build (``seed``); every run
-(epoch) of the binary replays the same stream with new data and weights, so a resumed epoch
-draws exactly the spikes of the uninterrupted one. The ``common`` noise scheme and the online
-rule run in :class:`~neurosim.brian.spiking.SpikingCircuit` (batch by batch), not here.
+Online rule (``rule="online"``, ``rule_every`` m steps, m dividing both phase lengths): on a
+clock of m steps every replica synapse integrates ``gate (z_pre dz_post + dz_pre z_post) m dt``
+(an input with ``input_rule="data"``: ``rho_pre dz_post``), biases ``gate dz m dt``, where
+``gate`` is ``+s`` in the first nudged phase, ``-s`` in the symmetric second one (restarted
+from the free state) and 0 in the free phase: the Riemann sum of the snapshot rule's
+telescoped integral. At the slot's end the accumulator goes to the bank as the snapshot
+rule's does and restarts at 0. :attr:`stats` ``rule_ops`` counts the rule's synaptic
+operations: one per synapse and training example (snapshot) or per synapse, example and tick
+of the nudged phases (online).
+
+Random numbers: ``noise="independent"`` (default): ``rand()`` of Brian2's generator, seeded at
+the build (``seed``); every run (epoch) of the binary replays the same stream with new data
+and weights, so a resumed epoch draws exactly the spikes of the uninterrupted one.
+``noise="common"``: a Poisson unit fires at step k of a phase when the counter uniform
+``U(seed_r, e, unit, k)`` of :mod:`neurosim.brian.counter_rng` is below ``rho *
+spikes_per_step`` (``e`` the example's position in the epoch's slots, ``unit`` its index in
+the network, ``seed_r = run_seed(seed, r)`` for run r, passed per run): the free, +beta and
+-beta phases of an example share their noise, every run (epoch) draws new noise, and a run
+with the same ``(seed, r)`` the same.
 
 The build is compiled once per shape; later epochs re-run it with new data and weights
 (``device.run(run_args=...)``).
@@ -86,7 +102,8 @@ class SpikingTrainingCircuit:
     ``lrs``: learning rate per parameter key; ``record_slots``: batches whose update the run
     can copy aside (:attr:`recorded`); ``seed``: Brian2's random seed for the build;
     ``nudges``: the phase plan's nudge strengths, ``[0, b]`` or ``[-b, b]`` (replacing
-    ``beta`` and ``variant``; :func:`two_phase`)."""
+    ``beta`` and ``variant``; :func:`two_phase`); ``noise``, ``rule``, ``rule_every``: the
+    noise scheme and local rule (module docstring)."""
 
     def __init__(self, net, n_examples, batch_size=20, lrs=None, clip=True, seed=0,
                  input_drive="spikes", record_slots=0, build_dir=None, keep_build=False,
