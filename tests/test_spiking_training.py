@@ -147,7 +147,7 @@ def test_bad_arguments_are_named():
     with pytest.raises(CircuitError, match="input_rule='spikes' needs"):
         SpikingTrainingCircuit(net, 8, input_drive="analog", input_rule="spikes")
     with pytest.raises(CircuitError, match="unknown"):
-        SpikingTrainingCircuit(net, 8, noise="common")
+        SpikingTrainingCircuit(net, 8, jitter=0.1)
 
 
 def test_the_engine_trains_whole_epochs_and_resumes_exactly(engine, tmp_path):

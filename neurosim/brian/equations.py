@@ -36,12 +36,12 @@ TRACE_ON_SPIKE = "r_fast += 1 / (max_rate * tau_fast)\nr_slow += 1 / (max_rate *
 
 def encoder(neuron, common=None):
     """``(equations, threshold, reset)`` of a unit's spike code (:data:`CODES`).
-    ``common``: the name of the population's table of common random numbers (Poisson units):
-    the uniform that decides unit i's spike at step k of a phase is the table's entry
-    ``(k, i)`` in every phase of the example, instead of a fresh ``rand()``."""
+    ``common``: the Brian2 expression of a Poisson unit's common random number (e.g. a call of
+    :mod:`neurosim.brian.counter_rng`'s ``crn_uniform``), the same uniform at step k of every
+    phase of the example, instead of a fresh ``rand()``."""
     if neuron == "poisson":
         if common:
-            return [], "%s(phase_step_ta(t) * step_dt, i) < rho * spikes_per_step" % common, ""
+            return [], "%s < rho * spikes_per_step" % common, ""
         return [], "rand() < rho * spikes_per_step", ""
     if neuron == "if":
         # integrate-and-fire, no leak, reset by subtraction: a first-order sigma-delta

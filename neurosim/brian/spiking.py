@@ -50,8 +50,9 @@ and costs one synaptic operation per synapse and tick (``stats["rule_ops"]``) in
 per example; in expectation it equals the snapshot rule (Riemann sum of the same integral).
 
 Noise: with ``noise="common"`` a Poisson unit's spike at step k of a phase is decided by the
-uniform ``U[k, i]`` of a table drawn once per run (a reseeded hardware generator indexed by
-unit, step within the phase and example), the same in the free, +beta and -beta phases, so
+counter-based uniform ``U(seed, example, unit, k)`` of :mod:`neurosim.brian.counter_rng` (a
+hash of the counters, the same in numpy and C++; ``seed`` drawn from the run's seed), the same
+in the free, +beta and -beta phases, so
 two phases' spike trains differ only where ``U`` falls between their firing probabilities
 (docs/maths.md section 9); ``"independent"`` (default) draws fresh uniforms every step. LIF
 units draw no random numbers. ``python benchmarks/bench_spiking_crn.py`` measures the effect.
@@ -82,6 +83,7 @@ import time
 import numpy as np
 
 from .. import checks
+from . import counter_rng
 from .device import (CircuitError, build_folder, check_compiler, check_device, import_brian2,
                      new_standalone_device, standalone_device, standalone_failure)
 from .builder import Builder
@@ -264,14 +266,15 @@ class SpikingCircuit:
         schedule.setdefault("gate", np.zeros(T))
         ns.setdefault("gate_ta", b2.TimedArray(schedule["gate"], dt=dt))
         if p["noise"] == "common" and self.neuron == "poisson":
-            # one uniform per unit and step within a phase, replayed in every phase
-            ns["step_dt"] = dt
-            crn = np.random.default_rng([0 if seed is None else seed, 7])
-            steps = int(np.max(schedule["phase_step"])) + 1
+            # the counter-based uniform of (run seed, example, unit, step within the phase),
+            # replayed in every phase of the example
+            ns[counter_rng.NAME] = counter_rng.brian2_function(b2)
+            ns["crn_seed"] = int(np.random.default_rng(seed).integers(2 ** 52))
+            offsets = counter_rng.unit_offsets(net)
             for q in net.graph.nodes:
-                name = "crn_%s_ta" % ctx.ids[q]
-                ns[name] = b2.TimedArray(crn.random((steps, net.sizes[q] * batch)), dt=dt)
-                ctx.common[q] = name
+                n = net.sizes[q]
+                ctx.common[q] = counter_rng.expression(n, offsets[q], "i // %d" % n,
+                                                       "phase_step_ta(t)")
         built = Builder.build("spiking", b2, ctx)
         if self.record:
             watched = ["u", "z"] if graded(self.neuron) else ["u", "z", "dz"]

@@ -223,7 +223,7 @@ class SpikingContext:
             self.term_vars[t.target].append(v)
             self.term_of[(t.key, t.transpose)] = v
         self.groups = {}
-        self.common = {}          # population -> name of its table of common random numbers
+        self.common = {}          # population -> expression of its common random number
         self.rule = "snapshot"    # the local rule: "snapshot" (rule event) or "online" (clock)
         self.input_rule = "data"  # what an input synapse's rule reads: the data or its spikes
 

@@ -11,7 +11,8 @@ Shared weights. Every projection has a *bank*: a group of one unit per weight ho
 master copy ``W`` (and one per bias). The replicas' synapses are the targets of a second
 ``Synapses`` object from the bank (Brian2 synapses on synapses): at the end of a slot each
 replica synapse evaluates the snapshot rule for its example, ``acc = s [z_pre z_post]``
-(``s`` the example's sign of beta, 0 for padding), the bank sums the replicas' ``acc``,
+(``s`` the example's sign of beta, 0 for padding; or holds the online rule's integral, below),
+the bank sums the replicas' ``acc``,
 applies ``W += lr c / m * sum`` (``theta -= lr g`` with ``g`` the batch-mean
 estimate of :func:`neurosim.ep.gradient`, ``m`` the batch's examples) and copies ``W`` back
 into every replica. Inputs, targets and signs for the next slot are loaded then.
@@ -32,10 +33,25 @@ Inference through spikes: each example's output rate is its output units' spike 
 the second half of its free phase, divided by the count of a unit at rho = 1; examples after
 ``n_train`` run at the final weights with sign 0 (no learning).
 
-Random numbers: ``rand()`` of Brian2's generator, seeded at the build (``seed``); every run
-(epoch) of the binary replays the same stream with new data and weights, so a resumed epoch
-draws exactly the spikes of the uninterrupted one. The ``common`` noise scheme and the online
-rule run in :class:`~neurosim.brian.spiking.SpikingCircuit` (batch by batch), not here.
+Online rule (``rule="online"``, ``rule_every`` m steps, m dividing both phase lengths): on a
+clock of m steps every replica synapse integrates ``gate (z_pre dz_post + dz_pre z_post) m dt``
+(an input with ``input_rule="data"``: ``rho_pre dz_post``), biases ``gate dz m dt``, where
+``gate`` is ``+s`` in the first nudged phase, ``-s`` in the symmetric second one (restarted
+from the free state) and 0 in the free phase: the Riemann sum of the snapshot rule's
+telescoped integral. At the slot's end the accumulator goes to the bank as the snapshot
+rule's does and restarts at 0. :attr:`stats` ``rule_ops`` counts the rule's synaptic
+operations: one per synapse and training example (snapshot) or per synapse, example and tick
+of the nudged phases (online).
+
+Random numbers: ``noise="independent"`` (default): ``rand()`` of Brian2's generator, seeded at
+the build (``seed``); every run (epoch) of the binary replays the same stream with new data
+and weights, so a resumed epoch draws exactly the spikes of the uninterrupted one.
+``noise="common"``: a Poisson unit fires at step k of a phase when the counter uniform
+``U(seed_r, e, unit, k)`` of :mod:`neurosim.brian.counter_rng` is below ``rho *
+spikes_per_step`` (``e`` the example's position in the epoch's slots, ``unit`` its index in
+the network, ``seed_r = run_seed(seed, r)`` for run r, passed per run): the free, +beta and
+-beta phases of an example share their noise, every run (epoch) draws new noise, and a run
+with the same ``(seed, r)`` the same.
 
 The build is compiled once per shape; later epochs re-run it with new data and weights
 (``device.run(run_args=...)``).
@@ -54,16 +70,18 @@ from ..plan import Plan
 from .builder import Builder, BuiltProjection
 from .device import (CircuitError, build_folder, check_compiler, compile_standalone,
                      import_brian2, standalone_device)
+from . import counter_rng
 from .equations import (DRHO, RHO, current_equation, current_increment, encoder, encoder_state,
                         graded, trace_equations)
-from .spiking import DEFAULTS, INPUT_RULES, NEURONS
+from .spiking import DEFAULTS, INPUT_RULES, NEURONS, NOISE, RULES
 from .training import check_supported
 
 #: How inputs reach the first state population: their spikes, or an analog current.
 INPUT_DRIVES = ("spikes", "analog")
 #: The circuit parameters this circuit takes (the rest of :data:`spiking.DEFAULTS` is fixed).
 PARAMETERS = ("neuron", "tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps",
-              "beta", "variant", "free_steps", "nudge_steps", "input_rule", "delta")
+              "beta", "variant", "free_steps", "nudge_steps", "input_rule", "noise", "rule",
+              "rule_every", "delta")
 
 
 def two_phase(plan):
@@ -85,7 +103,8 @@ class SpikingTrainingCircuit:
     ``lrs``: learning rate per parameter key; ``record_slots``: batches whose update the run
     can copy aside (:attr:`recorded`); ``seed``: Brian2's random seed for the build;
     ``nudges``: the phase plan's nudge strengths, ``[0, b]`` or ``[-b, b]`` (replacing
-    ``beta`` and ``variant``; :func:`two_phase`)."""
+    ``beta`` and ``variant``; :func:`two_phase`); ``noise``, ``rule``, ``rule_every``: the
+    noise scheme and local rule (module docstring)."""
 
     def __init__(self, net, n_examples, batch_size=20, lrs=None, clip=True, seed=0,
                  input_drive="spikes", record_slots=0, build_dir=None, keep_build=False,
@@ -101,6 +120,9 @@ class SpikingTrainingCircuit:
         checks.choice("neuron", p["neuron"], NEURONS, error=CircuitError)
         checks.choice("input_rule", p["input_rule"], INPUT_RULES, error=CircuitError)
         checks.choice("input_drive", input_drive, INPUT_DRIVES, error=CircuitError)
+        checks.choice("noise", p["noise"], NOISE, error=CircuitError)
+        checks.choice("rule", p["rule"], RULES, error=CircuitError)
+        p["rule_every"] = checks.integer("rule_every", p["rule_every"], 1, error=CircuitError)
         checks.choice("variant", p["variant"], ("symmetric", "one_sided", "random_sign"),
                       error=CircuitError)
         if input_drive == "analog" and p["input_rule"] == "spikes":
@@ -111,6 +133,10 @@ class SpikingTrainingCircuit:
             p[k] = checks.positive(k, p[k], error=CircuitError)
         self.F = checks.integer("free_steps", p["free_steps"], 2, error=CircuitError)
         self.K = checks.integer("nudge_steps", p["nudge_steps"], 1, error=CircuitError)
+        m = p["rule_every"]
+        if p["rule"] == "online" and (self.F % m or self.K % m):
+            raise CircuitError("rule_every = %d: free_steps (%d) and nudge_steps (%d) must be "
+                               "multiples of it for the online rule's clock" % (m, self.F, self.K))
         if p["max_rate"] * p["eps"] * p["tau"] * 1e-3 > 1:
             raise CircuitError("max_rate * dt = %g spikes per step: at most 1 (lower max_rate "
                                "or eps)" % (p["max_rate"] * p["eps"] * p["tau"] * 1e-3))
@@ -146,6 +172,8 @@ class SpikingTrainingCircuit:
         self.built = None                       # the BuiltCircuit of the compiled build
         self.seconds_build = 0.0
         self.recorded, self.outputs, self.stats = {}, None, {}
+        #: runs so far: run r draws the common random numbers of ``run_seed(seed, r)``
+        self.runs = 0
 
     # -- the slot layout ----------------------------------------------------------------------
     def slots(self, n_train):
@@ -166,9 +194,9 @@ class SpikingTrainingCircuit:
         return -(-self.n // self.B) + 1
 
     # -- per-slot tables ----------------------------------------------------------------------
-    def _tables(self, x, y, signs, n_train, record):
+    def _tables(self, x, y, signs, n_train, record, run=0):
         """Inputs, targets, signs (one row per slot, a column per replica unit), the update
-        scale and the record flags at each slot tick."""
+        scale, the record flags at each slot tick and the counter seed of run ``run``."""
         n_slots, B = self._n_slots(), self.B
         pos = self.positions(n_train)
         nx, ny = x.shape[1], y.shape[1]
@@ -191,6 +219,8 @@ class SpikingTrainingCircuit:
                     raise CircuitError("record: batch %d is not in the epoch" % b)
                 g[b + 1], w[b] = 1.0, 1.0
             rec["recg%d" % k], rec["recw%d" % k] = g, w
+        if self.params["noise"] == "common" and self.params["neuron"] == "poisson":
+            rec["crn"] = np.full(n_slots + 1, float(counter_rng.run_seed(self.seed, run)))
         return {"x": xs.reshape(n_slots + 1, -1), "y": ys.reshape(n_slots + 1, -1),
                 "sgn": ss, "upd": upd, **rec}
 
@@ -215,13 +245,15 @@ class SpikingTrainingCircuit:
         return built
 
     # -- running ------------------------------------------------------------------------------
-    def train_epoch(self, x, y, signs=None, lrs=None, n_train=None, record=()):
+    def train_epoch(self, x, y, signs=None, lrs=None, n_train=None, record=(), run=None):
         """Train on the first ``n_train`` (default all) examples of ``x`` (n, n_in), ``y`` in
         that order, mini-batch ``b`` being examples ``b*B .. b*B+B-1``, starting from
         ``net.params``; the remaining examples then run their free phase at the final weights.
         Afterwards ``net.params`` holds the weights read back from the banks, :attr:`outputs`
         every example's output rates from its spikes, :attr:`recorded` per recorded batch
-        ``(estimate, params)`` and :attr:`stats` the run's spikes and timings."""
+        ``(estimate, params)`` and :attr:`stats` the run's spikes, the local rule's synaptic
+        operations (``rule_ops``) and timings. ``run``: the run's index for the common random
+        numbers (default :attr:`runs`, the runs so far; an engine passes its epoch count)."""
         if lrs is not None:
             self.lrs = dict(lrs)
         n_train = self.n if n_train is None else int(n_train)
@@ -241,7 +273,9 @@ class SpikingTrainingCircuit:
                                % (x.min(), x.max()))
         signs = np.ones(self.n) if signs is None else np.asarray(signs, np.float64)
         signs = np.where(np.arange(self.n) < n_train, signs, 0.0)
-        tables = self._tables(x, y, signs, n_train, record)
+        run = self.runs if run is None else checks.integer("run", run, 0, error=CircuitError)
+        self.runs += 1
+        tables = self._tables(x, y, signs, n_train, record, run)
         b2 = import_brian2()
         t0 = time.perf_counter()
         if self._folder is None:
@@ -306,7 +340,13 @@ class SpikingTrainingCircuit:
         spikes = {q: {"free": int(np.sum(grp.nspk_free[:])),
                       "nudged": int(np.sum(grp.nspk_nudge[:]))}
                   for q, grp in groups.items() if "nspk_free" in grp.variables}
+        # the rule's synaptic operations: one per synapse and training example (snapshot), or
+        # one per synapse and tick of the online clock in the nudged phases
+        ticks = 1 if self.params["rule"] == "snapshot" else \
+            self.K * len(self.plan.nudged) // self.params["rule_every"]
+        synapses = sum(int(np.size(net.params[key])) for key in banks)
         self.stats.update(spikes=spikes, slots=int(self.slots(n_train)[1]),
+                          rule_ops=synapses * int(n_train) * ticks,
                           steps=int(self.slots(n_train)[1] * self.S),
                           simulated_seconds=self.slots(n_train)[1] * self.S
                           * self.params["eps"] * self.params["tau"] * 1e-3)
@@ -345,9 +385,27 @@ class SpikingEpochContext:
                   lif_a=p["eps"] * p["tau"] / p["tau_m"], slot_t=slot_t, delta=p["delta"],
                   beta_val=circuit.first_nudge, F=F, K=K, S=S, W0=F - circuit.window,
                   G=self.g, sym=1 if self.sym else 0)
+        ns["rule_dt"] = p["rule_every"] * dt
         self.namespace = ns
         self.mid = "t + 0.5 * slot_t"            # per-slot values looked up mid-interval
         self.ids = {q: "p%d" % i for i, q in enumerate(net.graph.nodes)}
+        #: the online rule (on a clock of ``rule_every`` steps) instead of the snapshots
+        self.online = p["rule"] == "online"
+        #: population -> the expression of its common random number (``noise="common"``):
+        #: the counter uniform of (the run's seed, the example's position in the epoch, the
+        #: unit, the step within the phase), the same in the example's every phase
+        self.common = {}
+        if p["noise"] == "common" and p["neuron"] == "poisson":
+            ns[counter_rng.NAME] = counter_rng.brian2_function(b2)
+            n_step = "(t_in_timesteps %% %d)" % S
+            step = "%s - %d * int(%s >= %d) - %d * int(%s >= %d)" % (
+                n_step, F, n_step, F, K, n_step, F + K)
+            offsets = counter_rng.unit_offsets(net)
+            for q in net.graph.nodes:
+                n = net.sizes[q]
+                example = "(t_in_timesteps // %d) * %d + i // %d" % (S, self.B, n)
+                self.common[q] = counter_rng.expression(n, offsets[q], example, step,
+                                                        seed="crn_ta(t)")
         self.analog = circuit.input_drive == "analog"
         self.traced_input = p["input_rule"] == "spikes"
         self.zq = "zm" if self.sym else "z0"
@@ -398,7 +456,7 @@ def build_epoch_input(b2, ctx, pop):
     reloaded at every slot; with ``input_rule="spikes"`` their own rate traces."""
     p, net, B, dt = ctx.params, ctx.net, ctx.B, ctx.dt
     analog, traced_input, ids = ctx.analog, ctx.traced_input, ctx.ids
-    eqs, threshold, reset = encoder(p["neuron"])
+    eqs, threshold, reset = encoder(p["neuron"], ctx.common.get(pop))
     in_eqs = ["rho : 1", "sgn : 1"] + ctx.counters
     if analog:
         eqs, threshold, reset = [], None, None
@@ -445,7 +503,7 @@ def build_epoch_state(b2, ctx, q):
     p, net, B, dt, ids = ctx.params, ctx.net, ctx.B, ctx.dt, ctx.ids
     out, mid = ctx.out, ctx.mid
     n = net.sizes[q]
-    enc_eqs, threshold, reset = encoder(p["neuron"])
+    enc_eqs, threshold, reset = encoder(p["neuron"], ctx.common.get(q))
     currents = ctx.term_vars[q]
     nudge = " - beta_now * (u - y)" if q == out else ""
     eqs = ["du/dt = (-u + drho * (%s)%s) / tau : 1" % (" + ".join(currents + ["b"]), nudge),
@@ -459,6 +517,8 @@ def build_epoch_state(b2, ctx, q):
     eqs += trace_eqs + enc_eqs
     if q == out:
         eqs += ["y : 1", "beta_now : 1", "cnt : 1", "count_on : 1"]
+    if ctx.online:
+        eqs.append("gate : 1")
     saved = ["u"] + ([] if code_graded else ["r_fast", "r_slow"]) + \
         [v for v in currents if v in ctx.spiking_terms] + encoder_state(p["neuron"])
     eqs += ["%s_saved : 1" % v for v in saved]
@@ -468,6 +528,9 @@ def build_epoch_state(b2, ctx, q):
                          reset="\n".join(filter(None, on_spike)), method="euler",
                          name="pop_%s" % ids[q], namespace=ctx.namespace)
     control = ctx.flags + snapshots(saved) + ["in_free = int(kk < F)"]
+    if ctx.online:      # the online rule's weight: +sgn in the first nudged phase, -sgn in
+        # the second (symmetric), 0 in the free phase
+        control.append("gate = sgn * (int(kk >= F) * int(kk < F + K) - sym * int(kk >= F + K))")
     if q == out:
         control += ["beta_now = beta_val * sgn * (int(kk >= F) * int(kk < F + K)"
                     " - sym * int(kk >= F + K))",
@@ -478,14 +541,20 @@ def build_epoch_state(b2, ctx, q):
                       name="control_%s" % ids[q])
     if ctx.circuit.clip:
         grp.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ids[q])
-    grp.run_regularly("acc_b = sgn * (zp - %s)" % ctx.zq, when="start", order=1,
-                      dt=ctx.slot_t, name="rule_b_%s" % ids[q])
+    if ctx.online:      # integrate the observed derivative over the nudged phases
+        grp.run_regularly("acc_b += gate * dz * rule_dt", when="start", order=1,
+                          dt=ctx.namespace["rule_dt"], name="online_b_%s" % ids[q])
+    else:
+        grp.run_regularly("acc_b = sgn * (zp - %s)" % ctx.zq, when="start", order=1,
+                          dt=ctx.slot_t, name="rule_b_%s" % ids[q])
     reload = ["u = 0"] + (["q = 0"] if code_graded else ["r_fast = rho", "r_slow = rho"]) + \
         ["sgn = sgn_ta(%s, i // %d)" % (mid, n)] + ["%s = 0" % v for v in currents]
     if q == out:
         reload += ["y = y_ta(%s, i)" % mid, "cnt = 0"]
     if "v" in encoder_state(p["neuron"]):
         reload.append("v = rand()")
+    if ctx.online:      # the slot's sum went to the bank (order 2)
+        reload.append("acc_b = 0")
     grp.run_regularly("\n".join(reload), when="start", order=5, dt=ctx.slot_t,
                       name="load_%s" % ids[q])
     return grp
@@ -509,11 +578,19 @@ def build_epoch_tied(b2, ctx, key):
     syn = b2.Synapses(ctx.groups[src], ctx.groups[tgt], "w : 1\nacc : 1", on_pre=on_pre,
                       name="proj_%s" % ids[src] + ids[tgt], namespace=ns)
     syn.connect(i=i, j=j)
-    if src == ctx.xin and not ctx.traced_input:
-        rule = "acc = sgn_post * rho_pre * (zp_post - %s_post)" % zq
+    data = src == ctx.xin and not ctx.traced_input
+    if ctx.online:      # d/dt [z_pre z_post] on the rule clock, weighted by the phase's gate
+        d = "rho_pre * dz_post" if data else "(z_pre * dz_post + dz_pre * z_post)"
+        syn.run_regularly("acc += gate_post * %s * rule_dt" % d, when="start", order=1,
+                          dt=ns["rule_dt"], name="online_%s" % syn.name)
+        syn.run_regularly("acc = 0", when="start", order=5, dt=slot_t,
+                          name="reset_%s" % syn.name)
     else:
-        rule = "acc = sgn_post * (zp_pre * zp_post - %s_pre * %s_post)" % (zq, zq)
-    syn.run_regularly(rule, when="start", order=1, dt=slot_t, name="rule_%s" % syn.name)
+        if data:
+            rule = "acc = sgn_post * rho_pre * (zp_post - %s_post)" % zq
+        else:
+            rule = "acc = sgn_post * (zp_pre * zp_post - %s_pre * %s_post)" % (zq, zq)
+        syn.run_regularly(rule, when="start", order=1, dt=slot_t, name="rule_%s" % syn.name)
     if fwd_var not in ctx.spiking_terms:      # analog input drive, once per example
         syn.run_regularly("%s_post += w * rho_pre" % fwd_var, when="start", order=6,
                           dt=slot_t, name="drive_%s" % syn.name)

@@ -134,8 +134,8 @@ EngineSection = create_model(
     tau = 10 ms, ``noise`` = ``independent`` random streams per phase or ``common`` random
     numbers replayed in every phase of an example; ``plasticity`` = ``snapshot`` contrast of
     phase-end traces or ``online`` integral of the observed derivative every ``rule_every``
-    steps; ``whole_epoch``: train a whole epoch in one compiled run (snapshot rule,
-    independent noise) or, false, each mini-batch in a runtime circuit; ``input_drive`` = ``spikes`` (input units fire at x * max_rate) or ``analog``
+    steps; ``whole_epoch``: train a whole epoch in one compiled run (either rule and noise
+    scheme) or, false, each mini-batch in a runtime circuit; ``input_drive`` = ``spikes`` (input units fire at x * max_rate) or ``analog``
     (an input current sum w x per example); ``input_rule`` = ``data`` or ``spikes``: what
     an input synapse's rule reads as the presynaptic rate), Euler steps ``eps`` for ``free_steps`` / ``nudge_steps``, or the block
     solver (reference engine only), each phase stopping once its projected step is at most

@@ -6,11 +6,13 @@ The RBP ground truth is the rate network's (the spiking circuit's fixed point in
 Training runs a whole epoch in one compiled run (:meth:`SpikingEngine.train_epoch`,
 :class:`~neurosim.brian.spiking_training.SpikingTrainingCircuit`: mini-batches as replicas,
 weights in the synapses, the test set inferred through spikes at the end of the same run)
-with the snapshot rule and independent noise (``fuses_epoch``); it runs the plans ``[0, b]``
-and ``[-b, b]`` (``one_sided``, ``symmetric``, ``random_sign``) and refuses others, naming
-``learning.nudges``. The online rule and common random numbers train batch by batch, each
-mini-batch in a runtime circuit built with the current weights, and execute any phase plan;
-so do :meth:`~SpikingEngine.estimate` and :meth:`~SpikingEngine.infer`.
+with either rule (``snapshot``, ``online``) and either noise scheme (``independent``,
+``common``: the counter random numbers of epoch ``e`` are those of ``(train.seed, e)``), the
+``fuses_epoch`` path whenever ``whole_epoch``; it runs the plans ``[0, b]`` and ``[-b, b]``
+(``one_sided``, ``symmetric``, ``random_sign``) and refuses others, naming
+``learning.nudges``. With ``whole_epoch = false`` each mini-batch trains in a runtime circuit
+built with the current weights, which executes any phase plan; so do
+:meth:`~SpikingEngine.estimate` and :meth:`~SpikingEngine.infer`.
 
 Spike counters (for the cost model, :mod:`neurosim.hardware.cost`): :attr:`SpikingEngine.synaptic_events`
 and :attr:`SpikingEngine.spikes` add up, over every step, the synaptic events (each spike
@@ -18,7 +20,9 @@ times the fan-out of its population's outgoing pathways) and the spikes, split i
 phase (steps ``0 .. free_steps - 1``) and the nudged phase(s) (the rest of the run). The split
 is read from the circuit's spike monitors, which count spikes even with ``record=False``: one
 network operation at the start of step ``free_steps`` copies the counts so far. It draws no
-random numbers and changes no state, so the step's results are those without it, bit for bit."""
+random numbers and changes no state, so the step's results are those without it, bit for bit.
+:attr:`SpikingEngine.rule_ops` adds up the local rule's synaptic operations (one per synapse
+and example with the snapshot rule, one per synapse and tick of the online rule's clock)."""
 from __future__ import annotations
 
 import numpy as np
@@ -84,15 +88,17 @@ class SpikingEngine(Engine):
                             tau_slow=tau_slow, tau_fast=tau_fast, noise=s.noise,
                             rule=s.plasticity, rule_every=s.rule_every,
                             input_rule=s.input_rule, delta=s.delta)
-        #: a whole epoch in one compiled run (``whole_epoch``; the snapshot rule and
-        #: independent noise), else batch by batch in runtime circuits
-        self.fuses_epoch = bool(s.whole_epoch) and s.plasticity == "snapshot" and \
-            s.noise == "independent"
+        #: a whole epoch in one compiled run (``whole_epoch``; either rule and noise
+        #: scheme), else batch by batch in runtime circuits
+        self.fuses_epoch = bool(s.whole_epoch)
         if s.input_drive == "analog" and not self.fuses_epoch:
             raise ConfigurationError("engine.input_drive: analog input drive runs in the "
-                                     "compiled epoch only (engine.whole_epoch = true, "
-                                     "engine.plasticity = \"snapshot\", engine.noise = "
-                                     "\"independent\")")
+                                     "compiled epoch only (engine.whole_epoch = true)")
+        if s.plasticity == "online" and (s.free_steps % s.rule_every
+                                         or s.nudge_steps % s.rule_every):
+            raise ConfigurationError("engine.rule_every: free_steps (%d) and nudge_steps (%d) "
+                                     "must be multiples of it (%d) for the online rule's clock"
+                                     % (s.free_steps, s.nudge_steps, s.rule_every))
         if s.input_drive == "analog" and s.input_rule == "spikes":
             raise ConfigurationError("engine.input_rule: \"spikes\" needs input_drive = "
                                      "\"spikes\" (analog inputs do not spike)")
@@ -105,6 +111,8 @@ class SpikingEngine(Engine):
         self.calls = 0
         self.synaptic_events = {"free": 0, "nudged": 0}    # cumulative, see the module doc
         self.spikes = {"free": 0, "nudged": 0}
+        self.rule_ops = 0               # the local rule's synaptic operations, cumulative
+        self.epochs = 0                 # compiled epochs run: each draws its own common noise
 
     def _next_seed(self):
         """Each run of the engine has its own spike seed, from ``train.seed`` and a count."""
@@ -126,6 +134,7 @@ class SpikingEngine(Engine):
         self.synaptic_events["nudged"] += ev_all - ev_free
         self.spikes["free"] += sum(free.values())
         self.spikes["nudged"] += sum(total.values()) - sum(free.values())
+        self.rule_ops += int(circuit.stats["rule_ops"])
         m = np.shape(y)[0]
         out = circuit.output_rates(s.free_steps - s.free_steps // 2, s.free_steps, m)
         return Estimate(g, out, batch_cost(self.net, out, self.net.targets_dict(y, m), m))
@@ -176,7 +185,8 @@ class SpikingEngine(Engine):
             build_dir=s.build_dir or None, neuron=s.neuron, max_rate=s.max_rate, eps=s.eps,
             tau_fast=o["tau_fast"], tau_slow=o["tau_slow"], beta=s.beta, variant=s.variant,
             nudges=s.nudges or None, delta=s.delta,
-            free_steps=s.free_steps, nudge_steps=s.nudge_steps, input_rule=s.input_rule)
+            free_steps=s.free_steps, nudge_steps=s.nudge_steps, input_rule=s.input_rule,
+            noise=s.noise, rule=s.plasticity, rule_every=s.rule_every)
         self._shape = shape
         return self.circuit
 
@@ -185,7 +195,9 @@ class SpikingEngine(Engine):
         final weights, in one compiled run; outputs are read from the output spikes."""
         xa, ya, sa, n = with_evaluation(x, y, signs, x_eval)
         circ = self._training_circuit(xa.shape[0], batch_size, len(record))
-        circ.train_epoch(xa, ya, sa, lrs, n_train=n, record=list(record))
+        circ.train_epoch(xa, ya, sa, lrs, n_train=n, record=list(record), run=self.epochs)
+        self.epochs += 1
+        self.rule_ops += int(circ.stats["rule_ops"])
         spikes = circ.stats["spikes"]       # analog inputs do not spike (no counts)
         for phase in ("free", "nudged"):
             counts = {q: spikes[q][phase] if q in spikes else 0 for q in self.net.graph.nodes}
@@ -200,18 +212,23 @@ class SpikingEngine(Engine):
         self.circuit, self._shape = None, None
 
     def counters(self):
-        return {"synaptic_events": dict(self.synaptic_events), "spikes": dict(self.spikes)}
+        return {"synaptic_events": dict(self.synaptic_events), "spikes": dict(self.spikes),
+                "rule_ops": int(self.rule_ops)}
 
     def state_dict(self):
-        """The run counter that seeds each circuit run, and the spike counters: a resumed
-        run draws the spikes an uninterrupted one would."""
-        out = {"calls": np.array(self.calls, dtype=np.int64)}
+        """The run counters that seed each circuit run (batch runs, compiled epochs), and the
+        spike and rule counters: a resumed run draws the spikes an uninterrupted one would."""
+        out = {"calls": np.array(self.calls, dtype=np.int64),
+               "epochs": np.array(self.epochs, dtype=np.int64),
+               "rule_ops": np.array(self.rule_ops, dtype=np.int64)}
         for name, d in (("synaptic_events", self.synaptic_events), ("spikes", self.spikes)):
             out.update({"%s/%s" % (name, k): np.array(v, dtype=np.int64) for k, v in d.items()})
         return out
 
     def load_state_dict(self, d):
         self.calls = int(d["calls"])
+        self.epochs = int(d.get("epochs", 0))
+        self.rule_ops = int(d.get("rule_ops", 0))
         for name, target in (("synaptic_events", self.synaptic_events), ("spikes", self.spikes)):
             for k in target:
                 target[k] = int(d.get("%s/%s" % (name, k), 0))

@@ -329,7 +329,8 @@ class Engine:
         """Counts for the cost model (:mod:`neurosim.hardware.cost`): any of
         ``synaptic_events`` and ``spikes`` (dicts ``{"free": n, "nudged": n}``), ``pulses``
         (int, refreshes included), ``refreshes`` and ``refresh_pulses`` (int), ``reads``,
-        ``dac``, ``adc``. Cumulative since the engine was built."""
+        ``dac``, ``adc``, ``rule_ops`` (int: a spiking engine's local-rule synaptic
+        operations). Cumulative since the engine was built."""
         return {}
 
     def state_dict(self):
