@@ -86,6 +86,31 @@ def summarise(rows, keys):
     return out
 
 
+def markdown(result):
+    """The study's tables in Markdown, from its saved result."""
+    out = ["Measured %s (`%s`, %s, %.0f s): mean / worst cosine over network seeds %s."
+           % (result["date"], result["command"], result["machine"], result["seconds"],
+              result["settings"]["network_seeds"])]
+    for act in ACTIVATIONS:
+        for table, title in (("beta", "each code at its default budget, over beta"),
+                             ("frontier", "beta %g, over the budget" % 0.01)):
+            out += ["", "**%s, %s**" % (act.replace("_", " "), title), "",
+                    "| code | budget | beta | cos RBP mean / worst | cos rate circuit mean / "
+                    "worst | rate circuit vs RBP | events / example |",
+                    "|---|---|---|---|---|---|---|"]
+            rows = sorted((s for s in result["summary"]
+                           if s["activation"] == act and s["table"] == table),
+                          key=lambda s: (list(CODES).index(s["code"]), -s["beta"],
+                                         -s["events_mean"]))
+            for s in rows:
+                name = CODES[s["code"]][1]
+                out.append("| %s | %s %g | %g | %.4f / %.4f | %.4f / %.4f | %.4f | %s |" % (
+                    s["code"], name, s["budget"], s["beta"], s["cos_rbp_mean"],
+                    s["cos_rbp_worst"], s["cos_rate_mean"], s["cos_rate_worst"],
+                    s["rate_rbp_mean"], "{:,.0f}".format(s["events_mean"])))
+    return "\n".join(out)
+
+
 def plot(summary, beta, path):
     from neurosim.plots import figure, save
     plt, fig, axes = figure(2, width=5.2, height=4.0)
@@ -102,9 +127,9 @@ def plot(summary, beta, path):
         ax.set(xscale="log", xlabel="spikes (events) per example, three phases",
                ylabel="cosine to RBP (mean over %d networks)" % rate[0]["networks"],
                title="%s 20-30-5, symmetric EP, beta %g" % (act.replace("_", " "), beta),
-               ylim=(-0.05, 1.02))
+               ylim=(-1.0, 1.03))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="lower right", ncol=2)
     save(plt, fig, path)
 
 
@@ -116,7 +141,15 @@ def main():
     ap.add_argument("--steps", type=int, default=1000, help="steps per phase")
     ap.add_argument("--out", default="benchmarks/results/spiking_codes.json")
     ap.add_argument("--figure", default="docs/spiking_frontier.png")
+    ap.add_argument("--from-results", action="store_true",
+                    help="no runs: redraw the figure and print the Markdown tables of --out")
     a = ap.parse_args()
+    if a.from_results:
+        with open(a.out) as f:
+            result = json.load(f)
+        plot(result["summary"], a.frontier_beta, a.figure)
+        print(markdown(result))
+        return
     seeds = [int(s) for s in a.nets.split(",")]
     betas = [float(b) for b in a.betas.split(",")]
     rows, t0 = [], time.perf_counter()
@@ -173,6 +206,7 @@ def main():
         json.dump(result, f, indent=1)
     os.replace(a.out + ".tmp", a.out)
     plot(summary, a.frontier_beta, a.figure)
+    print(markdown(result))
     print("results:", a.out, " figure:", a.figure)
 
 

@@ -91,6 +91,22 @@ def new_standalone_device():
     return CPPStandaloneDevice()
 
 
+#: The step of Brian2's clock in the compiled training circuits (ms): 2^-10 s, a binary
+#: fraction, so that a clock of n steps ticks at k * (n dt), bit for bit the step clock's
+#: (k n) * dt. Brian2's C++ loop runs together only clocks whose times differ by at most
+#: 1e-14 s; with a step such as 5 ms (not a binary fraction) the slot and phase clocks drifted
+#: from the step clock by more than that after some hundred slots, and those slots ran their
+#: phase control out of order (a wrong update for that batch).
+EXACT_DT_MS = 1000.0 / 1024
+
+
+def time_scale(dt_ms):
+    """The factor by which a circuit whose step is ``dt_ms`` runs its time so that its clock
+    steps :data:`EXACT_DT_MS`: every time constant is multiplied by it, every rate divided
+    (the dynamics depend on their ratios to the step only)."""
+    return EXACT_DT_MS / float(dt_ms)
+
+
 @contextlib.contextmanager
 def standalone_device(dt_ms, dev, **options):
     """Inside the block ``dev`` (a device of :func:`new_standalone_device`) is Brian2's active

@@ -68,8 +68,8 @@ from .. import checks
 from ..errors import ArgumentError
 from ..plan import Plan
 from .builder import Builder, BuiltProjection
-from .device import (CircuitError, build_folder, check_compiler, compile_standalone,
-                     import_brian2, standalone_device)
+from .device import (EXACT_DT_MS, CircuitError, build_folder, check_compiler,
+                     compile_standalone, import_brian2, standalone_device, time_scale)
 from . import counter_rng
 from .equations import (DRHO, RHO, current_equation, current_increment, encoder, encoder_state,
                         graded, trace_equations)
@@ -231,7 +231,7 @@ class SpikingTrainingCircuit:
         TimedArrays (``timed``) and the weight and bias banks, the monitor ``"out"`` the
         output spike counts of every slot."""
         p, S = self.params, self.S
-        dt = p["eps"] * p["tau"] * b2.ms
+        dt = EXACT_DT_MS * b2.ms          # the circuit's time, scaled: see time_scale
         slot_t = S * dt
         ta = {name: b2.TimedArray(v, dt=slot_t) for name, v in tables.items()}
         ctx = SpikingEpochContext(self, b2, ta, dt, slot_t)
@@ -280,7 +280,7 @@ class SpikingTrainingCircuit:
         t0 = time.perf_counter()
         if self._folder is None:
             self._folder = build_folder(self.build_dir, prefix="neurosim-spiking-train-")
-            dt = self.params["eps"] * self.params["tau"]
+            dt = EXACT_DT_MS
 
             def make_network():
                 b2.seed(self.seed)
@@ -301,7 +301,7 @@ class SpikingTrainingCircuit:
             args[bank.W] = np.asarray(self.net.params["b:%s" % q], np.float64)
             args[bank.lr] = np.array([self.lrs["b:%s" % q] * c])
         t1 = time.perf_counter()
-        with standalone_device(self.params["eps"] * self.params["tau"], self._device) as device:
+        with standalone_device(EXACT_DT_MS, self._device) as device:
             device.run(run_args=args, with_output=False)
             self._read(n_train, record)
         self.stats["seconds_run"] = time.perf_counter() - t1
@@ -375,11 +375,12 @@ class SpikingEpochContext:
         #: the phase-control clock: every phase boundary is a tick
         self.g = math.gcd(math.gcd(F, K), F - circuit.window)
         self.xin, self.out = net.inputs[0], net.outputs[0]
-        ms = b2.ms
+        scale = time_scale(p["eps"] * p["tau"])     # the clock steps EXACT_DT_MS
+        ms = b2.ms * scale
         ns = {"%s_ta" % k: v for k, v in timed.items()}
         ns.update(tau=p["tau"] * ms, tau_syn=p["tau_syn"] * ms, tau_m=p["tau_m"] * ms,
                   tau_fast=p["tau_fast"] * ms, tau_slow=p["tau_slow"] * ms,
-                  max_rate=p["max_rate"] * b2.Hz,
+                  max_rate=p["max_rate"] * b2.Hz / scale,
                   spikes_per_step=p["max_rate"] * p["eps"] * p["tau"] * 1e-3,
                   syn_gain=1e3 / (p["max_rate"] * p["tau_syn"]),
                   lif_a=p["eps"] * p["tau"] / p["tau_m"], slot_t=slot_t, delta=p["delta"],

@@ -27,8 +27,9 @@ import numpy as np
 
 from ..plan import Plan
 from .builder import Builder, BuiltProjection
-from .device import (CircuitError, build_folder, check_compiler, check_compilable,
-                     compile_standalone, import_brian2, standalone_device)
+from .device import (EXACT_DT_MS, CircuitError, build_folder, check_compiler,
+                     check_compilable, compile_standalone, import_brian2, standalone_device,
+                     time_scale)
 from .equations import rate_equations
 
 
@@ -119,7 +120,7 @@ class TrainingCircuit:
         build functions of this module): the context holds the TimedArrays (``timed``), the
         monitor ``"out"`` every example's output rates at the end of its free phase."""
         net, S, F, K = self.net, self.S, self.F, self.K
-        dt = self.eps * b2.ms
+        dt = EXACT_DT_MS * b2.ms          # the circuit's time, scaled: see device.time_scale
         tick = S * dt
         ta = {"x_ta": b2.TimedArray(self._per_example(x), dt=tick),
               "y_ta": b2.TimedArray(self._per_example(y), dt=tick),
@@ -128,7 +129,7 @@ class TrainingCircuit:
               "upd_ta": b2.TimedArray(self._update_scale(), dt=tick)}
         for name, v in self._record_ticks([], self.n).items():
             ta[name] = b2.TimedArray(v, dt=tick)
-        ns = dict(ta, tau=1 * b2.ms, S=S, F=F, K=K, tick_t=tick)
+        ns = dict(ta, tau=time_scale(self.eps) * b2.ms, S=S, F=F, K=K, tick_t=tick)
         ns.update({"nb%d" % q: b for q, b in enumerate(self.phase_nudges)})
         ns.update({"cw%d" % q: c for q, c in enumerate(self.phase_weights)})
         ctx = EpochContext(self, ns, ta, dt, tick)
@@ -180,7 +181,7 @@ class TrainingCircuit:
             t0 = time.perf_counter()
             self._folder = build_folder(self.build_dir, prefix="neurosim-train-")
             self._device = compile_standalone(
-                self._folder, self.eps, lambda: self.build(b2, x, y, signs).network(b2),
+                self._folder, EXACT_DT_MS, lambda: self.build(b2, x, y, signs).network(b2),
                 self.n * self.S + 1, "train with the reference engine", threads=self.threads)
             self.seconds_build = time.perf_counter() - t0
         groups, syns = self.built.groups, self.built.synapses
@@ -198,7 +199,7 @@ class TrainingCircuit:
             args[groups[p].b] = np.asarray(self.net.params["b:%s" % p], np.float64)
             args[groups[p].lr_b] = np.array([self.lrs["b:%s" % p]])
         args[ta["upd_ta"]] = self._update_scale(n_train)
-        with standalone_device(self.eps, self._device) as device:
+        with standalone_device(EXACT_DT_MS, self._device) as device:
             device.run(run_args=args, with_output=False)
             self._read_recorded(record, n_train)
             self.outputs = {self.net.outputs[0]: np.asarray(mon.rho0[:]).T[1:self.n + 1].copy()}
