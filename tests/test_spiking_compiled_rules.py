@@ -26,7 +26,8 @@ N = BATCH * SLOTS
 F = K = 100
 BETA = 0.05
 # the engine's trace constants at 100 nudge steps of eps 0.1 (trace_constants)
-PHASES = dict(free_steps=F, nudge_steps=K, beta=BETA, tau_fast=10.0, tau_slow=20.0, eps=0.1)
+PHASES = dict(free_steps=F, nudge_steps=K, beta=BETA, tau_fast=10.0, tau_slow=20.0, eps=0.1,
+              neuron="poisson")
 
 
 def _net():
