@@ -29,15 +29,15 @@ def compile(net, model="rate", device="runtime", eps=None, clip=False, build_dir
         Project states to [0, 1] after each step (the 2017 recipe).
     build_dir : str, optional
         Where standalone builds go (default: a temporary folder, deleted after the run).
-    neuron : "poisson" | "lif", optional
-        Spiking circuits: the spike encoder (default "poisson").
+    neuron : "sigma_delta" | "if" | "lif" | "poisson", optional
+        Spiking circuits: the spike code (default "sigma_delta"; docs/spiking.md).
     seed : int, optional
         Spiking circuits: seeds the sequence of runs (see :class:`SpikingCircuit`).
     record : bool
         Spiking circuits: monitor states and spikes.
     **params
         Spiking circuits: ``tau``, ``max_rate``, ``tau_syn``, ``tau_fast``, ``tau_slow``,
-        ``tau_m`` and the defaults of ``ep_update`` (``beta``, ``variant``, ``free_steps``,
+        ``tau_m``, ``delta`` (sigma-delta), ``noise``, ``rule`` and the defaults of ``ep_update`` (``beta``, ``variant``, ``free_steps``,
         ``nudge_steps``); see :data:`neurosim.brian.spiking.DEFAULTS`.
     """
     from ..network import Network

@@ -10,11 +10,19 @@ The model, per state unit (one Brian2 neuron per unit and per example of the bat
   Bernoulli trial per step (``rand() < rho * max_rate * dt``, so ``max_rate * dt <= 1``);
   ``neuron="lif"`` integrates ``tau_m dv/dt = mu(rho) - v`` and fires at ``v > 1`` (reset by
   subtraction), with the drive ``mu`` chosen so that the Euler-integrated neuron fires at
-  ``rho * max_rate`` (deterministic spike times, no Poisson noise). Input units fire at
-  ``x * max_rate`` (``x`` must lie in [0, 1]).
+  ``rho * max_rate`` (deterministic spike times, no Poisson noise); ``neuron="if"``
+  integrates ``v += rho * max_rate * dt`` without leak and fires at ``v >= 1`` (reset by
+  subtraction: a first-order sigma-delta modulator, its count over k steps within one spike
+  of ``k rho max_rate dt``); ``neuron="sigma_delta"`` sends an event when ``rho`` has moved by
+  ``delta`` since its last one, carrying the signed count ``n = round((rho - q) / delta)``, and
+  ``q += n delta`` is the value its synapses have received (graded events; the rule reads
+  ``z = q``, and ``stats["delta_steps"]`` sums ``|n|``). Input units fire at ``x * max_rate``
+  (``x`` must lie in [0, 1]) or, sigma-delta, send ``x`` once. docs/spiking.md compares the
+  codes.
 * **Currents.** Every input current is an exponential synaptic trace, ``dI/dt = -I/tau_syn``,
   incremented by ``w / (max_rate * tau_syn)`` per presynaptic spike, so ``E[I] = sum w rho_pre``:
-  the reference fixed point in expectation. A tied (energy) weight is two ``Synapses`` objects,
+  the reference fixed point in expectation (sigma-delta: the held sum ``sum w q_pre``, each
+  event adding ``w n delta``). A tied (energy) weight is two ``Synapses`` objects,
   one per direction, holding the same value (the backward current needs the post's spikes).
 * **Rate traces and the derivative.** Each neuron filters its own spikes at two time constants,
   ``r_fast`` and ``r_slow`` (``dr/dt = -r/tau``, ``r += 1/(max_rate tau)`` per spike, so
@@ -64,11 +72,12 @@ ms and ``max_rate`` in Hz (``max_rate * tau / 1000`` spikes per tau at rho = 1).
 Accuracy: the traces see a rate change only through their kernel, so the update reaches its
 full size when each nudged phase lasts several ``tau_fast + tau_slow`` (shorter phases shrink
 it). Its noise falls with the spikes per tau (``max_rate * tau``: the state ``u`` integrates
-spike currents) and the spikes a trace averages (``max_rate * (tau_fast + tau_slow)``). The
-defaults (:data:`DEFAULTS`: 10 spikes per tau, ``tau_slow = 20 tau``, phases of 100 tau) give
-cosine 0.998 to the rate circuit's update and 0.989 to RBP on a 4-5-3 hard-sigmoid network
-(batch 4), 0.99 to the rate circuit on 64-16-10 digits (batch 8); at 5 spikes per tau the
-first falls to about 0.94. ``neuron="lif"`` removes the Poisson noise (0.9999).
+spike currents) and the spikes a trace averages (``max_rate * (tau_fast + tau_slow)``).
+Poisson noise drowns the contrast of a small beta, and a large beta is biased where units sit
+on the clip bounds; the defaults (:data:`DEFAULTS`: sigma-delta units, ``delta = 1e-4``,
+symmetric beta 0.01, phases of 100 tau) come from the study in docs/spiking.md
+(``benchmarks/bench_spiking_codes.py``): cosine 0.9993 mean / 0.9982 worst to RBP on random
+20-30-5 hard-sigmoid networks, 0.9998 to the rate circuit, 3,700 events per example.
 
 Only energy dynamics compile (vector-field EP reads the rate change ``u - u0`` itself, which
 the spikes do not carry). The equations and the builders, registered per population and
@@ -144,7 +153,7 @@ class SpikingCircuit:
 
     Parameters (all keyword; defaults in :data:`DEFAULTS`)
     ----------
-    neuron : "poisson" | "lif"
+    neuron : "sigma_delta" | "if" | "lif" | "poisson"
     tau : float
         Network time constant (ms).
     max_rate : float
@@ -155,6 +164,8 @@ class SpikingCircuit:
         ``tau_fast < tau_slow``.
     tau_m : float
         LIF membrane time constant (ms), ``neuron="lif"`` only.
+    delta : float
+        The step of a sigma-delta unit's events (units of rho), ``neuron="sigma_delta"``.
     eps : float
         Step in units of tau (``dt = eps * tau``).
     clip : bool
@@ -194,7 +205,7 @@ class SpikingCircuit:
         for k in ("tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps", "delta"):
             p[k] = _positive(k, p[k])
         dt = p["eps"] * p["tau"]
-        if p["max_rate"] * dt * 1e-3 > 1:
+        if p["max_rate"] * dt * 1e-3 > 1 and not graded(p["neuron"]):
             raise CircuitError("max_rate * dt = %g spikes per step: a neuron fires at most once "
                                "per step, so max_rate must be at most %g Hz at eps=%g, tau=%g ms "
                                "(lower max_rate or eps)" % (p["max_rate"] * dt * 1e-3,

@@ -137,7 +137,7 @@ class SpikingTrainingCircuit:
         if p["rule"] == "online" and (self.F % m or self.K % m):
             raise CircuitError("rule_every = %d: free_steps (%d) and nudge_steps (%d) must be "
                                "multiples of it for the online rule's clock" % (m, self.F, self.K))
-        if p["max_rate"] * p["eps"] * p["tau"] * 1e-3 > 1:
+        if p["max_rate"] * p["eps"] * p["tau"] * 1e-3 > 1 and not graded(p["neuron"]):
             raise CircuitError("max_rate * dt = %g spikes per step: at most 1 (lower max_rate "
                                "or eps)" % (p["max_rate"] * p["eps"] * p["tau"] * 1e-3))
         if not p["tau_fast"] < p["tau_slow"]:
