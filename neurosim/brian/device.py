@@ -19,12 +19,13 @@ class CircuitError(NeurosimError, RuntimeError):
     """A circuit cannot be built or run; the message says what to do."""
 
 
-def check_compilable(net):
+def check_compilable(net, readouts=("state",)):
     """What a Brian2 circuit cannot hold, as a :class:`CircuitError` naming the field: a
-    readout other than the output neurons' states (``network.readout``), and convolutional
-    projections (each synapse of a Brian2 ``Synapses`` object has its own weight; a kernel
-    shared across positions is not compiled yet)."""
-    if net.readout != "state":
+    readout other than ``readouts`` (default: the output neurons' states,
+    ``network.readout``), and convolutional projections (each synapse of a Brian2
+    ``Synapses`` object has its own weight; a kernel shared across positions is not compiled
+    yet)."""
+    if net.readout not in readouts:
         raise CircuitError("network.readout: a Brian2 circuit nudges its output neurons toward "
                            "the target (readout 'state'); %r readouts run on the reference "
                            "engine" % net.readout)

@@ -109,7 +109,7 @@ class SpikingTrainingCircuit:
     def __init__(self, net, n_examples, batch_size=20, lrs=None, clip=True, seed=0,
                  input_drive="spikes", record_slots=0, build_dir=None, keep_build=False,
                  nudges=None, **params):
-        check_supported(net)
+        check_supported(net, readouts=("state", "softmax"))
         check_compiler()
         unknown = set(params) - set(PARAMETERS)
         if unknown:
@@ -128,6 +128,11 @@ class SpikingTrainingCircuit:
         if input_drive == "analog" and p["input_rule"] == "spikes":
             raise CircuitError("input_rule='spikes' needs input_drive='spikes' (analog inputs "
                                "do not spike)")
+        if net.readout == "softmax" and (p["neuron"] != "sigma_delta" or p["rule"] != "snapshot"):
+            raise CircuitError("network.readout: a softmax readout compiles with sigma-delta "
+                               "units and the snapshot rule (its logits are the held sums of "
+                               "the hidden units' events), got neuron=%r, rule=%r"
+                               % (p["neuron"], p["rule"]))
         for k in ("tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps", "beta",
                   "delta"):
             p[k] = checks.positive(k, p[k], error=CircuitError)
@@ -236,8 +241,9 @@ class SpikingTrainingCircuit:
         ta = {name: b2.TimedArray(v, dt=slot_t) for name, v in tables.items()}
         ctx = SpikingEpochContext(self, b2, ta, dt, slot_t)
         built = Builder.build("spiking-epoch", b2, ctx)
-        for q in self.net.state_pops:
+        for q in self.net.state_pops + (list(self.net.outputs) if ctx.readout else []):
             built.extra += build_bias_bank(b2, ctx, q)
+        built.extra += ctx.extra
         built.monitors["out"] = b2.StateMonitor(ctx.groups[ctx.out], "cnt", record=True,
                                                 dt=slot_t, when="start", order=-1,
                                                 name="mon_out")
@@ -420,6 +426,17 @@ class SpikingEpochContext:
                 self.spiking_terms.add(v)
         self.ends = {t.key: (t.target, t.source) if t.transpose else (t.source, t.target)
                      for t in net.terms}
+        #: a softmax readout: the output population holds its logits' current ``I_r`` (the
+        #: hidden units' events times the readout weights) and sends sigma-delta events of
+        #: its error ``yhat - y`` back into each hidden population it reads (``I_fb``)
+        self.readout = net.readout == "softmax"
+        self.read_from = {}       # hidden population -> the readout weight key it feeds
+        for t in net.readout_terms:
+            self.term_of[(t.key, False)], self.term_of[(t.key, True)] = "I_r", "I_fb"
+            self.ends[t.key] = (t.source, t.target)
+            self.read_from[t.source] = t.key
+            self.spiking_terms |= {"I_r", "I_fb"}
+        self.extra = []           # further objects of the build (the softmax's normaliser)
         # phase control on a clock of one tick per boundary: kk = step within the slot (a
         # group's t_in_timesteps counts the steps of its own clock, also in run_regularly)
         kk = "kk = t_in_timesteps % S"
@@ -503,25 +520,32 @@ def build_epoch_state(b2, ctx, q):
     the reload of the next slot's example."""
     p, net, B, dt, ids = ctx.params, ctx.net, ctx.B, ctx.dt, ctx.ids
     out, mid = ctx.out, ctx.mid
+    if ctx.readout and q in net.outputs:
+        return build_epoch_readout(b2, ctx, q)
     n = net.sizes[q]
     enc_eqs, threshold, reset = encoder(p["neuron"], ctx.common.get(q))
     currents = ctx.term_vars[q]
-    nudge = " - beta_now * (u - y)" if q == out else ""
+    fed_back = ["I_fb"] if q in ctx.read_from else []    # a softmax readout's error
+    nudge = " - beta_now * (u - y)" if q == out else \
+        " - beta_now * drho * I_fb" if fed_back else ""
+    nudged = q == out or bool(fed_back)
     eqs = ["du/dt = (-u + drho * (%s)%s) / tau : 1" % (" + ".join(currents + ["b"]), nudge),
            "rho = %s : 1" % RHO[net.activation],
            "drho = %s : 1" % DRHO[net.activation],
            "b : 1", "z0 : 1", "zp : 1", "zm : 1", "acc_b : 1", "sgn : 1"] + ctx.counters
     eqs += [current_equation(p["neuron"], v) if v in ctx.spiking_terms else "%s : 1" % v
-            for v in currents]
+            for v in currents + fed_back]
     code_graded = graded(p["neuron"])
     trace_eqs, trace_spike = trace_equations(p["neuron"])
     eqs += trace_eqs + enc_eqs
     if q == out:
-        eqs += ["y : 1", "beta_now : 1", "cnt : 1", "count_on : 1"]
+        eqs += ["y : 1", "cnt : 1", "count_on : 1"]
+    if nudged:
+        eqs.append("beta_now : 1")
     if ctx.online:
         eqs.append("gate : 1")
     saved = ["u"] + ([] if code_graded else ["r_fast", "r_slow"]) + \
-        [v for v in currents if v in ctx.spiking_terms] + encoder_state(p["neuron"])
+        [v for v in currents + fed_back if v in ctx.spiking_terms] + encoder_state(p["neuron"])
     eqs += ["%s_saved : 1" % v for v in saved]
     on_spike = [trace_spike, reset, ctx.count] + \
         (["cnt += count_on"] if q == out and not code_graded else [])
@@ -532,10 +556,11 @@ def build_epoch_state(b2, ctx, q):
     if ctx.online:      # the online rule's weight: +sgn in the first nudged phase, -sgn in
         # the second (symmetric), 0 in the free phase
         control.append("gate = sgn * (int(kk >= F) * int(kk < F + K) - sym * int(kk >= F + K))")
+    if nudged:
+        control.append("beta_now = beta_val * sgn * (int(kk >= F) * int(kk < F + K)"
+                       " - sym * int(kk >= F + K))")
     if q == out:
-        control += ["beta_now = beta_val * sgn * (int(kk >= F) * int(kk < F + K)"
-                    " - sym * int(kk >= F + K))",
-                    "count_on = int(kk >= W0) * int(kk < F)"]
+        control.append("count_on = int(kk >= W0) * int(kk < F)")
         if code_graded:      # the output's value: what its events sent by the free phase's end
             control.append("cnt = at_F * q + (1 - at_F) * cnt")
     grp.run_regularly("\n".join(control), when="start", order=0, dt=ctx.g * dt,
@@ -549,7 +574,7 @@ def build_epoch_state(b2, ctx, q):
         grp.run_regularly("acc_b = sgn * (zp - %s)" % ctx.zq, when="start", order=1,
                           dt=ctx.slot_t, name="rule_b_%s" % ids[q])
     reload = ["u = 0"] + (["q = 0"] if code_graded else ["r_fast = rho", "r_slow = rho"]) + \
-        ["sgn = sgn_ta(%s, i // %d)" % (mid, n)] + ["%s = 0" % v for v in currents]
+        ["sgn = sgn_ta(%s, i // %d)" % (mid, n)] + ["%s = 0" % v for v in currents + fed_back]
     if q == out:
         reload += ["y = y_ta(%s, i)" % mid, "cnt = 0"]
     if "v" in encoder_state(p["neuron"]):
@@ -558,6 +583,50 @@ def build_epoch_state(b2, ctx, q):
         reload.append("acc_b = 0")
     grp.run_regularly("\n".join(reload), when="start", order=5, dt=ctx.slot_t,
                       name="load_%s" % ids[q])
+    return grp
+
+
+def build_epoch_readout(b2, ctx, q):
+    """A softmax readout population (sigma-delta units): logits ``zlog = I_r + b`` (``I_r``
+    the held sum of the hidden units' events times the readout weights), the prediction
+    ``p = softmax(zlog)`` over the replica's units (a summed variable of all-to-all synapses
+    within the replica), and sigma-delta events of the error ``p - y`` sent back to the
+    hidden units it reads; its snapshots of that error at the ends of the nudged phases give
+    the readout's rule, and ``cnt`` holds ``p`` at the end of the free phase."""
+    net, B, ids, mid, dt = ctx.net, ctx.B, ctx.ids, ctx.mid, ctx.dt
+    n = net.sizes[q]
+    enc_eqs, threshold, reset = encoder("sigma_delta")
+    saved = ["I_r", "q"]
+    eqs = ["I_r : 1", "Zs : 1", "zlog = I_r + b : 1",
+           "p = exp(zlog) / clip(Zs, exp(zlog), 1e300) : 1", "rho = p - y : 1", "z = q : 1",
+           "b : 1", "y : 1", "z0 : 1", "zp : 1", "zm : 1", "acc_b : 1", "sgn : 1", "cnt : 1"] \
+        + ctx.counters + enc_eqs + ["%s_saved : 1" % v for v in saved]
+    grp = b2.NeuronGroup(n * B, "\n".join(eqs), threshold=threshold,
+                         reset="\n".join([reset, ctx.count]), method="euler",
+                         name="pop_%s" % ids[q], namespace=ctx.namespace)
+    control = ctx.flags + snapshots(saved) + ["in_free = int(kk < F)",
+                                              "cnt = at_F * p + (1 - at_F) * cnt"]
+    grp.run_regularly("\n".join(control), when="start", order=0, dt=ctx.g * dt,
+                      name="control_%s" % ids[q])
+    grp.run_regularly("acc_b = -beta_val * abs(sgn) * (zp + sym * zm)", when="start",
+                      order=1, dt=ctx.slot_t, name="rule_b_%s" % ids[q])
+    reload = ["q = 0", "I_r = 0", "sgn = sgn_ta(%s, i // %d)" % (mid, n),
+              "y = y_ta(%s, i)" % mid, "cnt = 0"]
+    grp.run_regularly("\n".join(reload), when="start", order=5, dt=ctx.slot_t,
+                      name="load_%s" % ids[q])
+    norm = b2.Synapses(grp, grp, "Zs_post = exp(zlog_pre) : 1 (summed)",
+                       name="softmax_%s" % ids[q], namespace=ctx.namespace)
+    a, c = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    norm.connect(i=np.concatenate([r * n + a.ravel() for r in range(B)]),
+                 j=np.concatenate([r * n + c.ravel() for r in range(B)]))
+    ctx.extra.append(norm)
+    # within one step: the hidden units' events reach I_r (synapses), then the normaliser,
+    # the error's events and their feedback run after them, so the hidden units' next step
+    # feels the error of their current state, as the rate network's Euler step does
+    norm.summed_updaters["Zs_post"].when, norm.summed_updaters["Zs_post"].order = \
+        "after_synapses", 0
+    grp.thresholder["spike"].when, grp.thresholder["spike"].order = "after_synapses", 1
+    grp.resetter["spike"].when, grp.resetter["spike"].order = "after_synapses", 3
     return grp
 
 
@@ -587,7 +656,11 @@ def build_epoch_tied(b2, ctx, key):
         syn.run_regularly("acc = 0", when="start", order=5, dt=slot_t,
                           name="reset_%s" % syn.name)
     else:
-        if data:
+        if key in ctx.read_from.values():
+            # the readout's own term beta C: sum_i c_i beta_i dC/dW at the nudged states,
+            # in units of the bank's lr c (docs/maths.md 12)
+            rule = "acc = -beta_val * abs(sgn_post) * (zp_pre * zp_post + sym * zm_pre * zm_post)"
+        elif data:
             rule = "acc = sgn_post * rho_pre * (zp_post - %s_post)" % zq
         else:
             rule = "acc = sgn_post * (zp_pre * zp_post - %s_pre * %s_post)" % (zq, zq)
@@ -601,6 +674,8 @@ def build_epoch_tied(b2, ctx, key):
                            on_pre=current_increment(p["neuron"], ctx.term_of[(key, True)]),
                            name="back_%s" % ids[src] + ids[tgt], namespace=ns)
         back.connect(i=j, j=i)
+        if key in ctx.read_from.values():     # the readout's error events (see its builder)
+            back.pre.when, back.pre.order = "after_synapses", 2
         copies.append(back)
     bank = b2.NeuronGroup(na * nb, "\n".join(ctx.bank_eqs), name="bank_%s" % syn.name,
                           namespace=ns)

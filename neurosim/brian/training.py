@@ -33,14 +33,14 @@ from .device import (EXACT_DT_MS, CircuitError, build_folder, check_compiler,
 from .equations import rate_equations
 
 
-def check_supported(net):
+def check_supported(net, readouts=("state",)):
     if net.dynamics != "energy":
         raise CircuitError("training through a Brian2 circuit supports energy dynamics only "
                            "(this network is %r); use the reference engine" % net.dynamics)
     if len(net.inputs) != 1 or len(net.outputs) != 1:
         raise CircuitError("training through a Brian2 circuit needs one input and one output "
                            "population (this network has %s and %s)" % (net.inputs, net.outputs))
-    check_compilable(net)
+    check_compilable(net, readouts)
     lateral = [t.key for t in net.terms if t.source == t.target]
     if lateral:
         raise CircuitError("training through a Brian2 circuit does not support lateral "
