@@ -15,7 +15,8 @@ import neurosim as ns  # noqa: E402
 from neurosim.commands import spiking_fidelity as sf  # noqa: E402
 from neurosim.traces import load  # noqa: E402
 
-SMALL = ["digits_spiking", "--set", "network.sizes=[64,8,10]", "--set", "engine.free_steps=200",
+SMALL = ["digits_spiking", "--set", "network.sizes=[64,8,10]", "--set", "engine.neuron=poisson",
+         "--set", "engine.free_steps=200",
          "--set", "engine.nudge_steps=200", "--batch", "3", "--spike-seeds", "2"]
 
 

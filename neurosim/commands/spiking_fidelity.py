@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from .. import engines, fidelity, plots, traces
+from ..brian.equations import CODES
 from ..brian.spiking import trace_constants
 from ..errors import NeurosimError
 
@@ -61,7 +62,7 @@ def parse_sweep(text):
             values = [tuple(float(p) for p in v.split("/")) for v in items]
             bad = [v for v in values if len(v) != 2 or not 0 < v[0] < v[1]]
         else:
-            values, bad = items, [v for v in items if v not in ("poisson", "lif")]
+            values, bad = items, [v for v in items if v not in CODES]
     except ValueError:
         raise SpikingFidelityError("--sweep %r: values of %s must be %s" % (
             text, name, {"max_rate": "positive numbers (Hz)", "nudge_steps": "integers >= 1",
@@ -69,8 +70,8 @@ def parse_sweep(text):
     if bad:
         raise SpikingFidelityError("--sweep %r: invalid value(s) %s (max_rate > 0 Hz, "
                                    "nudge_steps >= 1, traces tau_fast/tau_slow with "
-                                   "0 < tau_fast < tau_slow, neuron poisson or lif)"
-                                   % (text, bad))
+                                   "0 < tau_fast < tau_slow, neuron one of %s)"
+                                   % (text, bad, ", ".join(CODES)))
     return name, values
 
 

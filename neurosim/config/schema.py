@@ -130,7 +130,8 @@ EngineSection = create_model(
     ``brian2-rate``: a compiled
     Brian2 circuit whose synapses hold the weights, one standalone run per epoch, its build in
     ``build_dir`` or a temporary folder; ``brian2-spiking``: each batch's update from a
-    spiking circuit of ``neuron`` units firing up to ``max_rate`` Hz, ``eps`` = dt / tau with
+    spiking circuit of ``neuron`` units (``poisson``, ``lif``, ``if`` firing up to ``max_rate``
+    Hz; ``sigma_delta`` sending events of ``delta`` steps of their rate), ``eps`` = dt / tau with
     tau = 10 ms, ``noise`` = ``independent`` random streams per phase or ``common`` random
     numbers replayed in every phase of an example; ``plasticity`` = ``snapshot`` contrast of
     phase-end traces or ``online`` integral of the observed derivative every ``rule_every``
