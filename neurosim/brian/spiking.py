@@ -56,6 +56,10 @@ steps during the nudged phases, ``z_pre dz_post + dz_pre z_post`` (an input's da
 biases integrate ``dz``. It reads the derivative estimate ``dz`` the neurons compute
 and costs one synaptic operation per synapse and tick (``stats["rule_ops"]``) instead of one
 per example; in expectation it equals the snapshot rule (Riemann sum of the same integral).
+Sigma-delta units keep no ``dz``: their events are the changes, so the online rule runs on
+the events of either unit of a synapse (``c_q d[z_pre z_post]``, the presynaptic value
+counting an event of the same step) and telescopes to the snapshot rule exactly; its cost is
+one operation per synapse of each event, at both ends.
 
 Noise: with ``noise="common"`` a Poisson unit's spike at step k of a phase is decided by the
 counter-based uniform ``U(seed, example, unit, k)`` of :mod:`neurosim.brian.counter_rng` (a
@@ -198,10 +202,6 @@ class SpikingCircuit:
         checks.choice("rule", p["rule"], RULES, error=CircuitError)
         checks.choice("input_rule", p["input_rule"], INPUT_RULES, error=CircuitError)
         p["rule_every"] = checks.integer("rule_every", p["rule_every"], 1, error=CircuitError)
-        if p["rule"] == "online" and graded(p["neuron"]):
-            raise CircuitError("rule='online' reads the derivative trace dz, which a "
-                               "sigma_delta unit does not keep (its events are the changes): "
-                               "use rule='snapshot' with neuron='sigma_delta'")
         for k in ("tau", "max_rate", "tau_syn", "tau_fast", "tau_slow", "tau_m", "eps", "delta"):
             p[k] = _positive(k, p[k])
         dt = p["eps"] * p["tau"]
@@ -444,10 +444,16 @@ class SpikingCircuit:
             self.phases.append({"name": name, "start": a,
                                 "stop": a + nudge_steps * step_ms, "beta": float(b)})
         # synaptic operations of the rule: one evaluation per synapse and example (snapshot),
-        # or one per synapse and tick of the online clock in the nudged phases
+        # one per synapse and tick of the online clock in the nudged phases, or (sigma-delta,
+        # online) one per synapse of each unit's events, both ends of a plastic synapse
         ticks = 1 if p["rule"] == "snapshot" else \
             nudge_steps * len(plan.nudged) // p["rule_every"]
         self.stats["rule_ops"] = self.stats["plastic_synapses"] * ticks
+        if p["rule"] == "online" and graded(self.neuron):
+            n, ev = self.net.sizes, self.stats["spikes"]
+            self.stats["rule_ops"] = int(sum(
+                ev[t.source] * n[t.target] + ev[t.target] * n[t.source]
+                for t in self.net.terms if not t.transpose))
         return {k: -acc[k].mean(axis=0) for k in self.net.params}
 
     def spike_table(self):

@@ -85,6 +85,9 @@ def build_state(b2, ctx, pop):
     if pop in net.outputs:
         eqs.append("y : 1")
     n = net.sizes[pop]
+    if ctx.rule == "online" and graded(ctx.neuron):
+        # the bias's share of the event rule, before the event moves q: d[z] = n delta
+        on_spike = "acc_b += gate_ta(t) * n_ev * delta"
     g = b2.NeuronGroup(n * ctx.batch, "\n".join(eqs), threshold=threshold,
                        reset="\n".join(filter(None, [on_spike, reset])), method="euler",
                        events={"rule": RULE_EVENT}, name="pop_%s" % ctx.ids[pop],
@@ -103,7 +106,9 @@ def build_state(b2, ctx, pop):
                     name="control_%s" % ctx.ids[pop])
     if ctx.clip:
         g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ctx.ids[pop])
-    if ctx.rule == "online":     # integrate the observed derivative over the nudged phases
+    if ctx.rule == "online" and graded(ctx.neuron):
+        pass                     # on its own events (the reset above)
+    elif ctx.rule == "online":   # integrate the observed derivative over the nudged phases
         g.run_regularly("acc_b += gate_ta(t) * dz * rule_dt", when="start", order=1,
                         dt=ctx.namespace["rule_dt"], name="online_b_%s" % ctx.ids[pop])
     else:
@@ -122,14 +127,39 @@ def _pairs(ctx, src, tgt, exclude_self=False):
     return ia, jb, i, j
 
 
-def _synapses(b2, ctx, pre, post, model, current, name, rule=None):
+def _synapses(b2, ctx, pre, post, model, current, name, rule=None, events=None):
     """Spikes of ``pre`` add to the current trace ``current`` of ``post``; with ``rule``,
-    the presynaptic ``rule`` event (end of the example's phases) runs the local rule."""
+    the presynaptic ``rule`` event (end of the example's phases) runs the local rule; with
+    ``events`` (``(on pre event, on post event)`` code, :func:`_event_rule`), each
+    presynaptic and postsynaptic spike runs it."""
     on_pre, on_event = {"pre": current_increment(ctx.neuron, current)}, {"pre": "spike"}
     if rule is not None:
         on_pre["rule"], on_event["rule"] = rule, "rule"
+    on_post = None
+    if events is not None:
+        if events[0]:
+            on_pre["learn"], on_event["learn"] = events[0], "spike"
+        on_post = events[1]
     return b2.Synapses(ctx.groups[pre], ctx.groups[post], model, on_pre=on_pre,
-                       on_event=on_event, name=name, namespace=ctx.namespace)
+                       on_post=on_post, on_event=on_event, name=name,
+                       namespace=ctx.namespace)
+
+
+def _event_rule(ctx, input_pre, scale=1.0):
+    """The online rule of sigma-delta units, on their events (None for the other codes or
+    the snapshot rule): each event changes its unit's ``z = q`` by ``n delta``, so a synapse
+    adds ``c_q d[z_pre z_post]`` on each of its two units' events (the presynaptic value
+    counting an event of the same step, so that the sum telescopes to the snapshot rule's
+    ``c_q [z_pre z_post]`` exactly); an input's data rule adds ``c_q x d[z_post]``.
+    Returns ``(on pre event, on post event)`` code."""
+    if ctx.rule != "online" or not graded(ctx.neuron):
+        return None
+    k = "" if scale == 1.0 else "%r * " % scale
+    if input_pre and ctx.input_rule == "data":
+        return None, "acc += %sgate_ta(t) * rho_pre * n_ev_post * delta" % k
+    sent = "(q_pre + int(abs(rho_pre - q_pre) >= delta) * n_ev_pre * delta)"
+    return ("acc += %sgate_ta(t) * n_ev_pre * delta * q_post" % k,
+            "acc += %sgate_ta(t) * %s * n_ev_post * delta" % (k, sent))
 
 
 def contrast(weights, template):
@@ -155,7 +185,7 @@ def _online(ctx, syn, input_pre, scale=1.0):
     """The online rule on a clock of ``rule_every`` steps: during nudged phase q (``gate``
     the plan's weight ``c_q``) ``acc`` integrates ``d/dt [z_pre z_post] = z_pre dz_post +
     dz_pre z_post`` (an input's rate is its data ``x``, constant)."""
-    if ctx.rule != "online":
+    if ctx.rule != "online" or graded(ctx.neuron):
         return
     k = "" if scale == 1.0 else "%r * " % scale
     data = input_pre and ctx.input_rule == "data"
@@ -173,7 +203,8 @@ def build_tied(b2, ctx, key):
     term_in, term_back = ctx.term_of[(key, False)], ctx.term_of.get((key, True))
     W = ctx.net.params[key]
     syn = _synapses(b2, ctx, src, tgt, "w : 1\nacc : 1", term_in, "proj_%s" % ctx.ids[key],
-                    rule=_rule(ctx, src in ctx.net.inputs))
+                    rule=_rule(ctx, src in ctx.net.inputs),
+                    events=_event_rule(ctx, src in ctx.net.inputs))
     ia, jb, i, j = _pairs(ctx, src, tgt)
     syn.connect(i=i, j=j)
     syn.w = np.tile(W[ia, jb], ctx.batch)
@@ -193,7 +224,7 @@ def build_lateral(b2, ctx, key):
     src = ctx.ends[key][0]
     term_in = ctx.term_of[(key, False)]
     syn = _synapses(b2, ctx, src, src, "w : 1\nacc : 1", term_in, "proj_%s" % ctx.ids[key],
-                    rule=_rule(ctx, False, scale=0.5))
+                    rule=_rule(ctx, False, scale=0.5), events=_event_rule(ctx, False, 0.5))
     ia, jb, i, j = _pairs(ctx, src, src, exclude_self=True)
     syn.connect(i=i, j=j)
     syn.w = np.tile(ctx.net.params[key][ia, jb], ctx.batch)

@@ -351,8 +351,15 @@ class SpikingTrainingCircuit:
         ticks = 1 if self.params["rule"] == "snapshot" else \
             self.K * len(self.plan.nudged) // self.params["rule_every"]
         synapses = sum(int(np.size(net.params[key])) for key in banks)
+        rule_ops = synapses * int(n_train) * ticks
+        if self.params["rule"] == "online" and graded(self.params["neuron"]):
+            # the event rule: one operation per synapse of each event, at both of its ends
+            ev = {q: c["free"] + c["nudged"] for q, c in spikes.items()}
+            n = net.sizes
+            rule_ops = int(sum(ev.get(t.source, 0) * n[t.target] + ev.get(t.target, 0)
+                               * n[t.source] for t in net.terms if not t.transpose))
         self.stats.update(spikes=spikes, slots=int(self.slots(n_train)[1]),
-                          rule_ops=synapses * int(n_train) * ticks,
+                          rule_ops=rule_ops,
                           steps=int(self.slots(n_train)[1] * self.S),
                           simulated_seconds=self.slots(n_train)[1] * self.S
                           * self.params["eps"] * self.params["tau"] * 1e-3)
@@ -549,6 +556,8 @@ def build_epoch_state(b2, ctx, q):
     eqs += ["%s_saved : 1" % v for v in saved]
     on_spike = [trace_spike, reset, ctx.count] + \
         (["cnt += count_on"] if q == out and not code_graded else [])
+    if ctx.online and code_graded:    # the bias's event rule, before the event moves q
+        on_spike.insert(0, "acc_b += gate * n_ev * delta")
     grp = b2.NeuronGroup(n * B, "\n".join(eqs), threshold=threshold,
                          reset="\n".join(filter(None, on_spike)), method="euler",
                          name="pop_%s" % ids[q], namespace=ctx.namespace)
@@ -567,7 +576,9 @@ def build_epoch_state(b2, ctx, q):
                       name="control_%s" % ids[q])
     if ctx.circuit.clip:
         grp.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ids[q])
-    if ctx.online:      # integrate the observed derivative over the nudged phases
+    if ctx.online and code_graded:
+        pass            # on the unit's own events (its reset)
+    elif ctx.online:    # integrate the observed derivative over the nudged phases
         grp.run_regularly("acc_b += gate * dz * rule_dt", when="start", order=1,
                           dt=ctx.namespace["rule_dt"], name="online_b_%s" % ids[q])
     else:
@@ -644,12 +655,28 @@ def build_epoch_tied(b2, ctx, key):
     i = np.concatenate([r * na + ia for r in range(B)])
     j = np.concatenate([r * nb + jb for r in range(B)])
     fwd_var = ctx.term_of[(key, False)]
-    on_pre = None if fwd_var not in ctx.spiking_terms else current_increment(p["neuron"], fwd_var)
-    syn = b2.Synapses(ctx.groups[src], ctx.groups[tgt], "w : 1\nacc : 1", on_pre=on_pre,
+    data = src == ctx.xin and not ctx.traced_input
+    on_pre = {} if fwd_var not in ctx.spiking_terms else \
+        {"pre": current_increment(p["neuron"], fwd_var)}
+    on_post, events = None, {k: "spike" for k in on_pre}
+    if ctx.online and graded(p["neuron"]):
+        # sigma-delta: the event rule, c d[z_pre z_post] on each unit's events, the
+        # presynaptic value counting an event of the same step (it telescopes exactly)
+        if data:
+            on_post = "acc += gate_post * rho_pre * n_ev_post * delta"
+        else:
+            on_pre["learn"], events["learn"] = \
+                "acc += gate_post * n_ev_pre * delta * q_post", "spike"
+            on_post = ("acc += gate_post * (q_pre + int(abs(rho_pre - q_pre) >= delta)"
+                       " * n_ev_pre * delta) * n_ev_post * delta")
+    syn = b2.Synapses(ctx.groups[src], ctx.groups[tgt], "w : 1\nacc : 1",
+                      on_pre=on_pre or None, on_post=on_post, on_event=events or None,
                       name="proj_%s" % ids[src] + ids[tgt], namespace=ns)
     syn.connect(i=i, j=j)
-    data = src == ctx.xin and not ctx.traced_input
-    if ctx.online:      # d/dt [z_pre z_post] on the rule clock, weighted by the phase's gate
+    if ctx.online and graded(p["neuron"]):
+        syn.run_regularly("acc = 0", when="start", order=5, dt=slot_t,
+                          name="reset_%s" % syn.name)
+    elif ctx.online:    # d/dt [z_pre z_post] on the rule clock, weighted by the phase's gate
         d = "rho_pre * dz_post" if data else "(z_pre * dz_post + dz_pre * z_post)"
         syn.run_regularly("acc += gate_post * %s * rule_dt" % d, when="start", order=1,
                           dt=ns["rule_dt"], name="online_%s" % syn.name)

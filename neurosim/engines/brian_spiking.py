@@ -102,10 +102,6 @@ class SpikingEngine(Engine):
         if s.input_drive == "analog" and s.input_rule == "spikes":
             raise ConfigurationError("engine.input_rule: \"spikes\" needs input_drive = "
                                      "\"spikes\" (analog inputs do not spike)")
-        if s.neuron == "sigma_delta" and s.plasticity == "online":
-            raise ConfigurationError("engine.plasticity: the online rule reads a derivative "
-                                     "trace that sigma_delta units do not keep; use "
-                                     "\"snapshot\" with engine.neuron = \"sigma_delta\"")
         self.batch_size = batch_size
         self.circuit, self._shape = None, None
         self.calls = 0
