@@ -245,6 +245,8 @@ def test_softmax_readout_trains_as_ep_does(tmp_path):
         s0 = ns.fixed_point.free_fixed_point(net, x[40:], clip=True, eps=0.5, tol=1e-12)
         yhat = ns.energy.softmax(ns.energy.logits(net, {"h1": s0.state["h1"]})["y"])
         np.testing.assert_allclose(res.eval_outputs["y"], yhat, atol=5e-3)
+        # the readout's events, both ways, are counted for the cost model
+        assert eng.counters()["synaptic_events"]["nudged"] > 0
     finally:
         eng.close()
     with pytest.raises(CircuitError, match="network.readout"):

@@ -64,8 +64,12 @@ class _PhaseCountingCircuit(SpikingCircuit):
 def _events(net, counts):
     """Synaptic events of spike counts per population: spikes times the fan-out of each
     pathway out of the population (the rule of ``SpikingCircuit.stats``)."""
-    return sum(counts[t.source] * (net.sizes[t.target] - (1 if t.source == t.target else 0))
-               for t in net.terms)
+    events = sum(counts[t.source] * (net.sizes[t.target] - (1 if t.source == t.target else 0))
+                 for t in net.terms)
+    # a softmax readout: the hidden units' events reach the output units, and the output
+    # units' error events the hidden units they read
+    return events + sum(counts[t.source] * net.sizes[t.target]
+                        + counts[t.target] * net.sizes[t.source] for t in net.readout_terms)
 
 
 @register("brian2-spiking")
