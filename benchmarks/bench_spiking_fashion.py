@@ -21,7 +21,6 @@ import time
 
 import numpy as np
 
-import neurosim as ns
 from neurosim import engines
 from neurosim.commands.run import build_engine
 from neurosim.config import build_dataset, build_network, load

@@ -101,6 +101,27 @@ def current_increment(neuron, var):
     return "%s_post += w * syn_gain" % var
 
 
+def event_rule(gate, data=False, scale=1.0):
+    """The online rule of sigma-delta units, on their events: each event changes its unit's
+    ``z = q`` by ``n delta``, so a synapse adds ``gate d[z_pre z_post]`` on the events of either
+    unit (the presynaptic value counting an event of the same step, so that the sum telescopes
+    to the snapshot rule's ``[z_pre z_post]`` exactly); ``data``: the presynaptic unit is an
+    input read as its data ``x``, ``gate x d[z_post]``. ``gate``: the Brian2 expression of the
+    phase's weight. Returns ``(on a presynaptic event or None, on a postsynaptic event)``."""
+    k = "" if scale == 1.0 else "%r * " % scale
+    if data:
+        return None, "acc += %s%s * rho_pre * n_ev_post * delta" % (k, gate)
+    sent = "(q_pre + int(abs(rho_pre - q_pre) >= delta) * n_ev_pre * delta)"
+    return ("acc += %s%s * n_ev_pre * delta * q_post" % (k, gate),
+            "acc += %s%s * %s * n_ev_post * delta" % (k, gate, sent))
+
+
+def event_rule_bias(gate):
+    """The bias's share of :func:`event_rule`, run on the unit's own event before the event
+    moves ``q``."""
+    return "acc_b += %s * n_ev * delta" % gate
+
+
 __all__ = ["RHO", "DRHO", "rate_equations", "TRACE_EQS", "TRACE_ON_SPIKE", "encoder", "CODES",
            "graded", "encoder_state", "trace_equations", "current_equation",
-           "current_increment"]
+           "current_increment", "event_rule", "event_rule_bias"]

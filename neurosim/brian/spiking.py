@@ -125,7 +125,7 @@ RULES = ("snapshot", "online")
 INPUT_RULES = ("data", "spikes")
 
 # The equations and builders are defined in spiking_build and re-exported here.
-__all__ = ["SpikingCircuit", "trace_constants",
+__all__ = ["SpikingCircuit", "trace_constants", "synaptic_events", "event_rule_ops",
            "DEFAULTS", "NEURONS", "NOISE", "RULES", "INPUT_RULES", "TRACE_EQS", "TRACE_ON_SPIKE", "RULE_EVENT",
            "encoder", "build_input", "build_state", "build_tied", "build_lateral"]
 
@@ -137,6 +137,26 @@ def _positive(name, v):
 
 def _steps(name, v, minimum):
     return checks.integer(name, v, minimum, error=CircuitError)
+
+
+def synaptic_events(net, counts):
+    """Synaptic events of spike (or event) counts per population: each event reaches every
+    synapse of its population's outgoing pathways (no self-synapse on a lateral one); a
+    softmax readout's pathways carry the hidden units' events forward and the output units'
+    error events back."""
+    n = net.sizes
+    events = sum(counts[t.source] * (n[t.target] - (1 if t.source == t.target else 0))
+                 for t in net.terms)
+    return int(events + sum(counts[t.source] * n[t.target] + counts[t.target] * n[t.source]
+                            for t in net.readout_terms))
+
+
+def event_rule_ops(net, counts):
+    """Synaptic operations of the sigma-delta event rule: each event of either unit of a
+    plastic synapse updates it once."""
+    n = net.sizes
+    return int(sum(counts.get(t.source, 0) * n[t.target] + counts.get(t.target, 0) * n[t.source]
+                   for t in list(net.terms) + list(net.readout_terms) if not t.transpose))
 
 
 def trace_constants(nudge_steps, eps, tau=10.0):
@@ -393,11 +413,7 @@ class SpikingCircuit:
                 if graded(self.neuron):      # each event's signed count of delta steps
                     self.spikes[q]["n"] = np.asarray(m.n_ev[:]).astype(np.int64)
         # synaptic events: every spike reaches each synapse of its neuron's outgoing pathways
-        events = 0
-        for t in net.terms:
-            fan = net.sizes[t.target] - (1 if t.source == t.target else 0)
-            events += counts[t.source] * fan
-        self.stats = {"spikes": counts, "synaptic_events": int(events),
+        self.stats = {"spikes": counts, "synaptic_events": synaptic_events(net, counts),
                       "plastic_synapses": int(sum(len(syn) for syn in built.synapses.values()))}
         if graded(self.neuron):      # the delta steps the events carried (sum of |n|)
             self.stats["delta_steps"] = {q: int(round(float(np.sum(g.sent[:]))))
@@ -450,10 +466,7 @@ class SpikingCircuit:
             nudge_steps * len(plan.nudged) // p["rule_every"]
         self.stats["rule_ops"] = self.stats["plastic_synapses"] * ticks
         if p["rule"] == "online" and graded(self.neuron):
-            n, ev = self.net.sizes, self.stats["spikes"]
-            self.stats["rule_ops"] = int(sum(
-                ev[t.source] * n[t.target] + ev[t.target] * n[t.source]
-                for t in self.net.terms if not t.transpose))
+            self.stats["rule_ops"] = event_rule_ops(self.net, self.stats["spikes"])
         return {k: -acc[k].mean(axis=0) for k in self.net.params}
 
     def spike_table(self):

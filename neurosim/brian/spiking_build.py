@@ -13,8 +13,8 @@ import numpy as np
 
 from .builder import Builder, BuiltProjection
 from .device import check_compilable
-from .equations import (current_equation, current_increment, encoder, encoder_state, graded,
-                        rate_equations, trace_equations)
+from .equations import (current_equation, current_increment, encoder, encoder_state,
+                        event_rule, event_rule_bias, graded, rate_equations, trace_equations)
 
 #: Every neuron's custom event at the end of an example's phases: its synapses (on this
 #: presynaptic event) and its bias evaluate the local rule from the snapshots.
@@ -87,7 +87,7 @@ def build_state(b2, ctx, pop):
     n = net.sizes[pop]
     if ctx.rule == "online" and graded(ctx.neuron):
         # the bias's share of the event rule, before the event moves q: d[z] = n delta
-        on_spike = "acc_b += gate_ta(t) * n_ev * delta"
+        on_spike = event_rule_bias("gate_ta(t)")
     g = b2.NeuronGroup(n * ctx.batch, "\n".join(eqs), threshold=threshold,
                        reset="\n".join(filter(None, [on_spike, reset])), method="euler",
                        events={"rule": RULE_EVENT}, name="pop_%s" % ctx.ids[pop],
@@ -106,13 +106,11 @@ def build_state(b2, ctx, pop):
                     name="control_%s" % ctx.ids[pop])
     if ctx.clip:
         g.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ctx.ids[pop])
-    if ctx.rule == "online" and graded(ctx.neuron):
-        pass                     # on its own events (the reset above)
-    elif ctx.rule == "online":   # integrate the observed derivative over the nudged phases
+    if ctx.rule != "online":
+        g.run_on_event("rule", "acc_b += %s" % contrast(ctx.weights, "%s - z0"))
+    elif not graded(ctx.neuron):  # integrate the observed derivative over the nudged phases
         g.run_regularly("acc_b += gate_ta(t) * dz * rule_dt", when="start", order=1,
                         dt=ctx.namespace["rule_dt"], name="online_b_%s" % ctx.ids[pop])
-    else:
-        g.run_on_event("rule", "acc_b += %s" % contrast(ctx.weights, "%s - z0"))
     return g
 
 
@@ -146,20 +144,12 @@ def _synapses(b2, ctx, pre, post, model, current, name, rule=None, events=None):
 
 
 def _event_rule(ctx, input_pre, scale=1.0):
-    """The online rule of sigma-delta units, on their events (None for the other codes or
-    the snapshot rule): each event changes its unit's ``z = q`` by ``n delta``, so a synapse
-    adds ``c_q d[z_pre z_post]`` on each of its two units' events (the presynaptic value
-    counting an event of the same step, so that the sum telescopes to the snapshot rule's
-    ``c_q [z_pre z_post]`` exactly); an input's data rule adds ``c_q x d[z_post]``.
-    Returns ``(on pre event, on post event)`` code."""
+    """The online rule of sigma-delta units on their events, weighted by the plan's ``c_q``
+    in nudged phase q (:func:`~neurosim.brian.equations.event_rule`); None for the other
+    codes or the snapshot rule."""
     if ctx.rule != "online" or not graded(ctx.neuron):
         return None
-    k = "" if scale == 1.0 else "%r * " % scale
-    if input_pre and ctx.input_rule == "data":
-        return None, "acc += %sgate_ta(t) * rho_pre * n_ev_post * delta" % k
-    sent = "(q_pre + int(abs(rho_pre - q_pre) >= delta) * n_ev_pre * delta)"
-    return ("acc += %sgate_ta(t) * n_ev_pre * delta * q_post" % k,
-            "acc += %sgate_ta(t) * %s * n_ev_post * delta" % (k, sent))
+    return event_rule("gate_ta(t)", input_pre and ctx.input_rule == "data", scale)
 
 
 def contrast(weights, template):

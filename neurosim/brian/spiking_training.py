@@ -72,8 +72,8 @@ from .device import (EXACT_DT_MS, CircuitError, build_folder, check_compiler,
                      compile_standalone, import_brian2, standalone_device, time_scale)
 from . import counter_rng
 from .equations import (DRHO, RHO, current_equation, current_increment, encoder, encoder_state,
-                        graded, trace_equations)
-from .spiking import DEFAULTS, INPUT_RULES, NEURONS, NOISE, RULES
+                        event_rule, event_rule_bias, graded, trace_equations)
+from .spiking import DEFAULTS, INPUT_RULES, NEURONS, NOISE, RULES, event_rule_ops
 from .training import check_supported
 
 #: How inputs reach the first state population: their spikes, or an analog current.
@@ -235,7 +235,7 @@ class SpikingTrainingCircuit:
         ``"spiking-epoch"`` build functions of this module): its context holds the
         TimedArrays (``timed``) and the weight and bias banks, the monitor ``"out"`` the
         output spike counts of every slot."""
-        p, S = self.params, self.S
+        S = self.S
         dt = EXACT_DT_MS * b2.ms          # the circuit's time, scaled: see time_scale
         slot_t = S * dt
         ta = {name: b2.TimedArray(v, dt=slot_t) for name, v in tables.items()}
@@ -354,10 +354,8 @@ class SpikingTrainingCircuit:
         rule_ops = synapses * int(n_train) * ticks
         if self.params["rule"] == "online" and graded(self.params["neuron"]):
             # the event rule: one operation per synapse of each event, at both of its ends
-            ev = {q: c["free"] + c["nudged"] for q, c in spikes.items()}
-            n = net.sizes
-            rule_ops = int(sum(ev.get(t.source, 0) * n[t.target] + ev.get(t.target, 0)
-                               * n[t.source] for t in net.terms if not t.transpose))
+            rule_ops = event_rule_ops(net, {q: c["free"] + c["nudged"]
+                                            for q, c in spikes.items()})
         self.stats.update(spikes=spikes, slots=int(self.slots(n_train)[1]),
                           rule_ops=rule_ops,
                           steps=int(self.slots(n_train)[1] * self.S),
@@ -450,6 +448,9 @@ class SpikingEpochContext:
         self.kk = kk
         self.flags = [kk, "at_0 = int(kk == 0)", "at_F = int(kk == F)",
                       "at_FK = sym * int(kk == F + K)"]
+        #: the sign of the nudge at step kk: +sgn in the first nudged phase, -sgn in the
+        #: second (symmetric), 0 in the free phase
+        self.phase_sign = "sgn * (int(kk >= F) * int(kk < F + K) - sym * int(kk >= F + K))"
         self.counters = ["nspk_free : 1", "nspk_nudge : 1", "in_free : 1"]
         # spikes of training examples (sign +-1; evaluation and padding have sign 0)
         self.count = "nspk_free += in_free * abs(sgn)\nnspk_nudge += (1 - in_free) * abs(sgn)"
@@ -557,17 +558,15 @@ def build_epoch_state(b2, ctx, q):
     on_spike = [trace_spike, reset, ctx.count] + \
         (["cnt += count_on"] if q == out and not code_graded else [])
     if ctx.online and code_graded:    # the bias's event rule, before the event moves q
-        on_spike.insert(0, "acc_b += gate * n_ev * delta")
+        on_spike.insert(0, event_rule_bias("gate"))
     grp = b2.NeuronGroup(n * B, "\n".join(eqs), threshold=threshold,
                          reset="\n".join(filter(None, on_spike)), method="euler",
                          name="pop_%s" % ids[q], namespace=ctx.namespace)
     control = ctx.flags + snapshots(saved) + ["in_free = int(kk < F)"]
-    if ctx.online:      # the online rule's weight: +sgn in the first nudged phase, -sgn in
-        # the second (symmetric), 0 in the free phase
-        control.append("gate = sgn * (int(kk >= F) * int(kk < F + K) - sym * int(kk >= F + K))")
+    if ctx.online:      # the online rule's weight: the phase's sign
+        control.append("gate = %s" % ctx.phase_sign)
     if nudged:
-        control.append("beta_now = beta_val * sgn * (int(kk >= F) * int(kk < F + K)"
-                       " - sym * int(kk >= F + K))")
+        control.append("beta_now = beta_val * %s" % ctx.phase_sign)
     if q == out:
         control.append("count_on = int(kk >= W0) * int(kk < F)")
         if code_graded:      # the output's value: what its events sent by the free phase's end
@@ -576,14 +575,12 @@ def build_epoch_state(b2, ctx, q):
                       name="control_%s" % ids[q])
     if ctx.circuit.clip:
         grp.run_regularly("u = clip(u, 0, 1)", when="after_groups", name="clip_%s" % ids[q])
-    if ctx.online and code_graded:
-        pass            # on the unit's own events (its reset)
-    elif ctx.online:    # integrate the observed derivative over the nudged phases
-        grp.run_regularly("acc_b += gate * dz * rule_dt", when="start", order=1,
-                          dt=ctx.namespace["rule_dt"], name="online_b_%s" % ids[q])
-    else:
+    if not ctx.online:
         grp.run_regularly("acc_b = sgn * (zp - %s)" % ctx.zq, when="start", order=1,
                           dt=ctx.slot_t, name="rule_b_%s" % ids[q])
+    elif not code_graded:     # integrate the observed derivative over the nudged phases
+        grp.run_regularly("acc_b += gate * dz * rule_dt", when="start", order=1,
+                          dt=ctx.namespace["rule_dt"], name="online_b_%s" % ids[q])
     reload = ["u = 0"] + (["q = 0"] if code_graded else ["r_fast = rho", "r_slow = rho"]) + \
         ["sgn = sgn_ta(%s, i // %d)" % (mid, n)] + ["%s = 0" % v for v in currents + fed_back]
     if q == out:
@@ -659,16 +656,10 @@ def build_epoch_tied(b2, ctx, key):
     on_pre = {} if fwd_var not in ctx.spiking_terms else \
         {"pre": current_increment(p["neuron"], fwd_var)}
     on_post, events = None, {k: "spike" for k in on_pre}
-    if ctx.online and graded(p["neuron"]):
-        # sigma-delta: the event rule, c d[z_pre z_post] on each unit's events, the
-        # presynaptic value counting an event of the same step (it telescopes exactly)
-        if data:
-            on_post = "acc += gate_post * rho_pre * n_ev_post * delta"
-        else:
-            on_pre["learn"], events["learn"] = \
-                "acc += gate_post * n_ev_pre * delta * q_post", "spike"
-            on_post = ("acc += gate_post * (q_pre + int(abs(rho_pre - q_pre) >= delta)"
-                       " * n_ev_pre * delta) * n_ev_post * delta")
+    if ctx.online and graded(p["neuron"]):     # sigma-delta: the rule on the units' events
+        learn, on_post = event_rule("gate_post", data)
+        if learn:
+            on_pre["learn"], events["learn"] = learn, "spike"
     syn = b2.Synapses(ctx.groups[src], ctx.groups[tgt], "w : 1\nacc : 1",
                       on_pre=on_pre or None, on_post=on_post, on_event=events or None,
                       name="proj_%s" % ids[src] + ids[tgt], namespace=ns)

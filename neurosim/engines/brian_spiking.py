@@ -31,7 +31,7 @@ from ..errors import ConfigurationError
 from .protocol import (Engine, Estimate, StepResult, register, split_outputs,
                        with_evaluation)
 from .reference import batch_cost
-from ..brian.spiking import SpikingCircuit, trace_constants
+from ..brian.spiking import SpikingCircuit, synaptic_events, trace_constants
 
 
 class _PhaseCountingCircuit(SpikingCircuit):
@@ -59,17 +59,6 @@ class _PhaseCountingCircuit(SpikingCircuit):
             built.extra.append(b2.NetworkOperation(copy_counts, dt=self.free_steps * dt,
                                                    when="start", name="phase_counts"))
         return built
-
-
-def _events(net, counts):
-    """Synaptic events of spike counts per population: spikes times the fan-out of each
-    pathway out of the population (the rule of ``SpikingCircuit.stats``)."""
-    events = sum(counts[t.source] * (net.sizes[t.target] - (1 if t.source == t.target else 0))
-                 for t in net.terms)
-    # a softmax readout: the hidden units' events reach the output units, and the output
-    # units' error events the hidden units they read
-    return events + sum(counts[t.source] * net.sizes[t.target]
-                        + counts[t.target] * net.sizes[t.source] for t in net.readout_terms)
 
 
 @register("brian2-spiking")
@@ -129,7 +118,7 @@ class SpikingEngine(Engine):
                               nudge_steps=s.nudge_steps, variant=s.variant, rng=rng,
                               nudges=s.nudges or None)
         total, free = circuit.stats["spikes"], circuit.free_counts
-        ev_free, ev_all = _events(self.net, free), circuit.stats["synaptic_events"]
+        ev_free, ev_all = synaptic_events(self.net, free), circuit.stats["synaptic_events"]
         self.synaptic_events["free"] += ev_free
         self.synaptic_events["nudged"] += ev_all - ev_free
         self.spikes["free"] += sum(free.values())
@@ -202,7 +191,7 @@ class SpikingEngine(Engine):
         for phase in ("free", "nudged"):
             counts = {q: spikes[q][phase] if q in spikes else 0 for q in self.net.graph.nodes}
             self.spikes[phase] += sum(counts.values())
-            self.synaptic_events[phase] += _events(self.net, counts)
+            self.synaptic_events[phase] += synaptic_events(self.net, counts)
         out = circ.outputs
         return split_outputs(out, n, circ.recorded)
 
