@@ -494,7 +494,7 @@ class Network:
 
 def layered(sizes, activation="logistic", dynamics="energy", seed=0, dtype="float64", gain=1.0,
             asymmetry=0.0, skip=(), names=None, readout="state"):
-    """A layered network ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
+    """A layered network with ``len(sizes)`` populations, the input first and the output last.
 
     ``readout="softmax"``: the last layer is a softmax readout of the one before it (see the
     module docstring).

@@ -35,7 +35,7 @@ VARIANTS = ("one_sided", "symmetric", "random_sign", "holomorphic")
 
 def nudge_weights(nudges):
     """The weights ``c`` of the observations at ``nudges`` (distinct numbers, at least two):
-    ``sum_i c_i nudges_i^k = [k == 1]`` for ``k = 0 .. n - 1``, so ``sum_i c_i g(nudges_i)``
+    ``sum_i c_i nudges_i^k = [k == 1]`` for ``k`` from 0 to ``n - 1``, so ``sum_i c_i g(nudges_i)``
     is the derivative at 0 of the polynomial through the points. One-sided ``[0, b]`` gives
     ``(-1/b, 1/b)``, symmetric ``[b, -b]`` ``(1/(2b), -1/(2b))``, both exactly. Complex nudges give complex
     weights. Returns an array of the nudges' dtype (float64 or complex128)."""

@@ -243,7 +243,7 @@ def _discrete(lin, c, direct, eps, steps, tol=None, max_steps=1_000_000):
 
 
 def side_network(net, x, y, eps, steps, state=None, continuous=False, tol=1e-12):
-    """The side-network time series ``Sbar_k``, ``Thetabar_k`` for ``k = 0 .. steps-1``.
+    """The side-network time series ``Sbar_k``, ``Thetabar_k`` for ``k`` from 0 to ``steps - 1``.
 
     Discrete time uses the Euler map with step ``eps``; ``continuous=True`` samples the
     continuous-time side network at ``t = eps k`` (matrix exponential).

@@ -175,7 +175,9 @@ class SpikingCircuit:
     ``dz`` (``(time, batch, n)``, ``dz`` per tau, ``t`` in units of tau) and :attr:`spikes` per
     population ``t`` (units of tau), ``i`` (unit) and ``example``.
 
-    Parameters (all keyword; defaults in :data:`DEFAULTS`)
+    All parameters are keywords; their defaults are in :data:`DEFAULTS`.
+
+    Parameters
     ----------
     neuron : "sigma_delta" | "if" | "lif" | "poisson"
     tau : float

@@ -37,9 +37,9 @@ pulse_ns            1 ns       one programming pulse (Gokmen & Vlasov 2016: ns u
 adc_ns              10 ns      one conversion (an 8-bit SAR at ~100 MS/s, Murmann's survey).
 ==================  =========  ==================================================================
 
-Counting (per example; the engine's settings ``eps``, ``free_steps``, ``nudge_steps``, or the steps the
-phases took on average where they settle early, ``engine.tol``)
----------------------------------------------------------------------------------------
+Counting per example (the engine's settings ``eps``, ``free_steps``, ``nudge_steps``, or the
+steps the phases took on average where they settle early, ``engine.tol``):
+
 * **MACs per step** ``M = sum over the network's terms of n_source * n_target``: every matrix
   product the dynamics take. A tied (energy) weight between state populations is used in
   both directions (forward and feedback products), so it counts ``2 n_pre n_post``; an input
