@@ -62,7 +62,7 @@ def nudge_weights(nudges):
 
 
 def circle(radius, points):
-    """The holomorphic nudges ``radius e^(2 pi i k / points)``, ``k = 0 .. points - 1``
+    """The holomorphic nudges ``radius e^(2 pi i k / points)``, for ``k`` from 0 to ``points - 1``
     (complex; the quarter turns exact, so ``points = 2`` gives ``[r, -r]``)."""
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2:
         raise ArgumentError("learning.points: expected an integer >= 2 (the holomorphic "
