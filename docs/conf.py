@@ -4,6 +4,9 @@ import sys
 
 import neurosim
 
+os.environ.setdefault("MPLBACKEND", "Agg")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext"))
+
 project = "neurosim"
 author = "the neurosim engineers"
 copyright = "2026, the neurosim engineers (MIT licence)"
@@ -18,6 +21,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "sphinx_gallery.gen_gallery",
+    "circuit_fields",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -58,5 +62,3 @@ html_theme_options = {
 }
 html_sidebars = {"changelog": [], "index": []}
 
-os.environ.setdefault("MPLBACKEND", "Agg")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
