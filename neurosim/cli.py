@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import shutil
 import sys
+import textwrap
+
+#: How every command's CIRCUIT argument points to the list of built-in circuits.
+CIRCUITS_LISTED = "the built-in circuits are listed by 'neurosim run --help'"
 
 
 def _positive(kind):
@@ -38,7 +44,28 @@ def _non_negative_int(text):
     return v
 
 
-def build_parser():
+def circuits_epilog():
+    """The built-in circuits, one line each (name and the first sentence of its file's
+    header), for ``neurosim run --help``; read from ``circuits/*.toml``."""
+    from . import config
+    names = config.builtin_names()
+    column = max(len(n) for n in names) + 4
+    width = max(40, min(shutil.get_terminal_size().columns - 2, 110) - column)
+    lines = ["built-in circuits (neurosim run NAME; the header of each file says more):"]
+    lines += ["  %-*s%s" % (column - 2, name, text)
+              for name, text in config.builtin_circuits(width)]
+    return "\n".join(lines)
+
+
+def _wrapped(text):
+    """``text`` filled to the terminal's width (for a parser whose formatter keeps line
+    breaks, as argparse wraps other descriptions)."""
+    return textwrap.fill(text, max(40, shutil.get_terminal_size().columns - 2))
+
+
+def build_parser(circuits=True):
+    """The ``neurosim`` parser; ``circuits``: list the built-in circuits in ``run --help``
+    (reading them imports :mod:`neurosim.config`, so :func:`main` does it only for help)."""
     parser = argparse.ArgumentParser(
         prog="neurosim",
         description="Learning by temporal derivatives: Equilibrium Propagation vs recurrent "
@@ -55,8 +82,9 @@ def build_parser():
                     "Thetabar_k, EP's bias slopes and the agreement of every gradient method. "
                     "Writes theorem.png and theorem.h5.")
     th.add_argument("circuit", nargs="?", default=None,
-                    help="optional circuit file: use its network (energy dynamics), engine.eps "
-                         "and dataset instead of the embedded default")
+                    help="optional circuit file or built-in circuit name: use its network "
+                         "(energy dynamics), engine.eps and dataset instead of the embedded "
+                         "default (%s)" % CIRCUITS_LISTED)
     _add_set(th)
     th.add_argument("--seed", type=int, default=0, help="network and batch seed (default 0)")
     th.add_argument("--batch", type=_positive(int), default=16, help="batch size (default 16)")
@@ -72,19 +100,24 @@ def build_parser():
     th.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
     run = sub.add_parser(
         "run", help="train a circuit file and write a run folder (traces.h5, metrics, plots)",
-        description="Train the network of a circuit file (default: the built-in 'default', "
-                    "digits) and write <output.dir>/<name>-<timestamp>/ with traces.h5, "
-                    "metrics.json, circuit.toml, checkpoint.npz and PNG plots. Ctrl-C or "
-                    "SIGTERM writes a checkpoint; --resume continues it.")
+        description=_wrapped(
+            "Train the network of a circuit file (default: the built-in 'default', digits) "
+            "and write <output.dir>/<name>-<timestamp>/ with traces.h5, metrics.json, "
+            "circuit.toml, checkpoint.npz and PNG plots. Ctrl-C or SIGTERM writes a "
+            "checkpoint; --resume continues it. Progress bars are shown on a terminal only."),
+        epilog=circuits_epilog() if circuits else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("circuit", nargs="?", default=None,
-                     help="circuit file (TOML) or the name of a built-in circuit (default, "
-                          "theorem, fashion_mnist_784-500-10, digits_two_hidden)")
+                     help="circuit file (TOML) or the name of a built-in circuit (listed "
+                          "below; default: 'default')")
     _add_set(run)
     run.add_argument("--resume", metavar="RUN_DIR", default=None,
                      help="continue an interrupted run from its checkpoint")
     run.add_argument("--out", metavar="DIR", default=None,
                      help="parent folder of the run folder (default: output.dir)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars (there are none when stdout or stderr is not a "
+                          "terminal, e.g. neurosim run > log)")
     run.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
 
     fi = sub.add_parser(
@@ -92,7 +125,9 @@ def build_parser():
         description="For the network of a circuit file (at initialisation, or with --weights) "
                     "and a seeded batch of its dataset's test split, build the circuit's engine "
                     "(any registered engine, on the devices of its [hardware] section, with "
-                    "its settings and phase plan, learning.nudges included), take the "
+                    "its settings and phase plan, learning.nudges included: by default its own "
+                    "solver, engine.solver, e.g. the block sweeps of the built-in 'default'; "
+                    "--solver picks the other, and the report says which was measured), take the "
                     "engine's own estimate and compare it with RBP's implicit gradient at the "
                     "verified free fixed point: cosine, relative error, relative RMSE and sign "
                     "agreement, overall and per parameter, the distance of the engine's free "
@@ -103,7 +138,7 @@ def build_parser():
                     "run's spikes, spiking_fidelity.png and raster.png).")
     fi.add_argument("circuit", nargs="?", default=None,
                     help="circuit file (TOML) or the name of a built-in circuit (default: "
-                         "'default')")
+                         "'default'; %s)" % CIRCUITS_LISTED)
     _add_set(fi)
     fi.add_argument("--engine", default=None,
                     help="the engine measured (sets engine.name; default: the circuit's). "
@@ -127,6 +162,10 @@ def build_parser():
                     default=None,
                     help="EP variant (sets learning.variant, drops learning.nudges; default: "
                          "the circuit's)")
+    fi.add_argument("--solver", choices=("euler", "block"), default=None,
+                    help="how the phases run (sets engine.solver): 'euler' steps of engine.eps "
+                         "or 'block' sweeps (layer-wise block updates); default: the circuit's "
+                         "own, e.g. 'block' for the built-in 'default'")
     fi.add_argument("--free-steps", type=_positive(int), default=None,
                     help="steps of the free phase (sets engine.free_steps: Euler steps, or "
                          "sweeps of the 'block' solver; default: the circuit's)")
@@ -150,7 +189,8 @@ def build_parser():
                     "(Shockley diodes: --rel-tol relative; ideal diodes, exported as "
                     "Shockley diodes: within the forward drop), 1 when they do not, 2 on "
                     "an error (e.g. ngspice missing: apt-get install ngspice).")
-    sp.add_argument("circuit", help="circuit file (TOML) or the name of a built-in circuit")
+    sp.add_argument("circuit", help="circuit file (TOML) or the name of a built-in circuit "
+                                    "(%s)" % CIRCUITS_LISTED)
     _add_set(sp)
     sp.add_argument("--checkpoint", default=None,
                     help="a run's checkpoint.npz whose conductances to export")
@@ -184,7 +224,7 @@ def build_parser():
                     "circuit file's [sweep] section (mode, params) gives the grid.")
     sw.add_argument("circuit", nargs="?", default=None,
                     help="circuit file (TOML) or the name of a built-in circuit (default: "
-                         "'default')")
+                         "'default'; %s)" % CIRCUITS_LISTED)
     sw.add_argument("--param", dest="params", action="append", default=[],
                     metavar="KEY=V1,V2,...",
                     help="a swept key and its values (repeatable; the grid is the product): "
@@ -208,6 +248,7 @@ def build_parser():
     sw.add_argument("--retries", type=_non_negative_int, default=1,
                     help="extra attempts of a run that failed (default 1)")
     sw.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+    parser.commands, tr.commands = sub.choices, trs.choices    # for unknown_command
     return parser
 
 
@@ -221,7 +262,7 @@ def _run(args):
     from . import jsontext
     from .commands import run as experiment
     summary = experiment.run(args.circuit, args.overrides, resume=args.resume, out_dir=args.out,
-                             progress=not args.no_progress)
+                             progress=False if args.no_progress else None)
     if args.json:
         print(jsontext.dumps(summary))
     return 0
@@ -237,8 +278,30 @@ def _traces(args):
     return 0
 
 
+def unknown_command(parser, argv):
+    """The one-line error for an unknown command (or ``traces`` action) in ``argv``, with the
+    close one ("did you mean"), or None."""
+    level, kind = parser, "command"
+    for word in (a for a in argv if not a.startswith("-")):
+        choices = getattr(level, "commands", None)
+        if not choices:
+            return None
+        if word not in choices:
+            close = difflib.get_close_matches(word, list(choices), n=1)
+            return "%s: error: unknown %s %r; %s" % (
+                level.prog, kind, word, "did you mean %s?" % close[0] if close
+                else "expected one of %s" % ", ".join(choices))
+        level, kind = choices[word], "action"
+    return None
+
+
 def main(argv=None):
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(circuits=any(a in ("-h", "--help") for a in argv))
+    error = unknown_command(parser, argv)
+    if error:
+        print(error, file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     from .errors import NeurosimError
     from .training.trainer import Interrupted

@@ -677,7 +677,7 @@ def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path, ne
 
 def test_a_value_from_the_circuit_file_says_where_it_is_set(tmp_path, neurosim_cli):
     r = neurosim_cli("run", "--out", tmp_path, *QUICK, "--set", "engine.name=\"brian2-rate\"")
-    _one_line_error(r, "engine.solver", "circuits/default.toml", "--set engine.solver=euler")
+    _one_line_error(r, "engine.solver", "built-in circuit 'default'", "--set engine.solver=euler")
 
 
 def test_an_unknown_key_suggests_the_close_one(tmp_path, neurosim_cli):

@@ -6,8 +6,9 @@ For the network of a circuit file (at initialisation, or with the weights of a c
 a seeded batch of its dataset's test split, :func:`run_fidelity`
 
 1. builds the circuit's engine (:func:`neurosim.engines.from_circuit`: any registered engine,
-   on the devices of its ``[hardware]`` section, with its settings and phase plan) and takes
-   its own estimate (:meth:`~neurosim.engines.protocol.Engine.estimate`);
+   on the devices of its ``[hardware]`` section, with its settings and phase plan, its own
+   ``engine.solver`` included unless ``--solver`` picks the other) and takes its own estimate
+   (:meth:`~neurosim.engines.protocol.Engine.estimate`);
 2. takes the engine's ground truth (:meth:`~neurosim.engines.protocol.Engine.ground_truth`:
    RBP at the verified exact free fixed point) and the distance ``max |s_engine - s*|`` of the
    engine's free state from that point;
@@ -22,9 +23,10 @@ a seeded batch of its dataset's test split, :func:`run_fidelity`
 
 The network and data are promoted to float64. ``--engine brian2-spiking`` runs the spiking
 study of :mod:`neurosim.commands.spiking_fidelity` (spike seeds and ``--sweep``).
-:func:`main` prints the report, writes ``fidelity.h5`` (SONATA reports of the nudged phases,
-phases, both gradients, every metric and the per-k arrays, the resolved circuit),
-``fidelity_curve.png`` and ``circuit.toml``, and with ``--json`` a one-line JSON summary last.
+:func:`main` prints the report (naming the solver measured and the steps its phases took),
+writes ``fidelity.h5`` (SONATA reports of the nudged phases, phases, both gradients, every
+metric and the per-k arrays, the resolved circuit), ``fidelity_curve.png`` and
+``circuit.toml``, and with ``--json`` a one-line JSON summary last.
 """
 from __future__ import annotations
 
@@ -75,8 +77,9 @@ def load_weights(net, weights):
 def prepare(circuit=None, overrides=(), batch=8, seed=0, weights=None):
     """The circuit, its text, the network (float64) and a seeded test batch.
 
-    Returns a dict with ``circuit``, ``text``, ``net``, ``x``, ``y``, ``index`` (rows of the
-    test split), ``dataset`` (name) and ``weights`` (the checkpoint used, or None). With
+    Returns a dict with ``circuit``, ``text``, ``source`` (the circuit file or name read),
+    ``net``, ``x``, ``y``, ``index`` (rows of the test split), ``dataset`` (name) and
+    ``weights`` (the checkpoint used, or None). With
     ``weights`` a run folder and no ``circuit``, the run's ``circuit.toml`` is used.
     """
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
@@ -94,8 +97,9 @@ def prepare(circuit=None, overrides=(), batch=8, seed=0, weights=None):
                             % (batch, data.name, data.n_test))
     used = load_weights(net, weights) if weights is not None else None
     idx = np.random.default_rng(seed).choice(data.n_test, size=int(batch), replace=False)
-    return {"circuit": circ, "text": text, "net": net, "x": data.x_test[idx],
-            "y": data.y_test[idx], "index": idx, "dataset": data.name, "weights": used}
+    return {"circuit": circ, "text": text, "source": circuit, "net": net,
+            "x": data.x_test[idx], "y": data.y_test[idx], "index": idx, "dataset": data.name,
+            "weights": used}
 
 
 # -- the engines ------------------------------------------------------------------------------
@@ -109,6 +113,13 @@ def build_engine(circuit, net, path=None, text=None, overrides=()):
         if text is None:
             raise
         raise config.blame_file(e, config.resolve(path), text, overrides) from None
+
+
+def solver_of(engine):
+    """``engine.solver`` (``"euler"`` or ``"block"``) where the engine (or the one inside its
+    devices) runs its phases by that setting, else None (e.g. DC solves)."""
+    inner = getattr(engine, "inner", engine)
+    return engine.settings.solver if "solver" in inner.settings_used else None
 
 
 def _contrast(net, x, y, s0, states, plan):
@@ -202,6 +213,7 @@ def run_fidelity(engine, x, y, *, seed=0, tol=TOL, label="fidelity batch"):
                                      getattr(engine, "inner", engine)):
         res["reference_rel_diff"] = _rel(update, _reference_estimate(engine, x, y, seed))
     res.update(update=dict(update), rbp=truth, nudged=nudged, net=net, settings=s,
+               phases=list(update.phases), solver=solver_of(engine),
                clock=engine.clock(), batch=int(np.shape(x)[0]),
                state_variable=engine.state_variable, state_units=engine.state_units,
                seconds=time.perf_counter() - t0)
@@ -227,6 +239,36 @@ def _plan_text(res):
     return text
 
 
+#: What each ``engine.solver`` runs, and the name of one of its steps.
+SOLVERS = {"block": ("block sweeps", "sweeps"), "euler": ("Euler steps", "Euler steps")}
+
+
+def _solver_lines(res, source=None):
+    """The solver measured (and where it was set), and the phases' steps: at most, and as
+    this batch ran them (a phase that stopped above ``engine.tol`` is called unsettled)."""
+    s, solver = res["settings"], res["solver"]
+    what, step = SOLVERS[solver]
+    other = "block" if solver == "euler" else "euler"
+    head = "solver measured: %s (%s), %s; --solver %s measures %s instead" % (
+        what, "eps=%g" % s.eps if solver == "euler" else "layer-wise block updates",
+        source or "the circuit's engine.solver", other, SOLVERS[other][0])
+    if s.tol:
+        text = ("at most %d free + %d nudged %s per phase, each phase stopping once its step "
+                "is at most tol=%g" % (s.free_steps, s.nudge_steps, step, s.tol))
+    else:
+        text = "%d free + %d nudged %s per phase (tol 0: every step)" % (
+            s.free_steps, s.nudge_steps, step)
+    ran = res.get("phases") or []
+    if ran:
+        text += "; this batch: %d free, %s nudged" % (
+            ran[0].steps, " and ".join(str(r.steps) for r in ran[1:]) or "no")
+        late = ["%s phase's last step %.1e" % ("free" if i == 0 else "a nudged", r.step)
+                for i, r in enumerate(ran) if s.tol and not r.step <= s.tol]
+        if late:
+            text += " (unsettled: the %s > tol)" % ", ".join(late)
+    return [head, text]
+
+
 def beta_of(res):
     """The run's beta: symmetric, the positive nudge; holomorphic (complex nudges), the
     radius; else the last non-zero one (signed: a random sign as drawn)."""
@@ -250,9 +292,13 @@ def report(res, info=None):
     if info.get("weights"):
         lines.append("weights from %s" % info["weights"])
     dt, units = res["clock"]
-    lines.append("%s; %d free + %d nudged steps per phase (%g %s each), eps=%g, clip %s"
-                 % (_plan_text(res), s.free_steps, s.nudge_steps, dt, units, s.eps,
-                    "on" if s.clip else "off"))
+    if res.get("solver") is None:
+        lines.append("%s; %d free + %d nudged steps per phase (%g %s each), eps=%g, clip %s"
+                     % (_plan_text(res), s.free_steps, s.nudge_steps, dt, units, s.eps,
+                        "on" if s.clip else "off"))
+    else:
+        lines.append("%s, clip %s" % (_plan_text(res), "on" if s.clip else "off"))
+        lines += _solver_lines(res, info.get("solver_from"))
     lines.append("free phase: max |s - s*| = %.3e (s*: the fixed point RBP linearises at, "
                  "residual %.1e; s: the engine's free state%s)"
                  % (res["free_distance"], res["residual"],
@@ -343,6 +389,8 @@ def save_h5(res, path, circuit_text=None, info=None):
              "evaluated_by": res["evaluated_by"], "variant": s.variant, "beta": beta_of(res),
              "nudges": np.real(np.asarray(res["plan"].nudges, complex)), "eps": s.eps,
              "free_steps": F, "nudge_steps": N, "clip": int(s.clip), "seconds": res["seconds"]}
+    if res.get("solver"):
+        attrs["solver"] = res["solver"]
     for k in ("dataset", "seed", "weights"):
         if info and info.get(k) is not None:
             attrs[k] = info[k]
@@ -361,6 +409,8 @@ def summary(res, out=None, files=None, device=None):
             "variant": s.variant, "beta": beta_of(res),
             "nudges": [float(np.real(b)) for b in res["plan"].nudges],
             "eps": s.eps, "free_steps": s.free_steps, "nudge_steps": s.nudge_steps,
+            "solver": res.get("solver"),
+            "phase_steps": [int(r.steps) for r in res.get("phases") or []],
             "clip": s.clip, "batch": res["batch"],
             "cosine": m["cosine"], "rel_error": m["rel_error"], "rel_rmse": m["rel_rmse"],
             "sign_agreement": m["sign_agreement"],
@@ -408,7 +458,8 @@ def _out_dir(out):
 def overrides_of(args):
     """The circuit-file overrides of the command's options: ``--engine`` is
     ``engine.name``, ``--beta`` / ``--variant`` are ``learning.beta`` / ``learning.variant``
-    (and drop ``learning.nudges``), ``--free-steps`` / ``--nudge-steps`` the engine's."""
+    (and drop ``learning.nudges``), ``--solver``, ``--free-steps`` / ``--nudge-steps`` the
+    engine's."""
     out = list(args.overrides)
     if args.engine is not None:
         out.append(("engine.name", args.engine))
@@ -418,11 +469,22 @@ def overrides_of(args):
         out.append(("learning.variant", args.variant))
     if args.beta is not None or args.variant is not None:
         out.append(("learning.nudges", None))
+    if args.solver is not None:
+        out.append(("engine.solver", args.solver))
     if args.free_steps is not None:
         out.append(("engine.free_steps", int(args.free_steps)))
     if args.nudge_steps is not None:
         out.append(("engine.nudge_steps", int(args.nudge_steps)))
     return out
+
+
+def _solver_source(args):
+    """Where the measured ``engine.solver`` was set: ``--solver``, ``--set`` or the circuit."""
+    if args.solver is not None:
+        return "set by --solver"
+    keys = [config.parse_override(o)[0] if isinstance(o, str) else o[0] for o in args.overrides]
+    return "set by --set engine.solver" if "engine.solver" in keys \
+        else "the circuit's engine.solver"
 
 
 def _device_name(circ):
@@ -446,14 +508,14 @@ def main(args):
         raise FidelityError("--sweep and --spike-seeds apply to --engine brian2-spiking only")
     if name == "brian2-spiking":
         return _main_spiking(args, prep, t0)
-    engine = build_engine(circ, prep["net"], args.circuit, prep["text"], overrides_of(args))
+    engine = build_engine(circ, prep["net"], prep["source"], prep["text"], overrides_of(args))
     try:
         res = run_fidelity(engine, prep["x"], prep["y"], seed=args.seed)
     finally:
         engine.close()
     res["seconds"] = time.perf_counter() - t0
     info = {"dataset": prep["dataset"], "seed": args.seed, "weights": prep["weights"],
-            "index": prep["index"]}
+            "index": prep["index"], "solver_from": _solver_source(args)}
     out = _out_dir(args.out)
     resolved = config.to_toml(circ)
     atomic.write_text(os.path.join(out, "circuit.toml"), resolved)
@@ -517,5 +579,6 @@ def _main_spiking(args, prep, t0):
     return 0
 
 
-__all__ = ["run_fidelity", "build_engine", "prepare", "load_weights", "report", "plot",
-           "save_h5", "summary", "overrides_of", "beta_of", "main", "FidelityError", "TOL"]
+__all__ = ["run_fidelity", "build_engine", "prepare", "solver_of", "SOLVERS", "load_weights",
+           "report", "plot", "save_h5", "summary", "overrides_of", "beta_of", "main",
+           "FidelityError", "TOL"]

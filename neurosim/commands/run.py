@@ -27,7 +27,7 @@ def build_engine(circuit, net):
     return engines.from_circuit(circuit, net)
 
 
-def build_trainer(circuit, engine, data, progress=True, **changes):
+def build_trainer(circuit, engine, data, progress=None, **changes):
     """The :class:`~neurosim.training.trainer.Trainer` of a circuit file's ``[learning]`` and
     ``[train]`` sections (``changes`` override its keyword arguments, e.g.
     ``fidelity_batches=0``): what ``neurosim run`` trains with, for scripts that must train
@@ -226,12 +226,13 @@ def _save_snapshot(run_dir, name, weights):
             np.savez(f, **weights)
 
 
-def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=True, echo=print):
+def run(circuit_path=None, overrides=(), resume=None, out_dir=None, progress=None, echo=print):
     """Train the circuit; returns the summary dict (also written to ``metrics.json``).
 
-    ``resume``: a run folder with a checkpoint: continue it to the circuit's epochs (the
-    circuit stored in that folder is used; overrides still apply, e.g. more epochs). A run
-    that already finished is left untouched (its summary is returned).
+    ``progress``: tqdm bars (None: on a terminal only). ``resume``: a run folder with a
+    checkpoint: continue it to the circuit's epochs (the circuit stored in that folder is
+    used; overrides still apply, e.g. more epochs). A run that already finished is left
+    untouched (its summary is returned).
     """
     t0 = time.perf_counter()
     if resume is not None:

@@ -1,6 +1,7 @@
 """Circuit files on disk and on the command line: loading a TOML file (or a built-in circuit by
 name), ``--set KEY=VALUE`` overrides on the same dotted paths, validation against the schema
-(:mod:`neurosim.config.schema`) with one line per bad field, "did you mean" for unknown keys,
+(:mod:`neurosim.config.schema`) with a one-line error naming every bad field ("did you mean" for
+unknown keys), the built-in circuits (``circuits/``) and the first sentence of their headers,
 and writing a circuit back as TOML."""
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def _path(loc):
     return out
 
 
-def _format(err, where):
+def _format(err):
+    """The bad fields of a pydantic ``ValidationError``, ``field: problem`` each, on one line."""
     lines = []
     for e in err.errors():
         loc = [p for p in e["loc"] if not (isinstance(p, str) and (p.startswith("function-")
@@ -49,8 +51,19 @@ def _format(err, where):
             if named:
                 field, msg = named.group(1), msg[named.end():]
         lines.append("%s: %s" % (field, msg))
-    seen = list(dict.fromkeys(lines))
-    return "%s: invalid circuit:\n  " % where + "\n  ".join(seen)
+    return " | ".join(dict.fromkeys(lines))
+
+
+class InvalidCircuitError(ConfigError):
+    """A circuit that fails validation: ``where`` names it (:func:`describe_source`) and
+    ``detail`` gives its bad fields, ``field: problem`` each (``|`` between them)."""
+
+    def __init__(self, where, detail):
+        super().__init__(where, detail)
+        self.where, self.detail = where, detail
+
+    def __str__(self):
+        return "%s: %s" % (self.where, self.detail)
 
 
 def _model_in(annotation):
@@ -80,11 +93,15 @@ def _fields_at(parts):
 
 def suggestion(loc):
     """``"; did you mean train.epochs?"`` for the unknown key at ``loc`` (a dotted path or its
-    parts), or ``""``."""
+    parts), else the keys its section takes, or ``""``."""
     parts = loc.split(".") if isinstance(loc, str) else list(loc)
     fields = _fields_at(parts[:-1]) if parts else None
-    close = difflib.get_close_matches(str(parts[-1]), fields or [], n=1)
-    return "; did you mean %s?" % _path(parts[:-1] + close) if close else ""
+    if not fields:
+        return ""
+    close = difflib.get_close_matches(str(parts[-1]), fields, n=1)
+    if close:
+        return "; did you mean %s?" % _path(parts[:-1] + close)
+    return "; expected one of %s" % ", ".join(fields)
 
 
 def unknown_key(key):
@@ -131,15 +148,69 @@ def _lookup(data, key):
     return node, True
 
 
-def describe_source(path):
-    """How a message names a circuit file: the built-in ones by their name in ``circuits/``."""
+def builtin_dir():
+    """The folder of the circuit files shipped with neurosim (``circuits/``)."""
     try:
-        base = os.path.dirname(builtin_path("default"))
-    except ConfigError:
-        base = None
-    if base and os.path.dirname(os.path.abspath(path)) == os.path.abspath(base):
-        return "the built-in circuit file circuits/%s" % os.path.basename(path)
-    return "circuit file %s" % path
+        base = resources.files("neurosim.circuits")     # installed: package data
+    except ModuleNotFoundError:                         # run from a source checkout
+        base = resources.files("neurosim").parent / "circuits"
+    return base
+
+
+def builtin_names():
+    """The names of the built-in circuits (their files in ``circuits/``), sorted."""
+    return sorted(f.name[:-5] for f in builtin_dir().iterdir() if f.name.endswith(".toml"))
+
+
+def _builtin_name(path):
+    """The built-in circuit a path is the file of, or None."""
+    if path is None:
+        return "default"
+    here = os.path.dirname(os.path.abspath(str(path)))
+    name = os.path.basename(str(path))
+    if here == os.path.abspath(str(builtin_dir())) and name.endswith(".toml"):
+        return name[:-5]
+    return None
+
+
+def describe_source(path):
+    """How a message names a circuit: ``built-in circuit 'default'`` (from its name or its
+    installed file; None is the default), else ``circuit file 'PATH'`` as the user gave it."""
+    name = _builtin_name(path)
+    if name is None and _is_name(str(path)):
+        name = str(path)
+    return "built-in circuit %r" % name if name is not None else "circuit file %r" % str(path)
+
+
+def summary_line(text, width=None):
+    """The first sentence of a circuit file's header comment (``text``: the file), its
+    parentheses left out; cut to ``width`` characters at a clause (or else a word) boundary."""
+    lines = []
+    for line in text.splitlines():
+        if not line.lstrip().startswith("#"):
+            break
+        line = line.strip().lstrip("#").strip()
+        if not line and lines:
+            break
+        lines.append(line)
+    s, prev = " ".join(lines), None
+    while prev != s:
+        prev, s = s, re.sub(r"\s*\([^()]*\)", "", s)
+    end = re.search(r"(?<!\bal)(?<!e\.g)(?<!i\.e)\.(\s|$)", s)
+    s = re.sub(r"\s+", " ", s[:end.start()] if end else s).strip().rstrip(",;:")
+    if width and len(s) > width:
+        cuts = [m.start() for m in re.finditer(r"[:;,]\s", s)
+                 if 2 * width <= 3 * m.start() <= 3 * width]      # a clause that fills it
+        s = s[:cuts[-1]] if cuts else s[:width - 2].rsplit(" ", 1)[0].rstrip(",;:") + "..."
+    return s
+
+
+def builtin_circuits(width=None):
+    """``[(name, summary)]`` of every built-in circuit: its header's first sentence
+    (:func:`summary_line`)."""
+    base = builtin_dir()
+    return [(n, summary_line((base / (n + ".toml")).read_text(encoding="utf-8"), width))
+            for n in builtin_names()]
 
 
 _FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)+): ")
@@ -166,7 +237,7 @@ def blame_file(err, path, text, overrides=()):
     default = _default_of(key)
     fix = "--set %s=%s" % (key, _cli_value(default)) if default is not None \
         and default != value else "--set %s=VALUE" % key
-    return ConfigError("%s (%s = %r is set in %s, not on the command line; override it with "
+    return ConfigError("%s (%s = %r is set in the %s, not on the command line; override it with "
                        "%s)" % (msg, key, value, describe_source(path), fix))
 
 
@@ -203,23 +274,22 @@ def apply_overrides(data, overrides):
 
 
 def validate(data, where="circuit"):
-    """A dict -> :class:`Circuit`, or :class:`ConfigError` naming every bad field."""
+    """A dict -> :class:`Circuit`, or :class:`InvalidCircuitError` naming every bad field."""
     try:
         return Circuit.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format(e, where)) from None
+        raise InvalidCircuitError(where, _format(e)) from None
 
 
 def builtin_path(name="default"):
     """Path of a circuit file shipped with neurosim (``default``, ``theorem``, ...)."""
-    try:
-        base = resources.files("neurosim.circuits")     # installed: package data
-    except ModuleNotFoundError:                         # run from a source checkout
-        base = resources.files("neurosim").parent / "circuits"
-    p = base / (name if name.endswith(".toml") else name + ".toml")
+    p = builtin_dir() / (name if name.endswith(".toml") else name + ".toml")
     if not p.is_file():
-        names = sorted(f.name[:-5] for f in base.iterdir() if f.name.endswith(".toml"))
-        raise ConfigError("no built-in circuit %r; built-in circuits: %s" % (name, names))
+        names = builtin_names()
+        close = difflib.get_close_matches(name, names, n=1)
+        raise ConfigError("no built-in circuit %r and no file of that name; %s" % (
+            name, "did you mean %s?" % close[0] if close
+            else "built-in circuits: %s" % ", ".join(names)))
     return str(p)
 
 
@@ -228,28 +298,43 @@ def resolve(path=None):
     built-in ``default``)."""
     if path is None:
         return builtin_path("default")
-    if not os.path.exists(path) and os.sep not in path and not path.endswith(".toml"):
+    if _is_name(path):
         return builtin_path(path)
     return path
 
 
+def _is_name(path):
+    """Whether a circuit argument is a built-in circuit's name rather than a file's path."""
+    return not os.path.exists(path) and os.sep not in path and not path.endswith(".toml")
+
+
+def _override_text(item):
+    if isinstance(item, str):
+        return item
+    key, value = item
+    return "%s=%s" % (key, _cli_value(value))
+
+
 def load(path=None, overrides=()):
     """Read a circuit file (default: the built-in ``default``), apply overrides, validate.
+    Errors name the circuit as given (:func:`describe_source`).
 
     Returns ``(circuit, text)``: the validated :class:`Circuit` and the file's text.
     """
+    where = describe_source(path)
     path = resolve(path)
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
-        raise ConfigError("cannot read circuit file %r: %s" % (path, e.strerror)) from None
+        raise ConfigError("cannot read %s: %s" % (where, e.strerror)) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError("circuit file %r is not valid TOML: %s" % (path, e)) from None
+        raise ConfigError("%s is not valid TOML: %s" % (where, e)) from None
     data = apply_overrides(data, overrides)
-    where = "circuit file %r%s" % (path, " with overrides %s" % list(overrides) if overrides else "")
+    if overrides:
+        where += " with overrides %s" % ", ".join(_override_text(o) for o in overrides)
     return validate(data, where), raw.decode("utf-8")
 
 

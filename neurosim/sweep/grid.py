@@ -111,9 +111,9 @@ def _params(params):
 
 
 def _detail(err):
-    """The field lines of a config error (without the file name and override list)."""
-    text = str(err)
-    return text.split("invalid circuit:", 1)[1].strip() if "invalid circuit:" in text else text
+    """The bad fields of a config error (without the circuit's name and overrides)."""
+    from .. import config
+    return err.detail if isinstance(err, config.InvalidCircuitError) else str(err)
 
 
 def _slug(point):
@@ -176,7 +176,7 @@ def plan(circuit, params, overrides=(), mode=None):
     for item in overrides:
         k, _ = config.parse_override(item) if isinstance(item, str) else item
         set_keys[k] = item
-    base, _ = config.load(path, overrides)
+    base, _ = config.load(circuit, overrides)      # errors name the circuit as given
     if not params and base.sweep.params:
         params = {k: list(v) for k, v in base.sweep.params.items()}
     mode = mode or base.sweep.mode

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sys
 import threading
 import time
 import zipfile
@@ -123,6 +124,17 @@ def schedule_factor(schedule, epoch, epochs):
     return 1.0 if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * epoch / epochs))
 
 
+def on_terminal():
+    """Whether progress bars have a terminal to go to: stdout and stderr are both terminals
+    (not ``neurosim run > log``), or a Jupyter kernel shows them."""
+    def tty(stream):
+        try:
+            return stream is not None and stream.isatty()
+        except (AttributeError, ValueError):       # no isatty, or a closed stream
+            return False
+    return (tty(sys.stdout) and tty(sys.stderr)) or "ipykernel" in sys.modules
+
+
 class Trainer:
     """Trains ``engine.net`` on a dataset with a learning rule, logs the fidelity of the
     engine's own update to RBP on a sample of batches, and checkpoints so a run can resume
@@ -144,13 +156,14 @@ class Trainer:
     of the engine's counters (kept in checkpoints); ``False`` for none.
     ``fidelity_tol``: the ground truth's free fixed point must hold to this projected-step
     residual, else :class:`~neurosim.fixed_point.FixedPointError` names the batch.
+    ``progress``: a tqdm bar per epoch; None (the default): only where :func:`on_terminal`.
     """
 
     def __init__(self, engine, dataset, *, rule="ep", lr=0.1, bias_lr=None, momentum=0.0,
                  optimizer="sgd", adam_betas=(0.9, 0.999), weight_decay=0.0,
                  schedule="constant", epochs=10, batch_size=20, seed=0, fidelity_batches=2,
                  eval_batch_size=1000, checkpoint_every=200, persistent=False, checkpoint=None,
-                 progress=True, meter=None, fidelity_tol=1e-8):
+                 progress=None, meter=None, fidelity_tol=1e-8):
         self.engine, self.net, self.data = engine, engine.net, dataset
         self.rule = rule
         self.estimator = estimators.for_engine(rule, engine, fidelity_tol)
@@ -165,7 +178,8 @@ class Trainer:
         self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), int(seed)
         self.fidelity_batches, self.eval_batch_size = int(fidelity_batches), int(eval_batch_size)
         self.checkpoint_every, self.checkpoint = int(checkpoint_every), checkpoint
-        self.progress, self.fidelity_tol = progress, float(fidelity_tol)
+        self.progress = on_terminal() if progress is None else bool(progress)
+        self.fidelity_tol = float(fidelity_tol)
         if engine.fuses_epoch and persistent:
             raise ConfigurationError("engine.persistent: the %s engine starts every example "
                                      "from rest" % engine.name)
@@ -546,5 +560,5 @@ class Trainer:
         return evaluate(ref, self.data.x_test, self.data.y_test, self.eval_batch_size)[1]
 
 
-__all__ = ["Trainer", "Interrupted", "evaluate", "outputs_score", "parameters", "HISTORY_KEYS",
-           "Optimizer", "resolve_learning_rates", "schedule_factor"]
+__all__ = ["Trainer", "Interrupted", "on_terminal", "evaluate", "outputs_score", "parameters",
+           "HISTORY_KEYS", "Optimizer", "resolve_learning_rates", "schedule_factor"]
