@@ -45,15 +45,17 @@ def _non_negative_int(text):
 
 
 def circuits_epilog():
-    """The built-in circuits, one line each (name and the first sentence of its file's
-    header), for ``neurosim run --help``; read from ``circuits/*.toml``."""
+    """The built-in circuits, each with the first sentence of its file's header (at most two
+    lines), for ``neurosim run --help``; read from ``circuits/*.toml``."""
     from . import config
     names = config.builtin_names()
     column = max(len(n) for n in names) + 4
     width = max(40, min(shutil.get_terminal_size().columns - 2, 110) - column)
     lines = ["built-in circuits (neurosim run NAME; the header of each file says more):"]
-    lines += ["  %-*s%s" % (column - 2, name, text)
-              for name, text in config.builtin_circuits(width)]
+    for name, text in config.builtin_circuits(2 * width):      # at most two lines each
+        wrapped = textwrap.wrap(text, width) or [""]
+        lines.append("  %-*s%s" % (column - 2, name, wrapped[0]))
+        lines += [" " * column + more for more in wrapped[1:]]
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ circuit as the user gave it, the built-in circuits in `neurosim run --help`, pro
 terminal only, and `neurosim fidelity` measuring the circuit's own solver."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -142,15 +143,23 @@ def test_run_help_lists_every_shipped_circuit_with_its_header(neurosim_cli, monk
     from neurosim import config
     monkeypatch.setenv("COLUMNS", "80")
     narrow = neurosim_cli("run", "--help").stdout.split("built-in circuits (", 1)[1]
-    assert max(len(ln) for ln in narrow.splitlines()) <= 78      # one line each, in 80 columns
+    assert max(len(ln) for ln in narrow.splitlines()) <= 78      # fits 80 columns
+    starts = [i for i, ln in enumerate(narrow.splitlines()) if re.match(r"  \S", ln)]
+    assert max(np.diff(starts + [len(narrow.splitlines())])) <= 2   # two lines at most each
     monkeypatch.setenv("COLUMNS", "250")
     r = neurosim_cli("run", "--help")
     assert r.returncode == 0
     listing = r.stdout.split("built-in circuits (", 1)[1].splitlines()[1:]
     names = sorted(f[:-5] for f in os.listdir(_builtin_dir()) if f.endswith(".toml"))
     assert len(names) >= 17
-    assert [ln.split()[0] for ln in listing if ln.startswith("  ")] == names
-    rows = {ln.split()[0]: ln.split(None, 1)[1] for ln in listing if ln.startswith("  ")}
+    assert [ln.split()[0] for ln in listing if re.match(r"  \S", ln)] == names
+    rows = {}
+    for ln in listing:                       # a name, then its summary's continuation lines
+        if re.match(r"  \S", ln):
+            name = ln.split()[0]
+            rows[name] = ln.split(None, 1)[1]
+        elif ln.strip():
+            rows[name] += " " + ln.strip()
     assert rows["default"].startswith("The embedded default")
     assert rows["fashion_spiking"].startswith("Fashion-MNIST 784-500-10 trained through spikes")
     for name in names:           # each line is the first sentence of that file's header
@@ -174,7 +183,7 @@ def test_summary_line_is_the_first_sentence_without_parentheses():
             "# softmax. More here.\n#\n# Other text.\nname = \"x\"\n")
     assert config.summary_line(text) == \
         "A net of Laborieux et al. 2021: conv layers, max pool, softmax"
-    assert config.summary_line(text, 45) == "A net of Laborieux et al. 2021: conv layers"
+    assert config.summary_line(text, 45) == "A net of Laborieux et al. 2021"   # whole clauses
     assert config.summary_line(text, 21) == "A net of Laborieux..."
     assert config.summary_line("name = \"x\"\n") == ""
 

@@ -184,7 +184,7 @@ def describe_source(path):
 
 def summary_line(text, width=None):
     """The first sentence of a circuit file's header comment (``text``: the file), its
-    parentheses left out; cut to ``width`` characters at a clause (or else a word) boundary."""
+    parentheses left out; cut to ``width`` characters after a whole clause (or else a word)."""
     lines = []
     for line in text.splitlines():
         if not line.lstrip().startswith("#"):
@@ -199,8 +199,8 @@ def summary_line(text, width=None):
     end = re.search(r"(?<!\bal)(?<!e\.g)(?<!i\.e)\.(\s|$)", s)
     s = re.sub(r"\s+", " ", s[:end.start()] if end else s).strip().rstrip(",;:")
     if width and len(s) > width:
-        cuts = [m.start() for m in re.finditer(r"[:;,]\s", s)
-                 if 2 * width <= 3 * m.start() <= 3 * width]      # a clause that fills it
+        cuts = [m.start() for m in re.finditer(r"[:;]\s", s)
+                if 4 * m.start() >= width and m.start() <= width]   # whole clauses that fit
         s = s[:cuts[-1]] if cuts else s[:width - 2].rsplit(" ", 1)[0].rstrip(",;:") + "..."
     return s
 
