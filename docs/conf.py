@@ -21,7 +21,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "sphinx_gallery.gen_gallery",
-    "circuit_fields",
+    "circuit_reference",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}

@@ -1,6 +1,7 @@
-"""A Sphinx directive, ``circuit-fields``: every section of a circuit file with its fields,
-types, defaults and limits, read from the schema (:mod:`neurosim.config.schema`), so the
-reference never drifts from what the loader accepts."""
+"""Sphinx directives for the circuit-file reference, read from the package so the pages never
+drift from it: ``circuit-fields`` (every section with its fields, types, defaults and limits,
+from :mod:`neurosim.config.schema`) and ``shipped-circuits`` (every built-in circuit with the
+first sentence of its file's header)."""
 import inspect
 import typing
 
@@ -8,6 +9,7 @@ from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
+from neurosim import config
 from neurosim.config.schema import Circuit
 
 
@@ -76,6 +78,21 @@ class CircuitFields(SphinxDirective):
         return container.children
 
 
+class ShippedCircuits(SphinxDirective):
+    """A table of the built-in circuits: name and the first sentence of the header."""
+
+    def run(self):
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 25 75", "",
+                 "   * - circuit", "     - what it trains (the first sentence of its header)"]
+        for name, summary in config.builtin_circuits():
+            lines += ["   * - ``%s``" % name, "     - %s" % summary.replace("`", "``")]
+        container = nodes.container()
+        self.state.nested_parse(StringList(lines, source="circuits/"), self.content_offset,
+                                container)
+        return container.children
+
+
 def setup(app):
     app.add_directive("circuit-fields", CircuitFields)
+    app.add_directive("shipped-circuits", ShippedCircuits)
     return {"parallel_read_safe": True}
