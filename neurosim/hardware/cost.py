@@ -265,10 +265,14 @@ class CostModel:
         Examples per update (for the estimate of pulses without a meter).
     spiking : bool
         A spiking engine: synaptic events instead of MACs.
+    engine : str, optional
+        The registered name of the engine it models (``reference``, ``brian2-spiking``, ...),
+        reported as ``model["engine"]``; ``model["kind"]`` says ``rate`` or ``spiking``.
     """
 
     def __init__(self, net, table=None, *, eps, free_steps, nudge_steps, variant="symmetric",
-                 batch_size=20, spiking=False, nudged_phases=None):
+                 batch_size=20, spiking=False, nudged_phases=None, engine=None):
+        self.engine = engine
         self.net, self.table = net, table if table is not None else CostTable()
         self.eps, self.free_steps, self.nudge_steps = float(eps), float(free_steps), \
             float(nudge_steps)
