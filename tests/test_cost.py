@@ -149,7 +149,7 @@ def test_neurosim_run_writes_cost_into_traces_and_summary(tmp_path, neurosim_cli
                      "--set", "cost.pulse_pj=2.0")
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.strip().splitlines()
-    assert any(line.startswith("cost (order-of-magnitude table of a rate crossbar)") and "per epoch" in line for line in lines)
+    assert any(line.startswith("cost (order-of-magnitude table of a rate crossbar, reference engine)") and "per epoch" in line for line in lines)
     s = json.loads(lines[-1])
     c = s["cost"]
     assert set(c["per_example"]) == set(cost.PHASES) and "by_epoch" not in c
@@ -168,7 +168,8 @@ def test_neurosim_run_writes_cost_into_traces_and_summary(tmp_path, neurosim_cli
     metrics = json.load(open(os.path.join(s["run_dir"], "metrics.json")))
     assert metrics["cost"]["by_epoch"]["examples"] == [100]
     got = traces.load(os.path.join(s["run_dir"], "traces.h5")).cost
-    assert got["attrs"]["pulse_pj"] == 2.0 and got["attrs"]["model_engine"] == "rate"
+    assert got["attrs"]["pulse_pj"] == 2.0 and got["attrs"]["model_kind"] == "rate"
+    assert got["attrs"]["model_engine"] == "reference"      # the registered name
     assert got["per_example"]["free"]["macs"] == pytest.approx(F * macs)
     assert got["per_example"]["total"]["energy_pj"] == pytest.approx(ex["total"]["energy_pj"])
     np.testing.assert_array_equal(got["per_epoch"]["examples"], [100])
@@ -193,7 +194,7 @@ def test_traces_write_stores_the_cost_group_and_load_reads_it_back(tmp_path):
     got = traces.load(path).cost
     assert got["table"] == r["table"] and got["model"] == r["model"]
     assert got["attrs"]["pulse_pj"] == r["table"]["pulse_pj"]
-    assert got["attrs"]["model_engine"] == "rate" and got["attrs"]["model_metered"] is True
+    assert got["attrs"]["model_kind"] == "rate" and got["attrs"]["model_metered"] is True
     for p in cost.PHASES:
         for k, v in r["per_example"][p].items():
             if k == "energy_by_op_pj":
@@ -274,7 +275,8 @@ def test_spiking_engine_counts_synaptic_events_by_phase():
     assert rec["events_nudged"] == events["nudged"]
     r = cost.CostModel.for_engine(engine, variant="symmetric", batch_size=3).report(tr.meter)
     ex = r["per_example"]
-    assert r["model"]["engine"] == "spiking" and r["model"]["measured_synaptic_events"]
+    assert r["model"]["kind"] == "spiking" and r["model"]["measured_synaptic_events"]
+    assert r["model"]["engine"] == "brian2-spiking"
     assert ex["nudged"]["synaptic_events"] == pytest.approx(rec["events_nudged"] / 6)
     assert ex["nudged"]["macs"] == 0 and ex["nudged"]["energy_by_op_pj"]["synaptic_event"] > 0
 

@@ -149,7 +149,7 @@ def test_write_report_is_self_contained(tmp_path):
     for k in KEYS:
         assert html_escaped(k) in text
     assert "applied update" in text and "pinned" in text and "h1" in text
-    assert "energy by op pj" in text
+    assert "Energy by operation" in text and "energy by op pj" not in text
     # written atomically: nothing but the report and the figures left in the folder
     assert sorted(os.listdir(run)) == ["fidelity.png", "learning_curves.png", REPORT_NAME]
 
@@ -197,7 +197,106 @@ def test_unsettled_phases_are_flagged_in_the_report():
          "tol": 1e-8, "unsettled_free_batches": 7, "unsettled_nudged_batches": 97,
          "batches": 2160}
     html = report.render(s, {"epoch": [1]}, {})
-    assert 'class="warn"' in html and "the free phase in 7 and a nudged phase in 97 of 2160" in html
+    phases = section_of(html, "<h3>Phases</h3>")
+    assert phases.startswith('<section class="flagged">') and '<div class="flag">' in phases
+    assert "the free phase in 7 and a nudged phase in 97 of 2160" in phases
     settled = report.render(dict(s, unsettled_free_batches=0, unsettled_nudged_batches=0),
                             {"epoch": [1]}, {})
-    assert 'class="warn"' not in settled and "Every phase settled" in settled
+    assert 'class="flag' not in settled and "Every phase settled" in settled
+
+
+# -- the report explains itself: flags, numbers, cost (issue 26) ---------------------------
+def section_of(text, marker, tag="section"):
+    """The ``<tag ...>...</tag>`` element of ``text`` that holds ``marker``."""
+    at = text.index(marker)
+    start = text.rindex("<%s" % tag, 0, at)
+    return text[start:text.index("</%s>" % tag, at) + len(tag) + 3]
+
+
+def clean_fidelity(n=8):
+    return {"epoch_fraction": [i / 4 for i in range(n)], "cosine/all": [0.9] * n,
+            "rel_error/all": [0.2] * n, "rbp_zero": [0.0] * n, "rbp_residual": [1e-12] * n,
+            "free_distance": [1e-8] * n}
+
+
+def test_an_invalid_figure_carries_the_red_flag_and_its_reason(tmp_path):
+    fidelity = clean_fidelity()
+    fidelity["rbp_zero"][2] = 1.0
+    fidelity["cosine/all"][2] = fidelity["rel_error/all"][2] = float("nan")
+    fidelity["free_distance"][5] = 0.05                # the free phase did not settle there
+    history = synthetic_history()                      # its test loss of epoch 1 is NaN
+    images = [plots.learning_curves(history, str(tmp_path / "learning_curves.png")),
+              plots.fidelity_curves(fidelity, str(tmp_path / "fidelity.png"))]
+    text = _read(write_report(str(tmp_path), {"name": "x", "engine": "reference"}, history,
+                              fidelity, images=images))
+    fig = section_of(text, 'alt="fidelity.png"', "figure")
+    assert fig.startswith('<figure class="flagged">')
+    assert fig.index('<div class="flag">') < fig.index("<img")      # above the image
+    assert "not valid" in fig and "the free phase did not settle in 1 of 8 fidelity batches" in fig
+    assert "incomplete" in fig and "1 of 8 fidelity batches not drawn" in fig
+    table = section_of(text, "<h2>Fidelity to RBP per parameter</h2>")
+    assert table.startswith('<section class="flagged">') and "did not settle" in table
+    curves = section_of(text, 'alt="learning_curves.png"', "figure")
+    assert curves.startswith('<figure class="flagged">')
+    assert "the test loss is not a number in epoch 1" in curves
+    assert section_of(text, "<h2>Per epoch</h2>").startswith('<section class="flagged">')
+    # and at the top, before the summary
+    assert text.index('<div class="flag">') < text.index("<h2>Summary</h2>")
+
+
+def test_a_clean_run_has_no_flag(tmp_path):
+    history = synthetic_history()
+    history["test_loss"][0] = 0.6
+    text = render_text(tmp_path, history, clean_fidelity())
+    assert 'class="flagged"' not in text and '<div class="flag">' not in text
+    assert "nothing flagged" in text
+
+
+def render_text(tmp_path, history, fidelity, summary=None):
+    from neurosim import report
+    images = [plots.learning_curves(history, str(tmp_path / "learning_curves.png")),
+              plots.fidelity_curves(fidelity, str(tmp_path / "fidelity.png"))]
+    return report.render(summary or {"name": "x", "engine": "reference"}, history, fidelity,
+                         images=images, run_dir=str(tmp_path))
+
+
+def big_cost(model):
+    phase = {"steps": 52.0, "settling_tau": 26.0, "macs": 1113219072.0, "synaptic_events": 0.0,
+             "neuron_steps": 13922.0, "dac": 64.0, "adc": 266.0, "pulses": 0.0,
+             "refreshes": 0.0, "energy_pj": 68693298.0, "energy_uj": 68.693298,
+             "latency_ns": 749238.0, "latency_us": 749.238,
+             "energy_by_op_pj": {"mac": 11132190.72, "synaptic_event": 0.0, "pulse": 0.0,
+                                 "dac": 6.4, "adc": 266.0, "neuron_step": 13922.0}}
+    report = {p: dict(phase) for p in ("free", "nudged", "update", "total")}
+    return {"per_example": report, "per_epoch": report, "model": model,
+            "table": {"mac_pj": 0.01, "tau_ns": 10.0}}
+
+
+@pytest.mark.parametrize("model", [{"kind": "rate", "engine": "reference"},
+                                   {"engine": "rate"}])     # written before model.kind
+def test_the_cost_section_is_a_table_with_units_and_the_engine_name(model):
+    from neurosim import report
+    s = {"name": "x", "engine": "reference", "cost": big_cost(model)}
+    text = report.render(s, {"epoch": [1]}, {})
+    cost = text[text.index("<h2>Cost"):]
+    assert "1,113,219,072" in cost and "1113219072" not in cost       # thousands separated
+    assert "energy per epoch (\u00b5J)" in cost and "68.69" in cost    # a unit that reads
+    assert "time per epoch (\u00b5s)" in cost and "749.2" in cost
+    assert "energy by op pj" not in cost and "MACs (" in cost
+    assert "<tr><th>engine</th><td>reference</td></tr>" in cost
+    assert "<td>rate</td>" not in cost and "analog rate crossbar" in cost
+    assert "the reference engine" in cost
+    assert "0 in every phase: synaptic events" in cost               # all-zero columns named
+    assert '<td class="num">0.01</td><td>pJ</td>' in cost              # the prices' units
+
+
+def test_numbers_share_one_style():
+    from neurosim import report
+    s = dict(synthetic_summary("."), free_steps_mean=52.0, nudge_steps_mean=21.0,
+             free_step_worst=3e-5, tol=1e-8)
+    text = report.render(s, synthetic_history(), synthetic_fidelity())
+    assert "monospace" not in text and "tabular-nums" in text
+    assert '<td class="num">88.00 %</td>' in text              # percentages are numbers too
+    assert '<td class="num">1,000</td>' in text                # separators in the summary
+    assert '<td class="num">3\u202f\u00d7\u202f10\u207b\u2075</td>' in text   # 3 x 10^-5
+    assert "e-05" not in text

@@ -495,10 +495,12 @@ class SpikingCircuit:
                             dt=self.eps * tau, time_units="ms",
                             attrs={"engine": "brian2-spiking", "neuron": self.neuron})
 
-    def raster(self, path):
-        """A PNG raster of the last run's spikes (all examples of the batch)."""
+    def raster(self, path, title=None):
+        """A PNG raster of the last run's spikes (all examples of the batch); ``title``
+        (default "spikes") says whose."""
         from .. import plots
-        return plots.raster(self.spike_table(), path, phases=getattr(self, "phases", None))
+        return plots.raster(self.spike_table(), path, phases=getattr(self, "phases", None),
+                            title=title)
 
     def free_rates(self, x, steps, window=None, seed=None):
         """Rates of the output populations estimated from their spikes after a free phase of

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from .. import atomic, config, engines, ep, fidelity, jsontext, plots, traces
+from .. import atomic, config, engines, ep, fidelity, jsontext, plots, traces, validity
 from ..errors import ConfigurationError, NeurosimError
 from ..training.trainer import read_checkpoint
 from ..blas import blas_threads
@@ -332,25 +332,35 @@ def report(res, info=None):
     return "\n".join(lines)
 
 
-def plot(res, path):
-    """PNG: cosine and relative error of the truncated estimate vs k, overall and per param."""
+def plot(res, path, circuit=None):
+    """PNG: cosine and relative error of the truncated estimate vs k, overall and per param;
+    the title names ``circuit`` and the engine, the relative error is on a linear axis where
+    it spans less than a decade (:func:`neurosim.plots.error_axis`), and a free phase that did
+    not settle is flagged in red (:func:`neurosim.validity.free_distance_flag`)."""
     plt, fig, (a, b) = plots.figure(2)
     c = res["curve"]
     k = c["k"]
     style = ".-" if len(k) <= 40 else "-"
     for key, r in c["per_param"].items():
         a.plot(k, r["cosine"], style, lw=1, label=key)
-        b.semilogy(k, r["rel_error"], style, lw=1, label=key)
+        b.plot(k, r["rel_error"], style, lw=1, label=key)
     a.plot(k, c["cosine"], "k" + style, lw=2, label="all", zorder=5)
-    b.semilogy(k, c["rel_error"], "k" + style, lw=2, label="all", zorder=5)
+    b.plot(k, c["rel_error"], "k" + style, lw=2, label="all", zorder=5)
     dt, units = res["clock"]
-    title = "%s, %s" % (res["evaluated_by"], _plan_text(res))
-    a.set(xlabel="nudged steps k (%g %s)" % (dt, units), ylabel="cosine to RBP",
-          title="cosine vs k (%s)" % title)
-    b.set(xlabel="nudged steps k (%g %s)" % (dt, units), ylabel="|g_k - g_rbp| / |g_rbp|",
-          title="relative error vs k")
+    a.set(xlabel="nudged steps k (%g %s)" % (dt, units),
+          ylabel="cosine(estimate, RBP gradient)",
+          title="direction (1 = same as RBP)")
+    plots.error_axis(b, "|g_k - g_rbp| / |g_rbp|")
+    b.set(xlabel="nudged steps k (%g %s)" % (dt, units),
+          title="relative error (1 = as large as the RBP gradient)")
     a.legend(fontsize=7)
     b.legend(fontsize=7)
+    who = res["engine"] if res["evaluated_by"] in (None, res["engine"]) else \
+        "%s (evaluated by %s)" % (res["engine"], res["evaluated_by"])
+    fig.suptitle(plots.run_title("EP estimate after k nudged steps vs RBP", circuit, who)
+                 + "\n%s, batch of %d" % (_plan_text(res), res["batch"]), fontsize=11)
+    flag = validity.free_distance_flag([res["free_distance"]], "fidelity_curve")
+    plots.flag_figure(fig, [flag] if flag else [])
     return plots.save(plt, fig, path)
 
 
@@ -521,7 +531,7 @@ def main(args):
     atomic.write_text(os.path.join(out, "circuit.toml"), resolved)
     files = {"h5": save_h5(res, os.path.join(out, "fidelity.h5"), resolved, info)}
     if not args.no_plot:
-        files["png"] = plot(res, os.path.join(out, "fidelity_curve.png"))
+        files["png"] = plot(res, os.path.join(out, "fidelity_curve.png"), circuit=circ.name)
     print(report(res, info))
     print("wrote %s" % ", ".join(files.values()))
     if args.json:
@@ -567,8 +577,12 @@ def _main_spiking(args, prep, t0):
     files = {"h5": sf.save_h5(res, os.path.join(out, "fidelity.h5"), resolved, attrs)}
     if not args.no_plot:
         files["png"] = sf.plot({prep["dataset"]: res["rows"]},
-                               os.path.join(out, "spiking_fidelity.png"))
-        files["raster"] = res["last"].raster(os.path.join(out, "raster.png"))
+                               os.path.join(out, "spiking_fidelity.png"),
+                               circuit=circ.name, engine=circ.engine.name)
+        files["raster"] = res["last"].raster(
+            os.path.join(out, "raster.png"),
+            title=plots.run_title("Spikes of the last setting run", circ.name,
+                                  circ.engine.name))
     print()
     print(sf.report(res["rows"]))
     print("\nfewest-spike setting with worst-seed cosine >= 0.99 vs rate and >= 0.95 vs RBP: %s"

@@ -86,7 +86,8 @@ def _summary(circuit, trainer, run_dir, seconds, cost_report):
            "seconds_per_epoch": float(np.mean(h["seconds"])) if h["seconds"] else None,
            "examples_per_second": float(np.mean(h["examples_per_second"]))
            if h["examples_per_second"] else None,
-           "seconds": round(seconds, 3), "run_dir": run_dir}
+           "seconds": round(seconds, 3), "run_dir": run_dir,
+           "pinned_bound": pinned_bound(circuit)}
     if h.get("reference_test_accuracy"):
         out["reference_test_accuracy"] = h["reference_test_accuracy"][-1]
     f = trainer.fidelity
@@ -116,6 +117,15 @@ def _summary(circuit, trainer, run_dir, seconds, cost_report):
                                  "per_training_example_nj": 1e9 * (energy["free"]
                                                                    + energy["nudged"]) / n}
     return out
+
+
+def pinned_bound(circuit):
+    """What holds a unit pinned at the free fixed point (a key of
+    :data:`neurosim.plots.BOUNDS`): an ideal diode in a resistive network of ideal diodes,
+    else the clip of the state to [0, 1]."""
+    if circuit.network.kind == "resistive" and circuit.resistive.diode == "ideal":
+        return "ideal diode"
+    return "clip"
 
 
 def phase_summary(history, tol):
@@ -356,12 +366,15 @@ def _write_outputs(circuit, text, engine, data, trainer, snapshots, run_dir, sum
     metrics["fidelity"] = trainer.fidelity
     metrics["neurosim_version"] = __version__
     write_json(os.path.join(run_dir, "metrics.json"), metrics)
-    images = [plots.learning_curves(trainer.history, os.path.join(run_dir, "learning_curves.png"))]
+    who = {"circuit": circuit.name, "engine": circuit.engine.name}
+    images = [plots.learning_curves(trainer.history, os.path.join(run_dir, "learning_curves.png"),
+                                    **who)]
     if trainer.fidelity.get("epoch_fraction"):
         images.append(plots.fidelity_curves(trainer.fidelity,
-                                            os.path.join(run_dir, "fidelity.png")))
+                                            os.path.join(run_dir, "fidelity.png"),
+                                            bound=summary["pinned_bound"], **who))
     report.write_report(run_dir, metrics, trainer.history, trainer.fidelity, images=images)
 
 
 __all__ = ["run", "build_engine", "build_trainer", "table",
-           "make_run_dir"]
+           "make_run_dir", "pinned_bound"]

@@ -206,10 +206,12 @@ def first_reaching(rows, vs_rate=0.99, vs_rbp=0.95):
 MARKERS = {"base": "*", "max_rate": "o", "nudge_steps": "s", "traces": "^", "neuron": "D"}
 
 
-def plot(groups, path, title="Spike-based update vs rate circuit (blue), vs RBP (red)"):
+def plot(groups, path, title="Spike-based update vs rate circuit (blue), vs RBP (red)",
+         circuit=None, engine=None):
     """Relative error of every seed's update against the nudged-phase spike count, log-log,
     for ``groups`` ``{name: rows}`` (filled markers for the first group), with the
-    ``max_rate`` sweep of the first group as lines and a spikes^-1/2 guide."""
+    ``max_rate`` sweep of the first group as lines and a spikes^-1/2 guide; the figure's
+    title names ``circuit`` and ``engine`` where given."""
     plt, fig, (ax,) = plots.figure(1, width=5.6, height=4.0)
     first = next(iter(groups))
     for name, rows in groups.items():
@@ -234,6 +236,8 @@ def plot(groups, path, title="Spike-based update vs rate circuit (blue), vs RBP 
     ax.set_xlabel("state-neuron spikes in the nudged phases (batch total)")
     ax.set_ylabel("relative error of the spike-based update")
     ax.set_title(title, fontsize=10)
+    if circuit or engine:
+        fig.suptitle(plots.run_title("Spiking fidelity", circuit, engine), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=6.5, loc="best")
     return plots.save(plt, fig, path)

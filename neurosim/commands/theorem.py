@@ -14,7 +14,7 @@ import time
 import networkx as nx
 import numpy as np
 
-from .. import ep, fidelity, jsontext, plots, rbp, traces
+from .. import ep, fidelity, jsontext, plots, rbp, traces, validity
 from ..network import Network
 from ..errors import ConfigurationError
 from ..relax import free_state
@@ -191,9 +191,20 @@ def report(res):
     return "\n".join(lines)
 
 
-def plot(res, path):
-    """PNG: a few neurons' u_k over -Sbar_k; error vs k per beta; EP bias vs beta."""
-    plt, fig, axes = plots.figure(3, width=16 / 3, height=4.6)
+#: the two sides of the theorem, in words (legends and labels of :func:`plot`)
+SBAR = ("$-\\bar S_k$: RBP side network's error derivative\n"
+        "($\\partial C/\\partial s$ carried back k steps)")
+U = ("$u_k = (s_{k+1} - s_k)\\,/\\,(\\beta\\,\\epsilon)$: EP's temporal derivative\n"
+     "in the nudged phase")
+
+
+def plot(res, path, circuit=None):
+    """PNG: a few neurons' u_k over -Sbar_k; error vs k per beta; EP bias vs beta. Axes and
+    legends say in words what u_k and Sbar_k are; the title names the network (``circuit``,
+    else the embedded default) and the spectral radius, flagged in red where it is 1 or more
+    (:func:`neurosim.validity.spectral_flag`)."""
+    from matplotlib.lines import Line2D
+    plt, fig, axes = plots.figure(3, width=16 / 3, height=5.0)
     side, eps = res["side"], res["eps"]
     k = np.arange(res["steps"])
     largest = max(res["per_beta"], key=lambda r: r["beta"])
@@ -203,28 +214,46 @@ def plot(res, path):
     hid = [p for p in net.state_pops if p != out][0]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     top = np.argsort(-np.abs(side.S[hid][:, 0, :]).max(axis=0))
+    units = []
     for i, (pop, unit) in enumerate([(out, 0), (out, 1), (hid, int(top[0])), (hid, int(top[1]))]):
         c = colors[i % len(colors)]
-        axes[0].plot(k, -side.S[pop][:, 0, unit], color=c, lw=2.5, alpha=0.45,
-                     label="-Sbar %s[%d]" % (pop, unit))
-        axes[0].plot(k, largest["traces"].u[pop][:, 0, unit], "--", color=c, lw=1.2,
-                     label="u %s[%d]" % (pop, unit))
-    axes[0].set(xlabel="step k (eps=%g)" % eps, ylabel="value",
-                title="u_k (EP, beta=%g) over -Sbar_k (RBP)" % largest["beta"])
-    axes[0].legend(fontsize=7, ncol=2)
+        axes[0].plot(k, -side.S[pop][:, 0, unit], color=c, lw=2.5, alpha=0.45)
+        axes[0].plot(k, largest["traces"].u[pop][:, 0, unit], "--", color=c, lw=1.2)
+        units.append(Line2D([], [], color=c, lw=2, label="unit %s[%d]" % (pop, unit)))
+    style = [Line2D([], [], color="0.3", lw=2.5, alpha=0.45, label=SBAR),
+             Line2D([], [], color="0.3", lw=1.2, ls="--",
+                    label=U.replace("nudged phase", "nudged phase, beta=%g" % largest["beta"]))]
+    axes[0].add_artist(axes[0].legend(handles=units, fontsize=7, loc="upper right"))
+    axes[0].legend(handles=style, fontsize=8.5, loc="upper left", bbox_to_anchor=(-0.05, -0.14),
+                   frameon=False)
+    axes[0].set(xlabel="step k of the nudged phase (eps=%g)" % eps,
+                ylabel="value (first example of the batch)",
+                title="per unit: EP's $u_k$ (dashed) on RBP's $-\\bar S_k$ (wide)")
     for r in res["per_beta"]:
         e = np.where(r["u"]["valid"], r["u"]["rel_error"], np.nan)
         axes[1].semilogy(k, e, label="beta=%g" % r["beta"])
-    axes[1].set(xlabel="step k", ylabel="|u_k + Sbar_k| / |Sbar_k|",
-                title="theorem error vs k (O(beta))")
+    axes[1].set(xlabel="step k of the nudged phase",
+                ylabel=r"$|u_k + \bar S_k|\,/\,|\bar S_k|$  (log scale)",
+                title="theorem error over k: EP's $u_k$ vs RBP's $-\\bar S_k$\n"
+                      "(all units; shrinks like beta)")
     axes[1].legend(fontsize=8)
     fit = res["fit"]
     axes[2].loglog(fit["betas"], fit["one_sided"], "o-",
-                   label="one-sided (slope %.2f)" % fit["slope_one_sided"])
+                   label="one-sided EP (slope %.2f)" % fit["slope_one_sided"])
     axes[2].loglog(fit["betas"], fit["symmetric"], "s-",
-                   label="symmetric (slope %.2f)" % fit["slope_symmetric"])
-    axes[2].set(xlabel="beta", ylabel="rel error vs RBP", title="EP bias vs beta")
+                   label="symmetric EP (slope %.2f)" % fit["slope_symmetric"])
+    axes[2].set(xlabel="beta (nudge strength)",
+                ylabel="|EP gradient - RBP gradient| / |RBP gradient|",
+                title="EP's bias vs beta\n(expected slopes: 1 one-sided, 2 symmetric)")
     axes[2].legend(fontsize=8)
+    name = circuit or "the embedded default network"
+    fig.suptitle("Theorem (Scellier & Bengio 2019): in EP's nudged phase, $u_k = -\\bar S_k$ "
+                 "as beta \u2192 0 \u2014 %s, computed by neurosim.ep and neurosim.rbp (numpy)\n"
+                 "%s; %s; spectral radius of dG/ds %.4f"
+                 % (name, net, res["source"], res["spectral_radius"] or float("nan")),
+                 fontsize=10)
+    flag = validity.spectral_flag(res["spectral_radius"])
+    plots.flag_figure(fig, [flag] if flag else [])
     return plots.save(plt, fig, path)
 
 
@@ -279,16 +308,18 @@ def save_h5(res, path):
 def main(args):
     """``neurosim theorem``: run, print the report, save PNG and HDF5, optionally JSON."""
     betas = tuple(args.betas)
-    net, data, eps = None, None, args.eps
+    net, data, eps, name = None, None, args.eps, None
     if args.circuit is not None or args.overrides:
+        from .. import config
         net, data, circuit_eps = from_circuit(args.circuit, args.overrides, args.batch, args.seed)
         eps = eps or circuit_eps
+        name = "circuit %s" % config.load(args.circuit, args.overrides)[0].name
     res = run_theorem(seed=args.seed, batch=args.batch, eps=eps or 0.1, steps=args.steps,
                       betas=betas, net=net, data=data)
     out = args.out or os.path.join("runs", "theorem-%s" % time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
     if not args.no_plot:
-        res["png"] = plot(res, os.path.join(out, "theorem.png"))
+        res["png"] = plot(res, os.path.join(out, "theorem.png"), circuit=name)
     res["h5"] = save_h5(res, os.path.join(out, "theorem.h5"))
     print(report(res))
     print("wrote %s" % ", ".join(res[k] for k in ("png", "h5") if k in res))

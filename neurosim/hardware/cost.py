@@ -94,7 +94,9 @@ Reports: :meth:`CostModel.report` returns ``{"per_example": {...}, "per_epoch": 
 "by_epoch": {...}, "table": {...}, "model": {...}}`` where ``per_example`` and ``per_epoch``
 (the mean epoch) map each phase (``free``, ``nudged``, ``update``, ``total``) to its counts,
 ``energy_pj``/``energy_uj``, ``latency_ns``/``latency_us`` and ``energy_by_op_pj``, and
-``by_epoch`` holds the same per phase as lists, one entry per epoch.
+``by_epoch`` holds the same per phase as lists, one entry per epoch; ``model`` the settings
+priced, ``kind`` (``rate`` or ``spiking``: MACs or synaptic events) and, for an engine's model,
+``engine`` (its registered name).
 ``neurosim.traces.write(path, ..., cost=report)`` stores it as the ``/cost`` group of a trace
 file (units on the datasets, the table and the model settings as attributes) and
 ``neurosim.traces.load(path).cost`` reads it back.
@@ -263,10 +265,14 @@ class CostModel:
         Examples per update (for the estimate of pulses without a meter).
     spiking : bool
         A spiking engine: synaptic events instead of MACs.
+    engine : str, optional
+        The registered name of the engine it models (``reference``, ``brian2-spiking``, ...),
+        reported as ``model["engine"]``; ``model["kind"]`` says ``rate`` or ``spiking``.
     """
 
     def __init__(self, net, table=None, *, eps, free_steps, nudge_steps, variant="symmetric",
-                 batch_size=20, spiking=False, nudged_phases=None):
+                 batch_size=20, spiking=False, nudged_phases=None, engine=None):
+        self.engine = engine
         self.net, self.table = net, table if table is not None else CostTable()
         self.eps, self.free_steps, self.nudge_steps = float(eps), float(free_steps), \
             float(nudge_steps)
@@ -302,7 +308,8 @@ class CostModel:
         return cls(engine.net, table, eps=s.eps, free_steps=free,
                    nudge_steps=nudged, variant=variant or s.variant,
                    batch_size=batch_size, nudged_phases=len(engine.plan.nudged),
-                   spiking=isinstance(engine.counters().get("synaptic_events"), dict))
+                   spiking=isinstance(engine.counters().get("synaptic_events"), dict),
+                   engine=engine.name)
 
     # -- per example ---------------------------------------------------------------------
     def phase_counts(self):
@@ -377,7 +384,8 @@ class CostModel:
             by_epoch[p] = {k: [b[p][k] for b in by] for k in by[0][p] if k != "energy_by_op_pj"}
             by_epoch[p]["energy_by_op_pj"] = {op: [b[p]["energy_by_op_pj"][op] for b in by]
                                               for op in by[0][p]["energy_by_op_pj"]}
-        model = {"engine": "spiking" if self.spiking else "rate", "variant": self.variant,
+        kind = "spiking" if self.spiking else "rate"
+        model = {"kind": kind, "variant": self.variant,
                  "eps": self.eps, "free_steps": self.free_steps, "nudge_steps": self.nudge_steps,
                  "nudged_phases": self.nudged_phases, "batch_size": self.batch_size,
                  "macs_per_step": self.macs_per_step, "neurons": self.neurons,
@@ -387,6 +395,8 @@ class CostModel:
                  "measured_pulses": measured["pulses"],
                  "measured_synaptic_events": measured["synaptic_events"],
                  "metered": meter is not None and any(r["examples"] > 0 for r in meter.epochs)}
+        if self.engine:
+            model = {"engine": self.engine, **model}
         return {"per_example": per_example, "per_epoch": per_epoch, "by_epoch": by_epoch,
                 "table": self.table.as_dict(), "model": model}
 
@@ -420,12 +430,21 @@ def summary(report):
     return {k: v for k, v in report.items() if k != "by_epoch"}
 
 
+def kind_of(model):
+    """``rate`` or ``spiking``: the hardware a report's ``model`` prices (reports written
+    before ``model["kind"]`` held it in ``model["engine"]``)."""
+    return model.get("kind") or model.get("engine")
+
+
 def describe(report):
     """One line: energy and latency per example (by phase) and per epoch."""
     e, m = report["per_example"], report["per_epoch"]
-    return ("cost (order-of-magnitude table of a %s crossbar): per example %.4g uJ, %.4g us (free %.3g, "
-            "nudged %.3g, update %.3g uJ); per epoch %.4g uJ, %.4g us"
-            % (report["model"]["engine"], e["total"]["energy_uj"], e["total"]["latency_us"],
+    model = report["model"]
+    who = "" if model.get("engine") in (None, kind_of(model)) else \
+        ", %s engine" % model["engine"]
+    return ("cost (order-of-magnitude table of a %s crossbar%s): per example %.4g uJ, %.4g us "
+            "(free %.3g, nudged %.3g, update %.3g uJ); per epoch %.4g uJ, %.4g us"
+            % (kind_of(model), who, e["total"]["energy_uj"], e["total"]["latency_us"],
                e["free"]["energy_uj"], e["nudged"]["energy_uj"], e["update"]["energy_uj"],
                m["total"]["energy_uj"], m["total"]["latency_us"]))
 
@@ -454,4 +473,4 @@ def load_h5(path):
 
 
 __all__ = ["CostTable", "CostModel", "CostMeter", "table_from_section", "read_counters",
-           "run_report", "summary", "describe", "write_group", "load_h5"]
+           "run_report", "summary", "describe", "kind_of", "write_group", "load_h5"]

@@ -30,14 +30,15 @@ PLOTTED = (("test_accuracy", "test accuracy"),
            ("fidelity_applied_cosine_mean", "cosine of the update applied to RBP"))
 
 
-def plot(out, grid, rows, base=None):
+def plot(out, grid, rows, base=None, circuit=None, engine=None):
     """``sweep_<key>.png`` per swept key: test accuracy and fidelity cosines (mean over
     training; the EP estimate, and on devices the update they took) against the key. A grid
     has one line per value of the next swept key, averaged over the others; one key at a
     time (``base``: the other keys' values) the curve holds the others at ``base``, and
-    ``design_curves.png`` puts every key's curves in one figure. Returns the paths."""
+    ``design_curves.png`` puts every key's curves in one figure. Every figure's title names
+    ``circuit`` and ``engine`` (None where the engine is swept). Returns the paths."""
     import numpy as np
-    from ..plots import figure, save
+    from ..plots import figure, run_title, save
     done = [r for r in rows if r["status"] == "done"]
     if not done:
         return []
@@ -82,14 +83,16 @@ def plot(out, grid, rows, base=None):
             elif base is not None and len(keys) > 1:
                 ax.text(0.01, 0.01, "other keys at the circuit's values", transform=ax.transAxes,
                         fontsize=7, color="0.4")
+        fig.suptitle(run_title("Sweep of %s" % key, circuit, engine), fontsize=10)
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", key)
         paths.append(save(plt, fig, os.path.join(out, "sweep_%s.png" % name)))
     if base is not None and curves:
-        paths.append(_design_curves(out, keys, metrics, curves))
+        paths.append(_design_curves(out, keys, metrics, curves,
+                                    run_title("Design curves", circuit, engine)))
     return paths
 
 
-def _design_curves(out, keys, metrics, curves):
+def _design_curves(out, keys, metrics, curves, title):
     """One figure: a column per swept key, a row per metric (one key at a time)."""
     from ..plots import save
     import matplotlib
@@ -118,6 +121,7 @@ def _design_curves(out, keys, metrics, curves):
         axes[-1][j].set_xlabel(key, fontsize=8)
     for i, (_, name) in enumerate(metrics):
         axes[i][0].set_ylabel(name, fontsize=7)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save(plt, fig, os.path.join(out, "design_curves.png"))
 

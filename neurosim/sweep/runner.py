@@ -173,7 +173,8 @@ def run_sweep(circuit=None, params=(), overrides=(), workers=2, scheduler=None, 
     if todo:
         _schedule(todo, out, path, retries, workers, scheduler, rows, save_index, echo,
                   len(runs), skipped)
-    plots = sweep_report.plot(out, grid, list(rows.values()), ref)
+    plots = sweep_report.plot(out, grid, list(rows.values()), ref, circuit=base.name,
+                              engine=None if "engine.name" in keys else base.engine.name)
     md = sweep_report.table(grid, [rows[r["id"]] for r in runs], ref)
     atomic.write_text(os.path.join(out, "table.md"), md + "\n", newline="")
     echo("\n" + md + "\n")

@@ -249,8 +249,11 @@ def _cost_line(g):
             e, lat = g[where + "/energy_uj"][()], g[where + "/latency_us"][()]
             e, lat = (float(np.mean(v)) for v in (e, lat))
             parts.append("%s %s uJ, %s us" % (label, _fmt(e), _fmt(lat)))
-    if "model_engine" in g.attrs:
-        parts.append("table of a %s crossbar" % to_str(g.attrs["model_engine"]))
+    kind = g.attrs.get("model_kind", g.attrs.get("model_engine"))   # older files: engine
+    if kind is not None:
+        parts.append("table of a %s crossbar" % to_str(kind))
+    if "model_kind" in g.attrs and "model_engine" in g.attrs:
+        parts.append("%s engine" % to_str(g.attrs["model_engine"]))
     if "model_epochs" in g.attrs:
         parts.append("%d epoch(s)" % int(g.attrs["model_epochs"]))
     return ", ".join(parts) or ", ".join(key_of(o) for o in g.values())
