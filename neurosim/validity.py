@@ -5,7 +5,8 @@ A flag names its ``target`` (``fidelity``: the fidelity figure and table; ``lear
 the learning curves and the per-epoch table; ``phases``: the phases of training;
 ``theorem``: the theorem figure; ``fidelity_curve``: the figure of ``neurosim fidelity``), a
 ``label`` (:data:`NOT_VALID`: the numbers do not measure what they say; :data:`INCOMPLETE`:
-some batches are left out) and the ``reason`` in words."""
+some batches are left out; :data:`CHECK`: some of the training's batches ran phases that did
+not settle, which the figures do not show) and the ``reason`` in words."""
 from __future__ import annotations
 
 import math
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 NOT_VALID = "not valid"
 INCOMPLETE = "incomplete"
+CHECK = "check"
 
 #: the largest ``max |s0 - s*|`` (units of the state, which lives in [0, 1]) at which the
 #: engine's free state counts as the fixed point RBP linearises at
@@ -119,12 +121,15 @@ def phase_flags(summary):
     free, nudged = s.get("unsettled_free_batches", 0), s.get("unsettled_nudged_batches", 0)
     if not (free or nudged):
         return []
-    return [Flag("phases", NOT_VALID,
+    n = s.get("batches", 0) or 0
+
+    def share(k):
+        return "%d (%.1f %%)" % (k, 100.0 * k / n) if n else "%d" % k
+    return [Flag("phases", CHECK,
                  "phases stopped at their step cap with the projected step above engine.tol: "
-                 "the free phase in %d and a nudged phase in %d of %d batches; EP then "
-                 "estimates the gradient at a point that is not a fixed point (raise "
-                 "engine.free_steps / engine.nudge_steps)" % (free, nudged,
-                                                              s.get("batches", 0)))]
+                 "the free phase in %s and a nudged phase in %s of %d training batches; those "
+                 "batches' updates were taken away from a fixed point (raise engine.free_steps "
+                 "/ engine.nudge_steps to settle them)" % (share(free), share(nudged), n))]
 
 
 def spectral_flag(radius, target="theorem"):
@@ -142,5 +147,5 @@ def of_target(flags, target):
     return [f for f in flags if f.target == target]
 
 
-__all__ = ["Flag", "NOT_VALID", "INCOMPLETE", "FREE_DISTANCE_LIMIT", "fidelity_flags",
+__all__ = ["Flag", "NOT_VALID", "INCOMPLETE", "CHECK", "FREE_DISTANCE_LIMIT", "fidelity_flags",
            "history_flags", "phase_flags", "free_distance_flag", "spectral_flag", "of_target"]

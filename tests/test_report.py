@@ -199,7 +199,7 @@ def test_unsettled_phases_are_flagged_in_the_report():
     html = report.render(s, {"epoch": [1]}, {})
     phases = section_of(html, "<h3>Phases</h3>")
     assert phases.startswith('<section class="flagged">') and '<div class="flag">' in phases
-    assert "the free phase in 7 and a nudged phase in 97 of 2160" in phases
+    assert "the free phase in 7 (0.3 %) and a nudged phase in 97 (4.5 %) of 2160" in phases
     settled = report.render(dict(s, unsettled_free_batches=0, unsettled_nudged_batches=0),
                             {"epoch": [1]}, {})
     assert 'class="flag' not in settled and "Every phase settled" in settled

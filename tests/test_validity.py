@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from neurosim import validity
-from neurosim.validity import INCOMPLETE, NOT_VALID
+from neurosim.validity import CHECK, INCOMPLETE, NOT_VALID
 
 
 def log(n=10):
@@ -43,7 +43,9 @@ def test_history_phases_and_spectral_radius():
     assert validity.phase_flags({"unsettled_free_batches": 0}) == []
     (flag,) = validity.phase_flags({"unsettled_free_batches": 2, "unsettled_nudged_batches": 3,
                                     "batches": 50})
-    assert "the free phase in 2 and a nudged phase in 3 of 50 batches" in flag.reason
+    assert flag.label == CHECK
+    assert "the free phase in 2 (4.0 %) and a nudged phase in 3 (6.0 %) of 50 training batches" \
+        in flag.reason
     assert validity.spectral_flag(0.98) is None and validity.spectral_flag(None) is None
     assert validity.spectral_flag(1.0).label == NOT_VALID
     assert validity.free_distance_flag([0.5], "fidelity_curve").reason.startswith(
