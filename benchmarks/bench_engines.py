@@ -10,11 +10,7 @@ Cases: ``conv_fashion`` for one epoch, ``fashion_mnist_784-500-10`` over its 10 
 the fidelity cosine, then the ratio reference / torch (above 1: torch is faster); saves the
 same to ``benchmarks/results/engines.json`` (``--out``)."""
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
-import time
 
 import results
 
@@ -27,19 +23,6 @@ TABLES = [{"id": "cases", "rows": "cases", "columns": [
      "{:.2f} %", "error_percent"],
     ["fidelity cosine mean reference / torch",
      ["reference.fidelity_cosine_mean", "torch.fidelity_cosine_mean"], "{:.5f}"]]}]
-
-
-def run(circuit, overrides, out):
-    cmd = [sys.executable, "-m", "neurosim.cli", "run", circuit, "--json", "--no-progress",
-           "--set", "output.dir=%r" % out]
-    for o in overrides:
-        cmd += ["--set", o]
-    t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - t
-    if r.returncode:
-        sys.exit("%s failed:\n%s" % (" ".join(cmd), r.stderr[-2000:]))
-    return dict(json.loads(r.stdout.strip().splitlines()[-1]), wall_seconds=seconds)
 
 
 def main():
@@ -65,7 +48,7 @@ def main():
                 more = ["engine.name=%s" % engine]
                 if engine == "torch":
                     more.append("engine.device=%s" % a.device)
-                r = run(circuit, extra + more, out)
+                r = results.neurosim_run(circuit, extra + more, out)
                 row[engine] = {k: r.get(k) for k in (
                     "wall_seconds", "seconds", "test_accuracy", "epochs", "fidelity_cosine_mean",
                     "fidelity_cosine_worst", "free_distance_worst")}

@@ -16,12 +16,12 @@ The rate circuit runs with the same eps (its Euler step in units of tau). Each s
 runs over ``--seeds`` spike seeds; the tables give mean (and min) over seeds. "spikes" is the
 number of spikes the state neurons (hidden and output, all examples of the batch) fire in the
 nudged phases (both, symmetric EP), mean over seeds. ``--digits`` adds 64-16-10 digits (batch
-8) with Poisson and LIF neurons at the defaults. Asserts nothing; the last line is JSON.
+8) with Poisson and LIF neurons at the defaults. Asserts nothing; saves the rows to
+``benchmarks/results/spiking_fidelity.json`` (``--results``).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -29,6 +29,21 @@ import numpy as np
 import neurosim as ns
 from neurosim.commands import spiking_fidelity as sf
 from neurosim.brian.spiking import DEFAULTS
+
+import results
+
+FIELDS = ("sweep", "setting", "neuron", "spikes", "cos_rate", "cos_rate_min", "rel_rate",
+          "sign_rate", "cos_rbp", "cos_rbp_min", "rel_rbp", "sign_rbp", "rate_vs_rbp_cosine",
+          "rate_vs_rbp_rel_error", "seconds_per_run")
+TABLES = [{"id": "rows", "rows": "rows", "columns": [
+    ["network", "network"], ["sweep", "sweep"], ["setting", "setting"],
+    ["nudged spikes", "spikes", "{:,.0f}"],
+    ["cos vs rate (worst seed)", ["cos_rate", "cos_rate_min"], "{:.4f} ({:.4f})"],
+    ["rel err vs rate", "rel_rate", "{:.3f}"], ["sign vs rate", "sign_rate", "{:.3f}"],
+    ["cos vs RBP (worst seed)", ["cos_rbp", "cos_rbp_min"], "{:.4f} ({:.4f})"],
+    ["rel err vs RBP", "rel_rbp", "{:.3f}"], ["sign vs RBP", "sign_rbp", "{:.3f}"],
+    ["rate circuit vs RBP: cos / rel err", ["rate_vs_rbp_cosine", "rate_vs_rbp_rel_error"],
+     "{:.4f} / {:.3f}"]]}]
 
 
 def sweeps(quick):
@@ -57,8 +72,12 @@ def main():
     ap.add_argument("--seeds", type=int, default=None, help="spike seeds per setting (3)")
     ap.add_argument("--digits", action="store_true",
                     help="add 64-16-10 digits (batch 8), Poisson and LIF at the defaults")
-    ap.add_argument("--out", default="benchmarks/spiking_fidelity.png")
+    ap.add_argument("--out", default="benchmarks/spiking_fidelity.png", help="the figure")
+    ap.add_argument("--results", default=None, metavar="FILE.json",
+                    help="where to save the result (default "
+                         "benchmarks/results/spiking_fidelity.json)")
     args = ap.parse_args()
+    rec = results.start("spiking_fidelity")
     seeds = args.seeds or (2 if args.quick else 3)
     free_steps, beta = DEFAULTS["free_steps"], DEFAULTS["beta"]
     t_start = time.perf_counter()
@@ -101,16 +120,12 @@ def main():
     png = sf.plot(groups, args.out)
     elapsed = time.perf_counter() - t_start
     print("plot: %s; total %.1f s" % (png, elapsed))
-    summary = {"benchmark": "spiking_fidelity", "seconds": round(elapsed, 1), "plot": png,
-               "threshold_setting": best,
-               "rows": {k: [{c: r[c] for c in ("sweep", "setting", "neuron", "spikes",
-                                              "cos_rate", "cos_rate_min", "rel_rate",
-                                              "sign_rate", "cos_rbp", "cos_rbp_min",
-                                              "rel_rbp", "sign_rbp", "rate_vs_rbp_cosine",
-                                              "rate_vs_rbp_rel_error",
-                                              "seconds_per_run")}
-                            for r in v] for k, v in groups.items()}}
-    print(json.dumps(summary))
+    rec.save({"threshold_setting": best,
+              "rows": [dict({c: r[c] for c in FIELDS}, network=k)
+                       for k, v in groups.items() for r in v]}, TABLES,
+             settings={"quick": args.quick, "seeds": seeds, "digits": args.digits,
+                       "beta": beta, "free_steps": free_steps, "figure": png},
+             path=args.results)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Benchmark results as data: every ``benchmarks/bench_*.py`` writes what it measured to
-``benchmarks/results/<name>.json`` through this module, and ``benchmarks/tables.py`` renders
+``benchmarks/results/<name>.json`` through this module (and runs ``neurosim run`` through
+:func:`neurosim_run`), and ``benchmarks/tables.py`` renders
 those files into the Markdown tables of the READMEs.
 
     rec = results.start("default_run")          # the command line, UTC date, load, CPU clock
@@ -130,6 +131,21 @@ def command_line():
     return "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
+def neurosim_run(circuit=None, overrides=(), out=None):
+    """``neurosim run CIRCUIT --json`` as a subprocess (output folder ``out``), exiting with
+    its stderr on failure; its summary with ``wall_seconds`` added."""
+    cmd = [sys.executable, "-m", "neurosim.cli", "run"] + ([circuit] if circuit else []) + [
+        "--json", "--no-progress"] + (["--out", out] if out else [])
+    for o in overrides:
+        cmd += ["--set", o]
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if r.returncode:
+        sys.exit("%s failed:\n%s" % (" ".join(cmd), r.stderr[-2000:]))
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]), wall_seconds=wall)
+
+
 class Recorder:
     """One benchmark run: started by :func:`start`, written by :meth:`save`."""
 
@@ -174,4 +190,4 @@ def start(name, packages=()):
 
 __all__ = ["LAYOUT", "PACKAGES", "RESULTS", "Recorder", "add_out_argument", "code_version",
            "command_line", "cpu_clock", "cpu_model", "load", "loadavg", "machine",
-           "other_load", "path_of", "start", "versions"]
+           "neurosim_run", "other_load", "path_of", "start", "versions"]

@@ -42,9 +42,10 @@ RESULTS = os.path.join(HERE, "results")
 FILES = ("benchmarks/README.md", "README.md")
 TRANSFORMS = {"percent": lambda v: 100.0 * v, "error_percent": lambda v: 100.0 * (1.0 - v),
               "milli": lambda v: 1e3 * v, "mega": lambda v: 1e-6 * v}
-BLOCK = re.compile(r"<!-- results:(?P<name>[\w-]+(?:#[\w-]+)?) -->\n.*?<!-- /results:(?P=name) -->",
-                   re.S)
-INLINE = re.compile(r"<!-- result:(?P<name>[\w-]+)\.(?P<path>\S+?)(?: (?P<fmt>(?:(?!-->)[^\n])*?))? -->"
+BLOCK = re.compile(r"<!-- results:(?P<name>[\w-]+(?:#[\w-]+)?) -->\n"
+                   r".*?<!-- /results:(?P=name) -->", re.S)
+INLINE = re.compile(r"<!-- result:(?P<name>[\w-]+)\.(?P<path>\S+?)"
+                    r"(?: (?P<fmt>(?:(?!-->)[^\n])*?))? -->"
                     r"(?P<body>(?:(?!<!--)[^\n])*?)<!-- /result -->")
 TOKEN = re.compile(r"\[(?P<select>[^\]]*)\]|(?P<key>[^.\[\]]+)")
 INDEX = re.compile(r"-?\d+")
@@ -169,7 +170,8 @@ def provenance(result, name):
     where = ", ".join(str(v) for v in (m.get("machine"), m.get("cpu"),
                                        m.get("cpus") and "%s CPUs" % m["cpus"]) if v)
     took = " in %.0f s" % result["seconds"] if result.get("seconds") else ""
-    date = str(result.get("date", "?")).replace("T", " ").replace("Z", " UTC")
+    date = str(result.get("date", "?"))
+    date = "%s %s UTC" % (date[:10], date[11:16]) if "T" in date else date
     line = "Measured %s by `%s`%s" % (date, result.get("command", "?"), took)
     return "%s (%s%s); `benchmarks/results/%s.json`." % (
         line, where, "; " + "; ".join(parts) if parts else "", name)
