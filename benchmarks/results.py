@@ -114,13 +114,15 @@ def machine(packages=()):
 
 
 def code_version():
-    """The git commit of this checkout and whether tracked files differed from it."""
+    """The git commit of this checkout and whether its tracked code (``*.py``, ``*.toml``)
+    differed from it."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
                               timeout=10).stdout.strip()
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "*.py",
+                         "*.toml"))
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit or None, "dirty": dirty}
