@@ -4,7 +4,8 @@
     python benchmarks/tables.py --check    # exit 1 when any block differs from its result
     python benchmarks/tables.py FILE.md    # other files instead of FILES
 
-Markers (HTML comments, invisible on GitHub; files without markers are left alone):
+Markers (HTML comments, invisible on GitHub; files without markers are left alone; a marker
+right after a backtick is code, not a marker):
 
 * a block: ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->`` is replaced by a line
   saying how ``results/NAME.json`` was measured (command, date, seconds, load) and its tables;
@@ -42,9 +43,9 @@ RESULTS = os.path.join(HERE, "results")
 FILES = ("benchmarks/README.md", "README.md")
 TRANSFORMS = {"percent": lambda v: 100.0 * v, "error_percent": lambda v: 100.0 * (1.0 - v),
               "milli": lambda v: 1e3 * v, "mega": lambda v: 1e-6 * v}
-BLOCK = re.compile(r"<!-- results:(?P<name>[\w-]+(?:#[\w-]+)?) -->\n"
+BLOCK = re.compile(r"(?<!`)<!-- results:(?P<name>[\w-]+(?:#[\w-]+)?) -->\n"
                    r".*?<!-- /results:(?P=name) -->", re.S)
-INLINE = re.compile(r"<!-- result:(?P<name>[\w-]+)\.(?P<path>\S+?)"
+INLINE = re.compile(r"(?<!`)<!-- result:(?P<name>[\w-]+)\.(?P<path>\S+?)"
                     r"(?: (?P<fmt>(?:(?!-->)[^\n])*?))? -->"
                     r"(?P<body>(?:(?!<!--)[^\n])*?)<!-- /result -->")
 TOKEN = re.compile(r"\[(?P<select>[^\]]*)\]|(?P<key>[^.\[\]]+)")
