@@ -65,7 +65,8 @@ def main():
                 gs, spikes = [], []
                 for s in range(a.seeds):
                     c = ns.brian.compile(net, model="spiking", clip=True, seed=s, record=False,
-                                         noise=noise, eps=0.1, tau_fast=20.0, tau_slow=60.0)
+                                         neuron="poisson", max_rate=1000.0, noise=noise,
+                                         eps=0.1, tau_fast=20.0, tau_slow=60.0)
                     gs.append(flat(c.ep_update(x, y, **kw)))
                     spikes.append(sum(c.stats["spikes"].values()))
             gs = np.array(gs)
@@ -93,8 +94,9 @@ def compiled_draws(net, x, y, beta, noise, slots, flat):
     from neurosim.brian.spiking_training import SpikingTrainingCircuit
     B = x.shape[0]
     c = SpikingTrainingCircuit(net, B * slots, batch_size=B, seed=0, record_slots=slots,
-                               noise=noise, beta=beta, variant="symmetric", eps=0.1,
-                               free_steps=300, nudge_steps=300, tau_fast=20.0, tau_slow=60.0)
+                               neuron="poisson", max_rate=1000.0, noise=noise, beta=beta,
+                               variant="symmetric", eps=0.1, free_steps=300, nudge_steps=300,
+                               tau_fast=20.0, tau_slow=60.0)
     try:
         c.train_epoch(np.tile(x, (slots, 1)), np.tile(y, (slots, 1)),
                       lrs={k: 0.0 for k in net.params}, record=range(slots))

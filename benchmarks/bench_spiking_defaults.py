@@ -60,7 +60,8 @@ def main():
             rate = ns.brian.compile(net, model="rate", device="runtime", eps=0.1,
                                     clip=True).ep_update(x, y, **kw)
             c = ns.brian.compile(net, model="spiking", clip=True, seed=seed, record=False,
-                                 eps=0.1, tau_fast=tf, tau_slow=ts, noise=noise)
+                                 neuron="poisson", max_rate=1000.0, eps=0.1, tau_fast=tf,
+                                 tau_slow=ts, noise=noise)
             g = c.ep_update(x, y, **kw)
             c_rbp.append(ns.fidelity.compare(g, rbp)["cosine"])
             c_rate.append(ns.fidelity.compare(g, rate)["cosine"])

@@ -10,8 +10,9 @@ falls with the number of spikes.
 Network: 4-5-3 hard sigmoid (``ns.layered([4, 5, 3], activation="hard_sigmoid", seed=1)``),
 states clipped to [0, 1], a seeded batch of 4 (x uniform in [0, 1], one-hot y), runtime
 device, symmetric EP with beta 0.3 and 1000 free steps. Every setting not swept keeps the
-spiking circuit's defaults (``neurosim.brian.spiking.DEFAULTS``: tau 10 ms, eps 0.1, so dt =
-1 ms; max_rate 1000 Hz; tau_syn 10 ms; tau_fast / tau_slow 20 / 200 ms; 1000 nudged steps).
+spiking circuit's defaults of issue 5 (``STUDY``: ``neurosim.brian.spiking.DEFAULTS`` with
+Poisson units and beta 0.3: tau 10 ms, eps 0.1, so dt = 1 ms; max_rate 1000 Hz; tau_syn
+10 ms; tau_fast / tau_slow 20 / 200 ms; 1000 nudged steps).
 The rate circuit runs with the same eps (its Euler step in units of tau). Each spiking setting
 runs over ``--seeds`` spike seeds; the tables give mean (and min) over seeds. "spikes" is the
 number of spikes the state neurons (hidden and output, all examples of the batch) fire in the
@@ -32,6 +33,9 @@ from neurosim.brian.spiking import DEFAULTS
 
 import results
 
+#: the issue-5 study's circuit: the spiking defaults of its day (Poisson units, beta 0.3), not
+#: today's ``DEFAULTS`` (sigma-delta units at beta 0.01 since issue 25)
+STUDY = dict(DEFAULTS, neuron="poisson", beta=0.3)
 FIELDS = ("sweep", "setting", "neuron", "spikes", "cos_rate", "cos_rate_min", "rel_rate",
           "sign_rate", "cos_rbp", "cos_rbp_min", "rel_rbp", "sign_rbp", "rate_vs_rbp_cosine",
           "rate_vs_rbp_rel_error", "seconds_per_run")
@@ -49,13 +53,13 @@ TABLES = [{"id": "rows", "rows": "rows", "columns": [
 def sweeps(quick):
     """The settings ``[(sweep, label, circuit params, nudge_steps), ...]`` of
     :func:`neurosim.spiking_fidelity.study`, one factor at a time around the defaults."""
-    nudge = DEFAULTS["nudge_steps"]
+    nudge = STUDY["nudge_steps"]
     rates = (250, 1000) if quick else (125, 250, 500, 1000)
     durations = (250, 1000) if quick else (250, 500, 1000, 2000)
     pairs = ((10, 100), (20, 200)) if quick else ((5, 50), (10, 100), (20, 200), (20, 400),
                                                   (50, 200))
-    dt = DEFAULTS["eps"] * DEFAULTS["tau"]
-    base = {k: DEFAULTS[k] for k in ("neuron", "max_rate", "eps", "tau_fast", "tau_slow")}
+    dt = STUDY["eps"] * STUDY["tau"]
+    base = {k: STUDY[k] for k in ("neuron", "max_rate", "eps", "tau_fast", "tau_slow")}
     items = [("max_rate", "%g Hz" % r, dict(base, max_rate=float(r)), nudge) for r in rates]
     # tau_slow scaled with the phase: tau_slow = (nudged phase) / 5, as the default 200/1000
     items += [("nudge_steps", "%d steps, tau_slow %g ms" % (n, n * dt / 5),
@@ -79,7 +83,7 @@ def main():
     args = ap.parse_args()
     rec = results.start("spiking_fidelity")
     seeds = args.seeds or (2 if args.quick else 3)
-    free_steps, beta = DEFAULTS["free_steps"], DEFAULTS["beta"]
+    free_steps, beta = STUDY["free_steps"], STUDY["beta"]
     t_start = time.perf_counter()
 
     def log(r):
@@ -92,8 +96,8 @@ def main():
     x = rng.uniform(0, 1, (4, 4))
     y = np.eye(3)[rng.integers(0, 3, 4)]
     print("4-5-3 hard sigmoid, batch 4, clip, symmetric EP beta %g, %d free steps, eps %g "
-          "(dt %g ms), %d spike seeds" % (beta, free_steps, DEFAULTS["eps"],
-                                          DEFAULTS["eps"] * DEFAULTS["tau"], seeds))
+          "(dt %g ms), %d spike seeds" % (beta, free_steps, STUDY["eps"],
+                                          STUDY["eps"] * STUDY["tau"], seeds))
     groups = {"4-5-3": sf.study(net, x, y, sweeps(args.quick), beta=beta, free_steps=free_steps,
                                 seeds=seeds, log=log)["rows"]}
     print("\n" + sf.report(groups["4-5-3"], "4-5-3 hard sigmoid (mean over seeds; worst seed "
@@ -105,9 +109,9 @@ def main():
         yd = d.y_train[:8]
         dnet = ns.layered([64, 16, 10], activation="hard_sigmoid", seed=1)
         print("\n64-16-10 digits, batch 8")
-        base = {k: DEFAULTS[k] for k in ("neuron", "max_rate", "eps", "tau_fast", "tau_slow")}
-        items = [("neuron", "poisson (defaults)", base, DEFAULTS["nudge_steps"]),
-                 ("neuron", "lif (defaults)", dict(base, neuron="lif"), DEFAULTS["nudge_steps"])]
+        base = {k: STUDY[k] for k in ("neuron", "max_rate", "eps", "tau_fast", "tau_slow")}
+        items = [("neuron", "poisson (defaults)", base, STUDY["nudge_steps"]),
+                 ("neuron", "lif (defaults)", dict(base, neuron="lif"), STUDY["nudge_steps"])]
         groups["64-16-10"] = sf.study(dnet, xd, yd, items, beta=beta, free_steps=free_steps,
                                       seeds=seeds, log=log)["rows"]
         print("\n" + sf.report(groups["64-16-10"], "64-16-10 digits (mean over seeds; worst "
