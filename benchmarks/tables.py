@@ -16,16 +16,18 @@ right after a backtick is code, not a marker):
   its last key, else ``{:.4g}``.
 
 A PATH is looked up in the result's ``figures`` (or, when its first key is not there, in the
-whole file: ``date``, ``seconds``, ``settings.batch``, ...): keys joined by dots, ``[2]`` an
-index, ``[key=value,key2=value2]`` the first list element with those values, e.g.
+whole file: ``date``, ``seconds``, ``settings.batch``, ...): keys joined by dots, ``[2]`` or
+``[-1]`` an index, ``[key=value,key2=value2]`` the first list element with those values, e.g.
 ``cases[circuit=conv_fashion].ratio``.
 
 A table (one entry of the result's ``tables``) is ``{"id", "title", "rows", "where",
 "columns"}``: ``rows`` a PATH to a list of dicts (absent: one row, the figures), ``where``
 keeps the rows with those values, ``columns`` a list of ``[head, path, template, transform]``
-(the last two optional): ``path`` is looked up in the row (a list of paths: the values joined
-by " / "), ``template`` is a :meth:`str.format` template, ``transform`` one of
-:data:`TRANSFORMS`. A missing or null value shows as "-"."""
+(the last two optional): ``path`` is looked up in the row, ``template`` is a
+:meth:`str.format` template, ``transform`` one of :data:`TRANSFORMS`; a list of paths puts
+several values in one cell, formatted together when the template has a field for each, else
+each alone and joined by " / ". A missing or null value shows as "-", a list's items are
+joined by ", "."""
 from __future__ import annotations
 
 import argparse
