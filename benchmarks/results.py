@@ -1,7 +1,7 @@
 """Benchmark results as data: every ``benchmarks/bench_*.py`` writes what it measured to
-``benchmarks/results/<name>.json`` through this module (and runs ``neurosim run`` through
-:func:`neurosim_run`), and ``benchmarks/tables.py`` renders
-those files into the Markdown tables of the READMEs.
+``benchmarks/results/<name>.json`` through this module, and ``benchmarks/tables.py`` renders
+those files into the Markdown tables of the READMEs. Benchmarks that time ``neurosim run``
+call it through :func:`neurosim_run`.
 
     rec = results.start("default_run")          # the command line, UTC date, load, CPU clock
     ...                                          # measure
@@ -11,8 +11,8 @@ A result file (``LAYOUT`` 1) holds ``name``, ``command``, ``date`` (UTC, ISO 860
 ``seconds`` (the script's wall time), ``machine`` (platform, CPU, versions), ``load`` (load
 average before and after, the cores other processes kept busy meanwhile), ``code`` (git
 commit), ``settings`` (what was run), ``figures`` (what was measured, plain JSON), ``formats``
-(display templates of single figures) and ``tables`` (how ``tables.py`` renders them; the
-specification is in that module's docstring). Files are written atomically."""
+(display templates of single figures), ``tables`` (how ``tables.py`` renders them; the
+specification is in that module's docstring) and ``notes``. Files are written atomically."""
 from __future__ import annotations
 
 import datetime
