@@ -6,12 +6,12 @@ beta 0.5, batch 20), measured in one run.
     python benchmarks/bench_brian_rate.py [--examples 2000] [--free 100] [--nudge 20]
 
 The circuit's epoch time excludes the one-off C++ build (printed separately); after the run
-both engines' weights are compared (they agree to rounding). Asserts nothing.
+both engines' weights are compared (they agree to rounding). Asserts nothing; saves the
+figures to ``benchmarks/results/brian_rate.json`` (``--out``).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -21,6 +21,17 @@ from neurosim.brian.training import TrainingCircuit
 from neurosim.engines.reference import ep_step
 from neurosim.relax import blas_threads
 from neurosim.training.trainer import resolve_learning_rates
+
+import results
+
+TABLES = [{"id": "engines", "rows": "engines", "columns": [
+    ["engine", "engine"], ["examples/s", "examples_per_second", "{:,.0f}"]]},
+    {"id": "details", "columns": [
+        ["examples", "examples"], ["data", "source"],
+        ["circuit build s (once)", "build_seconds", "{:.1f}"],
+        ["first epoch s (build included)", "first_epoch_seconds", "{:.1f}"],
+        ["reference / circuit", "reference_over_circuit", "{:.1f}x"],
+        ["max weight difference after the epochs", "max_weight_difference", "{:.1e}"]]}]
 
 
 def main():
@@ -32,7 +43,9 @@ def main():
     ap.add_argument("--epochs", type=int, default=2, help="circuit epochs timed (after the build)")
     ap.add_argument("--threads", type=int, default=1,
                     help="OpenMP threads of the compiled circuit (engine.threads; default 1)")
+    results.add_out_argument(ap, "brian_rate")
     args = ap.parse_args()
+    rec = results.start("brian_rate")
     rng = np.random.default_rng(0)
     n = args.examples
     try:
@@ -76,9 +89,17 @@ def main():
     print("circuit build (one-off): %.1f s, first epoch incl. build %.1f s; reference/circuit "
           "speed ratio %.1f; max |weight difference| after %d epochs: %.2e"
           % (tc.seconds_build, first, ref_eps / circuit_eps, 1 + args.epochs, diff))
-    print(json.dumps({"circuit_examples_per_second": circuit_eps,
-                      "reference_examples_per_second": ref_eps, "build_seconds": tc.seconds_build,
-                      "max_weight_difference": diff}))
+    rec.save({"engines": [
+        {"engine": "Brian2 cpp_standalone circuit (%d thread%s)"
+                   % (args.threads, "s" if args.threads > 1 else ""),
+         "examples_per_second": circuit_eps},
+        {"engine": "numpy reference engine (1 BLAS thread)", "examples_per_second": ref_eps}],
+        "examples": n, "source": source, "build_seconds": tc.seconds_build,
+        "first_epoch_seconds": first, "reference_over_circuit": ref_eps / circuit_eps,
+        "max_weight_difference": diff, "circuit_examples_per_second": circuit_eps,
+        "reference_examples_per_second": ref_eps},
+        TABLES, settings={k: getattr(args, k) for k in ("examples", "free", "nudge", "batch",
+                                                         "epochs", "threads")}, path=args.out)
 
 
 if __name__ == "__main__":

@@ -13,20 +13,30 @@ examples x sweeps (each sweep costs the same, whatever the batch size: a lower b
 where a small batch does not fill the device). ``--reference N``: the reference (numpy) engine
 too, at batch N, the same sweeps. Prints seconds per batch (each batch; the first includes
 warm-up, the figure is the median of the others when there are several) and the projected
-seconds per batch of the circuit and per epoch of 50,000 examples; asserts nothing.
+seconds per batch of the circuit and per epoch of 50,000 examples; asserts nothing; saves them
+to ``benchmarks/results/cifar.json`` (``--out``).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import time
 
 import numpy as np
 
 from neurosim import config, engines
 from neurosim.training.optimizer import make_optimizer, resolve_learning_rates
+
+import results
+
+TABLES = [{"id": "runs", "rows": "runs", "columns": [
+    ["engine", "engine"], ["device", "device"], ["batch", "batch"],
+    ["sweeps free + nudged", ["free", "nudged_phases", "nudge"], "{} + {} x {}"],
+    ["s per batch (median after the first)", "seconds_per_batch", "{:.3f}"],
+    ["projected s per batch of the circuit", "projected_seconds_per_circuit_batch", "{:,.1f}"],
+    ["projected s per epoch of 50,000", "projected_seconds_per_epoch", "{:,.0f}"],
+    ["extrapolated", "extrapolated"]]}]
 
 CIRCUIT = os.path.join(os.path.dirname(__file__), "..", "circuits", "cifar10_laborieux.toml")
 EPOCH = 50_000          # CIFAR-10 / CIFAR-100 training examples
@@ -73,13 +83,14 @@ def main():
                     help="also the reference engine at batch N (0: not)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--json", action="store_true", help="print the results as one JSON line")
+    results.add_out_argument(ap, "cifar")
     a = ap.parse_args()
+    rec = results.start("cifar", packages=("torch",))
     circuit, _ = config.load(a.circuit)
     E, T = circuit.engine, circuit.train
     batch, free, nudge = a.batch or T.batch_size, a.free or E.free_steps, a.nudge or E.nudge_steps
     import torch
-    out = {"circuit": circuit.name, "machine": platform.processor() or platform.machine(),
-           "cpus": os.cpu_count(), "torch": torch.__version__,
+    out = {"circuit": circuit.name,
            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
            "circuit_batch": T.batch_size, "circuit_free": E.free_steps,
            "circuit_nudge": E.nudge_steps, "runs": []}
@@ -107,6 +118,8 @@ def main():
                                      " (linear extrapolation)" if row["extrapolated"] else ""))
     if a.json:
         print(json.dumps(out))
+    rec.save(out, TABLES, settings={"circuit": os.path.relpath(a.circuit, results.ROOT),
+                                     "device": a.device, "threads": a.threads}, path=a.out)
 
 
 if __name__ == "__main__":

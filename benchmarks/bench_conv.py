@@ -16,12 +16,12 @@ derivative (1 on (0, 1), else 0).
 ``--bp-only``: train the backprop twin alone (the EP column is left out), e.g. beside a
 ``neurosim run`` of the circuit that gave its EP numbers with fidelity logging on.
 
-Prints test error per epoch and seconds per epoch for both; asserts nothing.
+Prints test error per epoch and seconds per epoch for both; asserts nothing; saves them to
+``benchmarks/results/conv.json`` (``--out``).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -32,6 +32,19 @@ from neurosim.commands import run as experiment
 from neurosim.relax import blas_threads
 from neurosim.training.optimizer import make_optimizer
 from neurosim.training.trainer import schedule_factor
+
+import results
+
+TABLES = [{"id": "epochs", "rows": "epochs", "columns": [
+    ["epoch", "epoch"], ["EP test error", "ep_test_error", "{:.2f} %", "percent"],
+    ["backprop test error", "bp_test_error", "{:.2f} %", "percent"],
+    ["EP s", "ep_seconds", "{:.1f}"], ["backprop s", "bp_seconds", "{:.1f}"]]},
+    {"id": "summary", "columns": [
+        ["circuit", "circuit", "`{}`"], ["training examples", "n_train", "{:,}"],
+        ["EP test error", "ep_test_error", "**{:.2f} %**", "percent"],
+        ["backprop test error", "bp_test_error", "**{:.2f} %**", "percent"],
+        ["EP / backprop s per epoch (mean)", ["ep_seconds_per_epoch", "bp_seconds_per_epoch"],
+         "{:.1f}"]]}]
 
 CIRCUIT = os.path.join(os.path.dirname(__file__), "..", "circuits", "conv_fashion.toml")
 
@@ -115,7 +128,9 @@ def main():
     ap.add_argument("--limit-train", type=int, default=0)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--bp-only", action="store_true", help="train the backprop twin alone")
+    results.add_out_argument(ap, "conv")
     args = ap.parse_args()
+    rec = results.start("conv")
     overrides = list(args.overrides) + (["train.epochs=%d" % args.epochs] if args.epochs else [])
     if args.limit_train:
         overrides.append("dataset.limit_train=%d" % args.limit_train)
@@ -157,8 +172,14 @@ def main():
                "ep_seconds_per_epoch": (float(np.mean([r["seconds"] for r in ep_rows]))
                                         if ep_rows else None),
                "bp_seconds_per_epoch": float(np.mean([r["seconds"] for r in bp])),
-               "n_train": data.n_train}
-    print(json.dumps(summary))
+               "n_train": data.n_train, "circuit": circuit.name}
+    epochs = [{"epoch": b["epoch"], "bp_test_error": b["test_error"], "bp_seconds": b["seconds"],
+               "ep_test_error": ep_rows[i]["test_error"] if i < len(ep_rows) else None,
+               "ep_seconds": ep_rows[i]["seconds"] if i < len(ep_rows) else None}
+              for i, b in enumerate(bp)]
+    rec.save(dict(summary, epochs=epochs), TABLES,
+             settings={"circuit": os.path.relpath(args.circuit, results.ROOT),
+                       "overrides": overrides, "bp_only": args.bp_only}, path=args.out)
 
 
 if __name__ == "__main__":

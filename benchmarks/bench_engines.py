@@ -7,31 +7,22 @@ compilation included).
 
 Cases: ``conv_fashion`` for one epoch, ``fashion_mnist_784-500-10`` over its 10 epochs
 (``--quick``: one epoch of each). Prints per case and engine the seconds, the test error and
-the fidelity cosine, then the ratio reference / torch (above 1: torch is faster); ``--out``
-writes the same as JSON (benchmarks/results/)."""
+the fidelity cosine, then the ratio reference / torch (above 1: torch is faster); saves the
+same to ``benchmarks/results/engines.json`` (``--out``)."""
 import argparse
-import json
-import os
-import platform
-import subprocess
-import sys
 import tempfile
-import time
+
+import results
 
 CASES = [("conv_fashion", ["train.epochs=1"]), ("fashion_mnist_784-500-10", [])]
-
-
-def run(circuit, overrides, out):
-    cmd = [sys.executable, "-m", "neurosim.cli", "run", circuit, "--json", "--no-progress",
-           "--set", "output.dir=%r" % out]
-    for o in overrides:
-        cmd += ["--set", o]
-    t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - t
-    if r.returncode:
-        sys.exit("%s failed:\n%s" % (" ".join(cmd), r.stderr[-2000:]))
-    return dict(json.loads(r.stdout.strip().splitlines()[-1]), wall_seconds=seconds)
+TABLES = [{"id": "cases", "rows": "cases", "columns": [
+    ["circuit", "circuit", "`{}`"], ["overrides", "overrides", "`{}`"], ["note", "note"],
+    ["reference s", "reference.wall_seconds", "{:.1f}"],
+    ["torch s", "torch.wall_seconds", "{:.1f}"], ["reference / torch", "ratio", "**{:.2f}**"],
+    ["test error reference / torch", ["reference.test_accuracy", "torch.test_accuracy"],
+     "{:.2f} %", "error_percent"],
+    ["fidelity cosine mean reference / torch",
+     ["reference.fidelity_cosine_mean", "torch.fidelity_cosine_mean"], "{:.5f}"]]}]
 
 
 def main():
@@ -39,23 +30,25 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one epoch of every case")
     ap.add_argument("--device", default="auto", help="engine.device of the torch runs")
     ap.add_argument("--cases", nargs="*", default=[c for c, _ in CASES])
-    ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--note", default=None, help="a remark saved with every case")
+    results.add_out_argument(ap, "engines")
     a = ap.parse_args()
+    rec = results.start("engines", packages=("torch",))
     import torch
-    results = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
-               "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-               "torch": torch.__version__, "cuda": torch.cuda.is_available(), "cases": []}
+    figures = {"cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+               "cases": []}
     with tempfile.TemporaryDirectory() as out:
         for circuit, extra in CASES:
             if circuit not in a.cases:
                 continue
-            extra = list(extra) + (["train.epochs=1"] if a.quick else [])
-            row = {"circuit": circuit, "overrides": extra}
+            if a.quick and "train.epochs=1" not in extra:
+                extra = list(extra) + ["train.epochs=1"]
+            row = {"circuit": circuit, "overrides": extra, "note": a.note}
             for engine in ("reference", "torch"):
                 more = ["engine.name=%s" % engine]
                 if engine == "torch":
                     more.append("engine.device=%s" % a.device)
-                r = run(circuit, extra + more, out)
+                r = results.neurosim_run(circuit, extra + more, out)
                 row[engine] = {k: r.get(k) for k in (
                     "wall_seconds", "seconds", "test_accuracy", "epochs", "fidelity_cosine_mean",
                     "fidelity_cosine_worst", "free_distance_worst")}
@@ -65,10 +58,9 @@ def main():
                       flush=True)
             row["ratio"] = row["reference"]["wall_seconds"] / row["torch"]["wall_seconds"]
             print("%-26s reference / torch: %.2f" % (circuit, row["ratio"]), flush=True)
-            results["cases"].append(row)
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump(results, f, indent=1)
+            figures["cases"].append(row)
+    rec.save(figures, TABLES, {"ratio": "{:.2f}"},
+             settings={"quick": a.quick, "device": a.device}, path=a.out)
 
 
 if __name__ == "__main__":

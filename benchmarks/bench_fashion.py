@@ -13,12 +13,12 @@ logistic units.
 
     python benchmarks/bench_fashion.py [--epochs 10] [--set KEY=VALUE ...]
 
-Prints per-epoch test error for both and seconds per 60,000-example epoch; asserts nothing.
+Prints per-epoch test error for both and seconds per 60,000-example epoch; asserts nothing;
+saves them to ``benchmarks/results/fashion.json`` (``--out``).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -29,6 +29,20 @@ from neurosim.commands import run as experiment
 from neurosim.relax import blas_threads
 from neurosim.training.optimizer import make_optimizer
 from neurosim.training.trainer import schedule_factor
+
+import results
+
+TABLES = [{"id": "epochs", "rows": "epochs", "columns": [
+    ["epoch", "epoch"], ["EP", "ep_test_error", "{:.2f} %", "percent"],
+    ["BP hard sigmoid", "bp_hard_sigmoid_test_error", "{:.2f} %", "percent"],
+    ["BP straight-through", "bp_straight_through_test_error", "{:.2f} %", "percent"],
+    ["BP logistic", "bp_logistic_test_error", "{:.2f} %", "percent"],
+    ["EP s", "ep_seconds", "{:.1f}"], ["BP hard sigmoid s", "bp_seconds", "{:.1f}"]]},
+    {"id": "summary", "columns": [
+        ["EP test error", "ep_test_error", "**{:.2f} %**", "percent"],
+        ["best BP", "best_bp"], ["EP - best BP (points)", "gap_to_best_bp_points", "{:+.2f}"],
+        ["EP / BP s per 60k epoch", ["ep_seconds_per_60k_epoch", "bp_seconds_per_60k_epoch"],
+         "{:.1f}"], ["training examples", "n_train", "{:,}"]]}]
 
 CIRCUIT = os.path.join(os.path.dirname(__file__), "..", "circuits",
                        "fashion_mnist_784-500-10.toml")
@@ -114,7 +128,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    results.add_out_argument(ap, "fashion")
     args = ap.parse_args()
+    rec = results.start("fashion")
     overrides = list(args.overrides) + (["train.epochs=%d" % args.epochs] if args.epochs else [])
     circuit, _ = config.load(CIRCUIT, overrides)
     net = config.build_network(circuit.network)
@@ -169,7 +185,11 @@ def main():
           % (100 * summary["ep_test_error"], best, 100 * bp[best][-1]["test_error"],
              summary["gap_to_best_bp_points"], summary["ep_seconds_per_60k_epoch"],
              summary["bp_seconds_per_60k_epoch"], summary["ep_over_bp_time"]))
-    print(json.dumps(summary))
+    epochs = [dict({"bp_%s_test_error" % k: bp[k][i]["test_error"] for k in ACTIVATIONS},
+                   epoch=e["epoch"], ep_test_error=e["test_error"], ep_seconds=e["seconds"],
+                   bp_seconds=bp["hard_sigmoid"][i]["seconds"]) for i, e in enumerate(ep_rows)]
+    rec.save(dict(summary, epochs=epochs, n_train=data.n_train), TABLES,
+             settings={"overrides": overrides}, path=args.out)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ gradient at the fixed point polished from the engine's own free state, by the to
     python benchmarks/bench_ground_truth.py [--circuit conv_fashion] [--warm 40]
 
 Prints the seconds of each (the second of two calls) and the largest difference of the
-gradients."""
+gradients; saves them to ``benchmarks/results/ground_truth.json`` (``--out``)."""
 import argparse
 import time
 
@@ -17,13 +17,25 @@ from neurosim import config, engines
 from neurosim.engines.protocol import Engine
 from neurosim.training.optimizer import Optimizer
 
+import results
+
+TABLES = [{"id": "ground_truth", "columns": [
+    ["circuit", "circuit", "`{}`"], ["device", "device"],
+    ["torch s", "torch_seconds", "**{:.3f}**"], ["reference s", "reference_seconds", "{:.3f}"],
+    ["reference / torch", "reference_over_torch", "{:.1f}x"],
+    ["Newton iterations", "newton_iterations"], ["residual", "residual", "{:.1e}"],
+    ["largest difference (largest entry)", ["largest_difference", "largest_entry"],
+     "{:.1e} ({:.1e})"]]}]
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--circuit", default="fashion_mnist_784-500-10")
     ap.add_argument("--warm", type=int, default=40, help="training batches before measuring")
     ap.add_argument("--device", default="cpu")
+    results.add_out_argument(ap, "ground_truth")
     a = ap.parse_args()
+    rec = results.start("ground_truth", packages=("torch",))
     circuit = config.load(config.resolve(a.circuit))[0]
     net = config.build_network(circuit.network)
     settings = dict(engines.settings_of(circuit), device=a.device)
@@ -46,6 +58,11 @@ def main():
     print("%s: torch %.3f s (Newton iterations %d, residual %.1e), reference %.3f s; "
           "largest difference %.1e (largest entry %.1e)"
           % (a.circuit, t_torch, fp.newton_iterations, fp.residual, t_ref, diff, scale))
+    rec.save({"circuit": a.circuit, "device": a.device, "torch_seconds": t_torch,
+              "reference_seconds": t_ref, "reference_over_torch": t_ref / t_torch,
+              "newton_iterations": fp.newton_iterations, "residual": fp.residual,
+              "largest_difference": diff, "largest_entry": scale}, TABLES,
+             settings={"warm": a.warm}, path=a.out)
 
 
 if __name__ == "__main__":

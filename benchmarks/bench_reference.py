@@ -15,13 +15,13 @@ own threading (ep_step's blas_threads=None); and where the time of one step goes
 
     python benchmarks/bench_reference.py [--seconds 3] [--batch 100] [--blas-threads N|none]
 
-Timings are printed, never asserted (machines are noisy: run it on an idle machine).
+Timings are printed, never asserted (machines are noisy: run it on an idle machine), and saved
+to ``benchmarks/results/reference.json`` (``--out``).
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
@@ -30,22 +30,31 @@ import neurosim as ns
 from neurosim.engines import reference as engine
 from neurosim.relax import Dynamics, blas_threads
 
+import results
+
 SIZES = [784, 500, 10]
 EPS, BETA = 0.5, 0.5
 LR = {"W:x->h1": 0.1, "b:h1": 0.1, "W:h1->y": 0.05, "b:y": 0.05}
 SETTINGS = [(100, 20), (20, 4)]
+TABLES = [
+    {"id": "steps", "rows": "steps", "columns": [
+        ["free+nudged steps", "label"], ["dtype", "dtype"],
+        ["ex/s best", "examples_per_second_best", "**{:,.0f}**"],
+        ["ex/s median", "examples_per_second_median", "{:,.0f}"],
+        ["ms/batch", "ms_per_batch", "{:.2f}"], ["MFLOP/batch", "mflop_per_batch", "{:.1f}"],
+        ["GFLOP/s", "gflops", "{:.1f}"],
+        ["fraction of machine matmul", "fraction_of_machine_matmul", "{:.2f}"],
+        ["fraction of 1-thread matmul", "fraction_of_one_thread_matmul", "{:.2f}"],
+        ["vs ep.gradient", "vs_ep_gradient", "{:.2f}x"],
+        ["other load (cores)", "other_load", "{:.2f}"]]},
+    {"id": "matmul", "title": "1000x1000 matmul, GFLOP/s (best reading of the run)",
+     "rows": "matmul", "columns": [["dtype", "dtype"], ["all BLAS threads", "all_threads",
+                                                         "{:.1f}"],
+                                   ["one thread", "one_thread", "{:.1f}"]]},
+    {"id": "breakdown", "title": "where the time of one 100+20 step goes (ms per batch)",
+     "rows": "breakdown", "columns": [["part", "part"], ["float64", "float64", "{:.2f}"],
+                                      ["float32", "float32", "{:.2f}"]]}]
 TARGETS = {"float64": 6000, "float32": 10000}   # examples/s, 100 + 20 steps, this 2-core box
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def blas_info():
@@ -99,27 +108,6 @@ def problem(dtype, batch, seed=0):
     return net, x, y
 
 
-def _cpu_clock():
-    """(wall s, busy CPU s of the whole machine, CPU s of this process); busy is None where
-    /proc/stat is unreadable."""
-    busy = None
-    try:
-        with open("/proc/stat") as f:
-            v = [int(u) for u in f.readline().split()[1:]]
-        busy = (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        pass
-    t = os.times()
-    return time.perf_counter(), busy, t.user + t.system
-
-
-def others_load(c0, c1):
-    """Cores kept busy by other processes between two :func:`_cpu_clock` readings."""
-    if c0[1] is None or c1[1] is None:
-        return float("nan")
-    return max(0.0, ((c1[1] - c0[1]) - (c1[2] - c0[2])) / (c1[0] - c0[0]))
-
-
 def throughput(fn, batch, seconds, rounds=6):
     """examples/s of ``fn`` (one step per call): (best round, median round, cores used by
     other processes meanwhile)."""
@@ -127,7 +115,7 @@ def throughput(fn, batch, seconds, rounds=6):
     fn()
     per_round = seconds / rounds
     rates = []
-    c0 = _cpu_clock()
+    c0 = results.cpu_clock()
     for _ in range(rounds):
         n, t0 = 0, time.perf_counter()
         while True:
@@ -137,7 +125,7 @@ def throughput(fn, batch, seconds, rounds=6):
             if el >= per_round:
                 break
         rates.append(n * batch / el)
-    return max(rates), float(np.median(rates)), others_load(c0, _cpu_clock())
+    return max(rates), float(np.median(rates)), results.other_load(c0, results.cpu_clock())
 
 
 def fast_step_fn(dtype, batch, free_steps, nudge_steps, threads=1, shards=1):
@@ -222,13 +210,15 @@ def main():
                     help="ep_step's blas_threads (default 1; 'none': BLAS's own setting)")
     ap.add_argument("--threads", type=int, default=2,
                     help="also time ep_step's threads over the batch (engine.threads; default 2)")
+    results.add_out_argument(ap, "reference")
     args = ap.parse_args()
+    rec = results.start("reference")
     B, thr = args.batch, args.blas_threads
     print("neurosim reference engine: one EP training step (neurosim.engines.reference.ep_step), "
           "784-500-10 hard sigmoid, clip, eps=%g, beta=%g (random sign), lr 0.1/0.05, "
           "batch %d, persistent particles, blas_threads=%s" % (EPS, BETA, B, thr))
     print("machine: %d CPUs (nproc), %s; numpy %s; BLAS: %s"
-          % (os.cpu_count(), cpu_model(), np.__version__, blas_info()))
+          % (os.cpu_count(), results.cpu_model(), np.__version__, blas_info()))
     load0 = os.getloadavg()[0]
 
     peak_all = {dt: 0.0 for dt in ("float64", "float32")}
@@ -243,7 +233,7 @@ def main():
             peak_all[dt] = max(peak_all[dt], matmul_gflops(dt, seconds=seconds))
 
     peaks(1.0)
-    results, lines = {}, []
+    rates, lines = {}, []
     rows = [(fs, n, dt, thr, 1) for fs, n in SETTINGS for dt in ("float64", "float32")]
     if thr is not None:
         rows += [(100, 20, dt, None, 1) for dt in ("float64", "float32")]
@@ -256,11 +246,11 @@ def main():
                                       args.seconds)
         label = "%d+%d" % (fs, nsteps) + ("" if th == thr else " (BLAS threads: default)") + \
             ("" if shards == 1 else " (threads over the batch: %d)" % shards)
-        ratio = "-"
+        ratio = None
         if th == thr and shards == 1:
-            results[(fs, nsteps, dt)] = best
+            rates[(fs, nsteps, dt)] = best
             pbest = throughput(plain_step_fn(dt, B, fs, nsteps, th), B, args.seconds / 3)[0]
-            ratio = "%.2fx" % (best / pbest)
+            ratio = best / pbest
         lines.append((label, dt, best, med, flops, ratio, other))
         peaks(0.3)
     print("1000x1000 matmul (np.matmul, best reading of the run): all BLAS threads %.1f GFLOP/s "
@@ -275,17 +265,25 @@ def main():
             "vs ep.gradient", "other load (cores)")
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")
+    steps = []
     for label, dt, best, med, flops, ratio, other in lines:
         gf = flops * best / B / 1e9
-        print("| %s | %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.3f | %.3f | %s | %.2f |"
+        steps.append({"label": label, "dtype": dt, "examples_per_second_best": best,
+                      "examples_per_second_median": med, "ms_per_batch": 1e3 * B / best,
+                      "mflop_per_batch": flops / 1e6, "gflops": gf,
+                      "fraction_of_machine_matmul": gf / peak[dt],
+                      "fraction_of_one_thread_matmul": gf / peak1[dt], "vs_ep_gradient": ratio,
+                      "other_load": other})
+        print("| %s | %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.3f | %.3f | %s | %s |"
               % (label, dt, best, med, 1e3 * B / best, flops / 1e6, gf, gf / peak[dt],
-                 gf / peak1[dt], ratio, other))
+                 gf / peak1[dt], "-" if ratio is None else "%.2fx" % ratio,
+                 "-" if other is None else "%.2f" % other))
     print("(other load: CPU time of other processes during the measurement, in cores; "
           "with more than ~0.1 the numbers are skewed)")
     print()
     print("targets (100+20, this 2-core machine): " + ", ".join(
-        "%s >= %d ex/s: %s (%.0f)" % (dt, t, "met" if results[(100, 20, dt)] >= t else "NOT met",
-                                      results[(100, 20, dt)]) for dt, t in TARGETS.items()))
+        "%s >= %d ex/s: %s (%.0f)" % (dt, t, "met" if rates[(100, 20, dt)] >= t else "NOT met",
+                                      rates[(100, 20, dt)]) for dt, t in TARGETS.items()))
     print()
     print("where the time goes, 100+20, ms per batch of %d (median of 30 steps):" % B)
     parts = {dt: breakdown(dt, B, 100, 20, thr) for dt in ("float64", "float32")}
@@ -304,6 +302,16 @@ def main():
                  100 * (g + r["bind batch + input drive (x W)"] + r["update (x^T dr, ...)"])
                  / tot[dt]))
     print("load average: %.2f at start, %.2f at end" % (load0, os.getloadavg()[0]))
+    rec.save({"steps": steps, "breakdown": [
+        {"part": k, "float64": parts["float64"][k], "float32": parts["float32"][k]}
+        for k in parts["float64"]] + [{"part": "total", **tot}],
+        "matmul": [{"dtype": dt, "all_threads": peak_all[dt], "one_thread": peak1[dt]}
+                   for dt in peak_all],
+        "targets": {dt: {"examples_per_second": t, "measured": rates[(100, 20, dt)],
+                         "met": rates[(100, 20, dt)] >= t} for dt, t in TARGETS.items()},
+        "blas": blas_info()}, TABLES,
+        settings={"batch": B, "seconds": args.seconds, "blas_threads": thr,
+                  "threads": args.threads}, path=args.out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ ratios to float64 on one thread measured in the same run.
 
     python benchmarks/bench_resistive.py [--seconds 4] [--batch 32]
 
-Timings are printed, never asserted (machines are noisy: run it on an idle machine).
+Timings are printed, never asserted (machines are noisy: run it on an idle machine), and saved
+to ``benchmarks/results/resistive.json`` (``--out``).
 """
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ from neurosim import config, engines
 from neurosim.config import build_network
 from neurosim.engines import resistive as resistive_engine
 from neurosim.training.optimizer import make_optimizer, resolve_learning_rates
+
+import results
+
+TABLES = [{"id": "throughput", "rows": "rows", "columns": [
+    ["dtype", "dtype"], ["BLAS threads", "threads"],
+    ["ex/s", "examples_per_second", "**{:,.0f}**"],
+    ["s per 60k epoch", "seconds_per_60k_epoch", "{:.1f}"],
+    ["ratio to float64, 1 thread", "ratio", "{:.2f}"]]}]
 
 
 def throughput(circuit, dtype, threads, x, y, batch, seconds):
@@ -54,20 +63,26 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=4.0, help="per configuration")
     ap.add_argument("--batch", type=int, default=None, help="default: the circuit's")
+    results.add_out_argument(ap, "resistive")
     args = ap.parse_args()
+    rec = results.start("resistive")
     circuit, _ = config.load("resistive_fashion_784-500-10")
     batch = args.batch or circuit.train.batch_size
     data = ns.datasets.load("fashion-mnist", limit_train=6400, limit_test=10, seed=0)
     print("resistive engine, %s, batch %d, %g s per configuration"
           % ("-".join(map(str, circuit.network.sizes)), batch, args.seconds))
     print("%-8s %8s %12s %16s %8s" % ("dtype", "threads", "ex/s", "s per 60k epoch", "ratio"))
-    base = None
+    base, rows = None, []
     for dtype in ("float64", "float32"):
         for threads in (1, 2):
             r = throughput(circuit, dtype, threads, data.x_train, data.y_train, batch,
                            args.seconds)
             base = base or r
+            rows.append({"dtype": dtype, "threads": threads, "examples_per_second": r,
+                         "seconds_per_60k_epoch": 60000 / r, "ratio": r / base})
             print("%-8s %8d %12.0f %16.1f %8.2f" % (dtype, threads, r, 60000 / r, r / base))
+    rec.save({"rows": rows, "batch": batch}, TABLES, settings={"seconds": args.seconds},
+             path=args.out)
 
 
 if __name__ == "__main__":

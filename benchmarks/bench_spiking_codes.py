@@ -14,21 +14,18 @@ at the same settings:
 
     python benchmarks/bench_spiking_codes.py            # about 10 min on 2 cores
 
-Writes ``benchmarks/results/spiking_codes.json`` (command, date, machine, every row) and the
-figure ``docs/spiking_frontier.png``; prints the tables (mean and worst over the networks)."""
+Saves ``benchmarks/results/spiking_codes.json`` (every row, the summary, the defaults' figures)
+and draws ``docs/spiking_frontier.png``; prints the tables (mean and worst over the networks)."""
 import argparse
-import datetime
-import json
-import os
-import platform
-import sys
-import time
 
 import numpy as np
 
 import neurosim as ns
 from neurosim.brian.spiking import trace_constants
 from neurosim.fixed_point import free_fixed_point
+
+import results
+import tables
 
 #: code -> (circuit arguments, budget name, budgets); the first budget is the code's default
 CODES = {
@@ -40,6 +37,8 @@ CODES = {
     "sigma_delta": ({"neuron": "sigma_delta"}, "delta", [1e-4, 1e-2, 3e-3, 1e-3, 3e-4]),
 }
 ACTIVATIONS = ("hard_sigmoid", "logistic")
+FORMATS = {"cos_rbp_mean": "{:.4f}", "cos_rbp_worst": "{:.4f}", "cos_rate_mean": "{:.4f}",
+           "cos_rate_worst": "{:.4f}", "events_mean": "{:,.0f}"}
 
 
 def problem(activation, seed):
@@ -86,29 +85,37 @@ def summarise(rows, keys):
     return out
 
 
-def markdown(result):
-    """The study's tables in Markdown, from its saved result."""
-    out = ["Measured %s (`%s`, %s, %.0f s): mean / worst cosine over network seeds %s."
-           % (result["date"], result["command"], result["machine"], result["seconds"],
-              result["settings"]["network_seeds"])]
-    for act in ACTIVATIONS:
-        for table, title in (("beta", "each code at its default budget, over beta"),
-                             ("frontier", "beta %g, over the budget" % 0.01)):
-            out += ["", "**%s, %s**" % (act.replace("_", " "), title), "",
-                    "| code | budget | beta | cos RBP mean / worst | cos rate circuit mean / "
-                    "worst | rate circuit vs RBP | events / example |",
-                    "|---|---|---|---|---|---|---|"]
-            rows = sorted((s for s in result["summary"]
-                           if s["activation"] == act and s["table"] == table),
-                          key=lambda s: (list(CODES).index(s["code"]), -s["beta"],
-                                         -s["events_mean"]))
-            for s in rows:
-                name = CODES[s["code"]][1]
-                out.append("| %s | %s %g | %g | %.4f / %.4f | %.4f / %.4f | %.4f | %s |" % (
-                    s["code"], name, s["budget"], s["beta"], s["cos_rbp_mean"],
-                    s["cos_rbp_worst"], s["cos_rate_mean"], s["cos_rate_worst"],
-                    s["rate_rbp_mean"], "{:,.0f}".format(s["events_mean"])))
-    return "\n".join(out)
+def tables_spec(frontier_beta):
+    """How ``benchmarks/tables.py`` renders the study: four tables, per activation."""
+    cols = [["code", "code"], ["budget", ["budget_name", "budget"], "{} {:g}"],
+            ["beta", "beta", "{:g}"],
+            ["cos RBP mean / worst", ["cos_rbp_mean", "cos_rbp_worst"], "{:.4f}"],
+            ["cos rate circuit mean / worst", ["cos_rate_mean", "cos_rate_worst"], "{:.4f}"],
+            ["rate circuit vs RBP", "rate_rbp_mean", "{:.4f}"],
+            ["events / example", "events_mean", "{:,.0f}"]]
+    return [{"id": "%s_%s" % (table, act), "rows": "summary", "columns": cols,
+             "where": {"activation": act, "table": table}, "title": "%s, %s" % (
+                 act.replace("_", " "), "each code at its default budget, over beta"
+                 if table == "beta" else "beta %g, over the budget" % frontier_beta)}
+            for act in ACTIVATIONS for table in ("beta", "frontier")]
+
+
+def ordered(summary):
+    """The summary rows in table order, each with its budget's name."""
+    for s in summary:
+        s["budget_name"] = CODES[s["code"]][1]
+    return sorted(summary, key=lambda s: (ACTIVATIONS.index(s["activation"]), s["table"],
+                                          list(CODES).index(s["code"]), -s["beta"],
+                                          -s["events_mean"]))
+
+
+def defaults(summary, beta):
+    """The default code (sigma-delta at its default budget) at ``beta``, per activation."""
+    return {s["activation"]: {k: s[k] for k in ("cos_rbp_mean", "cos_rbp_worst",
+                                                "cos_rate_mean", "cos_rate_worst",
+                                                "events_mean", "budget", "beta")}
+            for s in summary if s["table"] == "frontier" and s["code"] == "sigma_delta"
+            and s["budget"] == CODES["sigma_delta"][2][0] and s["beta"] == beta}
 
 
 def plot(summary, beta, path):
@@ -139,20 +146,20 @@ def main():
     ap.add_argument("--betas", default="0.3,0.1,0.03,0.01")
     ap.add_argument("--frontier-beta", type=float, default=0.01)
     ap.add_argument("--steps", type=int, default=1000, help="steps per phase")
-    ap.add_argument("--out", default="benchmarks/results/spiking_codes.json")
+    results.add_out_argument(ap, "spiking_codes")
     ap.add_argument("--figure", default="docs/spiking_frontier.png")
     ap.add_argument("--from-results", action="store_true",
                     help="no runs: redraw the figure and print the Markdown tables of --out")
     a = ap.parse_args()
     if a.from_results:
-        with open(a.out) as f:
-            result = json.load(f)
-        plot(result["summary"], a.frontier_beta, a.figure)
-        print(markdown(result))
+        result = results.load(a.out or "spiking_codes")
+        plot(result["figures"]["summary"], a.frontier_beta, a.figure)
+        print(tables.render_result(result, result["name"]))
         return
+    rec = results.start("spiking_codes")
     seeds = [int(s) for s in a.nets.split(",")]
     betas = [float(b) for b in a.betas.split(",")]
-    rows, t0 = [], time.perf_counter()
+    rows = []
     for act in ACTIVATIONS:
         for seed in seeds:
             net, x, y, clip, rbp = problem(act, seed)
@@ -193,21 +200,16 @@ def main():
             s["activation"], s["table"], s["code"], s["budget"], s["beta"],
             s["cos_rbp_mean"], s["cos_rbp_worst"], s["cos_rate_mean"], s["cos_rate_worst"],
             s["rate_rbp_mean"], s["rate_rbp_worst"], s["events_mean"]))
-    result = {"command": "python " + " ".join(sys.argv),
-              "date": datetime.date.today().isoformat(),
-              "machine": "%s, %d cpus" % (platform.machine(), os.cpu_count()),
-              "seconds": round(time.perf_counter() - t0, 1),
-              "settings": {"network": "20-30-5", "batch": 4, "steps_per_phase": a.steps,
-                           "dt_ms": 1.0, "tau_ms": 10.0, "variant": "symmetric",
-                           "network_seeds": seeds},
-              "summary": summary, "rows": rows}
-    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-    with open(a.out + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(a.out + ".tmp", a.out)
+    summary = ordered(summary)
+    settings = {"network": "20-30-5", "batch": 4, "steps_per_phase": a.steps, "dt_ms": 1.0,
+                "tau_ms": 10.0, "variant": "symmetric", "network_seeds": seeds,
+                "frontier_beta": a.frontier_beta}
+    path = rec.save({"defaults": defaults(summary, a.frontier_beta), "summary": summary,
+                     "rows": rows}, tables_spec(a.frontier_beta), FORMATS, settings, path=a.out)
     plot(summary, a.frontier_beta, a.figure)
-    print(markdown(result))
-    print("results:", a.out, " figure:", a.figure)
+    result = results.load(path)
+    print(tables.render_result(result, result["name"]))
+    print("figure:", a.figure)
 
 
 if __name__ == "__main__":

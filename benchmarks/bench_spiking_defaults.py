@@ -7,7 +7,8 @@ and the phase length (1000 Hz, dt 1 ms, traces 20 ms / phase/5):
     python benchmarks/bench_spiking_defaults.py [--nets 3] [--out benchmarks/spiking_defaults_study.png]
 
 Prints one row per setting (mean and worst cosine over the networks, spikes and simulated
-time per example) and draws the cosines against beta."""
+time per example), saves them to ``benchmarks/results/spiking_defaults.json`` (``--results``)
+and draws the cosines against beta."""
 import argparse
 import itertools
 
@@ -17,14 +18,29 @@ import neurosim as ns
 from neurosim.brian.spiking import trace_constants
 from neurosim.fixed_point import free_fixed_point
 
+import results
+
+COLUMNS = ("beta", "noise", "steps", "rbp_mean", "rbp_worst", "rate_mean", "rate_worst",
+           "spikes_per_example", "simulated_seconds_per_example")
+TABLES = [{"id": "rows", "rows": "rows", "columns": [
+    ["beta", "beta", "{:g}"], ["noise", "noise"], ["steps per phase", "steps"],
+    ["vs RBP mean / worst", ["rbp_mean", "rbp_worst"], "{:.3f}"],
+    ["vs rate mean / worst", ["rate_mean", "rate_worst"], "{:.3f}"],
+    ["spikes / example", "spikes_per_example", "{:,.0f}"],
+    ["simulated s / example", "simulated_seconds_per_example", "{:.1f}"]]}]
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", type=int, default=3)
     ap.add_argument("--betas", default="0.3,0.1,0.03")
     ap.add_argument("--phases", default="300,1000")
-    ap.add_argument("--out", default="benchmarks/spiking_defaults_study.png")
+    ap.add_argument("--out", default="benchmarks/spiking_defaults_study.png", help="the figure")
+    ap.add_argument("--results", default=None, metavar="FILE.json",
+                    help="where to save the result (default "
+                         "benchmarks/results/spiking_defaults.json)")
     a = ap.parse_args()
+    rec = results.start("spiking_defaults")
     betas = [float(b) for b in a.betas.split(",")]
     phases = [int(p) for p in a.phases.split(",")]
     rows = []
@@ -44,7 +60,8 @@ def main():
             rate = ns.brian.compile(net, model="rate", device="runtime", eps=0.1,
                                     clip=True).ep_update(x, y, **kw)
             c = ns.brian.compile(net, model="spiking", clip=True, seed=seed, record=False,
-                                 eps=0.1, tau_fast=tf, tau_slow=ts, noise=noise)
+                                 neuron="poisson", max_rate=1000.0, eps=0.1, tau_fast=tf,
+                                 tau_slow=ts, noise=noise)
             g = c.ep_update(x, y, **kw)
             c_rbp.append(ns.fidelity.compare(g, rbp)["cosine"])
             c_rate.append(ns.fidelity.compare(g, rate)["cosine"])
@@ -70,6 +87,9 @@ def main():
         ax.legend(fontsize=7)
     save(plt, fig, a.out)
     print("plot:", a.out)
+    rec.save({"rows": [dict(zip(COLUMNS, r)) for r in rows]}, TABLES,
+             settings={"nets": a.nets, "network": "20-30-5", "batch": 4, "max_rate_hz": 1000,
+                       "figure": a.out}, path=a.results)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,15 @@ of a circuit file (default ``fashion_spiking``: 784-500-10 sigma-delta units, sp
 inputs), beside the reference engine's on the same examples, in one run:
 
     python benchmarks/bench_spiking_fashion.py [--circuit fashion_spiking] [--train 6000]
-        [--test 2000] [--epochs 1] [--set KEY=VALUE ...] [--out benchmarks/results/spiking_fashion.json]
+        [--test 2000] [--epochs 1] [--set KEY=VALUE ...] [--out FILE.json]
 
 Per epoch it prints the wall seconds (the first includes the C++ build, printed apart),
 training examples per second inside the compiled run (the binary's run, which also infers
 the test set) and end to end, the spikes (events) per training example and the test
 accuracy read from the output units' events; then the reference engine's examples per second
-on the same training examples with the circuit's phases (one ``step`` per mini-batch). The
-figures go to ``--out`` (JSON: command, date, machine, per-epoch rows)."""
+on the same training examples with the circuit's phases (one ``step`` per mini-batch). Saves
+the per-epoch rows to ``benchmarks/results/spiking_fashion.json`` (``--out``)."""
 import argparse
-import datetime
-import json
-import os
-import platform
-import sys
 import time
 
 import numpy as np
@@ -26,6 +21,22 @@ from neurosim.commands.run import build_engine
 from neurosim.config import build_dataset, build_network, load
 from neurosim.training.optimizer import Optimizer, resolve_learning_rates
 
+import results
+
+TABLES = [{"id": "epochs", "rows": "epochs", "columns": [
+    ["epoch", "epoch"], ["wall s", "wall_seconds", "{:.1f}"],
+    ["C++ build s", "build_seconds", "{:.1f}"], ["run s", "run_seconds", "{:.1f}"],
+    ["training ex/s in the run", "train_per_second_in_run", "**{:,.0f}**"],
+    ["ex/s end to end", "per_second_end_to_end", "{:,.0f}"],
+    ["events / training example", "spikes_per_example", "{:,.0f}"],
+    ["test accuracy through spikes", "test_accuracy", "{:.2f} %", "percent"]]},
+    {"id": "reference", "columns": [
+        ["reference engine ex/s, same examples and phases", "reference_per_second", "{:,.0f}"],
+        ["training examples", "train"], ["test examples", "test"]]}]
+FORMATS = {"train_per_second_in_run": "{:,.0f}", "per_second_end_to_end": "{:,.0f}",
+           "spikes_per_example": "{:,.0f}", "reference_per_second": "{:,.0f}",
+           "test_accuracy": "{:.4f}", "build_seconds": "{:.0f}"}
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,8 +45,9 @@ def main():
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--out", default="benchmarks/results/spiking_fashion.json")
+    results.add_out_argument(ap, "spiking_fashion")
     a = ap.parse_args()
+    rec = results.start("spiking_fashion", packages=("brian2",))
     circuit, _ = load(a.circuit, a.set + ["dataset.limit_train=%d" % a.train,
                                           "dataset.limit_test=%d" % a.test])
     net = build_network(circuit.network)
@@ -84,15 +96,10 @@ def main():
     ref_rate = n_train / (time.perf_counter() - t0)
     print("reference engine (numpy), same examples and phases: %.0f ex/s; spiking / reference "
           "%.3f" % (ref_rate, rows[-1]["train_per_second_in_run"] / ref_rate))
-    saved = {"command": "python " + " ".join(sys.argv), "date": datetime.date.today().isoformat(),
-              "machine": "%s, %d cpus" % (platform.machine(), os.cpu_count()),
-              "circuit": circuit.name, "train": n_train, "test": int(data.x_test.shape[0]),
-              "epochs": rows, "reference_per_second": ref_rate}
-    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-    with open(a.out + ".tmp", "w") as f:
-        json.dump(saved, f, indent=1)
-    os.replace(a.out + ".tmp", a.out)
-    print("results:", a.out)
+    rec.save({"circuit": circuit.name, "train": n_train, "test": int(data.x_test.shape[0]),
+              "epochs": rows, "reference_per_second": ref_rate}, TABLES, FORMATS,
+             settings={"circuit": a.circuit, "overrides": a.set, "epochs": a.epochs},
+             path=a.out)
 
 
 if __name__ == "__main__":

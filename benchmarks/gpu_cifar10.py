@@ -25,6 +25,7 @@ their time per epoch (76.9 s), accuracy within 0.5 points at the same epoch (a d
 variant and pooling: indicative only).
 
 Exit status 2 when no CUDA GPU is found (``--device cpu`` runs it anyway, as a smoke test).
+Saves the per-epoch figures to ``benchmarks/results/gpu_cifar10.json`` (``--out``).
 """
 from __future__ import annotations
 
@@ -38,12 +39,19 @@ import time
 
 import numpy as np
 
+import results
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CIRCUIT = os.path.join(ROOT, "circuits", "cifar10_laborieux.toml")
 THEIR_EPOCH_S = 230.7                     # epochs 2 onward of their log
 THEIR_ACCURACY = {1: 0.403, 2: 0.560}     # test accuracy after epoch 1, 2
 N_TRAIN, N_TEST = 50_000, 10_000
+TABLES = [{"id": "epochs", "rows": "epochs", "columns": [
+    ["epoch", "epoch"], ["training s", "seconds", "{:.1f}"], ["examples", "examples", "{:,}"],
+    ["s per 50,000", "seconds_per_50k", "**{:.1f}**"],
+    ["ratio to Laborieux & Zenke's 230.7 s (target <= 0.33)", "ratio_to_theirs", "{:.2f}"],
+    ["test accuracy", "test_accuracy", "{:.2f} %", "percent"], ["data", "data"]]}]
 
 
 def say(*a):
@@ -114,7 +122,9 @@ def main():
     ap.add_argument("--device", default="cuda", help="engine.device (cuda, cuda:N, or cpu)")
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     metavar="KEY=VALUE", help="more circuit overrides")
+    results.add_out_argument(ap, "gpu_cifar10")
     a = ap.parse_args()
+    rec = results.start("gpu_cifar10", packages=("torch",))
     try:
         import torch
     except ImportError:
@@ -166,10 +176,14 @@ def main():
     else:
         history = run_api(a, overrides, limit)
     wall = time.perf_counter() - t
+    rows = []
     for i, (sec, acc, rate) in enumerate(zip(history["seconds"], history["test_accuracy"],
                                              history["examples_per_second"]), 1):
         n = int(round(sec * rate))              # the examples trained on in that epoch
         full = sec * N_TRAIN / n
+        rows.append({"epoch": i, "seconds": sec, "examples": n, "seconds_per_50k": full,
+                     "ratio_to_theirs": full / THEIR_EPOCH_S, "test_accuracy": acc,
+                     "data": "CIFAR-10" if real else "synthetic (accuracy is chance)"})
         line = ("epoch %d: %.1f s training (%d examples; %.1f s per 50,000), test accuracy "
                 "%.2f %%%s" % (i, sec, n, full, 100 * acc, "" if real else " (synthetic: chance)"))
         say(line)
@@ -179,6 +193,10 @@ def main():
                % (100 * THEIR_ACCURACY[i], 100 * (acc - THEIR_ACCURACY[i]))
                if real and n == N_TRAIN and i in THEIR_ACCURACY else ""))
     say("wall time %.1f s (start-up, data and evaluation included)" % wall)
+    rec.save({"gpu": gpu, "device": a.device, "real_data": real, "probe_seconds_per_batch":
+              per_batch, "limit_train": limit or None, "wall_seconds": wall, "epochs": rows},
+             TABLES, settings={"epochs": a.epochs, "budget": a.budget, "overrides": a.overrides},
+             path=a.out)
 
 
 if __name__ == "__main__":
