@@ -42,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
 #: the Markdown files whose markers are rendered, relative to the repository root
-FILES = ("benchmarks/README.md", "README.md")
+FILES = ("benchmarks/README.md", "README.md", "docs/fidelity.md", "docs/spiking.md")
 TRANSFORMS = {"percent": lambda v: 100.0 * v, "error_percent": lambda v: 100.0 * (1.0 - v),
               "milli": lambda v: 1e3 * v, "mega": lambda v: 1e-6 * v}
 BLOCK = re.compile(r"(?<!`)<!-- results:(?P<name>[\w-]+(?:#[\w-]+)?) -->\n"
