@@ -167,12 +167,14 @@ def _line(v, xp, fp):
 def _epoch_axis(ax, batch, epoch):
     """The epoch (training progress) of each fidelity batch on a secondary x axis on top,
     where the epochs grow batch by batch."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FixedLocator, MaxNLocator
     if batch.size < 2 or not np.all(np.diff(epoch) > 0):
         return None
     top = ax.secondary_xaxis("top", functions=(lambda b: _line(b, batch, epoch),
                                                lambda e: _line(e, epoch, batch)))
-    top.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ticks = MaxNLocator(integer=True).tick_values(epoch[0], epoch[-1])
+    top.xaxis.set_major_locator(FixedLocator(        # only epochs the batches span
+        [t for t in ticks if np.floor(epoch[0]) <= t <= np.ceil(epoch[-1])]))
     top.set_xlabel("epochs trained", fontsize=8)
     top.tick_params(labelsize=8)
     return top
