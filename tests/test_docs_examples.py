@@ -24,7 +24,8 @@ def python_blocks(page):
 
 def test_the_pages_have_examples():
     with_code = [p.name for p in PAGES if python_blocks(p)]
-    assert {"networks.md", "engines.md", "adding-an-engine.md"} <= set(with_code), with_code
+    assert {"README.md", "networks.md", "engines.md", "adding-an-engine.md",
+            "circuit-files.md"} <= set(with_code), with_code
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.name)
