@@ -93,19 +93,6 @@ def settle_steps(advance, measured, max_steps, tol, every=SETTLE_EVERY):
     return k, step
 
 
-def recorded(advance, s, on_step):
-    """``advance`` (``advance(n)`` takes ``n`` steps on ``s`` in place) taking its steps one at a
-    time and calling ``on_step(s)`` after each; ``advance`` itself when ``on_step`` is None."""
-    if on_step is None:
-        return advance
-
-    def one_at_a_time(n):
-        for _ in range(n):
-            advance(1)
-            on_step(s)
-    return one_at_a_time
-
-
 class FastPlan(NamedTuple):
     """The static part of :meth:`Dynamics.run_fixed`'s fused update (:meth:`Dynamics.fast_plan`):
     the BLAS ``gemm`` of the network's dtype; per population the ``(source, A, trans)`` gemm
@@ -482,19 +469,17 @@ class Dynamics:
         return s
 
     def settle(self, s, eps, beta=0.0, max_steps=20, tol=0.0, solver="euler",
-               every=SETTLE_EVERY, on_step=None):
+               every=SETTLE_EVERY):
         """A phase that settles: Euler steps (:meth:`run_fixed`) or block sweeps
         (:meth:`run_block`, ``solver="block"``) on ``s`` in place until the projected step is
         at most ``tol``, at most ``max_steps`` of them; the step is measured every ``every``
         steps and after the last one. The projected step is ``max |s_{k+1} - s_k| / eps`` of
         one Euler step (``max |s_{k+1} - s_k|`` of one sweep): zero exactly at a fixed point.
         Returns a :class:`Settled` ``(state, steps, step)``; ``tol = 0`` runs all the steps.
-        ``on_step(s)``, when given, is called after every step (the steps then run one at a
-        time): a recording of exactly the steps the phase takes.
         A complex ``beta`` runs on :meth:`complex_twin` (``s``'s entries made complex)."""
         dyn = self.at(s, beta)
         if dyn is not self:
-            return dyn.settle(s, eps, beta, max_steps, tol, solver, every, on_step)
+            return dyn.settle(s, eps, beta, max_steps, tol, solver, every)
         max_steps = int(max_steps)
         if solver == "block":
             def advance(n):
@@ -504,7 +489,6 @@ class Dynamics:
             def advance(n):
                 self.run_fixed(s, eps, beta, n)
             scale = 1.0 / check_eps(eps)
-        advance = recorded(advance, s, on_step)
 
         def measured():
             before = {p: v.copy() for p, v in s.items()}

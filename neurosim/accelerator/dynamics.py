@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dynamics import SETTLE_EVERY, RelaxationError, Settled, check_eps, recorded, settle_steps
+from ..dynamics import SETTLE_EVERY, RelaxationError, Settled, check_eps, settle_steps
 
 
 class TensorDynamics:
@@ -143,12 +143,11 @@ class TensorDynamics:
         return s
 
     def settle(self, s, eps, beta=0.0, max_steps=20, tol=0.0, solver="euler",
-               every=SETTLE_EVERY, on_step=None):
+               every=SETTLE_EVERY):
         """Euler steps or block sweeps until the projected step is at most ``tol`` (measured
         every ``every`` steps and after the last), at most ``max_steps``: the rule of
-        :meth:`neurosim.dynamics.Dynamics.settle` (:func:`neurosim.dynamics.settle_steps`),
-        ``on_step(s)`` called after every step when given. Returns a :class:`Settled` of
-        tensors."""
+        :meth:`neurosim.dynamics.Dynamics.settle` (:func:`neurosim.dynamics.settle_steps`).
+        Returns a :class:`Settled` of tensors."""
         if solver == "block":
             def advance(n):
                 self.block(s, beta, n)
@@ -159,7 +158,6 @@ class TensorDynamics:
             def advance(n):
                 self.euler(s, eps, beta, n)
             scale = 1.0 / eps
-        advance = recorded(advance, s, on_step)
 
         def measured():
             before = {p: v.clone() for p, v in s.items()}

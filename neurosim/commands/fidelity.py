@@ -138,13 +138,11 @@ def _complete(net, state):
 
 def _curve(net, x, y, s0, nudged, plan, truth):
     """Metrics against ``truth`` of the plan's estimate after k = 1..N nudged steps of every
-    nudged phase (``nudged``: nudge -> trajectory ``pop -> (steps + 1, batch, n)``); N is the
-    longest phase, and a phase that settled sooner is held at its last state, as the engine's
-    estimate holds it."""
-    N = max(next(iter(t.values())).shape[0] for t in nudged.values()) - 1
+    nudged phase (``nudged``: nudge -> trajectory ``pop -> (N + 1, batch, n)``)."""
+    N = min(next(iter(t.values())).shape[0] for t in nudged.values()) - 1
     rows, last = [], None
     for k in range(1, N + 1):
-        states = [s0 if b == 0 else {p: v[min(k, v.shape[0] - 1)] for p, v in nudged[b].items()}
+        states = [s0 if b == 0 else {p: v[k] for p, v in nudged[b].items()}
                   for b in plan.nudges]
         last = _contrast(net, x, y, s0, states, plan)
         rows.append(fidelity.compare(last, truth))

@@ -159,15 +159,17 @@ class TorchEngine(Engine):
         return t.numpy(out)
 
     def phase_trajectory(self, x, y, beta, steps, state=None):
-        """The steps (or sweeps) of one phase, every state recorded: the steps the training
-        phase takes (the one settling rule), at most ``steps``."""
+        """The steps (or sweeps) of one phase, every state recorded, until its step is at most
+        ``engine.tol``, at most ``steps``."""
         s = self.settings
         dyn = self._dynamics(x, y if beta else None)
         st = dyn.initial_state(state)
         out = [self.tnet.numpy({p: v.clone() for p, v in st.items()})]
-        dyn.settle(st, s.eps, beta, int(steps), s.tol, s.solver,
-                   on_step=lambda v: out.append(self.tnet.numpy(
-                       {p: a.clone() for p, a in v.items()})))
+        for _ in range(int(steps)):
+            step = dyn.settle(st, s.eps, beta, 1, 0.0, s.solver).step
+            out.append(self.tnet.numpy({p: v.clone() for p, v in st.items()}))
+            if s.tol and step <= s.tol:
+                break
         return {p: np.stack([o[p] for o in out]) for p in self.net.state_pops}, None
 
 
