@@ -74,13 +74,17 @@ class Settled(NamedTuple):
     step: float
 
 
-def settle_steps(advance, measured, max_steps, tol, every=SETTLE_EVERY):
+def settle_steps(advance, measured, max_steps, tol, every=SETTLE_EVERY, record=None):
     """The settling rule of every engine's phases, written once: ``advance(n)`` takes ``n``
     steps (or sweeps) in place, ``measured()`` takes one more and returns its projected step;
     the step is measured every ``every`` steps and after the last, and the phase stops once it
     is at most ``tol`` (``tol = 0``: all ``max_steps`` steps, measured once at the end), at
-    most ``max_steps`` steps. Returns ``(steps taken, last projected step)`` (NaN when no step
-    ran)."""
+    most ``max_steps`` steps. ``record()``, where given, is called after every step: the steps
+    are then taken one at a time (the same steps, the same stopping step), so a recorded
+    trajectory is the phase itself (the engines' ``phase_trajectory``). Returns ``(steps
+    taken, last projected step)`` (NaN when no step ran)."""
+    if record is not None:
+        advance, measured = _recording(advance, measured, record)
     k, step = 0, float("nan")
     while k < max_steps:
         n = max_steps - k if not tol else min(int(every), max_steps - k)
@@ -91,6 +95,21 @@ def settle_steps(advance, measured, max_steps, tol, every=SETTLE_EVERY):
         if tol and step <= tol:
             break
     return k, step
+
+
+def _recording(advance, measured, record):
+    """``advance`` and ``measured`` of :func:`settle_steps` that call ``record()`` after each
+    step (taken one at a time)."""
+    def advance_recorded(n):
+        for _ in range(n):
+            advance(1)
+            record()
+
+    def measured_recorded():
+        step = measured()
+        record()
+        return step
+    return advance_recorded, measured_recorded
 
 
 class FastPlan(NamedTuple):
@@ -469,17 +488,19 @@ class Dynamics:
         return s
 
     def settle(self, s, eps, beta=0.0, max_steps=20, tol=0.0, solver="euler",
-               every=SETTLE_EVERY):
+               every=SETTLE_EVERY, record=None):
         """A phase that settles: Euler steps (:meth:`run_fixed`) or block sweeps
         (:meth:`run_block`, ``solver="block"``) on ``s`` in place until the projected step is
         at most ``tol``, at most ``max_steps`` of them; the step is measured every ``every``
         steps and after the last one. The projected step is ``max |s_{k+1} - s_k| / eps`` of
         one Euler step (``max |s_{k+1} - s_k|`` of one sweep): zero exactly at a fixed point.
         Returns a :class:`Settled` ``(state, steps, step)``; ``tol = 0`` runs all the steps.
+        ``record(s)``, where given, is called after every step (the phase's trajectory: the
+        same steps, one at a time, and the same stopping step; :func:`settle_steps`).
         A complex ``beta`` runs on :meth:`complex_twin` (``s``'s entries made complex)."""
         dyn = self.at(s, beta)
         if dyn is not self:
-            return dyn.settle(s, eps, beta, max_steps, tol, solver, every)
+            return dyn.settle(s, eps, beta, max_steps, tol, solver, every, record)
         max_steps = int(max_steps)
         if solver == "block":
             def advance(n):
@@ -495,7 +516,8 @@ class Dynamics:
             advance(1)
             return scale * max(float(np.max(np.abs(s[p] - before[p]), initial=0.0))
                                for p in s)
-        k, step = settle_steps(advance, measured, max_steps, tol, every)
+        k, step = settle_steps(advance, measured, max_steps, tol, every,
+                               None if record is None else lambda: record(s))
         return Settled(s, k, step)
 
     def run(self, s, eps, beta=0.0, steps=None, tol=None, record=False, record_residual=False,

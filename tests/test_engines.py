@@ -174,3 +174,28 @@ def test_trajectories_say_whether_a_step_is_time_or_a_sweep(solver, dt, units):
     tr = eng.trajectories(x, y)
     assert (tr["dt"], tr["time_units"]) == (dt, units)
     assert tr["phases"][-1][2] == SETTINGS["free_steps"] + 2 * SETTINGS["nudge_steps"]
+
+
+@pytest.mark.parametrize("name, solver", [("reference", "euler"), ("reference", "block"),
+                                          ("torch", "euler")])
+def test_phase_trajectory_records_the_estimates_phases(name, solver):
+    """With engine.tol the recorded phases are the estimate's own: as many steps as each
+    phase of the estimate took (one settle loop, measured every SETTLE_EVERY steps), ending
+    in the estimate's free state and nudged states."""
+    if name == "torch":
+        pytest.importorskip("torch")
+    net = _skip_net().copy(dtype="float64")
+    x, y = _batch(net)
+    extra = {"device": "cpu"} if name == "torch" else {}
+    eng = engines.build(name, net, **dict(SETTINGS, free_steps=200, nudge_steps=200,
+                                          tol=1e-6, solver=solver), **extra)
+    est = eng.estimate(x, y, rng=0)
+    free, *nudged = est.phases
+    traj, _ = eng.phase_trajectory(x, y, 0.0, 200)
+    assert next(iter(traj.values())).shape[0] == free.steps + 1 and free.steps % 5 == 0
+    for p in net.state_pops:
+        np.testing.assert_allclose(traj[p][-1], est.state[p], rtol=0, atol=1e-12)
+    s0 = {p: v[-1] for p, v in traj.items()}
+    for r in nudged:
+        t, _ = eng.phase_trajectory(x, y, r.beta, 200, s0)
+        assert next(iter(t.values())).shape[0] == r.steps + 1, r

@@ -254,3 +254,37 @@ def test_a_setting_the_engine_refuses_names_the_field_and_the_fix(tmp_path, neur
     r = neurosim_cli("fidelity", "default", "--engine", "brian2-rate", "--out", tmp_path)
     assert r.returncode == 2
     assert "engine.solver" in r.stderr and "--set engine.solver=" in r.stderr
+
+
+@pytest.mark.parametrize("engine", ["reference", "torch"])
+def test_recorded_nudged_phases_are_the_estimates_phases(engine):
+    """The default circuit's settings (block sweeps, engine.tol = 1e-8, symmetric beta 0.5) on
+    a small network: each recorded nudged trajectory runs exactly the sweeps its phase ran in
+    the estimate (one stopping rule: the trajectory records the phase's own settle loop, whose
+    projected step is measured every SETTLE_EVERY sweeps), the curve holds a phase that stopped
+    at its last state, and its last point is the engine's estimate."""
+    if engine == "torch":
+        pytest.importorskip("torch")
+    over = ["network.sizes=[64,32,10]", ("engine.name", engine)]
+    if engine == "torch":
+        from conftest import TORCH_DEVICE
+        over.append(("engine.device", TORCH_DEVICE))
+    prep = fr.prepare("default", over, batch=2, seed=0)
+    eng = fr.build_engine(prep["circuit"], prep["net"])
+    s = eng.settings
+    assert s.solver == "block" and s.tol == 1e-8 and s.variant == "symmetric"
+    res = fr.run_fidelity(eng, prep["x"], prep["y"], seed=0)
+    eng.close()
+    free, *nudged = res["phases"]
+    ran = {r.beta: r.steps for r in nudged}
+    assert sorted(ran) == sorted(res["nudged"]) == [-0.5, 0.5]
+    assert len(set(ran.values())) == 2 and min(ran.values()) < s.nudge_steps  # they settle apart
+    for b, traj in res["nudged"].items():
+        for p, v in traj.items():
+            assert v.shape == (ran[b] + 1, 2, prep["net"].sizes[p]), (b, p)
+    assert list(res["curve"]["k"]) == list(range(1, max(ran.values()) + 1))
+    assert res["curve_rel_diff"] < 1e-10
+    text = fr.report(res, {"dataset": "digits", "seed": 0})
+    assert "this batch: %d free, %s nudged" % (free.steps, " and ".join(
+        str(r.steps) for r in nudged)) in text
+    assert "at k=%d vs the estimate" % max(ran.values()) in text

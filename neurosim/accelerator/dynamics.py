@@ -143,11 +143,12 @@ class TensorDynamics:
         return s
 
     def settle(self, s, eps, beta=0.0, max_steps=20, tol=0.0, solver="euler",
-               every=SETTLE_EVERY):
+               every=SETTLE_EVERY, record=None):
         """Euler steps or block sweeps until the projected step is at most ``tol`` (measured
         every ``every`` steps and after the last), at most ``max_steps``: the rule of
-        :meth:`neurosim.dynamics.Dynamics.settle` (:func:`neurosim.dynamics.settle_steps`).
-        Returns a :class:`Settled` of tensors."""
+        :meth:`neurosim.dynamics.Dynamics.settle` (:func:`neurosim.dynamics.settle_steps`),
+        ``record(s)`` called after every step where given. Returns a :class:`Settled` of
+        tensors."""
         if solver == "block":
             def advance(n):
                 self.block(s, beta, n)
@@ -164,7 +165,8 @@ class TensorDynamics:
             advance(1)
             return scale * max(float((s[p] - before[p]).abs().max()) for p in s)
         with torch.no_grad():
-            k, step = settle_steps(advance, measured, int(max_steps), tol, every)
+            k, step = settle_steps(advance, measured, int(max_steps), tol, every,
+                                   None if record is None else lambda: record(s))
         if step != step:   # NaN: the state diverged
             raise RelaxationError("relaxation diverged (NaN/inf in the state after %d steps): "
                                   "reduce eps (now %g) or the weight scale" % (k, eps))

@@ -138,11 +138,14 @@ def _complete(net, state):
 
 def _curve(net, x, y, s0, nudged, plan, truth):
     """Metrics against ``truth`` of the plan's estimate after k = 1..N nudged steps of every
-    nudged phase (``nudged``: nudge -> trajectory ``pop -> (N + 1, batch, n)``)."""
-    N = min(next(iter(t.values())).shape[0] for t in nudged.values()) - 1
+    nudged phase (``nudged``: nudge -> trajectory ``pop -> (n_b + 1, batch, n)``, as long as
+    that phase ran; N the longest): a phase that stopped (settled to ``engine.tol``) before
+    step k is held at its last state, as the estimate holds it, so the last point is the
+    estimate."""
+    N = max(next(iter(t.values())).shape[0] for t in nudged.values()) - 1
     rows, last = [], None
     for k in range(1, N + 1):
-        states = [s0 if b == 0 else {p: v[k] for p, v in nudged[b].items()}
+        states = [s0 if b == 0 else {p: v[min(k, v.shape[0] - 1)] for p, v in nudged[b].items()}
                   for b in plan.nudges]
         last = _contrast(net, x, y, s0, states, plan)
         rows.append(fidelity.compare(last, truth))
@@ -380,13 +383,19 @@ def save_h5(res, path, circuit_text=None, info=None):
     named = res["plan"].phase_names()
     parts = [res["nudged"][b] if i == 0 else {p: v[1:] for p, v in res["nudged"][b].items()}
              for i, (_, b) in enumerate(named)]
+    # the phases as they ran: the estimate's free phase, each nudged phase as recorded (a
+    # phase that settled to engine.tol holds fewer than N steps)
+    ran = res.get("phases") or []
+    start = ran[0].steps if ran else F
     reports = {p: {"data": np.real(np.concatenate([part[p] for part in parts])),
-                   "start": F * dt, "variable": res["state_variable"],
+                   "start": start * dt, "variable": res["state_variable"],
                    "units": res["state_units"]} for p in net.state_pops}
-    phases = [{"name": "free", "start": 0.0, "stop": F * dt, "beta": 0.0}]
-    for i, (name, b) in enumerate(named):
-        phases.append({"name": name, "start": (F + i * N) * dt, "stop": (F + (i + 1) * N) * dt,
+    phases = [{"name": "free", "start": 0.0, "stop": start * dt, "beta": 0.0}]
+    for name, b in named:
+        n = next(iter(res["nudged"][b].values())).shape[0] - 1
+        phases.append({"name": name, "start": start * dt, "stop": (start + n) * dt,
                        "beta": float(np.real(b))})
+        start += n
     c = res["curve"]
     fid = {"overall": _metrics_tree(res["metrics"]),
            "curve": {"k": c["k"], **{m: c[m] for m in fidelity.METRICS},

@@ -79,13 +79,13 @@ class TorchEngine(Engine):
             targets = t.tensors(net.targets_dict(y, next(iter(inputs.values())).shape[0]))
         return TensorDynamics(t, inputs, targets, clip=self.settings.clip)
 
-    def _settle(self, dyn, st, beta, steps):
+    def _settle(self, dyn, st, beta, steps, record=None):
         s = self.settings
         if isinstance(beta, complex) or np.iscomplexobj(beta):
             torch = import_torch()
             cdt = torch.complex64 if self.tnet.dtype == torch.float32 else torch.complex128
             st = {p: v.to(cdt) for p, v in st.items()}
-        return dyn.settle(st, s.eps, beta, steps, s.tol, s.solver)
+        return dyn.settle(st, s.eps, beta, steps, s.tol, s.solver, record=record)
 
     def _phases(self, x, y, state, plan):
         dyn = self._dynamics(x, y)
@@ -159,17 +159,15 @@ class TorchEngine(Engine):
         return t.numpy(out)
 
     def phase_trajectory(self, x, y, beta, steps, state=None):
-        """The steps (or sweeps) of one phase, every state recorded, until its step is at most
-        ``engine.tol``, at most ``steps``."""
-        s = self.settings
+        """The steps (or sweeps) of one phase, every state recorded: the phase of the
+        estimate itself (:meth:`_settle` recording each step), so it stops where the
+        estimate's phase stops (``engine.tol``), at most ``steps``."""
         dyn = self._dynamics(x, y if beta else None)
         st = dyn.initial_state(state)
         out = [self.tnet.numpy({p: v.clone() for p, v in st.items()})]
-        for _ in range(int(steps)):
-            step = dyn.settle(st, s.eps, beta, 1, 0.0, s.solver).step
-            out.append(self.tnet.numpy({p: v.clone() for p, v in st.items()}))
-            if s.tol and step <= s.tol:
-                break
+        self._settle(dyn, st, beta, steps,
+                     record=lambda now: out.append(self.tnet.numpy(
+                         {p: v.clone() for p, v in now.items()})))
         return {p: np.stack([o[p] for o in out]) for p in self.net.state_pops}, None
 
 

@@ -374,17 +374,16 @@ class ReferenceEngine(Engine):
         return StepResult(res.state, res.cost, est, phases=runs)
 
     def phase_trajectory(self, x, y, beta, steps, state=None):
-        """The Euler steps (or block sweeps) of one phase, every state recorded, until its
-        step is at most ``engine.tol`` (as the training phases stop), at most ``steps``."""
+        """The Euler steps (or block sweeps) of one phase, every state recorded: the phase
+        of the estimate itself (:meth:`~neurosim.dynamics.Dynamics.settle` recording each
+        step), so it stops where the estimate's phase stops (``engine.tol``), at most
+        ``steps``."""
         s = self.settings
         dyn = Dynamics(self.net, x, y if beta else None, clip=s.clip)
         st = dyn.initial_state(state)
         out = [{p: v.copy() for p, v in st.items()}]
-        for _ in range(int(steps)):
-            step = dyn.settle(st, s.eps, beta, 1, 0.0, s.solver).step
-            out.append({p: v.copy() for p, v in st.items()})
-            if s.tol and step <= s.tol:
-                break
+        dyn.settle(st, s.eps, beta, steps, s.tol, s.solver,
+                   record=lambda now: out.append({p: v.copy() for p, v in now.items()}))
         return {p: np.stack([o[p] for o in out]) for p in self.net.state_pops}, None
 
     def free_state(self, x, state=None):
