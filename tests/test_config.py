@@ -162,3 +162,12 @@ def test_max_pooling_reaches_the_network_and_needs_a_kernel():
     with pytest.raises(ConfigurationError, match="x -> y has stride, padding, pool or pooling "
                                                  "but no kernel"):
         build_network(circuit.network)
+
+
+def test_a_misspelt_engine_name_gets_the_close_one():
+    with pytest.raises(ConfigError, match=r"engine\.name: expected a registered engine .*did you "
+                                          r"mean torch\?"):
+        config.load("default", ["engine.name=torhc"])
+    with pytest.raises(ConfigError) as e:
+        config.load("default", ["engine.name=xyz"])
+    assert "did you mean" not in str(e.value)

@@ -5,6 +5,7 @@ the field's dotted path (:mod:`neurosim.config.files` formats the errors)."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import typing
 from typing import Dict, List, Literal, Optional, Union
@@ -98,7 +99,9 @@ class NetworkSection(_Section):
 def _registered(cls, v):
     from ..engines import available      # the engines that registered themselves
     if v not in available():
-        raise ValueError("expected a registered engine (%s)" % ", ".join(available()))
+        close = difflib.get_close_matches(str(v), available(), n=1)
+        raise ValueError("expected a registered engine (%s)%s" % (
+            ", ".join(available()), "; did you mean %s?" % close[0] if close else ""))
     return v
 
 
